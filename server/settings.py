@@ -1,0 +1,135 @@
+"""The one settings object. Built once (from the environment, prefix ``UNIVERSE_MCP_``) and passed down.
+
+Every field has a description and a safe default; docs/CONFIGURATION.md is generated from this class
+(``universe-mcp config docs``) and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Settings", "TOOLSET_NAMES"]
+
+TOOLSET_NAMES = ("universes", "assets", "jobs", "health", "dashboard")
+
+
+def _default_data_dir() -> Path:
+    return platformdirs.user_data_path("universe-mcp")
+
+
+class Settings(BaseSettings):
+    """Configuration of a Universe MCP process (server, worker or scheduler)."""
+
+    model_config = SettingsConfigDict(env_prefix="UNIVERSE_MCP_", extra="ignore", validate_default=True)
+
+    # --- where things live -------------------------------------------------------------------------------------
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Directory for the embedded SQLite store and provider caches.",
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="SQLAlchemy async URL of the store (e.g. postgresql+asyncpg://user@host/db). "
+        "Unset: an SQLite file `universe.db` in the data directory.",
+    )
+    redis_url: SecretStr | None = Field(
+        None,
+        description="Redis URL for the shared cache, rate limits and job counters (e.g. redis://127.0.0.1:6379/0). "
+        "Unset: in-process cache and limits (embedded mode).",
+    )
+
+    # --- serving -------------------------------------------------------------------------------------------------
+    transport: Literal["http", "stdio"] = Field("http", description="Transport used by `universe-mcp serve`.")
+    host: str = Field("127.0.0.1", description="Address the HTTP transport binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port the HTTP transport binds to.")
+    auth: Literal["none", "token", "jwt"] = Field(
+        "none",
+        description="How HTTP callers are identified: `none` (single local user, loopback only), "
+        "`token` (bearer tokens issued by `universe-mcp token create`) or `jwt` (an identity provider).",
+    )
+    local_user: str = Field(
+        "local", min_length=1, max_length=64, description="Owner of all data when auth is `none` (and on stdio)."
+    )
+    # NoDecode: the environment gives a comma-separated list, not JSON.
+    toolsets: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(TOOLSET_NAMES),
+        description="Toolsets to expose, comma separated: " + ", ".join(TOOLSET_NAMES) + ".",
+    )
+    read_only: bool = Field(False, description="Expose only tools that change nothing.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Operator log level (stderr).")
+
+    # --- limits --------------------------------------------------------------------------------------------------
+    max_symbols_per_call: int = Field(
+        1000, ge=1, le=10_000, description="Most symbols one add/remove/create call accepts."
+    )
+    max_inline_validation: int = Field(50, ge=1, le=500, description="Most symbols `validate_symbols` answers inline.")
+    max_bulk_symbols: int = Field(10_000, ge=1, description="Most symbols one bulk validation job accepts.")
+    page_size_default: int = Field(50, ge=1, le=1000, description="Default page size of paginated lists.")
+    page_size_max: int = Field(200, ge=1, le=1000, description="Largest page size a caller may ask for.")
+    max_request_bytes: int = Field(
+        2_000_000, ge=10_000, description="Largest accepted JSON-RPC message, in bytes (checked where messages enter)."
+    )
+    max_json_depth: int = Field(32, ge=4, le=128, description="Deepest accepted JSON nesting in a message.")
+
+    # --- validation and providers --------------------------------------------------------------------------------
+    offline: bool = Field(False, description="Disable the network providers (Yahoo, Alpha Vantage): catalog only.")
+    validate_on_add: bool = Field(
+        True, description="Validate symbols when they are added to a universe (callers may pass validate=false)."
+    )
+    validation_deadline_s: float = Field(
+        4.0, gt=0, le=60, description="Deadline for one inline validation call, however providers behave."
+    )
+    yahoo_enabled: bool = Field(True, description="Use Yahoo Finance (yfinance) as the first real-time provider.")
+    yahoo_timeout_s: float = Field(3.0, gt=0, le=30, description="Cap on every HTTP request yfinance makes.")
+    alpha_vantage_api_key: SecretStr | None = Field(
+        None, description="Alpha Vantage API key. Unset: the Alpha Vantage provider is not configured."
+    )
+    alpha_vantage_base_url: str = Field(
+        "https://www.alphavantage.co/query", description="Alpha Vantage endpoint (tests point it at a local server)."
+    )
+    alpha_vantage_timeout_s: float = Field(3.0, gt=0, le=30, description="Timeout of one Alpha Vantage request.")
+    cache_valid_ttl_s: int = Field(86_400, ge=1, description="How long a `valid` verdict is cached.")
+    cache_invalid_ttl_s: int = Field(3_600, ge=1, description="How long an `invalid` verdict is cached.")
+    verdict_fresh_s: int = Field(
+        86_400, ge=1, description="A verdict in the store younger than this is trusted without asking a provider."
+    )
+    redis_timeout_s: float = Field(0.25, gt=0, le=10, description="Connect and read timeout of cache calls to Redis.")
+
+    @field_validator("toolsets", mode="before")
+    @classmethod
+    def _split_toolsets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("toolsets")
+    @classmethod
+    def _known_toolsets(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(TOOLSET_NAMES))
+        if unknown:
+            raise ValueError(f"unknown toolsets {unknown}; choose from {list(TOOLSET_NAMES)}")
+        return value
+
+    # --- derived -------------------------------------------------------------------------------------------------
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite+aiosqlite:///{self.data_dir / 'universe.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    def describe_store(self) -> str:
+        """Where the data lives, without credentials (for banners and health)."""
+        if self.is_sqlite:
+            return self.sqlalchemy_url.split("///", 1)[-1]
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.sqlalchemy_url).render_as_string(hide_password=True)
