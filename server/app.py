@@ -1,0 +1,215 @@
+"""build_server(settings): the MCP assembly. Registers the enabled toolsets, resources, prompts and completions.
+
+``UniverseMCPServer`` overrides ``call_tool``: the single place where every tool call is guarded (size, depth,
+unknown arguments), timed, and where every failure becomes the structured error envelope (server/errors.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError, UnexpectedToolError
+from mcp.server.mcpserver.prompts.base import UserMessage
+from mcp.types import (
+    CallToolResult,
+    CompleteRequestParams,
+    CompleteResult,
+    Completion,
+)
+from pydantic import ValidationError
+
+from server import errors
+from server.context import resolve_caller
+from server.lifespan import AppState, open_app_state
+from server.settings import Settings
+from services.errors import InvalidArgument, NotFound, UniverseMCPError
+from services.universes import UniverseService
+from storage.repositories import universes as universe_repo
+from tools import ALL_TOOLSETS
+from tools._toolset import ToolSpec
+
+__all__ = ["UniverseMCPServer", "build_server"]
+
+INSTRUCTIONS = """\
+Universe MCP manages investment universes: named lists of securities you own, with validated symbols and history.
+Every tool returns {success, data, message, next_actions, metadata}; on failure error.code says what went wrong
+and error.hint how to fix it. next_actions are ready-to-make calls. Never invent tickers: use search_assets or
+validate_symbols when unsure, and treat validation_status 'pending' as not yet checked, not as invalid."""
+
+
+class UniverseMCPServer(MCPServer[AppState]):
+    """MCPServer with one guarded entry point for tool calls."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.universe_settings = settings
+        self.specs: dict[str, ToolSpec] = {}
+
+    @property
+    def tool_names(self) -> set[str]:
+        return set(self.specs)
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
+    ) -> CallToolResult:
+        started = time.perf_counter()
+
+        def failed(error: UniverseMCPError) -> CallToolResult:
+            return errors.error_result(
+                error, registered=self.specs, elapsed_ms=(time.perf_counter() - started) * 1000
+            )
+
+        tool = self._tool_manager.get_tool(name)
+        if tool is None or name not in self.specs:
+            return failed(errors.unknown_tool_error(name, self.specs))
+        problem = errors.arguments_problem(
+            arguments,
+            allowed=set(tool.parameters.get("properties", {})),
+            max_depth=self.universe_settings.max_json_depth,
+            max_bytes=self.universe_settings.max_request_bytes,
+        )
+        if problem is not None:
+            return failed(problem)
+        try:
+            result = await super().call_tool(name, arguments, context)
+        except UnexpectedToolError as exc:
+            return failed(errors.from_exception(_root_cause(exc), tool=name))
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError):
+                return failed(errors.validation_error(cause, tool=name))
+            if isinstance(cause, UniverseMCPError):
+                return failed(cause)
+            return failed(InvalidArgument(str(exc)[:500]))
+        if not isinstance(result, CallToolResult) or result.structured_content is None:
+            return result  # type: ignore[return-value]
+        envelope = dict(result.structured_content)
+        envelope["next_actions"] = errors.next_action_filter(envelope.get("next_actions", []), self.tool_names)
+        envelope["metadata"] = {**envelope.get("metadata", {}), "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
+        envelope.pop("error", None)
+        return errors.render_result(envelope, is_error=False)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    # Nested UnexpectedToolErrors wrap the original exception; unwrap to the first non-wrapper.
+    while isinstance(exc, ToolError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def _enabled_specs(settings: Settings) -> list[ToolSpec]:
+    specs = []
+    for toolset in ALL_TOOLSETS:
+        if toolset.id not in settings.toolsets:
+            continue
+        specs.extend(s for s in toolset.tools if not (settings.read_only and not s.read_only))
+    return specs
+
+
+def build_server(settings: Settings) -> UniverseMCPServer:
+    """A ready-to-run server for ``settings``: no side effects until it is run."""
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        async with open_app_state(settings) as state:
+            yield state
+
+    server = UniverseMCPServer(
+        settings,
+        name="universe-mcp",
+        title="Universe MCP",
+        version="0.1.0",
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        log_level=settings.log_level,
+    )
+    for spec in _enabled_specs(settings):
+        description = (spec.fn.__doc__ or "").strip()
+        server.add_tool(spec.fn, name=spec.name, title=spec.title, description=_dedent(description),
+                        annotations=spec.annotations, meta=spec.meta)
+        server.specs[spec.name] = spec
+    if "universes" in settings.toolsets:
+        _register_universe_resources(server)
+    _register_completions(server)
+    return server
+
+
+def _dedent(doc: str) -> str:
+    import inspect
+
+    return inspect.cleandoc(doc)
+
+
+def _register_universe_resources(server: UniverseMCPServer) -> None:
+    @server.resource("universe://{universe_id}", title="Universe", mime_type="application/json",
+                     description="A universe with its first 200 member assets and counts by validation status.")
+    async def universe_resource(universe_id: str, ctx: Context) -> str:
+        state: AppState = ctx.request_context.lifespan_context
+        try:
+            caller = resolve_caller(state)
+            async with state.unit_of_work() as session:
+                service = UniverseService(session, caller, limits=state.limits)
+                detail = await service.get(universe_id, limit=state.limits.page_size_max)
+        except NotFound as exc:
+            raise ResourceNotFoundError(exc.message) from None
+        except InvalidArgument as exc:
+            raise ResourceNotFoundError(exc.message) from None
+        except UniverseMCPError as exc:
+            raise ResourceError(exc.message) from None
+        return json.dumps(detail.model_dump(mode="json"), separators=(",", ":"))
+
+    @server.prompt(title="Build a universe")
+    def build_universe(theme: str, size: str = "20") -> list:
+        """Plan and create a universe of securities around a theme."""
+        return [UserMessage(
+            f"Build an investment universe around the theme {theme!r} with about {size} securities. "
+            "Use search_assets to find real tickers (never invent them), validate_symbols if unsure, then "
+            "create_universe with the symbols, and summarise the report: what was added, rejected or pending."
+        )]
+
+    @server.prompt(title="Review a universe")
+    def review_universe(universe_id: str) -> list:
+        """Review a universe's composition, validation state and recent turnover."""
+        return [UserMessage(
+            f"Review universe {universe_id}: call get_universe for members and counts by validation status, "
+            "get_universe_turnover for the last 90 days, then point out pending or invalid members, sector "
+            "concentration and anything that should be re-validated."
+        )]
+
+
+def _register_completions(server: UniverseMCPServer) -> None:
+    # Registered on the low-level server so the handler sees the request context (lifespan state and caller);
+    # MCPServer.completion() passes only (ref, argument, context).
+    async def handler(ctx: Any, params: CompleteRequestParams) -> CompleteResult:
+        state: AppState = ctx.lifespan_context
+        values: list[str] = []
+        if params.argument.name == "universe_id":
+            try:
+                caller = resolve_caller(state)
+            except UniverseMCPError:
+                caller = None
+            if caller is not None:
+                async with state.unit_of_work() as session:
+                    values = await _complete_universe_id(session, caller.owner_id, params.argument.value)
+        elif params.argument.name == "sector":
+            from services.sectors import GICS_SECTORS
+
+            typed = params.argument.value.casefold()
+            values = [s for s in GICS_SECTORS if s.casefold().startswith(typed)]
+        return CompleteResult(completion=Completion(values=values[:100], total=len(values), has_more=len(values) > 100))
+
+    server._lowlevel_server.add_request_handler("completion/complete", CompleteRequestParams, handler)
+
+
+async def _complete_universe_id(session: Any, owner_id: Any, typed: str) -> list[str]:
+    ids = await universe_repo.universe_ids_with_prefix(session, owner_id, typed.strip().lower(), limit=100)
+    if ids or not typed.strip():
+        return ids
+    # Not an id prefix: match universe names, so "ai le" completes to the id of "AI leaders".
+    page = await universe_repo.list_universes(session, owner_id, limit=100, name_contains=typed.strip())
+    return [str(u.id) for u, _ in page]

@@ -1,0 +1,53 @@
+"""Per-call dependencies for tools, injected with ``Resolve`` so they never appear in input schemas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.mcpserver import Context, Resolve
+
+from server.lifespan import AppState
+from services.errors import Unauthorized
+from services.schemas import Caller
+from services.universes import UniverseService
+
+__all__ = ["Deps", "ToolDeps"]
+
+
+@dataclass(slots=True)
+class ToolDeps:
+    state: AppState
+    caller: Caller
+
+    def unit_of_work(self):  # noqa: ANN201
+        return self.state.unit_of_work()
+
+    def universes(self, session, *, validator_enabled: bool = True) -> UniverseService:  # noqa: ANN001
+        return UniverseService(
+            session,
+            self.caller,
+            limits=self.state.limits,
+            validator=self.state.validator if validator_enabled else None,
+        )
+
+
+def resolve_caller(state: AppState) -> Caller:
+    token = get_access_token()
+    if token is None:
+        if state.settings.auth == "none":
+            return state.local_caller
+        raise Unauthorized("This server needs a bearer token.", hint="Send Authorization: Bearer <token>.")
+    resolved = state.extras.get("token_callers", {}).get(token.token)
+    if resolved is None:
+        raise Unauthorized("The bearer token is not recognised.")
+    return resolved
+
+
+def tool_deps(ctx: Context) -> ToolDeps:
+    state: AppState = ctx.request_context.lifespan_context
+    return ToolDeps(state=state, caller=resolve_caller(state))
+
+
+Deps = Annotated[ToolDeps, Resolve(tool_deps)]

@@ -1,0 +1,161 @@
+"""Running the server: stdio and streamable HTTP, each behind the message guard (server/guard.py)."""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import json
+import logging
+import sys
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.app import UniverseMCPServer
+from server.guard import inspect_message, rejection
+from server.settings import Settings
+
+__all__ = ["MessageGuard", "http_app", "is_loopback", "run_http", "run_stdio"]
+
+logger = logging.getLogger("universe_mcp.server")
+
+
+class _GuardedLines:
+    """stdin lines, minus the ones the guard rejects (their answers go to ``rejects``)."""
+
+    def __init__(self, inner: Any, settings: Settings, rejects: Any) -> None:
+        self.inner, self.settings, self.rejects = inner, settings, rejects
+
+    def __aiter__(self):  # noqa: ANN204
+        return self._lines()
+
+    async def _lines(self):  # noqa: ANN202
+        async for line in self.inner:
+            verdict = inspect_message(line, max_depth=self.settings.max_json_depth, max_bytes=self.settings.max_request_bytes)
+            if verdict.problem is None:
+                yield line
+            else:
+                logger.info("rejected a stdio message: %s", verdict.problem)
+                await self.rejects.send(rejection(verdict))
+
+
+async def run_stdio(server: UniverseMCPServer, settings: Settings) -> None:
+    send_reject, receive_reject = anyio.create_memory_object_stream[dict[str, Any]](16)
+    raw = anyio.wrap_file(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
+    stdin = _GuardedLines(raw, settings, send_reject)
+    async with stdio_server(stdin=stdin) as (read_stream, write_stream):  # type: ignore[arg-type]
+
+        async def answer_rejections() -> None:
+            async for payload in receive_reject:
+                message = types.jsonrpc_message_adapter.validate_python(payload)
+                await write_stream.send(SessionMessage(message))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(answer_rejections)
+            await server._lowlevel_server.run(
+                read_stream, write_stream, server._lowlevel_server.create_initialization_options()
+            )
+            tg.cancel_scope.cancel()
+
+
+class MessageGuard:
+    """ASGI middleware: checks POST bodies to the MCP endpoint before the SDK parses them."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, path: str = "/mcp") -> None:
+        self.app, self.settings, self.path = app, settings, path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != self.path:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        limit = self.settings.max_request_bytes
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size <= limit + 1:
+                chunks.append(body)
+            more = message.get("more_body", False)
+        raw = b"".join(chunks)
+        verdict = inspect_message(raw[: limit + 1], max_depth=self.settings.max_json_depth, max_bytes=limit)
+        if verdict.problem is not None:
+            logger.info("rejected an HTTP message: %s", verdict.problem)
+            response = JSONResponse(rejection(verdict), status_code=400)
+            await response(scope, receive, send)
+            return
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def http_app(server: UniverseMCPServer, settings: Settings) -> ASGIApp:
+    @server.custom_route("/healthz", methods=["GET"])
+    async def healthz(_request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    app = server.streamable_http_app(
+        streamable_http_path="/mcp",
+        # Stateless: any replica can answer any request (2026 clients need no session; legacy ones get none).
+        stateless_http=True,
+        max_request_body_size=settings.max_request_bytes,
+        host=settings.host,
+    )
+    return MessageGuard(app, settings)
+
+
+def run_http(server: UniverseMCPServer, settings: Settings) -> None:
+    import uvicorn
+
+    if not is_loopback(settings.host) and settings.auth == "none":
+        raise SystemExit(
+            f"Refusing to serve {settings.host}:{settings.port} without authentication: anyone who can reach it could "
+            "read and change every universe. Bind to 127.0.0.1, or set UNIVERSE_MCP_AUTH=token (see docs/DEPLOYMENT.md)."
+        )
+    config = uvicorn.Config(
+        http_app(server, settings), host=settings.host, port=settings.port,
+        log_level=settings.log_level.lower(), access_log=False, lifespan="on",
+    )
+    uvicorn.Server(config).run()
+
+
+def banner(settings: Settings) -> str:
+    lines = [
+        "Universe MCP",
+        f"  MCP endpoint : http://{settings.host}:{settings.port}/mcp" if settings.transport == "http" else "  transport    : stdio",
+        f"  data         : {settings.describe_store()}",
+        f"  cache        : {'redis' if settings.redis_url else 'in-process'}",
+        f"  auth         : {settings.auth}" + (f" (all data owned by '{settings.local_user}')" if settings.auth == "none" else ""),
+        f"  toolsets     : {', '.join(settings.toolsets)}" + (" (read-only)" if settings.read_only else ""),
+    ]
+    return "\n".join(lines)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str)

@@ -1,0 +1,130 @@
+"""Domain shapes returned by services; the tool layer wraps them in the result envelope."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AssetInfo",
+    "Caller",
+    "MembershipReport",
+    "SymbolOutcome",
+    "TurnoverReport",
+    "UniverseDetail",
+    "UniverseMember",
+    "UniversePage",
+    "UniverseSummary",
+    "ValidationStatus",
+]
+
+ValidationStatus = Literal["valid", "invalid", "pending", "unknown"]
+Outcome = Literal["added", "already_present", "rejected", "removed", "not_present"]
+ALL_SCOPES = frozenset({"read", "write", "validate"})
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: every service call is scoped to ``owner_id``."""
+
+    owner_id: UUID
+    name: str
+    scopes: frozenset[str] = field(default_factory=lambda: ALL_SCOPES)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class UniverseSummary(_Model):
+    id: str = Field(description="Universe id (UUID).")
+    name: str
+    description: str | None = None
+    kind: Literal["static", "dynamic"] = "static"
+    asset_count: int = Field(description="Current number of member assets.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class AssetInfo(_Model):
+    symbol: str = Field(description="Current ticker.")
+    name: str | None = None
+    exchange: str | None = None
+    asset_type: str | None = None
+    currency: str | None = None
+    sector: str | None = Field(None, description="One of the 11 GICS sectors, when known.")
+    industry: str | None = None
+    country: str | None = None
+    market_cap: float | None = None
+    pe_ratio: float | None = None
+    dividend_yield: float | None = Field(None, description="A fraction: 0.0123 means 1.23 %.")
+    validation_status: ValidationStatus
+    validation_source: str | None = Field(None, description="yahoo | alpha_vantage | catalog, when validated.")
+    last_validated_at: datetime | None = None
+    listing_status: Literal["listed", "delisted"] = "listed"
+
+
+class UniverseMember(AssetInfo):
+    position: int | None = Field(None, description="Order of the asset in the universe (0-based, gaps allowed).")
+    added_at: datetime | None = None
+
+
+class UniversePage(BaseModel):
+    universes: list[UniverseSummary]
+    next_cursor: str | None = Field(None, description="Pass as cursor to get the next page; null on the last page.")
+
+
+class UniverseDetail(BaseModel):
+    universe: UniverseSummary
+    counts_by_status: dict[str, int] = Field(description="Member assets per validation status.")
+    assets: list[UniverseMember] | None = Field(None, description="Members in position order (null when not asked).")
+    next_cursor: str | None = None
+    as_of: datetime | None = Field(None, description="Set when the membership shown is as it was at this time.")
+
+
+class SymbolOutcome(BaseModel):
+    symbol: str
+    outcome: Outcome = Field(
+        description="added | already_present | rejected (see reason) | removed | not_present (was not a member)."
+    )
+    validation_status: ValidationStatus | None = None
+    source: str | None = Field(None, description="Who settled the validation: yahoo | alpha_vantage | catalog | cache.")
+    reason: str | None = None
+    candidates: list[str] = Field(default_factory=list, description="Similar known symbols, for rejected ones.")
+
+
+class MembershipReport(BaseModel):
+    results: list[SymbolOutcome]
+    counts: dict[str, int] = Field(description="How many symbols had each outcome.")
+    asset_count: int = Field(description="Members after the change.")
+
+    @classmethod
+    def build(cls, results: list[SymbolOutcome], asset_count: int) -> MembershipReport:
+        counts: dict[str, int] = {}
+        for r in results:
+            counts[r.outcome] = counts.get(r.outcome, 0) + 1
+        return cls(results=results, counts=counts, asset_count=asset_count)
+
+
+class TurnoverReport(BaseModel):
+    universe_id: str
+    since: datetime | None = Field(description="Window start (exclusive); null = since the universe was created.")
+    until: datetime = Field(description="Window end (inclusive).")
+    additions: int
+    removals: int
+    size_start: int
+    size_end: int
+    average_size: float = Field(description="(size_start + size_end) / 2.")
+    turnover: float | None = Field(
+        description="(additions + removals) / (2 * average_size); null when the universe was empty throughout."
+    )
+    addition_rate: float | None = Field(description="additions / average_size.")
+    removal_rate: float | None = Field(description="removals / average_size.")
+
+
+def as_date(value: datetime | date | None) -> date | None:
+    return value.date() if isinstance(value, datetime) else value

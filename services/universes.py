@@ -1,0 +1,368 @@
+"""Universe business logic: create, list, read (now or as of a date), rename, delete, membership and turnover.
+
+Every function takes the caller and filters by its owner id; none commits (the tool boundary does).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.errors import InvalidArgument, LimitExceeded, UniverseExists, UniverseNotFound
+from services.pagination import decode_cursor, encode_cursor
+from services.schemas import (
+    Caller,
+    MembershipReport,
+    SymbolOutcome,
+    TurnoverReport,
+    UniverseDetail,
+    UniverseMember,
+    UniversePage,
+    UniverseSummary,
+)
+from services.symbols import normalise_symbols
+from services.validation_api import SymbolCheck, SymbolValidator
+from storage.db import utcnow
+from storage.models import Asset, Universe
+from storage.repositories import assets as asset_repo
+from storage.repositories import universes as repo
+
+__all__ = ["Limits", "UniverseService", "name_key", "parse_universe_id"]
+
+NAME_MAX = 200
+DESCRIPTION_MAX = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_symbols_per_call: int = 1000
+    page_size_default: int = 50
+    page_size_max: int = 200
+
+
+def name_key(name: str) -> str:
+    """The uniqueness key of a name: trimmed, inner spaces collapsed, case-folded."""
+    return " ".join(name.split()).casefold()
+
+
+def clean_name(name: str) -> str:
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        raise InvalidArgument("The universe name is empty.", hint="Give the universe a short descriptive name.")
+    if len(cleaned) > NAME_MAX:
+        raise InvalidArgument(
+            f"The universe name is {len(cleaned)} characters long; the limit is {NAME_MAX}.",
+            hint="Use a shorter name and put the detail in description.",
+        )
+    return cleaned
+
+
+def clean_description(description: str | None) -> str | None:
+    if description is None:
+        return None
+    if len(description) > DESCRIPTION_MAX:
+        raise InvalidArgument(
+            f"The description is {len(description)} characters long; the limit is {DESCRIPTION_MAX}.",
+            hint="Shorten the description.",
+        )
+    return description.strip() or None
+
+
+def parse_universe_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value.strip())
+    except (ValueError, AttributeError):
+        raise InvalidArgument(
+            f"{value[:60]!r} is not a universe id (ids are UUIDs such as 6f1c2a4e-...).",
+            hint="Call list_universes to find the id of a universe by its name.",
+            next_actions=[("list_universes", {}, "find the universe id by name")],
+        ) from None
+
+
+def _summary(universe: Universe, asset_count: int) -> UniverseSummary:
+    return UniverseSummary(
+        id=str(universe.id),
+        name=universe.name,
+        description=universe.description,
+        kind=universe.kind,  # type: ignore[arg-type]
+        asset_count=asset_count,
+        created_at=universe.created_at,
+        updated_at=universe.updated_at,
+    )
+
+
+def _member(asset: Asset, position: int | None, added_at: datetime | None) -> UniverseMember:
+    return UniverseMember.model_validate(asset).model_copy(update={"position": position, "added_at": added_at})
+
+
+class UniverseService:
+    """Universe operations for one caller inside one unit of work."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        *,
+        limits: Limits | None = None,
+        validator: SymbolValidator | None = None,
+    ) -> None:
+        self.session = session
+        self.caller = caller
+        self.limits = limits or Limits()
+        self.validator = validator
+
+    # --- reading --------------------------------------------------------------------------------------------------
+    async def _get(self, universe_id: str) -> Universe:
+        uid = parse_universe_id(universe_id)
+        universe = await repo.get_universe(self.session, self.caller.owner_id, uid)
+        if universe is None:
+            raise UniverseNotFound(
+                f"No universe with id {uid} exists for you.",
+                hint="The id may be mistyped or the universe deleted; list_universes shows the ones you have.",
+                next_actions=[("list_universes", {}, "see your universes and their ids")],
+            )
+        return universe
+
+    def _page_size(self, limit: int | None) -> int:
+        if limit is None:
+            return self.limits.page_size_default
+        if not 1 <= limit <= self.limits.page_size_max:
+            raise InvalidArgument(f"limit must be between 1 and {self.limits.page_size_max}; got {limit}.")
+        return limit
+
+    async def list(
+        self, *, limit: int | None = None, cursor: str | None = None, name_contains: str | None = None
+    ) -> UniversePage:
+        size = self._page_size(limit)
+        after = tuple(decode_cursor("universes", cursor)) if cursor else None
+        if after is not None and (len(after) != 2 or not all(isinstance(x, str) for x in after)):
+            raise InvalidArgument("The cursor is not one this list returned.")
+        filter_text = " ".join(name_contains.split()) if name_contains else None
+        rows = await repo.list_universes(
+            self.session, self.caller.owner_id, limit=size + 1, after=after, name_contains=filter_text  # type: ignore[arg-type]
+        )
+        more = len(rows) > size
+        rows = rows[:size]
+        next_cursor = encode_cursor("universes", [rows[-1][0].name_key, str(rows[-1][0].id)]) if more else None
+        return UniversePage(universes=[_summary(u, n) for u, n in rows], next_cursor=next_cursor)
+
+    async def get(
+        self,
+        universe_id: str,
+        *,
+        include_assets: bool = True,
+        limit: int | None = None,
+        cursor: str | None = None,
+        as_of: datetime | None = None,
+    ) -> UniverseDetail:
+        universe = await self._get(universe_id)
+        size = self._page_size(limit)
+        count = await repo.count_members(self.session, universe.id)
+        counts = await repo.count_members_by_status(self.session, universe.id)
+        detail = UniverseDetail(universe=_summary(universe, count), counts_by_status=counts)
+        if as_of is not None:
+            if as_of.tzinfo is None:
+                raise InvalidArgument("as_of needs a time zone, e.g. 2026-01-31T00:00:00Z.")
+            # Point-in-time: rebuilt from the membership events, so it reflects adds and removes since then.
+            members = await repo.list_members_as_of(self.session, universe.id, as_of)
+            offset = int(decode_cursor("members_as_of", cursor)) if cursor else 0
+            page = members[offset : offset + size]
+            detail.as_of = as_of
+            detail.counts_by_status = {}
+            for asset, _ in members:
+                detail.counts_by_status[asset.validation_status] = detail.counts_by_status.get(asset.validation_status, 0) + 1
+            detail.universe = detail.universe.model_copy(update={"asset_count": len(members)})
+            if include_assets:
+                detail.assets = [_member(a, None, at) for a, at in page]
+                if offset + size < len(members):
+                    detail.next_cursor = encode_cursor("members_as_of", offset + size)
+            return detail
+        if include_assets:
+            after = decode_cursor("members", cursor) if cursor else None
+            if after is not None and not isinstance(after, int):
+                raise InvalidArgument("The cursor is not one this list returned.")
+            rows = await repo.list_members(self.session, universe.id, limit=size + 1, after_position=after)
+            more = len(rows) > size
+            rows = rows[:size]
+            detail.assets = [_member(a, m.position, m.added_at) for m, a in rows]
+            if more:
+                detail.next_cursor = encode_cursor("members", rows[-1][0].position)
+        return detail
+
+    # --- writing --------------------------------------------------------------------------------------------------
+    def _check_size(self, symbols: Sequence[str]) -> None:
+        cap = self.limits.max_symbols_per_call
+        if len(symbols) > cap:
+            raise LimitExceeded(
+                f"{len(symbols)} symbols in one call; the limit is {cap}.",
+                hint=f"Send at most {cap} symbols per call, or validate a large list as a background job first.",
+                details={"limit": cap, "received": len(symbols)},
+                next_actions=[("start_bulk_validation", {"symbols": list(symbols[:cap])}, "validate large lists in the background")],
+            )
+
+    async def _ensure_unique_name(self, key: str, *, except_id: uuid.UUID | None = None) -> None:
+        existing = await repo.get_universe_by_name_key(self.session, self.caller.owner_id, key)
+        if existing is not None and existing.id != except_id:
+            raise UniverseExists(
+                f"You already have a universe named {existing.name!r}.",
+                hint="Pick another name, or change the existing universe (its id is in details).",
+                details={"existing_id": str(existing.id), "existing_name": existing.name},
+                next_actions=[("get_universe", {"universe_id": str(existing.id)}, "look at the existing universe")],
+            )
+
+    async def create(
+        self, name: str, *, description: str | None = None, symbols: Sequence[str] = (), validate: bool = True
+    ) -> tuple[UniverseSummary, MembershipReport]:
+        cleaned = clean_name(name)
+        description = clean_description(description)
+        self._check_size(symbols)
+        normalised = normalise_symbols(symbols)
+        key = name_key(cleaned)
+        await self._ensure_unique_name(key)
+        now = utcnow()
+        universe = Universe(
+            id=uuid.uuid4(), owner_id=self.caller.owner_id, name=cleaned, name_key=key,
+            description=description, created_at=now, updated_at=now,
+        )
+        self.session.add(universe)
+        try:
+            await self.session.flush()
+        except IntegrityError:  # a concurrent create with the same name won the race
+            await self.session.rollback()
+            await self._ensure_unique_name(key)
+            raise
+        report = await self._add(universe, normalised, validate=validate)
+        return _summary(universe, report.asset_count), report
+
+    async def update(self, universe_id: str, *, name: str | None = None, description: str | None = None) -> tuple[UniverseSummary, list[str]]:
+        if name is None and description is None:
+            raise InvalidArgument("Nothing to change: pass name and/or description.")
+        universe = await self._get(universe_id)
+        changed: list[str] = []
+        if name is not None:
+            cleaned = clean_name(name)
+            key = name_key(cleaned)
+            await self._ensure_unique_name(key, except_id=universe.id)
+            if cleaned != universe.name:
+                universe.name, universe.name_key = cleaned, key
+                changed.append("name")
+        if description is not None:
+            cleaned_description = clean_description(description)
+            if cleaned_description != universe.description:
+                universe.description = cleaned_description
+                changed.append("description")
+        if changed:
+            universe.updated_at = utcnow()
+            await self.session.flush()
+        return _summary(universe, await repo.count_members(self.session, universe.id)), changed
+
+    async def delete(self, universe_id: str) -> UniverseSummary:
+        universe = await self._get(universe_id)
+        summary = _summary(universe, await repo.count_members(self.session, universe.id))
+        await repo.delete_universe(self.session, self.caller.owner_id, universe.id)
+        return summary
+
+    async def add_assets(self, universe_id: str, symbols: Sequence[str], *, validate: bool = True) -> tuple[UniverseSummary, MembershipReport]:
+        universe = await self._get(universe_id)
+        self._check_size(symbols)
+        if not symbols:
+            raise InvalidArgument("symbols is empty.", hint="Pass one or more tickers, e.g. [\"AAPL\", \"MSFT\"].")
+        report = await self._add(universe, normalise_symbols(symbols), validate=validate)
+        if report.counts.get("added"):
+            universe.updated_at = utcnow()
+            await self.session.flush()
+        return _summary(universe, report.asset_count), report
+
+    async def _add(self, universe: Universe, symbols: list[str], *, validate: bool) -> MembershipReport:
+        if not symbols:
+            return MembershipReport.build([], await repo.count_members(self.session, universe.id))
+        checks: dict[str, SymbolCheck] = {}
+        if validate and self.validator is not None:
+            checks = await self.validator.check_many(self.session, symbols)
+        existing = await asset_repo.get_assets_by_symbols(self.session, symbols)
+        missing = [s for s in symbols if s not in existing and checks.get(s, SymbolCheck.unknown(s)).status != "invalid"]
+        if missing:
+            created = await asset_repo.create_assets(
+                self.session,
+                [{"symbol": s, "validation_status": checks[s].status if s in checks else "unknown"} for s in missing],
+            )
+            existing.update({a.symbol: a for a in created})
+        present = await repo.member_asset_ids(self.session, universe.id, [a.id for a in existing.values()])
+        results: list[SymbolOutcome] = []
+        to_add: list[Asset] = []
+        for symbol in symbols:
+            check = checks.get(symbol)
+            if check is not None and check.status == "invalid":
+                results.append(SymbolOutcome(symbol=symbol, outcome="rejected", validation_status="invalid",
+                                             source=check.source, reason=check.reason or "no such listed security",
+                                             candidates=list(check.candidates)))
+                continue
+            asset = existing[symbol]
+            status = asset.validation_status
+            if asset.id in present:
+                results.append(SymbolOutcome(symbol=symbol, outcome="already_present", validation_status=status,  # type: ignore[arg-type]
+                                             source=check.source if check else asset.validation_source))
+                continue
+            present.add(asset.id)
+            to_add.append(asset)
+            reason = None
+            if status == "unknown":
+                reason = "added without validation"
+            elif status == "pending":
+                reason = check.reason if check and check.reason else "no provider could answer yet; re-checked in the background"
+            results.append(SymbolOutcome(symbol=symbol, outcome="added", validation_status=status,  # type: ignore[arg-type]
+                                         source=check.source if check else asset.validation_source, reason=reason))
+        if to_add:
+            now = utcnow()
+            first = await repo.next_position(self.session, universe.id)
+            ids = [a.id for a in to_add]
+            await repo.add_members(self.session, universe_id=universe.id, owner_id=self.caller.owner_id,
+                                   asset_ids=ids, first_position=first, at=now)
+            await repo.record_events(self.session, universe_id=universe.id, owner_id=self.caller.owner_id,
+                                     asset_ids=ids, action="added", at=now)
+        return MembershipReport.build(results, await repo.count_members(self.session, universe.id))
+
+    async def remove_assets(self, universe_id: str, symbols: Sequence[str]) -> tuple[UniverseSummary, MembershipReport]:
+        universe = await self._get(universe_id)
+        self._check_size(symbols)
+        if not symbols:
+            raise InvalidArgument("symbols is empty.", hint="Pass the tickers to remove, e.g. [\"AAPL\"].")
+        normalised = normalise_symbols(symbols)
+        members = await repo.members_by_symbol(self.session, universe.id, normalised)
+        results = [
+            SymbolOutcome(symbol=s, outcome="removed" if s in members else "not_present") for s in normalised
+        ]
+        ids = [members[s] for s in normalised if s in members]
+        if ids:
+            now = utcnow()
+            await repo.remove_members(self.session, universe.id, ids)
+            await repo.record_events(self.session, universe_id=universe.id, owner_id=self.caller.owner_id,
+                                     asset_ids=ids, action="removed", at=now)
+            universe.updated_at = now
+            await self.session.flush()
+        count = await repo.count_members(self.session, universe.id)
+        return _summary(universe, count), MembershipReport.build(results, count)
+
+    # --- history --------------------------------------------------------------------------------------------------
+    async def turnover(self, universe_id: str, *, since: datetime | None = None, until: datetime | None = None) -> TurnoverReport:
+        universe = await self._get(universe_id)
+        for label, value in (("since", since), ("until", until)):
+            if value is not None and value.tzinfo is None:
+                raise InvalidArgument(f"{label} needs a time zone, e.g. 2026-01-31T00:00:00Z.")
+        until = until or utcnow()
+        if since is not None and since >= until:
+            raise InvalidArgument("since must be earlier than until.")
+        added, removed, start, end = await repo.turnover_counts(self.session, universe.id, since, until)
+        average = (start + end) / 2
+        return TurnoverReport(
+            universe_id=str(universe.id), since=since, until=until, additions=added, removals=removed,
+            size_start=start, size_end=end, average_size=average,
+            turnover=round((added + removed) / (2 * average), 6) if average else None,
+            addition_rate=round(added / average, 6) if average else None,
+            removal_rate=round(removed / average, 6) if average else None,
+        )

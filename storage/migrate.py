@@ -1,0 +1,41 @@
+"""Apply Alembic migrations from code: on server start and for `universe-mcp db upgrade|downgrade`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ["alembic_config", "downgrade", "upgrade"]
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Bring the store up to ``revision`` (idempotent; a no-op when already there)."""
+
+    def run(connection) -> None:  # noqa: ANN001 - a sync Connection inside run_sync
+        cfg = alembic_config()
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(run)
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    def run(connection) -> None:  # noqa: ANN001
+        cfg = alembic_config()
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, revision)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(run)

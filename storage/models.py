@@ -1,0 +1,230 @@
+"""SQLAlchemy models for every table in DESIGN §5. SQL is built only in storage/repositories/."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storage.db import Base, UTCDateTime, utcnow
+
+__all__ = [
+    "ApiToken",
+    "Asset",
+    "AssetSymbol",
+    "Universe",
+    "UniverseAsset",
+    "UniverseAssetEvent",
+    "User",
+    "ValidationJob",
+    "ValidationJobItem",
+]
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex; the token itself is never stored
+    prefix: Mapped[str] = mapped_column(String(16))  # first characters, to recognise a token in `token list`
+    scopes: Mapped[str] = mapped_column(String(200))  # space separated: read write validate
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Asset(Base):
+    """A security. ``id`` is permanent: a ticker change updates ``symbol`` and adds an AssetSymbol row."""
+
+    __tablename__ = "assets"
+    __table_args__ = (
+        # The current ticker is unique among listed assets; delisted ones may share an old ticker.
+        Index(
+            "uq_assets_symbol_listed",
+            "symbol",
+            unique=True,
+            sqlite_where=text("listing_status = 'listed'"),
+            postgresql_where=text("listing_status = 'listed'"),
+        ),
+        Index("ix_assets_symbol", "symbol"),
+        Index("ix_assets_sector", "sector"),
+        Index("ix_assets_validation_status", "validation_status"),
+        Index("ix_assets_is_validated", "is_validated"),
+        Index("ix_assets_name_lower", text("lower(name)")),
+        CheckConstraint(
+            "validation_status IN ('valid', 'invalid', 'pending', 'unknown')", name="validation_status"
+        ),
+        CheckConstraint("listing_status IN ('listed', 'delisted')", name="listing_status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    symbol: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(300))
+    exchange: Mapped[str | None] = mapped_column(String(64))
+    asset_type: Mapped[str | None] = mapped_column(String(32))
+    currency: Mapped[str | None] = mapped_column(String(8))
+    sector: Mapped[str | None] = mapped_column(String(64))
+    industry: Mapped[str | None] = mapped_column(String(128))
+    country: Mapped[str | None] = mapped_column(String(64))
+    market_cap: Mapped[float | None] = mapped_column(Float)
+    pe_ratio: Mapped[float | None] = mapped_column(Float)
+    dividend_yield: Mapped[float | None] = mapped_column(Float)  # a fraction: 0.0123 is 1.23 %
+    is_validated: Mapped[bool] = mapped_column(Boolean, default=False)
+    validation_status: Mapped[str] = mapped_column(String(16), default="unknown")
+    validation_source: Mapped[str | None] = mapped_column(String(32))
+    validation_reason: Mapped[str | None] = mapped_column(String(300))
+    last_validated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    listing_status: Mapped[str] = mapped_column(String(16), default="listed")
+    isin: Mapped[str | None] = mapped_column(String(12))
+    figi: Mapped[str | None] = mapped_column(String(12))
+    cik: Mapped[str | None] = mapped_column(String(10))
+    asset_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AssetSymbol(Base):
+    """Ticker history: which symbol an asset traded under, and when (FB -> META)."""
+
+    __tablename__ = "asset_symbols"
+    __table_args__ = (Index("ix_asset_symbols_symbol", "symbol"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+
+
+class Universe(Base):
+    __tablename__ = "universes"
+    __table_args__ = (
+        # Names are unique per owner regardless of case and surrounding space ("AI Leaders" == "ai leaders ").
+        UniqueConstraint("owner_id", "name_key"),
+        CheckConstraint("kind IN ('static', 'dynamic')", name="kind"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16), default="static")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class UniverseAsset(Base):
+    __tablename__ = "universe_assets"
+    __table_args__ = (Index("ix_universe_assets_universe_id_position", "universe_id", "position"),)
+
+    universe_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("universes.id", ondelete="CASCADE"), primary_key=True
+    )
+    asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
+    # Denormalised from the universe so row-level security needs no join.
+    owner_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UniverseAssetEvent(Base):
+    """Membership history: what turnover and point-in-time queries read. A rename is not an event."""
+
+    __tablename__ = "universe_asset_events"
+    __table_args__ = (
+        Index("ix_universe_asset_events_universe_id_effective_at", "universe_id", "effective_at"),
+        CheckConstraint("action IN ('added', 'removed')", name="action"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    universe_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("universes.id", ondelete="CASCADE"))
+    owner_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(8))
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reason: Mapped[str | None] = mapped_column(String(300))
+
+
+class ValidationJob(Base):
+    __tablename__ = "validation_jobs"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('queued', 'running', 'completed', 'failed', 'cancelled')", name="status"
+        ),
+        Index("ix_validation_jobs_owner_id_created_at", "owner_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    universe_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("universes.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    force_refresh: Mapped[bool] = mapped_column(Boolean, default=False)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    valid_count: Mapped[int] = mapped_column(Integer, default=0)
+    invalid_count: Mapped[int] = mapped_column(Integer, default=0)
+    pending_count: Mapped[int] = mapped_column(Integer, default=0)
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ValidationJobItem(Base):
+    """One symbol's outcome in a job, keyed by (job, symbol) so a redelivered batch cannot count twice."""
+
+    __tablename__ = "validation_job_items"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('queued', 'valid', 'invalid', 'pending', 'error', 'cancelled')", name="status"
+        ),
+        Index("ix_validation_job_items_job_id_position", "job_id", "position"),
+    )
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("validation_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    source: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(300))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,283 @@
+"""Universes, their members and their membership events. Every query filters by owner."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, and_, delete, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Asset, Universe, UniverseAsset, UniverseAssetEvent
+
+__all__ = [
+    "add_members",
+    "count_members",
+    "count_members_by_status",
+    "delete_universe",
+    "get_universe",
+    "get_universe_by_name_key",
+    "list_members",
+    "list_members_as_of",
+    "list_universes",
+    "member_asset_ids",
+    "members_by_symbol",
+    "membership_counts",
+    "next_position",
+    "record_events",
+    "remove_members",
+    "turnover_counts",
+    "universe_ids_with_prefix",
+]
+
+
+async def get_universe(session: AsyncSession, owner_id: uuid.UUID, universe_id: uuid.UUID) -> Universe | None:
+    return await session.scalar(
+        select(Universe).where(Universe.id == universe_id, Universe.owner_id == owner_id)
+    )
+
+
+async def get_universe_by_name_key(session: AsyncSession, owner_id: uuid.UUID, name_key: str) -> Universe | None:
+    return await session.scalar(
+        select(Universe).where(Universe.owner_id == owner_id, Universe.name_key == name_key)
+    )
+
+
+async def list_universes(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    *,
+    limit: int,
+    after: tuple[str, str] | None = None,
+    name_contains: str | None = None,
+) -> list[tuple[Universe, int]]:
+    """Universes ordered by (name_key, id) with their asset counts; keyset pagination after ``after``."""
+    counts = (
+        select(UniverseAsset.universe_id, func.count().label("n"))
+        .where(UniverseAsset.owner_id == owner_id)
+        .group_by(UniverseAsset.universe_id)
+        .subquery()
+    )
+    stmt: Select = (
+        select(Universe, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.universe_id == Universe.id)
+        .where(Universe.owner_id == owner_id)
+        .order_by(Universe.name_key, Universe.id)
+        .limit(limit)
+    )
+    if name_contains:
+        pattern = "%" + name_contains.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(Universe.name_key.like(pattern, escape="\\"))
+    if after is not None:
+        key, last_id = after
+        stmt = stmt.where(
+            or_(Universe.name_key > key, and_(Universe.name_key == key, Universe.id > uuid.UUID(last_id)))
+        )
+    return [(u, int(n)) for u, n in (await session.execute(stmt)).all()]
+
+
+async def universe_ids_with_prefix(session: AsyncSession, owner_id: uuid.UUID, prefix: str, limit: int) -> list[str]:
+    """Ids (as text) of the owner's universes, for completion; prefix-filtered in Python (ids are UUIDs)."""
+    rows = await session.scalars(select(Universe.id).where(Universe.owner_id == owner_id).order_by(Universe.name_key))
+    matches = [str(u) for u in rows if str(u).startswith(prefix)]
+    return matches[:limit]
+
+
+async def delete_universe(session: AsyncSession, owner_id: uuid.UUID, universe_id: uuid.UUID) -> int:
+    result = await session.execute(
+        delete(Universe).where(Universe.id == universe_id, Universe.owner_id == owner_id)
+    )
+    return result.rowcount or 0
+
+
+async def count_members(session: AsyncSession, universe_id: uuid.UUID) -> int:
+    return int(
+        await session.scalar(select(func.count()).where(UniverseAsset.universe_id == universe_id)) or 0
+    )
+
+
+async def count_members_by_status(session: AsyncSession, universe_id: uuid.UUID) -> dict[str, int]:
+    rows = await session.execute(
+        select(Asset.validation_status, func.count())
+        .join(UniverseAsset, UniverseAsset.asset_id == Asset.id)
+        .where(UniverseAsset.universe_id == universe_id)
+        .group_by(Asset.validation_status)
+    )
+    return {status: int(n) for status, n in rows.all()}
+
+
+async def membership_counts(session: AsyncSession, universe_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    if not universe_ids:
+        return {}
+    rows = await session.execute(
+        select(UniverseAsset.universe_id, func.count())
+        .where(UniverseAsset.universe_id.in_(universe_ids))
+        .group_by(UniverseAsset.universe_id)
+    )
+    return {uid: int(n) for uid, n in rows.all()}
+
+
+async def list_members(
+    session: AsyncSession, universe_id: uuid.UUID, *, limit: int, after_position: int | None = None
+) -> list[tuple[UniverseAsset, Asset]]:
+    stmt = (
+        select(UniverseAsset, Asset)
+        .join(Asset, Asset.id == UniverseAsset.asset_id)
+        .where(UniverseAsset.universe_id == universe_id)
+        .order_by(UniverseAsset.position)
+        .limit(limit)
+    )
+    if after_position is not None:
+        stmt = stmt.where(UniverseAsset.position > after_position)
+    return [(m, a) for m, a in (await session.execute(stmt)).all()]
+
+
+async def list_members_as_of(
+    session: AsyncSession, universe_id: uuid.UUID, as_of: datetime
+) -> list[tuple[Asset, datetime]]:
+    """Members at ``as_of``: assets whose latest event at or before then is 'added', in order of joining."""
+    latest = (
+        select(
+            UniverseAssetEvent.asset_id,
+            UniverseAssetEvent.action,
+            UniverseAssetEvent.effective_at,
+            func.row_number()
+            .over(
+                partition_by=UniverseAssetEvent.asset_id,
+                order_by=(UniverseAssetEvent.effective_at.desc(), UniverseAssetEvent.id.desc()),
+            )
+            .label("rn"),
+        )
+        .where(UniverseAssetEvent.universe_id == universe_id, UniverseAssetEvent.effective_at <= as_of)
+        .subquery()
+    )
+    stmt = (
+        select(Asset, latest.c.effective_at)
+        .join(latest, latest.c.asset_id == Asset.id)
+        .where(latest.c.rn == 1, latest.c.action == literal("added"))
+        .order_by(latest.c.effective_at, Asset.symbol)
+    )
+    return [(a, at) for a, at in (await session.execute(stmt)).all()]
+
+
+async def member_asset_ids(
+    session: AsyncSession, universe_id: uuid.UUID, asset_ids: Iterable[uuid.UUID]
+) -> set[uuid.UUID]:
+    ids = list(asset_ids)
+    if not ids:
+        return set()
+    rows = await session.scalars(
+        select(UniverseAsset.asset_id).where(UniverseAsset.universe_id == universe_id, UniverseAsset.asset_id.in_(ids))
+    )
+    return set(rows)
+
+
+async def members_by_symbol(
+    session: AsyncSession, universe_id: uuid.UUID, symbols: Sequence[str]
+) -> dict[str, uuid.UUID]:
+    """Members whose current ticker is one of ``symbols``: symbol -> asset id."""
+    if not symbols:
+        return {}
+    rows = await session.execute(
+        select(Asset.symbol, Asset.id)
+        .join(UniverseAsset, UniverseAsset.asset_id == Asset.id)
+        .where(UniverseAsset.universe_id == universe_id, Asset.symbol.in_(list(symbols)))
+    )
+    return {symbol: asset_id for symbol, asset_id in rows.all()}
+
+
+async def next_position(session: AsyncSession, universe_id: uuid.UUID) -> int:
+    top = await session.scalar(
+        select(func.max(UniverseAsset.position)).where(UniverseAsset.universe_id == universe_id)
+    )
+    return 0 if top is None else int(top) + 1
+
+
+async def add_members(
+    session: AsyncSession,
+    *,
+    universe_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    asset_ids: Sequence[uuid.UUID],
+    first_position: int,
+    at: datetime,
+) -> None:
+    session.add_all(
+        UniverseAsset(universe_id=universe_id, owner_id=owner_id, asset_id=a, position=first_position + i, added_at=at)
+        for i, a in enumerate(asset_ids)
+    )
+    await session.flush()
+
+
+async def remove_members(session: AsyncSession, universe_id: uuid.UUID, asset_ids: Sequence[uuid.UUID]) -> int:
+    if not asset_ids:
+        return 0
+    result = await session.execute(
+        delete(UniverseAsset).where(UniverseAsset.universe_id == universe_id, UniverseAsset.asset_id.in_(asset_ids))
+    )
+    return result.rowcount or 0
+
+
+async def record_events(
+    session: AsyncSession,
+    *,
+    universe_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    asset_ids: Sequence[uuid.UUID],
+    action: str,
+    at: datetime,
+    reason: str | None = None,
+) -> None:
+    session.add_all(
+        UniverseAssetEvent(
+            universe_id=universe_id,
+            owner_id=owner_id,
+            asset_id=a,
+            action=action,
+            effective_at=at,
+            recorded_at=at,
+            reason=reason,
+        )
+        for a in asset_ids
+    )
+    await session.flush()
+
+
+async def turnover_counts(
+    session: AsyncSession, universe_id: uuid.UUID, since: datetime | None, until: datetime
+) -> tuple[int, int, int, int]:
+    """(added in window, removed in window, members at window start, members at window end).
+
+    The window is (since, until]; with no ``since`` it starts before the first event (size 0).
+    """
+
+    async def size_at(at: datetime) -> int:
+        latest = (
+            select(
+                UniverseAssetEvent.action,
+                func.row_number()
+                .over(
+                    partition_by=UniverseAssetEvent.asset_id,
+                    order_by=(UniverseAssetEvent.effective_at.desc(), UniverseAssetEvent.id.desc()),
+                )
+                .label("rn"),
+            )
+            .where(UniverseAssetEvent.universe_id == universe_id, UniverseAssetEvent.effective_at <= at)
+            .subquery()
+        )
+        n = await session.scalar(
+            select(func.count()).select_from(latest).where(latest.c.rn == 1, latest.c.action == "added")
+        )
+        return int(n or 0)
+
+    window = [UniverseAssetEvent.universe_id == universe_id, UniverseAssetEvent.effective_at <= until]
+    if since is not None:
+        window.append(UniverseAssetEvent.effective_at > since)
+    rows = await session.execute(
+        select(UniverseAssetEvent.action, func.count()).where(*window).group_by(UniverseAssetEvent.action)
+    )
+    by_action = {action: int(n) for action, n in rows.all()}
+    start = 0 if since is None else await size_at(since)
+    end = await size_at(until)
+    return by_action.get("added", 0), by_action.get("removed", 0), start, end

@@ -1,0 +1,247 @@
+"""The `universes` toolset: thin adapters over services/universes.py."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from server.context import Deps
+from services.schemas import MembershipReport, TurnoverReport, UniverseDetail, UniversePage, UniverseSummary
+from tools._results import Envelope, NextAction, ok
+from tools._toolset import DESTRUCTIVE, READ, WRITE, ToolSpec, Toolset
+
+__all__ = ["TOOLSET"]
+
+UniverseId = Annotated[str, Field(description="Universe id (a UUID) as returned by create_universe or list_universes.")]
+Symbols = Annotated[
+    list[str],
+    Field(description="Tickers such as AAPL, BRK.B, ^GSPC or EURUSD=X. Case and spaces are normalised; duplicates "
+          "are dropped. At most 1,000 per call."),
+]
+Limit = Annotated[int | None, Field(description="Page size (default 50, at most 200).")]
+Cursor = Annotated[str | None, Field(description="next_cursor from the previous page; omit for the first page.")]
+
+
+class UniverseWithReport(BaseModel):
+    universe: UniverseSummary
+    report: MembershipReport
+
+
+class UpdatedUniverse(BaseModel):
+    universe: UniverseSummary
+    changed: list[str] = Field(description="Fields that actually changed (empty when the values were already so).")
+
+
+class DeletedUniverse(BaseModel):
+    deleted: UniverseSummary
+
+
+def _report_message(report: MembershipReport) -> str:
+    parts = [f"{n} {outcome.replace('_', ' ')}" for outcome, n in report.counts.items()]
+    pending = sum(1 for r in report.results if r.outcome == "added" and r.validation_status == "pending")
+    unknown = sum(1 for r in report.results if r.outcome == "added" and r.validation_status == "unknown")
+    text = ", ".join(parts) if parts else "no symbols"
+    if pending:
+        text += f"; {pending} pending validation"
+    if unknown:
+        text += f"; {unknown} not validated"
+    return text
+
+
+def _validation_status(report: MembershipReport) -> str:
+    statuses = {r.validation_status for r in report.results if r.outcome in ("added", "already_present")}
+    if not statuses:
+        return "none"
+    if statuses == {"valid"}:
+        return "valid"
+    return "partial" if "valid" in statuses else sorted(statuses)[0] if len(statuses) == 1 else "mixed"
+
+
+def _after_add(universe: UniverseSummary, report: MembershipReport) -> list[NextAction]:
+    actions = [NextAction(tool="get_universe", arguments={"universe_id": universe.id}, reason="review the members")]
+    rejected = [r for r in report.results if r.outcome == "rejected"]
+    if rejected and (candidates := [c for r in rejected for c in r.candidates][:10]):
+        actions.insert(0, NextAction(tool="add_assets_to_universe",
+                                     arguments={"universe_id": universe.id, "symbols": candidates},
+                                     reason="add suggested symbols in place of the rejected ones, if they are meant"))
+    if any(r.validation_status in ("pending", "unknown") for r in report.results if r.outcome == "added"):
+        actions.append(NextAction(tool="start_bulk_validation", arguments={"universe_id": universe.id},
+                                  reason="validate the members that are not yet validated"))
+    return actions
+
+
+async def create_universe(
+    deps: Deps,
+    name: Annotated[str, Field(description="Name, unique among your universes (case-insensitive), 1-200 characters.")],
+    description: Annotated[str | None, Field(description="What the universe is for (optional, up to 2,000 characters).")] = None,
+    symbols: Annotated[list[str] | None, Field(description="Initial tickers (optional, at most 1,000); see add_assets_to_universe.")] = None,
+    validate: Annotated[bool, Field(description="Check each symbol with market-data providers first (default true).")] = True,
+) -> Envelope[UniverseWithReport]:
+    """Create a named investment universe (a list of securities), optionally with initial symbols.
+
+    Use this when the user wants a new watchlist, screen result or investable list. Symbols are validated by default:
+    valid ones are added, unknown tickers are rejected with suggestions, and ones no provider could check right now
+    are added as `pending`. Returns the universe (with its id, needed by every other universe tool) and a per-symbol
+    report. Fails with already_exists (and the existing id) if you have a universe of that name.
+    """
+    async with deps.unit_of_work() as session:
+        universe, report = await deps.universes(session).create(
+            name, description=description, symbols=symbols or [], validate=validate
+        )
+    return ok(
+        UniverseWithReport(universe=universe, report=report),
+        f"Created universe {universe.name!r} (id {universe.id}) with {report.asset_count} assets"
+        + (f": {_report_message(report)}." if report.results else "."),
+        next_actions=_after_add(universe, report) if report.results else [
+            NextAction(tool="add_assets_to_universe", arguments={"universe_id": universe.id, "symbols": ["AAPL"]},
+                       reason="add securities to the new universe")],
+        validation_status=_validation_status(report),
+        asset_count=report.asset_count,
+    )
+
+
+async def list_universes(
+    deps: Deps,
+    limit: Limit = None,
+    cursor: Cursor = None,
+    name_contains: Annotated[str | None, Field(description="Only universes whose name contains this text (case-insensitive).", max_length=200)] = None,
+) -> Envelope[UniversePage]:
+    """List your universes (id, name, description, asset count), sorted by name, one page at a time.
+
+    Use it to find a universe id by name before calling other universe tools. Pass next_cursor back as cursor to get
+    the next page.
+    """
+    async with deps.unit_of_work() as session:
+        page = await deps.universes(session).list(limit=limit, cursor=cursor, name_contains=name_contains)
+    more = " More on the next page." if page.next_cursor else ""
+    actions = [NextAction(tool="list_universes", arguments={"cursor": page.next_cursor, **({"name_contains": name_contains} if name_contains else {})},
+                          reason="get the next page")] if page.next_cursor else []
+    if not page.universes and not cursor:
+        actions.append(NextAction(tool="create_universe", arguments={"name": "My universe"}, reason="create a first universe"))
+    return ok(page, f"{len(page.universes)} universe(s).{more}", next_actions=actions, count=len(page.universes))
+
+
+async def get_universe(
+    deps: Deps,
+    universe_id: UniverseId,
+    include_assets: Annotated[bool, Field(description="Include the member assets (default true).")] = True,
+    limit: Limit = None,
+    cursor: Cursor = None,
+    as_of: Annotated[datetime | None, Field(description="Show membership as it was at this time (ISO 8601 with zone, e.g. 2026-01-31T00:00:00Z).")] = None,
+) -> Envelope[UniverseDetail]:
+    """Get one universe: its details, member counts by validation status and a page of member assets.
+
+    Members come in position order with name, sector, exchange and validation status. With as_of, shows the
+    membership at that past time, rebuilt from the add/remove history.
+    """
+    async with deps.unit_of_work() as session:
+        detail = await deps.universes(session).get(
+            universe_id, include_assets=include_assets, limit=limit, cursor=cursor, as_of=as_of
+        )
+    actions = []
+    if detail.next_cursor:
+        actions.append(NextAction(tool="get_universe", arguments={"universe_id": universe_id, "cursor": detail.next_cursor,
+                                  **({"as_of": as_of.isoformat()} if as_of else {})}, reason="get the next page of assets"))
+    if detail.counts_by_status.get("pending") or detail.counts_by_status.get("unknown"):
+        actions.append(NextAction(tool="start_bulk_validation", arguments={"universe_id": universe_id},
+                                  reason="validate members that are pending or unknown"))
+    when = f" as of {as_of.isoformat()}" if as_of else ""
+    return ok(detail, f"Universe {detail.universe.name!r} has {detail.universe.asset_count} assets{when}.",
+              next_actions=actions, asset_count=detail.universe.asset_count)
+
+
+async def update_universe(
+    deps: Deps,
+    universe_id: UniverseId,
+    name: Annotated[str | None, Field(description="New name (unique among your universes).")] = None,
+    description: Annotated[str | None, Field(description="New description; an empty string clears it.")] = None,
+) -> Envelope[UpdatedUniverse]:
+    """Rename a universe or change its description. Membership is untouched (use the add/remove tools for that).
+
+    Setting the same values again changes nothing and says so. Fails with already_exists if the new name is taken.
+    """
+    async with deps.unit_of_work() as session:
+        universe, changed = await deps.universes(session).update(universe_id, name=name, description=description)
+    message = f"Updated {', '.join(changed)} of universe {universe.name!r}." if changed else f"Universe {universe.name!r} already had those values; nothing changed."
+    return ok(UpdatedUniverse(universe=universe, changed=changed), message)
+
+
+async def delete_universe(deps: Deps, universe_id: UniverseId) -> Envelope[DeletedUniverse]:
+    """Delete a universe and its membership history permanently. The assets themselves stay in the catalogue.
+
+    Only call this when the user clearly asked for deletion. Deleting an id that does not exist fails with not_found.
+    """
+    async with deps.unit_of_work() as session:
+        deleted = await deps.universes(session).delete(universe_id)
+    return ok(DeletedUniverse(deleted=deleted), f"Deleted universe {deleted.name!r} ({deleted.asset_count} assets).",
+              next_actions=[NextAction(tool="list_universes", arguments={}, reason="see the remaining universes")])
+
+
+async def add_assets_to_universe(
+    deps: Deps,
+    universe_id: UniverseId,
+    symbols: Symbols,
+    validate: Annotated[bool, Field(description="Check each new symbol with market-data providers first (default true).")] = True,
+) -> Envelope[UniverseWithReport]:
+    """Add securities to a universe by ticker. Idempotent: symbols already present are reported, not duplicated.
+
+    Returns a per-symbol report: added, already_present, or rejected (with the reason and similar symbols as
+    candidates). Symbols no provider could check right now are added as pending and re-checked in the background.
+    Junk tickers fail the whole call with invalid_argument naming each one, and nothing is changed.
+    """
+    async with deps.unit_of_work() as session:
+        universe, report = await deps.universes(session).add_assets(universe_id, symbols, validate=validate)
+    return ok(UniverseWithReport(universe=universe, report=report),
+              f"Universe {universe.name!r}: {_report_message(report)}; {report.asset_count} assets now.",
+              next_actions=_after_add(universe, report), validation_status=_validation_status(report),
+              asset_count=report.asset_count)
+
+
+async def remove_assets_from_universe(deps: Deps, universe_id: UniverseId, symbols: Symbols) -> Envelope[UniverseWithReport]:
+    """Remove securities from a universe by ticker. Idempotent: symbols that are not members are reported as not_present.
+
+    The removal is recorded in the universe's history (see get_universe_turnover and get_universe with as_of).
+    """
+    async with deps.unit_of_work() as session:
+        universe, report = await deps.universes(session).remove_assets(universe_id, symbols)
+    return ok(UniverseWithReport(universe=universe, report=report),
+              f"Universe {universe.name!r}: {_report_message(report)}; {report.asset_count} assets now.",
+              asset_count=report.asset_count)
+
+
+async def get_universe_turnover(
+    deps: Deps,
+    universe_id: UniverseId,
+    since: Annotated[datetime | None, Field(description="Window start, exclusive (ISO 8601 with zone). Default: the universe's creation.")] = None,
+    until: Annotated[datetime | None, Field(description="Window end, inclusive (ISO 8601 with zone). Default: now.")] = None,
+) -> Envelope[TurnoverReport]:
+    """Measure how much a universe's membership changed over a time window, from its add/remove history.
+
+    turnover = (additions + removals) / (2 x average size), where average size = (members at the window start +
+    members at the window end) / 2. 0 means no change; 1.0 means as many changes as a full replacement of the list.
+    Also returns additions, removals, start/end sizes and one-sided rates (additions or removals / average size).
+    """
+    async with deps.unit_of_work() as session:
+        report = await deps.universes(session).turnover(universe_id, since=since, until=until)
+    value = "n/a (empty universe)" if report.turnover is None else f"{report.turnover:.2%}"
+    return ok(report, f"Turnover {value}: {report.additions} additions and {report.removals} removals; "
+              f"size {report.size_start} -> {report.size_end}.")
+
+
+TOOLSET = Toolset(
+    id="universes",
+    description="Create, read, change and delete investment universes and their membership history.",
+    instructions="Universes are named lists of securities owned by you. Find ids with list_universes.",
+    tools=[
+        ToolSpec(create_universe, "Create universe", WRITE, scope="write"),
+        ToolSpec(list_universes, "List universes", READ),
+        ToolSpec(get_universe, "Get universe", READ),
+        ToolSpec(update_universe, "Rename or describe a universe", WRITE.model_copy(update={"idempotent_hint": True}), scope="write"),
+        ToolSpec(delete_universe, "Delete universe", DESTRUCTIVE, scope="write"),
+        ToolSpec(add_assets_to_universe, "Add assets to a universe", WRITE.model_copy(update={"idempotent_hint": True}), scope="write"),
+        ToolSpec(remove_assets_from_universe, "Remove assets from a universe", DESTRUCTIVE, scope="write"),
+        ToolSpec(get_universe_turnover, "Universe turnover", READ),
+    ],
+)
