@@ -1,0 +1,86 @@
+"""Shared fixtures: test settings on a fresh SQLite store, and the in-memory MCP client over build_server()."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from server.app import build_server
+from server.settings import Settings
+
+import importlib.util
+
+# The service fixtures (Redis, PostgreSQL) live in tests/support/services.py.
+pytest_plugins = ["tests.support.services"] if importlib.util.find_spec("tests.support") else []
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs() -> None:
+    # MCPServer() configures the root logger at the server's level; keep test output readable.
+    logging.getLogger("mcp").setLevel(logging.WARNING)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"data_dir": tmp_path / "data", "log_level": "WARNING", "offline": True}
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[Client]:
+    async with Client(build_server(settings)) as c:
+        yield c
+
+
+class Call:
+    """Calls a tool and returns (is_error, structured envelope), checking the envelope's invariants every time."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def __call__(self, tool: str, **arguments: Any) -> dict[str, Any]:
+        result = await self.client.call_tool(tool, arguments)
+        envelope = result.structured_content
+        assert envelope is not None, f"{tool} returned no structured content"
+        assert envelope["success"] is (not result.is_error)
+        if result.is_error:
+            assert envelope["data"] is None and envelope["error"]["code"]
+        assert result.content and result.content[0].text, "every result carries a text summary"
+        assert json.loads(result.content[1].text) == envelope
+        return envelope
+
+    async def ok(self, tool: str, **arguments: Any) -> dict[str, Any]:
+        envelope = await self(tool, **arguments)
+        assert envelope["success"], envelope.get("error")
+        return envelope["data"]
+
+    async def error(self, tool: str, code: str, **arguments: Any) -> dict[str, Any]:
+        envelope = await self(tool, **arguments)
+        assert not envelope["success"], f"{tool} unexpectedly succeeded"
+        assert envelope["error"]["code"] == code, envelope["error"]
+        return envelope
+
+
+@pytest.fixture
+def call(client: Client) -> Call:
+    return Call(client)

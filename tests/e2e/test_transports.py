@@ -1,0 +1,96 @@
+"""End to end with the official client: stdio and streamable HTTP, guards at the edge, restart durability."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import httpx
+import pytest
+from mcp import Client, StdioServerParameters
+
+from tests.e2e.conftest import ROOT, http_server, server_env
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+def deep_call(levels: int, request_id: int = 99) -> dict:
+    arguments: dict = {}
+    cur = arguments
+    for _ in range(levels):
+        cur["x"] = {}
+        cur = cur["x"]
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
+            "params": {"name": "list_universes", "arguments": {"name_contains": arguments}}}
+
+
+async def test_stdio_round_trip_and_deep_nesting_is_answered_not_dropped(data_dir):
+    params = StdioServerParameters(command=sys.executable, args=["-m", "server", "serve", "--transport", "stdio"],
+                                   cwd=str(ROOT), env=server_env(data_dir))
+    async with Client(params) as c:
+        created = await c.call_tool("create_universe", {"name": "Over stdio", "symbols": ["AAPL"], "validate": False})
+        assert not created.is_error
+        listed = await c.call_tool("list_universes", {})
+        assert [u["name"] for u in listed.structured_content["data"]["universes"]] == ["Over stdio"]
+
+    # A raw stdio exchange: the guard answers an over-deep message with a JSON-RPC error carrying its id.
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-m", "server", "serve", "--transport", "stdio"], cwd=ROOT,
+                            env=server_env(data_dir), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        started = time.monotonic()
+        proc.stdin.write(json.dumps(deep_call(200, request_id=41)) + "\n")
+        proc.stdin.flush()
+        line = proc.stdout.readline()
+        elapsed = time.monotonic() - started
+    finally:
+        proc.kill()
+        proc.wait()
+    reply = json.loads(line)
+    assert reply["id"] == 41 and reply["error"]["code"] == -32600
+    assert reply["error"]["data"]["code"] == "invalid_argument"
+    assert len(line) < 2_000 and elapsed < 10
+
+
+async def test_http_round_trip_guard_and_restart_durability(data_dir):
+    with http_server(data_dir) as url:
+        async with Client(url) as c:
+            created = await c.call_tool("create_universe", {"name": "Durable", "symbols": ["MSFT", "NVDA"], "validate": False})
+            uid = created.structured_content["data"]["universe"]["id"]
+            bad = await c.call_tool("get_universe", {"universe_id": "nope"})
+            assert bad.is_error and bad.structured_content["error"]["code"] == "invalid_argument"
+        headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
+                   "mcp-protocol-version": "2025-11-25"}
+        started = time.monotonic()
+        response = httpx.post(url, content=json.dumps(deep_call(200, request_id=7)), headers=headers, timeout=10)
+        assert time.monotonic() - started < 2
+        assert response.status_code == 400 and len(response.content) < 2_000
+        assert response.json()["id"] == 7 and response.json()["error"]["data"]["code"] == "invalid_argument"
+        huge = httpx.post(url, content=b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"x","arguments":{"a":"'
+                          + b"x" * 3_000_000 + b'"}}}', headers=headers, timeout=10)
+        assert huge.status_code in (400, 413) and len(huge.content) < 2_000
+
+    # Same data dir, a new process: the universe is still there.
+    with http_server(data_dir) as url:
+        async with Client(url) as c:
+            detail = await c.call_tool("get_universe", {"universe_id": uid})
+            assert [a["symbol"] for a in detail.structured_content["data"]["assets"]] == ["MSFT", "NVDA"]
+
+
+async def test_http_legacy_protocol_era_works(data_dir):
+    with http_server(data_dir) as url:
+        async with Client(url, mode="legacy") as c:
+            result = await c.call_tool("create_universe", {"name": "Legacy"})
+            assert not result.is_error
+
+
+def test_non_loopback_bind_without_auth_refuses_to_start(data_dir):
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "server", "serve", "--host", "0.0.0.0", "--port", "0"], cwd=ROOT,
+                          env=server_env(data_dir), capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "Refusing to serve" in proc.stderr

@@ -1,0 +1,164 @@
+"""The universes toolset through the in-memory MCP client: every tool, happy paths and idempotence."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_create_universe_normalises_symbols_and_reports_each(call):
+    data = await call.ok("create_universe", name="  AI   leaders ", description="Big AI names",
+                         symbols=[" nvda", "MSFT", "msft", "brk.b"], validate=False)
+    universe = data["universe"]
+    assert universe["name"] == "AI leaders"
+    assert universe["description"] == "Big AI names"
+    assert universe["asset_count"] == 3
+    assert [(r["symbol"], r["outcome"], r["validation_status"]) for r in data["report"]["results"]] == [
+        ("NVDA", "added", "unknown"), ("MSFT", "added", "unknown"), ("BRK.B", "added", "unknown")]
+    assert data["report"]["counts"] == {"added": 3}
+
+    detail = await call.ok("get_universe", universe_id=universe["id"])
+    assert [(a["symbol"], a["position"]) for a in detail["assets"]] == [("NVDA", 0), ("MSFT", 1), ("BRK.B", 2)]
+    assert detail["counts_by_status"] == {"unknown": 3}
+
+
+async def test_create_without_symbols_suggests_adding_some(call):
+    envelope = await call("create_universe", name="Empty")
+    assert envelope["data"]["universe"]["asset_count"] == 0
+    assert envelope["next_actions"][0]["tool"] == "add_assets_to_universe"
+    assert envelope["metadata"]["elapsed_ms"] >= 0
+
+
+async def test_add_and_remove_are_idempotent(call):
+    uid = (await call.ok("create_universe", name="Core", symbols=["AAPL"], validate=False))["universe"]["id"]
+    first = await call.ok("add_assets_to_universe", universe_id=uid, symbols=["aapl", "MSFT", "GOOGL"], validate=False)
+    assert {r["symbol"]: r["outcome"] for r in first["report"]["results"]} == {
+        "AAPL": "already_present", "MSFT": "added", "GOOGL": "added"}
+    again = await call.ok("add_assets_to_universe", universe_id=uid, symbols=["MSFT", "GOOGL"], validate=False)
+    assert again["report"]["counts"] == {"already_present": 2}
+    assert again["universe"]["asset_count"] == 3
+
+    removed = await call.ok("remove_assets_from_universe", universe_id=uid, symbols=["msft", "TSLA"])
+    assert {r["symbol"]: r["outcome"] for r in removed["report"]["results"]} == {"MSFT": "removed", "TSLA": "not_present"}
+    assert removed["universe"]["asset_count"] == 2
+    twice = await call.ok("remove_assets_from_universe", universe_id=uid, symbols=["MSFT"])
+    assert twice["report"]["counts"] == {"not_present": 1}
+
+    # Re-adding after removal appends at the end: order is kept as position.
+    await call.ok("add_assets_to_universe", universe_id=uid, symbols=["MSFT"], validate=False)
+    detail = await call.ok("get_universe", universe_id=uid)
+    assert [a["symbol"] for a in detail["assets"]] == ["AAPL", "GOOGL", "MSFT"]
+
+
+async def test_list_universes_paginates_with_cursor_and_filters_by_name(call):
+    for i in range(7):
+        await call.ok("create_universe", name=f"Universe {i:02d}")
+    await call.ok("create_universe", name="Dividend payers")
+    seen = []
+    cursor = None
+    while True:
+        args = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+        envelope = await call("list_universes", **args)
+        page = envelope["data"]
+        seen += [u["name"] for u in page["universes"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+        assert envelope["next_actions"][0] == {"tool": "list_universes", "arguments": {"cursor": cursor},
+                                               "reason": "get the next page"}
+    assert seen == ["Dividend payers"] + [f"Universe {i:02d}" for i in range(7)]
+    filtered = await call.ok("list_universes", name_contains="DIVID")
+    assert [u["name"] for u in filtered["universes"]] == ["Dividend payers"]
+    assert (await call.ok("list_universes", name_contains="%"))["universes"] == []
+
+
+async def test_get_universe_paginates_assets(call):
+    symbols = [f"S{i:03d}" for i in range(25)]
+    uid = (await call.ok("create_universe", name="Big", symbols=symbols, validate=False))["universe"]["id"]
+    got, cursor = [], None
+    while True:
+        page = await call.ok("get_universe", universe_id=uid, limit=10, **({"cursor": cursor} if cursor else {}))
+        got += [a["symbol"] for a in page["assets"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert got == symbols
+    bare = await call.ok("get_universe", universe_id=uid, include_assets=False)
+    assert bare["assets"] is None and bare["universe"]["asset_count"] == 25
+
+
+async def test_update_universe_renames_and_reports_no_op(call):
+    uid = (await call.ok("create_universe", name="Old"))["universe"]["id"]
+    data = await call.ok("update_universe", universe_id=uid, name="New", description="d")
+    assert data["changed"] == ["name", "description"] and data["universe"]["name"] == "New"
+    same = await call("update_universe", universe_id=uid, name="New")
+    assert same["data"]["changed"] == [] and "nothing changed" in same["message"]
+    # Changing only the case of its own name is allowed.
+    assert (await call.ok("update_universe", universe_id=uid, name="NEW"))["changed"] == ["name"]
+    cleared = await call.ok("update_universe", universe_id=uid, description="")
+    assert cleared["universe"]["description"] is None
+
+
+async def test_delete_universe_then_it_is_gone(call):
+    uid = (await call.ok("create_universe", name="Temp", symbols=["AAPL"], validate=False))["universe"]["id"]
+    deleted = await call.ok("delete_universe", universe_id=uid)
+    assert deleted["deleted"]["name"] == "Temp"
+    await call.error("get_universe", "not_found", universe_id=uid)
+    await call.error("delete_universe", "not_found", universe_id=uid)
+    # The name is free again.
+    await call.ok("create_universe", name="Temp")
+
+
+async def test_turnover_and_point_in_time_membership_from_events(call):
+    uid = (await call.ok("create_universe", name="T", symbols=["A1", "B1", "C1", "D1"], validate=False))["universe"]["id"]
+    after_create = datetime.now(UTC)
+    await call.ok("remove_assets_from_universe", universe_id=uid, symbols=["A1"])
+    await call.ok("add_assets_to_universe", universe_id=uid, symbols=["E1", "F1"], validate=False)
+
+    window = await call.ok("get_universe_turnover", universe_id=uid, since=after_create.isoformat())
+    assert (window["additions"], window["removals"], window["size_start"], window["size_end"]) == (2, 1, 4, 5)
+    assert window["average_size"] == 4.5
+    assert window["turnover"] == pytest.approx(3 / 9, rel=1e-5)
+    assert window["addition_rate"] == pytest.approx(2 / 4.5, rel=1e-5)
+
+    whole = await call.ok("get_universe_turnover", universe_id=uid)
+    assert (whole["additions"], whole["removals"], whole["size_start"], whole["size_end"]) == (6, 1, 0, 5)
+
+    then = await call.ok("get_universe", universe_id=uid, as_of=after_create.isoformat())
+    assert [a["symbol"] for a in then["assets"]] == ["A1", "B1", "C1", "D1"]
+    assert then["universe"]["asset_count"] == 4 and then["as_of"]
+    before = await call.ok("get_universe", universe_id=uid, as_of=(after_create - timedelta(days=1)).isoformat())
+    assert before["assets"] == []
+
+    empty = (await call.ok("create_universe", name="Nothing"))["universe"]["id"]
+    assert (await call.ok("get_universe_turnover", universe_id=empty))["turnover"] is None
+
+
+async def test_turnover_rejects_inverted_window_and_naive_times(call):
+    uid = (await call.ok("create_universe", name="W"))["universe"]["id"]
+    now = datetime.now(UTC)
+    await call.error("get_universe_turnover", "invalid_argument", universe_id=uid, since=now.isoformat(),
+                     until=(now - timedelta(hours=1)).isoformat())
+    await call.error("get_universe_turnover", "invalid_argument", universe_id=uid, since="2026-01-01T00:00:00")
+
+
+async def test_universe_resource_and_prompts_and_completions(client, call):
+    from mcp.types import ResourceTemplateReference
+
+    uid = (await call.ok("create_universe", name="AI leaders", symbols=["NVDA"], validate=False))["universe"]["id"]
+    resource = await client.read_resource(f"universe://{uid}")
+    assert '"symbol":"NVDA"' in resource.contents[0].text
+
+    ref = ResourceTemplateReference(type="ref/resource", uri="universe://{universe_id}")
+    by_prefix = await client.complete(ref, {"name": "universe_id", "value": uid[:4]})
+    assert uid in by_prefix.completion.values
+    by_name = await client.complete(ref, {"name": "universe_id", "value": "ai le"})
+    assert by_name.completion.values == [uid]
+
+    prompts = {p.name for p in (await client.list_prompts()).prompts}
+    assert {"build_universe", "review_universe"} <= prompts
+    prompt = await client.get_prompt("review_universe", {"universe_id": uid})
+    assert uid in prompt.messages[0].content.text
