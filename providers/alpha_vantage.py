@@ -229,7 +229,7 @@ class AlphaVantageProvider:
         if overview:
             return Verdict(symbol=key, status="valid", source=self.name, profile=_overview_profile(key, overview))
         if self._confirm:
-            match = next((m for m in await self._matches(key) if _text(m.get("1. symbol")) == key), None)
+            match = next((m for m in await self._matches(key) if str(m.get("1. symbol")).upper() == key), None)
             if match is not None:
                 return Verdict(symbol=key, status="valid", source=self.name, profile=_match_profile(match))
         return Verdict(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,11 +23,12 @@ from mcp.types import (
 )
 from pydantic import ValidationError
 
+from providers.base import MarketDataProvider
 from server import errors
 from server.context import resolve_caller
 from server.lifespan import AppState, open_app_state
 from server.settings import Settings
-from services.errors import InvalidArgument, NotFound, UniverseMCPError
+from services.errors import Forbidden, InvalidArgument, NotFound, UniverseMCPError
 from services.universes import UniverseService
 from storage.repositories import universes as universe_repo
 from tools import ALL_TOOLSETS
@@ -54,6 +55,9 @@ class UniverseMCPServer(MCPServer[AppState]):
     def tool_names(self) -> set[str]:
         return set(self.specs)
 
+    async def _admit(self, spec: ToolSpec, context: Context[AppState, Any] | None) -> None:
+        await _admit_call(self, spec, context)
+
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult:
@@ -76,6 +80,10 @@ class UniverseMCPServer(MCPServer[AppState]):
         if problem is not None:
             return failed(problem)
         try:
+            await self._admit(self.specs[name], context)
+        except UniverseMCPError as exc:
+            return failed(exc)
+        try:
             result = await super().call_tool(name, arguments, context)
         except UnexpectedToolError as exc:
             return failed(errors.from_exception(_root_cause(exc), tool=name))
@@ -95,6 +103,21 @@ class UniverseMCPServer(MCPServer[AppState]):
         return errors.render_result(envelope, is_error=False)
 
 
+async def _admit_call(server: UniverseMCPServer, spec: ToolSpec, context: Context[AppState, Any] | None) -> None:
+    """Per-owner rate limit of the tool's class (and, with tokens, its scope)."""
+    if context is None:
+        return
+    state: AppState = context.request_context.lifespan_context
+    caller = resolve_caller(state)
+    if spec.scope not in caller.scopes:
+        raise Forbidden(
+            f"Your token does not allow {spec.name} (it needs the {spec.scope!r} scope).",
+            hint="Ask for a token with that scope, or use read-only tools.",
+            details={"required_scope": spec.scope, "token_scopes": sorted(caller.scopes)},
+        )
+    await state.rate_limiter.hit(str(caller.owner_id), spec.scope)
+
+
 def _root_cause(exc: BaseException) -> BaseException:
     # Nested UnexpectedToolErrors wrap the original exception; unwrap to the first non-wrapper.
     while isinstance(exc, ToolError) and exc.__cause__ is not None:
@@ -111,12 +134,15 @@ def _enabled_specs(settings: Settings) -> list[ToolSpec]:
     return specs
 
 
-def build_server(settings: Settings) -> UniverseMCPServer:
-    """A ready-to-run server for ``settings``: no side effects until it is run."""
+def build_server(settings: Settings, *, providers: Sequence[MarketDataProvider] | None = None) -> UniverseMCPServer:
+    """A ready-to-run server for ``settings``: no side effects until it is run.
+
+    ``providers`` replaces the configured validation chain (tests and benchmarks pass fakes).
+    """
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with open_app_state(settings) as state:
+        async with open_app_state(settings, providers=providers) as state:
             yield state
 
     server = UniverseMCPServer(
@@ -197,7 +223,7 @@ def _register_completions(server: UniverseMCPServer) -> None:
                 async with state.unit_of_work() as session:
                     values = await _complete_universe_id(session, caller.owner_id, params.argument.value)
         elif params.argument.name == "sector":
-            from services.sectors import GICS_SECTORS
+            from providers.sectors import GICS_SECTORS
 
             typed = params.argument.value.casefold()
             values = [s for s in GICS_SECTORS if s.casefold().startswith(typed)]

@@ -11,6 +11,7 @@ from mcp.server.mcpserver import Context, Resolve
 from server.lifespan import AppState
 from services.errors import Unauthorized
 from services.schemas import Caller
+from services.assets import AssetService
 from services.universes import UniverseService
 
 __all__ = ["Deps", "ToolDeps"]
@@ -29,8 +30,11 @@ class ToolDeps:
             session,
             self.caller,
             limits=self.state.limits,
-            validator=self.state.validator if validator_enabled else None,
+            validator=self.state.validation if validator_enabled else None,
         )
+
+    def assets(self, session) -> AssetService:  # noqa: ANN001
+        return AssetService(session, self.state.validation, page_size_max=self.state.limits.page_size_max)
 
 
 def resolve_caller(state: AppState) -> Caller:

@@ -1,20 +1,26 @@
-"""Process-wide resources (engine, sessions, cache, providers) built once per process and closed on exit."""
+"""Process-wide resources (engine, sessions, cache, providers, validation) built once per process, closed on exit."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from providers.base import MarketDataProvider
+from providers.catalog import CatalogProvider
 from server.settings import Settings
+from server.wiring import build_cache_for, build_providers, build_validation
+from services.assets import seed_catalog
+from services.ratelimit import OwnerRateLimiter
 from services.schemas import Caller
 from services.universes import Limits
-from services.validation_api import SymbolValidator
+from services.validation import ValidationService
 from storage import migrate
+from storage.cache import Cache
 from storage.db import make_engine, make_sessionmaker, unit_of_work
 from storage.repositories.users import get_or_create_user
 
@@ -30,7 +36,10 @@ class AppState:
     sessions: async_sessionmaker[AsyncSession]
     local_caller: Caller
     limits: Limits
-    validator: SymbolValidator | None = None
+    cache: Cache
+    providers: list[MarketDataProvider]
+    validation: ValidationService
+    rate_limiter: OwnerRateLimiter
     extras: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self):  # noqa: ANN201 - an async context manager yielding an AsyncSession
@@ -38,15 +47,28 @@ class AppState:
 
 
 @asynccontextmanager
-async def open_app_state(settings: Settings, *, migrate_store: bool = True) -> AsyncIterator[AppState]:
+async def open_app_state(
+    settings: Settings, *, providers: Sequence[MarketDataProvider] | None = None, migrate_store: bool = True
+) -> AsyncIterator[AppState]:
     async with AsyncExitStack() as stack:
         engine = make_engine(settings.sqlalchemy_url)
         stack.push_async_callback(engine.dispose)
         if migrate_store:
             await migrate.upgrade(engine)
         sessions = make_sessionmaker(engine)
+        chain = list(providers) if providers is not None else build_providers(settings)
+        for provider in chain:
+            stack.push_async_callback(provider.aclose)
+        cache = build_cache_for(settings)
+        stack.push_async_callback(cache.aclose)
         async with unit_of_work(sessions) as session:
             user = await get_or_create_user(session, settings.local_user)
+            catalog = next((p for p in chain if isinstance(p, CatalogProvider)), None)
+            if settings.seed_catalog and catalog is not None:
+                inserted = await seed_catalog(session, catalog)
+                if inserted:
+                    logger.info("loaded %d offline catalog entries (as of %s)", inserted, catalog.as_of)
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
         state = AppState(
             settings=settings,
             engine=engine,
@@ -56,6 +78,14 @@ async def open_app_state(settings: Settings, *, migrate_store: bool = True) -> A
                 max_symbols_per_call=settings.max_symbols_per_call,
                 page_size_default=settings.page_size_default,
                 page_size_max=settings.page_size_max,
+            ),
+            cache=cache,
+            providers=chain,
+            validation=build_validation(settings, cache, chain),
+            rate_limiter=OwnerRateLimiter(
+                {"read": settings.rate_limit_read, "write": settings.rate_limit_write,
+                 "validate": settings.rate_limit_validate},
+                redis_url=redis_url,
             ),
         )
         yield state

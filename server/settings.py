@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     )
     max_json_depth: int = Field(32, ge=4, le=128, description="Deepest accepted JSON nesting in a message.")
 
+    rate_limit_read: str = Field(
+        "600/minute", description="Per-owner limit on read tools (a `limits` expression; empty disables it)."
+    )
+    rate_limit_write: str = Field("240/minute", description="Per-owner limit on tools that change universes.")
+    rate_limit_validate: str = Field(
+        "120/minute;2000/hour", description="Per-owner limit on tools that ask market-data providers."
+    )
+
     # --- validation and providers --------------------------------------------------------------------------------
     offline: bool = Field(False, description="Disable the network providers (Yahoo, Alpha Vantage): catalog only.")
     validate_on_add: bool = Field(
@@ -98,6 +106,11 @@ class Settings(BaseSettings):
     verdict_fresh_s: int = Field(
         86_400, ge=1, description="A verdict in the store younger than this is trusted without asking a provider."
     )
+    yahoo_rate_limit: str = Field("5/second", description="Shared budget of calls to Yahoo Finance.")
+    alpha_vantage_rate_limit: str = Field(
+        "1/second;25/day", description="Shared budget of calls to Alpha Vantage (the free tier's limits)."
+    )
+    seed_catalog: bool = Field(True, description="Load the offline catalog into the store on start (once).")
     redis_timeout_s: float = Field(0.25, gt=0, le=10, description="Connect and read timeout of cache calls to Redis.")
 
     @field_validator("toolsets", mode="before")

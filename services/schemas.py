@@ -19,6 +19,7 @@ __all__ = [
     "UniverseMember",
     "UniversePage",
     "UniverseSummary",
+    "SymbolVerdict",
     "ValidationStatus",
 ]
 
@@ -128,3 +129,24 @@ class TurnoverReport(BaseModel):
 
 def as_date(value: datetime | date | None) -> date | None:
     return value.date() if isinstance(value, datetime) else value
+
+
+class SymbolVerdict(BaseModel):
+    """The validation verdict on one symbol."""
+
+    symbol: str
+    status: ValidationStatus = Field(
+        description="valid (a provider or the catalog knows it) | invalid (a provider said it does not exist) | "
+        "pending (no provider could answer yet; re-checked in the background)."
+    )
+    source: str | None = Field(None, description="yahoo | alpha_vantage | catalog: who gave the verdict.")
+    reason: str | None = None
+    checked_at: datetime | None = Field(None, description="When the verdict was made (for the catalog: its data date).")
+    as_of: date | None = Field(None, description="For catalog verdicts: the date the offline data describes.")
+    cached: bool = Field(False, description="True when answered from the verdict cache.")
+    stale: bool = Field(False, description="True when an older stored verdict is shown because no provider answered.")
+    retry_after_s: float | None = Field(None, description="For pending symbols held up by a provider's rate limit.")
+    profile: dict[str, str | float | int | None] | None = Field(
+        None, description="Name, exchange, currency, sector, industry, market_cap, pe_ratio, dividend_yield ... when valid."
+    )
+    candidates: list[str] = Field(default_factory=list, description="Similar known symbols, for invalid ones.")

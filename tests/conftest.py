@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,8 @@ from mcp import Client
 from server.app import build_server
 from server.settings import Settings
 
-import importlib.util
-
-# The service fixtures (Redis, PostgreSQL) live in tests/support/services.py.
-pytest_plugins = ["tests.support.services"] if importlib.util.find_spec("tests.support") else []
+# The service fixtures (Redis, PostgreSQL: the machine's, throwaway ones, or skip/fail) live in tests/support.
+pytest_plugins = ["tests.support.services"]
 
 
 @pytest.fixture
@@ -31,10 +30,32 @@ def _quiet_logs() -> None:
     logging.getLogger("mcp").setLevel(logging.WARNING)
 
 
+@pytest.fixture(scope="session")
+def seeded_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite store migrated and loaded with the offline catalog once per session (about 0.3 s saved per test);
+    each test gets a copy, and the server's start-up still runs the migration and seeding checks against it."""
+    import asyncio
+
+    from server.lifespan import open_app_state
+
+    data_dir = tmp_path_factory.mktemp("seeded")
+
+    async def build() -> None:
+        async with open_app_state(Settings(data_dir=data_dir, offline=True, log_level="WARNING")):
+            pass
+
+    asyncio.run(build())
+    return data_dir / "universe.db"
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+def make_settings(tmp_path: Path, seeded_store: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"data_dir": tmp_path / "data", "log_level": "WARNING", "offline": True}
+        data_dir = tmp_path / "data"
+        if not data_dir.exists():
+            data_dir.mkdir()
+            shutil.copyfile(seeded_store, data_dir / "universe.db")
+        values: dict[str, Any] = {"data_dir": data_dir, "log_level": "WARNING", "offline": True}
         values.update(overrides)
         return Settings(**values)
 

@@ -235,12 +235,14 @@ TOOLSET = Toolset(
     description="Create, read, change and delete investment universes and their membership history.",
     instructions="Universes are named lists of securities owned by you. Find ids with list_universes.",
     tools=[
-        ToolSpec(create_universe, "Create universe", WRITE, scope="write"),
+        # create/add validate symbols with outside providers by default: open world.
+        ToolSpec(create_universe, "Create universe", WRITE.model_copy(update={"open_world_hint": True}), scope="write"),
         ToolSpec(list_universes, "List universes", READ),
         ToolSpec(get_universe, "Get universe", READ),
         ToolSpec(update_universe, "Rename or describe a universe", WRITE.model_copy(update={"idempotent_hint": True}), scope="write"),
         ToolSpec(delete_universe, "Delete universe", DESTRUCTIVE, scope="write"),
-        ToolSpec(add_assets_to_universe, "Add assets to a universe", WRITE.model_copy(update={"idempotent_hint": True}), scope="write"),
+        ToolSpec(add_assets_to_universe, "Add assets to a universe",
+                 WRITE.model_copy(update={"idempotent_hint": True, "open_world_hint": True}), scope="write"),
         ToolSpec(remove_assets_from_universe, "Remove assets from a universe", DESTRUCTIVE, scope="write"),
         ToolSpec(get_universe_turnover, "Universe turnover", READ),
     ],

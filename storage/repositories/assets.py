@@ -11,7 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Asset
 
-__all__ = ["create_assets", "get_assets_by_symbols", "update_asset"]
+__all__ = [
+    "asset_by_past_symbol",
+    "catalog_seeded",
+    "create_assets",
+    "get_assets_by_symbols",
+    "insert_assets_bulk",
+    "listed_symbols",
+    "search_assets",
+    "sector_counts",
+    "update_asset",
+]
 
 
 async def get_assets_by_symbols(session: AsyncSession, symbols: Sequence[str]) -> dict[str, Asset]:
@@ -41,3 +51,84 @@ async def update_asset(session: AsyncSession, asset: Asset, values: Mapping[str,
         setattr(asset, key, value)
     await session.flush()
     return asset
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def search_assets(
+    session: AsyncSession,
+    *,
+    symbol_prefix: str | None,
+    name_words: Sequence[str],
+    sector: str | None,
+    offset: int,
+    limit: int,
+) -> list[Asset]:
+    """Listed, not-invalid assets matching a symbol prefix or all name words (each at a word start).
+
+    Ranked: exact symbol, then symbol prefix (shorter first), then name matches by name.
+    """
+    from sqlalchemy import and_, case, func, or_
+
+    name = func.lower(Asset.name)
+    matches = []
+    if symbol_prefix:
+        matches.append(Asset.symbol.like(_like_escape(symbol_prefix) + "%", escape="\\"))
+    if name_words:
+        matches.append(and_(*[
+            or_(name.like(_like_escape(w) + "%", escape="\\"), name.like("% " + _like_escape(w) + "%", escape="\\"))
+            for w in name_words
+        ]))
+    if not matches:
+        return []
+    rank = case(
+        (Asset.symbol == (symbol_prefix or ""), 0),
+        (Asset.symbol.like(_like_escape(symbol_prefix or "\x00") + "%", escape="\\"), 1),
+        else_=2,
+    )
+    stmt = (
+        select(Asset)
+        .where(Asset.listing_status == "listed", Asset.validation_status != "invalid", or_(*matches))
+        .order_by(rank, func.length(Asset.symbol), Asset.symbol)
+        .offset(offset)
+        .limit(limit)
+    )
+    if sector:
+        stmt = stmt.where(Asset.sector == sector)
+    return list(await session.scalars(stmt))
+
+
+async def sector_counts(session: AsyncSession) -> dict[str | None, int]:
+    from sqlalchemy import func
+
+    rows = await session.execute(
+        select(Asset.sector, func.count()).where(Asset.listing_status == "listed", Asset.validation_status != "invalid")
+        .group_by(Asset.sector)
+    )
+    return {sector: int(n) for sector, n in rows.all()}
+
+
+async def asset_by_past_symbol(session: AsyncSession, symbol: str) -> Asset | None:
+    """The asset that traded under ``symbol`` before (FB -> META), if the ticker history knows it."""
+    from storage.models import AssetSymbol
+
+    return await session.scalar(
+        select(Asset).join(AssetSymbol, AssetSymbol.asset_id == Asset.id)
+        .where(AssetSymbol.symbol == symbol).order_by(AssetSymbol.valid_to.desc()).limit(1)
+    )
+
+
+async def catalog_seeded(session: AsyncSession) -> bool:
+    return await session.scalar(select(Asset.id).where(Asset.validation_source == "catalog").limit(1)) is not None
+
+
+async def insert_assets_bulk(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Core executemany INSERTs (no ORM unit of work): used to load the offline catalog quickly."""
+    if rows:
+        await session.execute(Asset.__table__.insert(), [{**r, "id": uuid.uuid4()} for r in rows])
+
+
+async def listed_symbols(session: AsyncSession) -> list[str]:
+    return list(await session.scalars(select(Asset.symbol).where(Asset.listing_status == "listed")))

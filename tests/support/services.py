@@ -111,6 +111,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.write_line(f"{service}: {line}")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here too, so the plugin works (with --strict-markers) in a project that does not declare them.
+    config.addinivalue_line("markers", "redis: needs a Redis server (the machine's, or a throwaway one)")
+    config.addinivalue_line("markers", "postgres: needs a PostgreSQL server (the machine's, or a throwaway one)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
@@ -369,8 +375,8 @@ def redis_url(redis_server: RedisServer, request: pytest.FixtureRequest) -> Iter
         db = _claim_redis_db(redis_server.host, redis_server.port)
     except Exception as exc:  # any failure here means "no usable Redis database"
         require_service("Redis", f"could not claim a database on {redis_server.host}:{redis_server.port}: {exc}")
-    where = f"{redis_server.host}:{redis_server.port}"
-    _report(request.config, "redis", f"{redis_server.origin} server {where}, database {db}")
+    line = request.config.stash.get(_REPORT, {}).get("redis", f"server {redis_server.host}:{redis_server.port}")
+    _report(request.config, "redis", f"{line}, database {db}")
     try:
         yield f"redis://{redis_server.host}:{redis_server.port}/{db}"
     finally:
@@ -465,10 +471,11 @@ class ThrowawayPostgres:
         self.bindir = bindir
         self.host = host
         self.port = port or free_port(host)
-        self.root = Path(tempfile.mkdtemp(prefix="umcp-pg-"))
+        self._prefix = self._privilege_prefix()
+        # As root the server runs as another user, who must be able to enter the directory: /tmp, not $TMPDIR.
+        self.root = Path(tempfile.mkdtemp(prefix="umcp-pg-", dir="/tmp" if self._prefix else None))
         self.datadir = self.root / "data"
         self.log_path = self.root / "postgres.log"
-        self._prefix = self._privilege_prefix()
 
     @staticmethod
     def _privilege_prefix() -> list[str]:
@@ -514,7 +521,7 @@ class ThrowawayPostgres:
                 "--no-sync",
             )  # fmt: skip
         options = (
-            f"-p {self.port} -c listen_addresses={self.host} -c unix_socket_directories={self.root} "
+            f"-p {self.port} -c listen_addresses={self.host} -c unix_socket_directories='{self.root}' "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
         self._run(

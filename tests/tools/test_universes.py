@@ -11,17 +11,17 @@ pytestmark = pytest.mark.anyio
 
 async def test_create_universe_normalises_symbols_and_reports_each(call):
     data = await call.ok("create_universe", name="  AI   leaders ", description="Big AI names",
-                         symbols=[" nvda", "MSFT", "msft", "brk.b"], validate=False)
+                         symbols=[" zzqa", "ZZQB", "zzqb", "zz.b"], validate=False)
     universe = data["universe"]
     assert universe["name"] == "AI leaders"
     assert universe["description"] == "Big AI names"
     assert universe["asset_count"] == 3
     assert [(r["symbol"], r["outcome"], r["validation_status"]) for r in data["report"]["results"]] == [
-        ("NVDA", "added", "unknown"), ("MSFT", "added", "unknown"), ("BRK.B", "added", "unknown")]
+        ("ZZQA", "added", "unknown"), ("ZZQB", "added", "unknown"), ("ZZ.B", "added", "unknown")]
     assert data["report"]["counts"] == {"added": 3}
 
     detail = await call.ok("get_universe", universe_id=universe["id"])
-    assert [(a["symbol"], a["position"]) for a in detail["assets"]] == [("NVDA", 0), ("MSFT", 1), ("BRK.B", 2)]
+    assert [(a["symbol"], a["position"]) for a in detail["assets"]] == [("ZZQA", 0), ("ZZQB", 1), ("ZZ.B", 2)]
     assert detail["counts_by_status"] == {"unknown": 3}
 
 

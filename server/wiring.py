@@ -1,0 +1,72 @@
+"""Builds the cache, providers and validation service from settings (shared by the server and the workers)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from providers.base import MarketDataProvider
+from providers.catalog import CatalogProvider
+from providers.guard import CircuitBreaker, GuardedProvider, RateLimit
+from server.settings import Settings
+from services.validation import ValidationConfig, ValidationService
+from storage.cache import Cache, build_cache
+
+__all__ = ["build_cache_for", "build_providers", "build_validation"]
+
+
+def build_cache_for(settings: Settings) -> Cache:
+    url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    return build_cache(url, timeout_s=settings.redis_timeout_s)
+
+
+def _limit_storage(settings: Settings) -> str:
+    return settings.redis_url.get_secret_value() if settings.redis_url else "async+memory://"
+
+
+def build_providers(settings: Settings) -> list[MarketDataProvider]:
+    """The validation chain in order: Yahoo -> Alpha Vantage -> offline catalog; network ones only when online."""
+    chain: list[MarketDataProvider] = []
+    storage = _limit_storage(settings)
+    if not settings.offline and settings.yahoo_enabled:
+        from providers.yahoo import YahooProvider
+
+        chain.append(GuardedProvider(
+            YahooProvider(timeout_s=settings.yahoo_timeout_s, cache_dir=settings.data_dir / "yfinance"),
+            CircuitBreaker("yahoo"), RateLimit("yahoo", settings.yahoo_rate_limit, storage),
+        ))
+    if not settings.offline and settings.alpha_vantage_api_key is not None:
+        from providers.alpha_vantage import AlphaVantageProvider
+
+        chain.append(GuardedProvider(
+            AlphaVantageProvider(settings.alpha_vantage_api_key, base_url=settings.alpha_vantage_base_url,
+                                 timeout_s=settings.alpha_vantage_timeout_s),
+            CircuitBreaker("alpha_vantage"), RateLimit("alpha_vantage", settings.alpha_vantage_rate_limit, storage),
+        ))
+    chain.append(CatalogProvider())
+    return chain
+
+
+def build_validation(settings: Settings, cache: Cache, providers: Sequence[MarketDataProvider]) -> ValidationService:
+    catalog = next((p for p in providers if isinstance(p, CatalogProvider)), None)
+    return ValidationService(
+        cache=cache,
+        providers=providers,
+        config=ValidationConfig(
+            deadline_s=settings.validation_deadline_s,
+            valid_ttl_s=settings.cache_valid_ttl_s,
+            invalid_ttl_s=settings.cache_invalid_ttl_s,
+            fresh_s=settings.verdict_fresh_s,
+        ),
+        known_symbols=_catalog_symbols(catalog) if catalog else None,
+    )
+
+
+def _catalog_symbols(catalog: CatalogProvider):  # noqa: ANN202
+    symbols: list[str] = []
+
+    def known() -> list[str]:
+        if not symbols:  # built on first use: the catalog loads lazily
+            symbols.extend(e.symbol for e in catalog.entries())
+        return symbols
+
+    return known

@@ -1,0 +1,129 @@
+"""Asset lookups: search (store, which holds the offline catalog), one asset, and sectors with counts."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from providers.catalog import CatalogProvider
+from providers.sectors import GICS_SECTORS, to_gics_sector
+from services.errors import InvalidArgument, InvalidSymbol, NotFound
+from services.pagination import decode_cursor, encode_cursor
+from services.schemas import AssetInfo
+from services.symbols import normalise_symbol, symbol_problem
+from services.validation import ValidationService
+from storage.repositories import assets as repo
+
+__all__ = ["AssetService", "SearchPage", "SectorCount", "resolve_sector", "seed_catalog"]
+
+MAX_SEARCH_OFFSET = 1_000
+_WORD = re.compile(r"[a-z0-9&]+")
+
+
+class SearchPage(BaseModel):
+    assets: list[AssetInfo]
+    next_cursor: str | None = Field(None, description="Pass as cursor for more results; null when there are no more.")
+    sector: str | None = Field(None, description="The GICS sector the results were filtered by (after correction).")
+
+
+class SectorCount(BaseModel):
+    sector: str
+    asset_count: int = Field(description="Known listed assets in this sector.")
+
+
+def resolve_sector(text: str) -> str:
+    """A GICS sector name from what the caller typed (case, aliases like 'Technology'), or invalid_argument."""
+    exact = {s.casefold(): s for s in GICS_SECTORS}
+    if text.strip().casefold() in exact:
+        return exact[text.strip().casefold()]
+    mapped = to_gics_sector(text)
+    if mapped is not None:
+        return mapped
+    guesses = difflib.get_close_matches(text.strip().title(), GICS_SECTORS, n=3, cutoff=0.4)
+    raise InvalidArgument(
+        f"{text[:60]!r} is not a sector." + (f" Did you mean {guesses[0]!r}?" if guesses else ""),
+        hint="Sectors are the 11 GICS sectors; list_sectors shows them with counts.",
+        candidates=guesses or list(GICS_SECTORS),
+        next_actions=[("list_sectors", {}, "see the valid sector names")],
+    )
+
+
+async def seed_catalog(session: AsyncSession, catalog: CatalogProvider) -> int:
+    """Load the offline catalog into the store once, so search covers it. Returns rows inserted."""
+    if await repo.catalog_seeded(session):
+        return 0
+    entries = catalog.entries()
+    existing = await repo.get_assets_by_symbols(session, [e.symbol for e in entries])
+    validated_at = datetime.combine(catalog.as_of, datetime.min.time(), tzinfo=UTC)
+    fields = ("name", "exchange", "asset_type", "currency", "sector", "industry", "country", "market_cap",
+              "pe_ratio", "dividend_yield", "isin", "figi", "cik")
+    rows = [
+        {**{k: getattr(e, k) for k in fields}, "symbol": e.symbol, "validation_status": "valid",
+         "is_validated": True, "validation_source": "catalog", "last_validated_at": validated_at,
+         "listing_status": "listed", "asset_metadata": {"catalog_as_of": catalog.as_of.isoformat()},
+         "created_at": validated_at, "updated_at": validated_at}
+        for e in entries if e.symbol not in existing
+    ]
+    await repo.insert_assets_bulk(session, rows)
+    return len(rows)
+
+
+class AssetService:
+    def __init__(self, session: AsyncSession, validation: ValidationService | None, *, page_size_max: int = 200) -> None:
+        self.session = session
+        self.validation = validation
+        self.page_size_max = page_size_max
+
+    async def search(self, query: str, *, sector: str | None = None, limit: int = 20, cursor: str | None = None) -> SearchPage:
+        text = query.strip()
+        if not text:
+            raise InvalidArgument("query is empty.", hint="Search by ticker prefix (\"NVD\") or company name words (\"nvidia\").")
+        if not 1 <= limit <= self.page_size_max:
+            raise InvalidArgument(f"limit must be between 1 and {self.page_size_max}; got {limit}.")
+        gics = resolve_sector(sector) if sector else None
+        offset = int(decode_cursor("search", cursor)) if cursor else 0
+        if offset < 0 or offset > MAX_SEARCH_OFFSET:
+            raise InvalidArgument("The cursor is not one this search returned.")
+        symbol_prefix = normalise_symbol(text) if symbol_problem(normalise_symbol(text)) is None else None
+        words = _WORD.findall(text.casefold())[:6]
+        rows = await repo.search_assets(self.session, symbol_prefix=symbol_prefix, name_words=words, sector=gics,
+                                        offset=offset, limit=limit + 1)
+        more = len(rows) > limit and offset + limit < MAX_SEARCH_OFFSET
+        return SearchPage(assets=[AssetInfo.model_validate(a) for a in rows[:limit]],
+                          next_cursor=encode_cursor("search", offset + limit) if more else None, sector=gics)
+
+    async def get(self, raw_symbol: str) -> tuple[AssetInfo, str | None]:
+        """The asset for a ticker (validated on demand when unknown). Returns (asset, former_symbol_used)."""
+        symbol = normalise_symbol(raw_symbol)
+        if (problem := symbol_problem(symbol)) is not None:
+            raise InvalidArgument(f"{raw_symbol[:40]!r} is not a ticker ({problem}).",
+                                  hint="Use search_assets to find a ticker by company name.")
+        found = await repo.get_assets_by_symbols(self.session, [symbol])
+        asset = found.get(symbol)
+        if asset is None:
+            former = await repo.asset_by_past_symbol(self.session, symbol)
+            if former is not None:
+                return AssetInfo.model_validate(former), symbol
+        if (asset is None or asset.validation_status in ("unknown", "pending")) and self.validation is not None:
+            verdict = (await self.validation.validate(self.session, [symbol]))[0]
+            if verdict.status == "invalid":
+                raise InvalidSymbol(
+                    f"{symbol} is not a listed security ({verdict.source} says: {verdict.reason or 'not found'}).",
+                    hint="Check the ticker; search_assets finds tickers by company name.",
+                    candidates=verdict.candidates,
+                    next_actions=[("search_assets", {"query": symbol[:4]}, "look for similar tickers")],
+                )
+            asset = (await repo.get_assets_by_symbols(self.session, [symbol])).get(symbol)
+        if asset is None:
+            raise NotFound(f"{symbol} is not known yet and could not be validated now.",
+                           hint="Try validate_symbols later, or search_assets by name.",
+                           next_actions=[("validate_symbols", {"symbols": [symbol]}, "try validating it again")])
+        return AssetInfo.model_validate(asset), None
+
+    async def sectors(self) -> list[SectorCount]:
+        counts = await repo.sector_counts(self.session)
+        return [SectorCount(sector=s, asset_count=counts.get(s, 0)) for s in GICS_SECTORS]

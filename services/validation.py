@@ -1,0 +1,250 @@
+"""The mixed validation strategy (DESIGN §7): syntax -> cache -> store -> providers in order -> pending.
+
+One deadline covers the whole call however providers misbehave. ``invalid`` is said only when a provider answered
+that the symbol does not exist; a symbol no provider could settle is ``pending`` (recorded in the store so the
+background re-check finds it), or its last stored verdict marked stale. Provider errors are never cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from providers.base import AssetProfile, MarketDataProvider, ProviderError, ProviderRateLimited, Verdict
+from services.schemas import SymbolVerdict
+from services.validation_api import SymbolCheck
+from storage.cache import Cache
+from storage.db import utcnow
+from storage.models import Asset
+from storage.repositories import assets as asset_repo
+
+__all__ = ["ValidationConfig", "ValidationService"]
+
+logger = logging.getLogger(__name__)
+
+PROFILE_FIELDS = ("name", "exchange", "asset_type", "currency", "sector", "industry", "country", "market_cap",
+                  "pe_ratio", "dividend_yield", "isin", "figi", "cik")
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationConfig:
+    deadline_s: float = 4.0
+    valid_ttl_s: int = 86_400
+    invalid_ttl_s: int = 3_600
+    fresh_s: int = 86_400
+    concurrency: int = 8
+
+
+def _cache_key(symbol: str) -> str:
+    return f"verdict:{symbol}"
+
+
+def _profile_dict(profile: AssetProfile | None) -> dict[str, Any] | None:
+    if profile is None:
+        return None
+    data = {k: v for k, v in asdict(profile).items() if k in PROFILE_FIELDS and v is not None}
+    data["symbol"] = profile.symbol
+    return data
+
+
+def _from_asset(asset: Asset, *, stale: bool) -> SymbolVerdict:
+    return SymbolVerdict(
+        symbol=asset.symbol,
+        status=asset.validation_status,  # type: ignore[arg-type]
+        source=asset.validation_source,
+        reason=asset.validation_reason,
+        checked_at=asset.last_validated_at,
+        stale=stale,
+        profile={k: getattr(asset, k) for k in PROFILE_FIELDS if getattr(asset, k) is not None} or None,
+    )
+
+
+class ValidationService:
+    """Validates symbols for tools, universe membership and background jobs. Holds no per-request state."""
+
+    def __init__(
+        self,
+        *,
+        cache: Cache,
+        providers: Sequence[MarketDataProvider],
+        config: ValidationConfig | None = None,
+        known_symbols: Callable[[], Sequence[str]] | None = None,
+    ) -> None:
+        self.cache = cache
+        self.providers = list(providers)
+        self.config = config or ValidationConfig()
+        self._known_symbols = known_symbols
+
+    # --- the strategy ---------------------------------------------------------------------------------------------
+    async def validate(
+        self,
+        session: AsyncSession,
+        symbols: Sequence[str],
+        *,
+        force_refresh: bool = False,
+        deadline_s: float | None = None,
+    ) -> list[SymbolVerdict]:
+        """Verdicts for already-normalised ``symbols``, in their order. Records results in the store (no commit)."""
+        started = time.monotonic()
+        deadline = deadline_s if deadline_s is not None else self.config.deadline_s
+        verdicts: dict[str, SymbolVerdict] = {}
+
+        if not force_refresh:
+            cached = await self.cache.get_many([_cache_key(s) for s in symbols])
+            for symbol in symbols:
+                raw = cached.get(_cache_key(symbol))
+                if raw is not None:
+                    verdicts[symbol] = SymbolVerdict.model_validate_json(raw).model_copy(update={"cached": True})
+        misses = [s for s in symbols if s not in verdicts]
+        if not misses:
+            return [verdicts[s] for s in symbols]  # no provider call, no database query
+
+        stored = await asset_repo.get_assets_by_symbols(session, misses)
+        fresh_after = utcnow() - timedelta(seconds=self.config.fresh_s)
+        to_ask: list[str] = []
+        for symbol in misses:
+            asset = stored.get(symbol)
+            if (not force_refresh and asset is not None and asset.validation_status in ("valid", "invalid")
+                    and asset.last_validated_at is not None and asset.last_validated_at >= fresh_after):
+                verdicts[symbol] = _from_asset(asset, stale=False)
+                await self._remember(verdicts[symbol])
+            else:
+                to_ask.append(symbol)
+
+        remaining = max(0.0, deadline - (time.monotonic() - started))
+        answers = await self._ask_providers(to_ask, remaining)
+        for symbol in to_ask:
+            verdict = answers.get(symbol)
+            asset = stored.get(symbol)
+            if verdict is None:
+                verdicts[symbol] = self._unsettled(symbol, asset, answers)
+            else:
+                verdicts[symbol] = self._from_provider(verdict)
+                await self._remember(verdicts[symbol])
+        await self._record(session, stored, [verdicts[s] for s in to_ask])
+        for symbol in to_ask:
+            if verdicts[symbol].status == "invalid":
+                verdicts[symbol] = verdicts[symbol].model_copy(update={"candidates": self.candidates(symbol)})
+        return [verdicts[s] for s in symbols]
+
+    async def check_many(self, session: AsyncSession, symbols: Sequence[str]) -> dict[str, SymbolCheck]:
+        """The universe service's view: status, source, reason and candidates per symbol."""
+        return {
+            v.symbol: SymbolCheck(symbol=v.symbol, status=v.status, source=v.source, reason=v.reason,
+                                  candidates=tuple(v.candidates))
+            for v in await self.validate(session, symbols)
+        }
+
+    def candidates(self, symbol: str, limit: int = 5) -> list[str]:
+        """Known symbols that look like ``symbol`` (for "did you mean")."""
+        if self._known_symbols is None:
+            return []
+        known = self._known_symbols()
+        base = symbol.split(".")[0].split("-")[0]
+        close = difflib.get_close_matches(symbol, known, n=limit, cutoff=0.6)
+        prefixed = [k for k in known if k != symbol and (k.startswith(base + ".") or k.startswith(base + "-"))]
+        return list(dict.fromkeys(prefixed + close))[:limit]
+
+    # --- providers ------------------------------------------------------------------------------------------------
+    async def _ask_providers(self, symbols: Sequence[str], budget_s: float) -> dict[str, Verdict | ProviderError]:
+        """Each symbol through the provider chain, concurrently, all within ``budget_s``."""
+        results: dict[str, Verdict | ProviderError] = {}
+        if not symbols or budget_s <= 0 or not self.providers:
+            return results
+        gate = asyncio.Semaphore(self.config.concurrency)
+
+        async def one(symbol: str) -> None:
+            async with gate:
+                last_error: ProviderError | None = None
+                for provider in self.providers:
+                    try:
+                        results[symbol] = await provider.validate(symbol)
+                        return
+                    except ProviderError as exc:
+                        last_error = exc
+                if last_error is not None:
+                    results[symbol] = last_error
+
+        tasks = [asyncio.create_task(one(s)) for s in symbols]
+        done, pending = await asyncio.wait(tasks, timeout=budget_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            if task.exception() is not None:  # a bug, not a provider answer: the symbol stays unsettled
+                logger.error("validation task failed", exc_info=task.exception())
+        return results
+
+    def _from_provider(self, verdict: Verdict | ProviderError) -> SymbolVerdict:
+        assert isinstance(verdict, Verdict)
+        checked = datetime.combine(verdict.as_of, datetime.min.time(), tzinfo=UTC) if verdict.as_of else utcnow()
+        return SymbolVerdict(
+            symbol=verdict.symbol, status=verdict.status, source=verdict.source,
+            reason=verdict.reason if verdict.status == "invalid" else None,
+            checked_at=checked, profile=_profile_dict(verdict.profile),
+            as_of=verdict.as_of,
+        )
+
+    def _unsettled(self, symbol: str, asset: Asset | None, answers: dict[str, Any]) -> SymbolVerdict:
+        error = answers.get(symbol)
+        why = "no provider answered within the deadline"
+        retry_after = None
+        if isinstance(error, ProviderRateLimited):
+            why, retry_after = f"{error.provider} is rate limited", error.retry_after_s
+        elif isinstance(error, ProviderError):
+            why = f"no provider could answer ({error.provider}: {error.message})"
+        if asset is not None and asset.validation_status in ("valid", "invalid"):
+            # A real earlier verdict beats "pending": report it, clearly marked stale.
+            return _from_asset(asset, stale=True).model_copy(update={"reason": f"last verdict kept: {why}"})
+        return SymbolVerdict(symbol=symbol, status="pending", reason=why, retry_after_s=retry_after)
+
+    # --- persistence ----------------------------------------------------------------------------------------------
+    async def _remember(self, verdict: SymbolVerdict) -> None:
+        if verdict.status not in ("valid", "invalid") or verdict.stale:
+            return  # provider errors and unsettled symbols are never cached
+        ttl = self.config.valid_ttl_s if verdict.status == "valid" else self.config.invalid_ttl_s
+        payload = verdict.model_copy(update={"cached": False, "candidates": []}).model_dump_json()
+        await self.cache.set(_cache_key(verdict.symbol), payload, ttl)
+
+    async def _record(self, session: AsyncSession, stored: dict[str, Asset], verdicts: list[SymbolVerdict]) -> None:
+        """Write verdicts to the store: valid ones upserted with their profile, invalid ones only onto known assets,
+        pending ones created so the background re-check can find them."""
+        new_rows: list[dict[str, Any]] = []
+        now = utcnow()
+        for v in verdicts:
+            asset = stored.get(v.symbol)
+            if v.stale:
+                continue
+            values: dict[str, Any] = {}
+            if v.status == "valid":
+                values = {k: val for k, val in (v.profile or {}).items() if k in PROFILE_FIELDS}
+                values.update(validation_status="valid", is_validated=True, validation_source=v.source,
+                              validation_reason=None, last_validated_at=v.checked_at or now)
+            elif v.status == "invalid":
+                if asset is None:
+                    continue
+                values = dict(validation_status="invalid", is_validated=False, validation_source=v.source,
+                              validation_reason=(v.reason or "")[:300] or None, last_validated_at=now)
+            elif v.status == "pending":
+                if asset is not None and asset.validation_status != "unknown":
+                    continue
+                values = dict(validation_status="pending", validation_reason=(v.reason or "")[:300] or None)
+            if asset is not None:
+                await asset_repo.update_asset(session, asset, values)
+            elif values:
+                new_rows.append({"symbol": v.symbol, **values})
+        if new_rows:
+            await asset_repo.create_assets(session, new_rows)
+
+    async def remember_json(self, key: str) -> str | None:  # pragma: no cover - debugging aid
+        return json.dumps(await self.cache.get(key))

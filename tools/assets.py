@@ -1,0 +1,137 @@
+"""The `assets` toolset: validate symbols, search the catalogue, read one asset, list sectors."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from server.context import Deps
+from services.assets import SearchPage, SectorCount
+from services.errors import LimitExceeded
+from services.schemas import AssetInfo, SymbolVerdict
+from services.symbols import normalise_symbols
+from tools._results import Envelope, NextAction, ok
+from tools._toolset import READ, ToolSpec, Toolset
+
+__all__ = ["TOOLSET"]
+
+# Validation asks outside providers and records verdicts, so it is neither read-only in effect on the cache nor
+# closed-world; it changes no universe, so it is exposed in read-only mode.
+VALIDATE = READ.model_copy(update={"open_world_hint": True})
+
+
+class Verdicts(BaseModel):
+    verdicts: list[SymbolVerdict]
+    counts: dict[str, int] = Field(description="How many symbols got each status.")
+
+
+class AssetDetail(BaseModel):
+    asset: AssetInfo
+    former_symbol: str | None = Field(None, description="Set when the ticker asked for is an old one of this asset.")
+
+
+class Sectors(BaseModel):
+    sectors: list[SectorCount]
+
+
+async def validate_symbols(
+    deps: Deps,
+    symbols: Annotated[list[str], Field(description="Up to 50 tickers (AAPL, BRK.B, ^GSPC, EURUSD=X). For more, use start_bulk_validation.")],
+    force_refresh: Annotated[bool, Field(description="Ignore cached verdicts and ask the providers again.")] = False,
+) -> Envelope[Verdicts]:
+    """Check whether tickers are real listed securities, before using them. Answers inline for up to 50 symbols.
+
+    Each verdict is valid (with name, exchange, sector, market cap ...), invalid (a provider said it does not exist,
+    with similar symbols as candidates) or pending (no provider could answer right now; never treat pending as
+    invalid). Verdicts are cached (valid about a day, invalid about an hour) and say which source gave them:
+    yahoo, alpha_vantage or the offline catalog (with its as-of date).
+    """
+    cap = deps.state.settings.max_inline_validation
+    if len(symbols) > cap:
+        raise LimitExceeded(
+            f"{len(symbols)} symbols; validate_symbols answers at most {cap} inline.",
+            hint="Use start_bulk_validation for larger lists; it runs in the background and reports progress.",
+            details={"limit": cap, "received": len(symbols)},
+            next_actions=[("start_bulk_validation", {"symbols": symbols[: deps.state.settings.max_bulk_symbols]},
+                           "validate the whole list as a background job")],
+        )
+    normalised = normalise_symbols(symbols)
+    async with deps.unit_of_work() as session:
+        verdicts = await deps.state.validation.validate(session, normalised, force_refresh=force_refresh)
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        counts[v.status] = counts.get(v.status, 0) + 1
+    actions: list[NextAction] = []
+    pending = [v.symbol for v in verdicts if v.status == "pending"]
+    if pending:
+        actions.append(NextAction(tool="start_bulk_validation", arguments={"symbols": pending},
+                                  reason="keep checking the pending symbols in the background"))
+    for v in verdicts:
+        if v.status == "invalid" and v.candidates:
+            actions.append(NextAction(tool="validate_symbols", arguments={"symbols": v.candidates[:5]},
+                                      reason=f"check the candidates for {v.symbol}"))
+            break
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to check"
+    return ok(Verdicts(verdicts=verdicts, counts=counts), f"Validated {len(verdicts)} symbol(s): {summary}.",
+              next_actions=actions, cached=sum(v.cached for v in verdicts))
+
+
+async def search_assets(
+    deps: Deps,
+    query: Annotated[str, Field(description="Ticker prefix (\"NVD\") or company name words (\"nvidia\", \"bank of am\").", max_length=100)],
+    sector: Annotated[str | None, Field(description="Only this GICS sector, e.g. \"Information Technology\" (see list_sectors).", max_length=60)] = None,
+    limit: Annotated[int, Field(description="Results per page (1-200).")] = 20,
+    cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+) -> Envelope[SearchPage]:
+    """Find securities by ticker prefix or company name in the known catalogue (offline catalog + validated assets).
+
+    Use it to turn a company name into a ticker instead of guessing. Results are ranked (exact ticker, ticker
+    prefix, then name matches) and carry each asset's validation status. A misspelt sector gets did-you-mean
+    candidates.
+    """
+    async with deps.unit_of_work() as session:
+        page = await deps.assets(session).search(query, sector=sector, limit=limit, cursor=cursor)
+    actions = []
+    if page.next_cursor:
+        actions.append(NextAction(tool="search_assets", arguments={"query": query, "cursor": page.next_cursor,
+                                  **({"sector": page.sector} if page.sector else {})}, reason="more results"))
+    if not page.assets:
+        actions.append(NextAction(tool="validate_symbols", arguments={"symbols": [query.strip().upper()[:20]]},
+                                  reason="ask the market-data providers directly"))
+    return ok(page, f"{len(page.assets)} asset(s) match {query!r}" + (f" in {page.sector}" if page.sector else "") + ".",
+              next_actions=actions, count=len(page.assets))
+
+
+async def get_asset(
+    deps: Deps,
+    symbol: Annotated[str, Field(description="A ticker, e.g. AAPL.", max_length=40)],
+) -> Envelope[AssetDetail]:
+    """Get one security's details: name, exchange, currency, GICS sector, industry, market cap, P/E, dividend yield
+    (a fraction) and its validation status and source. Unknown tickers are validated on the spot; old tickers
+    (e.g. FB) resolve to the current one."""
+    async with deps.unit_of_work() as session:
+        asset, former = await deps.assets(session).get(symbol)
+    note = f" (formerly {former})" if former else ""
+    return ok(AssetDetail(asset=asset, former_symbol=former),
+              f"{asset.symbol}{note}: {asset.name or 'name unknown'}, {asset.validation_status}.")
+
+
+async def list_sectors(deps: Deps) -> Envelope[Sectors]:
+    """List the 11 GICS sectors with how many known assets each has. Use these names for search_assets(sector=...)."""
+    async with deps.unit_of_work() as session:
+        sectors = await deps.assets(session).sectors()
+    return ok(Sectors(sectors=sectors), f"{len(sectors)} sectors.")
+
+
+TOOLSET = Toolset(
+    id="assets",
+    description="Validate tickers and look up securities.",
+    instructions="Never invent tickers: search_assets by name, or validate_symbols before adding.",
+    tools=[
+        ToolSpec(validate_symbols, "Validate symbols", VALIDATE, scope="validate"),
+        ToolSpec(search_assets, "Search assets", READ),
+        ToolSpec(get_asset, "Get asset", VALIDATE),
+        ToolSpec(list_sectors, "List sectors", READ),
+    ],
+)
