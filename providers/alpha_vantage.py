@@ -232,9 +232,7 @@ class AlphaVantageProvider:
             match = next((m for m in await self._matches(key) if str(m.get("1. symbol")).upper() == key), None)
             if match is not None:
                 return Verdict(symbol=key, status="valid", source=self.name, profile=_match_profile(match))
-        return Verdict(
-            symbol=key, status="invalid", source=self.name, reason=f"Alpha Vantage has no listing for {key}"
-        )
+        return Verdict(symbol=key, status="invalid", source=self.name, reason=f"Alpha Vantage has no listing for {key}")
 
     async def _matches(self, keywords: str) -> list[dict[str, Any]]:
         payload = await self._get("SYMBOL_SEARCH", keywords=keywords)

@@ -29,18 +29,52 @@ __all__ = ["CatalogProvider", "catalog_as_of"]
 
 # Google Finance exchange prefixes ("NASDAQ:AAPL") and Yahoo suffixes ("SAP.F") -> an exchange name.
 _GOOGLE_EXCHANGES = {
-    "NASDAQ": "NASDAQ", "NYSE": "NYSE", "OTCMKTS": "OTC Markets", "FRA": "Frankfurt", "ETR": "XETRA",
-    "LON": "London", "TYO": "Tokyo", "AMS": "Amsterdam", "BME": "Madrid", "STO": "Stockholm", "EBR": "Brussels",
-    "HEL": "Helsinki", "EPA": "Paris", "MCX": "Moscow", "SWX": "SIX Swiss", "BIT": "Milan",
+    "NASDAQ": "NASDAQ",
+    "NYSE": "NYSE",
+    "OTCMKTS": "OTC Markets",
+    "FRA": "Frankfurt",
+    "ETR": "XETRA",
+    "LON": "London",
+    "TYO": "Tokyo",
+    "AMS": "Amsterdam",
+    "BME": "Madrid",
+    "STO": "Stockholm",
+    "EBR": "Brussels",
+    "HEL": "Helsinki",
+    "EPA": "Paris",
+    "MCX": "Moscow",
+    "SWX": "SIX Swiss",
+    "BIT": "Milan",
 }
 _YAHOO_SUFFIXES = {
-    "F": "Frankfurt", "DE": "XETRA", "L": "London", "T": "Tokyo", "AS": "Amsterdam", "MC": "Madrid",
-    "ST": "Stockholm", "BR": "Brussels", "HE": "Helsinki", "PA": "Paris", "ME": "Moscow", "SW": "SIX Swiss",
+    "F": "Frankfurt",
+    "DE": "XETRA",
+    "L": "London",
+    "T": "Tokyo",
+    "AS": "Amsterdam",
+    "MC": "Madrid",
+    "ST": "Stockholm",
+    "BR": "Brussels",
+    "HE": "Helsinki",
+    "PA": "Paris",
+    "ME": "Moscow",
+    "SW": "SIX Swiss",
     "MI": "Milan",
 }
 _SUFFIX_CURRENCIES = {
-    "F": "EUR", "DE": "EUR", "L": "GBP", "T": "JPY", "AS": "EUR", "MC": "EUR", "ST": "SEK", "BR": "EUR", "HE": "EUR",
-    "PA": "EUR", "ME": "RUB", "SW": "CHF", "MI": "EUR",
+    "F": "EUR",
+    "DE": "EUR",
+    "L": "GBP",
+    "T": "JPY",
+    "AS": "EUR",
+    "MC": "EUR",
+    "ST": "SEK",
+    "BR": "EUR",
+    "HE": "EUR",
+    "PA": "EUR",
+    "ME": "RUB",
+    "SW": "CHF",
+    "MI": "EUR",
 }
 # pytickersymbols' "country" is often a headquarters ("Cupertino, California"); these states mean United States.
 _US_STATES = frozenset(
@@ -48,8 +82,19 @@ _US_STATES = frozenset(
     "indiana iowa kansas kentucky louisiana maine maryland massachusetts michigan minnesota mississippi missouri "
     "montana nebraska nevada ohio oklahoma oregon pennsylvania tennessee texas utah vermont virginia washington "
     "wisconsin wyoming d.c.".split()
-) | {"new hampshire", "new jersey", "new mexico", "new york", "north carolina", "north dakota", "rhode island",
-     "south carolina", "south dakota", "west virginia", "puerto rico"}
+) | {
+    "new hampshire",
+    "new jersey",
+    "new mexico",
+    "new york",
+    "north carolina",
+    "north dakota",
+    "rhode island",
+    "south carolina",
+    "south dakota",
+    "west virginia",
+    "puerto rico",
+}
 # Wikipedia renders a founding date as "1991-09-21 ... 34 years ago": date + years is a lower bound of the day the
 # page was read, which is the best evidence of the data's age that the package carries.
 _YEARS_AGO = re.compile(r"(\d{1,3})\s+years?\s+ago\s*\(\s*(\d{4})-(\d{2})-(\d{2})\s*\)")
@@ -225,7 +270,9 @@ class CatalogProvider:
         key = symbol.strip().upper()
         profile = catalog.profiles.get(key)
         if profile is None:
-            raise ProviderUnavailable(self.name, f"{key} is not in the offline catalog (which only lists index members)")
+            raise ProviderUnavailable(
+                self.name, f"{key} is not in the offline catalog (which only lists index members)"
+            )
         return Verdict(symbol=key, status="valid", source=self.name, profile=profile, as_of=catalog.as_of)
 
     async def search(self, query: str, limit: int = 10) -> list[AssetProfile]:

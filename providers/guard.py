@@ -206,7 +206,9 @@ class RateLimit:
             except ProviderRateLimited:
                 raise
             except Exception as exc:  # storage failure of any kind; the URI may hold a password, so type only
-                logger.warning("rate limit %s: storage failed (%s); using in-process limits", self.key, type(exc).__name__)
+                logger.warning(
+                    "rate limit %s: storage failed (%s); using in-process limits", self.key, type(exc).__name__
+                )
                 self._fallback_until = time.monotonic() + self.fallback_s
         if self._memory is None:
             self._memory = self._make_limiter("async+memory://")
@@ -258,6 +260,7 @@ class GuardedProvider:
                 self.breaker.record_neutral()  # our own budget said no: nothing learned about the provider
                 raise
         outcome: Literal["success", "failure", "neutral"] = "failure"
+        unexpected = ""
         try:
             result = await call()
             outcome = "success"
@@ -273,9 +276,7 @@ class GuardedProvider:
         except ProviderError:
             raise
         except Exception as exc:
-            error_type = type(exc).__name__
-            logger.warning("provider %s raised %s outside its contract", self.name, error_type)
-            raise ProviderUnavailable(self.name, f"unexpected {error_type}") from None
+            unexpected = type(exc).__name__  # never its text: it may hold a URL with a key
         finally:
             # Cancellation (a caller's deadline) leaves outcome == "failure": a provider that hangs should open.
             if outcome == "success":
@@ -284,6 +285,9 @@ class GuardedProvider:
                 self.breaker.record_neutral()
             else:
                 self.breaker.record_failure()
+        # Raised here, outside the except block, so the original exception is not chained as its __context__.
+        logger.warning("provider %s raised %s outside its contract", self.name, unexpected)
+        raise ProviderUnavailable(self.name, f"unexpected {unexpected}")
 
     async def validate(self, symbol: str) -> Verdict:
         return await self._guarded(lambda: self.inner.validate(symbol))

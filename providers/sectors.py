@@ -86,56 +86,82 @@ _AMBIGUOUS_DEFAULT: dict[str, str | None] = {
 # Keyword rules for free text, tried in this order; the first sector with a matching pattern wins. The order is the
 # point: "medical technology" must reach Health Care before "technology" reaches IT, "food & drug retailing" must
 # reach Staples before "retail" reaches Discretionary, and "financial technology" must reach Financials.
-_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (HEALTH, ("pharma", "biotech", "health", "medic", "hospital", "life science", "diagnost", "clinical",
-              "surgical", "dental", "genom", "therapeut", "biolog", "managed care", "laborator", "biopharm", "pflege",
-              "caregiving")),
-    (REAL_ESTATE, (r"\breit", "real estate", "property", "properties", "immobil", "retis\b", "self storage")),
-    (FINANCIALS, ("bank", "financ", "insur", "invest", "asset management", "capital market", "credit", "payment",
-                  "brokerage", "wealth", "fintech", "mortgage", "lending", "private equity", "securities",
-                  r"\bfunds?\b", "stock exchange", "commodity market", "private debt", "savings", "beteiligung")),
-    (UTILITIES, ("utilit", "electric power", "power generation", "electricity", r"\bipps?\b", "independent power",
-                 "versorger", "renewable", "water supply", "regulated gas", "natural gas distribution",
-                 "multi-utilities")),
-    (ENERGY, (r"\boil\b", r"\bgas\b", "petrol", "erdöl", "ölf", r"\bcoal\b", "energy", "drilling", "pipeline",
-              "fossil", "refin", "oilfield", "uranium")),
-    (MATERIALS, ("chemical", "steel", r"\bmetals?\b", "mining", "mineral", r"\bpaper\b", "packaging", "container",
-                 r"\bglass\b", "cement", "zement", r"\bgold\b", "forest", "construction material", "building material",
-                 "fertili", "pulp", "timber", "aluminium", "aluminum", "copper", r"\biron\b", "specialty material",
-                 "materials", "behälterglas", "röhren", "ceramic", "chemie", "montan",
-                 "riechstoff", "stahl")),
-    (IT, ("software", "semiconductor", "computer", "it services", "it consulting", r"\bit\b", "it-dienst",
-          "electronic", "elektronik", "cloud", "cyber", "network security", "internet security",
-          "information security", "saas", "hardware", "information technology", r"\bdata\b", "communications equipment",
-          "networking", "precision instrument", "technology equipment", "storage device", "integrated circuit", "photovoltaic", r"\biot\b")),
-    (COMMUNICATION, ("telecom", r"\bmedia\b", "broadcast", "entertainment", "publishing", "advertis", "interactive",
-                     "social", "video game", "internet", "music", r"\bcable\b", "satellit", "wireless", "television",
-                     r"\bradio\b", "newspaper", "film", "movie", "online dating", "search engine", "communication",
-                     "außenwerbung", "unterhaltungssoftware", "marketing", "medien")),
-    (INDUSTRIALS, ("aerospace", "defen", "machinery", "machine", "industrial", "engineering", "construction",
-                   "transport", "logistic", "logistik", "airline", "aviation", r"\brail", "shipping", "shipbuilding",
-                   "freight", "trucking", "conglomerate", "electrical equipment", "building products", "staffing",
-                   "employment", "professional services", "commercial services", "business services", "waste",
-                   "environmental services", "heavy equipment", "manufactur", "trading compan", "sogo shosha",
-                   r"\bmarine\b", "delivery", "courier", "airport", "infrastructure", r"\bwind\b", "anlagenbau",
-                   "outsourcing", "consulting", "security services", "electric machinery", "automation",
-                   "human resource", "research", "testing", "car rental", "equipment", "luftfahrt",
-                   "dienstleistung", "beratung", "ingenieur", "personnel", "leasing", "mobilität", r"\bsecurity\b")),
-    (STAPLES, ("food", "beverage", r"\bdrinks?\b", "tobacco", "household", "personal care", "cosmetic", "grocery",
-               "supermarket", "brew", "agricultur", r"\bfarm", r"\bfish", r"\bmeat\b", "snack", "getränke",
-               "consumer staples", "non-cyclical", "staples", "fast-moving", "drug retail", "beauty")),
-    (DISCRETIONARY, ("retail", "automo", r"\bauto\b", r"\bcars?\b", "vehicle", "apparel", "clothing", "clothes",
-                     "fashion", "luxury", "hotel", "restaurant", "leisure", "casino", "gaming", "travel", "tourism",
-                     "hospitality", "cruise", "home improvement", "homebuild", "furniture", "footwear", "textile",
-                     r"\btoys?\b", "e-commerce", "education", "department store", "consumer goods", "consumer products",
-                     "appliance", "accessories", "sports", "freizeit", "amusement", "online marketplace", "cyclical",
-                     "wholesale", "distribution", "glücksspiel", "lotter")),
-    (IT, ("technology", "technologie", "tech")),
+_RULES: tuple[tuple[str, str], ...] = (
+    (
+        HEALTH,
+        "pharma|biotech|health|medic|hospital|life science|diagnost|clinical|surgical|dental|genom|therapeut"
+        "|biolog|managed care|laborator|biopharm|pflege|caregiving",
+    ),
+    (
+        REAL_ESTATE,
+        r"\breit|real estate|property|properties|immobil|retis\b|self storage",
+    ),
+    (
+        FINANCIALS,
+        "bank|financ|insur|invest|asset management|capital market|credit|payment|brokerage|wealth|fintech"
+        r"|mortgage|lending|private equity|securities|\bfunds?\b|stock exchange|commodity market|private debt"
+        "|savings|beteiligung",
+    ),
+    (
+        UTILITIES,
+        r"utilit|electric power|power generation|electricity|\bipps?\b|independent power|versorger|renewable"
+        "|water supply|regulated gas|natural gas distribution|multi-utilities",
+    ),
+    (
+        ENERGY,
+        r"\boil\b|\bgas\b|petrol|erdöl|ölf|\bcoal\b|energy|drilling|pipeline|fossil|refin|oilfield|uranium",
+    ),
+    (
+        MATERIALS,
+        r"chemical|steel|\bmetals?\b|mining|mineral|\bpaper\b|packaging|container|\bglass\b|cement|zement"
+        r"|\bgold\b|forest|construction material|building material|fertili|pulp|timber|aluminium|aluminum"
+        r"|copper|\biron\b|specialty material|materials|behälterglas|röhren|ceramic|chemie|montan|riechstoff"
+        "|stahl",
+    ),
+    (
+        IT,
+        r"software|semiconductor|computer|it services|it consulting|\bit\b|it-dienst|electronic|elektronik"
+        "|cloud|cyber|network security|internet security|information security|saas|hardware"
+        r"|information technology|\bdata\b|communications equipment|networking|precision instrument"
+        r"|technology equipment|storage device|integrated circuit|photovoltaic|\biot\b",
+    ),
+    (
+        COMMUNICATION,
+        r"telecom|\bmedia\b|broadcast|entertainment|publishing|advertis|interactive|social|video game|internet"
+        r"|music|\bcable\b|satellit|wireless|television|\bradio\b|newspaper|film|movie|online dating"
+        "|search engine|communication|außenwerbung|unterhaltungssoftware|marketing|medien",
+    ),
+    (
+        INDUSTRIALS,
+        "aerospace|defen|machinery|machine|industrial|engineering|construction|transport|logistic|logistik"
+        r"|airline|aviation|\brail|shipping|shipbuilding|freight|trucking|conglomerate|electrical equipment"
+        "|building products|staffing|employment|professional services|commercial services|business services"
+        r"|waste|environmental services|heavy equipment|manufactur|trading compan|sogo shosha|\bmarine\b"
+        r"|delivery|courier|airport|infrastructure|\bwind\b|anlagenbau|outsourcing|consulting"
+        "|security services|electric machinery|automation|human resource|research|testing|car rental"
+        r"|equipment|luftfahrt|dienstleistung|beratung|ingenieur|personnel|leasing|mobilität|\bsecurity\b",
+    ),
+    (
+        STAPLES,
+        r"food|beverage|\bdrinks?\b|tobacco|household|personal care|cosmetic|grocery|supermarket|brew"
+        r"|agricultur|\bfarm|\bfish|\bmeat\b|snack|getränke|consumer staples|non-cyclical|staples|fast-moving"
+        "|drug retail|beauty",
+    ),
+    (
+        DISCRETIONARY,
+        r"retail|automo|\bauto\b|\bcars?\b|vehicle|apparel|clothing|clothes|fashion|luxury|hotel|restaurant"
+        "|leisure|casino|gaming|travel|tourism|hospitality|cruise|home improvement|homebuild|furniture"
+        r"|footwear|textile|\btoys?\b|e-commerce|education|department store|consumer goods|consumer products"
+        "|appliance|accessories|sports|freizeit|amusement|online marketplace|cyclical|wholesale|distribution"
+        "|glücksspiel|lotter",
+    ),
+    (
+        IT,
+        "technology|technologie|tech",
+    ),
 )
 
-_COMPILED: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (sector, re.compile("|".join(patterns))) for sector, patterns in _RULES
-)
+_COMPILED: tuple[tuple[str, re.Pattern[str]], ...] = tuple((sector, re.compile(rule)) for sector, rule in _RULES)
 _SPACES = re.compile(r"\s+")
 
 

@@ -34,8 +34,13 @@ logger = logging.getLogger(__name__)
 PROVIDER: ProviderName = "yahoo"
 ALLOWED_QUOTE_TYPES = frozenset({"EQUITY", "ETF", "INDEX", "MUTUALFUND", "CURRENCY", "CRYPTOCURRENCY", "FUTURE"})
 _ASSET_TYPES = {
-    "EQUITY": "equity", "ETF": "etf", "INDEX": "index", "MUTUALFUND": "fund", "CURRENCY": "currency",
-    "CRYPTOCURRENCY": "crypto", "FUTURE": "other",
+    "EQUITY": "equity",
+    "ETF": "etf",
+    "INDEX": "index",
+    "MUTUALFUND": "fund",
+    "CURRENCY": "currency",
+    "CRYPTOCURRENCY": "crypto",
+    "FUTURE": "other",
 }
 RATE_LIMIT_RETRY_S = 60.0  # Yahoo sends no Retry-After; a minute is what yfinance users report working
 
@@ -245,7 +250,12 @@ class YahooProvider:
         # cache's job, so start every search from the network.
         YfData.cache_get.cache_clear()
         result = yf.Search(
-            query, max_results=count, news_count=0, lists_count=0, include_cb=False, session=session,
+            query,
+            max_results=count,
+            news_count=0,
+            lists_count=0,
+            include_cb=False,
+            session=session,
             timeout=self._timeout_s,
         )
         return result.response if isinstance(result.response, dict) else {}
@@ -284,10 +294,7 @@ def _quotes(response: dict[str, Any]) -> list[dict[str, Any]]:
     quotes = response.get("quotes")
     if not isinstance(quotes, list):
         raise ProviderUnavailable(PROVIDER, "Yahoo Finance search answered without a quotes list")
-    return [
-        q for q in quotes
-        if isinstance(q, dict) and q.get("symbol") and q.get("isYahooFinance", True) is not False
-    ]
+    return [q for q in quotes if isinstance(q, dict) and q.get("symbol") and q.get("isYahooFinance", True) is not False]
 
 
 def _search_profile(quote: dict[str, Any]) -> AssetProfile:

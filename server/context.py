@@ -49,7 +49,8 @@ def resolve_caller(state: AppState) -> Caller:
     return resolved
 
 
-def tool_deps(ctx: Context) -> ToolDeps:
+async def tool_deps(ctx: Context) -> ToolDeps:
+    # async on purpose: the SDK runs sync resolvers on a worker thread, which costs more than the whole call.
     state: AppState = ctx.request_context.lifespan_context
     return ToolDeps(state=state, caller=resolve_caller(state))
 

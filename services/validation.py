@@ -85,6 +85,14 @@ class ValidationService:
         self._known_symbols = known_symbols
 
     # --- the strategy ---------------------------------------------------------------------------------------------
+    async def from_cache(self, symbols: Sequence[str]) -> list[SymbolVerdict] | None:
+        """Verdicts when every symbol is cached, else None (the fast path: no store, no provider)."""
+        cached = await self.cache.get_many([_cache_key(s) for s in symbols])
+        if len(cached) < len(set(symbols)):
+            return None
+        return [SymbolVerdict.model_validate_json(cached[_cache_key(s)]).model_copy(update={"cached": True})
+                for s in symbols]
+
     async def validate(
         self,
         session: AsyncSession,
@@ -125,7 +133,7 @@ class ValidationService:
         for symbol in to_ask:
             verdict = answers.get(symbol)
             asset = stored.get(symbol)
-            if verdict is None:
+            if not isinstance(verdict, Verdict):
                 verdicts[symbol] = self._unsettled(symbol, asset, answers)
             else:
                 verdicts[symbol] = self._from_provider(verdict)
@@ -185,8 +193,7 @@ class ValidationService:
                 logger.error("validation task failed", exc_info=task.exception())
         return results
 
-    def _from_provider(self, verdict: Verdict | ProviderError) -> SymbolVerdict:
-        assert isinstance(verdict, Verdict)
+    def _from_provider(self, verdict: Verdict) -> SymbolVerdict:
         checked = datetime.combine(verdict.as_of, datetime.min.time(), tzinfo=UTC) if verdict.as_of else utcnow()
         return SymbolVerdict(
             symbol=verdict.symbol, status=verdict.status, source=verdict.source,

@@ -57,8 +57,12 @@ async def validate_symbols(
                            "validate the whole list as a background job")],
         )
     normalised = normalise_symbols(symbols)
-    async with deps.unit_of_work() as session:
-        verdicts = await deps.state.validation.validate(session, normalised, force_refresh=force_refresh)
+    validation = deps.state.validation
+    # All cached: answer without opening a unit of work (no database, no provider).
+    verdicts = None if force_refresh else await validation.from_cache(normalised)
+    if verdicts is None:
+        async with deps.unit_of_work() as session:
+            verdicts = await validation.validate(session, normalised, force_refresh=force_refresh)
     counts: dict[str, int] = {}
     for v in verdicts:
         counts[v.status] = counts.get(v.status, 0) + 1

@@ -144,11 +144,8 @@ class CannedYahoo:
         class Adapter(requests.adapters.BaseAdapter):
             def send(self, request: Any, **kwargs: Any) -> Any:
                 canned.urls.append(request.url)
-                for pattern, status, body in canned.routes:
-                    if pattern.search(request.url):
-                        break
-                else:
-                    status, body = 404, b""
+                route = next((r for r in canned.routes if r[0].search(request.url)), None)
+                status, body = (route[1], route[2]) if route else (404, b"")
                 response = requests.Response()
                 response.status_code = status
                 response._content = body

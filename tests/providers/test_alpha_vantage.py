@@ -26,47 +26,74 @@ TIMEOUT_S = 0.5
 
 # No verbatim recordings exist for these (fixtures/README.md, "Not found"); the texts are quoted from the provider
 # guide, section C2, which collected them from client code and issues.
-DAILY = {"Information": "Thank you for using Alpha Vantage! Our standard API rate limit is 25 requests per day. "
-         "Please subscribe to any of the premium plans at https://www.alphavantage.co/premium/ to instantly remove "
-         "all daily rate limits."}
-BURST_WITH_RATE = {"Information": "Thank you for using Alpha Vantage! Please consider spreading out your free API "
-                   "requests more sparingly (1 request per second). You may subscribe to any of the premium plans at "
-                   "https://www.alphavantage.co/premium/ to lift the free key rate limit (25 requests per day), raise "
-                   "the per-second burst limit, and instantly unlock all premium endpoints."}
-PREMIUM = {"Information": "Thank you for using Alpha Vantage! This is a premium endpoint. You may subscribe to any of "
-           "the premium plans at https://www.alphavantage.co/premium/ to instantly unlock all premium endpoints."}
-DEMO = {"Information": "The **demo** API key is for demo purposes only. Please claim your free API key at "
-        "(https://www.alphavantage.co/support/#api-key) to explore our full API offerings. It takes fewer than 20 "
-        "seconds."}
-BAD_KEY = {"Error Message": "the parameter apikey is invalid or missing. Please claim your free API key on "
-           "(https://www.alphavantage.co/support/#api-key). It should take less than 20 seconds."}
+DAILY = {
+    "Information": "Thank you for using Alpha Vantage! Our standard API rate limit is 25 requests per day. "
+    "Please subscribe to any of the premium plans at https://www.alphavantage.co/premium/ to instantly remove "
+    "all daily rate limits."
+}
+BURST_WITH_RATE = {
+    "Information": "Thank you for using Alpha Vantage! Please consider spreading out your free API "
+    "requests more sparingly (1 request per second). You may subscribe to any of the premium plans at "
+    "https://www.alphavantage.co/premium/ to lift the free key rate limit (25 requests per day), raise "
+    "the per-second burst limit, and instantly unlock all premium endpoints."
+}
+PREMIUM = {
+    "Information": "Thank you for using Alpha Vantage! This is a premium endpoint. You may subscribe to any of "
+    "the premium plans at https://www.alphavantage.co/premium/ to instantly unlock all premium endpoints."
+}
+DEMO = {
+    "Information": "The **demo** API key is for demo purposes only. Please claim your free API key at "
+    "(https://www.alphavantage.co/support/#api-key) to explore our full API offerings. It takes fewer than 20 "
+    "seconds."
+}
+BAD_KEY = {
+    "Error Message": "the parameter apikey is invalid or missing. Please claim your free API key on "
+    "(https://www.alphavantage.co/support/#api-key). It should take less than 20 seconds."
+}
 NO_FUNCTION = {"Error Message": "This API function (GLOBAL_QUOT) does not exist."}
 # The README describes a daily-limit variant that echoes the key; built here with our fake key to prove redaction.
-DAILY_ECHOING_KEY = {"Information": f"We have detected your API key as {KEY} and our standard API rate limit is 25 "
-                     "requests per day. Please subscribe to any of the premium plans."}
+DAILY_ECHOING_KEY = {
+    "Information": f"We have detected your API key as {KEY} and our standard API rate limit is 25 "
+    "requests per day. Please subscribe to any of the premium plans."
+}
 UNKNOWN_NOTICE = {"Information": "Something new that Alpha Vantage has never said before."}
 
 # (route subject, reply, expected exception type, (min, max) retry_after_s or None)
 ERROR_CASES = [
     ("BADKEY", Reply(body=json_bytes(BAD_KEY)), ProviderMisconfigured, None),
-    ("BADCALL", Reply(body=fixture_bytes("alpha_vantage", "error_message_invalid_api_call.json")),
-     ProviderUnavailable, None),
+    (
+        "BADCALL",
+        Reply(body=fixture_bytes("alpha_vantage", "error_message_invalid_api_call.json")),
+        ProviderUnavailable,
+        None,
+    ),
     ("NOFUNC", Reply(body=json_bytes(NO_FUNCTION)), ProviderUnavailable, None),
-    ("BURST", Reply(body=fixture_bytes("alpha_vantage", "information_rate_limit_burst.json")),
-     ProviderRateLimited, (0.5, 60)),
+    (
+        "BURST",
+        Reply(body=fixture_bytes("alpha_vantage", "information_rate_limit_burst.json")),
+        ProviderRateLimited,
+        (0.5, 60),
+    ),
     ("BURST2", Reply(body=json_bytes(BURST_WITH_RATE)), ProviderRateLimited, (0.5, 60)),
-    ("LEGACY", Reply(body=fixture_bytes("alpha_vantage", "note_rate_limit_legacy.json")),
-     ProviderRateLimited, (1, 60)),
+    ("LEGACY", Reply(body=fixture_bytes("alpha_vantage", "note_rate_limit_legacy.json")), ProviderRateLimited, (1, 60)),
     ("DAILY", Reply(body=json_bytes(DAILY)), ProviderRateLimited, (1, 86_400)),
     ("DAILYKEY", Reply(body=json_bytes(DAILY_ECHOING_KEY)), ProviderRateLimited, (1, 86_400)),
     ("PREMIUM", Reply(body=json_bytes(PREMIUM)), ProviderMisconfigured, None),
     ("DEMO", Reply(body=json_bytes(DEMO)), ProviderMisconfigured, None),
     ("ODDNOTE", Reply(body=json_bytes(UNKNOWN_NOTICE)), ProviderUnavailable, None),
     ("HTTP500", Reply(status=500, body=b"Internal Server Error", content_type="text/plain"), ProviderUnavailable, None),
-    ("HTTP429", Reply(status=429, body=b"slow down", content_type="text/plain", headers={"Retry-After": "7"}),
-     ProviderRateLimited, (7, 7)),
-    ("NONJSON", Reply(body=b"<html><body>Bad gateway</body></html>", content_type="text/html"),
-     ProviderUnavailable, None),
+    (
+        "HTTP429",
+        Reply(status=429, body=b"slow down", content_type="text/plain", headers={"Retry-After": "7"}),
+        ProviderRateLimited,
+        (7, 7),
+    ),
+    (
+        "NONJSON",
+        Reply(body=b"<html><body>Bad gateway</body></html>", content_type="text/html"),
+        ProviderUnavailable,
+        None,
+    ),
     ("JSONLIST", Reply(body=b"[1, 2, 3]"), ProviderUnavailable, None),
     ("SLOW", Reply(body=b"{}", delay_s=TIMEOUT_S + 1.0), ProviderUnavailable, None),
 ]
@@ -146,9 +173,13 @@ async def test_unknown_symbol_is_invalid_with_a_reason(provider: AlphaVantagePro
     assert verdict.reason and "ZZZZ" in verdict.reason
 
 
-async def test_a_throttled_confirmation_never_turns_into_invalid(provider: AlphaVantageProvider, av_server: LocalServer):
+async def test_a_throttled_confirmation_never_turns_into_invalid(
+    provider: AlphaVantageProvider, av_server: LocalServer
+):
     av_server.routes[("OVERVIEW", "QQQ")] = Reply(body=b"{}")
-    av_server.routes[("SYMBOL_SEARCH", "QQQ")] = Reply(body=fixture_bytes("alpha_vantage", "information_rate_limit_burst.json"))
+    av_server.routes[("SYMBOL_SEARCH", "QQQ")] = Reply(
+        body=fixture_bytes("alpha_vantage", "information_rate_limit_burst.json")
+    )
 
     with pytest.raises(ProviderRateLimited):
         await provider.validate("QQQ")
@@ -196,7 +227,9 @@ async def test_the_key_never_leaks_into_logs_even_from_httpx(
 
 
 async def test_search_returns_matches_in_provider_order(provider: AlphaVantageProvider, av_server: LocalServer):
-    av_server.routes[("SYMBOL_SEARCH", "Apple")] = Reply(body=fixture_bytes("alpha_vantage", "symbol_search_apple.json"))
+    av_server.routes[("SYMBOL_SEARCH", "Apple")] = Reply(
+        body=fixture_bytes("alpha_vantage", "symbol_search_apple.json")
+    )
     av_server.routes[("SYMBOL_SEARCH", "Microsoft")] = Reply(
         body=fixture_bytes("alpha_vantage", "symbol_search_microsoft.json")
     )

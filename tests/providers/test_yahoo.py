@@ -24,8 +24,18 @@ TIMESERIES_404 = (r"/fundamentals-timeseries/", 404, b"{}")
 
 
 def make(canned: CannedYahoo, cache_dir: Path, **kwargs: Any) -> YahooProvider:
-    return YahooProvider(timeout_s=kwargs.pop("timeout_s", 3.0), cache_dir=cache_dir,
-                         session_factory=canned.session_factory(), **kwargs)
+    return YahooProvider(
+        timeout_s=kwargs.pop("timeout_s", 3.0), cache_dir=cache_dir, session_factory=canned.session_factory(), **kwargs
+    )
+
+
+async def wait_until_idle(provider: YahooProvider, limit_s: float = 5.0) -> None:
+    """Poll until abandoned yfinance threads have ended (their timeouts are clamped, so this is quick)."""
+    for _ in range(int(limit_s / 0.05)):
+        if not provider.in_flight:
+            return
+        await anyio.sleep(0.05)
+    raise AssertionError(f"{provider.in_flight} yfinance thread(s) still running after {limit_s} s")
 
 
 async def test_valid_symbol_is_enriched_from_info(yahoo_env: Path):
@@ -50,7 +60,9 @@ async def test_valid_symbol_is_enriched_from_info(yahoo_env: Path):
 
 
 async def test_unknown_symbol_is_invalid_and_not_enriched(yahoo_env: Path):
-    canned = CannedYahoo([*BOOTSTRAP_ROUTES, (r"/v1/finance/search", 200, fixture_bytes("yahoo", "search_no_results.json"))])
+    canned = CannedYahoo(
+        [*BOOTSTRAP_ROUTES, (r"/v1/finance/search", 200, fixture_bytes("yahoo", "search_no_results.json"))]
+    )
     provider = make(canned, yahoo_env)
 
     verdict = await provider.validate("NO0010123060")
@@ -92,7 +104,9 @@ async def test_company_name_search(yahoo_env: Path):
 
 
 async def test_http_429_is_rate_limited(yahoo_env: Path):
-    canned = CannedYahoo([*BOOTSTRAP_ROUTES, (r"/v1/finance/search", 429, fixture_bytes("yahoo", "rate_limited_429.txt"))])
+    canned = CannedYahoo(
+        [*BOOTSTRAP_ROUTES, (r"/v1/finance/search", 429, fixture_bytes("yahoo", "rate_limited_429.txt"))]
+    )
     provider = make(canned, yahoo_env)
 
     with pytest.raises(ProviderRateLimited) as raised:
@@ -116,11 +130,15 @@ async def test_401_on_quote_keeps_a_valid_verdict(yahoo_env: Path):
 
 
 async def test_enrichment_that_finds_nothing_keeps_the_search_data(yahoo_env: Path):
-    canned = CannedYahoo([
-        *BOOTSTRAP_ROUTES, SEARCH_AAPL, TIMESERIES_404,
-        (r"/v10/finance/quoteSummary/", 404, fixture_bytes("yahoo", "quote_summary_module_missing_404.json")),
-        (r"/v7/finance/quote\?", 200, fixture_bytes("yahoo", "quote_unknown_symbol.json")),
-    ])
+    canned = CannedYahoo(
+        [
+            *BOOTSTRAP_ROUTES,
+            SEARCH_AAPL,
+            TIMESERIES_404,
+            (r"/v10/finance/quoteSummary/", 404, fixture_bytes("yahoo", "quote_summary_module_missing_404.json")),
+            (r"/v7/finance/quote\?", 200, fixture_bytes("yahoo", "quote_unknown_symbol.json")),
+        ]
+    )
     provider = make(canned, yahoo_env)
 
     verdict = await provider.validate("AAPL")
@@ -172,9 +190,7 @@ async def test_a_black_holed_network_fails_within_the_timeout(yahoo_env: Path, b
     assert time.perf_counter() - started < 0.1
 
     # Clamped timeouts end the abandoned thread soon (and must, before the next test reuses yfinance's singleton).
-    with anyio.fail_after(5):
-        while provider.in_flight:
-            await anyio.sleep(0.05)
+    await wait_until_idle(provider)
     await provider.aclose()
 
 
@@ -189,9 +205,7 @@ async def test_the_default_session_is_clamped_too(yahoo_env: Path, black_hole: t
         with pytest.raises(ProviderUnavailable):
             await provider.search("Apple")
         assert time.perf_counter() - started < TIMEOUT_S + 1.0
-        with anyio.fail_after(5):
-            while provider.in_flight:
-                await anyio.sleep(0.05)
+        await wait_until_idle(provider)
     finally:
         YfConfig.network.proxy = None
         await provider.aclose()
