@@ -79,6 +79,12 @@ class CircuitBreaker:
     def consecutive_failures(self) -> int:
         return self._failures
 
+    @property
+    def misconfigured(self) -> str | None:
+        """The configuration error holding the breaker open, if that is why it is open."""
+        held = self._held_error
+        return held.message if held is not None else None
+
     def _state_locked(self) -> BreakerState:
         if self._opened_at is None:
             return "closed"
@@ -247,6 +253,17 @@ class GuardedProvider:
     def cooldown_s(self) -> float:
         """Seconds until the provider's own rate limit is expected to lift (0 when none is known)."""
         return max(0.0, self._cooldown_until - self._clock())
+
+    def health(self) -> dict[str, object]:
+        """What ``get_service_health`` reports for this provider."""
+        return {
+            "provider": self.name,
+            "state": self.state,
+            "consecutive_failures": self.breaker.consecutive_failures,
+            "misconfigured": self.breaker.misconfigured,
+            "cooldown_s": round(self.cooldown_s, 1),
+            "rate_limit_degraded": self.limiter.degraded if self.limiter is not None else False,
+        }
 
     async def _guarded(self, call: Callable[[], Awaitable[T]]) -> T:
         wait = self.cooldown_s

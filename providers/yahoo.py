@@ -200,7 +200,11 @@ class YahooProvider:
         quotes = _quotes(response)
         match = next((q for q in quotes if str(q.get("symbol", "")).upper() == key), None)
         if match is None:
-            return Verdict(symbol=key, status="invalid", source=self.name, reason=f"Yahoo Finance has no symbol {key}")
+            # Yahoo ranks close spellings first (BRK.B -> BRK-B); name them so the caller can offer "did you mean".
+            near = [str(q["symbol"]).upper() for q in quotes if str(q.get("quoteType")).upper() in ALLOWED_QUOTE_TYPES]
+            hint = f"; closest Yahoo symbols: {', '.join(near[:3])}" if near else ""
+            reason = f"Yahoo Finance has no symbol {key}{hint}"
+            return Verdict(symbol=key, status="invalid", source=self.name, reason=reason)
         quote_type = str(match.get("quoteType") or "").upper()
         if quote_type not in ALLOWED_QUOTE_TYPES:
             reason = f"Yahoo Finance lists {key} as {quote_type.lower() or 'an unknown type'}, not a holdable security"

@@ -24,7 +24,8 @@ from mcp.types import (
 from pydantic import ValidationError
 
 from providers.base import MarketDataProvider
-from server import errors
+from server import dashboard, errors
+from server.auth import auth_settings, build_verifier
 from server.context import resolve_caller
 from server.lifespan import AppState, open_app_state
 from server.settings import Settings
@@ -50,6 +51,8 @@ class UniverseMCPServer(MCPServer[AppState]):
         super().__init__(**kwargs)
         self.universe_settings = settings
         self.specs: dict[str, ToolSpec] = {}
+        # The process's state once the lifespan has opened it (HTTP routes such as /readyz read it).
+        self.app_state: AppState | None = None
 
     @property
     def tool_names(self) -> set[str]:
@@ -140,19 +143,27 @@ def build_server(settings: Settings, *, providers: Sequence[MarketDataProvider] 
     ``providers`` replaces the configured validation chain (tests and benchmarks pass fakes).
     """
 
+    verifier = build_verifier(settings)
+
     @asynccontextmanager
     async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
         async with open_app_state(settings, providers=providers) as state:
+            if verifier is not None:
+                verifier.bind(state)
+            server.app_state = state
             yield state
 
     server = UniverseMCPServer(
         settings,
+        token_verifier=verifier,
+        auth=auth_settings(settings),
         name="universe-mcp",
         title="Universe MCP",
         version="0.1.0",
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level=settings.log_level,
+        extensions=dashboard.extensions(settings),  # MCP Apps: the dashboard View (server/dashboard.py)
     )
     for spec in _enabled_specs(settings):
         description = (spec.fn.__doc__ or "").strip()
@@ -164,6 +175,7 @@ def build_server(settings: Settings, *, providers: Sequence[MarketDataProvider] 
             metadata.output_schema = simplify_schema(metadata.output_schema)
     if "universes" in settings.toolsets:
         _register_universe_resources(server)
+    dashboard.register(server, settings)  # CSV resource, the page at /, View binding checks
     _register_completions(server)
     return server
 
@@ -204,7 +216,7 @@ def _register_universe_resources(server: UniverseMCPServer) -> None:
         state: AppState = ctx.request_context.lifespan_context
         try:
             caller = resolve_caller(state)
-            async with state.unit_of_work() as session:
+            async with state.unit_of_work(owner_id=caller.owner_id) as session:
                 service = UniverseService(session, caller, limits=state.limits)
                 detail = await service.get(universe_id, limit=state.limits.page_size_max)
         except NotFound as exc:
@@ -246,7 +258,7 @@ def _register_completions(server: UniverseMCPServer) -> None:
             except UniverseMCPError:
                 caller = None
             if caller is not None:
-                async with state.unit_of_work() as session:
+                async with state.unit_of_work(owner_id=caller.owner_id) as session:
                     values = await _complete_universe_id(session, caller.owner_id, params.argument.value)
         elif params.argument.name == "sector":
             from providers.sectors import GICS_SECTORS

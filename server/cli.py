@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("revision", nargs="?")
     db.set_defaults(func=cmd_db)
 
+    from server.cli_tokens import add_token_commands
+
+    add_token_commands(sub)
+
     config = sub.add_parser("config", help="print the settings reference (docs/CONFIGURATION.md)")
     config.add_argument("what", choices=["docs"])
     config.set_defaults(func=cmd_config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -22,8 +23,8 @@ class ToolDeps:
     state: AppState
     caller: Caller
 
-    def unit_of_work(self):  # noqa: ANN201
-        return self.state.unit_of_work()
+    def unit_of_work(self):  # noqa: ANN201 - an async context manager yielding an AsyncSession
+        return self.state.unit_of_work(owner_id=self.caller.owner_id)
 
     def universes(self, session, *, validator_enabled: bool = True) -> UniverseService:  # noqa: ANN001
         return UniverseService(
@@ -38,15 +39,18 @@ class ToolDeps:
 
 
 def resolve_caller(state: AppState) -> Caller:
+    """The caller of this request: the verified bearer token's owner, or the local user when auth is off."""
     token = get_access_token()
     if token is None:
         if state.settings.auth == "none":
             return state.local_caller
+        # Over HTTP the SDK's middleware has already answered 401; this covers stdio and in-process use.
         raise Unauthorized("This server needs a bearer token.", hint="Send Authorization: Bearer <token>.")
-    resolved = state.extras.get("token_callers", {}).get(token.token)
-    if resolved is None:
-        raise Unauthorized("The bearer token is not recognised.")
-    return resolved
+    try:
+        owner_id = uuid.UUID(token.subject or "")
+    except ValueError:
+        raise Unauthorized("The bearer token names no known owner.") from None
+    return Caller(owner_id=owner_id, name=token.client_id, scopes=frozenset(token.scopes))
 
 
 async def tool_deps(ctx: Context) -> ToolDeps:

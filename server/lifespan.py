@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -42,8 +43,9 @@ class AppState:
     rate_limiter: OwnerRateLimiter
     extras: dict[str, Any] = field(default_factory=dict)
 
-    def unit_of_work(self):  # noqa: ANN201 - an async context manager yielding an AsyncSession
-        return unit_of_work(self.sessions)
+    def unit_of_work(self, owner_id: uuid.UUID | None = None):  # noqa: ANN201 - yields an AsyncSession
+        """One transaction; with ``owner_id`` on PostgreSQL, row-level security is scoped to that owner."""
+        return unit_of_work(self.sessions, owner_id=owner_id if self.engine.dialect.name == "postgresql" else None)
 
 
 @asynccontextmanager
@@ -54,7 +56,13 @@ async def open_app_state(
         engine = make_engine(settings.sqlalchemy_url)
         stack.push_async_callback(engine.dispose)
         if migrate_store:
-            await migrate.upgrade(engine)
+            # Migrations run as the role that owns the tables, which may differ from the server's own role.
+            admin = engine if settings.admin_sqlalchemy_url == settings.sqlalchemy_url else make_engine(settings.admin_sqlalchemy_url)
+            try:
+                await migrate.upgrade(admin, app_role=settings.database_app_role)
+            finally:
+                if admin is not engine:
+                    await admin.dispose()
         sessions = make_sessionmaker(engine)
         chain = list(providers) if providers is not None else build_providers(settings)
         for provider in chain:

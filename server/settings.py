@@ -32,6 +32,14 @@ class Settings(BaseSettings):
         default_factory=_default_data_dir,
         description="Directory for the embedded SQLite store and provider caches.",
     )
+    database_admin_url: SecretStr | None = Field(
+        None, description="URL of the role that owns the tables (runs migrations, workers and the scheduler). "
+        "Unset: database_url. On PostgreSQL the server's own role should not own the tables, so that row-level "
+        "security applies to it."
+    )
+    database_app_role: str | None = Field(
+        None, description="PostgreSQL role the server connects as; migrations grant it table access."
+    )
     database_url: SecretStr | None = Field(
         None,
         description="SQLAlchemy async URL of the store (e.g. postgresql+asyncpg://user@host/db). "
@@ -51,6 +59,23 @@ class Settings(BaseSettings):
         "none",
         description="How HTTP callers are identified: `none` (single local user, loopback only), "
         "`token` (bearer tokens issued by `universe-mcp token create`) or `jwt` (an identity provider).",
+    )
+    public_url: str | None = Field(
+        None, description="The MCP URL clients use (e.g. https://universe.example.com/mcp); names this resource "
+        "in OAuth protected-resource metadata. Default: http://HOST:PORT/mcp."
+    )
+    jwt_issuer: str | None = Field(None, description="With auth=jwt: the identity provider's issuer (iss).")
+    jwt_audience: str | None = Field(None, description="With auth=jwt: the audience (aud) tokens must carry.")
+    jwt_jwks_url: str | None = Field(None, description="With auth=jwt: where the provider publishes its signing keys.")
+    token_cache_s: float = Field(
+        5.0, ge=0, le=300, description="How long a token verification is reused; bounds how fast revocation applies."
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Host headers accepted over HTTP besides loopback ones (e.g. "
+        "universe.example.com,universe.example.com:443); DNS-rebinding protection rejects others with 421."
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origin headers accepted from browsers besides loopback ones."
     )
     local_user: str = Field(
         "local", min_length=1, max_length=64, description="Owner of all data when auth is `none` (and on stdio)."
@@ -113,6 +138,23 @@ class Settings(BaseSettings):
     seed_catalog: bool = Field(True, description="Load the offline catalog into the store on start (once).")
     redis_timeout_s: float = Field(0.25, gt=0, le=10, description="Connect and read timeout of cache calls to Redis.")
 
+    # --- CSV interchange and the dashboard -----------------------------------------------------------------------
+    csv_max_bytes: int = Field(
+        1_000_000, ge=1_000, description="Largest file `import_universe_csv` accepts, in bytes (UTF-8)."
+    )
+    csv_max_rows: int = Field(10_000, ge=1, le=100_000, description="Most data rows one CSV import accepts.")
+    csv_job_threshold: int = Field(
+        1_000, ge=1, description="Imports with more symbols than this add members without waiting for validation and "
+        "validate them as a background job (when the jobs toolset is enabled); smaller ones validate inline."
+    )
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @field_validator("toolsets", mode="before")
     @classmethod
     def _split_toolsets(cls, value: object) -> object:
@@ -134,6 +176,12 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite+aiosqlite:///{self.data_dir / 'universe.db'}"
+
+    @property
+    def admin_sqlalchemy_url(self) -> str:
+        if self.database_admin_url is not None:
+            return self.database_admin_url.get_secret_value()
+        return self.sqlalchemy_url
 
     @property
     def is_sqlite(self) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp.server.stdio import stdio_server
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.message import SessionMessage
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -115,16 +116,60 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def transport_security(settings: Settings) -> TransportSecuritySettings | None:
+    """DNS-rebinding protection: loopback names always, plus the configured public hosts and origins."""
+    if not settings.allowed_hosts and not settings.allowed_origins:
+        return None  # the SDK's default: loopback hosts only
+    loopback_hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    loopback_origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=loopback_hosts + settings.allowed_hosts,
+        allowed_origins=loopback_origins + settings.allowed_origins,
+    )
+
+
+async def readiness(server: UniverseMCPServer) -> tuple[bool, dict[str, Any]]:
+    """Store, cache and (when present) broker checks; no auth, no detail that could leak."""
+    state = server.app_state
+    if state is None:
+        return False, {"store": "starting"}
+    checks: dict[str, Any] = {}
+    try:
+        from storage.repositories.health import ping
+
+        async with state.unit_of_work() as session:
+            await ping(session)
+        checks["store"] = "up"
+    except Exception as exc:  # readiness must answer, whatever broke
+        checks["store"] = f"down ({type(exc).__name__})"
+    cache = await state.cache.health()
+    checks["cache"] = cache.get("state", "unknown")
+    broker_check = state.extras.get("broker_health")
+    if broker_check is not None:
+        checks["broker"] = await broker_check()
+    ready = checks["store"] == "up" and checks.get("broker", "up") in ("up", "embedded")
+    return ready, checks
+
+
 def http_app(server: UniverseMCPServer, settings: Settings) -> ASGIApp:
+    # Both routes answer without auth: orchestrators probe them.
     @server.custom_route("/healthz", methods=["GET"])
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
+
+    @server.custom_route("/readyz", methods=["GET"])
+    async def readyz(_request: Request) -> JSONResponse:
+        ready, checks = await readiness(server)
+        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                            status_code=200 if ready else 503)
 
     app = server.streamable_http_app(
         streamable_http_path="/mcp",
         # Stateless: any replica can answer any request (2026 clients need no session; legacy ones get none).
         stateless_http=True,
         max_request_body_size=settings.max_request_bytes,
+        transport_security=transport_security(settings),
         host=settings.host,
     )
     return MessageGuard(app, settings)

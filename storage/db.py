@@ -5,6 +5,7 @@ SQLite (the embedded default) runs in WAL mode with foreign keys on; PostgreSQL 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -85,10 +86,20 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 @asynccontextmanager
-async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One transaction: commit when the block succeeds, roll back when it raises. Services never commit."""
+async def unit_of_work(
+    sessions: async_sessionmaker[AsyncSession], *, owner_id: uuid.UUID | None = None
+) -> AsyncIterator[AsyncSession]:
+    """One transaction: commit when the block succeeds, roll back when it raises. Services never commit.
+
+    With ``owner_id`` (PostgreSQL), the transaction's ``app.owner_id`` is set first: the row-level security
+    policies show and accept only that owner's rows, a second wall behind the services' own owner filters.
+    """
     async with sessions() as session:
         try:
+            if owner_id is not None:
+                from storage.repositories.tenancy import set_current_owner
+
+                await set_current_owner(session, owner_id)
             yield session
             await session.commit()
         except BaseException:

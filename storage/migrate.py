@@ -19,13 +19,21 @@ def alembic_config() -> Config:
     return cfg
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the store up to ``revision`` (idempotent; a no-op when already there)."""
+async def upgrade(engine: AsyncEngine, revision: str = "head", *, app_role: str | None = None) -> None:
+    """Bring the store up to ``revision`` (idempotent; a no-op when already there).
+
+    ``app_role`` (PostgreSQL): the role the server connects as; it is granted access to the tables, which it does
+    not own, so row-level security applies to it.
+    """
 
     def run(connection) -> None:  # noqa: ANN001 - a sync Connection inside run_sync
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
+        if app_role and connection.dialect.name == "postgresql":
+            from storage.repositories.tenancy_admin import grant_app_role
+
+            grant_app_role(connection, app_role)
 
     async with engine.begin() as conn:
         await conn.run_sync(run)

@@ -1,7 +1,7 @@
 """Toolsets, one module each. ALL_TOOLSETS is what the server can expose (filtered by --toolsets/--read-only)."""
 
-from tools import assets, universes
+from tools import assets, dashboard, universes, universes_csv
 
-ALL_TOOLSETS = [universes.TOOLSET, assets.TOOLSET]
+ALL_TOOLSETS = [universes.TOOLSET, assets.TOOLSET, universes_csv.TOOLSET, dashboard.TOOLSET]
 
 __all__ = ["ALL_TOOLSETS"]

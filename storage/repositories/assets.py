@@ -24,6 +24,20 @@ __all__ = [
 ]
 
 
+def _string_lengths() -> dict[str, int]:
+    return {c.name: c.type.length for c in Asset.__table__.columns if getattr(c.type, "length", None)}
+
+
+_LENGTHS: dict[str, int] = {}
+
+
+def fit(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Provider text cut to the column sizes: PostgreSQL rejects what SQLite silently stores."""
+    if not _LENGTHS:
+        _LENGTHS.update(_string_lengths())
+    return {k: (v[: _LENGTHS[k]] if isinstance(v, str) and k in _LENGTHS else v) for k, v in values.items()}
+
+
 async def get_assets_by_symbols(session: AsyncSession, symbols: Sequence[str]) -> dict[str, Asset]:
     """Listed assets whose current ticker is in ``symbols``."""
     if not symbols:
@@ -40,14 +54,14 @@ async def get_assets_by_symbols(session: AsyncSession, symbols: Sequence[str]) -
 
 
 async def create_assets(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> list[Asset]:
-    assets = [Asset(id=uuid.uuid4(), **dict(row)) for row in rows]
+    assets = [Asset(id=uuid.uuid4(), **fit(row)) for row in rows]
     session.add_all(assets)
     await session.flush()
     return assets
 
 
 async def update_asset(session: AsyncSession, asset: Asset, values: Mapping[str, Any]) -> Asset:
-    for key, value in values.items():
+    for key, value in fit(values).items():
         setattr(asset, key, value)
     await session.flush()
     return asset
@@ -127,7 +141,7 @@ async def catalog_seeded(session: AsyncSession) -> bool:
 async def insert_assets_bulk(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
     """Core executemany INSERTs (no ORM unit of work): used to load the offline catalog quickly."""
     if rows:
-        await session.execute(Asset.__table__.insert(), [{**r, "id": uuid.uuid4()} for r in rows])
+        await session.execute(Asset.__table__.insert(), [{**fit(r), "id": uuid.uuid4()} for r in rows])
 
 
 async def listed_symbols(session: AsyncSession) -> list[str]:

@@ -113,7 +113,7 @@ async def test_rate_limits_are_not_failures_and_start_a_cooldown():
     guarded = GuardedProvider(fake, CircuitBreaker("fake", fail_max=1), clock=clock)
     with pytest.raises(ProviderRateLimited):
         await guarded.validate("AAPL")
-    assert guarded.state == "closed"
+    assert guarded.state == "closed" and guarded.health()["cooldown_s"] == 30
     with pytest.raises(ProviderRateLimited) as raised:  # answered locally until the provider's wait is over
         await guarded.validate("AAPL")
     assert fake.calls == 1 and 29 <= raised.value.retry_after_s <= 30
@@ -147,6 +147,7 @@ async def test_misconfiguration_holds_the_breaker_open_with_the_same_error():
         with pytest.raises(ProviderMisconfigured, match="API key"):
             await guarded.validate("AAPL")
     assert inner.calls == 1 and guarded.state == "open"
+    assert guarded.health()["misconfigured"] == "Alpha Vantage rejected the API key"
     clock.now += 600
     with pytest.raises(ProviderMisconfigured):
         await guarded.validate("AAPL")

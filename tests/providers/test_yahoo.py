@@ -71,6 +71,17 @@ async def test_unknown_symbol_is_invalid_and_not_enriched(yahoo_env: Path):
     assert canned.count("quoteSummary") == 0
 
 
+async def test_no_exact_match_is_invalid_and_names_close_symbols(yahoo_env: Path):
+    body = fixture_bytes("yahoo", "search_company_name_evolution.json")
+    canned = CannedYahoo([*BOOTSTRAP_ROUTES, (r"/v1/finance/search", 200, body)])
+    provider = make(canned, yahoo_env)
+
+    verdict = await provider.validate("EVO")
+
+    assert verdict.status == "invalid"
+    assert verdict.reason == "Yahoo Finance has no symbol EVO; closest Yahoo symbols: 0RQ6.IL, E3G1.SG"
+
+
 async def test_an_exact_match_of_an_unsupported_type_is_invalid(yahoo_env: Path):
     canned = CannedYahoo([*BOOTSTRAP_ROUTES, (r"/v1/finance/search", 200, fixture_bytes("yahoo", "search_aapl.json"))])
     provider = make(canned, yahoo_env, enrich=False)

@@ -1,0 +1,114 @@
+"""The dashboard's server side: the Apps extension with the View resource, the CSV resource, the page at `/`.
+
+* ``extensions(settings)``: the SDK's ``Apps`` extension carrying ``ui://universe/dashboard.html`` (the single-file
+  View built from ui/ and committed under server/static/), for ``MCPServer(extensions=...)``. The dashboard tools
+  themselves are ordinary toolset tools (tools/dashboard.py) so they pass the server's guard like every other.
+* ``register(server, settings)``: the ``universe://{universe_id}/assets.csv`` resource, and the host page for
+  people at ``/`` on the HTTP transport (same origin as /mcp, so no CORS). The page never takes a token in its URL:
+  when /mcp answers 401 it asks for one and sends it as an Authorization header from JavaScript.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mcp.server.apps import Apps, ResourceCsp
+from mcp.server.extension import Extension
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from server.settings import Settings
+from services.csv_io import format_csv
+from services.errors import InvalidArgument, NotFound, UniverseMCPError
+from tools.dashboard import VIEW_URI
+
+if TYPE_CHECKING:
+    from server.app import UniverseMCPServer
+
+__all__ = ["HOST_HEADERS", "STATIC", "extensions", "register"]
+
+logger = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
+# The host page is a single inline bundle that talks only to /mcp on its own origin. The View it frames inherits
+# this policy (srcdoc) and narrows it further with the meta CSP the page injects (connect-src 'none').
+HOST_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data:; connect-src 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def _static(name: str) -> str:
+    path = STATIC / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `make ui` to build the dashboard")
+    return path.read_text(encoding="utf-8")
+
+
+def extensions(settings: Settings) -> list[Extension]:
+    """Extensions for MCPServer(extensions=...): Apps with the View, when the dashboard toolset is enabled."""
+    if "dashboard" not in settings.toolsets:
+        return []
+    apps = Apps()
+    # csp with no domains: the View may not fetch anything; every action is a tool call through the host.
+    apps.add_html_resource(VIEW_URI, _static("dashboard.html"), name="universe-dashboard", title="Universe dashboard",
+                           description="Interactive dashboard for your investment universes.",
+                           csp=ResourceCsp(), prefers_border=True)
+    return [apps]
+
+
+def register(server: UniverseMCPServer, settings: Settings) -> None:
+    """Resources and HTTP routes beyond the toolsets; checks that every UI-bound tool names a registered View."""
+    _check_bindings(server)
+    if "universes" in settings.toolsets:
+        _register_csv_resource(server)
+    if "dashboard" in settings.toolsets:
+        _register_host_page(server)
+
+
+def _check_bindings(server: UniverseMCPServer) -> None:
+    views = {str(r.uri) for ext in server._extensions if isinstance(ext, Apps) for r in (b.resource for b in ext.resources())}
+    for name, spec in server.specs.items():
+        uri = ((spec.meta or {}).get("ui") or {}).get("resourceUri")
+        if uri is not None and uri not in views:
+            # Same rule the Apps extension applies to its own tools: a tool must not point at a View that 404s.
+            raise ValueError(f"tool {name!r} binds {uri!r}, but no such ui:// resource is registered")
+
+
+def _register_csv_resource(server: UniverseMCPServer) -> None:
+    from server.context import tool_deps
+    from tools.universes_csv import all_members
+
+    @server.resource("universe://{universe_id}/assets.csv", name="universe-assets-csv", title="Universe members (CSV)",
+                     mime_type="text/csv",
+                     description="A universe's members as CSV (the same as export_universe_csv).")
+    async def universe_assets_csv(universe_id: str, ctx: Context) -> str:
+        try:
+            deps = await tool_deps(ctx)
+            async with deps.unit_of_work() as session:
+                _, members = await all_members(deps.universes(session), universe_id)
+        except (NotFound, InvalidArgument) as exc:
+            raise ResourceNotFoundError(exc.message) from None
+        except UniverseMCPError as exc:
+            raise ResourceError(exc.message) from None
+        return format_csv(m.model_dump() for m in members)
+
+
+def _register_host_page(server: UniverseMCPServer) -> None:
+    html = _static("host.html")
+
+    @server.custom_route("/", methods=["GET"])
+    async def dashboard_page(_request: Request) -> Response:
+        return HTMLResponse(html, headers=HOST_HEADERS)
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """For the startup banner: where a person opens the dashboard."""
+    return {"dashboard": f"http://{settings.host}:{settings.port}/"}

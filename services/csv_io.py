@@ -1,0 +1,311 @@
+"""CSV interchange for universes, MCP-free: read symbol files in the formats people have, write safe CSV.
+
+Reading accepts four shapes and says which it saw:
+
+* ``csv``: a delimited file (comma, semicolon, tab or pipe, sniffed from the first line) whose header names a
+  symbol column (symbol, ticker, code ...); other columns are ignored and reported.
+* ``list``: tickers one per line or comma separated, no header.
+* ``tradingview``: a TradingView watchlist export, ``EXCHANGE:SYMBOL`` items separated by commas or newlines, with
+  ``###SECTION`` headers.
+* ``ibkr``: an Interactive Brokers (TWS) watchlist/contract file: ``DES,AAPL,STK,SMART/AMEX,,,,`` lines
+  (``DES,symbol,sectype,exchange,expiry,strike,right,multiplier``), ``SYM,symbol,exchange`` lines and
+  ``CON,conid,exchange`` lines (contract ids cannot be mapped to tickers, so those rows are reported invalid).
+
+Every data row gets a verdict with its line number; nothing here raises for a bad row. Whole-file problems (empty,
+binary, too many rows, no symbol column) raise InvalidArgument/LimitExceeded before anything is changed.
+
+Writing neutralises formula injection the OWASP way: a cell that starts with = + - @ tab or carriage return is
+prefixed with a single quote, so a spreadsheet shows it as text instead of running it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from services.errors import InvalidArgument, LimitExceeded
+from services.symbols import normalise_symbol, symbol_problem
+
+__all__ = [
+    "EXPORT_COLUMNS",
+    "FORMULA_PREFIXES",
+    "ParsedFile",
+    "ParsedRow",
+    "decode_bytes",
+    "format_csv",
+    "neutralise_cell",
+    "parse_symbol_file",
+]
+
+FileFormat = Literal["csv", "list", "tradingview", "ibkr"]
+# OWASP "CSV injection": these leading characters make spreadsheets evaluate a cell.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+SYMBOL_HEADERS = frozenset({"symbol", "symbols", "ticker", "tickers", "code", "ticker symbol", "stock symbol",
+                            "tickersymbol", "ticker_symbol", "symbol_code"})
+DELIMITERS = (",", ";", "\t", "|")
+EXPORT_COLUMNS = ("symbol", "name", "exchange", "asset_type", "currency", "sector", "industry",
+                  "validation_status", "validation_source", "added_at")
+_TV_ITEM = re.compile(r"^[A-Za-z0-9_.\-]+:\S+$")
+_IBKR_KINDS = frozenset({"DES", "SYM", "CON"})
+_SHOWN = 60  # how much of a raw cell a report repeats
+
+
+@dataclass(slots=True)
+class ParsedRow:
+    """One data row: its line, the cell as written, and either a symbol or why it cannot be one."""
+
+    line: int
+    raw: str
+    symbol: str | None = None
+    exchange: str | None = None
+    verdict: Literal["ok", "invalid", "duplicate"] = "ok"
+    reason: str | None = None
+    candidates: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ParsedFile:
+    format: FileFormat
+    rows: list[ParsedRow]
+    delimiter: str | None = None
+    symbol_column: str | None = None
+    ignored_columns: list[str] = field(default_factory=list)
+    sections: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def symbols(self) -> list[str]:
+        """The importable symbols, each once, in file order."""
+        return [r.symbol for r in self.rows if r.verdict == "ok" and r.symbol]
+
+
+def decode_bytes(data: bytes) -> tuple[str, str]:
+    """Text and the encoding used: UTF-8 (with or without BOM), else UTF-16 with a BOM, else Windows-1252/latin-1."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16"), "utf-16"
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252"), "windows-1252"
+    except UnicodeDecodeError:  # cp1252 leaves five bytes undefined; latin-1 maps every byte
+        return data.decode("latin-1"), "latin-1"
+
+
+def neutralise_cell(value: str) -> str:
+    """A cell a spreadsheet will show as text: formula-looking values get a leading single quote (OWASP)."""
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+def format_csv(rows: Iterable[dict[str, object]], columns: Sequence[str] = EXPORT_COLUMNS) -> str:
+    """RFC 4180 CSV (CRLF line ends) with a header row; every text cell neutralised against formula injection."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            text = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
+            cells.append(neutralise_cell(text))
+        writer.writerow(cells)
+    return out.getvalue()
+
+
+# --- reading --------------------------------------------------------------------------------------------------------
+def parse_symbol_file(text: str, *, max_rows: int) -> ParsedFile:
+    """Parse ``text`` into per-row verdicts. Raises InvalidArgument/LimitExceeded for whole-file problems."""
+    notes: list[str] = []
+    if text.startswith("\ufeff"):
+        text = text[1:]
+        notes.append("removed a UTF-8 byte-order mark")
+    if "\x00" in text:
+        raise InvalidArgument(
+            "The file contains NUL bytes: it is binary (a spreadsheet workbook?) or UTF-16 without a byte-order mark.",
+            hint="Export the list as CSV (UTF-8) or plain text and import that.",
+        )
+    lines = text.splitlines()
+    if not any(line.strip(" \t,;|") for line in lines):
+        raise InvalidArgument(
+            "The file is empty: it has no symbols.",
+            hint="Send a CSV with a symbol column, a list of tickers, a TradingView watchlist or an IBKR export.",
+        )
+    if "\ufffd" in text:
+        notes.append("some characters could not be decoded (the file is probably not UTF-8); rows with them are invalid")
+    if _looks_ibkr(lines):
+        parsed = _parse_ibkr(lines)
+    elif _looks_tradingview(lines):
+        parsed = _parse_tradingview(lines)
+    else:
+        parsed = _parse_delimited(lines)
+    parsed.notes = notes + parsed.notes
+    if len(parsed.rows) > max_rows:
+        raise LimitExceeded(
+            f"The file has {len(parsed.rows):,} data rows; one import takes at most {max_rows:,}.",
+            hint="Split the file and import the parts one after another (mode append).",
+            details={"limit": max_rows, "received": len(parsed.rows)},
+        )
+    _mark_duplicates(parsed.rows)
+    return parsed
+
+
+def _nonblank(lines: list[str]) -> list[tuple[int, str]]:
+    return [(i + 1, line) for i, line in enumerate(lines) if line.strip(" \t,;|")]
+
+
+def _looks_ibkr(lines: list[str]) -> bool:
+    kinds = [line.split(",", 1)[0].strip().upper() for _, line in _nonblank(lines)]
+    contract = sum(k in _IBKR_KINDS for k in kinds)
+    return contract > 0 and contract * 2 >= len([k for k in kinds if k != "COLUMN"])
+
+
+def _looks_tradingview(lines: list[str]) -> bool:
+    items = [item.strip() for _, line in _nonblank(lines) for item in line.split(",") if item.strip()]
+    if any(item.startswith("###") for item in items):
+        return True
+    prefixed = sum(bool(_TV_ITEM.match(item)) for item in items)
+    return prefixed > 0 and prefixed * 2 >= len(items)
+
+
+def _parse_ibkr(lines: list[str]) -> ParsedFile:
+    rows: list[ParsedRow] = []
+    skipped = 0
+    for number, line in _nonblank(lines):
+        fields = [f.strip() for f in line.split(",")]
+        kind = fields[0].upper()
+        if kind not in _IBKR_KINDS:
+            if kind in ("COLUMN", "SYMBOL") or not any(fields[1:]) and not _could_be_symbol(fields[0]):
+                skipped += 1  # TWS layout lines ("COLUMN,0,,") and headers ("Symbol,Exchange")
+                continue
+            rows.append(_invalid(number, line, "not an IBKR contract line (expected DES, SYM or CON first)"))
+            continue
+        name = fields[1] if len(fields) > 1 else ""
+        exchange = fields[3] if kind == "DES" and len(fields) > 3 else fields[2] if len(fields) > 2 else ""
+        exchange = exchange.split("/")[-1] or None  # SMART/AMEX: SMART routing, AMEX primary listing
+        if kind == "CON":
+            rows.append(_invalid(number, line, "IBKR contract ids (CON lines) cannot be mapped to tickers; "
+                                               "export the list with DES lines instead"))
+            continue
+        sectype = fields[2].upper() if kind == "DES" and len(fields) > 2 else "STK"
+        if sectype not in ("STK", "ETF", ""):
+            rows.append(_invalid(number, line, f"{sectype} contracts are not supported; only stocks and ETFs (STK)"))
+            continue
+        # IBKR writes share classes with a space ("BRK B"); providers and this server use a dot (BRK.B).
+        rows.append(_symbol_row(number, name.replace(" ", "."), exchange, raw=line))
+    notes = [f"skipped {skipped} TWS layout/header line(s)"] if skipped else []
+    return ParsedFile(format="ibkr", rows=rows, delimiter=",", notes=notes)
+
+
+def _parse_tradingview(lines: list[str]) -> ParsedFile:
+    rows: list[ParsedRow] = []
+    sections: list[str] = []
+    for number, line in _nonblank(lines):
+        for item in line.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if item.startswith("###"):
+                sections.append(item.lstrip("#").strip())
+                continue
+            rows.append(_cell_row(number, item))
+    return ParsedFile(format="tradingview", rows=rows, delimiter=",", sections=sections)
+
+
+def _sniff_delimiter(first: str) -> str | None:
+    counts = {d: first.count(d) for d in DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else None
+
+
+def _header_key(cell: str) -> str:
+    return " ".join(cell.strip().strip("\"'").replace("_", " ").split()).casefold()
+
+
+def _parse_delimited(lines: list[str]) -> ParsedFile:
+    numbered = _nonblank(lines)
+    delimiter = _sniff_delimiter(numbered[0][1])
+    split = (lambda s: next(csv.reader([s], delimiter=delimiter))) if delimiter else (lambda s: [s])
+    records = [(n, line, split(line)) for n, line in numbered]
+    header = records[0][2]
+    keys = [_header_key(c) for c in header]
+    column = next((i for i, k in enumerate(keys) if k in SYMBOL_HEADERS), None)
+    if column is not None:
+        ignored = [c.strip() for i, c in enumerate(header) if i != column and c.strip()]
+        rows = []
+        for number, line, cells in records[1:]:
+            cell = cells[column] if column < len(cells) else ""
+            rows.append(_cell_row(number, cell) if cell.strip() else _invalid(number, line, "the symbol cell is empty"))
+        notes = [] if rows else ["the file has a header but no data rows"]
+        return ParsedFile(format="csv", rows=rows, delimiter=delimiter, symbol_column=header[column].strip(),
+                          ignored_columns=ignored, notes=notes)
+    cells = [c for c in header if c.strip()]
+    # A table (several rows, all as wide as the first) with no symbol header has unknown columns; guessing which one
+    # holds tickers would import names or prices as symbols. A ragged or one-line comma list is a list of tickers.
+    table = len(records) > 1 and all(len(r[2]) == len(header) for r in records)
+    if len(cells) > 1 and (table or not all(_could_be_symbol(c) for c in cells)):
+        raise InvalidArgument(
+            f"No symbol column: the first row has the columns {', '.join(repr(c.strip()[:30]) for c in cells[:10])}"
+            f" (delimiter {_delimiter_name(delimiter)}).",
+            hint="Name the column that holds the tickers symbol, ticker or code, or send one ticker per line.",
+            details={"columns": [c.strip()[:60] for c in cells[:50]], "delimiter": delimiter,
+                     "accepted_headers": sorted(SYMBOL_HEADERS)},
+        )
+    # No header: a plain list, one ticker per cell (one per line, or comma separated).
+    rows = [_cell_row(number, cell) for number, _, cells in records for cell in cells if cell.strip()]
+    return ParsedFile(format="list", rows=rows, delimiter=delimiter)
+
+
+def _delimiter_name(delimiter: str | None) -> str:
+    return {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}.get(delimiter or "", "none")
+
+
+def _could_be_symbol(cell: str) -> bool:
+    value = cell.strip()
+    if ":" in value and _TV_ITEM.match(value):
+        value = value.split(":", 1)[1]
+    return not value.startswith(FORMULA_PREFIXES) and symbol_problem(normalise_symbol(value)) is None
+
+
+def _shown(raw: str) -> str:
+    return raw if len(raw) <= _SHOWN else raw[: _SHOWN - 3] + "..."
+
+
+def _invalid(line: int, raw: str, reason: str, candidates: list[str] | None = None) -> ParsedRow:
+    return ParsedRow(line=line, raw=_shown(raw), verdict="invalid", reason=reason, candidates=candidates or [])
+
+
+def _cell_row(line: int, cell: str) -> ParsedRow:
+    """A symbol cell from CSV, list or TradingView: formula and encoding checks, EXCHANGE: prefix, syntax."""
+    exchange = None
+    value = cell.strip()
+    if ":" in value and _TV_ITEM.match(value) and not value.startswith(FORMULA_PREFIXES):
+        exchange, value = value.split(":", 1)
+    return _symbol_row(line, value, exchange, raw=cell)
+
+
+def _symbol_row(line: int, value: str, exchange: str | None, *, raw: str) -> ParsedRow:
+    if raw.startswith(FORMULA_PREFIXES) or raw.strip().startswith(FORMULA_PREFIXES):
+        return _invalid(line, raw, f"looks like a spreadsheet formula (starts with {raw.strip()[:1]!r}); not imported")
+    if "\ufffd" in raw:
+        return _invalid(line, raw, "unreadable characters: the file is probably not UTF-8 (re-save it as UTF-8)")
+    symbol = normalise_symbol(value)
+    problem = symbol_problem(symbol)
+    if problem is not None:
+        return _invalid(line, raw, f"not a ticker: {problem}")
+    return ParsedRow(line=line, raw=_shown(raw.strip()), symbol=symbol, exchange=exchange.upper() if exchange else None)
+
+
+def _mark_duplicates(rows: list[ParsedRow]) -> None:
+    first: dict[str, int] = {}
+    for row in rows:
+        if row.verdict != "ok" or row.symbol is None:
+            continue
+        if row.symbol in first:
+            row.verdict, row.reason = "duplicate", f"repeats line {first[row.symbol]}"
+        else:
+            first[row.symbol] = row.line

@@ -1,0 +1,146 @@
+"""The `dashboard` toolset: the tool that opens the universe dashboard (an MCP App) and the View's refresh tool.
+
+Both are ordinary toolset tools, so they pass through UniverseMCPServer.call_tool like every other: owner checks in
+the services, token scopes and rate limits in the guard. `_meta.ui` binds them to the View resource that
+server/dashboard.py registers through the SDK's Apps extension. Hiding app-only tools from the model is the host's
+job (the spec says so); the server lists them to everyone and checks them like any other call.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.server.apps import client_supports_apps
+from mcp.server.mcpserver import Context
+from pydantic import BaseModel, Field
+
+from server.context import Deps
+from services.schemas import UniverseDetail, UniverseSummary
+from tools._results import Envelope, NextAction, ok
+from tools._toolset import READ, ToolSpec, Toolset
+
+__all__ = ["TOOLSET", "VIEW_URI", "ui_meta"]
+
+VIEW_URI = "ui://universe/dashboard.html"
+TEXT_ROWS = 20  # rows of each table in the text answer for clients without Apps support
+
+
+def ui_meta(*, visibility: list[str] | None = None) -> dict[str, Any]:
+    """The `_meta.ui` block the Apps extension stamps on bound tools (resourceUri, optional visibility)."""
+    ui: dict[str, Any] = {"resourceUri": VIEW_URI}
+    if visibility is not None:
+        ui["visibility"] = visibility
+    return {"ui": ui}
+
+
+class DashboardLimits(BaseModel):
+    csv_max_bytes: int
+    csv_max_rows: int
+    max_symbols_per_call: int
+    max_inline_validation: int
+
+
+class DashboardData(BaseModel):
+    universes: list[UniverseSummary] = Field(description="Your universes by name (the first 200).")
+    more_universes: bool = Field(description="True when you have more universes than are listed.")
+    selected: UniverseDetail | None = Field(None, description="The universe shown: its counts and first 200 members.")
+    tools: list[str] = Field(description="Tools this server exposes to the dashboard (it hides what is missing).")
+    read_only: bool = Field(description="True when the server exposes no tool that changes data.")
+    limits: DashboardLimits
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")[:60]
+
+
+def _as_text(data: DashboardData) -> str:
+    """A compact markdown answer for clients that cannot show the View."""
+    if not data.universes:
+        return "You have no universes yet. Create one with create_universe(name, symbols)."
+    lines = [f"Your universes ({len(data.universes)}{'+' if data.more_universes else ''}):", "",
+             "| Universe | Assets | Updated | id |", "|---|---:|---|---|"]
+    for u in data.universes[:TEXT_ROWS]:
+        lines.append(f"| {_cell(u.name)} | {u.asset_count} | {u.updated_at:%Y-%m-%d} | {u.id} |")
+    if len(data.universes) > TEXT_ROWS:
+        lines.append(f"| ... {len(data.universes) - TEXT_ROWS} more (list_universes) | | | |")
+    if data.selected is not None:
+        detail = data.selected
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(detail.counts_by_status.items())) or "empty"
+        lines += ["", f"{detail.universe.name}: {detail.universe.asset_count} assets ({counts}).", ""]
+        members = detail.assets or []
+        if members:
+            lines += ["| Symbol | Name | Sector | Status |", "|---|---|---|---|"]
+            lines += [f"| {m.symbol} | {_cell(m.name)} | {_cell(m.sector)} | {m.validation_status} |"
+                      for m in members[:TEXT_ROWS]]
+            if detail.universe.asset_count > TEXT_ROWS:
+                lines.append(f"| ... {detail.universe.asset_count - TEXT_ROWS} more (get_universe) | | | |")
+    return "\n".join(lines)
+
+
+async def _load(deps: Deps, ctx: Context, universe_id: str | None) -> DashboardData:
+    settings = deps.state.settings
+    async with deps.unit_of_work() as session:
+        service = deps.universes(session)
+        page = await service.list(limit=service.limits.page_size_max)
+        selected_id = universe_id or (page.universes[0].id if page.universes else None)
+        # An explicit id goes through the owner check (not_found for anyone else's universe).
+        selected = await service.get(selected_id, limit=service.limits.page_size_max) if selected_id else None
+    specs = getattr(ctx.mcp_server, "specs", {})
+    return DashboardData(
+        universes=page.universes, more_universes=page.next_cursor is not None, selected=selected,
+        tools=sorted(specs), read_only=not any(not s.read_only for s in specs.values()),
+        limits=DashboardLimits(csv_max_bytes=settings.csv_max_bytes, csv_max_rows=settings.csv_max_rows,
+                               max_symbols_per_call=settings.max_symbols_per_call,
+                               max_inline_validation=settings.max_inline_validation),
+    )
+
+
+def _actions(data: DashboardData) -> list[NextAction]:
+    if data.selected is not None:
+        uid = data.selected.universe.id
+        return [NextAction(tool="get_universe", arguments={"universe_id": uid}, reason="read the members page by page"),
+                NextAction(tool="export_universe_csv", arguments={"universe_id": uid}, reason="export the members as CSV")]
+    return [NextAction(tool="create_universe", arguments={"name": "My universe"}, reason="create a first universe")]
+
+
+UniverseIdOpt = Annotated[
+    str | None, Field(description="Universe to show first (its id). Default: your first universe by name.")
+]
+
+
+async def open_universe_dashboard(deps: Deps, ctx: Context, universe_id: UniverseIdOpt = None) -> Envelope[DashboardData]:
+    """Open the interactive universe dashboard for the user: their universes, a sortable and filterable member
+    table, asset search with validation status, an editor, and CSV import/export.
+
+    Call it when the user wants to see or manage universes visually. Clients that cannot display apps get a compact
+    markdown table of the universes (and of the selected universe's first members) instead.
+    """
+    data = await _load(deps, ctx, universe_id)
+    if client_supports_apps(ctx):
+        # The View renders structuredContent; the model only needs a one-line account of what the user sees.
+        shown = f", showing {data.selected.universe.name!r}" if data.selected else ""
+        message = f"Opened the universe dashboard: {len(data.universes)} universe(s){shown}."
+    else:
+        message = _as_text(data)
+    return ok(data, message, next_actions=_actions(data), universe_count=len(data.universes))
+
+
+async def get_dashboard_state(deps: Deps, ctx: Context, universe_id: UniverseIdOpt = None) -> Envelope[DashboardData]:
+    """Refresh the dashboard View: the same data as open_universe_dashboard. Called by the View after each change.
+
+    App-only (hosts do not offer it to the model); owner checks, scopes and limits apply as to any tool.
+    """
+    data = await _load(deps, ctx, universe_id)
+    shown = f"; showing {data.selected.universe.name!r}" if data.selected else ""
+    return ok(data, f"{len(data.universes)} universe(s){shown}.", universe_count=len(data.universes))
+
+
+TOOLSET = Toolset(
+    id="dashboard",
+    description="The universe dashboard: an MCP App (ui://universe/dashboard.html) for hosts that show apps.",
+    tools=[
+        ToolSpec(open_universe_dashboard, "Open the universe dashboard", READ, meta=ui_meta()),
+        ToolSpec(get_dashboard_state, "Refresh the universe dashboard", READ, meta=ui_meta(visibility=["app"])),
+    ],
+)

@@ -1,0 +1,236 @@
+"""CSV interchange tools (part of the `universes` toolset): import a symbol file with a per-row report, export CSV.
+
+Parsing and formatting live in services/csv_io.py; membership changes go through UniverseService, so owner checks,
+limits and history are the same as for add/remove. An import is one transaction: it lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context
+from pydantic import BaseModel, Field
+
+from server.context import Deps
+from services.csv_io import ParsedFile, format_csv, parse_symbol_file
+from services.errors import InvalidArgument, LimitExceeded
+from services.schemas import UniverseSummary, ValidationStatus
+from services.universes import UniverseService
+from tools._results import Envelope, NextAction, ok
+from tools._toolset import READ, WRITE, ToolSpec, Toolset
+
+__all__ = ["TOOLSET", "all_members"]
+
+logger = logging.getLogger(__name__)
+
+REPORT_ROWS_MAX = 1_000  # rows listed in a report; counts always cover every row
+JOB_TOOL = "start_bulk_validation"
+
+
+class ImportRow(BaseModel):
+    line: int = Field(description="1-based line number in the file.")
+    input: str = Field(description="The cell or line as written (shortened to 60 characters).")
+    symbol: str | None = Field(None, description="The ticker read from it (normalised), when there is one.")
+    verdict: Literal["added", "duplicate", "invalid"] = Field(
+        description="added | duplicate (already in the universe, or repeated in the file) | invalid (see reason)."
+    )
+    validation_status: ValidationStatus | None = Field(None, description="For added rows: valid, pending or unknown.")
+    reason: str | None = None
+    candidates: list[str] = Field(default_factory=list, description="Similar known symbols, for invalid rows.")
+
+
+class CsvImport(BaseModel):
+    universe: UniverseSummary
+    format: Literal["csv", "list", "tradingview", "ibkr"] = Field(description="The file format that was recognised.")
+    mode: Literal["append", "replace"]
+    counts: dict[str, int] = Field(description="Rows per verdict (added, duplicate, invalid), plus removed members.")
+    rows: list[ImportRow] = Field(description="Per-row verdicts: problems first, then added rows (up to 1,000).")
+    rows_truncated: bool = Field(description="True when more rows were judged than are listed.")
+    removed: list[str] = Field(default_factory=list, description="Members removed because the file lacks them (replace).")
+    ignored_columns: list[str] = Field(default_factory=list, description="CSV columns other than the symbol column.")
+    notes: list[str] = Field(default_factory=list, description="What was noticed about the file (BOM, encoding ...).")
+    job_id: str | None = Field(None, description="Bulk validation job for the imported symbols (follow with get_job_status).")
+
+
+class CsvExport(BaseModel):
+    universe: UniverseSummary
+    filename: str
+    csv_text: str = Field(description="RFC 4180 CSV with a header row; formula-like cells are prefixed with '.")
+    row_count: int
+    resource_uri: str = Field(description="The same CSV as an MCP resource.")
+
+
+async def all_members(service: UniverseService, universe_id: str) -> tuple[UniverseSummary, list[Any]]:
+    """Every member in position order, read page by page (pages are bounded by page_size_max)."""
+    members: list[Any] = []
+    cursor: str | None = None
+    while True:
+        detail = await service.get(universe_id, limit=service.limits.page_size_max, cursor=cursor)
+        members.extend(detail.assets or [])
+        cursor = detail.next_cursor
+        if cursor is None:
+            return detail.universe, members
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+async def _start_job(ctx: Context, symbols: list[str]) -> str | None:
+    """Start bulk validation through the registered jobs tool, when there is one (it has its own scope check)."""
+    server = ctx.mcp_server
+    if not symbols or JOB_TOOL not in getattr(server, "specs", {}):
+        return None
+    result = await server.call_tool(JOB_TOOL, {"symbols": symbols}, ctx)
+    envelope = result.structured_content or {}
+    if result.is_error or not envelope.get("success"):
+        logger.info("import: bulk validation not started: %s", (envelope.get("error") or {}).get("code"))
+        return None
+    data = envelope.get("data") or {}
+    job = data.get("job") if isinstance(data.get("job"), dict) else data
+    job_id = job.get("job_id") or job.get("id")
+    return str(job_id) if job_id else None
+
+
+def _report_rows(parsed: ParsedFile, outcomes: dict[str, tuple[str, str | None, str | None, list[str]]]) -> list[ImportRow]:
+    rows = []
+    for row in parsed.rows:
+        if row.verdict != "ok" or row.symbol is None:
+            rows.append(ImportRow(line=row.line, input=row.raw, symbol=row.symbol, verdict=row.verdict,  # type: ignore[arg-type]
+                                  reason=row.reason, candidates=row.candidates))
+            continue
+        verdict, status, reason, candidates = outcomes[row.symbol]
+        rows.append(ImportRow(line=row.line, input=row.raw, symbol=row.symbol, verdict=verdict,  # type: ignore[arg-type]
+                              validation_status=status, reason=reason, candidates=candidates))
+    return rows
+
+
+async def import_universe_csv(
+    deps: Deps,
+    ctx: Context,
+    csv_text: Annotated[str, Field(description="The file's text: a CSV with a symbol/ticker/code column, tickers one "
+                                   "per line or comma separated, a TradingView watchlist (EXCHANGE:SYMBOL, ###SECTION "
+                                   "headers) or an IBKR/TWS export (DES,AAPL,STK,SMART/AMEX,,,,).")],
+    universe_id: Annotated[str | None, Field(description="Import into this existing universe (its id).")] = None,
+    name: Annotated[str | None, Field(description="Or create a new universe with this name and import into it.")] = None,
+    mode: Annotated[Literal["append", "replace"], Field(description="append (default) adds the file's symbols; replace "
+                                                        "also removes members the file does not list.")] = "append",
+    validate: Annotated[bool, Field(description="Validate symbols with market-data providers (default true).")] = True,
+) -> Envelope[CsvImport]:
+    """Import a watchlist or CSV file of tickers into a universe, with a per-row report (line numbers included).
+
+    Pass universe_id to import into an existing universe, or name to create one. Each row is added, duplicate
+    (already a member or repeated in the file) or invalid (not a ticker, a spreadsheet formula, unreadable, or
+    rejected by validation, with candidates). Files above the server's job threshold (1,000 symbols by default) are
+    added at once and validated as a background job: follow job_id with get_job_status. The import is atomic:
+    whole-file problems (empty, too large, no symbol column) change nothing.
+    """
+    settings = deps.state.settings
+    size = len(csv_text.encode("utf-8", errors="replace"))
+    if size > settings.csv_max_bytes:
+        raise LimitExceeded(
+            f"The file is {size:,} bytes; imports take at most {settings.csv_max_bytes:,}.",
+            hint="Split the file and import the parts with mode append.",
+            details={"limit_bytes": settings.csv_max_bytes, "received_bytes": size},
+        )
+    if (universe_id is None) == (name is None):
+        raise InvalidArgument("Pass exactly one of universe_id (import into it) or name (create a new universe).",
+                              next_actions=[("list_universes", {}, "find the id of the universe to import into")])
+    parsed = parse_symbol_file(csv_text, max_rows=settings.csv_max_rows)
+    symbols = parsed.symbols
+    if not symbols:
+        problems = [{"line": r.line, "input": r.raw, "reason": r.reason} for r in parsed.rows if r.verdict == "invalid"]
+        raise InvalidArgument(
+            f"None of the file's {len(parsed.rows)} row(s) holds an importable ticker; nothing was changed.",
+            hint="Check the rows in details; tickers look like AAPL, BRK.B or NASDAQ:MSFT.",
+            details={"format": parsed.format, "rows": problems[:50]},
+        )
+    large = len(symbols) > settings.csv_job_threshold
+    inline_validation = validate and not large
+    outcomes: dict[str, tuple[str, str | None, str | None, list[str]]] = {}
+    removed: list[str] = []
+    async with deps.unit_of_work() as session:
+        service = deps.universes(session)
+        if name is not None:
+            universe, _ = await service.create(name)
+            universe_id = universe.id
+        assert universe_id is not None
+        if mode == "replace":
+            _, members = await all_members(service, universe_id)
+            wanted = set(symbols)
+            removed = [m.symbol for m in members if m.symbol not in wanted]
+            for chunk in _chunks(removed, service.limits.max_symbols_per_call):
+                await service.remove_assets(universe_id, chunk)
+        universe = None
+        for chunk in _chunks(symbols, service.limits.max_symbols_per_call):
+            universe, report = await service.add_assets(universe_id, chunk, validate=inline_validation)
+            for r in report.results:
+                if r.outcome == "added":
+                    reason = r.reason if r.validation_status != "unknown" or inline_validation else (
+                        "added; validated in the background" if large and validate else "added without validation")
+                    outcomes[r.symbol] = ("added", r.validation_status, reason, [])
+                elif r.outcome == "already_present":
+                    outcomes[r.symbol] = ("duplicate", r.validation_status, "already in the universe", [])
+                else:
+                    outcomes[r.symbol] = ("invalid", r.validation_status, r.reason, list(r.candidates))
+    assert universe is not None
+    unchecked = [s for s, o in outcomes.items() if o[0] == "added" and o[1] in ("pending", "unknown")]
+    job_id = await _start_job(ctx, unchecked[: settings.max_bulk_symbols]) if validate and unchecked else None
+    rows = _report_rows(parsed, outcomes)
+    counts = {"added": 0, "duplicate": 0, "invalid": 0}
+    for row in rows:
+        counts[row.verdict] += 1
+    if mode == "replace":
+        counts["removed"] = len(removed)
+    problems = [r for r in rows if r.verdict != "added"]
+    listed = (problems + [r for r in rows if r.verdict == "added"])[:REPORT_ROWS_MAX]
+    data = CsvImport(universe=universe, format=parsed.format, mode=mode, counts=counts, rows=listed,
+                     rows_truncated=len(rows) > len(listed), removed=removed[:REPORT_ROWS_MAX],
+                     ignored_columns=parsed.ignored_columns, notes=parsed.notes, job_id=job_id)
+    actions = []
+    if job_id:
+        actions.append(NextAction(tool="get_job_status", arguments={"job_id": job_id}, reason="follow the validation job"))
+    elif unchecked and validate:
+        actions.append(NextAction(tool=JOB_TOOL, arguments={"universe_id": universe.id},
+                                  reason=f"validate the {len(unchecked)} imported symbols that are not yet checked"))
+    if candidates := [c for r in rows if r.verdict == "invalid" for c in r.candidates][:10]:
+        actions.append(NextAction(tool="add_assets_to_universe", arguments={"universe_id": universe.id, "symbols": candidates},
+                                  reason="add suggested symbols in place of invalid rows, if they are meant"))
+    actions.append(NextAction(tool="get_universe", arguments={"universe_id": universe.id}, reason="review the members"))
+    summary = ", ".join(f"{n} {verdict}" for verdict, n in counts.items() if n) or "no rows"
+    job_note = f" Validation job {job_id} is checking {len(unchecked)} symbols." if job_id else ""
+    return ok(data, f"Imported a {parsed.format} file into {universe.name!r}: {summary}; "
+              f"{universe.asset_count} members now.{job_note}", next_actions=actions,
+              asset_count=universe.asset_count, rows=len(rows))
+
+
+async def export_universe_csv(
+    deps: Deps,
+    universe_id: Annotated[str, Field(description="Universe id (a UUID) as returned by list_universes.")],
+) -> Envelope[CsvExport]:
+    """Export a universe's members as CSV text: symbol, name, exchange, asset type, currency, sector, industry,
+    validation status and source, and when each was added, in the universe's order.
+
+    Cells that a spreadsheet would run as a formula (starting with = + - @) are prefixed with a single quote. The
+    same CSV is readable as the resource universe://{universe_id}/assets.csv.
+    """
+    async with deps.unit_of_work() as session:
+        universe, members = await all_members(deps.universes(session), universe_id)
+    text = format_csv(m.model_dump() for m in members)
+    safe_name = "".join(c if c.isalnum() or c in "-_" else "-" for c in universe.name).strip("-")[:60] or "universe"
+    return ok(CsvExport(universe=universe, filename=f"{safe_name}.csv", csv_text=text, row_count=len(members),
+                        resource_uri=f"universe://{universe.id}/assets.csv"),
+              f"Exported {len(members)} members of {universe.name!r} as CSV.", row_count=len(members))
+
+
+TOOLSET = Toolset(
+    # Same id as tools/universes.py: --toolsets universes selects both modules.
+    id="universes",
+    description="Import and export universes as CSV and watchlist files.",
+    tools=[
+        ToolSpec(import_universe_csv, "Import universe from CSV", WRITE.model_copy(update={"open_world_hint": True}),
+                 scope="write"),
+        ToolSpec(export_universe_csv, "Export universe as CSV", READ),
+    ],
+)

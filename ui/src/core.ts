@@ -1,0 +1,152 @@
+// Dashboard state and rendering: the universe list, the member table (sort, filter, select), errors and status.
+import { call, type DashboardData, type Detail, type ErrorInfo, type Member, type UniverseSummary, ToolFailure, tellModel } from "./api";
+import { $, badge, el, sortRows } from "./dom";
+
+export const state = {
+  data: null as DashboardData | null,
+  selectedId: null as string | null,
+  members: [] as Member[],
+  nextCursor: null as string | null,
+  memberSort: null as { key: keyof Member; dir: 1 | -1 } | null,
+  universeSort: { key: "name" as keyof UniverseSummary, dir: 1 as 1 | -1 },
+  checked: new Set<string>(),
+};
+
+export const has = (tool: string): boolean => state.data?.tools.includes(tool) ?? false;
+
+export function setStatus(text: string): void {
+  $("status").textContent = text;
+}
+
+export function showError(err: unknown): void {
+  const info: ErrorInfo =
+    err instanceof ToolFailure ? err.info : { code: "internal", message: err instanceof Error ? err.message : String(err) };
+  $("error-message").textContent = info.message;
+  $("error-hint").textContent = info.hint ?? "";
+  $("error").dataset.code = info.code;
+  $("error").hidden = false;
+  setStatus("Something went wrong");
+}
+
+export function clearError(): void {
+  $("error").hidden = true;
+}
+
+/** Run an action with its button disabled and marked busy; errors land in the banner. */
+export async function busy(button: HTMLButtonElement | null, label: string, fn: () => Promise<void>): Promise<void> {
+  clearError();
+  button?.setAttribute("aria-busy", "true");
+  if (button) button.disabled = true;
+  $("app").setAttribute("aria-busy", "true");
+  setStatus(label);
+  try {
+    await fn();
+  } catch (err) {
+    showError(err);
+  } finally {
+    button?.removeAttribute("aria-busy");
+    if (button) button.disabled = false;
+    $("app").setAttribute("aria-busy", "false");
+  }
+}
+
+/** Reload everything from the server (after each change), keeping the selection when it still exists. */
+export async function refresh(universeId: string | null = state.selectedId): Promise<void> {
+  const tool = has("get_dashboard_state") || !state.data ? "get_dashboard_state" : "open_universe_dashboard";
+  render(await call<DashboardData>(tool, universeId ? { universe_id: universeId } : {}));
+}
+
+export function render(data: DashboardData): void {
+  state.data = data;
+  const detail = data.selected;
+  if (detail?.universe.id !== state.selectedId) state.checked.clear();
+  state.selectedId = detail?.universe.id ?? null;
+  state.members = detail?.assets ?? [];
+  state.nextCursor = detail?.next_cursor ?? null;
+  document.querySelectorAll<HTMLElement>("[data-needs-tool]").forEach((node) => {
+    node.hidden = !has(node.dataset.needsTool!);
+  });
+  renderUniverses();
+  renderDetail(detail);
+  $("app").setAttribute("aria-busy", "false");
+  setStatus(detail ? `${detail.universe.name}: ${detail.universe.asset_count} assets` : `${data.universes.length} universes`);
+  void tellModel(summary(data));
+}
+
+function summary(data: DashboardData): string {
+  const d = data.selected;
+  if (!d) return `The dashboard shows ${data.universes.length} universes; none selected.`;
+  const counts = Object.entries(d.counts_by_status).map(([s, n]) => `${n} ${s}`).join(", ") || "empty";
+  return `The user's dashboard shows universe "${d.universe.name}" (id ${d.universe.id}): ${d.universe.asset_count} assets (${counts}), out of ${data.universes.length} universes.`;
+}
+
+export function renderUniverses(): void {
+  const data = state.data;
+  if (!data) return;
+  const filter = ($("universe-filter") as HTMLInputElement).value.trim().toLowerCase();
+  const rows = sortRows(
+    data.universes.filter((u) => u.name.toLowerCase().includes(filter)),
+    state.universeSort.key,
+    state.universeSort.dir,
+  );
+  const body = $("universes").querySelector("tbody")!;
+  body.replaceChildren(
+    ...rows.map((u) => {
+      const pick = el("button", { text: u.name, attrs: { type: "button", "data-universe": u.id } });
+      const tr = el("tr", { attrs: { "data-id": u.id } }, el("td", {}, pick), el("td", { className: "num", text: String(u.asset_count) }));
+      if (u.id === state.selectedId) tr.setAttribute("aria-current", "true");
+      return tr;
+    }),
+  );
+  $("universes-empty").hidden = data.universes.length > 0;
+  $("universes-more").hidden = !data.more_universes;
+}
+
+function renderDetail(detail: Detail | null): void {
+  $("universe-panel").hidden = detail === null;
+  if (!detail) return;
+  $("universe-name").textContent = detail.universe.name;
+  $("universe-description").textContent = detail.universe.description ?? "";
+  const counts = Object.entries(detail.counts_by_status).map(([s, n]) => `${n} ${s}`).join(" · ");
+  $("universe-counts").textContent = `${detail.universe.asset_count} assets${counts ? ` — ${counts}` : ""}`;
+  const rename = $("rename-name") as HTMLInputElement;
+  if (document.activeElement !== rename) rename.value = detail.universe.name;
+  $("confirm").hidden = true;
+  renderMembers();
+}
+
+export function renderMembers(): void {
+  const text = ($("asset-filter") as HTMLInputElement).value.trim().toLowerCase();
+  const status = ($("status-filter") as HTMLSelectElement).value;
+  let rows = state.members.filter(
+    (m) =>
+      (!status || m.validation_status === status) &&
+      (!text || [m.symbol, m.name, m.sector, m.exchange].some((v) => v?.toLowerCase().includes(text))),
+  );
+  if (state.memberSort) rows = sortRows(rows, state.memberSort.key, state.memberSort.dir);
+  const canRemove = has("remove_assets_from_universe");
+  $("assets").querySelector("tbody")!.replaceChildren(
+    ...rows.map((m) => {
+      const box = el("input", { attrs: { type: "checkbox", "data-symbol": m.symbol, "aria-label": `Select ${m.symbol}` } });
+      box.checked = state.checked.has(m.symbol);
+      box.disabled = !canRemove;
+      return el(
+        "tr",
+        { attrs: { "data-symbol": m.symbol } },
+        el("td", { className: "check" }, box),
+        el("td", { text: m.symbol }),
+        el("td", { text: m.name ?? "" }),
+        el("td", { className: "wide", text: m.sector ?? "" }),
+        el("td", { className: "wide", text: m.exchange ?? "" }),
+        el("td", {}, badge(m.validation_status)),
+      );
+    }),
+  );
+  const total = state.data?.selected?.universe.asset_count ?? 0;
+  const empty = $("assets-empty");
+  empty.hidden = rows.length > 0;
+  empty.textContent = state.members.length ? "No member matches the filter." : "This universe has no members yet: add some below.";
+  $("assets-shown").textContent = `${rows.length} shown of ${total}`;
+  $("load-more").hidden = state.nextCursor === null;
+  ($("remove-selected") as HTMLButtonElement).disabled = state.checked.size === 0;
+}
