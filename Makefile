@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint bench ui clean
+.PHONY: serve test lint mcp-config clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -23,6 +23,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mcp.json with the absolute path of this checkout's server, for chat desktop clients.
+mcp-config: $(STAMP)
+	@sed 's#"command": "universe-mcp"#"command": "$(abspath $(BIN))/universe-mcp"#' mcp.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache
