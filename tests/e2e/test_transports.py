@@ -94,3 +94,22 @@ def test_non_loopback_bind_without_auth_refuses_to_start(data_dir):
                           env=server_env(data_dir), capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "Refusing to serve" in proc.stderr
+
+
+def test_cli_call_in_process_and_against_a_running_server(data_dir):
+    import subprocess
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "server", "call", *args], cwd=ROOT, env=server_env(data_dir),
+                              capture_output=True, text=True, timeout=60)
+
+    created = cli("create_universe", "--args", '{"name": "From a script", "symbols": ["AAPL"], "validate": false}')
+    assert created.returncode == 0, created.stderr
+    uid = json.loads(created.stdout)["data"]["universe"]["id"]
+    failed = cli("get_universe", "--args", '{"universe_id": "nope"}')
+    assert failed.returncode == 1 and json.loads(failed.stdout)["error"]["code"] == "invalid_argument"
+    assert cli("get_universe", "--args", "not json").returncode == 2
+    with http_server(data_dir) as url:
+        remote = cli("get_universe", "--args", json.dumps({"universe_id": uid}), "--url", url)
+        assert remote.returncode == 0, remote.stderr
+        assert json.loads(remote.stdout)["data"]["universe"]["name"] == "From a script"
