@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint mcp-config clean
+.PHONY: serve test lint mcp-config ui ui-check clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -19,6 +19,15 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The dashboard (an MCP App) and the page at /: ui/ builds one self-contained HTML file each into server/static/,
+# which is committed so that serving and the Python tests need no Node. Rebuild after changing ui/src.
+ui:
+	cd ui && npm ci --no-audit --no-fund && npx --no-install tsc --noEmit -p . && npm run build
+
+# Fails when the committed build differs from a fresh one (also part of `make test`).
+ui-check: $(STAMP)
+	$(BIN)/python -m pytest tests/browser/test_ui_build.py -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server.cli_tokens import add_token_commands
 
     add_token_commands(sub)
+    from workers.cli import add_worker_commands
+
+    add_worker_commands(sub)  # `worker` and `scheduler`
 
     config = sub.add_parser("config", help="print the settings reference (docs/CONFIGURATION.md)")
     config.add_argument("what", choices=["docs"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mcp.server.apps import Apps, ResourceCsp
 from mcp.server.extension import Extension
@@ -74,7 +74,8 @@ def register(server: UniverseMCPServer, settings: Settings) -> None:
 
 
 def _check_bindings(server: UniverseMCPServer) -> None:
-    views = {str(r.uri) for ext in server._extensions if isinstance(ext, Apps) for r in (b.resource for b in ext.resources())}
+    apps = [ext for ext in server._extensions if isinstance(ext, Apps)]
+    views = {str(binding.resource.uri) for ext in apps for binding in ext.resources()}
     for name, spec in server.specs.items():
         uri = ((spec.meta or {}).get("ui") or {}).get("resourceUri")
         if uri is not None and uri not in views:
@@ -108,7 +109,3 @@ def _register_host_page(server: UniverseMCPServer) -> None:
     async def dashboard_page(_request: Request) -> Response:
         return HTMLResponse(html, headers=HOST_HEADERS)
 
-
-def describe(settings: Settings) -> dict[str, Any]:
-    """For the startup banner: where a person opens the dashboard."""
-    return {"dashboard": f"http://{settings.host}:{settings.port}/"}

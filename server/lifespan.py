@@ -24,6 +24,7 @@ from storage import migrate
 from storage.cache import Cache
 from storage.db import make_engine, make_sessionmaker, unit_of_work
 from storage.repositories.users import get_or_create_user
+from workers.runtime import JobRuntime, open_job_runtime
 
 __all__ = ["AppState", "open_app_state"]
 
@@ -42,6 +43,7 @@ class AppState:
     validation: ValidationService
     rate_limiter: OwnerRateLimiter
     extras: dict[str, Any] = field(default_factory=dict)
+    jobs: JobRuntime | None = None  # queues bulk validation jobs, reports workers (set by open_app_state)
 
     def unit_of_work(self, owner_id: uuid.UUID | None = None):  # noqa: ANN201 - yields an AsyncSession
         """One transaction; with ``owner_id`` on PostgreSQL, row-level security is scoped to that owner."""
@@ -96,4 +98,5 @@ async def open_app_state(
                 redis_url=redis_url,
             ),
         )
+        state.jobs = await stack.enter_async_context(open_job_runtime(state))
         yield state

@@ -148,6 +148,99 @@ class Settings(BaseSettings):
         "validate them as a background job (when the jobs toolset is enabled); smaller ones validate inline."
     )
 
+    # --- bulk validation jobs, workers and periodic jobs (workers/, docs/WORKERS.md) -------------------------------
+    job_batch_size: int = Field(50, ge=1, le=1000, description="Symbols per worker message of a bulk validation job.")
+    job_batch_deadline_s: float = Field(
+        20.0, gt=0, le=600, description="Deadline for validating one batch, providers included (like "
+        "validation_deadline_s, for background work)."
+    )
+    job_batch_time_limit_s: float = Field(
+        60.0, gt=0, le=3600, description="Hard time limit of one batch message; a batch over it is retried, then its "
+        "symbols are recorded as `error`. Keep it above job_batch_deadline_s."
+    )
+    job_max_retries: int = Field(
+        4, ge=0, le=50, description="Retries of a symbol no provider could answer (outage, deadline), and of a batch "
+        "that failed, before the symbol is recorded as pending or error."
+    )
+    job_max_rate_limit_retries: int = Field(
+        30, ge=0, le=500, description="Retries of a symbol held up by a provider's rate limit (each after the "
+        "provider's retry-after) before it is recorded as pending."
+    )
+    job_retry_base_s: float = Field(
+        5.0, gt=0, le=3600, description="First retry delay when the provider gave no retry-after; doubles per retry."
+    )
+    job_retry_max_delay_s: float = Field(
+        300.0, gt=0, le=86_400, description="Longest wait before a retry; symbols whose provider asks for longer are "
+        "recorded as pending at once (the periodic refresh takes them later)."
+    )
+    job_auto_delay_s: float = Field(
+        10.0, ge=0, le=3600, description="Delay before the automatic job for symbols added to a universe as pending "
+        "starts (a provider that just failed is not asked again at once)."
+    )
+    job_wait_s: float = Field(
+        45.0, ge=0, le=600, description="Longest time `start_bulk_validation(wait=true)` streams progress before "
+        "returning the job's current status (keep it below clients' request timeouts)."
+    )
+    job_retention_s: int = Field(
+        7 * 86_400, ge=60, description="How long a job and its per-symbol outcomes are kept after it finishes."
+    )
+    job_stall_s: int = Field(
+        1_800, ge=60, description="A job with no progress for this long gets its remaining symbols queued again "
+        "(checked by the cleanup job; messages can be lost, e.g. by a Redis restart without persistence)."
+    )
+    max_active_jobs: int = Field(10, ge=1, le=1000, description="Most unfinished bulk validation jobs one owner may have.")
+    broker_namespace: str = Field(
+        "universe-mcp", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Prefix of the job broker's Redis keys (queues, worker heartbeats, live job counters, locks).",
+    )
+    worker_processes: int | None = Field(
+        None, ge=1, le=256, description="Processes `universe-mcp worker` starts. Unset: one per CPU."
+    )
+    worker_threads: int = Field(8, ge=1, le=256, description="Worker threads per `universe-mcp worker` process.")
+    embedded_worker_threads: int = Field(
+        4, ge=1, le=64, description="Threads of the in-process worker that runs jobs in embedded mode (no Redis)."
+    )
+    worker_heartbeat_timeout_s: float = Field(
+        10.0, ge=1, le=3600, description="A worker silent this long is dead: its unfinished messages go back to the "
+        "queue, and get_service_health reports it dead (dramatiq's default is 60 s)."
+    )
+    broker_maintenance_chance: int = Field(
+        100_000, ge=1, le=1_000_000, description="Out of a million broker commands, how many look for dead workers' "
+        "messages to requeue (dramatiq's default, 1,000, recovers them only after minutes)."
+    )
+    worker_idle_poll_ms: int = Field(
+        100, ge=10, le=10_000, description="How often an idle worker asks Redis for messages (dramatiq's "
+        "worker_timeout; its default, 1,000 ms, delays the start of every job by up to a second)."
+    )
+    worker_shutdown_timeout_s: float = Field(
+        60.0, ge=1, le=3600, description="How long a stopping worker lets running batches finish; unfinished ones "
+        "are redelivered."
+    )
+    refresh_interval_s: int = Field(
+        3_600, ge=1, description="How often the periodic refresh re-validates stale and pending verdicts."
+    )
+    refresh_max_age_s: int = Field(
+        86_400, ge=60, description="The periodic refresh re-validates universe members whose verdict is older."
+    )
+    refresh_limit: int = Field(2_000, ge=1, le=100_000, description="Most symbols one periodic refresh re-validates.")
+    cleanup_interval_s: int = Field(
+        21_600, ge=1, description="How often expired job data is deleted and stalled jobs are resumed."
+    )
+    provider: Literal["auto", "fake"] = Field(
+        "auto", description="`fake` replaces every provider by a deterministic in-memory one (it knows SYM00001 ... "
+        "up to fake_provider_symbols): FOR TESTS AND BENCHMARKS ONLY."
+    )
+    fake_provider_symbols: int = Field(10_000, ge=0, le=1_000_000, description="With provider=fake: symbols it knows.")
+    fake_provider_latency_s: float = Field(
+        0.02, ge=0, le=60, description="With provider=fake: the delay of each answer."
+    )
+    fake_provider_rate_limit_every: int = Field(
+        0, ge=0, description="With provider=fake: every n-th call is refused as rate limited (0: never)."
+    )
+    fake_provider_retry_after_s: float = Field(
+        1.0, ge=0, le=3600, description="With provider=fake: the retry-after of a simulated rate limit."
+    )
+
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:

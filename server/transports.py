@@ -199,6 +199,8 @@ def banner(settings: Settings) -> str:
         f"  auth         : {settings.auth}" + (f" (all data owned by '{settings.local_user}')" if settings.auth == "none" else ""),
         f"  toolsets     : {', '.join(settings.toolsets)}" + (" (read-only)" if settings.read_only else ""),
     ]
+    if settings.transport == "http" and "dashboard" in settings.toolsets:
+        lines.insert(2, f"  dashboard    : http://{settings.host}:{settings.port}/  (open in a browser)")
     return "\n".join(lines)
 
 

@@ -25,6 +25,13 @@ def _limit_storage(settings: Settings) -> str:
 
 def build_providers(settings: Settings) -> list[MarketDataProvider]:
     """The validation chain in order: Yahoo -> Alpha Vantage -> offline catalog; network ones only when online."""
+    if settings.provider == "fake":  # tests and benchmarks only: workers in other processes need it by setting
+        from providers.fake import FakeProvider
+
+        return [FakeProvider.with_generated(
+            settings.fake_provider_symbols, latency_s=settings.fake_provider_latency_s,
+            rate_limit_every=settings.fake_provider_rate_limit_every, retry_after_s=settings.fake_provider_retry_after_s,
+        )]
     chain: list[MarketDataProvider] = []
     storage = _limit_storage(settings)
     if not settings.offline and settings.yahoo_enabled:

@@ -91,6 +91,7 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
         pass
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM in front of Windows-1252 text (spreadsheets do that)
     try:
         return data.decode("cp1252"), "windows-1252"
     except UnicodeDecodeError:  # cp1252 leaves five bytes undefined; latin-1 maps every byte
@@ -121,9 +122,10 @@ def format_csv(rows: Iterable[dict[str, object]], columns: Sequence[str] = EXPOR
 def parse_symbol_file(text: str, *, max_rows: int) -> ParsedFile:
     """Parse ``text`` into per-row verdicts. Raises InvalidArgument/LimitExceeded for whole-file problems."""
     notes: list[str] = []
-    if text.startswith("\ufeff"):
-        text = text[1:]
-        notes.append("removed a UTF-8 byte-order mark")
+    for bom in ("\ufeff", "\u00ef\u00bb\u00bf"):  # the mark itself, or its bytes read as Windows-1252/latin-1
+        if text.startswith(bom):
+            text = text[len(bom):]
+            notes.append("removed a byte-order mark")
     if "\x00" in text:
         raise InvalidArgument(
             "The file contains NUL bytes: it is binary (a spreadsheet workbook?) or UTF-16 without a byte-order mark.",
@@ -136,7 +138,7 @@ def parse_symbol_file(text: str, *, max_rows: int) -> ParsedFile:
             hint="Send a CSV with a symbol column, a list of tickers, a TradingView watchlist or an IBKR export.",
         )
     if "\ufffd" in text:
-        notes.append("some characters could not be decoded (the file is probably not UTF-8); rows with them are invalid")
+        notes.append("some characters could not be decoded (the file is probably not UTF-8); their rows are invalid")
     if _looks_ibkr(lines):
         parsed = _parse_ibkr(lines)
     elif _looks_tradingview(lines):
@@ -216,9 +218,12 @@ def _parse_tradingview(lines: list[str]) -> ParsedFile:
     return ParsedFile(format="tradingview", rows=rows, delimiter=",", sections=sections)
 
 
-def _sniff_delimiter(first: str) -> str | None:
-    counts = {d: first.count(d) for d in DELIMITERS}
-    best = max(counts, key=lambda d: counts[d])
+def _sniff_delimiter(sample: list[str]) -> str | None:
+    """The delimiter found on most of the first lines (then the most frequent): a one-column header line such as
+    "symbol" above "AAPL;Apple" rows must not hide the semicolons."""
+    lines = {d: sum(d in line for line in sample) for d in DELIMITERS}
+    counts = {d: sum(line.count(d) for line in sample) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: (lines[d], counts[d]))
     return best if counts[best] else None
 
 
@@ -228,7 +233,7 @@ def _header_key(cell: str) -> str:
 
 def _parse_delimited(lines: list[str]) -> ParsedFile:
     numbered = _nonblank(lines)
-    delimiter = _sniff_delimiter(numbered[0][1])
+    delimiter = _sniff_delimiter([line for _, line in numbered[:5]])
     split = (lambda s: next(csv.reader([s], delimiter=delimiter))) if delimiter else (lambda s: [s])
     records = [(n, line, split(line)) for n, line in numbered]
     header = records[0][2]

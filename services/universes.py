@@ -200,9 +200,10 @@ class UniverseService:
         if len(symbols) > cap:
             raise LimitExceeded(
                 f"{len(symbols)} symbols in one call; the limit is {cap}.",
-                hint=f"Send at most {cap} symbols per call, or validate a large list as a background job first.",
-                details={"limit": cap, "received": len(symbols)},
-                next_actions=[("start_bulk_validation", {"symbols": list(symbols[:cap])}, "validate large lists in the background")],
+                hint=f"Send at most {cap} symbols per call, or validate a large list first as a background job with "
+                "start_bulk_validation (up to 10,000 symbols), then add it in chunks.",
+                # No next action carrying the list: the error must stay small and never echo a huge input back.
+                details={"limit": cap, "received": len(symbols), "bulk_tool": "start_bulk_validation"},
             )
 
     async def _ensure_unique_name(self, key: str, *, except_id: uuid.UUID | None = None) -> None:

@@ -83,6 +83,9 @@ class ValidationService:
         self.providers = list(providers)
         self.config = config or ValidationConfig()
         self._known_symbols = known_symbols
+        # Parsed cache entries by their raw JSON: a hit costs a dict lookup instead of a pydantic parse and copy.
+        # Keyed by the exact payload, so a changed verdict (new JSON) can never be answered from here.
+        self._parsed: dict[str, SymbolVerdict] = {}
 
     # --- the strategy ---------------------------------------------------------------------------------------------
     async def from_cache(self, symbols: Sequence[str]) -> list[SymbolVerdict] | None:
@@ -90,8 +93,17 @@ class ValidationService:
         cached = await self.cache.get_many([_cache_key(s) for s in symbols])
         if len(cached) < len(set(symbols)):
             return None
-        return [SymbolVerdict.model_validate_json(cached[_cache_key(s)]).model_copy(update={"cached": True})
-                for s in symbols]
+        return [self._cached_verdict(cached[_cache_key(s)]) for s in symbols]
+
+    def _cached_verdict(self, raw: str) -> SymbolVerdict:
+        """The verdict a cache entry holds, marked ``cached``. Verdicts are never mutated, so parses are shared."""
+        verdict = self._parsed.get(raw)
+        if verdict is None:
+            if len(self._parsed) >= 2048:
+                self._parsed.clear()
+            verdict = SymbolVerdict.model_validate_json(raw).model_copy(update={"cached": True})
+            self._parsed[raw] = verdict
+        return verdict
 
     async def validate(
         self,
@@ -111,7 +123,7 @@ class ValidationService:
             for symbol in symbols:
                 raw = cached.get(_cache_key(symbol))
                 if raw is not None:
-                    verdicts[symbol] = SymbolVerdict.model_validate_json(raw).model_copy(update={"cached": True})
+                    verdicts[symbol] = self._cached_verdict(raw)
         misses = [s for s in symbols if s not in verdicts]
         if not misses:
             return [verdicts[s] for s in symbols]  # no provider call, no database query

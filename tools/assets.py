@@ -51,10 +51,9 @@ async def validate_symbols(
     if len(symbols) > cap:
         raise LimitExceeded(
             f"{len(symbols)} symbols; validate_symbols answers at most {cap} inline.",
-            hint="Use start_bulk_validation for larger lists; it runs in the background and reports progress.",
-            details={"limit": cap, "received": len(symbols)},
-            next_actions=[("start_bulk_validation", {"symbols": symbols[: deps.state.settings.max_bulk_symbols]},
-                           "validate the whole list as a background job")],
+            hint="Use start_bulk_validation for larger lists (up to 10,000 symbols); it runs in the background "
+            "and reports progress.",
+            details={"limit": cap, "received": len(symbols), "bulk_tool": "start_bulk_validation"},
         )
     normalised = normalise_symbols(symbols)
     validation = deps.state.validation

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from server.context import Deps
 from services.schemas import UniverseDetail, UniverseSummary
 from tools._results import Envelope, NextAction, ok
-from tools._toolset import READ, ToolSpec, Toolset
+from tools._toolset import READ, Toolset, ToolSpec
 
 __all__ = ["TOOLSET", "VIEW_URI", "ui_meta"]
 
@@ -100,7 +100,8 @@ def _actions(data: DashboardData) -> list[NextAction]:
     if data.selected is not None:
         uid = data.selected.universe.id
         return [NextAction(tool="get_universe", arguments={"universe_id": uid}, reason="read the members page by page"),
-                NextAction(tool="export_universe_csv", arguments={"universe_id": uid}, reason="export the members as CSV")]
+                NextAction(tool="export_universe_csv", arguments={"universe_id": uid},
+                           reason="export the members as CSV")]
     return [NextAction(tool="create_universe", arguments={"name": "My universe"}, reason="create a first universe")]
 
 
@@ -109,7 +110,9 @@ UniverseIdOpt = Annotated[
 ]
 
 
-async def open_universe_dashboard(deps: Deps, ctx: Context, universe_id: UniverseIdOpt = None) -> Envelope[DashboardData]:
+async def open_universe_dashboard(
+    deps: Deps, ctx: Context, universe_id: UniverseIdOpt = None
+) -> Envelope[DashboardData]:
     """Open the interactive universe dashboard for the user: their universes, a sortable and filterable member
     table, asset search with validation status, an editor, and CSV import/export.
 

@@ -11,6 +11,7 @@ from server.context import Deps
 from services.schemas import MembershipReport, TurnoverReport, UniverseDetail, UniversePage, UniverseSummary
 from tools._results import Envelope, NextAction, ok
 from tools._toolset import DESTRUCTIVE, READ, WRITE, ToolSpec, Toolset
+from tools.jobs import queue_pending_symbols
 
 __all__ = ["TOOLSET"]
 
@@ -90,7 +91,7 @@ async def create_universe(
         universe, report = await deps.universes(session).create(
             name, description=description, symbols=symbols or [], validate=validate
         )
-    return ok(
+    return await queue_pending_symbols(deps, ok(  # pending members are re-checked by a background job
         UniverseWithReport(universe=universe, report=report),
         f"Created universe {universe.name!r} (id {universe.id}) with {report.asset_count} assets"
         + (f": {_report_message(report)}." if report.results else "."),
@@ -99,7 +100,7 @@ async def create_universe(
                        reason="add securities to the new universe")],
         validation_status=_validation_status(report),
         asset_count=report.asset_count,
-    )
+    ), report, universe.id)
 
 
 async def list_universes(
@@ -193,10 +194,11 @@ async def add_assets_to_universe(
     """
     async with deps.unit_of_work() as session:
         universe, report = await deps.universes(session).add_assets(universe_id, symbols, validate=validate)
-    return ok(UniverseWithReport(universe=universe, report=report),
-              f"Universe {universe.name!r}: {_report_message(report)}; {report.asset_count} assets now.",
-              next_actions=_after_add(universe, report), validation_status=_validation_status(report),
-              asset_count=report.asset_count)
+    return await queue_pending_symbols(deps, ok(  # pending members are re-checked by a background job
+        UniverseWithReport(universe=universe, report=report),
+        f"Universe {universe.name!r}: {_report_message(report)}; {report.asset_count} assets now.",
+        next_actions=_after_add(universe, report), validation_status=_validation_status(report),
+        asset_count=report.asset_count), report, universe.id)
 
 
 async def remove_assets_from_universe(deps: Deps, universe_id: UniverseId, symbols: Symbols) -> Envelope[UniverseWithReport]:

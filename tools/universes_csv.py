@@ -7,7 +7,7 @@ limits and history are the same as for add/remove. An import is one transaction:
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
@@ -15,10 +15,11 @@ from pydantic import BaseModel, Field
 from server.context import Deps
 from services.csv_io import ParsedFile, format_csv, parse_symbol_file
 from services.errors import InvalidArgument, LimitExceeded
-from services.schemas import UniverseSummary, ValidationStatus
+from services.schemas import MembershipReport, SymbolOutcome, UniverseSummary, ValidationStatus
 from services.universes import UniverseService
 from tools._results import Envelope, NextAction, ok
-from tools._toolset import READ, WRITE, ToolSpec, Toolset
+from tools._toolset import READ, WRITE, Toolset, ToolSpec
+from tools.jobs import queue_pending_symbols
 
 __all__ = ["TOOLSET", "all_members"]
 
@@ -47,10 +48,12 @@ class CsvImport(BaseModel):
     counts: dict[str, int] = Field(description="Rows per verdict (added, duplicate, invalid), plus removed members.")
     rows: list[ImportRow] = Field(description="Per-row verdicts: problems first, then added rows (up to 1,000).")
     rows_truncated: bool = Field(description="True when more rows were judged than are listed.")
-    removed: list[str] = Field(default_factory=list, description="Members removed because the file lacks them (replace).")
+    removed: list[str] = Field(default_factory=list,
+                               description="Members removed because the file lacks them (replace).")
     ignored_columns: list[str] = Field(default_factory=list, description="CSV columns other than the symbol column.")
     notes: list[str] = Field(default_factory=list, description="What was noticed about the file (BOM, encoding ...).")
-    job_id: str | None = Field(None, description="Bulk validation job for the imported symbols (follow with get_job_status).")
+    job_id: str | None = Field(None,
+                               description="Bulk validation job for the imported symbols (follow with get_job_status).")
 
 
 class CsvExport(BaseModel):
@@ -93,17 +96,85 @@ async def _start_job(ctx: Context, symbols: list[str]) -> str | None:
     return str(job_id) if job_id else None
 
 
-def _report_rows(parsed: ParsedFile, outcomes: dict[str, tuple[str, str | None, str | None, list[str]]]) -> list[ImportRow]:
+class _Outcome(NamedTuple):
+    """What became of one symbol of the file."""
+
+    verdict: str
+    status: str | None = None
+    reason: str | None = None
+    candidates: tuple[str, ...] = ()
+
+
+def _report_rows(parsed: ParsedFile, outcomes: dict[str, _Outcome]) -> list[ImportRow]:
     rows = []
     for row in parsed.rows:
-        if row.verdict != "ok" or row.symbol is None:
-            rows.append(ImportRow(line=row.line, input=row.raw, symbol=row.symbol, verdict=row.verdict,  # type: ignore[arg-type]
-                                  reason=row.reason, candidates=row.candidates))
-            continue
-        verdict, status, reason, candidates = outcomes[row.symbol]
-        rows.append(ImportRow(line=row.line, input=row.raw, symbol=row.symbol, verdict=verdict,  # type: ignore[arg-type]
-                              validation_status=status, reason=reason, candidates=candidates))
+        if row.verdict != "ok" or row.symbol is None:  # judged by the parser: invalid or repeated in the file
+            outcome = _Outcome(row.verdict, None, row.reason, tuple(row.candidates))
+        else:
+            outcome = outcomes[row.symbol]
+        rows.append(ImportRow(line=row.line, input=row.raw, symbol=row.symbol, verdict=outcome.verdict,  # type: ignore[arg-type]
+                              validation_status=outcome.status, reason=outcome.reason,  # type: ignore[arg-type]
+                              candidates=list(outcome.candidates)))
     return rows
+
+
+def _check_target(settings: Any, csv_text: str, universe_id: str | None, name: str | None) -> None:
+    size = len(csv_text.encode("utf-8", errors="replace"))
+    if size > settings.csv_max_bytes:
+        raise LimitExceeded(
+            f"The file is {size:,} bytes; imports take at most {settings.csv_max_bytes:,}.",
+            hint="Split the file and import the parts with mode append.",
+            details={"limit_bytes": settings.csv_max_bytes, "received_bytes": size},
+        )
+    if (universe_id is None) == (name is None):
+        raise InvalidArgument("Pass exactly one of universe_id (import into it) or name (create a new universe).",
+                              next_actions=[("list_universes", {}, "find the id of the universe to import into")])
+
+
+async def _apply(service: UniverseService, symbols: list[str], universe_id: str | None, name: str | None, *,
+                 mode: str, validate: bool) -> tuple[UniverseSummary, dict[str, _Outcome], list[str], MembershipReport]:
+    """Create (by name), remove what the file lacks (replace), then add in chunks: all in the caller's transaction."""
+    if name is not None:
+        universe_id = (await service.create(name))[0].id
+    assert universe_id is not None
+    removed: list[str] = []
+    if mode == "replace":
+        _, members = await all_members(service, universe_id)
+        wanted = set(symbols)
+        removed = [m.symbol for m in members if m.symbol not in wanted]
+        for chunk in _chunks(removed, service.limits.max_symbols_per_call):
+            await service.remove_assets(universe_id, chunk)
+    outcomes: dict[str, _Outcome] = {}
+    results: list[SymbolOutcome] = []
+    universe = None
+    for chunk in _chunks(symbols, service.limits.max_symbols_per_call):
+        universe, report = await service.add_assets(universe_id, chunk, validate=validate)
+        results.extend(report.results)
+        for r in report.results:
+            if r.outcome == "added":
+                outcomes[r.symbol] = _Outcome("added", r.validation_status, r.reason)
+            elif r.outcome == "already_present":
+                outcomes[r.symbol] = _Outcome("duplicate", r.validation_status, "already in the universe")
+            else:
+                outcomes[r.symbol] = _Outcome("invalid", r.validation_status, r.reason, tuple(r.candidates))
+    assert universe is not None
+    return universe, outcomes, removed, MembershipReport.build(results, universe.asset_count)
+
+
+def _actions(universe: UniverseSummary, rows: list[ImportRow], job_id: str | None, unchecked: int) -> list[NextAction]:
+    uid = universe.id
+    actions = []
+    if job_id:
+        actions.append(NextAction(tool="get_job_status", arguments={"job_id": job_id},
+                                  reason="follow the validation job"))
+    elif unchecked:
+        actions.append(NextAction(tool=JOB_TOOL, arguments={"universe_id": uid},
+                                  reason=f"validate the {unchecked} imported symbols that are not yet checked"))
+    if candidates := [c for r in rows if r.verdict == "invalid" for c in r.candidates][:10]:
+        actions.append(NextAction(tool="add_assets_to_universe", arguments={"universe_id": uid, "symbols": candidates},
+                                  reason="add suggested symbols in place of invalid rows, if they are meant"))
+    actions.append(NextAction(tool="get_universe", arguments={"universe_id": uid}, reason="review the members"))
+    return actions
 
 
 async def import_universe_csv(
@@ -113,7 +184,7 @@ async def import_universe_csv(
                                    "per line or comma separated, a TradingView watchlist (EXCHANGE:SYMBOL, ###SECTION "
                                    "headers) or an IBKR/TWS export (DES,AAPL,STK,SMART/AMEX,,,,).")],
     universe_id: Annotated[str | None, Field(description="Import into this existing universe (its id).")] = None,
-    name: Annotated[str | None, Field(description="Or create a new universe with this name and import into it.")] = None,
+    name: Annotated[str | None, Field(description="Or create a universe with this name and import into it.")] = None,
     mode: Annotated[Literal["append", "replace"], Field(description="append (default) adds the file's symbols; replace "
                                                         "also removes members the file does not list.")] = "append",
     validate: Annotated[bool, Field(description="Validate symbols with market-data providers (default true).")] = True,
@@ -127,16 +198,7 @@ async def import_universe_csv(
     whole-file problems (empty, too large, no symbol column) change nothing.
     """
     settings = deps.state.settings
-    size = len(csv_text.encode("utf-8", errors="replace"))
-    if size > settings.csv_max_bytes:
-        raise LimitExceeded(
-            f"The file is {size:,} bytes; imports take at most {settings.csv_max_bytes:,}.",
-            hint="Split the file and import the parts with mode append.",
-            details={"limit_bytes": settings.csv_max_bytes, "received_bytes": size},
-        )
-    if (universe_id is None) == (name is None):
-        raise InvalidArgument("Pass exactly one of universe_id (import into it) or name (create a new universe).",
-                              next_actions=[("list_universes", {}, "find the id of the universe to import into")])
+    _check_target(settings, csv_text, universe_id, name)
     parsed = parse_symbol_file(csv_text, max_rows=settings.csv_max_rows)
     symbols = parsed.symbols
     if not symbols:
@@ -146,63 +208,36 @@ async def import_universe_csv(
             hint="Check the rows in details; tickers look like AAPL, BRK.B or NASDAQ:MSFT.",
             details={"format": parsed.format, "rows": problems[:50]},
         )
+    # Large files skip inline validation (it would take minutes) and hand the new symbols to a bulk job instead.
     large = len(symbols) > settings.csv_job_threshold
-    inline_validation = validate and not large
-    outcomes: dict[str, tuple[str, str | None, str | None, list[str]]] = {}
-    removed: list[str] = []
     async with deps.unit_of_work() as session:
-        service = deps.universes(session)
-        if name is not None:
-            universe, _ = await service.create(name)
-            universe_id = universe.id
-        assert universe_id is not None
-        if mode == "replace":
-            _, members = await all_members(service, universe_id)
-            wanted = set(symbols)
-            removed = [m.symbol for m in members if m.symbol not in wanted]
-            for chunk in _chunks(removed, service.limits.max_symbols_per_call):
-                await service.remove_assets(universe_id, chunk)
-        universe = None
-        for chunk in _chunks(symbols, service.limits.max_symbols_per_call):
-            universe, report = await service.add_assets(universe_id, chunk, validate=inline_validation)
-            for r in report.results:
-                if r.outcome == "added":
-                    reason = r.reason if r.validation_status != "unknown" or inline_validation else (
-                        "added; validated in the background" if large and validate else "added without validation")
-                    outcomes[r.symbol] = ("added", r.validation_status, reason, [])
-                elif r.outcome == "already_present":
-                    outcomes[r.symbol] = ("duplicate", r.validation_status, "already in the universe", [])
-                else:
-                    outcomes[r.symbol] = ("invalid", r.validation_status, r.reason, list(r.candidates))
-    assert universe is not None
-    unchecked = [s for s, o in outcomes.items() if o[0] == "added" and o[1] in ("pending", "unknown")]
-    job_id = await _start_job(ctx, unchecked[: settings.max_bulk_symbols]) if validate and unchecked else None
+        universe, outcomes, removed, report = await _apply(
+            deps.universes(session), symbols, universe_id, name, mode=mode, validate=validate and not large)
+    unchecked = [s for s, o in outcomes.items() if o.verdict == "added" and o.status in ("pending", "unknown")]
+    job_id = await _start_job(ctx, unchecked[: settings.max_bulk_symbols]) if large and validate else None
+    if large and validate:  # say per row what happens to the symbols that were not validated inline
+        note = (f"added; validation job {job_id} checks it" if job_id
+                else "added without validation (too many to check inline)")
+        outcomes.update({s: outcomes[s]._replace(reason=note) for s in unchecked if outcomes[s].status == "unknown"})
     rows = _report_rows(parsed, outcomes)
     counts = {"added": 0, "duplicate": 0, "invalid": 0}
     for row in rows:
         counts[row.verdict] += 1
     if mode == "replace":
         counts["removed"] = len(removed)
-    problems = [r for r in rows if r.verdict != "added"]
-    listed = (problems + [r for r in rows if r.verdict == "added"])[:REPORT_ROWS_MAX]
+    listed = ([r for r in rows if r.verdict != "added"] + [r for r in rows if r.verdict == "added"])[:REPORT_ROWS_MAX]
     data = CsvImport(universe=universe, format=parsed.format, mode=mode, counts=counts, rows=listed,
                      rows_truncated=len(rows) > len(listed), removed=removed[:REPORT_ROWS_MAX],
                      ignored_columns=parsed.ignored_columns, notes=parsed.notes, job_id=job_id)
-    actions = []
-    if job_id:
-        actions.append(NextAction(tool="get_job_status", arguments={"job_id": job_id}, reason="follow the validation job"))
-    elif unchecked and validate:
-        actions.append(NextAction(tool=JOB_TOOL, arguments={"universe_id": universe.id},
-                                  reason=f"validate the {len(unchecked)} imported symbols that are not yet checked"))
-    if candidates := [c for r in rows if r.verdict == "invalid" for c in r.candidates][:10]:
-        actions.append(NextAction(tool="add_assets_to_universe", arguments={"universe_id": universe.id, "symbols": candidates},
-                                  reason="add suggested symbols in place of invalid rows, if they are meant"))
-    actions.append(NextAction(tool="get_universe", arguments={"universe_id": universe.id}, reason="review the members"))
     summary = ", ".join(f"{n} {verdict}" for verdict, n in counts.items() if n) or "no rows"
     job_note = f" Validation job {job_id} is checking {len(unchecked)} symbols." if job_id else ""
-    return ok(data, f"Imported a {parsed.format} file into {universe.name!r}: {summary}; "
-              f"{universe.asset_count} members now.{job_note}", next_actions=actions,
-              asset_count=universe.asset_count, rows=len(rows))
+    envelope = ok(data, f"Imported a {parsed.format} file into {universe.name!r}: {summary}; "
+                  f"{universe.asset_count} members now.{job_note}",
+                  next_actions=_actions(universe, rows, job_id, len(unchecked) if validate and large else 0),
+                  asset_count=universe.asset_count, rows=len(rows))
+    if validate and not large:  # as for add_assets_to_universe: members added as pending are re-checked by a job
+        envelope = await queue_pending_symbols(deps, envelope, report, universe.id)
+    return envelope
 
 
 async def export_universe_csv(

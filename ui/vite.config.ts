@@ -16,6 +16,8 @@ export default defineConfig({
     emptyOutDir: false,
     // Keep light-dark() and modern CSS as written: Lightning CSS would otherwise lower it to media queries.
     cssTarget: ["chrome123", "firefox120", "safari17.5"],
+    // No modulepreload polyfill: it is dead code in a single file, and the View should contain no fetch at all.
+    modulePreload: { polyfill: false },
     rollupOptions: { input: resolve(import.meta.dirname, "src", input) },
   },
 });

@@ -26,10 +26,8 @@ async def test_nothing_crosses_the_tenant_line(deployment, tmp_path):
                                                                           "symbols": ["AAPL", "MSFT"]}))
             uid = created["data"]["universe"]["id"]
             names = {t.name for t in (await alice.list_tools()).tools}
-            job_id = None
-            if "start_bulk_validation" in names:
-                job = envelope(await alice.call_tool("start_bulk_validation", {"symbols": ["AAPL"]}))
-                job_id = job["data"]["job"]["id"]
+            job = envelope(await alice.call_tool("start_bulk_validation", {"symbols": ["AAPL", "MSFT"]}))
+            job_id = job["data"]["job_id"]
             before = envelope(await alice.call_tool("get_universe", {"universe_id": uid}))["data"]
 
         attempts: list[tuple[str, dict]] = [
@@ -40,13 +38,16 @@ async def test_nothing_crosses_the_tenant_line(deployment, tmp_path):
             ("remove_assets_from_universe", {"universe_id": uid, "symbols": ["AAPL"]}),
             ("get_universe_turnover", {"universe_id": uid}),
         ]
-        if job_id:
-            attempts += [("get_job_status", {"job_id": job_id}), ("cancel_job", {"job_id": job_id}),
-                         ("start_bulk_validation", {"universe_id": uid})]
-        if "export_universe_csv" in names:
-            attempts.append(("export_universe_csv", {"universe_id": uid}))
-        if "open_universe_dashboard" in names:
-            attempts.append(("open_universe_dashboard", {"universe_id": uid}))
+        attempts += [
+            ("get_job_status", {"job_id": job_id}),
+            ("get_job_status", {"job_id": job_id, "include_items": True}),
+            ("cancel_job", {"job_id": job_id}),
+            ("start_bulk_validation", {"universe_id": uid}),
+            ("export_universe_csv", {"universe_id": uid}),
+            ("import_universe_csv", {"universe_id": uid, "csv_text": "symbol\nNVDA\n"}),
+            ("open_universe_dashboard", {"universe_id": uid}),
+        ]
+        attempts += [(n, {"universe_id": uid}) for n in sorted(names) if n == "get_dashboard_state"]
         async with connect(url, bob_token) as bob:
             listed = envelope(await bob.call_tool("list_universes", {}))["data"]["universes"]
             assert listed == []
@@ -58,9 +59,7 @@ async def test_nothing_crosses_the_tenant_line(deployment, tmp_path):
             # Bob's own universe may reuse the name: names are unique per owner only.
             mine = envelope(await bob.call_tool("create_universe", {"name": "Alice core"}))
             assert mine["success"]
-            resources = [f"universe://{uid}"] + ([f"jobs://{job_id}"] if job_id else [])
-            if "export_universe_csv" in names:
-                resources.append(f"universe://{uid}/assets.csv")
+            resources = [f"universe://{uid}", f"jobs://{job_id}", f"universe://{uid}/assets.csv"]
             for uri in resources:
                 with pytest.raises(Exception) as caught:
                     await bob.read_resource(uri)
@@ -75,6 +74,8 @@ async def test_nothing_crosses_the_tenant_line(deployment, tmp_path):
         async with connect(url, alice_token) as alice:
             after = envelope(await alice.call_tool("get_universe", {"universe_id": uid}))["data"]
             assert after == before  # nothing bob did changed anything
+            status = envelope(await alice.call_tool("get_job_status", {"job_id": job_id}))["data"]
+            assert status["status"] != "cancelled"  # bob's cancel_job did not reach alice's job
             listed = envelope(await alice.call_tool("list_universes", {}))["data"]["universes"]
             assert [u["name"] for u in listed] == ["Alice core"]
             resource = await alice.read_resource(f"universe://{uid}")

@@ -125,7 +125,7 @@ async def test_unknown_tool_offers_close_names(call):
 async def test_over_limit_symbols_point_to_bulk_validation(call, seeded):
     envelope = await call.error("add_assets_to_universe", "limit_exceeded", universe_id=seeded,
                                 symbols=[f"S{i}" for i in range(1001)])
-    assert envelope["error"]["details"] == {"limit": 1000, "received": 1001}
+    assert envelope["error"]["details"] == {"limit": 1000, "received": 1001, "bulk_tool": "start_bulk_validation"}
     assert "background job" in envelope["error"]["hint"]
 
 

@@ -25,6 +25,7 @@ export function showError(err: unknown): void {
   $("error-hint").textContent = info.hint ?? "";
   $("error").dataset.code = info.code;
   $("error").hidden = false;
+  $("app").setAttribute("aria-busy", "false");
   setStatus("Something went wrong");
 }
 
@@ -63,9 +64,14 @@ export function render(data: DashboardData): void {
   state.selectedId = detail?.universe.id ?? null;
   state.members = detail?.assets ?? [];
   state.nextCursor = detail?.next_cursor ?? null;
-  document.querySelectorAll<HTMLElement>("[data-needs-tool]").forEach((node) => {
-    node.hidden = !has(node.dataset.needsTool!);
+  // Hide what this server does not offer (read-only mode, toolsets) and what needs a selected universe.
+  document.querySelectorAll<HTMLElement>("[data-needs-tool], [data-needs-universe]").forEach((node) => {
+    const tool = node.dataset.needsTool;
+    node.hidden = (tool !== undefined && !has(tool)) || (node.hasAttribute("data-needs-universe") && !detail);
   });
+  $("import-target").textContent = detail
+    ? `Imports into “${detail.universe.name}”.`
+    : "With no universe selected, an import creates a new universe named after the file.";
   renderUniverses();
   renderDetail(detail);
   $("app").setAttribute("aria-busy", "false");
@@ -107,6 +113,7 @@ function renderDetail(detail: Detail | null): void {
   if (!detail) return;
   $("universe-name").textContent = detail.universe.name;
   $("universe-description").textContent = detail.universe.description ?? "";
+  $("universe-description").hidden = !detail.universe.description;
   const counts = Object.entries(detail.counts_by_status).map(([s, n]) => `${n} ${s}`).join(" · ");
   $("universe-counts").textContent = `${detail.universe.asset_count} assets${counts ? ` — ${counts}` : ""}`;
   const rename = $("rename-name") as HTMLInputElement;

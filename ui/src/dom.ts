@@ -67,6 +67,20 @@ export function decodeFile(bytes: Uint8Array): { text: string; encoding: string 
   try {
     return { text: new TextDecoder("utf-8", { fatal: true }).decode(bytes), encoding: "utf-8" };
   } catch {
-    return { text: new TextDecoder("windows-1252").decode(bytes), encoding: "windows-1252" };
+    // A UTF-8 BOM in front of Windows-1252 text (spreadsheets do write that) would decode to "ï»¿": drop it.
+    const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+    return { text: new TextDecoder("windows-1252").decode(bytes.subarray(bom)), encoding: "windows-1252" };
   }
+}
+
+/** Click on the button, or Enter in one of the group's inputs. No <form>: a sandboxed View without allow-forms
+ *  (what chat hosts give) has every form submission blocked before any submit event fires. */
+export function onSubmit(group: HTMLElement, button: HTMLButtonElement, handler: () => void): void {
+  button.addEventListener("click", handler);
+  group.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.target as HTMLElement).tagName === "INPUT" && !button.disabled) {
+      event.preventDefault();
+      handler();
+    }
+  });
 }

@@ -1,8 +1,8 @@
 // The editor: select, create, rename, add, remove and delete (with confirmation). Every action is one tool call,
 // then a refresh, so the table always shows the server's state.
-import { call, type Detail, type Member, type UniverseSummary } from "./api";
+import { call, type Detail, type Member, ToolFailure, type UniverseSummary } from "./api";
 import { busy, refresh, renderMembers, renderUniverses, setStatus, state } from "./core";
-import { $, sortable, tickers } from "./dom";
+import { $, onSubmit, sortable, tickers } from "./dom";
 
 interface Report {
   results: { symbol: string; outcome: string; reason?: string | null; candidates?: string[] }[];
@@ -35,20 +35,19 @@ export function wireEditor(): void {
   $("asset-filter").addEventListener("input", renderMembers);
   $("status-filter").addEventListener("change", renderMembers);
 
-  $("create-form").addEventListener("submit", (event) => {
-    event.preventDefault();
+  onSubmit($("create-form"), $("create") as HTMLButtonElement, () => {
     const name = ($("create-name") as HTMLInputElement).value;
     const symbols = tickers(($("create-symbols") as HTMLInputElement).value);
     void busy($("create") as HTMLButtonElement, "Creating…", async () => {
       const made = await call<{ universe: UniverseSummary; report: Report }>("create_universe", symbols.length ? { name, symbols } : { name });
-      ($("create-form") as HTMLFormElement).reset();
+      ($("create-name") as HTMLInputElement).value = "";
+      ($("create-symbols") as HTMLInputElement).value = "";
       await refresh(made.universe.id);
       setStatus(`Created ${made.universe.name}` + (symbols.length ? `: ${reportText(made.report)}` : ""));
     });
   });
 
-  $("rename-form").addEventListener("submit", (event) => {
-    event.preventDefault();
+  onSubmit($("rename-form"), $("rename") as HTMLButtonElement, () => {
     const name = ($("rename-name") as HTMLInputElement).value;
     void busy($("rename") as HTMLButtonElement, "Renaming…", async () => {
       await call("update_universe", { universe_id: state.selectedId, name });
@@ -115,6 +114,7 @@ export function wireEditor(): void {
 /** Add tickers to the selected universe (from the add form or a search result); returns the report's summary. */
 export async function addSymbols(symbols: string[], button: HTMLButtonElement | null): Promise<void> {
   await busy(button, "Adding…", async () => {
+    if (!state.selectedId) throw new ToolFailure({ code: "invalid_argument", message: "Select or create a universe first." });
     const done = await call<{ report: Report }>("add_assets_to_universe", { universe_id: state.selectedId, symbols });
     await refresh();
     setStatus(reportText(done.report));

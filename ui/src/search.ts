@@ -2,7 +2,7 @@
 // (validate_symbols). Each has a loading state; stale answers are dropped by a sequence number.
 import { call, ToolFailure } from "./api";
 import { has, showError, state } from "./core";
-import { $, badge, debounce, el, tickers } from "./dom";
+import { $, badge, debounce, el, onSubmit, tickers } from "./dom";
 import { addSymbols } from "./editor";
 
 interface Asset {
@@ -109,8 +109,7 @@ export function wireSearch(): void {
   $("search").addEventListener("input", (e) => runSearch((e.target as HTMLInputElement).value.trim()));
   const runCheck = debounce((t: string) => void check(t), 350);
   $("add-symbols").addEventListener("input", (e) => runCheck((e.target as HTMLInputElement).value));
-  $("add-form").addEventListener("submit", (event) => {
-    event.preventDefault();
+  onSubmit($("add-form"), $("add") as HTMLButtonElement, () => {
     const input = $("add-symbols") as HTMLInputElement;
     const symbols = tickers(input.value);
     if (!symbols.length) return;

@@ -1,0 +1,134 @@
+"""Service health (``get_service_health``): the store, the cache, the job broker, workers, queues and providers.
+
+MCP-free. It gathers what each component reports about itself; nothing here changes state (a pruned dead-worker
+record aside). Overall status: ``down`` when the store is unreachable, ``degraded`` when anything else is impaired
+(cache on its fallback, broker unreachable, no live worker, a provider's circuit open ...), else ``ok``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal
+
+import anyio
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ["ProviderHealth", "ServiceHealth", "WorkersHealth", "provider_health", "service_health"]
+
+ProviderState = Literal["up", "degraded", "rate_limited", "circuit_open", "misconfigured", "not_configured", "disabled"]
+
+
+class StoreHealth(BaseModel):
+    ok: bool
+    backend: str = Field(description="sqlite or postgresql.")
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class WorkersHealth(BaseModel):
+    alive: int = Field(description="Worker processes with a recent heartbeat (embedded: the in-process worker).")
+    dead: int = Field(0, description="Workers whose heartbeat stopped within the last hour (killed or cut off).")
+    threads: int = Field(0, description="Worker threads of the live workers.")
+    busy: int = Field(0, description="Threads running a batch right now.")
+    processes: list[dict[str, Any]] = Field(default_factory=list, description="Each worker: host, pid, threads, busy, "
+                                            "processed, last_seen_s.")
+    note: str | None = None
+
+
+class ProviderHealth(BaseModel):
+    provider: str
+    state: ProviderState
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class ServiceHealth(BaseModel):
+    status: Literal["ok", "degraded", "down"]
+    mode: Literal["embedded", "distributed"] = Field(description="embedded: one process, no Redis; distributed: "
+                                                     "Redis broker and `universe-mcp worker` processes.")
+    store: StoreHealth
+    cache: dict[str, Any]
+    broker: dict[str, Any]
+    workers: WorkersHealth | None = Field(None, description="Null when the broker could not be asked.")
+    queues: dict[str, dict[str, int]] | None = Field(None, description="Per queue: ready, delayed (waiting for a "
+                                                     "retry), in_progress messages.")
+    providers: list[ProviderHealth]
+    problems: list[str] = Field(default_factory=list, description="What makes the status less than ok, in words.")
+
+
+async def store_health(engine: AsyncEngine, timeout_s: float = 3.0) -> StoreHealth:
+    started = time.perf_counter()
+    try:
+        with anyio.fail_after(timeout_s):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # report the kind only: a message may carry the host or user
+        return StoreHealth(ok=False, backend=engine.dialect.name, error=type(exc).__name__)
+    return StoreHealth(ok=True, backend=engine.dialect.name, latency_ms=round((time.perf_counter() - started) * 1000, 3))
+
+
+def provider_health(providers: Sequence[Any], settings: Any) -> list[ProviderHealth]:
+    """Each provider in the validation chain, plus configured-away ones (so "why is Alpha Vantage not used" shows)."""
+    out: list[ProviderHealth] = []
+    for provider in providers:
+        report = provider.health() if callable(getattr(provider, "health", None)) else {"provider": provider.name}
+        state: ProviderState = "up"
+        if report.get("misconfigured"):
+            state = "misconfigured"
+        elif report.get("state") == "open":
+            state = "circuit_open"
+        elif (report.get("cooldown_s") or 0) > 0:
+            state = "rate_limited"
+        elif report.get("state") == "half_open" or report.get("rate_limit_degraded"):
+            state = "degraded"
+        detail = {k: v for k, v in report.items() if k != "provider"}
+        out.append(ProviderHealth(provider=str(report.get("provider", provider.name)), state=state, detail=detail))
+    names = {p.provider for p in out}
+    if getattr(settings, "provider", "auto") == "fake":
+        return out
+    if "yahoo" not in names:
+        why = "offline mode" if settings.offline else "yahoo_enabled is false"
+        out.append(ProviderHealth(provider="yahoo", state="disabled", detail={"reason": why}))
+    if "alpha_vantage" not in names:
+        if settings.alpha_vantage_api_key is None:
+            out.append(ProviderHealth(provider="alpha_vantage", state="not_configured",
+                                      detail={"reason": "no UNIVERSE_MCP_ALPHA_VANTAGE_API_KEY"}))
+        else:
+            out.append(ProviderHealth(provider="alpha_vantage", state="disabled", detail={"reason": "offline mode"}))
+    return out
+
+
+async def service_health(
+    *,
+    engine: AsyncEngine,
+    cache_health: Callable[[], Awaitable[dict[str, Any]]],
+    jobs_health: Callable[[], Awaitable[dict[str, Any]]] | None,
+    providers: Sequence[Any],
+    settings: Any,
+) -> ServiceHealth:
+    store = await store_health(engine)
+    cache = await cache_health()
+    jobs = await jobs_health() if jobs_health is not None else {
+        "broker": {"ok": False, "error": "no job runtime"}, "workers": None, "queues": None}
+    workers = WorkersHealth(**jobs["workers"]) if jobs.get("workers") is not None else None
+    provider_list = provider_health(providers, settings)
+    problems: list[str] = []
+    if not store.ok:
+        problems.append(f"the store is unreachable ({store.error})")
+    if cache.get("state") not in (None, "up"):
+        problems.append("the cache is on its in-process fallback (Redis unreachable)")
+    if not jobs["broker"].get("ok"):
+        problems.append("the job broker is unreachable: bulk validation jobs cannot be queued")
+    if workers is not None and jobs["broker"].get("mode") == "distributed" and workers.alive == 0:
+        problems.append("no live worker: queued jobs wait until a `universe-mcp worker` runs")
+    if workers is not None and workers.dead:
+        problems.append(f"{workers.dead} worker(s) stopped sending heartbeats (their messages are requeued)")
+    for p in provider_list:
+        if p.state in ("circuit_open", "misconfigured", "degraded", "rate_limited"):
+            problems.append(f"provider {p.provider} is {p.state.replace('_', ' ')}")
+    status: Literal["ok", "degraded", "down"] = "down" if not store.ok else ("degraded" if problems else "ok")
+    mode = "distributed" if jobs["broker"].get("mode") == "distributed" else "embedded"
+    return ServiceHealth(status=status, mode=mode, store=store, cache=cache, broker=jobs["broker"], workers=workers,  # type: ignore[arg-type]
+                         queues=jobs.get("queues"), providers=provider_list, problems=problems)

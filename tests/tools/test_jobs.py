@@ -1,0 +1,331 @@
+"""The jobs toolset end to end in embedded mode: the in-memory MCP client, a StubBroker and the in-process Worker,
+no Redis. Providers are FakeProviders (latency, rate limits, outages on demand)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import defaultdict
+
+import anyio
+import jsonschema
+import pytest
+from mcp import Client
+from mcp.shared.subscriptions import ResourceUpdated
+
+from providers.base import AssetProfile
+from providers.fake import FakeProvider
+from server.app import build_server
+from tests.conftest import Call
+
+pytestmark = pytest.mark.anyio
+
+FAST = {"job_batch_size": 10, "job_retry_base_s": 0.05, "job_auto_delay_s": 600}
+
+
+def syms(n: int, start: int = 1) -> list[str]:
+    return [f"SYM{i:05d}" for i in range(start, start + n)]
+
+
+class TimedFake(FakeProvider):
+    """A FakeProvider that also records when each symbol was asked about."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.times: dict[str, list[float]] = defaultdict(list)
+
+    async def validate(self, symbol: str):
+        self.times[symbol.upper()].append(time.monotonic())
+        return await super().validate(symbol)
+
+
+async def wait_done(call: Call, job_id: str, timeout_s: float = 20.0) -> dict:
+    with anyio.fail_after(timeout_s):
+        while True:
+            data = await call.ok("get_job_status", job_id=job_id)
+            if data["status"] in ("completed", "failed", "cancelled"):
+                return data
+            await anyio.sleep(0.05)
+
+
+async def all_items(call: Call, job_id: str, **filters) -> list[dict]:
+    items, cursor = [], None
+    while True:
+        page = await call.ok("get_job_status", job_id=job_id, include_items=True, limit=200,
+                             **filters, **({"cursor": cursor} if cursor else {}))
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
+
+
+async def test_a_job_runs_end_to_end_with_progress_notifications_and_paginated_outcomes(make_settings):
+    fake = FakeProvider.with_generated(200, latency_s=0.01)
+    async with Client(build_server(make_settings(**FAST), providers=[fake])) as client:
+        call = Call(client)
+        events: list[tuple[float, float | None, str | None]] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            events.append((progress, total, message))
+
+        symbols = syms(150) + ["nope1", "NOPE1", "NOPE2"]  # normalised and de-duplicated: 152 distinct
+        result = await client.call_tool("start_bulk_validation", {"symbols": symbols, "wait": True},
+                                        progress_callback=on_progress)
+        envelope = result.structured_content
+        assert not result.is_error, envelope
+        job = envelope["data"]
+        assert job["status"] == "completed" and job["progress"] == 1.0
+        assert job["counts"] | {} == {"total": 152, "processed": 152, "valid": 150, "invalid": 2, "pending": 0,
+                                       "error": 0, "cancelled": 0, "queued": 0, "retrying": 0}
+        assert envelope["metadata"]["job_id"] == job["job_id"]
+        # The official client received progress notifications, in order, ending at the total.
+        assert len(events) >= 2, events
+        assert [e[0] for e in events] == sorted(e[0] for e in events)
+        assert events[-1][0] == 152 and events[-1][1] == 152 and "152 of 152" in events[-1][2]
+
+        items = await all_items(call, job["job_id"])
+        assert [i["symbol"] for i in items] == syms(150) + ["NOPE1", "NOPE2"]  # input order, each once
+        invalid = await all_items(call, job["job_id"], item_status="invalid")
+        assert [(i["symbol"], i["status"], i["source"]) for i in invalid] == [("NOPE1", "invalid", "fake"),
+                                                                              ("NOPE2", "invalid", "fake")]
+        assert "does not list" in invalid[0]["reason"]
+        # next_actions point at the invalid ones.
+        assert {"tool": "get_job_status", "arguments": {"job_id": job["job_id"], "include_items": True,
+                "item_status": "invalid"}, "reason": "see the invalid symbols and why"} in envelope["next_actions"]
+
+
+async def test_a_job_handle_comes_back_at_once_and_the_job_finishes_in_the_background(make_settings):
+    fake = FakeProvider.with_generated(100, latency_s=0.02)
+    server = build_server(make_settings(**FAST), providers=[fake])
+    async with Client(server) as client:
+        call = Call(client)
+        started = time.monotonic()
+        envelope = await call("start_bulk_validation", symbols=syms(100))
+        assert time.monotonic() - started < 1.0
+        job = envelope["data"]
+        assert job["status"] in ("queued", "running") and job["counts"]["total"] == 100
+        assert [a["tool"] for a in envelope["next_actions"]] == ["get_job_status", "cancel_job"]
+        done = await wait_done(call, job["job_id"])
+        assert done["counts"]["valid"] == 100 and done["finished_at"] and done["expires_at"]
+        # A redelivered batch (at-least-once delivery) changes nothing: outcomes are written once per (job, symbol).
+        calls_before = fake.calls
+        state = server.app_state
+        await state.jobs.submit(job["job_id"], state.local_caller.owner_id, syms(100))
+        await anyio.sleep(0.3)
+        again = await call.ok("get_job_status", job_id=job["job_id"])
+        assert again["counts"] == done["counts"] and fake.calls == calls_before
+
+
+async def test_a_rate_limited_provider_is_retried_after_its_retry_after_and_every_symbol_settles(make_settings):
+    fake = TimedFake(known={s: AssetProfile(symbol=s) for s in syms(30)}, rate_limit_every=4, retry_after_s=0.3)
+    async with Client(build_server(make_settings(**FAST), providers=[fake])) as client:
+        call = Call(client)
+        job = await call.ok("start_bulk_validation", symbols=syms(30), wait=True)
+        assert job["status"] == "completed" and job["counts"]["valid"] == 30, job["counts"]
+        items = await all_items(call, job["job_id"])
+        retried = [i for i in items if i["attempts"] > 1]
+        assert retried, "some symbols were rate limited and retried"
+        for item in retried:
+            asked = fake.times[item["symbol"]]
+            # The retry came after the provider's retry-after, not before.
+            assert asked[1] - asked[0] >= 0.3 - 0.01, (item, asked)
+
+
+async def test_symbols_no_provider_can_answer_are_recorded_pending_with_the_reason_and_the_job_finishes(make_settings):
+    fake = FakeProvider(known={s: AssetProfile(symbol=s) for s in syms(5)}, fail_symbols={"SYM00002"})
+    async with Client(build_server(make_settings(**FAST, job_max_retries=2), providers=[fake])) as client:
+        call = Call(client)
+        job = await call.ok("start_bulk_validation", symbols=syms(5), wait=True)
+        assert job["status"] == "completed"
+        assert (job["counts"]["valid"], job["counts"]["pending"]) == (4, 1)
+        [pending] = await all_items(call, job["job_id"], item_status="pending")
+        assert pending["symbol"] == "SYM00002" and pending["attempts"] == 3
+        assert "simulated outage" in pending["reason"] and "gave up after 3 tries" in pending["reason"]
+        assert fake.calls_by_symbol["SYM00002"] == 3
+
+
+async def test_a_batch_over_its_time_limit_is_retried_then_recorded_as_error(make_settings):
+    hanging = FakeProvider(hang=True)
+    settings = make_settings(**FAST, job_batch_time_limit_s=1, job_batch_deadline_s=30, job_max_retries=1)
+    async with Client(build_server(settings, providers=[hanging])) as client:
+        call = Call(client)
+        started = time.monotonic()
+        job = await call.ok("start_bulk_validation", symbols=["SLOW1", "SLOW2"], wait=True)
+        assert job["status"] == "completed" and job["counts"]["error"] == 2, job
+        assert time.monotonic() - started < 10
+        items = await all_items(call, job["job_id"])
+        assert all("timed out 2 times" in i["reason"] for i in items), items
+
+
+async def test_cancel_stops_a_job_and_is_idempotent(make_settings):
+    fake = FakeProvider.with_generated(300, latency_s=0.1)
+    async with Client(build_server(make_settings(**FAST, embedded_worker_threads=1), providers=[fake])) as client:
+        call = Call(client)
+        job = await call.ok("start_bulk_validation", symbols=syms(300))
+        await anyio.sleep(0.2)
+        cancelled = await call("cancel_job", job_id=job["job_id"])
+        data = cancelled["data"]
+        assert data["status"] == "cancelled" and cancelled["metadata"]["cancelled"] is True
+        assert data["counts"]["cancelled"] > 200 and data["counts"]["queued"] == 0
+        await anyio.sleep(0.5)  # the batch in flight finishes; its symbols are no longer queued, so nothing counts
+        later = await call.ok("get_job_status", job_id=job["job_id"])
+        assert later["status"] == "cancelled"
+        assert later["counts"]["processed"] + later["counts"]["cancelled"] == 300
+        assert later["counts"]["processed"] <= data["counts"]["processed"] + 10
+        again = await call("cancel_job", job_id=job["job_id"])
+        assert again["metadata"]["cancelled"] is False and "nothing to cancel" in again["message"]
+
+
+async def test_jobs_are_scoped_to_their_owner(make_settings):
+    fake = FakeProvider.with_generated(10)
+    settings = make_settings(**FAST)
+    async with Client(build_server(settings, providers=[fake])) as alice:
+        job = await Call(alice).ok("start_bulk_validation", symbols=syms(10), wait=True)
+    bob_settings = make_settings(**FAST, local_user="bob")
+    async with Client(build_server(bob_settings, providers=[fake])) as bob:
+        call = Call(bob)
+        await call.error("get_job_status", "not_found", job_id=job["job_id"])
+        await call.error("cancel_job", "not_found", job_id=job["job_id"])
+        await call.error("get_job_status", "invalid_argument", job_id="not-a-job")
+        with pytest.raises(Exception):  # noqa: B017 - the SDK raises its own error type for a missing resource
+            await bob.read_resource(f"jobs://{job['job_id']}")
+
+
+async def test_a_universe_job_and_bad_requests(make_settings):
+    fake = FakeProvider.with_generated(20)
+    async with Client(build_server(make_settings(**FAST, max_bulk_symbols=30, max_active_jobs=2),
+                                   providers=[fake])) as client:
+        call = Call(client)
+        uid = (await call.ok("create_universe", name="U", symbols=syms(12), validate=False))["universe"]["id"]
+        envelope = await call("start_bulk_validation", universe_id=uid, wait=True)
+        job = envelope["data"]
+        assert job["universe_id"] == uid and job["counts"]["valid"] == 12
+        assert {"tool": "get_universe", "arguments": {"universe_id": uid},
+                "reason": "review the universe with its refreshed validation status"} in envelope["next_actions"]
+        assert (await call.ok("get_universe", universe_id=uid))["counts_by_status"] == {"valid": 12}
+
+        await call.error("start_bulk_validation", "invalid_argument")
+        await call.error("start_bulk_validation", "invalid_argument", symbols=["A"], universe_id=uid)
+        await call.error("start_bulk_validation", "not_found", universe_id="00000000-0000-0000-0000-000000000000")
+        await call.error("start_bulk_validation", "invalid_argument", symbols=["GOOD", "BAD TICKER"])
+        too_many = await call.error("start_bulk_validation", "limit_exceeded", symbols=syms(31))
+        assert too_many["next_actions"][0]["arguments"]["symbols"] == syms(30)
+        # Two unfinished jobs at most (max_active_jobs=2): a slow provider keeps them running.
+        fake.latency_s = 0.2
+        await call.ok("start_bulk_validation", symbols=syms(20))
+        await call.ok("start_bulk_validation", symbols=syms(20))
+        await call.error("start_bulk_validation", "limit_exceeded", symbols=syms(2))
+
+
+async def test_pending_symbols_added_to_a_universe_are_queued_as_a_job(make_settings):
+    fake = FakeProvider(known={"NEWCO": AssetProfile(symbol="NEWCO", name="New Co")}, fail_symbols={"NEWCO"})
+    settings = make_settings(**(FAST | {"job_auto_delay_s": 0.2}))
+    async with Client(build_server(settings, providers=[fake])) as client:
+        call = Call(client)
+        envelope = await call("create_universe", name="P", symbols=["NEWCO"])
+        assert envelope["data"]["report"]["results"][0]["validation_status"] == "pending"
+        job_id = envelope["metadata"]["validation_job_id"]
+        assert envelope["next_actions"][0] == {
+            "tool": "get_job_status", "arguments": {"job_id": job_id},
+            "reason": "1 pending symbol(s) are re-checked in the background by this job"}
+        fake.fail_symbols.clear()  # the provider is back
+        done = await wait_done(call, job_id)
+        assert done["counts"]["valid"] == 1 and done["universe_id"] == envelope["data"]["universe"]["id"]
+        members = await call.ok("get_universe", universe_id=done["universe_id"])
+        assert members["counts_by_status"] == {"valid": 1}
+        # Adding symbols that validate at once queues nothing.
+        plain = await call("add_assets_to_universe", universe_id=done["universe_id"], symbols=["NEWCO"])
+        assert "validation_job_id" not in plain["metadata"]
+
+
+async def test_the_periodic_refresh_settles_a_pending_symbol(make_settings):
+    fake = FakeProvider(known={"LATE": AssetProfile(symbol="LATE", name="Late Listing")}, fail_symbols={"LATE"})
+    server = build_server(make_settings(**FAST), providers=[fake])  # job_auto_delay_s=600: only the refresh runs
+    async with Client(server) as client:
+        call = Call(client)
+        uid = (await call.ok("create_universe", name="R", symbols=["LATE"]))["universe"]["id"]
+        assert (await call.ok("get_universe", universe_id=uid))["counts_by_status"] == {"pending": 1}
+        fake.fail_symbols.clear()
+        totals = await server.app_state.jobs.run_refresh()
+        assert totals.get("valid", 0) >= 1
+        got = await call.ok("get_universe", universe_id=uid)
+        assert got["counts_by_status"] == {"valid": 1} and got["assets"][0]["name"] == "Late Listing"
+
+
+async def test_cleanup_deletes_expired_jobs_and_requeues_stalled_ones(make_settings):
+    fake = FakeProvider.with_generated(10)
+    server = build_server(make_settings(**FAST, job_retention_s=60, job_stall_s=60), providers=[fake])
+    async with Client(server) as client:
+        call = Call(client)
+        job = await call.ok("start_bulk_validation", symbols=syms(4), wait=True)
+        runtime = server.app_state.jobs
+        from datetime import timedelta
+
+        from sqlalchemy import update
+
+        from storage.db import utcnow
+        from storage.models import ValidationJob, ValidationJobItem
+
+        # A job whose messages were lost (e.g. Redis restarted without persistence): active, idle for an hour.
+        lost = await call.ok("start_bulk_validation", symbols=syms(3, start=5))
+        await wait_done(call, lost["job_id"])
+        async with server.app_state.unit_of_work() as session:
+            past = utcnow() - timedelta(hours=1)
+            lost_id, expired_id = uuid.UUID(lost["job_id"]), uuid.UUID(job["job_id"])
+            await session.execute(update(ValidationJob).where(ValidationJob.id == lost_id)
+                                  .values(status="running", updated_at=past, finished_at=None))
+            await session.execute(update(ValidationJobItem).where(ValidationJobItem.job_id == lost_id)
+                                  .values(status="queued"))
+            await session.execute(update(ValidationJob).where(ValidationJob.id == expired_id)
+                                  .values(expires_at=past))
+        report = await runtime.run_cleanup()
+        assert report.deleted_jobs == 1 and [str(j.job_id) for j in report.stalled] == [lost["job_id"]]
+        await call.error("get_job_status", "not_found", job_id=job["job_id"])
+        resumed = await wait_done(call, lost["job_id"])
+        assert resumed["status"] == "completed" and resumed["counts"]["valid"] == 3
+
+
+async def test_the_job_resource_and_its_update_events(make_settings):
+    fake = FakeProvider.with_generated(60, latency_s=0.03)
+    async with Client(build_server(make_settings(**FAST, embedded_worker_threads=1), providers=[fake])) as client:
+        call = Call(client)
+        job = await call.ok("start_bulk_validation", symbols=syms(60))
+        uri = f"jobs://{job['job_id']}"
+        seen = 0
+        async with client.listen(resource_subscriptions=[uri]) as subscription:
+            with anyio.fail_after(15):
+                async for event in subscription:
+                    assert isinstance(event, ResourceUpdated) and event.uri == uri
+                    seen += 1
+                    body = json.loads((await client.read_resource(uri, cache_mode="refresh")).contents[0].text)
+                    if body["status"] == "completed":
+                        break
+        assert seen >= 2
+        assert body["counts"]["valid"] == 60 and len(body["items"]) == 60
+
+
+async def test_every_next_action_of_the_jobs_tools_is_valid_for_its_tool(make_settings):
+    fake = FakeProvider.with_generated(30, latency_s=0.05)
+    async with Client(build_server(make_settings(**FAST), providers=[fake])) as client:
+        schemas = {t.name: t.input_schema for t in (await client.list_tools()).tools}
+        envelopes = []
+        job = (await client.call_tool("start_bulk_validation", {"symbols": syms(30) + ["NOPE1"]})).structured_content
+        envelopes.append(job)
+        jid = job["data"]["job_id"]
+        envelopes.append((await client.call_tool("get_job_status", {"job_id": jid, "include_items": True,
+                                                                    "limit": 5})).structured_content)
+        await wait_done(Call(client), jid)
+        envelopes.append((await client.call_tool("get_job_status", {"job_id": jid})).structured_content)
+        envelopes.append((await client.call_tool("cancel_job", {"job_id": jid})).structured_content)
+        envelopes.append((await client.call_tool("start_bulk_validation", {"symbols": syms(30)})).structured_content)
+        envelopes.append((await client.call_tool("cancel_job", {"job_id": envelopes[-1]["data"]["job_id"]}))
+                         .structured_content)
+        envelopes.append((await client.call_tool("get_service_health", {})).structured_content)
+        count = 0
+        for envelope in envelopes:
+            for action in envelope["next_actions"]:
+                assert action["tool"] in schemas, action
+                jsonschema.validate(action["arguments"], schemas[action["tool"]])
+                count += 1
+        assert count >= 6

@@ -1,0 +1,125 @@
+"""Real `universe-mcp worker` processes against the machine's Redis and a shared SQLite store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from workers.heartbeat import read_workers, workers_key
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class WorkerProcess:
+    proc: subprocess.Popen
+    log: Path
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@dataclass
+class Workers:
+    """Starts worker processes with the given settings (as UNIVERSE_MCP_* variables) and always stops them."""
+
+    env: dict[str, str]
+    logs: Path
+    redis_url: str
+    namespace: str
+    started: list[WorkerProcess] = field(default_factory=list)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url, decode_responses=True, socket_timeout=2)
+
+    def alive(self) -> list[dict[str, Any]]:
+        entries = self.client().hgetall(workers_key(self.namespace))
+        return read_workers(entries, dead_after_s=float(self.env["UNIVERSE_MCP_WORKER_HEARTBEAT_TIMEOUT_S"]))[0]
+
+    def start(self, threads: int = 2, timeout_s: float = 20.0) -> WorkerProcess:
+        log = self.logs / f"worker-{len(self.started)}.log"
+        before = {w["pid"] for w in self.alive()}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "worker", "--processes", "1", "--threads", str(threads)],
+            cwd=ROOT, env=self.env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        worker = WorkerProcess(proc, log)
+        self.started.append(worker)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:  # ready once its heartbeat is in Redis
+            if {w["pid"] for w in self.alive()} - before:
+                return worker
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"worker did not start:\n{worker.tail()}")
+
+    def kill(self, worker: WorkerProcess) -> None:
+        """SIGKILL the whole worker (dramatiq's master and its child), as a crash or an OOM kill would."""
+        os.killpg(worker.proc.pid, signal.SIGKILL)
+        worker.proc.wait(10)
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            if worker.proc.poll() is None:
+                worker.proc.send_signal(signal.SIGTERM)  # the master forwards it once: a graceful stop
+        for worker in self.started:
+            try:
+                worker.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.proc.pid, signal.SIGKILL)
+                worker.proc.wait(5)
+
+
+@pytest.fixture
+def worker_settings(redis_url: str) -> dict[str, Any]:
+    """Settings shared by the in-test server and the worker processes (a fresh broker namespace per test)."""
+    return {
+        "redis_url": redis_url,
+        "broker_namespace": f"umcp-test-{uuid.uuid4().hex[:10]}",
+        "worker_heartbeat_timeout_s": 3,
+        "broker_maintenance_chance": 1_000_000,
+        "job_batch_size": 20,
+        "job_retry_base_s": 0.1,
+        "job_auto_delay_s": 600,
+    }
+
+
+@pytest.fixture
+def workers(worker_settings: dict[str, Any], make_settings: Callable[..., Any], tmp_path: Path) -> Iterator[Workers]:
+    settings = make_settings(**worker_settings)  # creates the shared store directory
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UNIVERSE_MCP_")}
+    env.update({f"UNIVERSE_MCP_{k.upper()}": str(v) for k, v in worker_settings.items()})
+    env.update({
+        "UNIVERSE_MCP_DATA_DIR": str(settings.data_dir),
+        "UNIVERSE_MCP_OFFLINE": "1",
+        "UNIVERSE_MCP_SEED_CATALOG": "0",
+        "UNIVERSE_MCP_LOG_LEVEL": "INFO",
+        "UNIVERSE_MCP_PROVIDER": "fake",
+        "PYTHONUNBUFFERED": "1",
+    })
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    pool = Workers(env, logs, worker_settings["redis_url"], worker_settings["broker_namespace"])
+    try:
+        yield pool
+    finally:
+        pool.stop_all()
+        client = pool.client()
+        keys = list(client.scan_iter(f"{pool.namespace}:*"))
+        if keys:
+            client.delete(*keys)

@@ -1,0 +1,142 @@
+"""Distributed mode for real: the machine's Redis, `universe-mcp worker` processes, a shared SQLite store, the MCP
+server in this process queueing jobs through its RedisBroker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+
+import anyio
+import pytest
+from mcp import Client
+from sqlalchemy import func, select
+
+from server.app import build_server
+from storage.models import ValidationJob, ValidationJobItem
+from tests.conftest import Call
+from workers.live import job_key
+from workers.scheduler import PeriodicLock, build_scheduler
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+def syms(n: int) -> list[str]:
+    return [f"SYM{i:05d}" for i in range(1, n + 1)]
+
+
+async def poll(call: Call, job_id: str) -> dict:
+    return await call.ok("get_job_status", job_id=job_id)
+
+
+async def test_a_worker_killed_mid_job_is_replaced_and_every_symbol_is_accounted_for_once(
+    make_settings, worker_settings, workers
+):
+    # 0.1 s per provider answer, 2 threads, 20 symbols per batch: the job takes a few seconds, long enough to kill
+    # its worker in the middle. Every 50th provider call is rate limited (retry-after 0.2 s): retries ride the
+    # broker's delay queue too.
+    workers.env |= {"UNIVERSE_MCP_FAKE_PROVIDER_LATENCY_S": "0.1", "UNIVERSE_MCP_FAKE_PROVIDER_RATE_LIMIT_EVERY": "50",
+                    "UNIVERSE_MCP_FAKE_PROVIDER_RETRY_AFTER_S": "0.2"}
+    first = workers.start(threads=2)
+    server = build_server(make_settings(**worker_settings))
+    async with Client(server) as client:
+        call = Call(client)
+        health = await call.ok("get_service_health")
+        assert health["mode"] == "distributed" and health["workers"]["alive"] == 1
+
+        job = await call.ok("start_bulk_validation", symbols=syms(500))
+        job_id = job["job_id"]
+        with anyio.fail_after(30):
+            while (await poll(call, job_id))["counts"]["processed"] < 100:
+                await anyio.sleep(0.05)
+        workers.kill(first)
+        killed_at = time.monotonic()
+        at_kill = await poll(call, job_id)
+        assert at_kill["status"] == "running" and at_kill["counts"]["processed"] < 500, at_kill["counts"]
+
+        # The dead worker's heartbeat ages out: health reports it dead, and no live worker.
+        with anyio.fail_after(10):
+            while True:
+                health = await call("get_service_health")
+                workers_now = health["data"]["workers"]
+                if workers_now["dead"] >= 1 and workers_now["alive"] == 0:
+                    break
+                await anyio.sleep(0.2)
+        assert health["data"]["status"] == "degraded"
+        assert any("stopped sending heartbeats" in p for p in health["data"]["problems"])
+        assert any("no live worker" in p for p in health["data"]["problems"])
+        progress_without_workers = (await poll(call, job_id))["counts"]["processed"]
+        assert progress_without_workers < 500
+
+        workers.start(threads=2)  # the replacement; the dead worker's unacknowledged batches come back to the queue
+        with anyio.fail_after(60):
+            while (done := await poll(call, job_id))["status"] != "completed":
+                await anyio.sleep(0.1)
+        recovered_in = time.monotonic() - killed_at
+
+        assert done["counts"] == {"total": 500, "processed": 500, "valid": 500, "invalid": 0, "pending": 0,
+                                  "error": 0, "cancelled": 0, "queued": 0, "retrying": 0}, done["counts"]
+        assert recovered_in < 40, f"recovery took {recovered_in:.1f} s"
+        # Exactly once: one item per symbol, each settled once, and the job's durable counters agree with them.
+        async with server.app_state.unit_of_work() as session:
+            jid = uuid.UUID(job_id)
+            rows = (await session.execute(
+                select(ValidationJobItem.symbol, ValidationJobItem.status).where(ValidationJobItem.job_id == jid)
+            )).all()
+            job_row = await session.scalar(select(ValidationJob).where(ValidationJob.id == jid))
+            retried = await session.scalar(select(func.count()).select_from(ValidationJobItem).where(
+                ValidationJobItem.job_id == jid, ValidationJobItem.attempts > 1))
+        assert sorted(s for s, _ in rows) == syms(500) and {st for _, st in rows} == {"valid"}
+        assert (job_row.processed, job_row.valid_count, job_row.total) == (500, 500, 500)
+        assert retried >= 1, "the simulated rate limits were retried"
+        # The live counters in Redis agree.
+        live = workers.client().hgetall(job_key(worker_settings["broker_namespace"], job_id))
+        assert live["status"] == "completed" and live["processed"] == "500" and live["valid"] == "500"
+        # The replacement worker is alive; the killed one is still reported dead (until it ages out).
+        health = await call.ok("get_service_health")
+        assert health["workers"]["alive"] == 1 and health["workers"]["dead"] == 1
+    log = first.tail(200)
+    assert "Worker process is ready" in log, log
+
+
+async def test_health_without_workers_and_the_scheduler_lock(make_settings, worker_settings, workers):
+    settings = make_settings(**worker_settings, refresh_interval_s=3600, cleanup_interval_s=3600)
+    async with Client(build_server(settings)) as client:
+        health = await Call(client).ok("get_service_health")
+        assert health["broker"]["ok"] and health["workers"]["alive"] == 0 and health["status"] == "degraded"
+        assert set(health["queues"]) == {"validation", "background"}
+        job = await Call(client).ok("start_bulk_validation", symbols=syms(40))
+        health = await Call(client).ok("get_service_health")
+        assert health["queues"]["validation"]["ready"] == 2  # two batches wait for a worker
+        assert job["status"] == "queued"
+
+    # Two schedulers: each periodic run goes out once.
+    _, ticks_a = build_scheduler(settings, blocking=False)
+    _, ticks_b = build_scheduler(settings, blocking=False)
+    assert [ticks_a["refresh"](), ticks_b["refresh"](), ticks_b["cleanup"](), ticks_a["cleanup"]()] == [
+        True, False, True, False]
+    client = workers.client()
+    ns = worker_settings["broker_namespace"]
+    assert client.llen(f"{ns}:background") == 2
+    lock = PeriodicLock(client, ns)
+    now = time.time()
+    assert lock.acquire("x", 60, now=now) and not lock.acquire("x", 60, now=now)
+    assert lock.acquire("x", 60, now=now + 60)  # the next slot
+
+    # The CLI: `universe-mcp scheduler --once` (same settings) finds both slots taken and sends nothing more.
+    workers.env |= {"UNIVERSE_MCP_REFRESH_INTERVAL_S": "3600", "UNIVERSE_MCP_CLEANUP_INTERVAL_S": "3600"}
+    out = subprocess.run([sys.executable, "-m", "server", "scheduler", "--once"], env=workers.env, timeout=60,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert client.llen(f"{ns}:background") == 2
+
+    # A worker then runs what is queued: the periodic messages and the two batches.
+    workers.start(threads=2)
+    async with Client(build_server(settings)) as client2:
+        with anyio.fail_after(30):
+            while (await Call(client2).ok("get_job_status", job_id=job["job_id"]))["status"] != "completed":
+                await anyio.sleep(0.1)
+    with anyio.fail_after(10):
+        while client.llen(f"{ns}:background") or client.hlen(f"{ns}:background.msgs"):
+            await anyio.sleep(0.1)

@@ -1,0 +1,258 @@
+"""The `jobs` toolset: bulk validation as background jobs (start, follow, cancel), the ``jobs://{job_id}`` resource,
+and the hook that queues symbols added to a universe as pending.
+
+A job is created in one unit of work, then its batches are queued (workers/runtime.py): a job handle comes back at
+once. With ``wait=true`` the call stays open, streaming MCP progress notifications, until the job is done or
+job_wait_s has passed. While a job runs, ``jobs://{job_id}`` resource-updated events are published to listeners.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Annotated, Any, Literal
+
+import anyio
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from pydantic import Field
+
+from server.context import Deps, ToolDeps, resolve_caller
+from services.errors import InvalidArgument, NotFound, ProviderUnavailable, UniverseMCPError
+from services.jobs import JobLimits, JobService, JobStatus
+from services.schemas import MembershipReport
+from tools._results import Envelope, NextAction, ok
+from tools._toolset import DESTRUCTIVE, READ, WRITE, Toolset, ToolSpec
+
+__all__ = ["TOOLSET", "queue_pending_symbols", "register_job_resources"]
+
+logger = logging.getLogger(__name__)
+
+JobId = Annotated[str, Field(description="Job id (a UUID) as returned by start_bulk_validation.")]
+POLL_S = 0.25
+
+
+def _limits(state: Any) -> JobLimits:
+    s = state.settings
+    return JobLimits(max_symbols=s.max_bulk_symbols, max_active=s.max_active_jobs, retention_s=s.job_retention_s,
+                     page_size_default=s.page_size_default, page_size_max=s.page_size_max)
+
+
+def _describe(status: JobStatus) -> str:
+    c = status.counts
+    parts = [f"{n} {k}" for k, n in (("valid", c.valid), ("invalid", c.invalid), ("pending", c.pending),
+                                      ("error", c.error), ("cancelled", c.cancelled)) if n]
+    text = f"Job {status.job_id} is {status.status}: {c.processed} of {c.total} symbols validated"
+    text += f" ({', '.join(parts)})" if parts else ""
+    if c.retrying and not status.done:
+        text += f"; {c.retrying} waiting for a provider to allow a retry"
+    return text + "."
+
+
+def _follow_up(status: JobStatus) -> list[NextAction]:
+    jid = status.job_id
+    if not status.done:
+        return [NextAction(tool="get_job_status", arguments={"job_id": jid}, reason="check progress in a few seconds"),
+                NextAction(tool="cancel_job", arguments={"job_id": jid}, reason="stop it if it is no longer needed")]
+    actions: list[NextAction] = []
+    for item_status in ("invalid", "pending", "error"):
+        if getattr(status.counts, item_status):
+            actions.append(NextAction(tool="get_job_status",
+                                      arguments={"job_id": jid, "include_items": True, "item_status": item_status},
+                                      reason=f"see the {item_status} symbols and why"))
+    if status.universe_id:
+        actions.append(NextAction(tool="get_universe", arguments={"universe_id": status.universe_id},
+                                  reason="review the universe with its refreshed validation status"))
+    return actions
+
+
+async def _submit(deps: ToolDeps, status: JobStatus, symbols: list[str], force_refresh: bool, delay_s: float) -> None:
+    try:
+        await deps.state.jobs.submit(status.job_id, deps.caller.owner_id, symbols, force_refresh, delay_s=delay_s)
+    except Exception as exc:  # the broker (Redis) is unreachable: fail the job so it never looks stuck
+        logger.warning("job %s could not be queued (%s)", status.job_id, type(exc).__name__)
+        async with deps.unit_of_work() as session:
+            await JobService(session, deps.caller, _limits(deps.state)).fail(status.job_id, "could not be queued")
+        raise ProviderUnavailable(
+            "The job queue is unreachable right now, so the job was not started.",
+            hint="Try again in a minute; get_service_health shows the broker's state.",
+            next_actions=[("get_service_health", {}, "see what is down")],
+        ) from None
+
+
+async def _wait(deps: ToolDeps, ctx: Context, status: JobStatus) -> JobStatus:
+    """Stream progress until the job is done or job_wait_s has passed; then the exact status from the store."""
+    runtime = deps.state.jobs
+    deadline = time.monotonic() + deps.state.settings.job_wait_s
+    last: tuple[Any, ...] | None = None
+    while True:
+        live = await runtime.progress(status.job_id, deps.caller.owner_id)
+        if live is None:
+            break
+        seen = (live["status"], live["processed"])
+        if seen != last:
+            last = seen
+            await ctx.report_progress(live["processed"], live["total"],
+                                      f"{live['processed']} of {live['total']} symbols validated "
+                                      f"({live['valid']} valid, {live['invalid']} invalid, {live['pending']} pending)")
+        if live["status"] in ("completed", "failed", "cancelled") or time.monotonic() >= deadline:
+            break
+        await anyio.sleep(POLL_S)
+    async with deps.unit_of_work() as session:
+        return await JobService(session, deps.caller, _limits(deps.state)).status(status.job_id)
+
+
+async def start_bulk_validation(
+    deps: Deps,
+    ctx: Context,
+    symbols: Annotated[list[str] | None, Field(description="Tickers to validate, up to 10,000 (AAPL, BRK.B, ^GSPC, "
+                                               "EURUSD=X). Give this or universe_id.")] = None,
+    universe_id: Annotated[str | None, Field(description="Validate every member of this universe of yours instead "
+                                             "(its id, a UUID).")] = None,
+    force_refresh: Annotated[bool, Field(description="Ask the providers again even for symbols with a fresh cached "
+                                         "verdict.")] = False,
+    wait: Annotated[bool, Field(description="Keep the call open and stream progress notifications until the job is "
+                                "done (bounded to about 45 s; then the current status is returned).")] = False,
+) -> Envelope[JobStatus]:
+    """Validate many tickers (up to 10,000) or all members of a universe as a background job; returns a job handle at once.
+
+    Use it for lists too large for validate_symbols (over 50) or to re-check a universe. Workers validate the symbols
+    in batches, retrying those a provider could not answer yet (rate limits, outages) after the provider's
+    retry-after. Returns the job_id, status and counts; follow it with get_job_status (or the jobs://{job_id}
+    resource) and stop it with cancel_job. With wait=true, progress is streamed until the job finishes or the wait
+    bound passes. Each symbol's outcome is valid, invalid (with similar symbols), pending or error, with a reason.
+    """
+    state = deps.state
+    async with deps.unit_of_work() as session:
+        status, wanted = await JobService(session, deps.caller, _limits(state)).create(
+            symbols=symbols, universe_id=universe_id, force_refresh=force_refresh
+        )
+    await _submit(deps, status, wanted, force_refresh, 0.0)
+    state.jobs.follow(status.job_id, deps.caller.owner_id, ctx.notify_resource_updated)
+    if wait:
+        status = await _wait(deps, ctx, status)
+        message = _describe(status) + ("" if status.done else " Still running: follow it with get_job_status.")
+    else:
+        batches = -(-status.counts.total // state.settings.job_batch_size)
+        message = (f"Started job {status.job_id}: {status.counts.total} symbols in {batches} batches. "
+                   "Follow it with get_job_status.")
+    return ok(status, message, next_actions=_follow_up(status), job_id=status.job_id, job_status=status.status)
+
+
+async def get_job_status(
+    deps: Deps,
+    ctx: Context,
+    job_id: JobId,
+    include_items: Annotated[bool, Field(description="Include per-symbol outcomes, one page at a time.")] = False,
+    limit: Annotated[int | None, Field(description="Items per page (default 50, at most 200).")] = None,
+    cursor: Annotated[str | None, Field(description="next_cursor from the previous page; omit for the first.")] = None,
+    item_status: Annotated[Literal["queued", "valid", "invalid", "pending", "error", "cancelled"] | None,
+                           Field(description="Only items with this outcome (e.g. invalid).")] = None,
+) -> Envelope[JobStatus]:
+    """Get a bulk validation job's status and counts, and optionally its per-symbol outcomes (paginated).
+
+    Status is queued, running, completed, failed or cancelled; counts say how many symbols are valid, invalid,
+    pending (no provider could answer, even after retries), error, cancelled, still queued, and waiting for a retry.
+    With include_items, each symbol's outcome comes with its source, reason (similar symbols for invalid ones) and
+    attempts, in input order; filter with item_status and page with cursor.
+    """
+    if (limit is not None or cursor is not None or item_status is not None) and not include_items:
+        include_items = True
+    async with deps.unit_of_work() as session:
+        status = await JobService(session, deps.caller, _limits(deps.state)).status(
+            job_id, include_items=include_items, limit=limit, cursor=cursor, item_status=item_status
+        )
+    if not status.done:
+        deps.state.jobs.follow(status.job_id, deps.caller.owner_id, ctx.notify_resource_updated)
+    actions = _follow_up(status)
+    if status.next_cursor:
+        args: dict[str, Any] = {"job_id": status.job_id, "include_items": True, "cursor": status.next_cursor}
+        if limit is not None:
+            args["limit"] = limit
+        if item_status is not None:
+            args["item_status"] = item_status
+        actions.insert(0, NextAction(tool="get_job_status", arguments=args, reason="get the next page of outcomes"))
+    return ok(status, _describe(status), next_actions=actions, job_status=status.status, progress=status.progress)
+
+
+async def cancel_job(deps: Deps, job_id: JobId) -> Envelope[JobStatus]:
+    """Cancel a bulk validation job: symbols not validated yet are marked cancelled and skipped by the workers.
+
+    Outcomes already recorded are kept. Cancelling a job that has already finished changes nothing and says so.
+    """
+    async with deps.unit_of_work() as session:
+        status, cancelled = await JobService(session, deps.caller, _limits(deps.state)).cancel(job_id)
+    if cancelled:
+        from storage.repositories.jobs import ItemCounts
+
+        await deps.state.jobs.publish(status.job_id, "cancelled", ItemCounts(**{
+            k: v for k, v in status.counts.model_dump().items() if k != "processed"}))
+        message = f"Cancelled job {status.job_id}: {status.counts.cancelled} symbols skipped, " \
+                  f"{status.counts.processed} already validated."
+    else:
+        message = f"Job {status.job_id} had already {status.status}; nothing to cancel."
+    return ok(status, message, next_actions=_follow_up(status), job_status=status.status, cancelled=cancelled)
+
+
+async def queue_pending_symbols(deps: ToolDeps, envelope: Envelope, report: MembershipReport, universe_id: str) -> Envelope:
+    """Hook for the universe tools: queue a job for members just added as ``pending`` (no provider could answer),
+    after job_auto_delay_s; name it in next_actions and metadata. Best effort: never fails the call it follows."""
+    pending = [r.symbol for r in report.results if r.outcome == "added" and r.validation_status == "pending"]
+    if not pending or deps.state.jobs is None:
+        return envelope
+    state = deps.state
+    try:
+        async with deps.unit_of_work() as session:
+            status, wanted = await JobService(session, deps.caller, _limits(state)).create(
+                symbols=pending[: state.settings.max_bulk_symbols],
+                message="automatic: symbols added to a universe while no provider could answer",
+                linked_universe_id=universe_id,
+            )
+        await _submit(deps, status, wanted, False, state.settings.job_auto_delay_s)
+    except UniverseMCPError as exc:  # e.g. too many active jobs: the periodic refresh will still take them
+        logger.info("pending symbols not queued as a job: %s", exc.code)
+        return envelope
+    except Exception:
+        logger.warning("pending symbols not queued as a job", exc_info=True)
+        return envelope
+    envelope.next_actions.insert(0, NextAction(
+        tool="get_job_status", arguments={"job_id": status.job_id},
+        reason=f"{len(wanted)} pending symbol(s) are re-checked in the background by this job"))
+    envelope.metadata["validation_job_id"] = status.job_id
+    return envelope
+
+
+def register_job_resources(server: Any) -> None:
+    """``jobs://{job_id}``: the job as JSON (status, counts, first page of outcomes), owner-checked."""
+
+    @server.resource("jobs://{job_id}", title="Validation job", mime_type="application/json",
+                     description="A bulk validation job: status, counts and the first 200 per-symbol outcomes. "
+                     "Listeners get resource-updated events while it runs.")
+    async def job_resource(job_id: str, ctx: Context) -> str:
+        state = ctx.request_context.lifespan_context
+        try:
+            caller = resolve_caller(state)
+            async with state.unit_of_work(owner_id=caller.owner_id) as session:
+                status = await JobService(session, caller, _limits(state)).status(
+                    job_id, include_items=True, limit=state.settings.page_size_max)
+        except (NotFound, InvalidArgument) as exc:
+            raise ResourceNotFoundError(exc.message) from None
+        except UniverseMCPError as exc:
+            raise ResourceError(exc.message) from None
+        if not status.done and state.jobs is not None:
+            state.jobs.follow(status.job_id, caller.owner_id, ctx.notify_resource_updated)
+        return json.dumps(status.model_dump(mode="json"), separators=(",", ":"))
+
+
+TOOLSET = Toolset(
+    id="jobs",
+    description="Bulk validation as background jobs: start, follow with progress, cancel.",
+    instructions="Use start_bulk_validation for more than 50 symbols; follow the job with get_job_status.",
+    tools=[
+        ToolSpec(start_bulk_validation, "Start bulk validation",
+                 WRITE.model_copy(update={"open_world_hint": True}), scope="validate"),
+        ToolSpec(get_job_status, "Job status", READ),
+        ToolSpec(cancel_job, "Cancel job", DESTRUCTIVE, scope="write"),
+    ],
+)

@@ -1,0 +1,245 @@
+"""What the actors do, free of Dramatiq and MCP: settle a batch of a job's symbols, fail one, refresh stale verdicts,
+clean up. Each step is its own unit of work, so nothing holds a transaction open across the others.
+
+Idempotence: a batch only looks at its items still ``queued``, and writes each outcome with an UPDATE that matches
+only a queued item, so running a batch twice (at-least-once delivery) changes nothing the second time. Counters are
+recounted from the items in a later transaction than the one that settled them: whichever batch commits last sees
+every item settled and completes the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.schemas import SymbolVerdict
+from services.validation import ValidationService
+from storage.db import unit_of_work, utcnow
+from storage.repositories import jobs as repo
+
+__all__ = ["BatchResult", "JobConfig", "JobEnv", "LiveCounters", "NoLiveCounters", "ResumableJob",
+           "cleanup", "fail_batch", "plan_refresh", "process_batch", "refresh_counts", "revalidate", "unfinished"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class JobConfig:
+    batch_size: int = 50
+    batch_deadline_s: float = 20.0
+    max_retries: int = 4
+    max_rate_limit_retries: int = 30
+    retry_base_s: float = 5.0
+    retry_max_delay_s: float = 300.0
+    retention_s: int = 7 * 86_400
+    stall_s: int = 1_800
+    refresh_max_age_s: int = 86_400
+    refresh_limit: int = 2_000
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> JobConfig:  # server.settings.Settings (not imported: no cycle)
+        return cls(
+            batch_size=settings.job_batch_size, batch_deadline_s=settings.job_batch_deadline_s,
+            max_retries=settings.job_max_retries, max_rate_limit_retries=settings.job_max_rate_limit_retries,
+            retry_base_s=settings.job_retry_base_s, retry_max_delay_s=settings.job_retry_max_delay_s,
+            retention_s=settings.job_retention_s, stall_s=settings.job_stall_s,
+            refresh_max_age_s=settings.refresh_max_age_s, refresh_limit=settings.refresh_limit,
+        )
+
+
+class LiveCounters(Protocol):
+    """Fast-changing job progress for pollers (a Redis hash in distributed mode)."""
+
+    async def publish(self, job_id: str, status: str, counts: repo.ItemCounts) -> None: ...
+
+
+class NoLiveCounters:
+    """Embedded mode: pollers read the job row."""
+
+    async def publish(self, job_id: str, status: str, counts: repo.ItemCounts) -> None:
+        return None
+
+
+@dataclass
+class JobEnv:
+    """What batch processing needs, in whichever process runs it (the server in embedded mode, or a worker)."""
+
+    config: JobConfig
+    sessions: async_sessionmaker[AsyncSession]
+    validation: ValidationService
+    live: LiveCounters = field(default_factory=NoLiveCounters)
+    scoped: bool = False  # PostgreSQL: each transaction acts for the job's owner (row-level security)
+
+    def uow(self, owner_id: uuid.UUID | None = None):  # noqa: ANN201 - an async context manager of a session
+        return unit_of_work(self.sessions, owner_id=owner_id if self.scoped else None)
+
+
+@dataclass
+class BatchResult:
+    skipped: bool = False  # the job is gone, finished or cancelled
+    settled: int = 0
+    waiting: int = 0  # symbols left queued for a retry
+    retry_in_s: float | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResumableJob:
+    job_id: uuid.UUID
+    owner_id: uuid.UUID
+    force_refresh: bool
+    symbols: list[str]
+
+
+def _summary(counts: repo.ItemCounts) -> str:
+    parts = [f"{n} {k}" for k, n in (("valid", counts.valid), ("invalid", counts.invalid), ("pending", counts.pending),
+                                      ("error", counts.error)) if n]
+    return f"Validated {counts.processed} of {counts.total} symbols" + (f": {', '.join(parts)}." if parts else ".")
+
+
+def _outcome(v: SymbolVerdict, *, note: str = "") -> dict[str, Any]:
+    reason = v.reason
+    if v.status == "invalid" and v.candidates:
+        reason = f"{reason or 'not a listed security'}; similar: {', '.join(v.candidates[:5])}"
+    status = v.status if v.status in ("valid", "invalid", "pending") else "pending"
+    return {"symbol": v.symbol, "status": status, "source": v.source, "reason": (reason or "") + note or None}
+
+
+async def refresh_counts(env: JobEnv, job_id: uuid.UUID, owner_id: uuid.UUID | None) -> tuple[str, repo.ItemCounts] | None:
+    """Recount the job from its items, store the counters, complete it when nothing is queued; publish live."""
+    async with env.uow(owner_id) as session:
+        job = await repo.get_job(session, job_id)
+        if job is None:
+            return None
+        counts = await repo.item_counts(session, job_id)
+        now = utcnow()
+        await repo.write_counts(session, job_id, counts, now)
+        status = job.status
+        if counts.queued == 0 and status in repo.ACTIVE:
+            expires = now + timedelta(seconds=env.config.retention_s)
+            if await repo.complete_job(session, job_id, now=now, expires_at=expires, message=_summary(counts)):
+                status = "completed"
+    await env.live.publish(str(job_id), status, counts)
+    return status, counts
+
+
+async def process_batch(
+    env: JobEnv, job_id: uuid.UUID, owner_id: uuid.UUID, symbols: Sequence[str], *, force_refresh: bool = False
+) -> BatchResult:
+    """Validate the batch's still-queued symbols and settle them; leave for a retry those a provider could not
+    answer yet (honouring its retry-after), until their retries run out."""
+    cfg = env.config
+    async with env.uow(owner_id) as session:
+        job = await repo.get_job(session, job_id)
+        if job is None or job.status in repo.FINISHED:
+            return BatchResult(skipped=True, status=job.status if job else None)
+        if job.status == "queued":
+            await repo.mark_running(session, job_id, utcnow())
+        queued = await repo.queued_items(session, job_id, list(symbols))
+    if not queued:  # a redelivered batch whose symbols are all settled: just make sure the job is finished
+        done = await refresh_counts(env, job_id, owner_id)
+        return BatchResult(status=done[0] if done else None)
+
+    outcomes: list[dict[str, Any]] = []
+    waiting: dict[str, str] = {}
+    delays: list[float] = []
+    async with env.uow(owner_id) as session:
+        verdicts = await env.validation.validate(
+            session, list(queued), force_refresh=force_refresh, deadline_s=cfg.batch_deadline_s
+        )
+        for v in verdicts:
+            if v.status in ("valid", "invalid") and not v.stale:
+                outcomes.append(_outcome(v))
+                continue
+            tries = queued.get(v.symbol, 0) + 1
+            rate_limited = v.retry_after_s is not None
+            limit = cfg.max_rate_limit_retries if rate_limited else cfg.max_retries
+            too_long = rate_limited and (v.retry_after_s or 0) > cfg.retry_max_delay_s
+            if tries > limit or too_long:
+                note = f" (gave up after {tries} tries)" if not too_long else " (the provider asked to wait too long)"
+                outcomes.append(_outcome(v, note=note))
+                continue
+            delay = v.retry_after_s if rate_limited else cfg.retry_base_s * 2 ** (tries - 1)
+            delays.append(float(delay or 0.0))
+            waiting[v.symbol] = f"{v.reason or 'no provider answered'}; retry {tries} of {limit} queued"
+        now = utcnow()
+        await repo.settle_items(session, job_id, outcomes, now)
+        await repo.bump_attempts(session, job_id, waiting)
+    done = await refresh_counts(env, job_id, owner_id)
+    retry_in = None
+    if waiting:
+        # The longest wait asked for, so every waiting symbol's provider is ready again; jitter spreads batches out.
+        retry_in = min(max(delays) * random.uniform(1.0, 1.2), cfg.retry_max_delay_s)
+    return BatchResult(settled=len(outcomes), waiting=len(waiting), retry_in_s=retry_in,
+                       status=done[0] if done else None)
+
+
+async def fail_batch(env: JobEnv, job_id: uuid.UUID, owner_id: uuid.UUID, symbols: Sequence[str], reason: str) -> None:
+    """Record the batch's still-queued symbols as ``error`` (its retries ran out), so the job can still finish."""
+    async with env.uow(owner_id) as session:
+        queued = await repo.queued_items(session, job_id, list(symbols))
+        await repo.settle_items(session, job_id, [{"symbol": s, "status": "error", "reason": reason} for s in queued],
+                                utcnow())
+    await refresh_counts(env, job_id, owner_id)
+
+
+# --- periodic work ------------------------------------------------------------------------------------------------
+async def plan_refresh(env: JobEnv) -> list[str]:
+    """Symbols to re-validate now: pending ones and universe members with a verdict older than refresh_max_age_s."""
+    cutoff = utcnow() - timedelta(seconds=env.config.refresh_max_age_s)
+    async with env.uow() as session:
+        return await repo.refresh_candidates(session, validated_before=cutoff, limit=env.config.refresh_limit)
+
+
+async def revalidate(env: JobEnv, symbols: Sequence[str]) -> dict[str, int]:
+    """Ask the providers again about ``symbols`` (no job: the verdicts land in the store and the cache)."""
+    async with env.uow() as session:
+        verdicts = await env.validation.validate(session, list(symbols), force_refresh=True,
+                                                 deadline_s=env.config.batch_deadline_s)
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        counts[v.status] = counts.get(v.status, 0) + 1
+    return counts
+
+
+async def _resumable(session: AsyncSession, jobs: Sequence[Any]) -> list[ResumableJob]:
+    out = []
+    for job in jobs:
+        symbols = list(await repo.queued_items(session, job.id))
+        if symbols:
+            out.append(ResumableJob(job.id, job.owner_id, job.force_refresh, symbols))
+    return out
+
+
+async def unfinished(env: JobEnv) -> list[ResumableJob]:
+    """Every active job with its queued symbols (embedded mode re-queues them on start: its queue lived in memory)."""
+    async with env.uow() as session:
+        return await _resumable(session, await repo.unfinished_jobs(session))
+
+
+@dataclass
+class CleanupReport:
+    deleted_jobs: int = 0
+    stalled: list[ResumableJob] = field(default_factory=list)
+
+
+async def cleanup(env: JobEnv) -> CleanupReport:
+    """Delete expired jobs; find active jobs with no progress for stall_s (their messages may be lost) to re-queue."""
+    now = utcnow()
+    async with env.uow() as session:
+        deleted = await repo.delete_expired_jobs(session, now)
+        stalled = await _resumable(
+            session, await repo.unfinished_jobs(session, idle_before=now - timedelta(seconds=env.config.stall_s))
+        )
+        for job in stalled:  # so the next cleanup does not queue them again before they had a chance to run
+            await repo.touch_job(session, job.job_id, now)
+    if deleted or stalled:
+        logger.info("cleanup: deleted %d expired jobs, re-queued %d stalled ones", deleted, len(stalled))
+    return CleanupReport(deleted_jobs=deleted, stalled=stalled)

@@ -1,0 +1,82 @@
+"""Live job counters in a Redis hash (``<namespace>:job:<id>``), for pollers that should not hit the store.
+
+The store's job row stays the durable record; this hash is a fast copy. Writers recount from the items and publish
+the whole set; a Lua script keeps a publish with fewer processed symbols (an older recount that lost a race) from
+overwriting a newer one, and never turns a finished status back into an active one. Every call is best effort:
+a Redis failure is logged and ignored, and readers fall back to the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import RedisError
+
+from storage.repositories.jobs import ItemCounts
+
+__all__ = ["RedisLiveCounters", "async_redis_client", "job_key"]
+
+logger = logging.getLogger(__name__)
+
+_PUBLISH = """
+local cur = tonumber(redis.call('HGET', KEYS[1], 'processed') or '-1')
+local was = redis.call('HGET', KEYS[1], 'status')
+if tonumber(ARGV[1]) >= cur then
+  for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+if was == 'completed' or was == 'cancelled' or was == 'failed' then redis.call('HSET', KEYS[1], 'status', was) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+_FIELDS = ("total", "processed", "valid", "invalid", "pending", "error", "cancelled", "queued", "retrying")
+
+
+def job_key(namespace: str, job_id: str) -> str:
+    return f"{namespace}:job:{job_id}"
+
+
+def async_redis_client(url: str, *, timeout_s: float = 2.0) -> aioredis.Redis:
+    """A client with explicit timeouts and a short retry (redis-py's from_url has neither by default)."""
+    return aioredis.Redis.from_url(
+        url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, decode_responses=True,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2), health_check_interval=30,
+    )
+
+
+class RedisLiveCounters:
+    def __init__(self, client: aioredis.Redis, namespace: str, ttl_s: int) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.ttl_ms = int(ttl_s * 1000)
+        self._script = client.register_script(_PUBLISH)
+
+    async def publish(self, job_id: str, status: str, counts: ItemCounts) -> None:
+        values = counts.as_dict()
+        args: list[Any] = [values["processed"], self.ttl_ms, "status", status]
+        for name in _FIELDS:
+            args += [name, values[name]]
+        try:
+            await self._script(keys=[job_key(self.namespace, job_id)], args=args)
+        except RedisError as exc:  # the store has the durable counts; only the fast copy is missing
+            logger.warning("live counters of job %s not published (%s)", job_id, type(exc).__name__)
+
+    async def read(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            raw = await self.client.hgetall(job_key(self.namespace, job_id))
+        except RedisError as exc:
+            logger.warning("live counters of job %s unreadable (%s)", job_id, type(exc).__name__)
+            return None
+        if not raw or "status" not in raw:
+            return None
+        out: dict[str, Any] = {"status": raw["status"]}
+        for name in _FIELDS:
+            try:
+                out[name] = int(raw.get(name, 0))
+            except ValueError:
+                out[name] = 0
+        return out

@@ -1,0 +1,103 @@
+"""``universe-mcp scheduler``: APScheduler sends the periodic messages; a Redis lock makes extra schedulers harmless.
+
+Each run belongs to a time slot (``floor(now / interval)``). Before sending, a scheduler takes the slot's key with
+``SET NX PX``; only the first one of any number of schedulers gets it, so each slot sends exactly one message however
+many schedulers run and however their clocks drift within the slot. Workers do the work (maintenance.refresh fans
+out validation.revalidate batches; maintenance.cleanup deletes expired jobs and re-queues stalled ones). In embedded
+mode the same work runs as a task inside the server (workers/runtime.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+import redis
+
+__all__ = ["PeriodicLock", "build_scheduler", "run_scheduler"]
+
+logger = logging.getLogger(__name__)
+
+
+class PeriodicLock:
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    def acquire(self, name: str, interval_s: float, now: float | None = None) -> bool:
+        """True for the one caller that owns this run's slot; False for every other scheduler."""
+        now = time.time() if now is None else now
+        slot = int(now // interval_s)
+        key = f"{self.namespace}:scheduler:{name}:{slot}"
+        # Kept two intervals, so a late scheduler still finds it set until its slot has passed.
+        return bool(self.client.set(key, self.owner, nx=True, px=max(1, int(interval_s * 2000))))
+
+
+def build_scheduler(settings: Any, *, blocking: bool = True) -> tuple[Any, dict[str, Any]]:
+    """The APScheduler with one interval job per periodic task, and the ticks (callables) it runs."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from workers.actors import declare_actors
+    from workers.broker import broker_redis_client, build_broker
+
+    url = settings.redis_url.get_secret_value()
+    broker = build_broker(settings, embedded=False)
+
+    def never_run(coro: Any) -> Any:  # the scheduler only sends messages
+        coro.close()
+        raise RuntimeError("the scheduler does not run actors")
+
+    async def no_env() -> Any:
+        raise RuntimeError("the scheduler has no job environment")
+
+    actors = declare_actors(broker, run=never_run, env=no_env, settings=settings)
+    lock = PeriodicLock(broker_redis_client(url), settings.broker_namespace)
+    plan = {"refresh": (settings.refresh_interval_s, actors.refresh), "cleanup": (settings.cleanup_interval_s, actors.cleanup)}
+
+    def tick(name: str) -> bool:
+        interval, actor = plan[name]
+        try:
+            if not lock.acquire(name, interval):
+                logger.debug("%s: another scheduler has this run", name)
+                return False
+            actor.send()
+        except redis.RedisError as exc:  # Redis away: skip this run, the next one will try again
+            logger.warning("%s not sent: Redis unavailable (%s)", name, type(exc).__name__)
+            return False
+        logger.info("%s queued", name)
+        return True
+
+    scheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone="UTC")
+    ticks = {name: (lambda n=name: tick(n)) for name in plan}
+    for name, (interval, _) in plan.items():
+        # First run at once (the slot lock keeps restarts from repeating it), then every interval.
+        scheduler.add_job(ticks[name], IntervalTrigger(seconds=interval), id=name, coalesce=True, max_instances=1,
+                          misfire_grace_time=max(1, int(interval / 2)), next_run_time=_now())
+    return scheduler, ticks
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def run_scheduler(settings: Any, *, once: bool = False) -> int:
+    scheduler, ticks = build_scheduler(settings)
+    if once:
+        for tick in ticks.values():
+            tick()
+        return 0
+    logger.info("scheduler: refresh every %d s, cleanup every %d s (namespace %s)", settings.refresh_interval_s,
+                settings.cleanup_interval_s, settings.broker_namespace)
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    return 0
