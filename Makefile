@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint mcp-config ui ui-check clean
+.PHONY: serve test lint bench mcp-config ui ui-check clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -28,6 +28,11 @@ ui:
 # Fails when the committed build differs from a fresh one (also part of `make test`).
 ui-check: $(STAMP)
 	$(BIN)/python -m pytest tests/browser/test_ui_build.py -q
+
+# The performance targets of DESIGN §9 against the SDK's own floor (bench/run.py, about 5 minutes; results in
+# bench/results/ and docs/BENCHMARKS.md). QUICK=1 is a smoke run; BENCH_ARGS passes options (e.g. --only 1,2).
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -167,6 +167,16 @@ def child_env(data_dir: Path | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
+def fresh_dir(path: Path) -> Path:
+    """An empty directory at ``path`` (a scenario's working files from an earlier run are removed)."""
+    import shutil
+
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

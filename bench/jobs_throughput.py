@@ -60,7 +60,7 @@ async def timed_job(mcp: Client, client: redis.Redis, namespace: str, symbols: l
     result = await mcp.call_tool("start_bulk_validation", {"symbols": symbols, "force_refresh": True})
     job_id = result.structured_content["data"]["job_id"]
     key = job_key(namespace, job_id)
-    while client.hget(key, "status") != "completed":
+    while client.hget(key, "status") != "completed":  # noqa: ASYNC110
         await asyncio.sleep(0.005)
     elapsed = time.perf_counter() - started
     assert client.hget(key, "valid") == str(len(symbols)), client.hgetall(key)
@@ -93,7 +93,7 @@ async def run(args: argparse.Namespace) -> None:
           f"batch {Settings().job_batch_size}, store {'postgresql' if args.database_url else 'sqlite'}")
     async with Client(build_server(Settings())) as mcp:
         for processes in args.processes:
-            proc = subprocess.Popen([sys.executable, "-m", "server", "worker", "--processes", str(processes)],
+            proc = subprocess.Popen([sys.executable, "-m", "server", "worker", "--processes", str(processes)],  # noqa: ASYNC220
                                     cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, start_new_session=True)
             try:

@@ -9,8 +9,6 @@ same comparison in-process (``Client(server)``, no transport) is reported for re
 from __future__ import annotations
 
 import statistics
-import tempfile
-from pathlib import Path
 
 from bench.common import (
     Config,
@@ -18,6 +16,7 @@ from bench.common import (
     Row,
     bench_settings,
     child_env,
+    fresh_dir,
     interleaved,
     percentile,
     stdio_client,
@@ -45,7 +44,7 @@ def floor_and_ours_rows(name: str, floor: Latency, ours: Latency, server_ms: lis
 
 
 async def run_stdio(cfg: Config) -> list[Row]:
-    work = cfg.work_dir / "s1"
+    work = fresh_dir(cfg.work_dir / "s1")
     env = child_env(work / "data")
     floor_runs: list[list[float]] = []
     our_runs: list[list[float]] = []
@@ -89,7 +88,7 @@ async def run_in_memory(cfg: Config) -> list[Row]:
     from providers.fake import FakeProvider
     from server.app import build_server
 
-    data = Path(tempfile.mkdtemp(dir=cfg.work_dir))
+    data = fresh_dir(cfg.work_dir / "s1-in-memory")
     server = build_server(bench_settings(data), providers=[FakeProvider.with_generated(10), CatalogProvider()])
     floor_runs, our_runs = [], []
     async with Client(floor_server()) as fc, Client(server) as sc:

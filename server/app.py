@@ -6,6 +6,7 @@ unknown arguments), timed, and where every failure becomes the structured error 
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -16,6 +17,7 @@ from mcp.server.elicitation import AcceptedElicitation
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError, UnexpectedToolError
 from mcp.server.mcpserver.prompts.base import UserMessage
+from mcp.shared.exceptions import MCPError
 from mcp.types import (
     CallToolResult,
     CompleteRequestParams,
@@ -94,7 +96,7 @@ class UniverseMCPServer(MCPServer[AppState]):
         except UniverseMCPError as exc:
             return failed(exc)
         try:
-            result = await super().call_tool(name, arguments, context)
+            result = await self._run_tool(tool, name, arguments, context)
         except UnexpectedToolError as exc:
             return failed(errors.from_exception(_root_cause(exc), tool=name))
         except ToolError as exc:
@@ -104,13 +106,39 @@ class UniverseMCPServer(MCPServer[AppState]):
             if isinstance(cause, UniverseMCPError):
                 return failed(cause)
             return failed(InvalidArgument(str(exc)[:500]))
-        if not isinstance(result, CallToolResult) or result.structured_content is None:
+        if isinstance(result, dict):
+            envelope = result
+        elif not isinstance(result, CallToolResult) or result.structured_content is None:
             return result  # type: ignore[return-value]
-        envelope = dict(result.structured_content)
+        else:
+            envelope = dict(result.structured_content)
         envelope["next_actions"] = errors.next_action_filter(envelope.get("next_actions", []), self.tool_names)
         envelope["metadata"] = {**envelope.get("metadata", {}), "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
         envelope.pop("error", None)
         return errors.render_result(envelope, is_error=False)
+
+
+    async def _run_tool(
+        self, tool: Any, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None
+    ) -> Any:
+        """The tool's envelope as a JSON-ready dict (anything else as the SDK converts it).
+
+        Same validation and dump as the SDK's own conversion, minus the indented JSON text it would also render
+        for every result: call_tool renders the text itself, from the final envelope.
+        """
+        if context is None:  # a direct in-process call: the SDK builds the context
+            return await super().call_tool(name, arguments, context)
+        raw = await self._tool_manager.call_tool(name, arguments, context, convert_result=False)
+        metadata = tool.fn_metadata
+        try:
+            if type(raw) is metadata.output_model and not metadata.wrap_output and metadata.output_schema is not None:
+                # The declared model itself: the SDK's validation of an instance returns it unchanged.
+                return raw.model_dump(mode="json", by_alias=True)
+            return metadata.convert_result(raw)
+        except MCPError:
+            raise
+        except Exception as exc:  # as Tool.run reports a failed conversion
+            raise UnexpectedToolError(f"Error executing tool {name}") from exc
 
 
 async def _admit_call(server: UniverseMCPServer, spec: ToolSpec, context: Context[AppState, Any] | None) -> None:
@@ -158,6 +186,7 @@ def build_server(settings: Settings, *, providers: Sequence[MarketDataProvider] 
             if verifier is not None:
                 verifier.bind(state)
             server.app_state = state
+            _freeze_startup_objects()
             yield state
 
     server = UniverseMCPServer(
@@ -187,6 +216,22 @@ def build_server(settings: Settings, *, providers: Sequence[MarketDataProvider] 
     dashboard.register(server, settings)  # CSV resource, the page at /, View binding checks
     _register_completions(server)
     return server
+
+
+_FROZEN = False
+
+
+def _freeze_startup_objects() -> None:
+    """Exempt everything built at start-up (models, schemas, engine, catalog) from cyclic garbage collection.
+
+    Full collections otherwise re-scan those objects for nothing, and each pause lands on some tool call's latency
+    (p99). Done once per process, after a collection, so only live objects are frozen.
+    """
+    global _FROZEN
+    if not _FROZEN:
+        _FROZEN = True
+        gc.collect()
+        gc.freeze()
 
 
 def simplify_schema(schema: Any) -> Any:

@@ -30,7 +30,8 @@ def build_providers(settings: Settings) -> list[MarketDataProvider]:
 
         return [FakeProvider.with_generated(
             settings.fake_provider_symbols, latency_s=settings.fake_provider_latency_s,
-            rate_limit_every=settings.fake_provider_rate_limit_every, retry_after_s=settings.fake_provider_retry_after_s,
+            rate_limit_every=settings.fake_provider_rate_limit_every,
+            retry_after_s=settings.fake_provider_retry_after_s,
         )]
     chain: list[MarketDataProvider] = []
     storage = _limit_storage(settings)

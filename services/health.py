@@ -66,7 +66,8 @@ async def store_health(engine: AsyncEngine, timeout_s: float = 3.0) -> StoreHeal
                 await conn.execute(text("SELECT 1"))
     except Exception as exc:  # report the kind only: a message may carry the host or user
         return StoreHealth(ok=False, backend=engine.dialect.name, error=type(exc).__name__)
-    return StoreHealth(ok=True, backend=engine.dialect.name, latency_ms=round((time.perf_counter() - started) * 1000, 3))
+    latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    return StoreHealth(ok=True, backend=engine.dialect.name, latency_ms=latency_ms)
 
 
 def provider_health(providers: Sequence[Any], settings: Any) -> list[ProviderHealth]:

@@ -160,15 +160,14 @@ class JobService:
         if (symbols is None) == (universe_id is None):
             raise InvalidArgument(
                 "Pass either symbols or universe_id (exactly one of them).",
-                hint="symbols validates a list of tickers; universe_id validates every member of one of your universes.",
+                hint="symbols validates a list of tickers; universe_id every member of one of your universes.",
             )
         uid: uuid.UUID | None = None
         if universe_id is not None:
             uid, wanted = await self._symbols_of_universe(universe_id)
             if not wanted:
-                raise InvalidArgument("The universe has no members to validate.",
-                                      next_actions=[("add_assets_to_universe", {"universe_id": str(uid), "symbols": ["AAPL"]},
-                                                     "add members first")])
+                add = ("add_assets_to_universe", {"universe_id": str(uid), "symbols": ["AAPL"]}, "add members first")
+                raise InvalidArgument("The universe has no members to validate.", next_actions=[add])
         else:
             cap = self.limits.max_symbols
             if len(symbols or []) > cap:

@@ -29,6 +29,7 @@ from storage.db import Base, UTCDateTime, utcnow
 __all__ = [
     "ApiToken",
     "Asset",
+    "AssetNameWord",
     "AssetSymbol",
     "Universe",
     "UniverseAsset",
@@ -77,11 +78,16 @@ class Asset(Base):
             sqlite_where=text("listing_status = 'listed'"),
             postgresql_where=text("listing_status = 'listed'"),
         ),
-        Index("ix_assets_symbol", "symbol"),
+        # Byte-wise operator class on PostgreSQL, so that ticker-prefix ranges (~>=~, ~<~) use it whatever the
+        # database's collation; a plain index on SQLite, which compares bytes anyway (replaced ix_assets_symbol, 0003).
+        Index("ix_assets_symbol_pattern", "symbol", postgresql_ops={"symbol": "varchar_pattern_ops"}),
         Index("ix_assets_sector", "sector"),
         Index("ix_assets_validation_status", "validation_status"),
         Index("ix_assets_is_validated", "is_validated"),
         Index("ix_assets_name_lower", text("lower(name)")),
+        # Search ranks by (length(symbol), symbol): walking this index finds the first page of a common name word
+        # without sorting every match (storage/repositories/assets.py, migration 0003).
+        Index("ix_assets_symbol_order", text("length(symbol)"), "symbol"),
         CheckConstraint(
             "validation_status IN ('valid', 'invalid', 'pending', 'unknown')", name="validation_status"
         ),
@@ -112,6 +118,31 @@ class Asset(Base):
     asset_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# PostgreSQL compares words byte-wise ("C"), so that a prefix is a plain index range whatever the database locale.
+SearchWord = String(300).with_variant(String(300, collation="C"), "postgresql")
+
+
+class AssetNameWord(Base):
+    """Search index of asset names: each word of a name (what follows its start or a space), lower-cased.
+
+    Maintained by storage/repositories/assets.py wherever names are written. Candidates only: search re-checks every
+    match with its exact predicate, so words may over-approximate (several lower-casings are indexed). ``sector``
+    and ``symbol`` are copied from the asset, so that a search can count a sector's candidates and rank them from
+    the index alone.
+    """
+
+    __tablename__ = "asset_name_words"
+    __table_args__ = (
+        Index("ix_asset_name_words_asset_id", "asset_id"),
+        Index("ix_asset_name_words_word_sector", "word", "sector", "symbol", "asset_id"),
+    )
+
+    word: Mapped[str] = mapped_column(SearchWord, primary_key=True)
+    asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
+    sector: Mapped[str | None] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(32))
 
 
 class AssetSymbol(Base):

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 JobId = Annotated[str, Field(description="Job id (a UUID) as returned by start_bulk_validation.")]
 POLL_S = 0.25
+SUBMIT_TIMEOUT_S = 10.0
+AUTO_SUBMIT_TIMEOUT_S = 3.0  # the automatic job follows another tool's answer: keep that answer fast
 
 
 def _limits(state: Any) -> JobLimits:
@@ -67,9 +69,12 @@ def _follow_up(status: JobStatus) -> list[NextAction]:
     return actions
 
 
-async def _submit(deps: ToolDeps, status: JobStatus, symbols: list[str], force_refresh: bool, delay_s: float) -> None:
+async def _submit(
+    deps: ToolDeps, status: JobStatus, symbols: list[str], force_refresh: bool, delay_s: float, timeout_s: float
+) -> None:
     try:
-        await deps.state.jobs.submit(status.job_id, deps.caller.owner_id, symbols, force_refresh, delay_s=delay_s)
+        with anyio.fail_after(timeout_s):  # a hung Redis must not hold the call for its retries' full length
+            await deps.state.jobs.submit(status.job_id, deps.caller.owner_id, symbols, force_refresh, delay_s=delay_s)
     except Exception as exc:  # the broker (Redis) is unreachable: fail the job so it never looks stuck
         logger.warning("job %s could not be queued (%s)", status.job_id, type(exc).__name__)
         async with deps.unit_of_work() as session:
@@ -115,7 +120,7 @@ async def start_bulk_validation(
     wait: Annotated[bool, Field(description="Keep the call open and stream progress notifications until the job is "
                                 "done (bounded to about 45 s; then the current status is returned).")] = False,
 ) -> Envelope[JobStatus]:
-    """Validate many tickers (up to 10,000) or all members of a universe as a background job; returns a job handle at once.
+    """Validate many tickers (up to 10,000) or a universe's members as a background job; returns a job handle at once.
 
     Use it for lists too large for validate_symbols (over 50) or to re-check a universe. Workers validate the symbols
     in batches, retrying those a provider could not answer yet (rate limits, outages) after the provider's
@@ -128,7 +133,7 @@ async def start_bulk_validation(
         status, wanted = await JobService(session, deps.caller, _limits(state)).create(
             symbols=symbols, universe_id=universe_id, force_refresh=force_refresh
         )
-    await _submit(deps, status, wanted, force_refresh, 0.0)
+    await _submit(deps, status, wanted, force_refresh, 0.0, SUBMIT_TIMEOUT_S)
     state.jobs.follow(status.job_id, deps.caller.owner_id, ctx.notify_resource_updated)
     if wait:
         status = await _wait(deps, ctx, status)
@@ -195,7 +200,9 @@ async def cancel_job(deps: Deps, job_id: JobId) -> Envelope[JobStatus]:
     return ok(status, message, next_actions=_follow_up(status), job_status=status.status, cancelled=cancelled)
 
 
-async def queue_pending_symbols(deps: ToolDeps, envelope: Envelope, report: MembershipReport, universe_id: str) -> Envelope:
+async def queue_pending_symbols(
+    deps: ToolDeps, envelope: Envelope, report: MembershipReport, universe_id: str
+) -> Envelope:
     """Hook for the universe tools: queue a job for members just added as ``pending`` (no provider could answer),
     after job_auto_delay_s; name it in next_actions and metadata. Best effort: never fails the call it follows."""
     pending = [r.symbol for r in report.results if r.outcome == "added" and r.validation_status == "pending"]
@@ -209,7 +216,7 @@ async def queue_pending_symbols(deps: ToolDeps, envelope: Envelope, report: Memb
                 message="automatic: symbols added to a universe while no provider could answer",
                 linked_universe_id=universe_id,
             )
-        await _submit(deps, status, wanted, False, state.settings.job_auto_delay_s)
+        await _submit(deps, status, wanted, False, state.settings.job_auto_delay_s, AUTO_SUBMIT_TIMEOUT_S)
     except UniverseMCPError as exc:  # e.g. too many active jobs: the periodic refresh will still take them
         logger.info("pending symbols not queued as a job: %s", exc.code)
         return envelope

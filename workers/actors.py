@@ -89,7 +89,8 @@ def declare_actors(broker: Broker, *, run: Run, env: EnvGetter, settings: Any) -
         if result.retry_in_s is not None:
             # Symbols a provider could not answer yet: the whole message comes back after the provider's retry-after
             # (or our backoff); its settled symbols are skipped then, as they are no longer queued.
-            raise dramatiq.Retry(f"{result.waiting} symbols wait for a provider", delay=max(1, int(result.retry_in_s * 1000)))
+            delay_ms = max(1, int(result.retry_in_s * 1000))
+            raise dramatiq.Retry(f"{result.waiting} symbols wait for a provider", delay=delay_ms)
 
     def revalidate(symbols: list[str]) -> None:
         counts = in_env(lambda e: batches.revalidate(e, symbols))

@@ -112,7 +112,9 @@ def _outcome(v: SymbolVerdict, *, note: str = "") -> dict[str, Any]:
     return {"symbol": v.symbol, "status": status, "source": v.source, "reason": (reason or "") + note or None}
 
 
-async def refresh_counts(env: JobEnv, job_id: uuid.UUID, owner_id: uuid.UUID | None) -> tuple[str, repo.ItemCounts] | None:
+async def refresh_counts(
+    env: JobEnv, job_id: uuid.UUID, owner_id: uuid.UUID | None
+) -> tuple[str, repo.ItemCounts] | None:
     """Recount the job from its items, store the counters, complete it when nothing is queued; publish live."""
     async with env.uow(owner_id) as session:
         job = await repo.get_job(session, job_id)
@@ -136,42 +138,40 @@ async def process_batch(
     """Validate the batch's still-queued symbols and settle them; leave for a retry those a provider could not
     answer yet (honouring its retry-after), until their retries run out."""
     cfg = env.config
+    outcomes: list[dict[str, Any]] = []
+    waiting: dict[str, str] = {}
+    delays: list[float] = []
     async with env.uow(owner_id) as session:
         job = await repo.get_job(session, job_id)
         if job is None or job.status in repo.FINISHED:
             return BatchResult(skipped=True, status=job.status if job else None)
         if job.status == "queued":
-            await repo.mark_running(session, job_id, utcnow())
+            # Its own short transaction: on SQLite, a write in this one would hold the lock while providers answer.
+            async with env.uow(owner_id) as other:
+                await repo.mark_running(other, job_id, utcnow())
         queued = await repo.queued_items(session, job_id, list(symbols))
-    if not queued:  # a redelivered batch whose symbols are all settled: just make sure the job is finished
-        done = await refresh_counts(env, job_id, owner_id)
-        return BatchResult(status=done[0] if done else None)
-
-    outcomes: list[dict[str, Any]] = []
-    waiting: dict[str, str] = {}
-    delays: list[float] = []
-    async with env.uow(owner_id) as session:
-        verdicts = await env.validation.validate(
-            session, list(queued), force_refresh=force_refresh, deadline_s=cfg.batch_deadline_s
-        )
-        for v in verdicts:
-            if v.status in ("valid", "invalid") and not v.stale:
-                outcomes.append(_outcome(v))
-                continue
-            tries = queued.get(v.symbol, 0) + 1
-            rate_limited = v.retry_after_s is not None
-            limit = cfg.max_rate_limit_retries if rate_limited else cfg.max_retries
-            too_long = rate_limited and (v.retry_after_s or 0) > cfg.retry_max_delay_s
-            if tries > limit or too_long:
-                note = f" (gave up after {tries} tries)" if not too_long else " (the provider asked to wait too long)"
-                outcomes.append(_outcome(v, note=note))
-                continue
-            delay = v.retry_after_s if rate_limited else cfg.retry_base_s * 2 ** (tries - 1)
-            delays.append(float(delay or 0.0))
-            waiting[v.symbol] = f"{v.reason or 'no provider answered'}; retry {tries} of {limit} queued"
-        now = utcnow()
-        await repo.settle_items(session, job_id, outcomes, now)
-        await repo.bump_attempts(session, job_id, waiting)
+        if queued:
+            verdicts = await env.validation.validate(
+                session, list(queued), force_refresh=force_refresh, deadline_s=cfg.batch_deadline_s
+            )
+            for v in verdicts:
+                if v.status in ("valid", "invalid") and not v.stale:
+                    outcomes.append(_outcome(v))
+                    continue
+                tries = queued.get(v.symbol, 0) + 1
+                rate_limited = v.retry_after_s is not None
+                limit = cfg.max_rate_limit_retries if rate_limited else cfg.max_retries
+                too_long = rate_limited and (v.retry_after_s or 0) > cfg.retry_max_delay_s
+                if tries > limit or too_long:
+                    note = " (the provider asked to wait too long)" if too_long else f" (gave up after {tries} tries)"
+                    outcomes.append(_outcome(v, note=note))
+                    continue
+                delay = v.retry_after_s if rate_limited else cfg.retry_base_s * 2 ** (tries - 1)
+                delays.append(float(delay or 0.0))
+                waiting[v.symbol] = f"{v.reason or 'no provider answered'}; retry {tries} of {limit} queued"
+            await repo.settle_items(session, job_id, outcomes, utcnow())
+            await repo.bump_attempts(session, job_id, waiting)
+    # A redelivered batch whose symbols were all settled lands here too: it only makes sure the job is finished.
     done = await refresh_counts(env, job_id, owner_id)
     retry_in = None
     if waiting:

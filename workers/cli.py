@@ -65,7 +65,8 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 def add_worker_commands(sub: Any) -> None:
     worker = sub.add_parser("worker", help="run Dramatiq worker processes for bulk validation jobs (needs Redis)")
-    worker.add_argument("--processes", "-p", type=int, help="worker processes (default: worker_processes, or one per CPU)")
+    worker.add_argument("--processes", "-p", type=int,
+                        help="worker processes (default: worker_processes, or one per CPU)")
     worker.add_argument("--threads", "-t", type=int, help="threads per process (default: worker_threads)")
     worker.add_argument("--queues", "-Q", nargs="*", help="only these queues (validation, background)")
     worker.set_defaults(func=cmd_worker)

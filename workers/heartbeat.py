@@ -34,7 +34,9 @@ def workers_key(namespace: str) -> str:
 class WorkerHeartbeat(Middleware):
     """Counts the threads running a message; with a Redis client, publishes this worker's heartbeat."""
 
-    def __init__(self, client: redis.Redis | None = None, namespace: str = "universe-mcp", interval_s: float = 1.0) -> None:
+    def __init__(
+        self, client: redis.Redis | None = None, namespace: str = "universe-mcp", interval_s: float = 1.0
+    ) -> None:
         self.client = client
         self.key = workers_key(namespace)
         self.interval_s = interval_s
@@ -107,7 +109,9 @@ class WorkerHeartbeat(Middleware):
             self._stop.wait(self.interval_s)
 
 
-def read_workers(entries: dict[str, str], *, dead_after_s: float, now: float | None = None) -> tuple[list[dict], list[dict], list[str]]:
+def read_workers(
+    entries: dict[str, str], *, dead_after_s: float, now: float | None = None
+) -> tuple[list[dict], list[dict], list[str]]:
     """Split heartbeat entries into (alive, dead, prunable field names)."""
     now = time.time() if now is None else now
     alive: list[dict] = []

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 FOLLOW_INTERVAL_S = 0.5
 FOLLOW_MAX_S = 3600.0
 RESUME_DELAY_S = 1.0
+CLOSE_GRACE_S = 5.0  # on close, running batches and background steps get this long to finish before cancellation
 
 
 class LoopBridge(EventLoopThread):
@@ -85,10 +86,15 @@ class JobRuntime:
         self.config: JobConfig = env.config
         self.namespace = settings.broker_namespace
         self._tg = tg
+        # Set on close: background loops stop at their next pause instead of being cancelled in the middle of a
+        # query (a cancelled aiosqlite query leaves a connection close pending that can outlive the event loop).
+        self.closing = anyio.Event()
         self._followed: set[str] = set()
         self._worker: Worker | None = None
         self.redis = None if embedded else async_redis_client(settings.redis_url.get_secret_value())
-        self.live = None if self.redis is None else RedisLiveCounters(self.redis, self.namespace, settings.job_retention_s)
+        self.live = None
+        if self.redis is not None:
+            self.live = RedisLiveCounters(self.redis, self.namespace, settings.job_retention_s)
         self.heartbeat = WorkerHeartbeat()  # embedded: counts the in-process worker's busy threads
         self.bridge: LoopBridge | None = None
         if embedded:
@@ -107,6 +113,13 @@ class JobRuntime:
             return env
 
         self.actors: Actors = declare_actors(self.broker, run=run, env=get_env, settings=settings)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep unless the runtime closes meanwhile; True when the full time passed."""
+        with anyio.move_on_after(seconds):
+            await self.closing.wait()
+            return False
+        return True
 
     # --- queueing -----------------------------------------------------------------------------------------------
     def _ensure_worker(self) -> None:
@@ -130,12 +143,15 @@ class JobRuntime:
             self._ensure_worker()
             return send_job(self.actors, job_id, owner_id, symbols, force_refresh)
         delay_ms = int(delay_s * 1000) or None
+        # abandon_on_cancel: a caller's time bound can give up on a hung Redis (the thread finishes on its own).
         return await anyio.to_thread.run_sync(
-            lambda: send_job(self.actors, job_id, owner_id, symbols, force_refresh, delay_ms=delay_ms)
+            lambda: send_job(self.actors, job_id, owner_id, symbols, force_refresh, delay_ms=delay_ms),
+            abandon_on_cancel=True,
         )
 
     async def _submit_later(self, job_id: Any, owner_id: Any, symbols: list[str], force: bool, delay_s: float) -> None:
-        await anyio.sleep(delay_s)
+        if not await self._pause(delay_s):
+            return  # closing: the job stays queued in the store and resumes on the next start
         self._ensure_worker()
         send_job(self.actors, job_id, owner_id, symbols, force)
 
@@ -173,9 +189,8 @@ class JobRuntime:
                 if now != last:
                     await notify(f"jobs://{job_id}")
                     last = now
-                if now["status"] in job_repo.FINISHED:
+                if now["status"] in job_repo.FINISHED or not await self._pause(FOLLOW_INTERVAL_S):
                     return
-                await anyio.sleep(FOLLOW_INTERVAL_S)
         except Exception:  # a follower must never take the server down
             logger.warning("stopped following job %s", job_id, exc_info=True)
         finally:
@@ -187,7 +202,8 @@ class JobRuntime:
         symbols = await batches.plan_refresh(self.env)
         totals: dict[str, int] = {}
         for start in range(0, len(symbols), self.config.batch_size):
-            for status, n in (await batches.revalidate(self.env, symbols[start : start + self.config.batch_size])).items():
+            counts = await batches.revalidate(self.env, symbols[start : start + self.config.batch_size])
+            for status, n in counts.items():
                 totals[status] = totals.get(status, 0) + n
         logger.info("refresh: re-validated %d symbols: %s", len(symbols), totals)
         return totals
@@ -204,7 +220,8 @@ class JobRuntime:
         due = {name: time.monotonic() + every for name, every in interval.items()}
         while True:
             name = min(due, key=due.__getitem__)
-            await anyio.sleep(max(0.0, due[name] - time.monotonic()))
+            if not await self._pause(max(0.0, due[name] - time.monotonic())):
+                return
             due[name] = time.monotonic() + interval[name]
             try:
                 await (self.run_refresh() if name == "refresh" else self.run_cleanup())
@@ -212,7 +229,8 @@ class JobRuntime:
                 logger.exception("periodic %s failed; next run in %d s", name, interval[name])
 
     async def _resume(self) -> None:
-        await anyio.sleep(RESUME_DELAY_S)
+        if not await self._pause(RESUME_DELAY_S):
+            return
         try:
             for job in await batches.unfinished(self.env):
                 await self.submit(job.job_id, job.owner_id, job.symbols, job.force_refresh)
@@ -276,10 +294,24 @@ class JobRuntime:
     # --- shutdown -----------------------------------------------------------------------------------------------
     async def aclose(self) -> None:
         if self._worker is not None:
+            worker, self._worker = self._worker, None
             assert self.bridge is not None
-            self.bridge.cancel_all()  # in-flight batches stay queued in the store and resume on the next start
-            await anyio.to_thread.run_sync(self._worker.stop, 5000)
-            self._worker = None
+            # Worker.stop lets each thread finish its message; those run on this loop, so stop from a thread while
+            # the loop keeps serving them. Past the grace period the batches still running are cancelled: their
+            # symbols stay queued in the store and resume on the next start.
+            stopped = threading.Event()
+
+            def stop() -> None:
+                try:
+                    worker.stop(60_000)
+                finally:
+                    stopped.set()
+
+            with anyio.move_on_after(CLOSE_GRACE_S):
+                await anyio.to_thread.run_sync(stop, abandon_on_cancel=True)
+            if not stopped.is_set():
+                self.bridge.cancel_all()
+                await anyio.to_thread.run_sync(stopped.wait, CLOSE_GRACE_S)
         self.broker.close()
         if not self.embedded:
             self.broker.client.close()  # type: ignore[attr-defined]
@@ -310,9 +342,12 @@ async def open_job_runtime(state: Any) -> AsyncIterator[JobRuntime]:
             try:
                 yield runtime
             finally:
-                tg.cancel_scope.cancel()
+                runtime.closing.set()
                 with anyio.CancelScope(shield=True):
                     await runtime.aclose()
+                # Background steps stop at their next pause; one in the middle of a long step (a refresh run) is
+                # cancelled after the grace period.
+                tg.cancel_scope.deadline = anyio.current_time() + CLOSE_GRACE_S
     finally:
         if admin_engine is not None:
             await admin_engine.dispose()

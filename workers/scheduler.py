@@ -58,7 +58,8 @@ def build_scheduler(settings: Any, *, blocking: bool = True) -> tuple[Any, dict[
 
     actors = declare_actors(broker, run=never_run, env=no_env, settings=settings)
     lock = PeriodicLock(broker_redis_client(url), settings.broker_namespace)
-    plan = {"refresh": (settings.refresh_interval_s, actors.refresh), "cleanup": (settings.cleanup_interval_s, actors.cleanup)}
+    plan = {"refresh": (settings.refresh_interval_s, actors.refresh),
+            "cleanup": (settings.cleanup_interval_s, actors.cleanup)}
 
     def tick(name: str) -> bool:
         interval, actor = plan[name]

@@ -10,6 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Asset
+from storage.repositories.asset_search import indexed, name_word_rows, replace_name_words, search_assets
+
+# search_assets lives in asset_search.py with the name-word index it reads; it is re-exported here, where the
+# services look for asset queries.
 
 __all__ = [
     "asset_by_past_symbol",
@@ -18,6 +22,7 @@ __all__ = [
     "get_assets_by_symbols",
     "insert_assets_bulk",
     "listed_symbols",
+    "name_word_rows",
     "search_assets",
     "sector_counts",
     "update_asset",
@@ -57,61 +62,18 @@ async def create_assets(session: AsyncSession, rows: Sequence[Mapping[str, Any]]
     assets = [Asset(id=uuid.uuid4(), **fit(row)) for row in rows]
     session.add_all(assets)
     await session.flush()
+    await replace_name_words(session, [indexed(a) for a in assets if a.name], new=True)
     return assets
 
 
 async def update_asset(session: AsyncSession, asset: Asset, values: Mapping[str, Any]) -> Asset:
+    before = indexed(asset)
     for key, value in fit(values).items():
         setattr(asset, key, value)
     await session.flush()
+    if indexed(asset) != before:  # the search index copies name, sector and symbol
+        await replace_name_words(session, [indexed(asset)])
     return asset
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-async def search_assets(
-    session: AsyncSession,
-    *,
-    symbol_prefix: str | None,
-    name_words: Sequence[str],
-    sector: str | None,
-    offset: int,
-    limit: int,
-) -> list[Asset]:
-    """Listed, not-invalid assets matching a symbol prefix or all name words (each at a word start).
-
-    Ranked: exact symbol, then symbol prefix (shorter first), then name matches by name.
-    """
-    from sqlalchemy import and_, case, func, or_
-
-    name = func.lower(Asset.name)
-    matches = []
-    if symbol_prefix:
-        matches.append(Asset.symbol.like(_like_escape(symbol_prefix) + "%", escape="\\"))
-    if name_words:
-        matches.append(and_(*[
-            or_(name.like(_like_escape(w) + "%", escape="\\"), name.like("% " + _like_escape(w) + "%", escape="\\"))
-            for w in name_words
-        ]))
-    if not matches:
-        return []
-    rank = case(
-        (Asset.symbol == (symbol_prefix or ""), 0),
-        (Asset.symbol.like(_like_escape(symbol_prefix or "\x00") + "%", escape="\\"), 1),
-        else_=2,
-    )
-    stmt = (
-        select(Asset)
-        .where(Asset.listing_status == "listed", Asset.validation_status != "invalid", or_(*matches))
-        .order_by(rank, func.length(Asset.symbol), Asset.symbol)
-        .offset(offset)
-        .limit(limit)
-    )
-    if sector:
-        stmt = stmt.where(Asset.sector == sector)
-    return list(await session.scalars(stmt))
 
 
 async def sector_counts(session: AsyncSession) -> dict[str | None, int]:
@@ -141,7 +103,10 @@ async def catalog_seeded(session: AsyncSession) -> bool:
 async def insert_assets_bulk(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
     """Core executemany INSERTs (no ORM unit of work): used to load the offline catalog quickly."""
     if rows:
-        await session.execute(Asset.__table__.insert(), [{**fit(r), "id": uuid.uuid4()} for r in rows])
+        values = [{**fit(r), "id": uuid.uuid4()} for r in rows]
+        await session.execute(Asset.__table__.insert(), values)
+        await replace_name_words(
+            session, [(v["id"], v["name"], v.get("sector"), v["symbol"]) for v in values if v.get("name")], new=True)
 
 
 async def listed_symbols(session: AsyncSession) -> list[str]:

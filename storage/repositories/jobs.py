@@ -144,7 +144,9 @@ async def list_items(
     return list(await session.scalars(stmt.order_by(ValidationJobItem.position).limit(limit)))
 
 
-async def queued_items(session: AsyncSession, job_id: uuid.UUID, symbols: Sequence[str] | None = None) -> dict[str, int]:
+async def queued_items(
+    session: AsyncSession, job_id: uuid.UUID, symbols: Sequence[str] | None = None
+) -> dict[str, int]:
     """Still-queued items of the job (all, or among ``symbols``) with how often each was tried."""
     out: dict[str, int] = {}
     base = select(ValidationJobItem.symbol, ValidationJobItem.attempts).where(
@@ -154,7 +156,8 @@ async def queued_items(session: AsyncSession, job_id: uuid.UUID, symbols: Sequen
         return {s: int(a) for s, a in (await session.execute(base.order_by(ValidationJobItem.position))).all()}
     for start in range(0, len(symbols), _CHUNK):
         chunk = list(symbols[start : start + _CHUNK])
-        out.update({s: int(a) for s, a in (await session.execute(base.where(ValidationJobItem.symbol.in_(chunk)))).all()})
+        rows = await session.execute(base.where(ValidationJobItem.symbol.in_(chunk)))
+        out.update({s: int(a) for s, a in rows.all()})
     return out
 
 
@@ -178,7 +181,9 @@ async def mark_running(session: AsyncSession, job_id: uuid.UUID, now: datetime) 
     )
 
 
-async def settle_items(session: AsyncSession, job_id: uuid.UUID, outcomes: Sequence[Mapping[str, Any]], now: datetime) -> None:
+async def settle_items(
+    session: AsyncSession, job_id: uuid.UUID, outcomes: Sequence[Mapping[str, Any]], now: datetime
+) -> None:
     """Write each symbol's outcome once: only an item still ``queued`` is updated (keys: symbol, status, source,
     reason)."""
     if not outcomes:
@@ -186,7 +191,8 @@ async def settle_items(session: AsyncSession, job_id: uuid.UUID, outcomes: Seque
     table = ValidationJobItem.__table__
     stmt = (
         update(table)
-        .where(table.c.job_id == bindparam("b_job"), table.c.symbol == bindparam("b_symbol"), table.c.status == "queued")
+        .where(table.c.job_id == bindparam("b_job"), table.c.symbol == bindparam("b_symbol"),
+               table.c.status == "queued")
         .values(status=bindparam("b_status"), source=bindparam("b_source"), reason=bindparam("b_reason"),
                 attempts=table.c.attempts + 1, finished_at=bindparam("b_at"))
     )
@@ -203,7 +209,8 @@ async def bump_attempts(session: AsyncSession, job_id: uuid.UUID, reasons: Mappi
     table = ValidationJobItem.__table__
     stmt = (
         update(table)
-        .where(table.c.job_id == bindparam("b_job"), table.c.symbol == bindparam("b_symbol"), table.c.status == "queued")
+        .where(table.c.job_id == bindparam("b_job"), table.c.symbol == bindparam("b_symbol"),
+               table.c.status == "queued")
         .values(attempts=table.c.attempts + 1, reason=bindparam("b_reason"))
     )
     await session.execute(stmt, [{"b_job": job_id, "b_symbol": s, "b_reason": r[:300]} for s, r in reasons.items()])
@@ -229,7 +236,9 @@ async def complete_job(
     return bool(result.rowcount)
 
 
-async def fail_job(session: AsyncSession, job_id: uuid.UUID, *, now: datetime, expires_at: datetime, message: str) -> None:
+async def fail_job(
+    session: AsyncSession, job_id: uuid.UUID, *, now: datetime, expires_at: datetime, message: str
+) -> None:
     await session.execute(
         update(ValidationJob).where(ValidationJob.id == job_id, ValidationJob.status.in_(ACTIVE))
         .values(status="failed", finished_at=now, updated_at=now, expires_at=expires_at, message=message[:500])

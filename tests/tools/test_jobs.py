@@ -329,3 +329,23 @@ async def test_every_next_action_of_the_jobs_tools_is_valid_for_its_tool(make_se
                 jsonschema.validate(action["arguments"], schemas[action["tool"]])
                 count += 1
         assert count >= 6
+
+
+async def test_an_embedded_job_cut_short_by_a_restart_resumes_on_the_next_start(make_settings):
+    settings = make_settings(**FAST, embedded_worker_threads=1)
+    slow = FakeProvider.with_generated(100, latency_s=0.1)
+    async with Client(build_server(settings, providers=[slow])) as client:
+        call = Call(client)
+        job = await call.ok("start_bulk_validation", symbols=syms(100))
+        with anyio.fail_after(10):
+            while (await call.ok("get_job_status", job_id=job["job_id"]))["counts"]["processed"] < 10:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        started_close = time.monotonic()
+    assert time.monotonic() - started_close < 6  # running batches finish (or are cut after a grace period)
+    fast = FakeProvider.with_generated(100)
+    async with Client(build_server(settings, providers=[fast])) as client:  # the in-memory queue was lost
+        call = Call(client)
+        done = await wait_done(call, job["job_id"])
+        assert done["counts"]["valid"] == 100 and done["counts"]["processed"] == 100
+        # Only what was left was asked again.
+        assert 0 < sum(fast.calls_by_symbol.values()) < 100

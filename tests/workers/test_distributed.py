@@ -48,7 +48,7 @@ async def test_a_worker_killed_mid_job_is_replaced_and_every_symbol_is_accounted
         job = await call.ok("start_bulk_validation", symbols=syms(500))
         job_id = job["job_id"]
         with anyio.fail_after(30):
-            while (await poll(call, job_id))["counts"]["processed"] < 100:
+            while (await poll(call, job_id))["counts"]["processed"] < 100:  # noqa: ASYNC110
                 await anyio.sleep(0.05)
         workers.kill(first)
         killed_at = time.monotonic()
@@ -71,7 +71,7 @@ async def test_a_worker_killed_mid_job_is_replaced_and_every_symbol_is_accounted
 
         workers.start(threads=2)  # the replacement; the dead worker's unacknowledged batches come back to the queue
         with anyio.fail_after(60):
-            while (done := await poll(call, job_id))["status"] != "completed":
+            while (done := await poll(call, job_id))["status"] != "completed":  # noqa: ASYNC110
                 await anyio.sleep(0.1)
         recovered_in = time.monotonic() - killed_at
 
@@ -126,7 +126,7 @@ async def test_health_without_workers_and_the_scheduler_lock(make_settings, work
 
     # The CLI: `universe-mcp scheduler --once` (same settings) finds both slots taken and sends nothing more.
     workers.env |= {"UNIVERSE_MCP_REFRESH_INTERVAL_S": "3600", "UNIVERSE_MCP_CLEANUP_INTERVAL_S": "3600"}
-    out = subprocess.run([sys.executable, "-m", "server", "scheduler", "--once"], env=workers.env, timeout=60,
+    out = subprocess.run([sys.executable, "-m", "server", "scheduler", "--once"], env=workers.env, timeout=60,  # noqa: ASYNC221
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert client.llen(f"{ns}:background") == 2
@@ -135,8 +135,8 @@ async def test_health_without_workers_and_the_scheduler_lock(make_settings, work
     workers.start(threads=2)
     async with Client(build_server(settings)) as client2:
         with anyio.fail_after(30):
-            while (await Call(client2).ok("get_job_status", job_id=job["job_id"]))["status"] != "completed":
+            while (await Call(client2).ok("get_job_status", job_id=job["job_id"]))["status"] != "completed":  # noqa: ASYNC110
                 await anyio.sleep(0.1)
     with anyio.fail_after(10):
-        while client.llen(f"{ns}:background") or client.hlen(f"{ns}:background.msgs"):
+        while client.llen(f"{ns}:background") or client.hlen(f"{ns}:background.msgs"):  # noqa: ASYNC110
             await anyio.sleep(0.1)

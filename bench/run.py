@@ -1,0 +1,179 @@
+"""`make bench`: every performance target of DESIGN §9, measured against the SDK's own floor in the same run.
+
+    python -m bench.run [--quick] [--only 1,2,...] [--runs N] [--no-docs]
+
+Prints a table, writes bench/results/bench-<time>.json and bench/results/latest.json (git-ignored), and, after a full
+run (not --quick, not --only), rewrites the measured section of docs/BENCHMARKS.md. Scenarios:
+
+1. cached validate_symbols (1 symbol) over stdio          (scenario_validate.py)
+2. search_assets over 100,000 assets                        (scenario_search.py)
+3. add_assets_to_universe with 1,000 cached symbols         (scenario_add.py)
+4. 10,000-symbol bulk validation job, 1 and 2 workers       (scenario_jobs.py)
+5. 32 concurrent streamable-HTTP clients for 30 s           (scenario_http.py)
+6. server RSS with 100,000 assets                           (scenario_memory.py)
+
+All load stays on 127.0.0.1; every server process is started and stopped here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sqlite3
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS, ROOT, Config, Row, quiet_logging
+
+DOCS = ROOT / "docs" / "BENCHMARKS.md"
+BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
+NEEDS_STORE = {"2", "5", "6"}
+
+
+def scenarios() -> dict[str, Callable[[Config, dict], Awaitable[list[Row]]]]:
+    from bench import (
+        scenario_add,
+        scenario_http,
+        scenario_jobs,
+        scenario_memory,
+        scenario_search,
+        scenario_validate,
+    )
+
+    return {"1": scenario_validate.run, "2": scenario_search.run, "3": scenario_add.run, "4": scenario_jobs.run,
+            "5": scenario_http.run, "6": scenario_memory.run}
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "mcp": metadata.version("mcp"),
+            "sqlite": sqlite3.sqlite_version, "os": f"{platform.system()} {platform.release()}"}
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def verdict(row: Row) -> str:
+    return {True: "met", False: "MISSED", None: "n/a"}[row.met]
+
+
+def table(rows: list[Row], markdown: bool = False) -> str:
+    head = ["#", "scenario", "p50 ms", "p99 ms", "floor p50", "floor p99", "x floor", "value", "target", "result"]
+    body = []
+    for r in rows:
+        value = f"{r.value:g} {r.unit}".strip() if r.value is not None else ""
+        body.append([r.scenario, r.metric, fmt(r.p50_ms), fmt(r.p99_ms), fmt(r.floor_p50_ms), fmt(r.floor_p99_ms),
+                     fmt(r.ratio), value, r.target, verdict(r)])
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+        notes = [f"- **{r.scenario}. {r.metric}**: {r.note}" for r in rows if r.note]
+        return "\n".join(lines + ([""] + notes if notes else []))
+    widths = [max(len(str(x)) for x in column) for column in zip(head, *body, strict=False)]
+    widths[1] = min(widths[1], 58)
+    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+    for cells in body:
+        out.append("  ".join(str(c)[:w].ljust(w) for c, w in zip(cells, widths, strict=True)))
+    out += [f"  {r.scenario}. {r.note}" for r in rows if r.note]
+    return "\n".join(out)
+
+
+def update_docs(report: dict[str, Any], rows: list[Row]) -> None:
+    m = report["machine"]
+    section = "\n".join([
+        BEGIN,
+        f"Measured {report['finished']} by `{report['command']}` in {report['duration_s'] / 60:.1f} min "
+        f"(medians of {report['config']['runs']} runs).",
+        "",
+        f"Machine: {m['nproc']} CPU ({m['cpu']}), {m['os']}, Python {m['python']}, mcp {m['mcp']}, "
+        f"SQLite {m['sqlite']}.",
+        "",
+        table(rows, markdown=True),
+        END,
+    ])
+    text = DOCS.read_text() if DOCS.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text = text.rstrip() + f"\n\n{BEGIN}\n{END}\n"
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    DOCS.write_text(text[:start] + section + text[end:])
+
+
+async def main(args: argparse.Namespace) -> int:
+    quiet_logging()
+    cfg = Config.make(args.quick, args.runs)
+    cfg.work_dir.mkdir(parents=True, exist_ok=True)
+    chosen = [s.strip() for s in args.only.split(",")] if args.only else list(scenarios())
+    started = time.monotonic()
+    ctx: dict[str, Any] = {}
+    if NEEDS_STORE & set(chosen):
+        from bench.store import build_store
+
+        print(f"building a store of {cfg.store_assets:,} assets ...", flush=True)
+        ctx["store"] = cfg.work_dir / "store"
+        ctx["store_build_s"] = await asyncio.to_thread(build_store, ctx["store"], cfg.store_assets)
+        print(f"  done in {ctx['store_build_s']:.1f} s", flush=True)
+    rows: list[Row] = []
+    crashed = False
+    for key in chosen:
+        run = scenarios()[key]
+        print(f"scenario {key} ...", flush=True)
+        t = time.monotonic()
+        try:
+            got = await run(cfg, ctx)
+        except Exception as exc:  # one broken scenario must not hide the others' figures
+            crashed = True
+            traceback.print_exc()
+            got = [Row(scenario=key, metric="(failed to run)", note=f"{type(exc).__name__}: {str(exc)[:200]}")]
+        for row in got:
+            row.extra["scenario_seconds"] = round(time.monotonic() - t, 1)
+        rows += got
+        print(table(got), flush=True)
+    duration = time.monotonic() - started
+    command = "make bench" + (" QUICK=1" if args.quick else "") + (f" BENCH_ARGS='--only {args.only}'" if args.only
+                                                                      else "")
+    report = {
+        "command": command, "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "duration_s": round(duration, 1), "machine": machine(),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
+        "store_build_s": ctx.get("store_build_s"), "rows": [r.as_dict() for r in rows],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for path in (RESULTS / f"bench-{stamp}.json", RESULTS / "latest.json"):
+        path.write_text(json.dumps(report, indent=2, default=str))
+    print()
+    print(table(rows))
+    print(f"\n{len(rows)} figures in {duration / 60:.1f} min; JSON: {RESULTS / 'latest.json'}")
+    if not args.quick and not args.only and not args.no_docs:
+        update_docs(report, rows)
+        print(f"updated {DOCS.relative_to(ROOT)}")
+    return 1 if crashed else 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: fewer calls, 5 s of HTTP load, 1,000-symbol "
+                        "jobs (figures are indicative only; docs are not updated)")
+    parser.add_argument("--only", help="comma-separated scenario numbers, e.g. 1,2")
+    parser.add_argument("--runs", type=int, help="repetitions of each latency measurement (default 3, quick 2)")
+    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
+    code = asyncio.run(main(parser.parse_args()))
+    sys.stdout.flush()
+    sys.exit(code)

@@ -1,0 +1,186 @@
+"""Scenario 4: a 10,000-symbol bulk validation job on real `universe-mcp worker` processes, Redis broker.
+
+The provider is the product's fake (settings ``provider=fake``, 20 ms per answer), so every worker process uses it
+without code changes. For one and then two worker processes (``universe-mcp worker --processes N``, 8 threads
+each): ``start_bulk_validation`` (force_refresh, fresh symbols, so no cached verdict helps) through the product's
+stdio server, timed until the job's live counters in Redis say completed, and checked to have every symbol valid.
+
+Ideal (concurrency-bound, as DESIGN §9 and the issue define it) = symbols x latency / (processes x threads). Each
+worker thread in fact validates a batch with up to 8 provider calls in flight (ValidationConfig.concurrency): the
+fraction of that stricter bound (processes x threads x 8) is reported too. Redis: the machine's on 127.0.0.1:6379
+(database 12, a private key namespace, removed afterwards), else a throwaway redis-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench.common import ROOT, Config, Row, child_env, free_port, fresh_dir, stdio_client
+
+THREADS = 8
+IN_FLIGHT_PER_THREAD = 8  # services/validation.py ValidationConfig.concurrency
+
+
+@contextlib.contextmanager
+def redis_url(work: Path) -> Iterator[str]:
+    import redis
+
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.3).ping()
+        yield "redis://127.0.0.1:6379/12"
+        return
+    except redis.RedisError:
+        pass
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("no Redis on 127.0.0.1:6379 and no redis-server binary to start one")
+    port = free_port()
+    work.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(host="127.0.0.1", port=port).ping()
+                break
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def jobs_available() -> str | None:
+    """Why the scenario cannot run in this checkout, or None."""
+    for module in ("tools/jobs.py", "workers/entry.py", "workers/live.py", "workers/heartbeat.py"):
+        if not (ROOT / module).exists():
+            return f"{module} is missing (the jobs toolset has not landed)"
+    return None
+
+
+async def wait_workers(client, namespace: str, count: int, timeout_s: float = 60) -> None:  # noqa: ANN001
+    from workers.heartbeat import read_workers, workers_key
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive, _, _ = read_workers(await client.hgetall(workers_key(namespace)), dead_after_s=5)
+        if len(alive) >= count:
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{count} worker process(es) did not report in {timeout_s:g} s")
+
+
+async def timed_job(mcp, client, namespace: str, symbols: list[str]) -> float:  # noqa: ANN001
+    from workers.live import job_key
+
+    started = time.perf_counter()
+    result = await mcp.call_tool("start_bulk_validation", {"symbols": symbols, "force_refresh": True})
+    if result.is_error:
+        raise RuntimeError(f"start_bulk_validation failed: {result.structured_content}")
+    key = job_key(namespace, result.structured_content["data"]["job_id"])
+    deadline = time.monotonic() + 600
+    while await client.hget(key, "status") != "completed":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"job did not complete: {await client.hgetall(key)}")
+        await asyncio.sleep(0.005)
+    elapsed = time.perf_counter() - started
+    counters = await client.hgetall(key)
+    if counters.get("valid") != str(len(symbols)):
+        raise RuntimeError(f"not every symbol came back valid: {counters}")
+    return elapsed
+
+
+async def run(cfg: Config, _ctx: dict) -> list[Row]:
+    import redis.asyncio as aioredis
+
+    missing = jobs_available()
+    if missing:
+        return [Row(scenario="4", metric="bulk validation job", target=">= 80 % of ideal", met=None,
+                    note=f"PENDING: {missing}")]
+    work = fresh_dir(cfg.work_dir / "s4")
+    runs = 1 if cfg.quick else 2
+    per_job = cfg.job_symbols
+    rows: list[Row] = []
+    with redis_url(work / "redis") as url:
+        namespace = f"umcp-bench-{uuid.uuid4().hex[:8]}"
+        total = (per_job * runs + 200) * 2 + 10
+        width = max(5, len(str(total)))
+        settings = {
+            "UNIVERSE_MCP_REDIS_URL": url, "UNIVERSE_MCP_BROKER_NAMESPACE": namespace,
+            "UNIVERSE_MCP_PROVIDER": "fake", "UNIVERSE_MCP_FAKE_PROVIDER_LATENCY_S": str(cfg.job_latency_s),
+            "UNIVERSE_MCP_FAKE_PROVIDER_SYMBOLS": str(total), "UNIVERSE_MCP_SEED_CATALOG": "0",
+            "UNIVERSE_MCP_MAX_ACTIVE_JOBS": "100", "UNIVERSE_MCP_WORKER_THREADS": str(THREADS),
+            "UNIVERSE_MCP_WORKER_HEARTBEAT_TIMEOUT_S": "5", "UNIVERSE_MCP_MAX_BULK_SYMBOLS": str(max(per_job, 10_000)),
+        }
+        env = child_env(work / "data", **settings)
+        client = aioredis.from_url(url, decode_responses=True)
+        next_symbol = 1
+
+        def fresh(n: int) -> list[str]:
+            nonlocal next_symbol
+            out = [f"SYM{i:0{width}d}" for i in range(next_symbol, next_symbol + n)]
+            next_symbol += n
+            return out
+
+        try:
+            async with stdio_client(["-m", "server", "serve", "--transport", "stdio"], env,
+                                    work / "server.log") as mcp:
+                for processes in (1, 2):
+                    log = (work / f"worker-{processes}.log").open("w")
+                    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, waited for below
+                        [sys.executable, "-m", "server", "worker", "--processes", str(processes),
+                         "--threads", str(THREADS)],
+                        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                    try:
+                        await wait_workers(client, namespace, processes)
+                        await timed_job(mcp, client, namespace, fresh(200))  # warm-up: imports, engines
+                        times = [await timed_job(mcp, client, namespace, fresh(per_job)) for _ in range(runs)]
+                    finally:
+                        proc.send_signal(signal.SIGTERM)
+                        try:
+                            await asyncio.to_thread(proc.wait, 60)
+                        except subprocess.TimeoutExpired:
+                            os.killpg(proc.pid, signal.SIGKILL)
+                        log.close()
+                    rows.append(job_row(processes, per_job, cfg.job_latency_s, times))
+        finally:
+            keys = [k async for k in client.scan_iter(f"{namespace}:*")]
+            if keys:
+                await client.delete(*keys)
+            await client.aclose()
+    return rows
+
+
+def job_row(processes: int, symbols: int, latency_s: float, times: list[float]) -> Row:
+    """The target's ideal is symbols x latency / (processes x threads) (DESIGN §9 and the issue). Each thread in
+    fact keeps up to 8 provider calls in flight, so the stricter in-flight bound is reported next to it."""
+    median = statistics.median(times)
+    ideal = symbols * latency_s / (processes * THREADS)
+    in_flight = processes * THREADS * IN_FLIGHT_PER_THREAD
+    ideal_in_flight = symbols * latency_s / in_flight
+    fraction = ideal / median
+    return Row(
+        scenario="4", metric=f"bulk validation, {symbols:,} symbols, 20 ms provider, {processes} worker process(es)",
+        value=round(fraction * 100, 1), unit="% of ideal", target=">= 80 % of ideal", met=fraction >= 0.8,
+        note=f"median {median:.2f} s = {symbols / median:,.0f} symbols/s; ideal {ideal:.2f} s "
+             f"({processes} x {THREADS} threads); {ideal_in_flight / median:.0%} of the in-flight bound "
+             f"({ideal_in_flight:.2f} s, {in_flight} calls in flight)",
+        extra={"seconds": [round(t, 3) for t in times], "median_s": round(median, 3), "ideal_s": round(ideal, 3),
+               "ideal_in_flight_s": round(ideal_in_flight, 3), "processes": processes, "threads": THREADS,
+               "in_flight_per_thread": IN_FLIGHT_PER_THREAD, "symbols_per_s": round(symbols / median, 1)},
+    )
