@@ -71,7 +71,8 @@ async def client_loop(url: str, index: int, deadline: float, results: dict[str, 
                 result = await client.call_tool(*args)
                 failed = result.is_error
                 if failed:
-                    results["error_samples"].append(str(result.structured_content)[:300])
+                    message = (result.structured_content or {}).get("message")
+                    results["error_samples"].append(f"{args[0]}: {message}"[:200])
             except Exception as exc:  # the load keeps going; the error is counted
                 failed = True
                 results["error_samples"].append(f"{type(exc).__name__}: {str(exc)[:200]}")
@@ -154,7 +155,8 @@ async def run(cfg: Config, ctx: dict) -> list[Row]:
             target="zero errors", met=ours_load["errors"] == 0,
             note=f"{ours_load['throughput_per_s']:.0f} calls/s (floor: {floor_load['throughput_per_s']:.0f} calls/s "
                  f"of a trivial tool); {ours_load['calls']} calls, slowest {ours_load['max_ms'] / 1000:.1f} s"
-                 + (f"; first error: {ours_load['error_samples'][0][:160]}" if ours_load["error_samples"] else ""),
+                 + (f"; first error: {ours_load['error_samples'][0]} (details in the server log)"
+                    if ours_load["error_samples"] else ""),
             extra={"ours": ours_load, "floor": floor_load, "server_rss_mb": round(rss, 1),
                    "server_peak_rss_mb": round(peak, 1)}),
         Row(scenario="5", metric="cached validate_symbols, HTTP, sequential (reference)", p50_ms=ours_seq.p50,

@@ -63,7 +63,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI 
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    # SQLite has one writer at a time; under many concurrent writers a short wait starves some of them into
+    # "database is locked" (bench scenario 5). 30 s matches the driver timeout given in make_engine.
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 

@@ -203,11 +203,14 @@ async def add_members(
     first_position: int,
     at: datetime,
 ) -> None:
-    session.add_all(
-        UniverseAsset(universe_id=universe_id, owner_id=owner_id, asset_id=a, position=first_position + i, added_at=at)
-        for i, a in enumerate(asset_ids)
+    if not asset_ids:
+        return
+    # Core executemany: the ORM unit of work costs ~100 ms per 1,000 members and nothing here needs the objects.
+    await session.execute(
+        UniverseAsset.__table__.insert(),
+        [{"universe_id": universe_id, "owner_id": owner_id, "asset_id": a, "position": first_position + i,
+          "added_at": at} for i, a in enumerate(asset_ids)],
     )
-    await session.flush()
 
 
 async def remove_members(session: AsyncSession, universe_id: uuid.UUID, asset_ids: Sequence[uuid.UUID]) -> int:
@@ -229,19 +232,13 @@ async def record_events(
     at: datetime,
     reason: str | None = None,
 ) -> None:
-    session.add_all(
-        UniverseAssetEvent(
-            universe_id=universe_id,
-            owner_id=owner_id,
-            asset_id=a,
-            action=action,
-            effective_at=at,
-            recorded_at=at,
-            reason=reason,
-        )
-        for a in asset_ids
+    if not asset_ids:
+        return
+    await session.execute(
+        UniverseAssetEvent.__table__.insert(),
+        [{"universe_id": universe_id, "owner_id": owner_id, "asset_id": a, "action": action, "effective_at": at,
+          "recorded_at": at, "reason": reason} for a in asset_ids],
     )
-    await session.flush()
 
 
 async def turnover_counts(
