@@ -47,8 +47,16 @@ class Config:
     @classmethod
     def make(cls, quick: bool, runs: int | None = None) -> Config:
         if quick:
-            return cls(quick=True, runs=runs or 2, calls=300, warmup=50, store_assets=100_000, http_seconds=5.0,
-                       http_clients=32, job_symbols=1_000)
+            return cls(
+                quick=True,
+                runs=runs or 2,
+                calls=300,
+                warmup=50,
+                store_assets=100_000,
+                http_seconds=5.0,
+                http_clients=32,
+                job_symbols=1_000,
+            )
         return cls(runs=runs or 3)
 
 
@@ -104,8 +112,14 @@ class Latency:
     def of(cls, runs: list[list[float]]) -> Latency:
         p50s = [statistics.median(r) for r in runs]
         p99s = [percentile(r, 99) for r in runs]
-        return cls(p50=statistics.median(p50s), p99=statistics.median(p99s), p99_min=min(p99s), p99_max=max(p99s),
-                   calls_per_run=len(runs[0]) if runs else 0, runs=len(runs))
+        return cls(
+            p50=statistics.median(p50s),
+            p99=statistics.median(p99s),
+            p99_min=min(p99s),
+            p99_max=max(p99s),
+            calls_per_run=len(runs[0]) if runs else 0,
+            runs=len(runs),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -149,8 +163,12 @@ def bench_settings(data_dir: Path, **overrides: Any):  # noqa: ANN201 - server.s
     from server.settings import Settings
 
     values: dict[str, Any] = {
-        "data_dir": data_dir, "offline": True, "log_level": "WARNING",
-        "rate_limit_read": NO_LIMIT, "rate_limit_write": NO_LIMIT, "rate_limit_validate": NO_LIMIT,
+        "data_dir": data_dir,
+        "offline": True,
+        "log_level": "WARNING",
+        "rate_limit_read": NO_LIMIT,
+        "rate_limit_write": NO_LIMIT,
+        "rate_limit_validate": NO_LIMIT,
     }
     values.update(overrides)
     return Settings(**values)

@@ -71,10 +71,19 @@ async def run(args: argparse.Namespace) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="umcp-bench-"))
     namespace = f"umcp-bench-{uuid.uuid4().hex[:8]}"
     settings = {
-        "data_dir": str(data_dir), "redis_url": args.redis, "broker_namespace": namespace, "provider": "fake",
-        "fake_provider_latency_s": str(args.latency), "fake_provider_symbols": str(args.symbols * (args.runs + 2) * 2),
-        "offline": "1", "seed_catalog": "0", "log_level": "WARNING", "max_active_jobs": "100",
-        "worker_threads": str(args.threads), "rate_limit_validate": "", "worker_heartbeat_timeout_s": "5",
+        "data_dir": str(data_dir),
+        "redis_url": args.redis,
+        "broker_namespace": namespace,
+        "provider": "fake",
+        "fake_provider_latency_s": str(args.latency),
+        "fake_provider_symbols": str(args.symbols * (args.runs + 2) * 2),
+        "offline": "1",
+        "seed_catalog": "0",
+        "log_level": "WARNING",
+        "max_active_jobs": "100",
+        "worker_threads": str(args.threads),
+        "rate_limit_validate": "",
+        "worker_heartbeat_timeout_s": "5",
     }
     if args.database_url:
         settings["database_url"] = args.database_url
@@ -89,13 +98,20 @@ async def run(args: argparse.Namespace) -> None:
         next_symbol += n
         return out
 
-    print(f"{args.symbols} symbols, fake provider {args.latency * 1000:.0f} ms, {args.threads} threads per process, "
-          f"batch {Settings().job_batch_size}, store {'postgresql' if args.database_url else 'sqlite'}")
+    print(
+        f"{args.symbols} symbols, fake provider {args.latency * 1000:.0f} ms, {args.threads} threads per process, "
+        f"batch {Settings().job_batch_size}, store {'postgresql' if args.database_url else 'sqlite'}"
+    )
     async with Client(build_server(Settings())) as mcp:
         for processes in args.processes:
-            proc = subprocess.Popen([sys.executable, "-m", "server", "worker", "--processes", str(processes)],  # noqa: ASYNC220
-                                    cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "server", "worker", "--processes", str(processes)],  # noqa: ASYNC220
+                cwd=ROOT,
+                env=os.environ.copy(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             try:
                 wait_workers(client, namespace, processes)
                 await timed_job(mcp, client, namespace, fresh(200))  # warm-up: engines, connections, imports
@@ -111,9 +127,11 @@ async def run(args: argparse.Namespace) -> None:
             slots = processes * args.threads
             waves = math.ceil(math.ceil(args.symbols / batch) / slots)
             ideal = waves * math.ceil(batch / PER_BATCH_CONCURRENCY) * args.latency
-            print(f"  {processes} worker process(es): median {median:.3f} s = {args.symbols / median:,.0f} symbols/s "
-                  f"(runs: {', '.join(f'{t:.3f}' for t in times)}); concurrency-bound ideal {ideal:.3f} s "
-                  f"= {args.symbols / ideal:,.0f} symbols/s; {ideal / median:.0%} of ideal")
+            print(
+                f"  {processes} worker process(es): median {median:.3f} s = {args.symbols / median:,.0f} symbols/s "
+                f"(runs: {', '.join(f'{t:.3f}' for t in times)}); concurrency-bound ideal {ideal:.3f} s "
+                f"= {args.symbols / ideal:,.0f} symbols/s; {ideal / median:.0%} of ideal"
+            )
     keys = list(client.scan_iter(f"{namespace}:*"))
     if keys:
         client.delete(*keys)

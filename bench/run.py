@@ -49,8 +49,14 @@ def scenarios() -> dict[str, Callable[[Config, dict], Awaitable[list[Row]]]]:
         scenario_validate,
     )
 
-    return {"1": scenario_validate.run, "2": scenario_search.run, "3": scenario_add.run, "4": scenario_jobs.run,
-            "5": scenario_http.run, "6": scenario_memory.run}
+    return {
+        "1": scenario_validate.run,
+        "2": scenario_search.run,
+        "3": scenario_add.run,
+        "4": scenario_jobs.run,
+        "5": scenario_http.run,
+        "6": scenario_memory.run,
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -62,8 +68,14 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "mcp": metadata.version("mcp"),
-            "sqlite": sqlite3.sqlite_version, "os": f"{platform.system()} {platform.release()}"}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "mcp": metadata.version("mcp"),
+        "sqlite": sqlite3.sqlite_version,
+        "os": f"{platform.system()} {platform.release()}",
+    }
 
 
 def fmt(value: float | None, digits: int = 2) -> str:
@@ -79,8 +91,20 @@ def table(rows: list[Row], markdown: bool = False) -> str:
     body = []
     for r in rows:
         value = f"{r.value:g} {r.unit}".strip() if r.value is not None else ""
-        body.append([r.scenario, r.metric, fmt(r.p50_ms), fmt(r.p99_ms), fmt(r.floor_p50_ms), fmt(r.floor_p99_ms),
-                     fmt(r.ratio), value, r.target, verdict(r)])
+        body.append(
+            [
+                r.scenario,
+                r.metric,
+                fmt(r.p50_ms),
+                fmt(r.p99_ms),
+                fmt(r.floor_p50_ms),
+                fmt(r.floor_p99_ms),
+                fmt(r.ratio),
+                value,
+                r.target,
+                verdict(r),
+            ]
+        )
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
@@ -97,17 +121,19 @@ def table(rows: list[Row], markdown: bool = False) -> str:
 
 def update_docs(report: dict[str, Any], rows: list[Row]) -> None:
     m = report["machine"]
-    section = "\n".join([
-        BEGIN,
-        f"Measured {report['finished']} by `{report['command']}` in {report['duration_s'] / 60:.1f} min "
-        f"(medians of {report['config']['runs']} runs).",
-        "",
-        f"Machine: {m['nproc']} CPU ({m['cpu']}), {m['os']}, Python {m['python']}, mcp {m['mcp']}, "
-        f"SQLite {m['sqlite']}.",
-        "",
-        table(rows, markdown=True),
-        END,
-    ])
+    section = "\n".join(
+        [
+            BEGIN,
+            f"Measured {report['finished']} by `{report['command']}` in {report['duration_s'] / 60:.1f} min "
+            f"(medians of {report['config']['runs']} runs).",
+            "",
+            f"Machine: {m['nproc']} CPU ({m['cpu']}), {m['os']}, Python {m['python']}, mcp {m['mcp']}, "
+            f"SQLite {m['sqlite']}.",
+            "",
+            table(rows, markdown=True),
+            END,
+        ]
+    )
     text = DOCS.read_text() if DOCS.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
     if BEGIN not in text or END not in text:
         text = text.rstrip() + f"\n\n{BEGIN}\n{END}\n"
@@ -146,13 +172,17 @@ async def main(args: argparse.Namespace) -> int:
         rows += got
         print(table(got), flush=True)
     duration = time.monotonic() - started
-    command = "make bench" + (" QUICK=1" if args.quick else "") + (f" BENCH_ARGS='--only {args.only}'" if args.only
-                                                                      else "")
+    command = (
+        "make bench" + (" QUICK=1" if args.quick else "") + (f" BENCH_ARGS='--only {args.only}'" if args.only else "")
+    )
     report = {
-        "command": command, "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "duration_s": round(duration, 1), "machine": machine(),
+        "command": command,
+        "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "duration_s": round(duration, 1),
+        "machine": machine(),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
-        "store_build_s": ctx.get("store_build_s"), "rows": [r.as_dict() for r in rows],
+        "store_build_s": ctx.get("store_build_s"),
+        "rows": [r.as_dict() for r in rows],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -169,8 +199,12 @@ async def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke run: fewer calls, 5 s of HTTP load, 1,000-symbol "
-                        "jobs (figures are indicative only; docs are not updated)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: fewer calls, 5 s of HTTP load, 1,000-symbol "
+        "jobs (figures are indicative only; docs are not updated)",
+    )
     parser.add_argument("--only", help="comma-separated scenario numbers, e.g. 1,2")
     parser.add_argument("--runs", type=int, help="repetitions of each latency measurement (default 3, quick 2)")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/BENCHMARKS.md")

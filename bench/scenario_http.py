@@ -34,16 +34,23 @@ from bench.store import copy_store
 
 CACHED = [f"SYM{i:05d}" for i in range(1, 201)]  # validated before the load: cache hits afterwards
 SEARCHES = ["apple", "robotics", "SYM0501", "bank of", "holdings", "kalo energy", "AAP", "micro"]
-MIX: list[tuple[str, int]] = [("validate", 30), ("search", 25), ("get_universe", 15), ("list_universes", 10),
-                              ("add", 10), ("remove", 10)]
+MIX: list[tuple[str, int]] = [
+    ("validate", 30),
+    ("search", 25),
+    ("get_universe", 15),
+    ("list_universes", 10),
+    ("add", 10),
+    ("remove", 10),
+]
 
 
 async def client_loop(url: str, index: int, deadline: float, results: dict[str, Any], rng: random.Random) -> None:
     from mcp import Client
 
     async with Client(url) as client:
-        created = await client.call_tool("create_universe", {"name": f"HTTP client {index} {rng.random():.6f}",
-                                                              "validate": False})
+        created = await client.call_tool(
+            "create_universe", {"name": f"HTTP client {index} {rng.random():.6f}", "validate": False}
+        )
         universe_id = created.structured_content["data"]["universe"]["id"]
         members: list[str] = []
         kinds, weights = zip(*MIX, strict=True)
@@ -51,8 +58,10 @@ async def client_loop(url: str, index: int, deadline: float, results: dict[str, 
             kind = rng.choices(kinds, weights)[0]
             if kind == "add":
                 symbols = rng.sample(CACHED, 5)
-                args: tuple[str, dict[str, Any]] = ("add_assets_to_universe",
-                                                    {"universe_id": universe_id, "symbols": symbols})
+                args: tuple[str, dict[str, Any]] = (
+                    "add_assets_to_universe",
+                    {"universe_id": universe_id, "symbols": symbols},
+                )
                 members.extend(s for s in symbols if s not in members)
             elif kind == "remove":
                 symbols = members[:5] or rng.sample(CACHED, 5)
@@ -97,8 +106,9 @@ async def floor_loop(url: str, deadline: float, results: dict[str, Any]) -> None
             results["errors"] += int(failed)
 
 
-async def load(clients: int, seconds: float, start: Callable[[int, float, dict[str, Any]], Awaitable[None]]
-               ) -> dict[str, Any]:
+async def load(
+    clients: int, seconds: float, start: Callable[[int, float, dict[str, Any]], Awaitable[None]]
+) -> dict[str, Any]:
     results: dict[str, Any] = {"latencies": [], "errors": 0, "error_samples": [], "by_kind": Counter()}
     began = time.monotonic()
     deadline = began + seconds
@@ -109,11 +119,17 @@ async def load(clients: int, seconds: float, start: Callable[[int, float, dict[s
 
 def summary(results: dict[str, Any]) -> dict[str, Any]:
     lat = results["latencies"]
-    return {"calls": len(lat), "throughput_per_s": round(len(lat) / results["seconds"], 1),
-            "p50_ms": round(percentile(lat, 50), 3), "p99_ms": round(percentile(lat, 99), 3),
-            "max_ms": round(max(lat, default=0.0), 3),
-            "errors": results["errors"], "seconds": round(results["seconds"], 2),
-            "by_kind": dict(results.get("by_kind", {})), "error_samples": results["error_samples"][:5]}
+    return {
+        "calls": len(lat),
+        "throughput_per_s": round(len(lat) / results["seconds"], 1),
+        "p50_ms": round(percentile(lat, 50), 3),
+        "p99_ms": round(percentile(lat, 99), 3),
+        "max_ms": round(max(lat, default=0.0), 3),
+        "errors": results["errors"],
+        "seconds": round(results["seconds"], 2),
+        "by_kind": dict(results.get("by_kind", {})),
+        "error_samples": results["error_samples"][:5],
+    }
 
 
 async def run(cfg: Config, ctx: dict) -> list[Row]:
@@ -125,42 +141,72 @@ async def run(cfg: Config, ctx: dict) -> list[Row]:
     floor_seconds = max(3.0, cfg.http_seconds / 3)
 
     port = free_port()
-    with http_process(["-m", "bench.serve", "--transport", "http", "--floor", "--port", str(port)], env,
-                      work / "floor.log", port):
+    with http_process(
+        ["-m", "bench.serve", "--transport", "http", "--floor", "--port", str(port)], env, work / "floor.log", port
+    ):
         url = f"http://127.0.0.1:{port}/mcp"
         async with Client(url) as client:
             sequential = [await timed_calls(lambda: client.call_tool("ping", {}), cfg.calls // 2, cfg.warmup)]
-        floor_load = summary(await load(cfg.http_clients, floor_seconds,
-                                        lambda i, d, r: floor_loop(url, d, r)))
+        floor_load = summary(await load(cfg.http_clients, floor_seconds, lambda i, d, r: floor_loop(url, d, r)))
 
     port = free_port()
-    with http_process(["-m", "bench.serve", "--transport", "http", "--port", str(port)], env,
-                      work / "server.log", port) as proc:
+    with http_process(
+        ["-m", "bench.serve", "--transport", "http", "--port", str(port)], env, work / "server.log", port
+    ) as proc:
         url = f"http://127.0.0.1:{port}/mcp"
         async with Client(url) as client:
             for start in range(0, len(CACHED), 50):
                 await client.call_tool("validate_symbols", {"symbols": CACHED[start : start + 50]})
-            ours_sequential = [await timed_calls(
-                lambda: client.call_tool("validate_symbols", {"symbols": [CACHED[0]]}), cfg.calls // 2, cfg.warmup)]
+            ours_sequential = [
+                await timed_calls(
+                    lambda: client.call_tool("validate_symbols", {"symbols": [CACHED[0]]}), cfg.calls // 2, cfg.warmup
+                )
+            ]
         rng = random.Random(5)
-        ours_load = summary(await load(cfg.http_clients, cfg.http_seconds,
-                                       lambda i, d, r: client_loop(url, i, d, r, random.Random(rng.random()))))
+        ours_load = summary(
+            await load(
+                cfg.http_clients,
+                cfg.http_seconds,
+                lambda i, d, r: client_loop(url, i, d, r, random.Random(rng.random())),
+            )
+        )
         rss, peak = rss_mb(proc.pid)
 
     floor_seq, ours_seq = Latency.of(sequential), Latency.of(ours_sequential)
     return [
-        Row(scenario="5", metric=f"{cfg.http_clients} HTTP clients, mixed reads/writes, {cfg.http_seconds:g} s",
-            p50_ms=ours_load["p50_ms"], p99_ms=ours_load["p99_ms"], floor_p50_ms=floor_load["p50_ms"],
-            floor_p99_ms=floor_load["p99_ms"], value=float(ours_load["errors"]), unit="errors",
-            target="zero errors", met=ours_load["errors"] == 0,
+        Row(
+            scenario="5",
+            metric=f"{cfg.http_clients} HTTP clients, mixed reads/writes, {cfg.http_seconds:g} s",
+            p50_ms=ours_load["p50_ms"],
+            p99_ms=ours_load["p99_ms"],
+            floor_p50_ms=floor_load["p50_ms"],
+            floor_p99_ms=floor_load["p99_ms"],
+            value=float(ours_load["errors"]),
+            unit="errors",
+            target="zero errors",
+            met=ours_load["errors"] == 0,
             note=f"{ours_load['throughput_per_s']:.0f} calls/s (floor: {floor_load['throughput_per_s']:.0f} calls/s "
-                 f"of a trivial tool); {ours_load['calls']} calls, slowest {ours_load['max_ms'] / 1000:.1f} s"
-                 + (f"; first error: {ours_load['error_samples'][0]} (details in the server log)"
-                    if ours_load["error_samples"] else ""),
-            extra={"ours": ours_load, "floor": floor_load, "server_rss_mb": round(rss, 1),
-                   "server_peak_rss_mb": round(peak, 1)}),
-        Row(scenario="5", metric="cached validate_symbols, HTTP, sequential (reference)", p50_ms=ours_seq.p50,
-            p99_ms=ours_seq.p99, floor_p50_ms=floor_seq.p50, floor_p99_ms=floor_seq.p99,
+            f"of a trivial tool); {ours_load['calls']} calls, slowest {ours_load['max_ms'] / 1000:.1f} s"
+            + (
+                f"; first error: {ours_load['error_samples'][0]} (details in the server log)"
+                if ours_load["error_samples"]
+                else ""
+            ),
+            extra={
+                "ours": ours_load,
+                "floor": floor_load,
+                "server_rss_mb": round(rss, 1),
+                "server_peak_rss_mb": round(peak, 1),
+            },
+        ),
+        Row(
+            scenario="5",
+            metric="cached validate_symbols, HTTP, sequential (reference)",
+            p50_ms=ours_seq.p50,
+            p99_ms=ours_seq.p99,
+            floor_p50_ms=floor_seq.p50,
+            floor_p99_ms=floor_seq.p99,
             note="no target; one client, for the transport's share",
-            extra={"floor": floor_seq.as_dict(), "ours": ours_seq.as_dict()}),
+            extra={"floor": floor_seq.as_dict(), "ours": ours_seq.as_dict()},
+        ),
     ]

@@ -47,8 +47,11 @@ def redis_url(work: Path) -> Iterator[str]:
         raise RuntimeError("no Redis on 127.0.0.1:6379 and no redis-server binary to start one")
     port = free_port()
     work.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(work)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -110,8 +113,15 @@ async def run(cfg: Config, _ctx: dict) -> list[Row]:
 
     missing = jobs_available()
     if missing:
-        return [Row(scenario="4", metric="bulk validation job", target=">= 80 % of ideal", met=None,
-                    note=f"PENDING: {missing}")]
+        return [
+            Row(
+                scenario="4",
+                metric="bulk validation job",
+                target=">= 80 % of ideal",
+                met=None,
+                note=f"PENDING: {missing}",
+            )
+        ]
     work = fresh_dir(cfg.work_dir / "s4")
     runs = 1 if cfg.quick else 2
     per_job = cfg.job_symbols
@@ -121,11 +131,16 @@ async def run(cfg: Config, _ctx: dict) -> list[Row]:
         total = (per_job * runs + 200) * 2 + 10
         width = max(5, len(str(total)))
         settings = {
-            "UNIVERSE_MCP_REDIS_URL": url, "UNIVERSE_MCP_BROKER_NAMESPACE": namespace,
-            "UNIVERSE_MCP_PROVIDER": "fake", "UNIVERSE_MCP_FAKE_PROVIDER_LATENCY_S": str(cfg.job_latency_s),
-            "UNIVERSE_MCP_FAKE_PROVIDER_SYMBOLS": str(total), "UNIVERSE_MCP_SEED_CATALOG": "0",
-            "UNIVERSE_MCP_MAX_ACTIVE_JOBS": "100", "UNIVERSE_MCP_WORKER_THREADS": str(THREADS),
-            "UNIVERSE_MCP_WORKER_HEARTBEAT_TIMEOUT_S": "5", "UNIVERSE_MCP_MAX_BULK_SYMBOLS": str(max(per_job, 10_000)),
+            "UNIVERSE_MCP_REDIS_URL": url,
+            "UNIVERSE_MCP_BROKER_NAMESPACE": namespace,
+            "UNIVERSE_MCP_PROVIDER": "fake",
+            "UNIVERSE_MCP_FAKE_PROVIDER_LATENCY_S": str(cfg.job_latency_s),
+            "UNIVERSE_MCP_FAKE_PROVIDER_SYMBOLS": str(total),
+            "UNIVERSE_MCP_SEED_CATALOG": "0",
+            "UNIVERSE_MCP_MAX_ACTIVE_JOBS": "100",
+            "UNIVERSE_MCP_WORKER_THREADS": str(THREADS),
+            "UNIVERSE_MCP_WORKER_HEARTBEAT_TIMEOUT_S": "5",
+            "UNIVERSE_MCP_MAX_BULK_SYMBOLS": str(max(per_job, 10_000)),
         }
         env = child_env(work / "data", **settings)
         client = aioredis.from_url(url, decode_responses=True)
@@ -138,14 +153,26 @@ async def run(cfg: Config, _ctx: dict) -> list[Row]:
             return out
 
         try:
-            async with stdio_client(["-m", "server", "serve", "--transport", "stdio"], env,
-                                    work / "server.log") as mcp:
+            async with stdio_client(["-m", "server", "serve", "--transport", "stdio"], env, work / "server.log") as mcp:
                 for processes in (1, 2):
                     log = (work / f"worker-{processes}.log").open("w")
                     proc = subprocess.Popen(  # noqa: ASYNC220 - started once, waited for below
-                        [sys.executable, "-m", "server", "worker", "--processes", str(processes),
-                         "--threads", str(THREADS)],
-                        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                        [
+                            sys.executable,
+                            "-m",
+                            "server",
+                            "worker",
+                            "--processes",
+                            str(processes),
+                            "--threads",
+                            str(THREADS),
+                        ],
+                        cwd=ROOT,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
                     try:
                         await wait_workers(client, namespace, processes)
                         await timed_job(mcp, client, namespace, fresh(200))  # warm-up: imports, engines
@@ -175,12 +202,23 @@ def job_row(processes: int, symbols: int, latency_s: float, times: list[float]) 
     ideal_in_flight = symbols * latency_s / in_flight
     fraction = ideal / median
     return Row(
-        scenario="4", metric=f"bulk validation, {symbols:,} symbols, 20 ms provider, {processes} worker process(es)",
-        value=round(fraction * 100, 1), unit="% of ideal", target=">= 80 % of ideal", met=fraction >= 0.8,
+        scenario="4",
+        metric=f"bulk validation, {symbols:,} symbols, 20 ms provider, {processes} worker process(es)",
+        value=round(fraction * 100, 1),
+        unit="% of ideal",
+        target=">= 80 % of ideal",
+        met=fraction >= 0.8,
         note=f"median {median:.2f} s = {symbols / median:,.0f} symbols/s; ideal {ideal:.2f} s "
-             f"({processes} x {THREADS} threads); {ideal_in_flight / median:.0%} of the in-flight bound "
-             f"({ideal_in_flight:.2f} s, {in_flight} calls in flight)",
-        extra={"seconds": [round(t, 3) for t in times], "median_s": round(median, 3), "ideal_s": round(ideal, 3),
-               "ideal_in_flight_s": round(ideal_in_flight, 3), "processes": processes, "threads": THREADS,
-               "in_flight_per_thread": IN_FLIGHT_PER_THREAD, "symbols_per_s": round(symbols / median, 1)},
+        f"({processes} x {THREADS} threads); {ideal_in_flight / median:.0%} of the in-flight bound "
+        f"({ideal_in_flight:.2f} s, {in_flight} calls in flight)",
+        extra={
+            "seconds": [round(t, 3) for t in times],
+            "median_s": round(median, 3),
+            "ideal_s": round(ideal, 3),
+            "ideal_in_flight_s": round(ideal_in_flight, 3),
+            "processes": processes,
+            "threads": THREADS,
+            "in_flight_per_thread": IN_FLIGHT_PER_THREAD,
+            "symbols_per_s": round(symbols / median, 1),
+        },
     )

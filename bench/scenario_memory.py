@@ -38,7 +38,15 @@ async def run(cfg: Config, ctx: dict) -> list[Row]:
         await client.call_tool("validate_symbols", {"symbols": ["AAPL", "MSFT", "NVDA"]})
         await asyncio.sleep(0.5)
         rss, peak = rss_mb(pid)
-    return [Row(scenario="6", metric=f"server RSS with {n:,} assets (after reads over all of them)", value=rss,
-                unit="MB", target="<= 200 MB", met=rss <= 200.0,
-                note=f"peak {peak:.0f} MB; {idle:.0f} MB before the first call",
-                extra={"rss_mb": round(rss, 1), "peak_rss_mb": round(peak, 1), "idle_rss_mb": round(idle, 1)})]
+    return [
+        Row(
+            scenario="6",
+            metric=f"server RSS with {n:,} assets (after reads over all of them)",
+            value=rss,
+            unit="MB",
+            target="<= 200 MB",
+            met=rss <= 200.0,
+            note=f"peak {peak:.0f} MB; {idle:.0f} MB before the first call",
+            extra={"rss_mb": round(rss, 1), "peak_rss_mb": round(peak, 1), "idle_rss_mb": round(idle, 1)},
+        )
+    ]

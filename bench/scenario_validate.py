@@ -27,8 +27,14 @@ SYMBOL = "SYM00001"
 ARGS = {"symbols": [SYMBOL]}
 
 
-def floor_and_ours_rows(name: str, floor: Latency, ours: Latency, server_ms: list[list[float]] | None,
-                        target_ratio: float | None, target_p99: float | None) -> Row:
+def floor_and_ours_rows(
+    name: str,
+    floor: Latency,
+    ours: Latency,
+    server_ms: list[list[float]] | None,
+    target_ratio: float | None,
+    target_p99: float | None,
+) -> Row:
     ratio = ours.p50 / floor.p50
     met = None
     if target_ratio is not None:
@@ -39,8 +45,17 @@ def floor_and_ours_rows(name: str, floor: Latency, ours: Latency, server_ms: lis
     target = ""
     if target_ratio is not None:
         target = f"p50 <= {target_ratio}x floor" + (f", p99 <= {target_p99:g} ms" if target_p99 else "")
-    return Row(scenario="1", metric=name, p50_ms=ours.p50, p99_ms=ours.p99, floor_p50_ms=floor.p50,
-               floor_p99_ms=floor.p99, target=target, met=met, extra=extra)
+    return Row(
+        scenario="1",
+        metric=name,
+        p50_ms=ours.p50,
+        p99_ms=ours.p99,
+        floor_p50_ms=floor.p50,
+        floor_p99_ms=floor.p99,
+        target=target,
+        met=met,
+        extra=extra,
+    )
 
 
 async def run_stdio(cfg: Config) -> list[Row]:
@@ -75,8 +90,11 @@ async def run_stdio(cfg: Config) -> list[Row]:
             floor_runs.append(got["floor"])
             our_runs.append(got["ours"])
             server_runs.append(list(server_ms))
-    return [floor_and_ours_rows("cached validate_symbols, stdio", Latency.of(floor_runs), Latency.of(our_runs),
-                                server_runs, 1.5, 5.0)]
+    return [
+        floor_and_ours_rows(
+            "cached validate_symbols, stdio", Latency.of(floor_runs), Latency.of(our_runs), server_runs, 1.5, 5.0
+        )
+    ]
 
 
 async def run_in_memory(cfg: Config) -> list[Row]:
@@ -106,8 +124,9 @@ async def run_in_memory(cfg: Config) -> list[Row]:
             got = await interleaved({"floor": ping, "ours": validate}, cfg.calls)
             floor_runs.append(got["floor"])
             our_runs.append(got["ours"])
-    row = floor_and_ours_rows("cached validate_symbols, in-memory (reference)", Latency.of(floor_runs),
-                              Latency.of(our_runs), None, None, None)
+    row = floor_and_ours_rows(
+        "cached validate_symbols, in-memory (reference)", Latency.of(floor_runs), Latency.of(our_runs), None, None, None
+    )
     row.note = "no target; shows the transport's share"
     return [row]
 

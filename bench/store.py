@@ -16,15 +16,90 @@ from pathlib import Path
 
 from bench.common import bench_settings
 
-SYLLABLES = ("ka", "lo", "ri", "ven", "tor", "mar", "sil", "bel", "dor", "nex", "qua", "zen", "pra", "vel", "cor",
-             "tri", "lum", "hal", "gra", "mon")
-INDUSTRIES = ("Energy", "Bank", "Robotics", "Pharmaceuticals", "Mining", "Software", "Semiconductor", "Insurance",
-              "Capital", "Realty", "Foods", "Motors", "Airlines", "Biotech", "Media", "Telecom", "Utilities",
-              "Logistics", "Materials", "Chemicals", "Retail", "Networks", "Systems", "Health", "Financial",
-              "Industries", "Technologies", "Resources", "Minerals", "Gold", "Oil", "Gas", "Water", "Power", "Solar",
-              "Wind", "Steel", "Paper", "Textiles", "Apparel", "Beverages", "Brewing", "Tobacco", "Gaming", "Hotels",
-              "Restaurants", "Education", "Security", "Defense", "Aerospace", "Shipping", "Rail", "Trucking",
-              "Construction", "Homes", "Properties", "Partners", "Ventures", "Labs", "Devices")
+SYLLABLES = (
+    "ka",
+    "lo",
+    "ri",
+    "ven",
+    "tor",
+    "mar",
+    "sil",
+    "bel",
+    "dor",
+    "nex",
+    "qua",
+    "zen",
+    "pra",
+    "vel",
+    "cor",
+    "tri",
+    "lum",
+    "hal",
+    "gra",
+    "mon",
+)
+INDUSTRIES = (
+    "Energy",
+    "Bank",
+    "Robotics",
+    "Pharmaceuticals",
+    "Mining",
+    "Software",
+    "Semiconductor",
+    "Insurance",
+    "Capital",
+    "Realty",
+    "Foods",
+    "Motors",
+    "Airlines",
+    "Biotech",
+    "Media",
+    "Telecom",
+    "Utilities",
+    "Logistics",
+    "Materials",
+    "Chemicals",
+    "Retail",
+    "Networks",
+    "Systems",
+    "Health",
+    "Financial",
+    "Industries",
+    "Technologies",
+    "Resources",
+    "Minerals",
+    "Gold",
+    "Oil",
+    "Gas",
+    "Water",
+    "Power",
+    "Solar",
+    "Wind",
+    "Steel",
+    "Paper",
+    "Textiles",
+    "Apparel",
+    "Beverages",
+    "Brewing",
+    "Tobacco",
+    "Gaming",
+    "Hotels",
+    "Restaurants",
+    "Education",
+    "Security",
+    "Defense",
+    "Aerospace",
+    "Shipping",
+    "Rail",
+    "Trucking",
+    "Construction",
+    "Homes",
+    "Properties",
+    "Partners",
+    "Ventures",
+    "Labs",
+    "Devices",
+)
 SUFFIXES = ("Inc", "Corp", "Holdings", "Group", "Ltd", "PLC", "SA", "AG", "NV", "Trust", "Co", "ETF")
 
 SYNTHETIC_PREFIX = "SYM"
@@ -46,13 +121,25 @@ def synthetic_rows(n: int, seed: int = 6) -> list[dict]:
     for symbol, p in sorted(profiles.items()):
         stem = "".join(rng.choice(SYLLABLES) for _ in range(rng.choice((2, 3)))).capitalize()
         name = f"{stem} {rng.choice(INDUSTRIES)} {rng.choice(SUFFIXES)}"
-        rows.append({
-            "symbol": symbol,
-            "name": name, "exchange": p.exchange, "asset_type": p.asset_type, "currency": p.currency,
-            "sector": p.sector, "market_cap": p.market_cap, "validation_status": "valid", "is_validated": True,
-            "validation_source": "fake", "last_validated_at": checked, "listing_status": "listed",
-            "asset_metadata": {}, "created_at": checked, "updated_at": checked,
-        })
+        rows.append(
+            {
+                "symbol": symbol,
+                "name": name,
+                "exchange": p.exchange,
+                "asset_type": p.asset_type,
+                "currency": p.currency,
+                "sector": p.sector,
+                "market_cap": p.market_cap,
+                "validation_status": "valid",
+                "is_validated": True,
+                "validation_source": "fake",
+                "last_validated_at": checked,
+                "listing_status": "listed",
+                "asset_metadata": {},
+                "created_at": checked,
+                "updated_at": checked,
+            }
+        )
     return rows
 
 

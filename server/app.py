@@ -76,9 +76,7 @@ class UniverseMCPServer(MCPServer[AppState]):
         started = time.perf_counter()
 
         def failed(error: UniverseMCPError) -> CallToolResult:
-            return errors.error_result(
-                error, registered=self.specs, elapsed_ms=(time.perf_counter() - started) * 1000
-            )
+            return errors.error_result(error, registered=self.specs, elapsed_ms=(time.perf_counter() - started) * 1000)
 
         tool = self._tool_manager.get_tool(name)
         if tool is None or name not in self.specs:
@@ -113,10 +111,12 @@ class UniverseMCPServer(MCPServer[AppState]):
         else:
             envelope = dict(result.structured_content)
         envelope["next_actions"] = errors.next_action_filter(envelope.get("next_actions", []), self.tool_names)
-        envelope["metadata"] = {**envelope.get("metadata", {}), "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
+        envelope["metadata"] = {
+            **envelope.get("metadata", {}),
+            "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
         envelope.pop("error", None)
         return errors.render_result(envelope, is_error=False)
-
 
     async def _run_tool(
         self, tool: Any, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None
@@ -203,8 +203,14 @@ def build_server(settings: Settings, *, providers: Sequence[MarketDataProvider] 
     )
     for spec in _enabled_specs(settings):
         description = (spec.fn.__doc__ or "").strip()
-        server.add_tool(spec.fn, name=spec.name, title=spec.title, description=_dedent(description),
-                        annotations=spec.annotations, meta=spec.meta)
+        server.add_tool(
+            spec.fn,
+            name=spec.name,
+            title=spec.title,
+            description=_dedent(description),
+            annotations=spec.annotations,
+            meta=spec.meta,
+        )
         server.specs[spec.name] = spec
         metadata = server._tool_manager.get_tool(spec.name).fn_metadata
         if metadata.output_schema is not None:
@@ -250,8 +256,12 @@ def _dedent(doc: str) -> str:
 
 
 def _register_universe_resources(server: UniverseMCPServer) -> None:
-    @server.resource("universe://{universe_id}", title="Universe", mime_type="application/json",
-                     description="A universe with its first 200 member assets and counts by validation status.")
+    @server.resource(
+        "universe://{universe_id}",
+        title="Universe",
+        mime_type="application/json",
+        description="A universe with its first 200 member assets and counts by validation status.",
+    )
     async def universe_resource(universe_id: str, ctx: Context) -> str:
         state: AppState = ctx.request_context.lifespan_context
         try:
@@ -270,20 +280,24 @@ def _register_universe_resources(server: UniverseMCPServer) -> None:
     @server.prompt(title="Build a universe")
     def build_universe(theme: str, size: str = "20") -> list:
         """Plan and create a universe of securities around a theme."""
-        return [UserMessage(
-            f"Build an investment universe around the theme {theme!r} with about {size} securities. "
-            "Use search_assets to find real tickers (never invent them), validate_symbols if unsure, then "
-            "create_universe with the symbols, and summarise the report: what was added, rejected or pending."
-        )]
+        return [
+            UserMessage(
+                f"Build an investment universe around the theme {theme!r} with about {size} securities. "
+                "Use search_assets to find real tickers (never invent them), validate_symbols if unsure, then "
+                "create_universe with the symbols, and summarise the report: what was added, rejected or pending."
+            )
+        ]
 
     @server.prompt(title="Review a universe")
     def review_universe(universe_id: str) -> list:
         """Review a universe's composition, validation state and recent turnover."""
-        return [UserMessage(
-            f"Review universe {universe_id}: call get_universe for members and counts by validation status, "
-            "get_universe_turnover for the last 90 days, then point out pending or invalid members, sector "
-            "concentration and anything that should be re-validated."
-        )]
+        return [
+            UserMessage(
+                f"Review universe {universe_id}: call get_universe for members and counts by validation status, "
+                "get_universe_turnover for the last 90 days, then point out pending or invalid members, sector "
+                "concentration and anything that should be re-validated."
+            )
+        ]
 
 
 def _register_completions(server: UniverseMCPServer) -> None:

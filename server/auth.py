@@ -85,7 +85,10 @@ class StoreTokenVerifier(_BoundVerifier):
                 touched[info.id] = time.monotonic()
                 await touch_token(session, info.id)
         return AccessToken(
-            token=token, client_id=info.user, subject=str(info.user_id), scopes=sorted(info.scopes),
+            token=token,
+            client_id=info.user,
+            subject=str(info.user_id),
+            scopes=sorted(info.scopes),
             expires_at=int(info.expires_at.timestamp()) if info.expires_at else None,
         )
 
@@ -106,8 +109,11 @@ class JwtVerifier(_BoundVerifier):
         try:
             key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
             claims: dict[str, Any] = jwt.decode(
-                token, key.key, algorithms=["RS256", "ES256", "PS256", "EdDSA"],
-                audience=self.settings.jwt_audience, issuer=self.settings.jwt_issuer,
+                token,
+                key.key,
+                algorithms=["RS256", "ES256", "PS256", "EdDSA"],
+                audience=self.settings.jwt_audience,
+                issuer=self.settings.jwt_issuer,
                 options={"require": ["exp", "sub", "iss"]},
             )
         except jwt.PyJWTError as exc:
@@ -119,8 +125,14 @@ class JwtVerifier(_BoundVerifier):
         subject = str(claims["sub"])[:64]
         async with self.state.unit_of_work() as session:
             user = await get_or_create_user(session, subject)
-        return AccessToken(token=token, client_id=subject, subject=str(user.id), scopes=scopes,
-                           expires_at=int(claims["exp"]), claims={"iss": claims.get("iss")})
+        return AccessToken(
+            token=token,
+            client_id=subject,
+            subject=str(user.id),
+            scopes=scopes,
+            expires_at=int(claims["exp"]),
+            claims={"iss": claims.get("iss")},
+        )
 
 
 def build_verifier(settings: Settings) -> _BoundVerifier | None:
@@ -140,7 +152,8 @@ def auth_settings(settings: Settings) -> AuthSettings | None:
     public = settings.public_url or f"http://{settings.host}:{settings.port}/mcp"
     issuer = settings.jwt_issuer if settings.auth == "jwt" else public.rsplit("/mcp", 1)[0] or public
     return AuthSettings(
-        issuer_url=AnyHttpUrl(issuer), resource_server_url=AnyHttpUrl(public),
+        issuer_url=AnyHttpUrl(issuer),
+        resource_server_url=AnyHttpUrl(public),
         required_scopes=None,  # scopes are checked per tool (read, write, validate)
         validate_token_resource=False,
     )

@@ -27,8 +27,9 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def _configure_logging(settings: Settings) -> None:
     # Operator logs go to stderr; stdout belongs to the MCP stdio protocol.
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     for noisy in ("httpx", "httpcore", "alembic.runtime.migration", "yfinance", "peewee"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
@@ -37,8 +38,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from server.app import build_server
     from server.transports import banner, run_http, run_stdio
 
-    settings = _settings(args, transport=args.transport, host=args.host, port=args.port,
-                         toolsets=args.toolsets, read_only=True if args.read_only else None)
+    settings = _settings(
+        args,
+        transport=args.transport,
+        host=args.host,
+        port=args.port,
+        toolsets=args.toolsets,
+        read_only=True if args.read_only else None,
+    )
     _configure_logging(settings)
     server = build_server(settings)
     print(banner(settings), file=sys.stderr, flush=True)
@@ -99,7 +106,9 @@ def cmd_db(args: argparse.Namespace) -> int:
             await engine.dispose()
 
     asyncio.run(run())
-    print(f"store {settings.describe_store()} is at revision {args.revision or ('head' if args.action == 'upgrade' else '-1')}")
+    print(
+        f"store {settings.describe_store()} is at revision {args.revision or ('head' if args.action == 'upgrade' else '-1')}"
+    )
     return 0
 
 

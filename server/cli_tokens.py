@@ -37,17 +37,22 @@ def _run(args: argparse.Namespace) -> int:
             scopes = [s.strip() for s in args.scopes.split(",") if s.strip()] if args.scopes else None
             issued = asyncio.run(_with_store(settings, lambda s: issue_token(s, args.user, scopes, expires)))
             print(issued.token)
-            print(f"token {issued.id} for {issued.user}: scopes {' '.join(issued.scopes)}; "
-                  f"expires {issued.expires_at.isoformat() if issued.expires_at else 'never'}. "
-                  "It is shown only now: store it safely.", file=sys.stderr)
+            print(
+                f"token {issued.id} for {issued.user}: scopes {' '.join(issued.scopes)}; "
+                f"expires {issued.expires_at.isoformat() if issued.expires_at else 'never'}. "
+                "It is shown only now: store it safely.",
+                file=sys.stderr,
+            )
         elif args.token_command == "list":
             rows = asyncio.run(_with_store(settings, lambda s: list_tokens(s, args.user)))
             print(f"{'id':36}  {'prefix':12}  {'user':16}  {'scopes':22}  {'expires':20}  {'revoked':20}  last used")
             for t in rows:
-                print(f"{t.id!s:36}  {t.prefix:12}  {t.user:16}  {' '.join(sorted(t.scopes)):22}  "
-                      f"{t.expires_at.isoformat()[:19] if t.expires_at else 'never':20}  "
-                      f"{t.revoked_at.isoformat()[:19] if t.revoked_at else '-':20}  "
-                      f"{t.last_used_at.isoformat()[:19] if t.last_used_at else '-'}")
+                print(
+                    f"{t.id!s:36}  {t.prefix:12}  {t.user:16}  {' '.join(sorted(t.scopes)):22}  "
+                    f"{t.expires_at.isoformat()[:19] if t.expires_at else 'never':20}  "
+                    f"{t.revoked_at.isoformat()[:19] if t.revoked_at else '-':20}  "
+                    f"{t.last_used_at.isoformat()[:19] if t.last_used_at else '-'}"
+                )
         else:
             asyncio.run(_with_store(settings, lambda s: revoke_token(s, args.token)))
             print(f"revoked {args.token}; replicas stop accepting it within {settings.token_cache_s:g} s")

@@ -10,9 +10,9 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context, Resolve
 
 from server.lifespan import AppState
+from services.assets import AssetService
 from services.errors import Unauthorized
 from services.schemas import Caller
-from services.assets import AssetService
 from services.universes import UniverseService
 
 __all__ = ["Deps", "ToolDeps"]

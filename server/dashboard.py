@@ -58,9 +58,15 @@ def extensions(settings: Settings) -> list[Extension]:
         return []
     apps = Apps()
     # csp with no domains: the View may not fetch anything; every action is a tool call through the host.
-    apps.add_html_resource(VIEW_URI, _static("dashboard.html"), name="universe-dashboard", title="Universe dashboard",
-                           description="Interactive dashboard for your investment universes.",
-                           csp=ResourceCsp(), prefers_border=True)
+    apps.add_html_resource(
+        VIEW_URI,
+        _static("dashboard.html"),
+        name="universe-dashboard",
+        title="Universe dashboard",
+        description="Interactive dashboard for your investment universes.",
+        csp=ResourceCsp(),
+        prefers_border=True,
+    )
     return [apps]
 
 
@@ -87,9 +93,13 @@ def _register_csv_resource(server: UniverseMCPServer) -> None:
     from server.context import tool_deps
     from tools.universes_csv import all_members
 
-    @server.resource("universe://{universe_id}/assets.csv", name="universe-assets-csv", title="Universe members (CSV)",
-                     mime_type="text/csv",
-                     description="A universe's members as CSV (the same as export_universe_csv).")
+    @server.resource(
+        "universe://{universe_id}/assets.csv",
+        name="universe-assets-csv",
+        title="Universe members (CSV)",
+        mime_type="text/csv",
+        description="A universe's members as CSV (the same as export_universe_csv).",
+    )
     async def universe_assets_csv(universe_id: str, ctx: Context) -> str:
         try:
             deps = await tool_deps(ctx)
@@ -108,4 +118,3 @@ def _register_host_page(server: UniverseMCPServer) -> None:
     @server.custom_route("/", methods=["GET"])
     async def dashboard_page(_request: Request) -> Response:
         return HTMLResponse(html, headers=HOST_HEADERS)
-

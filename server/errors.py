@@ -20,7 +20,14 @@ from pydantic import ValidationError
 from services.errors import InternalError, InvalidArgument, NotFound, UniverseMCPError
 from tools._results import Envelope, ErrorInfo, NextAction, to_next_actions
 
-__all__ = ["arguments_problem", "error_result", "from_exception", "render_result", "unknown_tool_error", "validation_error"]
+__all__ = [
+    "arguments_problem",
+    "error_result",
+    "from_exception",
+    "render_result",
+    "unknown_tool_error",
+    "validation_error",
+]
 
 logger = logging.getLogger("universe_mcp.errors")
 
@@ -96,7 +103,9 @@ def unknown_tool_error(name: str, registered: Iterable[str]) -> NotFound:
     )
 
 
-def arguments_problem(arguments: Any, *, allowed: set[str] | None, max_depth: int, max_bytes: int) -> InvalidArgument | None:
+def arguments_problem(
+    arguments: Any, *, allowed: set[str] | None, max_depth: int, max_bytes: int
+) -> InvalidArgument | None:
     """Size, depth and unknown-field checks, done before pydantic sees the arguments."""
     if not isinstance(arguments, dict):
         return InvalidArgument("Arguments must be a JSON object.")
@@ -106,8 +115,10 @@ def arguments_problem(arguments: Any, *, allowed: set[str] | None, max_depth: in
     while stack:
         value, depth = stack.pop()
         if depth > max_depth:
-            return InvalidArgument(f"Arguments are nested deeper than {max_depth} levels.",
-                                   hint="Pass flat values: strings, numbers and lists of strings.")
+            return InvalidArgument(
+                f"Arguments are nested deeper than {max_depth} levels.",
+                hint="Pass flat values: strings, numbers and lists of strings.",
+            )
         if isinstance(value, dict):
             budget -= 2 * len(value)
             stack.extend((v, depth + 1) for v in value.values())
@@ -118,8 +129,10 @@ def arguments_problem(arguments: Any, *, allowed: set[str] | None, max_depth: in
         elif isinstance(value, str):
             budget -= len(value)
         if budget < 0:
-            return InvalidArgument(f"Arguments are larger than {max_bytes:,} bytes.",
-                                   hint="Split the request into smaller calls (bulk work: start_bulk_validation).")
+            return InvalidArgument(
+                f"Arguments are larger than {max_bytes:,} bytes.",
+                hint="Split the request into smaller calls (bulk work: start_bulk_validation).",
+            )
     if allowed is not None:
         unknown = sorted(set(arguments) - allowed)
         if unknown:

@@ -59,7 +59,11 @@ async def open_app_state(
         stack.push_async_callback(engine.dispose)
         if migrate_store:
             # Migrations run as the role that owns the tables, which may differ from the server's own role.
-            admin = engine if settings.admin_sqlalchemy_url == settings.sqlalchemy_url else make_engine(settings.admin_sqlalchemy_url)
+            admin = (
+                engine
+                if settings.admin_sqlalchemy_url == settings.sqlalchemy_url
+                else make_engine(settings.admin_sqlalchemy_url)
+            )
             try:
                 await migrate.upgrade(admin, app_role=settings.database_app_role)
             finally:
@@ -93,8 +97,11 @@ async def open_app_state(
             providers=chain,
             validation=build_validation(settings, cache, chain),
             rate_limiter=OwnerRateLimiter(
-                {"read": settings.rate_limit_read, "write": settings.rate_limit_write,
-                 "validate": settings.rate_limit_validate},
+                {
+                    "read": settings.rate_limit_read,
+                    "write": settings.rate_limit_write,
+                    "validate": settings.rate_limit_validate,
+                },
                 redis_url=redis_url,
             ),
         )

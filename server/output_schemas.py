@@ -25,8 +25,15 @@ __all__ = ["simplify_schema"]
 # Keywords that say nothing about null: annotations, and assertions that apply to one JSON type only.
 _ANNOTATIONS = {"title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly", "$comment"}
 _TYPE_ONLY = {
-    "object": {"properties", "required", "additionalProperties", "patternProperties", "propertyNames",
-               "minProperties", "maxProperties"},
+    "object": {
+        "properties",
+        "required",
+        "additionalProperties",
+        "patternProperties",
+        "propertyNames",
+        "minProperties",
+        "maxProperties",
+    },
     "array": {"items", "prefixItems", "minItems", "maxItems", "uniqueItems", "contains"},
     "string": {"format", "minLength", "maxLength", "pattern"},
     "number": {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"},
@@ -56,7 +63,7 @@ def _inline(node: Any, defs: dict[str, Any], stack: tuple[str, ...], kept: dict[
         return node
     ref = node.get("$ref")
     if isinstance(ref, str) and ref.startswith(_DEFS_PREFIX) and set(node) - {"$ref"} <= _ANNOTATIONS:
-        name = ref[len(_DEFS_PREFIX):]
+        name = ref[len(_DEFS_PREFIX) :]
         if name in defs and name not in stack:
             target = _inline(copy.deepcopy(defs[name]), defs, (*stack, name), kept)
             if isinstance(target, dict) and not _refers_to(target, stack + (name,)):
@@ -75,7 +82,7 @@ def _refers_to(node: Any, names: tuple[str, ...]) -> bool:
     if not isinstance(node, dict):
         return False
     ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith(_DEFS_PREFIX) and ref[len(_DEFS_PREFIX):] in names:
+    if isinstance(ref, str) and ref.startswith(_DEFS_PREFIX) and ref[len(_DEFS_PREFIX) :] in names:
         return True
     return any(_refers_to(value, names) for value in node.values())
 

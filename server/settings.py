@@ -33,9 +33,10 @@ class Settings(BaseSettings):
         description="Directory for the embedded SQLite store and provider caches.",
     )
     database_admin_url: SecretStr | None = Field(
-        None, description="URL of the role that owns the tables (runs migrations, workers and the scheduler). "
+        None,
+        description="URL of the role that owns the tables (runs migrations, workers and the scheduler). "
         "Unset: database_url. On PostgreSQL the server's own role should not own the tables, so that row-level "
-        "security applies to it."
+        "security applies to it.",
     )
     database_app_role: str | None = Field(
         None, description="PostgreSQL role the server connects as; migrations grant it table access."
@@ -61,8 +62,9 @@ class Settings(BaseSettings):
         "`token` (bearer tokens issued by `universe-mcp token create`) or `jwt` (an identity provider).",
     )
     public_url: str | None = Field(
-        None, description="The MCP URL clients use (e.g. https://universe.example.com/mcp); names this resource "
-        "in OAuth protected-resource metadata. Default: http://HOST:PORT/mcp."
+        None,
+        description="The MCP URL clients use (e.g. https://universe.example.com/mcp); names this resource "
+        "in OAuth protected-resource metadata. Default: http://HOST:PORT/mcp.",
     )
     jwt_issuer: str | None = Field(None, description="With auth=jwt: the identity provider's issuer (iss).")
     jwt_audience: str | None = Field(None, description="With auth=jwt: the audience (aud) tokens must carry.")
@@ -71,8 +73,9 @@ class Settings(BaseSettings):
         5.0, ge=0, le=300, description="How long a token verification is reused; bounds how fast revocation applies."
     )
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Host headers accepted over HTTP besides loopback ones (e.g. "
-        "universe.example.com,universe.example.com:443); DNS-rebinding protection rejects others with 421."
+        default_factory=list,
+        description="Host headers accepted over HTTP besides loopback ones (e.g. "
+        "universe.example.com,universe.example.com:443); DNS-rebinding protection rejects others with 421.",
     )
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origin headers accepted from browsers besides loopback ones."
@@ -144,53 +147,83 @@ class Settings(BaseSettings):
     )
     csv_max_rows: int = Field(10_000, ge=1, le=100_000, description="Most data rows one CSV import accepts.")
     csv_job_threshold: int = Field(
-        1_000, ge=1, description="Imports with more symbols than this add members without waiting for validation and "
-        "validate them as a background job (when the jobs toolset is enabled); smaller ones validate inline."
+        1_000,
+        ge=1,
+        description="Imports with more symbols than this add members without waiting for validation and "
+        "validate them as a background job (when the jobs toolset is enabled); smaller ones validate inline.",
     )
 
     # --- bulk validation jobs, workers and periodic jobs (workers/, docs/WORKERS.md) -------------------------------
     job_batch_size: int = Field(50, ge=1, le=1000, description="Symbols per worker message of a bulk validation job.")
     job_batch_deadline_s: float = Field(
-        20.0, gt=0, le=600, description="Deadline for validating one batch, providers included (like "
-        "validation_deadline_s, for background work)."
+        20.0,
+        gt=0,
+        le=600,
+        description="Deadline for validating one batch, providers included (like "
+        "validation_deadline_s, for background work).",
     )
     job_batch_time_limit_s: float = Field(
-        60.0, gt=0, le=3600, description="Hard time limit of one batch message; a batch over it is retried, then its "
-        "symbols are recorded as `error`. Keep it above job_batch_deadline_s."
+        60.0,
+        gt=0,
+        le=3600,
+        description="Hard time limit of one batch message; a batch over it is retried, then its "
+        "symbols are recorded as `error`. Keep it above job_batch_deadline_s.",
     )
     job_max_retries: int = Field(
-        4, ge=0, le=50, description="Retries of a symbol no provider could answer (outage, deadline), and of a batch "
-        "that failed, before the symbol is recorded as pending or error."
+        4,
+        ge=0,
+        le=50,
+        description="Retries of a symbol no provider could answer (outage, deadline), and of a batch "
+        "that failed, before the symbol is recorded as pending or error.",
     )
     job_max_rate_limit_retries: int = Field(
-        30, ge=0, le=500, description="Retries of a symbol held up by a provider's rate limit (each after the "
-        "provider's retry-after) before it is recorded as pending."
+        30,
+        ge=0,
+        le=500,
+        description="Retries of a symbol held up by a provider's rate limit (each after the "
+        "provider's retry-after) before it is recorded as pending.",
     )
     job_retry_base_s: float = Field(
         5.0, gt=0, le=3600, description="First retry delay when the provider gave no retry-after; doubles per retry."
     )
     job_retry_max_delay_s: float = Field(
-        300.0, gt=0, le=86_400, description="Longest wait before a retry; symbols whose provider asks for longer are "
-        "recorded as pending at once (the periodic refresh takes them later)."
+        300.0,
+        gt=0,
+        le=86_400,
+        description="Longest wait before a retry; symbols whose provider asks for longer are "
+        "recorded as pending at once (the periodic refresh takes them later).",
     )
     job_auto_delay_s: float = Field(
-        10.0, ge=0, le=3600, description="Delay before the automatic job for symbols added to a universe as pending "
-        "starts (a provider that just failed is not asked again at once)."
+        10.0,
+        ge=0,
+        le=3600,
+        description="Delay before the automatic job for symbols added to a universe as pending "
+        "starts (a provider that just failed is not asked again at once).",
     )
     job_wait_s: float = Field(
-        45.0, ge=0, le=600, description="Longest time `start_bulk_validation(wait=true)` streams progress before "
-        "returning the job's current status (keep it below clients' request timeouts)."
+        45.0,
+        ge=0,
+        le=600,
+        description="Longest time `start_bulk_validation(wait=true)` streams progress before "
+        "returning the job's current status (keep it below clients' request timeouts).",
     )
     job_retention_s: int = Field(
         7 * 86_400, ge=60, description="How long a job and its per-symbol outcomes are kept after it finishes."
     )
     job_stall_s: int = Field(
-        1_800, ge=60, description="A job with no progress for this long gets its remaining symbols queued again "
-        "(checked by the cleanup job; messages can be lost, e.g. by a Redis restart without persistence)."
+        1_800,
+        ge=60,
+        description="A job with no progress for this long gets its remaining symbols queued again "
+        "(checked by the cleanup job; messages can be lost, e.g. by a Redis restart without persistence).",
     )
-    max_active_jobs: int = Field(10, ge=1, le=1000, description="Most unfinished bulk validation jobs one owner may have.")
+    max_active_jobs: int = Field(
+        10, ge=1, le=1000, description="Most unfinished bulk validation jobs one owner may have."
+    )
     broker_namespace: str = Field(
-        "universe-mcp", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
+        "universe-mcp",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
         description="Prefix of the job broker's Redis keys (queues, worker heartbeats, live job counters, locks).",
     )
     worker_processes: int | None = Field(
@@ -201,20 +234,31 @@ class Settings(BaseSettings):
         4, ge=1, le=64, description="Threads of the in-process worker that runs jobs in embedded mode (no Redis)."
     )
     worker_heartbeat_timeout_s: float = Field(
-        10.0, ge=1, le=3600, description="A worker silent this long is dead: its unfinished messages go back to the "
-        "queue, and get_service_health reports it dead (dramatiq's default is 60 s)."
+        10.0,
+        ge=1,
+        le=3600,
+        description="A worker silent this long is dead: its unfinished messages go back to the "
+        "queue, and get_service_health reports it dead (dramatiq's default is 60 s).",
     )
     broker_maintenance_chance: int = Field(
-        100_000, ge=1, le=1_000_000, description="Out of a million broker commands, how many look for dead workers' "
-        "messages to requeue (dramatiq's default, 1,000, recovers them only after minutes)."
+        100_000,
+        ge=1,
+        le=1_000_000,
+        description="Out of a million broker commands, how many look for dead workers' "
+        "messages to requeue (dramatiq's default, 1,000, recovers them only after minutes).",
     )
     worker_idle_poll_ms: int = Field(
-        100, ge=10, le=10_000, description="How often an idle worker asks Redis for messages (dramatiq's "
-        "worker_timeout; its default, 1,000 ms, delays the start of every job by up to a second)."
+        100,
+        ge=10,
+        le=10_000,
+        description="How often an idle worker asks Redis for messages (dramatiq's "
+        "worker_timeout; its default, 1,000 ms, delays the start of every job by up to a second).",
     )
     worker_shutdown_timeout_s: float = Field(
-        60.0, ge=1, le=3600, description="How long a stopping worker lets running batches finish; unfinished ones "
-        "are redelivered."
+        60.0,
+        ge=1,
+        le=3600,
+        description="How long a stopping worker lets running batches finish; unfinished ones are redelivered.",
     )
     refresh_interval_s: int = Field(
         3_600, ge=1, description="How often the periodic refresh re-validates stale and pending verdicts."
@@ -227,8 +271,9 @@ class Settings(BaseSettings):
         21_600, ge=1, description="How often expired job data is deleted and stalled jobs are resumed."
     )
     provider: Literal["auto", "fake"] = Field(
-        "auto", description="`fake` replaces every provider by a deterministic in-memory one (it knows SYM00001 ... "
-        "up to fake_provider_symbols): FOR TESTS AND BENCHMARKS ONLY."
+        "auto",
+        description="`fake` replaces every provider by a deterministic in-memory one (it knows SYM00001 ... "
+        "up to fake_provider_symbols): FOR TESTS AND BENCHMARKS ONLY.",
     )
     fake_provider_symbols: int = Field(10_000, ge=0, le=1_000_000, description="With provider=fake: symbols it knows.")
     fake_provider_latency_s: float = Field(

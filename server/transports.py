@@ -38,7 +38,9 @@ class _GuardedLines:
 
     async def _lines(self):  # noqa: ANN202
         async for line in self.inner:
-            verdict = inspect_message(line, max_depth=self.settings.max_json_depth, max_bytes=self.settings.max_request_bytes)
+            verdict = inspect_message(
+                line, max_depth=self.settings.max_json_depth, max_bytes=self.settings.max_request_bytes
+            )
             if verdict.problem is None:
                 yield line
             else:
@@ -161,8 +163,9 @@ def http_app(server: UniverseMCPServer, settings: Settings) -> ASGIApp:
     @server.custom_route("/readyz", methods=["GET"])
     async def readyz(_request: Request) -> JSONResponse:
         ready, checks = await readiness(server)
-        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+        )
 
     app = server.streamable_http_app(
         streamable_http_path="/mcp",
@@ -184,8 +187,12 @@ def run_http(server: UniverseMCPServer, settings: Settings) -> None:
             "read and change every universe. Bind to 127.0.0.1, or set UNIVERSE_MCP_AUTH=token (see docs/DEPLOYMENT.md)."
         )
     config = uvicorn.Config(
-        http_app(server, settings), host=settings.host, port=settings.port,
-        log_level=settings.log_level.lower(), access_log=False, lifespan="on",
+        http_app(server, settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
     )
     uvicorn.Server(config).run()
 
@@ -193,10 +200,13 @@ def run_http(server: UniverseMCPServer, settings: Settings) -> None:
 def banner(settings: Settings) -> str:
     lines = [
         "Universe MCP",
-        f"  MCP endpoint : http://{settings.host}:{settings.port}/mcp" if settings.transport == "http" else "  transport    : stdio",
+        f"  MCP endpoint : http://{settings.host}:{settings.port}/mcp"
+        if settings.transport == "http"
+        else "  transport    : stdio",
         f"  data         : {settings.describe_store()}",
         f"  cache        : {'redis' if settings.redis_url else 'in-process'}",
-        f"  auth         : {settings.auth}" + (f" (all data owned by '{settings.local_user}')" if settings.auth == "none" else ""),
+        f"  auth         : {settings.auth}"
+        + (f" (all data owned by '{settings.local_user}')" if settings.auth == "none" else ""),
         f"  toolsets     : {', '.join(settings.toolsets)}" + (" (read-only)" if settings.read_only else ""),
     ]
     if settings.transport == "http" and "dashboard" in settings.toolsets:

@@ -28,28 +28,40 @@ def build_providers(settings: Settings) -> list[MarketDataProvider]:
     if settings.provider == "fake":  # tests and benchmarks only: workers in other processes need it by setting
         from providers.fake import FakeProvider
 
-        return [FakeProvider.with_generated(
-            settings.fake_provider_symbols, latency_s=settings.fake_provider_latency_s,
-            rate_limit_every=settings.fake_provider_rate_limit_every,
-            retry_after_s=settings.fake_provider_retry_after_s,
-        )]
+        return [
+            FakeProvider.with_generated(
+                settings.fake_provider_symbols,
+                latency_s=settings.fake_provider_latency_s,
+                rate_limit_every=settings.fake_provider_rate_limit_every,
+                retry_after_s=settings.fake_provider_retry_after_s,
+            )
+        ]
     chain: list[MarketDataProvider] = []
     storage = _limit_storage(settings)
     if not settings.offline and settings.yahoo_enabled:
         from providers.yahoo import YahooProvider
 
-        chain.append(GuardedProvider(
-            YahooProvider(timeout_s=settings.yahoo_timeout_s, cache_dir=settings.data_dir / "yfinance"),
-            CircuitBreaker("yahoo"), RateLimit("yahoo", settings.yahoo_rate_limit, storage),
-        ))
+        chain.append(
+            GuardedProvider(
+                YahooProvider(timeout_s=settings.yahoo_timeout_s, cache_dir=settings.data_dir / "yfinance"),
+                CircuitBreaker("yahoo"),
+                RateLimit("yahoo", settings.yahoo_rate_limit, storage),
+            )
+        )
     if not settings.offline and settings.alpha_vantage_api_key is not None:
         from providers.alpha_vantage import AlphaVantageProvider
 
-        chain.append(GuardedProvider(
-            AlphaVantageProvider(settings.alpha_vantage_api_key, base_url=settings.alpha_vantage_base_url,
-                                 timeout_s=settings.alpha_vantage_timeout_s),
-            CircuitBreaker("alpha_vantage"), RateLimit("alpha_vantage", settings.alpha_vantage_rate_limit, storage),
-        ))
+        chain.append(
+            GuardedProvider(
+                AlphaVantageProvider(
+                    settings.alpha_vantage_api_key,
+                    base_url=settings.alpha_vantage_base_url,
+                    timeout_s=settings.alpha_vantage_timeout_s,
+                ),
+                CircuitBreaker("alpha_vantage"),
+                RateLimit("alpha_vantage", settings.alpha_vantage_rate_limit, storage),
+            )
+        )
     chain.append(CatalogProvider())
     return chain
 

@@ -59,29 +59,57 @@ async def seed_catalog(session: AsyncSession, catalog: CatalogProvider) -> int:
     entries = catalog.entries()
     existing = await repo.get_assets_by_symbols(session, [e.symbol for e in entries])
     validated_at = datetime.combine(catalog.as_of, datetime.min.time(), tzinfo=UTC)
-    fields = ("name", "exchange", "asset_type", "currency", "sector", "industry", "country", "market_cap",
-              "pe_ratio", "dividend_yield", "isin", "figi", "cik")
+    fields = (
+        "name",
+        "exchange",
+        "asset_type",
+        "currency",
+        "sector",
+        "industry",
+        "country",
+        "market_cap",
+        "pe_ratio",
+        "dividend_yield",
+        "isin",
+        "figi",
+        "cik",
+    )
     rows = [
-        {**{k: getattr(e, k) for k in fields}, "symbol": e.symbol, "validation_status": "valid",
-         "is_validated": True, "validation_source": "catalog", "last_validated_at": validated_at,
-         "listing_status": "listed", "asset_metadata": {"catalog_as_of": catalog.as_of.isoformat()},
-         "created_at": validated_at, "updated_at": validated_at}
-        for e in entries if e.symbol not in existing
+        {
+            **{k: getattr(e, k) for k in fields},
+            "symbol": e.symbol,
+            "validation_status": "valid",
+            "is_validated": True,
+            "validation_source": "catalog",
+            "last_validated_at": validated_at,
+            "listing_status": "listed",
+            "asset_metadata": {"catalog_as_of": catalog.as_of.isoformat()},
+            "created_at": validated_at,
+            "updated_at": validated_at,
+        }
+        for e in entries
+        if e.symbol not in existing
     ]
     await repo.insert_assets_bulk(session, rows)
     return len(rows)
 
 
 class AssetService:
-    def __init__(self, session: AsyncSession, validation: ValidationService | None, *, page_size_max: int = 200) -> None:
+    def __init__(
+        self, session: AsyncSession, validation: ValidationService | None, *, page_size_max: int = 200
+    ) -> None:
         self.session = session
         self.validation = validation
         self.page_size_max = page_size_max
 
-    async def search(self, query: str, *, sector: str | None = None, limit: int = 20, cursor: str | None = None) -> SearchPage:
+    async def search(
+        self, query: str, *, sector: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> SearchPage:
         text = query.strip()
         if not text:
-            raise InvalidArgument("query is empty.", hint="Search by ticker prefix (\"NVD\") or company name words (\"nvidia\").")
+            raise InvalidArgument(
+                "query is empty.", hint='Search by ticker prefix ("NVD") or company name words ("nvidia").'
+            )
         if not 1 <= limit <= self.page_size_max:
             raise InvalidArgument(f"limit must be between 1 and {self.page_size_max}; got {limit}.")
         gics = resolve_sector(sector) if sector else None
@@ -90,18 +118,24 @@ class AssetService:
             raise InvalidArgument("The cursor is not one this search returned.")
         symbol_prefix = normalise_symbol(text) if symbol_problem(normalise_symbol(text)) is None else None
         words = _WORD.findall(text.casefold())[:6]
-        rows = await repo.search_assets(self.session, symbol_prefix=symbol_prefix, name_words=words, sector=gics,
-                                        offset=offset, limit=limit + 1)
+        rows = await repo.search_assets(
+            self.session, symbol_prefix=symbol_prefix, name_words=words, sector=gics, offset=offset, limit=limit + 1
+        )
         more = len(rows) > limit and offset + limit < MAX_SEARCH_OFFSET
-        return SearchPage(assets=[AssetInfo.model_validate(a) for a in rows[:limit]],
-                          next_cursor=encode_cursor("search", offset + limit) if more else None, sector=gics)
+        return SearchPage(
+            assets=[AssetInfo.model_validate(a) for a in rows[:limit]],
+            next_cursor=encode_cursor("search", offset + limit) if more else None,
+            sector=gics,
+        )
 
     async def get(self, raw_symbol: str) -> tuple[AssetInfo, str | None]:
         """The asset for a ticker (validated on demand when unknown). Returns (asset, former_symbol_used)."""
         symbol = normalise_symbol(raw_symbol)
         if (problem := symbol_problem(symbol)) is not None:
-            raise InvalidArgument(f"{raw_symbol[:40]!r} is not a ticker ({problem}).",
-                                  hint="Use search_assets to find a ticker by company name.")
+            raise InvalidArgument(
+                f"{raw_symbol[:40]!r} is not a ticker ({problem}).",
+                hint="Use search_assets to find a ticker by company name.",
+            )
         found = await repo.get_assets_by_symbols(self.session, [symbol])
         asset = found.get(symbol)
         if asset is None:
@@ -119,9 +153,11 @@ class AssetService:
                 )
             asset = (await repo.get_assets_by_symbols(self.session, [symbol])).get(symbol)
         if asset is None:
-            raise NotFound(f"{symbol} is not known yet and could not be validated now.",
-                           hint="Try validate_symbols later, or search_assets by name.",
-                           next_actions=[("validate_symbols", {"symbols": [symbol]}, "try validating it again")])
+            raise NotFound(
+                f"{symbol} is not known yet and could not be validated now.",
+                hint="Try validate_symbols later, or search_assets by name.",
+                next_actions=[("validate_symbols", {"symbols": [symbol]}, "try validating it again")],
+            )
         return AssetInfo.model_validate(asset), None
 
     async def sectors(self) -> list[SectorCount]:

@@ -44,11 +44,33 @@ __all__ = [
 FileFormat = Literal["csv", "list", "tradingview", "ibkr"]
 # OWASP "CSV injection": these leading characters make spreadsheets evaluate a cell.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-SYMBOL_HEADERS = frozenset({"symbol", "symbols", "ticker", "tickers", "code", "ticker symbol", "stock symbol",
-                            "tickersymbol", "ticker_symbol", "symbol_code"})
+SYMBOL_HEADERS = frozenset(
+    {
+        "symbol",
+        "symbols",
+        "ticker",
+        "tickers",
+        "code",
+        "ticker symbol",
+        "stock symbol",
+        "tickersymbol",
+        "ticker_symbol",
+        "symbol_code",
+    }
+)
 DELIMITERS = (",", ";", "\t", "|")
-EXPORT_COLUMNS = ("symbol", "name", "exchange", "asset_type", "currency", "sector", "industry",
-                  "validation_status", "validation_source", "added_at")
+EXPORT_COLUMNS = (
+    "symbol",
+    "name",
+    "exchange",
+    "asset_type",
+    "currency",
+    "sector",
+    "industry",
+    "validation_status",
+    "validation_source",
+    "added_at",
+)
 _TV_ITEM = re.compile(r"^[A-Za-z0-9_.\-]+:\S+$")
 _IBKR_KINDS = frozenset({"DES", "SYM", "CON"})
 _SHOWN = 60  # how much of a raw cell a report repeats
@@ -124,7 +146,7 @@ def parse_symbol_file(text: str, *, max_rows: int) -> ParsedFile:
     notes: list[str] = []
     for bom in ("\ufeff", "\u00ef\u00bb\u00bf"):  # the mark itself, or its bytes read as Windows-1252/latin-1
         if text.startswith(bom):
-            text = text[len(bom):]
+            text = text[len(bom) :]
             notes.append("removed a byte-order mark")
     if "\x00" in text:
         raise InvalidArgument(
@@ -190,8 +212,13 @@ def _parse_ibkr(lines: list[str]) -> ParsedFile:
         exchange = fields[3] if kind == "DES" and len(fields) > 3 else fields[2] if len(fields) > 2 else ""
         exchange = exchange.split("/")[-1] or None  # SMART/AMEX: SMART routing, AMEX primary listing
         if kind == "CON":
-            rows.append(_invalid(number, line, "IBKR contract ids (CON lines) cannot be mapped to tickers; "
-                                               "export the list with DES lines instead"))
+            rows.append(
+                _invalid(
+                    number,
+                    line,
+                    "IBKR contract ids (CON lines) cannot be mapped to tickers; export the list with DES lines instead",
+                )
+            )
             continue
         sectype = fields[2].upper() if kind == "DES" and len(fields) > 2 else "STK"
         if sectype not in ("STK", "ETF", ""):
@@ -246,8 +273,14 @@ def _parse_delimited(lines: list[str]) -> ParsedFile:
             cell = cells[column] if column < len(cells) else ""
             rows.append(_cell_row(number, cell) if cell.strip() else _invalid(number, line, "the symbol cell is empty"))
         notes = [] if rows else ["the file has a header but no data rows"]
-        return ParsedFile(format="csv", rows=rows, delimiter=delimiter, symbol_column=header[column].strip(),
-                          ignored_columns=ignored, notes=notes)
+        return ParsedFile(
+            format="csv",
+            rows=rows,
+            delimiter=delimiter,
+            symbol_column=header[column].strip(),
+            ignored_columns=ignored,
+            notes=notes,
+        )
     cells = [c for c in header if c.strip()]
     # A table (several rows, all as wide as the first) with no symbol header has unknown columns; guessing which one
     # holds tickers would import names or prices as symbols. A ragged or one-line comma list is a list of tickers.
@@ -257,8 +290,11 @@ def _parse_delimited(lines: list[str]) -> ParsedFile:
             f"No symbol column: the first row has the columns {', '.join(repr(c.strip()[:30]) for c in cells[:10])}"
             f" (delimiter {_delimiter_name(delimiter)}).",
             hint="Name the column that holds the tickers symbol, ticker or code, or send one ticker per line.",
-            details={"columns": [c.strip()[:60] for c in cells[:50]], "delimiter": delimiter,
-                     "accepted_headers": sorted(SYMBOL_HEADERS)},
+            details={
+                "columns": [c.strip()[:60] for c in cells[:50]],
+                "delimiter": delimiter,
+                "accepted_headers": sorted(SYMBOL_HEADERS),
+            },
         )
     # No header: a plain list, one ticker per cell (one per line, or comma separated).
     rows = [_cell_row(number, cell) for number, _, cells in records for cell in cells if cell.strip()]

@@ -1,22 +1,22 @@
 """The domain error tree. Services raise these; server/errors.py turns them into tool results, once.
 
-    UniverseMCPError
-    ├── InvalidArgument          invalid_argument
-    │   └── InvalidSymbols       invalid_argument (names each bad symbol)
-    ├── NotFound                 not_found
-    │   ├── UniverseNotFound
-    │   ├── AssetNotFound
-    │   └── JobNotFound
-    ├── AlreadyExists            already_exists
-    │   └── UniverseExists
-    ├── InvalidSymbol            invalid_symbol
-    ├── LimitExceeded            limit_exceeded
-    ├── RateLimited              rate_limited (retry_after_s)
-    ├── ProviderUnavailable      provider_unavailable
-    ├── Unauthorized             unauthorized
-    ├── Forbidden                forbidden
-    ├── Conflict                 conflict
-    └── InternalError            internal (error id only)
+UniverseMCPError
+├── InvalidArgument          invalid_argument
+│   └── InvalidSymbols       invalid_argument (names each bad symbol)
+├── NotFound                 not_found
+│   ├── UniverseNotFound
+│   ├── AssetNotFound
+│   └── JobNotFound
+├── AlreadyExists            already_exists
+│   └── UniverseExists
+├── InvalidSymbol            invalid_symbol
+├── LimitExceeded            limit_exceeded
+├── RateLimited              rate_limited (retry_after_s)
+├── ProviderUnavailable      provider_unavailable
+├── Unauthorized             unauthorized
+├── Forbidden                forbidden
+├── Conflict                 conflict
+└── InternalError            internal (error id only)
 """
 
 from __future__ import annotations

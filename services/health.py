@@ -33,8 +33,9 @@ class WorkersHealth(BaseModel):
     dead: int = Field(0, description="Workers whose heartbeat stopped within the last hour (killed or cut off).")
     threads: int = Field(0, description="Worker threads of the live workers.")
     busy: int = Field(0, description="Threads running a batch right now.")
-    processes: list[dict[str, Any]] = Field(default_factory=list, description="Each worker: host, pid, threads, busy, "
-                                            "processed, last_seen_s.")
+    processes: list[dict[str, Any]] = Field(
+        default_factory=list, description="Each worker: host, pid, threads, busy, processed, last_seen_s."
+    )
     note: str | None = None
 
 
@@ -46,14 +47,16 @@ class ProviderHealth(BaseModel):
 
 class ServiceHealth(BaseModel):
     status: Literal["ok", "degraded", "down"]
-    mode: Literal["embedded", "distributed"] = Field(description="embedded: one process, no Redis; distributed: "
-                                                     "Redis broker and `universe-mcp worker` processes.")
+    mode: Literal["embedded", "distributed"] = Field(
+        description="embedded: one process, no Redis; distributed: Redis broker and `universe-mcp worker` processes."
+    )
     store: StoreHealth
     cache: dict[str, Any]
     broker: dict[str, Any]
     workers: WorkersHealth | None = Field(None, description="Null when the broker could not be asked.")
-    queues: dict[str, dict[str, int]] | None = Field(None, description="Per queue: ready, delayed (waiting for a "
-                                                     "retry), in_progress messages.")
+    queues: dict[str, dict[str, int]] | None = Field(
+        None, description="Per queue: ready, delayed (waiting for a retry), in_progress messages."
+    )
     providers: list[ProviderHealth]
     problems: list[str] = Field(default_factory=list, description="What makes the status less than ok, in words.")
 
@@ -94,8 +97,13 @@ def provider_health(providers: Sequence[Any], settings: Any) -> list[ProviderHea
         out.append(ProviderHealth(provider="yahoo", state="disabled", detail={"reason": why}))
     if "alpha_vantage" not in names:
         if settings.alpha_vantage_api_key is None:
-            out.append(ProviderHealth(provider="alpha_vantage", state="not_configured",
-                                      detail={"reason": "no UNIVERSE_MCP_ALPHA_VANTAGE_API_KEY"}))
+            out.append(
+                ProviderHealth(
+                    provider="alpha_vantage",
+                    state="not_configured",
+                    detail={"reason": "no UNIVERSE_MCP_ALPHA_VANTAGE_API_KEY"},
+                )
+            )
         else:
             out.append(ProviderHealth(provider="alpha_vantage", state="disabled", detail={"reason": "offline mode"}))
     return out
@@ -111,8 +119,11 @@ async def service_health(
 ) -> ServiceHealth:
     store = await store_health(engine)
     cache = await cache_health()
-    jobs = await jobs_health() if jobs_health is not None else {
-        "broker": {"ok": False, "error": "no job runtime"}, "workers": None, "queues": None}
+    jobs = (
+        await jobs_health()
+        if jobs_health is not None
+        else {"broker": {"ok": False, "error": "no job runtime"}, "workers": None, "queues": None}
+    )
     workers = WorkersHealth(**jobs["workers"]) if jobs.get("workers") is not None else None
     provider_list = provider_health(providers, settings)
     problems: list[str] = []
@@ -131,5 +142,14 @@ async def service_health(
             problems.append(f"provider {p.provider} is {p.state.replace('_', ' ')}")
     status: Literal["ok", "degraded", "down"] = "down" if not store.ok else ("degraded" if problems else "ok")
     mode = "distributed" if jobs["broker"].get("mode") == "distributed" else "embedded"
-    return ServiceHealth(status=status, mode=mode, store=store, cache=cache, broker=jobs["broker"], workers=workers,  # type: ignore[arg-type]
-                         queues=jobs.get("queues"), providers=provider_list, problems=problems)
+    return ServiceHealth(
+        status=status,
+        mode=mode,
+        store=store,
+        cache=cache,
+        broker=jobs["broker"],
+        workers=workers,  # type: ignore[arg-type]
+        queues=jobs.get("queues"),
+        providers=provider_list,
+        problems=problems,
+    )

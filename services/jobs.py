@@ -95,16 +95,29 @@ def parse_job_id(value: str) -> uuid.UUID:
 def status_of(job: ValidationJob, counts: repo.ItemCounts) -> JobStatus:
     done = counts.processed + counts.cancelled
     return JobStatus(
-        job_id=str(job.id), status=job.status, universe_id=str(job.universe_id) if job.universe_id else None,  # type: ignore[arg-type]
-        force_refresh=job.force_refresh, counts=JobCounts(**counts.as_dict()),
-        progress=round(done / counts.total, 4) if counts.total else 1.0, message=job.message,
-        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at, expires_at=job.expires_at,
+        job_id=str(job.id),
+        status=job.status,
+        universe_id=str(job.universe_id) if job.universe_id else None,  # type: ignore[arg-type]
+        force_refresh=job.force_refresh,
+        counts=JobCounts(**counts.as_dict()),
+        progress=round(done / counts.total, 4) if counts.total else 1.0,
+        message=job.message,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        expires_at=job.expires_at,
     )
 
 
 def _item(row: ValidationJobItem) -> JobItem:
-    return JobItem(symbol=row.symbol, status=row.status, source=row.source, reason=row.reason,  # type: ignore[arg-type]
-                   attempts=row.attempts, finished_at=row.finished_at)
+    return JobItem(
+        symbol=row.symbol,
+        status=row.status,
+        source=row.source,
+        reason=row.reason,  # type: ignore[arg-type]
+        attempts=row.attempts,
+        finished_at=row.finished_at,
+    )
 
 
 class JobService:
@@ -175,8 +188,13 @@ class JobService:
                     f"{len(symbols or [])} symbols in one job; the limit is {cap}.",
                     hint=f"Split the list into jobs of at most {cap} symbols.",
                     details={"limit": cap, "received": len(symbols or [])},
-                    next_actions=[("start_bulk_validation", {"symbols": list(symbols or [])[:cap]},
-                                   "validate the first part of the list")],
+                    next_actions=[
+                        (
+                            "start_bulk_validation",
+                            {"symbols": list(symbols or [])[:cap]},
+                            "validate the first part of the list",
+                        )
+                    ],
                 )
             wanted = normalise_symbols(symbols or [])
             uid = parse_universe_id(linked_universe_id) if linked_universe_id else None
@@ -191,8 +209,14 @@ class JobService:
             )
         now = utcnow()
         job = await repo.create_job(
-            self.session, owner_id=self.caller.owner_id, symbols=wanted, universe_id=uid, force_refresh=force_refresh,
-            now=now, expires_at=now + timedelta(seconds=self.limits.retention_s), message=message,
+            self.session,
+            owner_id=self.caller.owner_id,
+            symbols=wanted,
+            universe_id=uid,
+            force_refresh=force_refresh,
+            now=now,
+            expires_at=now + timedelta(seconds=self.limits.retention_s),
+            message=message,
         )
         return status_of(job, repo.ItemCounts(total=len(wanted), queued=len(wanted))), wanted
 
@@ -225,8 +249,9 @@ class JobService:
         """Cancel the job if it is still active; returns its status and whether this call cancelled it."""
         job = await self._owned(job_id)
         now = utcnow()
-        cancelled = await repo.cancel_job(self.session, job.id, now=now,
-                                          expires_at=now + timedelta(seconds=self.limits.retention_s))
+        cancelled = await repo.cancel_job(
+            self.session, job.id, now=now, expires_at=now + timedelta(seconds=self.limits.retention_s)
+        )
         if cancelled:
             await self.session.refresh(job)
             counts = await repo.item_counts(self.session, job.id)
@@ -238,5 +263,6 @@ class JobService:
         """Mark a job that could not be queued as failed (its items as error), so it never looks stuck."""
         job = await self._owned(job_id)
         now = utcnow()
-        await repo.fail_job(self.session, job.id, now=now, expires_at=now + timedelta(seconds=self.limits.retention_s),
-                            message=message)
+        await repo.fail_job(
+            self.session, job.id, now=now, expires_at=now + timedelta(seconds=self.limits.retention_s), message=message
+        )

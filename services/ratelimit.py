@@ -76,8 +76,11 @@ class OwnerRateLimiter:
         self._shared = None
         if redis_url:
             storage = storage_from_string(
-                "async+" + redis_url, implementation="redispy", wrap_exceptions=True,
-                socket_timeout=0.5, socket_connect_timeout=0.5,
+                "async+" + redis_url,
+                implementation="redispy",
+                wrap_exceptions=True,
+                socket_timeout=0.5,
+                socket_connect_timeout=0.5,
             )
             self._shared = strategies.MovingWindowRateLimiter(storage)
         self.fallback_s = fallback_s

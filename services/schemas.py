@@ -147,6 +147,7 @@ class SymbolVerdict(BaseModel):
     stale: bool = Field(False, description="True when an older stored verdict is shown because no provider answered.")
     retry_after_s: float | None = Field(None, description="For pending symbols held up by a provider's rate limit.")
     profile: dict[str, str | float | int | None] | None = Field(
-        None, description="Name, exchange, currency, sector, industry, market_cap, pe_ratio, dividend_yield ... when valid."
+        None,
+        description="Name, exchange, currency, sector, industry, market_cap, pe_ratio, dividend_yield ... when valid.",
     )
     candidates: list[str] = Field(default_factory=list, description="Similar known symbols, for invalid ones.")

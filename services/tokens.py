@@ -23,8 +23,16 @@ from storage.models import ApiToken
 from storage.repositories import tokens as repo
 from storage.repositories.users import get_or_create_user
 
-__all__ = ["IssuedToken", "TokenInfo", "hash_token", "issue_token", "list_tokens", "parse_duration", "revoke_token",
-           "verify_token"]
+__all__ = [
+    "IssuedToken",
+    "TokenInfo",
+    "hash_token",
+    "issue_token",
+    "list_tokens",
+    "parse_duration",
+    "revoke_token",
+    "verify_token",
+]
 
 PREFIX = "umcp_"
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -81,10 +89,18 @@ async def issue_token(
     owner = await get_or_create_user(session, user)
     raw = PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
-    token = await repo.add_token(session, ApiToken(
-        id=uuid.uuid4(), user_id=owner.id, token_hash=hash_token(raw), prefix=raw[:12], scopes=" ".join(chosen),
-        created_at=now, expires_at=now + expires_in if expires_in else None,
-    ))
+    token = await repo.add_token(
+        session,
+        ApiToken(
+            id=uuid.uuid4(),
+            user_id=owner.id,
+            token_hash=hash_token(raw),
+            prefix=raw[:12],
+            scopes=" ".join(chosen),
+            created_at=now,
+            expires_at=now + expires_in if expires_in else None,
+        ),
+    )
     return IssuedToken(token=raw, id=token.id, user=owner.name, scopes=chosen, expires_at=token.expires_at)
 
 
@@ -99,14 +115,30 @@ async def verify_token(session: AsyncSession, raw: str) -> TokenInfo | None:
     now = utcnow()
     if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
         return None
-    return TokenInfo(id=token.id, user_id=user.id, user=user.name, scopes=frozenset(token.scopes.split()),
-                     expires_at=token.expires_at, prefix=token.prefix, last_used_at=token.last_used_at)
+    return TokenInfo(
+        id=token.id,
+        user_id=user.id,
+        user=user.name,
+        scopes=frozenset(token.scopes.split()),
+        expires_at=token.expires_at,
+        prefix=token.prefix,
+        last_used_at=token.last_used_at,
+    )
 
 
 async def list_tokens(session: AsyncSession, user: str | None = None) -> list[TokenInfo]:
     return [
-        TokenInfo(id=t.id, user_id=u.id, user=u.name, scopes=frozenset(t.scopes.split()), expires_at=t.expires_at,
-                  prefix=t.prefix, created_at=t.created_at, revoked_at=t.revoked_at, last_used_at=t.last_used_at)
+        TokenInfo(
+            id=t.id,
+            user_id=u.id,
+            user=u.name,
+            scopes=frozenset(t.scopes.split()),
+            expires_at=t.expires_at,
+            prefix=t.prefix,
+            created_at=t.created_at,
+            revoked_at=t.revoked_at,
+            last_used_at=t.last_used_at,
+        )
         for t, u in await repo.list_tokens(session, user)
     ]
 
@@ -114,7 +146,9 @@ async def list_tokens(session: AsyncSession, user: str | None = None) -> list[To
 async def revoke_token(session: AsyncSession, id_or_prefix: str) -> int:
     count = await repo.revoke(session, id_or_prefix.strip(), utcnow())
     if count == 0:
-        raise NotFound(f"No active token matches {id_or_prefix!r}.", hint="`universe-mcp token list` shows ids and prefixes.")
+        raise NotFound(
+            f"No active token matches {id_or_prefix!r}.", hint="`universe-mcp token list` shows ids and prefixes."
+        )
     return count
 
 

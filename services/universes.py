@@ -144,7 +144,11 @@ class UniverseService:
             raise InvalidArgument("The cursor is not one this list returned.")
         filter_text = " ".join(name_contains.split()) if name_contains else None
         rows = await repo.list_universes(
-            self.session, self.caller.owner_id, limit=size + 1, after=after, name_contains=filter_text  # type: ignore[arg-type]
+            self.session,
+            self.caller.owner_id,
+            limit=size + 1,
+            after=after,
+            name_contains=filter_text,  # type: ignore[arg-type]
         )
         more = len(rows) > size
         rows = rows[:size]
@@ -175,7 +179,9 @@ class UniverseService:
             detail.as_of = as_of
             detail.counts_by_status = {}
             for asset, _ in members:
-                detail.counts_by_status[asset.validation_status] = detail.counts_by_status.get(asset.validation_status, 0) + 1
+                detail.counts_by_status[asset.validation_status] = (
+                    detail.counts_by_status.get(asset.validation_status, 0) + 1
+                )
             detail.universe = detail.universe.model_copy(update={"asset_count": len(members)})
             if include_assets:
                 detail.assets = [_member(a, None, at) for a, at in page]
@@ -227,8 +233,13 @@ class UniverseService:
         await self._ensure_unique_name(key)
         now = utcnow()
         universe = Universe(
-            id=uuid.uuid4(), owner_id=self.caller.owner_id, name=cleaned, name_key=key,
-            description=description, created_at=now, updated_at=now,
+            id=uuid.uuid4(),
+            owner_id=self.caller.owner_id,
+            name=cleaned,
+            name_key=key,
+            description=description,
+            created_at=now,
+            updated_at=now,
         )
         self.session.add(universe)
         try:
@@ -240,7 +251,9 @@ class UniverseService:
         report = await self._add(universe, normalised, validate=validate)
         return _summary(universe, report.asset_count), report
 
-    async def update(self, universe_id: str, *, name: str | None = None, description: str | None = None) -> tuple[UniverseSummary, list[str]]:
+    async def update(
+        self, universe_id: str, *, name: str | None = None, description: str | None = None
+    ) -> tuple[UniverseSummary, list[str]]:
         if name is None and description is None:
             raise InvalidArgument("Nothing to change: pass name and/or description.")
         universe = await self._get(universe_id)
@@ -268,11 +281,13 @@ class UniverseService:
         await repo.delete_universe(self.session, self.caller.owner_id, universe.id)
         return summary
 
-    async def add_assets(self, universe_id: str, symbols: Sequence[str], *, validate: bool = True) -> tuple[UniverseSummary, MembershipReport]:
+    async def add_assets(
+        self, universe_id: str, symbols: Sequence[str], *, validate: bool = True
+    ) -> tuple[UniverseSummary, MembershipReport]:
         universe = await self._get(universe_id)
         self._check_size(symbols)
         if not symbols:
-            raise InvalidArgument("symbols is empty.", hint="Pass one or more tickers, e.g. [\"AAPL\", \"MSFT\"].")
+            raise InvalidArgument("symbols is empty.", hint='Pass one or more tickers, e.g. ["AAPL", "MSFT"].')
         report = await self._add(universe, normalise_symbols(symbols), validate=validate)
         if report.counts.get("added"):
             universe.updated_at = utcnow()
@@ -286,7 +301,9 @@ class UniverseService:
         if validate and self.validator is not None:
             checks = await self.validator.check_many(self.session, symbols)
         existing = await asset_repo.get_assets_by_symbols(self.session, symbols)
-        missing = [s for s in symbols if s not in existing and checks.get(s, SymbolCheck.unknown(s)).status != "invalid"]
+        missing = [
+            s for s in symbols if s not in existing and checks.get(s, SymbolCheck.unknown(s)).status != "invalid"
+        ]
         if missing:
             created = await asset_repo.create_assets(
                 self.session,
@@ -299,15 +316,28 @@ class UniverseService:
         for symbol in symbols:
             check = checks.get(symbol)
             if check is not None and check.status == "invalid":
-                results.append(SymbolOutcome(symbol=symbol, outcome="rejected", validation_status="invalid",
-                                             source=check.source, reason=check.reason or "no such listed security",
-                                             candidates=list(check.candidates)))
+                results.append(
+                    SymbolOutcome(
+                        symbol=symbol,
+                        outcome="rejected",
+                        validation_status="invalid",
+                        source=check.source,
+                        reason=check.reason or "no such listed security",
+                        candidates=list(check.candidates),
+                    )
+                )
                 continue
             asset = existing[symbol]
             status = asset.validation_status
             if asset.id in present:
-                results.append(SymbolOutcome(symbol=symbol, outcome="already_present", validation_status=status,  # type: ignore[arg-type]
-                                             source=check.source if check else asset.validation_source))
+                results.append(
+                    SymbolOutcome(
+                        symbol=symbol,
+                        outcome="already_present",
+                        validation_status=status,  # type: ignore[arg-type]
+                        source=check.source if check else asset.validation_source,
+                    )
+                )
                 continue
             present.add(asset.id)
             to_add.append(asset)
@@ -315,42 +345,71 @@ class UniverseService:
             if status == "unknown":
                 reason = "added without validation"
             elif status == "pending":
-                reason = check.reason if check and check.reason else "no provider could answer yet; re-checked in the background"
-            results.append(SymbolOutcome(symbol=symbol, outcome="added", validation_status=status,  # type: ignore[arg-type]
-                                         source=check.source if check else asset.validation_source, reason=reason))
+                reason = (
+                    check.reason
+                    if check and check.reason
+                    else "no provider could answer yet; re-checked in the background"
+                )
+            results.append(
+                SymbolOutcome(
+                    symbol=symbol,
+                    outcome="added",
+                    validation_status=status,  # type: ignore[arg-type]
+                    source=check.source if check else asset.validation_source,
+                    reason=reason,
+                )
+            )
         if to_add:
             now = utcnow()
             first = await repo.next_position(self.session, universe.id)
             ids = [a.id for a in to_add]
-            await repo.add_members(self.session, universe_id=universe.id, owner_id=self.caller.owner_id,
-                                   asset_ids=ids, first_position=first, at=now)
-            await repo.record_events(self.session, universe_id=universe.id, owner_id=self.caller.owner_id,
-                                     asset_ids=ids, action="added", at=now)
+            await repo.add_members(
+                self.session,
+                universe_id=universe.id,
+                owner_id=self.caller.owner_id,
+                asset_ids=ids,
+                first_position=first,
+                at=now,
+            )
+            await repo.record_events(
+                self.session,
+                universe_id=universe.id,
+                owner_id=self.caller.owner_id,
+                asset_ids=ids,
+                action="added",
+                at=now,
+            )
         return MembershipReport.build(results, await repo.count_members(self.session, universe.id))
 
     async def remove_assets(self, universe_id: str, symbols: Sequence[str]) -> tuple[UniverseSummary, MembershipReport]:
         universe = await self._get(universe_id)
         self._check_size(symbols)
         if not symbols:
-            raise InvalidArgument("symbols is empty.", hint="Pass the tickers to remove, e.g. [\"AAPL\"].")
+            raise InvalidArgument("symbols is empty.", hint='Pass the tickers to remove, e.g. ["AAPL"].')
         normalised = normalise_symbols(symbols)
         members = await repo.members_by_symbol(self.session, universe.id, normalised)
-        results = [
-            SymbolOutcome(symbol=s, outcome="removed" if s in members else "not_present") for s in normalised
-        ]
+        results = [SymbolOutcome(symbol=s, outcome="removed" if s in members else "not_present") for s in normalised]
         ids = [members[s] for s in normalised if s in members]
         if ids:
             now = utcnow()
             await repo.remove_members(self.session, universe.id, ids)
-            await repo.record_events(self.session, universe_id=universe.id, owner_id=self.caller.owner_id,
-                                     asset_ids=ids, action="removed", at=now)
+            await repo.record_events(
+                self.session,
+                universe_id=universe.id,
+                owner_id=self.caller.owner_id,
+                asset_ids=ids,
+                action="removed",
+                at=now,
+            )
             universe.updated_at = now
             await self.session.flush()
         count = await repo.count_members(self.session, universe.id)
         return _summary(universe, count), MembershipReport.build(results, count)
 
     # --- history --------------------------------------------------------------------------------------------------
-    async def turnover(self, universe_id: str, *, since: datetime | None = None, until: datetime | None = None) -> TurnoverReport:
+    async def turnover(
+        self, universe_id: str, *, since: datetime | None = None, until: datetime | None = None
+    ) -> TurnoverReport:
         universe = await self._get(universe_id)
         for label, value in (("since", since), ("until", until)):
             if value is not None and value.tzinfo is None:
@@ -361,8 +420,14 @@ class UniverseService:
         added, removed, start, end = await repo.turnover_counts(self.session, universe.id, since, until)
         average = (start + end) / 2
         return TurnoverReport(
-            universe_id=str(universe.id), since=since, until=until, additions=added, removals=removed,
-            size_start=start, size_end=end, average_size=average,
+            universe_id=str(universe.id),
+            since=since,
+            until=until,
+            additions=added,
+            removals=removed,
+            size_start=start,
+            size_end=end,
+            average_size=average,
             turnover=round((added + removed) / (2 * average), 6) if average else None,
             addition_rate=round(added / average, 6) if average else None,
             removal_rate=round(removed / average, 6) if average else None,

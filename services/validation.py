@@ -31,8 +31,21 @@ __all__ = ["ValidationConfig", "ValidationService"]
 
 logger = logging.getLogger(__name__)
 
-PROFILE_FIELDS = ("name", "exchange", "asset_type", "currency", "sector", "industry", "country", "market_cap",
-                  "pe_ratio", "dividend_yield", "isin", "figi", "cik")
+PROFILE_FIELDS = (
+    "name",
+    "exchange",
+    "asset_type",
+    "currency",
+    "sector",
+    "industry",
+    "country",
+    "market_cap",
+    "pe_ratio",
+    "dividend_yield",
+    "isin",
+    "figi",
+    "cik",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +146,13 @@ class ValidationService:
         to_ask: list[str] = []
         for symbol in misses:
             asset = stored.get(symbol)
-            if (not force_refresh and asset is not None and asset.validation_status in ("valid", "invalid")
-                    and asset.last_validated_at is not None and asset.last_validated_at >= fresh_after):
+            if (
+                not force_refresh
+                and asset is not None
+                and asset.validation_status in ("valid", "invalid")
+                and asset.last_validated_at is not None
+                and asset.last_validated_at >= fresh_after
+            ):
                 verdicts[symbol] = _from_asset(asset, stale=False)
                 await self._remember(verdicts[symbol])
             else:
@@ -159,8 +177,9 @@ class ValidationService:
     async def check_many(self, session: AsyncSession, symbols: Sequence[str]) -> dict[str, SymbolCheck]:
         """The universe service's view: status, source, reason and candidates per symbol."""
         return {
-            v.symbol: SymbolCheck(symbol=v.symbol, status=v.status, source=v.source, reason=v.reason,
-                                  candidates=tuple(v.candidates))
+            v.symbol: SymbolCheck(
+                symbol=v.symbol, status=v.status, source=v.source, reason=v.reason, candidates=tuple(v.candidates)
+            )
             for v in await self.validate(session, symbols)
         }
 
@@ -208,9 +227,12 @@ class ValidationService:
     def _from_provider(self, verdict: Verdict) -> SymbolVerdict:
         checked = datetime.combine(verdict.as_of, datetime.min.time(), tzinfo=UTC) if verdict.as_of else utcnow()
         return SymbolVerdict(
-            symbol=verdict.symbol, status=verdict.status, source=verdict.source,
+            symbol=verdict.symbol,
+            status=verdict.status,
+            source=verdict.source,
             reason=verdict.reason if verdict.status == "invalid" else None,
-            checked_at=checked, profile=_profile_dict(verdict.profile),
+            checked_at=checked,
+            profile=_profile_dict(verdict.profile),
             as_of=verdict.as_of,
         )
 
@@ -247,13 +269,23 @@ class ValidationService:
             values: dict[str, Any] = {}
             if v.status == "valid":
                 values = {k: val for k, val in (v.profile or {}).items() if k in PROFILE_FIELDS}
-                values.update(validation_status="valid", is_validated=True, validation_source=v.source,
-                              validation_reason=None, last_validated_at=v.checked_at or now)
+                values.update(
+                    validation_status="valid",
+                    is_validated=True,
+                    validation_source=v.source,
+                    validation_reason=None,
+                    last_validated_at=v.checked_at or now,
+                )
             elif v.status == "invalid":
                 if asset is None:
                     continue
-                values = dict(validation_status="invalid", is_validated=False, validation_source=v.source,
-                              validation_reason=(v.reason or "")[:300] or None, last_validated_at=now)
+                values = dict(
+                    validation_status="invalid",
+                    is_validated=False,
+                    validation_source=v.source,
+                    validation_reason=(v.reason or "")[:300] or None,
+                    last_validated_at=now,
+                )
             elif v.status == "pending":
                 if asset is not None and asset.validation_status != "unknown":
                     continue

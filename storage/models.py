@@ -88,9 +88,7 @@ class Asset(Base):
         # Search ranks by (length(symbol), symbol): walking this index finds the first page of a common name word
         # without sorting every match (storage/repositories/assets.py, migration 0003).
         Index("ix_assets_symbol_order", text("length(symbol)"), "symbol"),
-        CheckConstraint(
-            "validation_status IN ('valid', 'invalid', 'pending', 'unknown')", name="validation_status"
-        ),
+        CheckConstraint("validation_status IN ('valid', 'invalid', 'pending', 'unknown')", name="validation_status"),
         CheckConstraint("listing_status IN ('listed', 'delisted')", name="listing_status"),
     )
 
@@ -180,9 +178,7 @@ class UniverseAsset(Base):
     __tablename__ = "universe_assets"
     __table_args__ = (Index("ix_universe_assets_universe_id_position", "universe_id", "position"),)
 
-    universe_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("universes.id", ondelete="CASCADE"), primary_key=True
-    )
+    universe_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("universes.id", ondelete="CASCADE"), primary_key=True)
     asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
     # Denormalised from the universe so row-level security needs no join.
     owner_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
@@ -212,9 +208,7 @@ class UniverseAssetEvent(Base):
 class ValidationJob(Base):
     __tablename__ = "validation_jobs"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('queued', 'running', 'completed', 'failed', 'cancelled')", name="status"
-        ),
+        CheckConstraint("status IN ('queued', 'running', 'completed', 'failed', 'cancelled')", name="status"),
         Index("ix_validation_jobs_owner_id_created_at", "owner_id", "created_at"),
     )
 
@@ -242,15 +236,11 @@ class ValidationJobItem(Base):
 
     __tablename__ = "validation_job_items"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('queued', 'valid', 'invalid', 'pending', 'error', 'cancelled')", name="status"
-        ),
+        CheckConstraint("status IN ('queued', 'valid', 'invalid', 'pending', 'error', 'cancelled')", name="status"),
         Index("ix_validation_job_items_job_id_position", "job_id", "position"),
     )
 
-    job_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("validation_jobs.id", ondelete="CASCADE"), primary_key=True
-    )
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("validation_jobs.id", ondelete="CASCADE"), primary_key=True)
     symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
     owner_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
     position: Mapped[int] = mapped_column(Integer)

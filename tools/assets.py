@@ -12,7 +12,7 @@ from services.errors import LimitExceeded
 from services.schemas import AssetInfo, SymbolVerdict
 from services.symbols import normalise_symbols
 from tools._results import Envelope, NextAction, ok
-from tools._toolset import READ, ToolSpec, Toolset
+from tools._toolset import READ, Toolset, ToolSpec
 
 __all__ = ["TOOLSET"]
 
@@ -37,7 +37,10 @@ class Sectors(BaseModel):
 
 async def validate_symbols(
     deps: Deps,
-    symbols: Annotated[list[str], Field(description="Up to 50 tickers (AAPL, BRK.B, ^GSPC, EURUSD=X). For more, use start_bulk_validation.")],
+    symbols: Annotated[
+        list[str],
+        Field(description="Up to 50 tickers (AAPL, BRK.B, ^GSPC, EURUSD=X). For more, use start_bulk_validation."),
+    ],
     force_refresh: Annotated[bool, Field(description="Ignore cached verdicts and ask the providers again.")] = False,
 ) -> Envelope[Verdicts]:
     """Check whether tickers are real listed securities, before using them. Answers inline for up to 50 symbols.
@@ -68,22 +71,41 @@ async def validate_symbols(
     actions: list[NextAction] = []
     pending = [v.symbol for v in verdicts if v.status == "pending"]
     if pending:
-        actions.append(NextAction(tool="start_bulk_validation", arguments={"symbols": pending},
-                                  reason="keep checking the pending symbols in the background"))
+        actions.append(
+            NextAction(
+                tool="start_bulk_validation",
+                arguments={"symbols": pending},
+                reason="keep checking the pending symbols in the background",
+            )
+        )
     for v in verdicts:
         if v.status == "invalid" and v.candidates:
-            actions.append(NextAction(tool="validate_symbols", arguments={"symbols": v.candidates[:5]},
-                                      reason=f"check the candidates for {v.symbol}"))
+            actions.append(
+                NextAction(
+                    tool="validate_symbols",
+                    arguments={"symbols": v.candidates[:5]},
+                    reason=f"check the candidates for {v.symbol}",
+                )
+            )
             break
     summary = ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to check"
-    return ok(Verdicts(verdicts=verdicts, counts=counts), f"Validated {len(verdicts)} symbol(s): {summary}.",
-              next_actions=actions, cached=sum(v.cached for v in verdicts))
+    return ok(
+        Verdicts(verdicts=verdicts, counts=counts),
+        f"Validated {len(verdicts)} symbol(s): {summary}.",
+        next_actions=actions,
+        cached=sum(v.cached for v in verdicts),
+    )
 
 
 async def search_assets(
     deps: Deps,
-    query: Annotated[str, Field(description="Ticker prefix (\"NVD\") or company name words (\"nvidia\", \"bank of am\").", max_length=100)],
-    sector: Annotated[str | None, Field(description="Only this GICS sector, e.g. \"Information Technology\" (see list_sectors).", max_length=60)] = None,
+    query: Annotated[
+        str, Field(description='Ticker prefix ("NVD") or company name words ("nvidia", "bank of am").', max_length=100)
+    ],
+    sector: Annotated[
+        str | None,
+        Field(description='Only this GICS sector, e.g. "Information Technology" (see list_sectors).', max_length=60),
+    ] = None,
     limit: Annotated[int, Field(description="Results per page (1-200).")] = 20,
     cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
 ) -> Envelope[SearchPage]:
@@ -97,13 +119,31 @@ async def search_assets(
         page = await deps.assets(session).search(query, sector=sector, limit=limit, cursor=cursor)
     actions = []
     if page.next_cursor:
-        actions.append(NextAction(tool="search_assets", arguments={"query": query, "cursor": page.next_cursor,
-                                  **({"sector": page.sector} if page.sector else {})}, reason="more results"))
+        actions.append(
+            NextAction(
+                tool="search_assets",
+                arguments={
+                    "query": query,
+                    "cursor": page.next_cursor,
+                    **({"sector": page.sector} if page.sector else {}),
+                },
+                reason="more results",
+            )
+        )
     if not page.assets:
-        actions.append(NextAction(tool="validate_symbols", arguments={"symbols": [query.strip().upper()[:20]]},
-                                  reason="ask the market-data providers directly"))
-    return ok(page, f"{len(page.assets)} asset(s) match {query!r}" + (f" in {page.sector}" if page.sector else "") + ".",
-              next_actions=actions, count=len(page.assets))
+        actions.append(
+            NextAction(
+                tool="validate_symbols",
+                arguments={"symbols": [query.strip().upper()[:20]]},
+                reason="ask the market-data providers directly",
+            )
+        )
+    return ok(
+        page,
+        f"{len(page.assets)} asset(s) match {query!r}" + (f" in {page.sector}" if page.sector else "") + ".",
+        next_actions=actions,
+        count=len(page.assets),
+    )
 
 
 async def get_asset(
@@ -116,8 +156,10 @@ async def get_asset(
     async with deps.unit_of_work() as session:
         asset, former = await deps.assets(session).get(symbol)
     note = f" (formerly {former})" if former else ""
-    return ok(AssetDetail(asset=asset, former_symbol=former),
-              f"{asset.symbol}{note}: {asset.name or 'name unknown'}, {asset.validation_status}.")
+    return ok(
+        AssetDetail(asset=asset, former_symbol=former),
+        f"{asset.symbol}{note}: {asset.name or 'name unknown'}, {asset.validation_status}.",
+    )
 
 
 async def list_sectors(deps: Deps) -> Envelope[Sectors]:

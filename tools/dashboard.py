@@ -58,8 +58,12 @@ def _as_text(data: DashboardData) -> str:
     """A compact markdown answer for clients that cannot show the View."""
     if not data.universes:
         return "You have no universes yet. Create one with create_universe(name, symbols)."
-    lines = [f"Your universes ({len(data.universes)}{'+' if data.more_universes else ''}):", "",
-             "| Universe | Assets | Updated | id |", "|---|---:|---|---|"]
+    lines = [
+        f"Your universes ({len(data.universes)}{'+' if data.more_universes else ''}):",
+        "",
+        "| Universe | Assets | Updated | id |",
+        "|---|---:|---|---|",
+    ]
     for u in data.universes[:TEXT_ROWS]:
         lines.append(f"| {_cell(u.name)} | {u.asset_count} | {u.updated_at:%Y-%m-%d} | {u.id} |")
     if len(data.universes) > TEXT_ROWS:
@@ -71,8 +75,10 @@ def _as_text(data: DashboardData) -> str:
         members = detail.assets or []
         if members:
             lines += ["| Symbol | Name | Sector | Status |", "|---|---|---|---|"]
-            lines += [f"| {m.symbol} | {_cell(m.name)} | {_cell(m.sector)} | {m.validation_status} |"
-                      for m in members[:TEXT_ROWS]]
+            lines += [
+                f"| {m.symbol} | {_cell(m.name)} | {_cell(m.sector)} | {m.validation_status} |"
+                for m in members[:TEXT_ROWS]
+            ]
             if detail.universe.asset_count > TEXT_ROWS:
                 lines.append(f"| ... {detail.universe.asset_count - TEXT_ROWS} more (get_universe) | | | |")
     return "\n".join(lines)
@@ -88,20 +94,27 @@ async def _load(deps: Deps, ctx: Context, universe_id: str | None) -> DashboardD
         selected = await service.get(selected_id, limit=service.limits.page_size_max) if selected_id else None
     specs = getattr(ctx.mcp_server, "specs", {})
     return DashboardData(
-        universes=page.universes, more_universes=page.next_cursor is not None, selected=selected,
-        tools=sorted(specs), read_only=not any(not s.read_only for s in specs.values()),
-        limits=DashboardLimits(csv_max_bytes=settings.csv_max_bytes, csv_max_rows=settings.csv_max_rows,
-                               max_symbols_per_call=settings.max_symbols_per_call,
-                               max_inline_validation=settings.max_inline_validation),
+        universes=page.universes,
+        more_universes=page.next_cursor is not None,
+        selected=selected,
+        tools=sorted(specs),
+        read_only=not any(not s.read_only for s in specs.values()),
+        limits=DashboardLimits(
+            csv_max_bytes=settings.csv_max_bytes,
+            csv_max_rows=settings.csv_max_rows,
+            max_symbols_per_call=settings.max_symbols_per_call,
+            max_inline_validation=settings.max_inline_validation,
+        ),
     )
 
 
 def _actions(data: DashboardData) -> list[NextAction]:
     if data.selected is not None:
         uid = data.selected.universe.id
-        return [NextAction(tool="get_universe", arguments={"universe_id": uid}, reason="read the members page by page"),
-                NextAction(tool="export_universe_csv", arguments={"universe_id": uid},
-                           reason="export the members as CSV")]
+        return [
+            NextAction(tool="get_universe", arguments={"universe_id": uid}, reason="read the members page by page"),
+            NextAction(tool="export_universe_csv", arguments={"universe_id": uid}, reason="export the members as CSV"),
+        ]
     return [NextAction(tool="create_universe", arguments={"name": "My universe"}, reason="create a first universe")]
 
 

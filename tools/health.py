@@ -29,8 +29,9 @@ async def get_service_health(deps: Deps) -> Envelope[ServiceHealth]:
     )
     actions = []
     if report.workers is not None and report.queues and any(q.get("ready") for q in report.queues.values()):
-        actions.append(NextAction(tool="get_service_health", arguments={},
-                                  reason="check again whether the queue drains"))
+        actions.append(
+            NextAction(tool="get_service_health", arguments={}, reason="check again whether the queue drains")
+        )
     message = f"Service {report.status}" + (": " + "; ".join(report.problems) + "." if report.problems else ".")
     return ok(report, message, next_actions=actions, status=report.status, mode=report.mode)
 

@@ -37,14 +37,28 @@ AUTO_SUBMIT_TIMEOUT_S = 3.0  # the automatic job follows another tool's answer: 
 
 def _limits(state: Any) -> JobLimits:
     s = state.settings
-    return JobLimits(max_symbols=s.max_bulk_symbols, max_active=s.max_active_jobs, retention_s=s.job_retention_s,
-                     page_size_default=s.page_size_default, page_size_max=s.page_size_max)
+    return JobLimits(
+        max_symbols=s.max_bulk_symbols,
+        max_active=s.max_active_jobs,
+        retention_s=s.job_retention_s,
+        page_size_default=s.page_size_default,
+        page_size_max=s.page_size_max,
+    )
 
 
 def _describe(status: JobStatus) -> str:
     c = status.counts
-    parts = [f"{n} {k}" for k, n in (("valid", c.valid), ("invalid", c.invalid), ("pending", c.pending),
-                                      ("error", c.error), ("cancelled", c.cancelled)) if n]
+    parts = [
+        f"{n} {k}"
+        for k, n in (
+            ("valid", c.valid),
+            ("invalid", c.invalid),
+            ("pending", c.pending),
+            ("error", c.error),
+            ("cancelled", c.cancelled),
+        )
+        if n
+    ]
     text = f"Job {status.job_id} is {status.status}: {c.processed} of {c.total} symbols validated"
     text += f" ({', '.join(parts)})" if parts else ""
     if c.retrying and not status.done:
@@ -55,17 +69,28 @@ def _describe(status: JobStatus) -> str:
 def _follow_up(status: JobStatus) -> list[NextAction]:
     jid = status.job_id
     if not status.done:
-        return [NextAction(tool="get_job_status", arguments={"job_id": jid}, reason="check progress in a few seconds"),
-                NextAction(tool="cancel_job", arguments={"job_id": jid}, reason="stop it if it is no longer needed")]
+        return [
+            NextAction(tool="get_job_status", arguments={"job_id": jid}, reason="check progress in a few seconds"),
+            NextAction(tool="cancel_job", arguments={"job_id": jid}, reason="stop it if it is no longer needed"),
+        ]
     actions: list[NextAction] = []
     for item_status in ("invalid", "pending", "error"):
         if getattr(status.counts, item_status):
-            actions.append(NextAction(tool="get_job_status",
-                                      arguments={"job_id": jid, "include_items": True, "item_status": item_status},
-                                      reason=f"see the {item_status} symbols and why"))
+            actions.append(
+                NextAction(
+                    tool="get_job_status",
+                    arguments={"job_id": jid, "include_items": True, "item_status": item_status},
+                    reason=f"see the {item_status} symbols and why",
+                )
+            )
     if status.universe_id:
-        actions.append(NextAction(tool="get_universe", arguments={"universe_id": status.universe_id},
-                                  reason="review the universe with its refreshed validation status"))
+        actions.append(
+            NextAction(
+                tool="get_universe",
+                arguments={"universe_id": status.universe_id},
+                reason="review the universe with its refreshed validation status",
+            )
+        )
     return actions
 
 
@@ -98,9 +123,12 @@ async def _wait(deps: ToolDeps, ctx: Context, status: JobStatus) -> JobStatus:
         seen = (live["status"], live["processed"])
         if seen != last:
             last = seen
-            await ctx.report_progress(live["processed"], live["total"],
-                                      f"{live['processed']} of {live['total']} symbols validated "
-                                      f"({live['valid']} valid, {live['invalid']} invalid, {live['pending']} pending)")
+            await ctx.report_progress(
+                live["processed"],
+                live["total"],
+                f"{live['processed']} of {live['total']} symbols validated "
+                f"({live['valid']} valid, {live['invalid']} invalid, {live['pending']} pending)",
+            )
         if live["status"] in ("completed", "failed", "cancelled") or time.monotonic() >= deadline:
             break
         await anyio.sleep(POLL_S)
@@ -111,14 +139,25 @@ async def _wait(deps: ToolDeps, ctx: Context, status: JobStatus) -> JobStatus:
 async def start_bulk_validation(
     deps: Deps,
     ctx: Context,
-    symbols: Annotated[list[str] | None, Field(description="Tickers to validate, up to 10,000 (AAPL, BRK.B, ^GSPC, "
-                                               "EURUSD=X). Give this or universe_id.")] = None,
-    universe_id: Annotated[str | None, Field(description="Validate every member of this universe of yours instead "
-                                             "(its id, a UUID).")] = None,
-    force_refresh: Annotated[bool, Field(description="Ask the providers again even for symbols with a fresh cached "
-                                         "verdict.")] = False,
-    wait: Annotated[bool, Field(description="Keep the call open and stream progress notifications until the job is "
-                                "done (bounded to about 45 s; then the current status is returned).")] = False,
+    symbols: Annotated[
+        list[str] | None,
+        Field(
+            description="Tickers to validate, up to 10,000 (AAPL, BRK.B, ^GSPC, EURUSD=X). Give this or universe_id."
+        ),
+    ] = None,
+    universe_id: Annotated[
+        str | None, Field(description="Validate every member of this universe of yours instead (its id, a UUID).")
+    ] = None,
+    force_refresh: Annotated[
+        bool, Field(description="Ask the providers again even for symbols with a fresh cached verdict.")
+    ] = False,
+    wait: Annotated[
+        bool,
+        Field(
+            description="Keep the call open and stream progress notifications until the job is "
+            "done (bounded to about 45 s; then the current status is returned)."
+        ),
+    ] = False,
 ) -> Envelope[JobStatus]:
     """Validate many tickers (up to 10,000) or a universe's members as a background job; returns a job handle at once.
 
@@ -140,8 +179,10 @@ async def start_bulk_validation(
         message = _describe(status) + ("" if status.done else " Still running: follow it with get_job_status.")
     else:
         batches = -(-status.counts.total // state.settings.job_batch_size)
-        message = (f"Started job {status.job_id}: {status.counts.total} symbols in {batches} batches. "
-                   "Follow it with get_job_status.")
+        message = (
+            f"Started job {status.job_id}: {status.counts.total} symbols in {batches} batches. "
+            "Follow it with get_job_status."
+        )
     return ok(status, message, next_actions=_follow_up(status), job_id=status.job_id, job_status=status.status)
 
 
@@ -152,8 +193,10 @@ async def get_job_status(
     include_items: Annotated[bool, Field(description="Include per-symbol outcomes, one page at a time.")] = False,
     limit: Annotated[int | None, Field(description="Items per page (default 50, at most 200).")] = None,
     cursor: Annotated[str | None, Field(description="next_cursor from the previous page; omit for the first.")] = None,
-    item_status: Annotated[Literal["queued", "valid", "invalid", "pending", "error", "cancelled"] | None,
-                           Field(description="Only items with this outcome (e.g. invalid).")] = None,
+    item_status: Annotated[
+        Literal["queued", "valid", "invalid", "pending", "error", "cancelled"] | None,
+        Field(description="Only items with this outcome (e.g. invalid)."),
+    ] = None,
 ) -> Envelope[JobStatus]:
     """Get a bulk validation job's status and counts, and optionally its per-symbol outcomes (paginated).
 
@@ -191,10 +234,15 @@ async def cancel_job(deps: Deps, job_id: JobId) -> Envelope[JobStatus]:
     if cancelled:
         from storage.repositories.jobs import ItemCounts
 
-        await deps.state.jobs.publish(status.job_id, "cancelled", ItemCounts(**{
-            k: v for k, v in status.counts.model_dump().items() if k != "processed"}))
-        message = f"Cancelled job {status.job_id}: {status.counts.cancelled} symbols skipped, " \
-                  f"{status.counts.processed} already validated."
+        await deps.state.jobs.publish(
+            status.job_id,
+            "cancelled",
+            ItemCounts(**{k: v for k, v in status.counts.model_dump().items() if k != "processed"}),
+        )
+        message = (
+            f"Cancelled job {status.job_id}: {status.counts.cancelled} symbols skipped, "
+            f"{status.counts.processed} already validated."
+        )
     else:
         message = f"Job {status.job_id} had already {status.status}; nothing to cancel."
     return ok(status, message, next_actions=_follow_up(status), job_status=status.status, cancelled=cancelled)
@@ -223,9 +271,14 @@ async def queue_pending_symbols(
     except Exception:
         logger.warning("pending symbols not queued as a job", exc_info=True)
         return envelope
-    envelope.next_actions.insert(0, NextAction(
-        tool="get_job_status", arguments={"job_id": status.job_id},
-        reason=f"{len(wanted)} pending symbol(s) are re-checked in the background by this job"))
+    envelope.next_actions.insert(
+        0,
+        NextAction(
+            tool="get_job_status",
+            arguments={"job_id": status.job_id},
+            reason=f"{len(wanted)} pending symbol(s) are re-checked in the background by this job",
+        ),
+    )
     envelope.metadata["validation_job_id"] = status.job_id
     return envelope
 
@@ -233,16 +286,21 @@ async def queue_pending_symbols(
 def register_job_resources(server: Any) -> None:
     """``jobs://{job_id}``: the job as JSON (status, counts, first page of outcomes), owner-checked."""
 
-    @server.resource("jobs://{job_id}", title="Validation job", mime_type="application/json",
-                     description="A bulk validation job: status, counts and the first 200 per-symbol outcomes. "
-                     "Listeners get resource-updated events while it runs.")
+    @server.resource(
+        "jobs://{job_id}",
+        title="Validation job",
+        mime_type="application/json",
+        description="A bulk validation job: status, counts and the first 200 per-symbol outcomes. "
+        "Listeners get resource-updated events while it runs.",
+    )
     async def job_resource(job_id: str, ctx: Context) -> str:
         state = ctx.request_context.lifespan_context
         try:
             caller = resolve_caller(state)
             async with state.unit_of_work(owner_id=caller.owner_id) as session:
                 status = await JobService(session, caller, _limits(state)).status(
-                    job_id, include_items=True, limit=state.settings.page_size_max)
+                    job_id, include_items=True, limit=state.settings.page_size_max
+                )
         except (NotFound, InvalidArgument) as exc:
             raise ResourceNotFoundError(exc.message) from None
         except UniverseMCPError as exc:
@@ -257,8 +315,12 @@ TOOLSET = Toolset(
     description="Bulk validation as background jobs: start, follow with progress, cancel.",
     instructions="Use start_bulk_validation for more than 50 symbols; follow the job with get_job_status.",
     tools=[
-        ToolSpec(start_bulk_validation, "Start bulk validation",
-                 WRITE.model_copy(update={"open_world_hint": True}), scope="validate"),
+        ToolSpec(
+            start_bulk_validation,
+            "Start bulk validation",
+            WRITE.model_copy(update={"open_world_hint": True}),
+            scope="validate",
+        ),
         ToolSpec(get_job_status, "Job status", READ),
         ToolSpec(cancel_job, "Cancel job", DESTRUCTIVE, scope="write"),
     ],

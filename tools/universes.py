@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from server.context import Deps
 from services.schemas import MembershipReport, TurnoverReport, UniverseDetail, UniversePage, UniverseSummary
 from tools._results import Envelope, NextAction, ok
-from tools._toolset import DESTRUCTIVE, READ, WRITE, ToolSpec, Toolset
+from tools._toolset import DESTRUCTIVE, READ, WRITE, Toolset, ToolSpec
 from tools.jobs import queue_pending_symbols
 
 __all__ = ["TOOLSET"]
@@ -18,8 +18,10 @@ __all__ = ["TOOLSET"]
 UniverseId = Annotated[str, Field(description="Universe id (a UUID) as returned by create_universe or list_universes.")]
 Symbols = Annotated[
     list[str],
-    Field(description="Tickers such as AAPL, BRK.B, ^GSPC or EURUSD=X. Case and spaces are normalised; duplicates "
-          "are dropped. At most 1,000 per call."),
+    Field(
+        description="Tickers such as AAPL, BRK.B, ^GSPC or EURUSD=X. Case and spaces are normalised; duplicates "
+        "are dropped. At most 1,000 per call."
+    ),
 ]
 Limit = Annotated[int | None, Field(description="Page size (default 50, at most 200).")]
 Cursor = Annotated[str | None, Field(description="next_cursor from the previous page; omit for the first page.")]
@@ -64,21 +66,37 @@ def _after_add(universe: UniverseSummary, report: MembershipReport) -> list[Next
     actions = [NextAction(tool="get_universe", arguments={"universe_id": universe.id}, reason="review the members")]
     rejected = [r for r in report.results if r.outcome == "rejected"]
     if rejected and (candidates := [c for r in rejected for c in r.candidates][:10]):
-        actions.insert(0, NextAction(tool="add_assets_to_universe",
-                                     arguments={"universe_id": universe.id, "symbols": candidates},
-                                     reason="add suggested symbols in place of the rejected ones, if they are meant"))
+        actions.insert(
+            0,
+            NextAction(
+                tool="add_assets_to_universe",
+                arguments={"universe_id": universe.id, "symbols": candidates},
+                reason="add suggested symbols in place of the rejected ones, if they are meant",
+            ),
+        )
     if any(r.validation_status in ("pending", "unknown") for r in report.results if r.outcome == "added"):
-        actions.append(NextAction(tool="start_bulk_validation", arguments={"universe_id": universe.id},
-                                  reason="validate the members that are not yet validated"))
+        actions.append(
+            NextAction(
+                tool="start_bulk_validation",
+                arguments={"universe_id": universe.id},
+                reason="validate the members that are not yet validated",
+            )
+        )
     return actions
 
 
 async def create_universe(
     deps: Deps,
     name: Annotated[str, Field(description="Name, unique among your universes (case-insensitive), 1-200 characters.")],
-    description: Annotated[str | None, Field(description="What the universe is for (optional, up to 2,000 characters).")] = None,
-    symbols: Annotated[list[str] | None, Field(description="Initial tickers (optional, at most 1,000); see add_assets_to_universe.")] = None,
-    validate: Annotated[bool, Field(description="Check each symbol with market-data providers first (default true).")] = True,
+    description: Annotated[
+        str | None, Field(description="What the universe is for (optional, up to 2,000 characters).")
+    ] = None,
+    symbols: Annotated[
+        list[str] | None, Field(description="Initial tickers (optional, at most 1,000); see add_assets_to_universe.")
+    ] = None,
+    validate: Annotated[
+        bool, Field(description="Check each symbol with market-data providers first (default true).")
+    ] = True,
 ) -> Envelope[UniverseWithReport]:
     """Create a named investment universe (a list of securities), optionally with initial symbols.
 
@@ -91,23 +109,37 @@ async def create_universe(
         universe, report = await deps.universes(session).create(
             name, description=description, symbols=symbols or [], validate=validate
         )
-    return await queue_pending_symbols(deps, ok(  # pending members are re-checked by a background job
-        UniverseWithReport(universe=universe, report=report),
-        f"Created universe {universe.name!r} (id {universe.id}) with {report.asset_count} assets"
-        + (f": {_report_message(report)}." if report.results else "."),
-        next_actions=_after_add(universe, report) if report.results else [
-            NextAction(tool="add_assets_to_universe", arguments={"universe_id": universe.id, "symbols": ["AAPL"]},
-                       reason="add securities to the new universe")],
-        validation_status=_validation_status(report),
-        asset_count=report.asset_count,
-    ), report, universe.id)
+    return await queue_pending_symbols(
+        deps,
+        ok(  # pending members are re-checked by a background job
+            UniverseWithReport(universe=universe, report=report),
+            f"Created universe {universe.name!r} (id {universe.id}) with {report.asset_count} assets"
+            + (f": {_report_message(report)}." if report.results else "."),
+            next_actions=_after_add(universe, report)
+            if report.results
+            else [
+                NextAction(
+                    tool="add_assets_to_universe",
+                    arguments={"universe_id": universe.id, "symbols": ["AAPL"]},
+                    reason="add securities to the new universe",
+                )
+            ],
+            validation_status=_validation_status(report),
+            asset_count=report.asset_count,
+        ),
+        report,
+        universe.id,
+    )
 
 
 async def list_universes(
     deps: Deps,
     limit: Limit = None,
     cursor: Cursor = None,
-    name_contains: Annotated[str | None, Field(description="Only universes whose name contains this text (case-insensitive).", max_length=200)] = None,
+    name_contains: Annotated[
+        str | None,
+        Field(description="Only universes whose name contains this text (case-insensitive).", max_length=200),
+    ] = None,
 ) -> Envelope[UniversePage]:
     """List your universes (id, name, description, asset count), sorted by name, one page at a time.
 
@@ -117,10 +149,21 @@ async def list_universes(
     async with deps.unit_of_work() as session:
         page = await deps.universes(session).list(limit=limit, cursor=cursor, name_contains=name_contains)
     more = " More on the next page." if page.next_cursor else ""
-    actions = [NextAction(tool="list_universes", arguments={"cursor": page.next_cursor, **({"name_contains": name_contains} if name_contains else {})},
-                          reason="get the next page")] if page.next_cursor else []
+    actions = (
+        [
+            NextAction(
+                tool="list_universes",
+                arguments={"cursor": page.next_cursor, **({"name_contains": name_contains} if name_contains else {})},
+                reason="get the next page",
+            )
+        ]
+        if page.next_cursor
+        else []
+    )
     if not page.universes and not cursor:
-        actions.append(NextAction(tool="create_universe", arguments={"name": "My universe"}, reason="create a first universe"))
+        actions.append(
+            NextAction(tool="create_universe", arguments={"name": "My universe"}, reason="create a first universe")
+        )
     return ok(page, f"{len(page.universes)} universe(s).{more}", next_actions=actions, count=len(page.universes))
 
 
@@ -130,7 +173,10 @@ async def get_universe(
     include_assets: Annotated[bool, Field(description="Include the member assets (default true).")] = True,
     limit: Limit = None,
     cursor: Cursor = None,
-    as_of: Annotated[datetime | None, Field(description="Show membership as it was at this time (ISO 8601 with zone, e.g. 2026-01-31T00:00:00Z).")] = None,
+    as_of: Annotated[
+        datetime | None,
+        Field(description="Show membership as it was at this time (ISO 8601 with zone, e.g. 2026-01-31T00:00:00Z)."),
+    ] = None,
 ) -> Envelope[UniverseDetail]:
     """Get one universe: its details, member counts by validation status and a page of member assets.
 
@@ -143,14 +189,32 @@ async def get_universe(
         )
     actions = []
     if detail.next_cursor:
-        actions.append(NextAction(tool="get_universe", arguments={"universe_id": universe_id, "cursor": detail.next_cursor,
-                                  **({"as_of": as_of.isoformat()} if as_of else {})}, reason="get the next page of assets"))
+        actions.append(
+            NextAction(
+                tool="get_universe",
+                arguments={
+                    "universe_id": universe_id,
+                    "cursor": detail.next_cursor,
+                    **({"as_of": as_of.isoformat()} if as_of else {}),
+                },
+                reason="get the next page of assets",
+            )
+        )
     if detail.counts_by_status.get("pending") or detail.counts_by_status.get("unknown"):
-        actions.append(NextAction(tool="start_bulk_validation", arguments={"universe_id": universe_id},
-                                  reason="validate members that are pending or unknown"))
+        actions.append(
+            NextAction(
+                tool="start_bulk_validation",
+                arguments={"universe_id": universe_id},
+                reason="validate members that are pending or unknown",
+            )
+        )
     when = f" as of {as_of.isoformat()}" if as_of else ""
-    return ok(detail, f"Universe {detail.universe.name!r} has {detail.universe.asset_count} assets{when}.",
-              next_actions=actions, asset_count=detail.universe.asset_count)
+    return ok(
+        detail,
+        f"Universe {detail.universe.name!r} has {detail.universe.asset_count} assets{when}.",
+        next_actions=actions,
+        asset_count=detail.universe.asset_count,
+    )
 
 
 async def update_universe(
@@ -165,7 +229,11 @@ async def update_universe(
     """
     async with deps.unit_of_work() as session:
         universe, changed = await deps.universes(session).update(universe_id, name=name, description=description)
-    message = f"Updated {', '.join(changed)} of universe {universe.name!r}." if changed else f"Universe {universe.name!r} already had those values; nothing changed."
+    message = (
+        f"Updated {', '.join(changed)} of universe {universe.name!r}."
+        if changed
+        else f"Universe {universe.name!r} already had those values; nothing changed."
+    )
     return ok(UpdatedUniverse(universe=universe, changed=changed), message)
 
 
@@ -176,15 +244,20 @@ async def delete_universe(deps: Deps, universe_id: UniverseId) -> Envelope[Delet
     """
     async with deps.unit_of_work() as session:
         deleted = await deps.universes(session).delete(universe_id)
-    return ok(DeletedUniverse(deleted=deleted), f"Deleted universe {deleted.name!r} ({deleted.asset_count} assets).",
-              next_actions=[NextAction(tool="list_universes", arguments={}, reason="see the remaining universes")])
+    return ok(
+        DeletedUniverse(deleted=deleted),
+        f"Deleted universe {deleted.name!r} ({deleted.asset_count} assets).",
+        next_actions=[NextAction(tool="list_universes", arguments={}, reason="see the remaining universes")],
+    )
 
 
 async def add_assets_to_universe(
     deps: Deps,
     universe_id: UniverseId,
     symbols: Symbols,
-    validate: Annotated[bool, Field(description="Check each new symbol with market-data providers first (default true).")] = True,
+    validate: Annotated[
+        bool, Field(description="Check each new symbol with market-data providers first (default true).")
+    ] = True,
 ) -> Envelope[UniverseWithReport]:
     """Add securities to a universe by ticker. Idempotent: symbols already present are reported, not duplicated.
 
@@ -194,30 +267,46 @@ async def add_assets_to_universe(
     """
     async with deps.unit_of_work() as session:
         universe, report = await deps.universes(session).add_assets(universe_id, symbols, validate=validate)
-    return await queue_pending_symbols(deps, ok(  # pending members are re-checked by a background job
-        UniverseWithReport(universe=universe, report=report),
-        f"Universe {universe.name!r}: {_report_message(report)}; {report.asset_count} assets now.",
-        next_actions=_after_add(universe, report), validation_status=_validation_status(report),
-        asset_count=report.asset_count), report, universe.id)
+    return await queue_pending_symbols(
+        deps,
+        ok(  # pending members are re-checked by a background job
+            UniverseWithReport(universe=universe, report=report),
+            f"Universe {universe.name!r}: {_report_message(report)}; {report.asset_count} assets now.",
+            next_actions=_after_add(universe, report),
+            validation_status=_validation_status(report),
+            asset_count=report.asset_count,
+        ),
+        report,
+        universe.id,
+    )
 
 
-async def remove_assets_from_universe(deps: Deps, universe_id: UniverseId, symbols: Symbols) -> Envelope[UniverseWithReport]:
+async def remove_assets_from_universe(
+    deps: Deps, universe_id: UniverseId, symbols: Symbols
+) -> Envelope[UniverseWithReport]:
     """Remove securities from a universe by ticker. Idempotent: symbols that are not members are reported as not_present.
 
     The removal is recorded in the universe's history (see get_universe_turnover and get_universe with as_of).
     """
     async with deps.unit_of_work() as session:
         universe, report = await deps.universes(session).remove_assets(universe_id, symbols)
-    return ok(UniverseWithReport(universe=universe, report=report),
-              f"Universe {universe.name!r}: {_report_message(report)}; {report.asset_count} assets now.",
-              asset_count=report.asset_count)
+    return ok(
+        UniverseWithReport(universe=universe, report=report),
+        f"Universe {universe.name!r}: {_report_message(report)}; {report.asset_count} assets now.",
+        asset_count=report.asset_count,
+    )
 
 
 async def get_universe_turnover(
     deps: Deps,
     universe_id: UniverseId,
-    since: Annotated[datetime | None, Field(description="Window start, exclusive (ISO 8601 with zone). Default: the universe's creation.")] = None,
-    until: Annotated[datetime | None, Field(description="Window end, inclusive (ISO 8601 with zone). Default: now.")] = None,
+    since: Annotated[
+        datetime | None,
+        Field(description="Window start, exclusive (ISO 8601 with zone). Default: the universe's creation."),
+    ] = None,
+    until: Annotated[
+        datetime | None, Field(description="Window end, inclusive (ISO 8601 with zone). Default: now.")
+    ] = None,
 ) -> Envelope[TurnoverReport]:
     """Measure how much a universe's membership changed over a time window, from its add/remove history.
 
@@ -228,8 +317,11 @@ async def get_universe_turnover(
     async with deps.unit_of_work() as session:
         report = await deps.universes(session).turnover(universe_id, since=since, until=until)
     value = "n/a (empty universe)" if report.turnover is None else f"{report.turnover:.2%}"
-    return ok(report, f"Turnover {value}: {report.additions} additions and {report.removals} removals; "
-              f"size {report.size_start} -> {report.size_end}.")
+    return ok(
+        report,
+        f"Turnover {value}: {report.additions} additions and {report.removals} removals; "
+        f"size {report.size_start} -> {report.size_end}.",
+    )
 
 
 TOOLSET = Toolset(
@@ -241,10 +333,19 @@ TOOLSET = Toolset(
         ToolSpec(create_universe, "Create universe", WRITE.model_copy(update={"open_world_hint": True}), scope="write"),
         ToolSpec(list_universes, "List universes", READ),
         ToolSpec(get_universe, "Get universe", READ),
-        ToolSpec(update_universe, "Rename or describe a universe", WRITE.model_copy(update={"idempotent_hint": True}), scope="write"),
+        ToolSpec(
+            update_universe,
+            "Rename or describe a universe",
+            WRITE.model_copy(update={"idempotent_hint": True}),
+            scope="write",
+        ),
         ToolSpec(delete_universe, "Delete universe", DESTRUCTIVE, scope="write"),
-        ToolSpec(add_assets_to_universe, "Add assets to a universe",
-                 WRITE.model_copy(update={"idempotent_hint": True, "open_world_hint": True}), scope="write"),
+        ToolSpec(
+            add_assets_to_universe,
+            "Add assets to a universe",
+            WRITE.model_copy(update={"idempotent_hint": True, "open_world_hint": True}),
+            scope="write",
+        ),
         ToolSpec(remove_assets_from_universe, "Remove assets from a universe", DESTRUCTIVE, scope="write"),
         ToolSpec(get_universe_turnover, "Universe turnover", READ),
     ],

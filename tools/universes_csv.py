@@ -48,12 +48,14 @@ class CsvImport(BaseModel):
     counts: dict[str, int] = Field(description="Rows per verdict (added, duplicate, invalid), plus removed members.")
     rows: list[ImportRow] = Field(description="Per-row verdicts: problems first, then added rows (up to 1,000).")
     rows_truncated: bool = Field(description="True when more rows were judged than are listed.")
-    removed: list[str] = Field(default_factory=list,
-                               description="Members removed because the file lacks them (replace).")
+    removed: list[str] = Field(
+        default_factory=list, description="Members removed because the file lacks them (replace)."
+    )
     ignored_columns: list[str] = Field(default_factory=list, description="CSV columns other than the symbol column.")
     notes: list[str] = Field(default_factory=list, description="What was noticed about the file (BOM, encoding ...).")
-    job_id: str | None = Field(None,
-                               description="Bulk validation job for the imported symbols (follow with get_job_status).")
+    job_id: str | None = Field(
+        None, description="Bulk validation job for the imported symbols (follow with get_job_status)."
+    )
 
 
 class CsvExport(BaseModel):
@@ -112,9 +114,17 @@ def _report_rows(parsed: ParsedFile, outcomes: dict[str, _Outcome]) -> list[Impo
             outcome = _Outcome(row.verdict, None, row.reason, tuple(row.candidates))
         else:
             outcome = outcomes[row.symbol]
-        rows.append(ImportRow(line=row.line, input=row.raw, symbol=row.symbol, verdict=outcome.verdict,  # type: ignore[arg-type]
-                              validation_status=outcome.status, reason=outcome.reason,  # type: ignore[arg-type]
-                              candidates=list(outcome.candidates)))
+        rows.append(
+            ImportRow(
+                line=row.line,
+                input=row.raw,
+                symbol=row.symbol,
+                verdict=outcome.verdict,  # type: ignore[arg-type]
+                validation_status=outcome.status,
+                reason=outcome.reason,  # type: ignore[arg-type]
+                candidates=list(outcome.candidates),
+            )
+        )
     return rows
 
 
@@ -127,12 +137,21 @@ def _check_target(settings: Any, csv_text: str, universe_id: str | None, name: s
             details={"limit_bytes": settings.csv_max_bytes, "received_bytes": size},
         )
     if (universe_id is None) == (name is None):
-        raise InvalidArgument("Pass exactly one of universe_id (import into it) or name (create a new universe).",
-                              next_actions=[("list_universes", {}, "find the id of the universe to import into")])
+        raise InvalidArgument(
+            "Pass exactly one of universe_id (import into it) or name (create a new universe).",
+            next_actions=[("list_universes", {}, "find the id of the universe to import into")],
+        )
 
 
-async def _apply(service: UniverseService, symbols: list[str], universe_id: str | None, name: str | None, *,
-                 mode: str, validate: bool) -> tuple[UniverseSummary, dict[str, _Outcome], list[str], MembershipReport]:
+async def _apply(
+    service: UniverseService,
+    symbols: list[str],
+    universe_id: str | None,
+    name: str | None,
+    *,
+    mode: str,
+    validate: bool,
+) -> tuple[UniverseSummary, dict[str, _Outcome], list[str], MembershipReport]:
     """Create (by name), remove what the file lacks (replace), then add in chunks: all in the caller's transaction."""
     if name is not None:
         universe_id = (await service.create(name))[0].id
@@ -165,14 +184,25 @@ def _actions(universe: UniverseSummary, rows: list[ImportRow], job_id: str | Non
     uid = universe.id
     actions = []
     if job_id:
-        actions.append(NextAction(tool="get_job_status", arguments={"job_id": job_id},
-                                  reason="follow the validation job"))
+        actions.append(
+            NextAction(tool="get_job_status", arguments={"job_id": job_id}, reason="follow the validation job")
+        )
     elif unchecked:
-        actions.append(NextAction(tool=JOB_TOOL, arguments={"universe_id": uid},
-                                  reason=f"validate the {unchecked} imported symbols that are not yet checked"))
+        actions.append(
+            NextAction(
+                tool=JOB_TOOL,
+                arguments={"universe_id": uid},
+                reason=f"validate the {unchecked} imported symbols that are not yet checked",
+            )
+        )
     if candidates := [c for r in rows if r.verdict == "invalid" for c in r.candidates][:10]:
-        actions.append(NextAction(tool="add_assets_to_universe", arguments={"universe_id": uid, "symbols": candidates},
-                                  reason="add suggested symbols in place of invalid rows, if they are meant"))
+        actions.append(
+            NextAction(
+                tool="add_assets_to_universe",
+                arguments={"universe_id": uid, "symbols": candidates},
+                reason="add suggested symbols in place of invalid rows, if they are meant",
+            )
+        )
     actions.append(NextAction(tool="get_universe", arguments={"universe_id": uid}, reason="review the members"))
     return actions
 
@@ -180,13 +210,22 @@ def _actions(universe: UniverseSummary, rows: list[ImportRow], job_id: str | Non
 async def import_universe_csv(
     deps: Deps,
     ctx: Context,
-    csv_text: Annotated[str, Field(description="The file's text: a CSV with a symbol/ticker/code column, tickers one "
-                                   "per line or comma separated, a TradingView watchlist (EXCHANGE:SYMBOL, ###SECTION "
-                                   "headers) or an IBKR/TWS export (DES,AAPL,STK,SMART/AMEX,,,,).")],
+    csv_text: Annotated[
+        str,
+        Field(
+            description="The file's text: a CSV with a symbol/ticker/code column, tickers one "
+            "per line or comma separated, a TradingView watchlist (EXCHANGE:SYMBOL, ###SECTION "
+            "headers) or an IBKR/TWS export (DES,AAPL,STK,SMART/AMEX,,,,)."
+        ),
+    ],
     universe_id: Annotated[str | None, Field(description="Import into this existing universe (its id).")] = None,
     name: Annotated[str | None, Field(description="Or create a universe with this name and import into it.")] = None,
-    mode: Annotated[Literal["append", "replace"], Field(description="append (default) adds the file's symbols; replace "
-                                                        "also removes members the file does not list.")] = "append",
+    mode: Annotated[
+        Literal["append", "replace"],
+        Field(
+            description="append (default) adds the file's symbols; replace also removes members the file does not list."
+        ),
+    ] = "append",
     validate: Annotated[bool, Field(description="Validate symbols with market-data providers (default true).")] = True,
 ) -> Envelope[CsvImport]:
     """Import a watchlist or CSV file of tickers into a universe, with a per-row report (line numbers included).
@@ -212,12 +251,16 @@ async def import_universe_csv(
     large = len(symbols) > settings.csv_job_threshold
     async with deps.unit_of_work() as session:
         universe, outcomes, removed, report = await _apply(
-            deps.universes(session), symbols, universe_id, name, mode=mode, validate=validate and not large)
+            deps.universes(session), symbols, universe_id, name, mode=mode, validate=validate and not large
+        )
     unchecked = [s for s, o in outcomes.items() if o.verdict == "added" and o.status in ("pending", "unknown")]
     job_id = await _start_job(ctx, unchecked[: settings.max_bulk_symbols]) if large and validate else None
     if large and validate:  # say per row what happens to the symbols that were not validated inline
-        note = (f"added; validation job {job_id} checks it" if job_id
-                else "added without validation (too many to check inline)")
+        note = (
+            f"added; validation job {job_id} checks it"
+            if job_id
+            else "added without validation (too many to check inline)"
+        )
         outcomes.update({s: outcomes[s]._replace(reason=note) for s in unchecked if outcomes[s].status == "unknown"})
     rows = _report_rows(parsed, outcomes)
     counts = {"added": 0, "duplicate": 0, "invalid": 0}
@@ -226,15 +269,28 @@ async def import_universe_csv(
     if mode == "replace":
         counts["removed"] = len(removed)
     listed = ([r for r in rows if r.verdict != "added"] + [r for r in rows if r.verdict == "added"])[:REPORT_ROWS_MAX]
-    data = CsvImport(universe=universe, format=parsed.format, mode=mode, counts=counts, rows=listed,
-                     rows_truncated=len(rows) > len(listed), removed=removed[:REPORT_ROWS_MAX],
-                     ignored_columns=parsed.ignored_columns, notes=parsed.notes, job_id=job_id)
+    data = CsvImport(
+        universe=universe,
+        format=parsed.format,
+        mode=mode,
+        counts=counts,
+        rows=listed,
+        rows_truncated=len(rows) > len(listed),
+        removed=removed[:REPORT_ROWS_MAX],
+        ignored_columns=parsed.ignored_columns,
+        notes=parsed.notes,
+        job_id=job_id,
+    )
     summary = ", ".join(f"{n} {verdict}" for verdict, n in counts.items() if n) or "no rows"
     job_note = f" Validation job {job_id} is checking {len(unchecked)} symbols." if job_id else ""
-    envelope = ok(data, f"Imported a {parsed.format} file into {universe.name!r}: {summary}; "
-                  f"{universe.asset_count} members now.{job_note}",
-                  next_actions=_actions(universe, rows, job_id, len(unchecked) if validate and large else 0),
-                  asset_count=universe.asset_count, rows=len(rows))
+    envelope = ok(
+        data,
+        f"Imported a {parsed.format} file into {universe.name!r}: {summary}; "
+        f"{universe.asset_count} members now.{job_note}",
+        next_actions=_actions(universe, rows, job_id, len(unchecked) if validate and large else 0),
+        asset_count=universe.asset_count,
+        rows=len(rows),
+    )
     if validate and not large:  # as for add_assets_to_universe: members added as pending are re-checked by a job
         envelope = await queue_pending_symbols(deps, envelope, report, universe.id)
     return envelope
@@ -254,9 +310,17 @@ async def export_universe_csv(
         universe, members = await all_members(deps.universes(session), universe_id)
     text = format_csv(m.model_dump() for m in members)
     safe_name = "".join(c if c.isalnum() or c in "-_" else "-" for c in universe.name).strip("-")[:60] or "universe"
-    return ok(CsvExport(universe=universe, filename=f"{safe_name}.csv", csv_text=text, row_count=len(members),
-                        resource_uri=f"universe://{universe.id}/assets.csv"),
-              f"Exported {len(members)} members of {universe.name!r} as CSV.", row_count=len(members))
+    return ok(
+        CsvExport(
+            universe=universe,
+            filename=f"{safe_name}.csv",
+            csv_text=text,
+            row_count=len(members),
+            resource_uri=f"universe://{universe.id}/assets.csv",
+        ),
+        f"Exported {len(members)} members of {universe.name!r} as CSV.",
+        row_count=len(members),
+    )
 
 
 TOOLSET = Toolset(
@@ -264,8 +328,12 @@ TOOLSET = Toolset(
     id="universes",
     description="Import and export universes as CSV and watchlist files.",
     tools=[
-        ToolSpec(import_universe_csv, "Import universe from CSV", WRITE.model_copy(update={"open_world_hint": True}),
-                 scope="write"),
+        ToolSpec(
+            import_universe_csv,
+            "Import universe from CSV",
+            WRITE.model_copy(update={"open_world_hint": True}),
+            scope="write",
+        ),
         ToolSpec(export_universe_csv, "Export universe as CSV", READ),
     ],
 )

@@ -44,8 +44,15 @@ class Actors:
     batch_size: int
 
 
-def send_job(actors: Actors, job_id: uuid.UUID | str, owner_id: uuid.UUID | str, symbols: Sequence[str],
-             force_refresh: bool = False, *, delay_ms: int | None = None) -> int:
+def send_job(
+    actors: Actors,
+    job_id: uuid.UUID | str,
+    owner_id: uuid.UUID | str,
+    symbols: Sequence[str],
+    force_refresh: bool = False,
+    *,
+    delay_ms: int | None = None,
+) -> int:
     """Queue a job's symbols in batches; returns the number of messages (blocking I/O with Redis)."""
     size = actors.batch_size
     count = 0
@@ -81,10 +88,18 @@ def declare_actors(broker: Broker, *, run: Run, env: EnvGetter, settings: Any) -
             if failures <= cfg.max_retries:
                 raise  # Retries re-queues it with backoff
             what = "timed out" if isinstance(exc, Interrupt) else f"failed ({type(exc).__name__})"
-            logger.error("job %s: a batch of %d symbols %s %d times; recording them as error", job_id, len(symbols),
-                         what, failures)
-            in_env(lambda e: batches.fail_batch(e, jid, oid, symbols,
-                                                f"validation {what} {failures} times; not retried again"))
+            logger.error(
+                "job %s: a batch of %d symbols %s %d times; recording them as error",
+                job_id,
+                len(symbols),
+                what,
+                failures,
+            )
+            in_env(
+                lambda e: batches.fail_batch(
+                    e, jid, oid, symbols, f"validation {what} {failures} times; not retried again"
+                )
+            )
             return
         if result.retry_in_s is not None:
             # Symbols a provider could not answer yet: the whole message comes back after the provider's retry-after
@@ -108,13 +123,17 @@ def declare_actors(broker: Broker, *, run: Run, env: EnvGetter, settings: Any) -
             send_job(actors, job.job_id, job.owner_id, job.symbols, job.force_refresh)
 
     common = {"broker": broker, "time_limit": time_limit_ms}
-    validate_actor = dramatiq.actor(validate_batch, actor_name="validation.validate_batch", queue_name="validation",
-                                    **common)
-    revalidate_actor = dramatiq.actor(revalidate, actor_name="validation.revalidate", queue_name="background",
-                                      max_retries=1, **common)
-    refresh_actor = dramatiq.actor(refresh, actor_name="maintenance.refresh", queue_name="background", max_retries=1,
-                                   **common)
-    cleanup_actor = dramatiq.actor(cleanup, actor_name="maintenance.cleanup", queue_name="background", max_retries=1,
-                                   **common)
+    validate_actor = dramatiq.actor(
+        validate_batch, actor_name="validation.validate_batch", queue_name="validation", **common
+    )
+    revalidate_actor = dramatiq.actor(
+        revalidate, actor_name="validation.revalidate", queue_name="background", max_retries=1, **common
+    )
+    refresh_actor = dramatiq.actor(
+        refresh, actor_name="maintenance.refresh", queue_name="background", max_retries=1, **common
+    )
+    cleanup_actor = dramatiq.actor(
+        cleanup, actor_name="maintenance.cleanup", queue_name="background", max_retries=1, **common
+    )
     actors = Actors(broker, validate_actor, revalidate_actor, refresh_actor, cleanup_actor, cfg.batch_size)
     return actors

@@ -24,8 +24,21 @@ from services.validation import ValidationService
 from storage.db import unit_of_work, utcnow
 from storage.repositories import jobs as repo
 
-__all__ = ["BatchResult", "JobConfig", "JobEnv", "LiveCounters", "NoLiveCounters", "ResumableJob",
-           "cleanup", "fail_batch", "plan_refresh", "process_batch", "refresh_counts", "revalidate", "unfinished"]
+__all__ = [
+    "BatchResult",
+    "JobConfig",
+    "JobEnv",
+    "LiveCounters",
+    "NoLiveCounters",
+    "ResumableJob",
+    "cleanup",
+    "fail_batch",
+    "plan_refresh",
+    "process_batch",
+    "refresh_counts",
+    "revalidate",
+    "unfinished",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +59,16 @@ class JobConfig:
     @classmethod
     def from_settings(cls, settings: Any) -> JobConfig:  # server.settings.Settings (not imported: no cycle)
         return cls(
-            batch_size=settings.job_batch_size, batch_deadline_s=settings.job_batch_deadline_s,
-            max_retries=settings.job_max_retries, max_rate_limit_retries=settings.job_max_rate_limit_retries,
-            retry_base_s=settings.job_retry_base_s, retry_max_delay_s=settings.job_retry_max_delay_s,
-            retention_s=settings.job_retention_s, stall_s=settings.job_stall_s,
-            refresh_max_age_s=settings.refresh_max_age_s, refresh_limit=settings.refresh_limit,
+            batch_size=settings.job_batch_size,
+            batch_deadline_s=settings.job_batch_deadline_s,
+            max_retries=settings.job_max_retries,
+            max_rate_limit_retries=settings.job_max_rate_limit_retries,
+            retry_base_s=settings.job_retry_base_s,
+            retry_max_delay_s=settings.job_retry_max_delay_s,
+            retention_s=settings.job_retention_s,
+            stall_s=settings.job_stall_s,
+            refresh_max_age_s=settings.refresh_max_age_s,
+            refresh_limit=settings.refresh_limit,
         )
 
 
@@ -99,8 +117,16 @@ class ResumableJob:
 
 
 def _summary(counts: repo.ItemCounts) -> str:
-    parts = [f"{n} {k}" for k, n in (("valid", counts.valid), ("invalid", counts.invalid), ("pending", counts.pending),
-                                      ("error", counts.error)) if n]
+    parts = [
+        f"{n} {k}"
+        for k, n in (
+            ("valid", counts.valid),
+            ("invalid", counts.invalid),
+            ("pending", counts.pending),
+            ("error", counts.error),
+        )
+        if n
+    ]
     return f"Validated {counts.processed} of {counts.total} symbols" + (f": {', '.join(parts)}." if parts else ".")
 
 
@@ -177,16 +203,18 @@ async def process_batch(
     if waiting:
         # The longest wait asked for, so every waiting symbol's provider is ready again; jitter spreads batches out.
         retry_in = min(max(delays) * random.uniform(1.0, 1.2), cfg.retry_max_delay_s)
-    return BatchResult(settled=len(outcomes), waiting=len(waiting), retry_in_s=retry_in,
-                       status=done[0] if done else None)
+    return BatchResult(
+        settled=len(outcomes), waiting=len(waiting), retry_in_s=retry_in, status=done[0] if done else None
+    )
 
 
 async def fail_batch(env: JobEnv, job_id: uuid.UUID, owner_id: uuid.UUID, symbols: Sequence[str], reason: str) -> None:
     """Record the batch's still-queued symbols as ``error`` (its retries ran out), so the job can still finish."""
     async with env.uow(owner_id) as session:
         queued = await repo.queued_items(session, job_id, list(symbols))
-        await repo.settle_items(session, job_id, [{"symbol": s, "status": "error", "reason": reason} for s in queued],
-                                utcnow())
+        await repo.settle_items(
+            session, job_id, [{"symbol": s, "status": "error", "reason": reason} for s in queued], utcnow()
+        )
     await refresh_counts(env, job_id, owner_id)
 
 
@@ -201,8 +229,9 @@ async def plan_refresh(env: JobEnv) -> list[str]:
 async def revalidate(env: JobEnv, symbols: Sequence[str]) -> dict[str, int]:
     """Ask the providers again about ``symbols`` (no job: the verdicts land in the store and the cache)."""
     async with env.uow() as session:
-        verdicts = await env.validation.validate(session, list(symbols), force_refresh=True,
-                                                 deadline_s=env.config.batch_deadline_s)
+        verdicts = await env.validation.validate(
+            session, list(symbols), force_refresh=True, deadline_s=env.config.batch_deadline_s
+        )
     counts: dict[str, int] = {}
     for v in verdicts:
         counts[v.status] = counts.get(v.status, 0) + 1

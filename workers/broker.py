@@ -89,7 +89,10 @@ def broker_redis_client(url: str) -> redis.Redis:
     """Explicit timeouts and retry: RedisBroker(url=...) would build connections with neither (a down Redis fails
     every enqueue at once, a hung one blocks for the default socket timeout)."""
     return redis.Redis.from_url(
-        url, socket_connect_timeout=1, socket_timeout=5, health_check_interval=30,
+        url,
+        socket_connect_timeout=1,
+        socket_timeout=5,
+        health_check_interval=30,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1), 3),
     )
 

@@ -66,9 +66,13 @@ class WorkerEnv(Middleware):
         providers = build_providers(s)
         redis = async_redis_client(s.redis_url.get_secret_value())
         self._closers = [engine.dispose, cache.aclose, *[p.aclose for p in providers], redis.aclose]
-        env = JobEnv(JobConfig.from_settings(s), make_sessionmaker(engine), build_validation(s, cache, providers),
-                     live=RedisLiveCounters(redis, s.broker_namespace, s.job_retention_s),
-                     scoped=engine.dialect.name == "postgresql")
+        env = JobEnv(
+            JobConfig.from_settings(s),
+            make_sessionmaker(engine),
+            build_validation(s, cache, providers),
+            live=RedisLiveCounters(redis, s.broker_namespace, s.job_retention_s),
+            scoped=engine.dialect.name == "postgresql",
+        )
         logger.info("worker ready: store %s, providers %s", s.describe_store(), [p.name for p in providers])
         return env
 
@@ -101,8 +105,11 @@ def setup() -> None:
     for noisy in ("httpx", "httpcore", "yfinance", "peewee"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     env = WorkerEnv(settings)
-    heartbeat = WorkerHeartbeat(broker_redis_client(settings.redis_url.get_secret_value()), settings.broker_namespace,
-                                interval_s=min(1.0, settings.worker_heartbeat_timeout_s / 3))
+    heartbeat = WorkerHeartbeat(
+        broker_redis_client(settings.redis_url.get_secret_value()),
+        settings.broker_namespace,
+        interval_s=min(1.0, settings.worker_heartbeat_timeout_s / 3),
+    )
     broker = build_broker(settings, embedded=False, extra=[heartbeat, env])
 
     declare_actors(broker, run=env.run, env=env.get, settings=settings)

@@ -93,8 +93,15 @@ class WorkerHeartbeat(Middleware):
         self.started_at = None
 
     def snapshot(self) -> dict[str, Any]:
-        return {"host": socket.gethostname(), "pid": os.getpid(), "threads": self.threads, "busy": self.busy,
-                "processed": self.processed, "started_at": self.started_at, "seen_at": time.time()}
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "threads": self.threads,
+            "busy": self.busy,
+            "processed": self.processed,
+            "started_at": self.started_at,
+            "seen_at": time.time(),
+        }
 
     def beat(self) -> None:
         assert self.client is not None
@@ -124,9 +131,15 @@ def read_workers(
         except (ValueError, KeyError, TypeError):
             prune.append(worker_id)
             continue
-        entry = {"worker_id": worker_id, "host": info.get("host"), "pid": info.get("pid"),
-                 "threads": int(info.get("threads") or 0), "busy": int(info.get("busy") or 0),
-                 "processed": int(info.get("processed") or 0), "last_seen_s": round(age, 1)}
+        entry = {
+            "worker_id": worker_id,
+            "host": info.get("host"),
+            "pid": info.get("pid"),
+            "threads": int(info.get("threads") or 0),
+            "busy": int(info.get("busy") or 0),
+            "processed": int(info.get("processed") or 0),
+            "last_seen_s": round(age, 1),
+        }
         if age <= dead_after_s:
             alive.append(entry)
         elif age <= DEAD_PRUNE_S:

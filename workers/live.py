@@ -43,8 +43,12 @@ def job_key(namespace: str, job_id: str) -> str:
 def async_redis_client(url: str, *, timeout_s: float = 2.0) -> aioredis.Redis:
     """A client with explicit timeouts and a short retry (redis-py's from_url has neither by default)."""
     return aioredis.Redis.from_url(
-        url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, decode_responses=True,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2), health_check_interval=30,
+        url,
+        socket_connect_timeout=timeout_s,
+        socket_timeout=timeout_s,
+        decode_responses=True,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
+        health_check_interval=30,
     )
 
 

@@ -128,8 +128,15 @@ class JobRuntime:
             self._worker.start()
             logger.info("embedded job worker started (%d threads)", self.settings.embedded_worker_threads)
 
-    async def submit(self, job_id: uuid.UUID | str, owner_id: uuid.UUID | str, symbols: Sequence[str],
-                     force_refresh: bool = False, *, delay_s: float = 0.0) -> int:
+    async def submit(
+        self,
+        job_id: uuid.UUID | str,
+        owner_id: uuid.UUID | str,
+        symbols: Sequence[str],
+        force_refresh: bool = False,
+        *,
+        delay_s: float = 0.0,
+    ) -> int:
         """Queue the job's symbols in batches (after the unit of work that created the job has committed)."""
         if not symbols:
             return 0
@@ -164,8 +171,15 @@ class JobRuntime:
             job = await job_repo.get_job(session, uuid.UUID(str(job_id)))
             if job is None:
                 return None
-            return {"status": job.status, "total": job.total, "processed": job.processed, "valid": job.valid_count,
-                    "invalid": job.invalid_count, "pending": job.pending_count, "error": job.error_count}
+            return {
+                "status": job.status,
+                "total": job.total,
+                "processed": job.processed,
+                "valid": job.valid_count,
+                "invalid": job.invalid_count,
+                "pending": job.pending_count,
+                "error": job.error_count,
+            }
 
     async def publish(self, job_id: str, status: str, counts: job_repo.ItemCounts) -> None:
         if self.live is not None:
@@ -255,8 +269,11 @@ class JobRuntime:
                     pipe.hlen(f"{self.namespace}:{dq_name(queue)}.msgs")
                 sizes = await pipe.execute()
         except (RedisError, TimeoutError) as exc:
-            return {"broker": {**broker, "ok": False, "error": f"Redis unreachable ({type(exc).__name__})"},
-                    "workers": None, "queues": None}
+            return {
+                "broker": {**broker, "ok": False, "error": f"Redis unreachable ({type(exc).__name__})"},
+                "workers": None,
+                "queues": None,
+            }
         alive, dead, prune = read_workers(entries, dead_after_s=self.settings.worker_heartbeat_timeout_s)
         if prune:
             try:
@@ -269,8 +286,13 @@ class JobRuntime:
             queues[queue] = {"ready": ready, "delayed": delayed, "in_progress": max(0, stored - ready)}
         return {
             "broker": {**broker, "ok": True},
-            "workers": {"alive": len(alive), "dead": len(dead), "threads": sum(w["threads"] for w in alive),
-                        "busy": sum(w["busy"] for w in alive), "processes": alive + dead},
+            "workers": {
+                "alive": len(alive),
+                "dead": len(dead),
+                "threads": sum(w["threads"] for w in alive),
+                "busy": sum(w["busy"] for w in alive),
+                "processes": alive + dead,
+            },
             "queues": queues,
         }
 
@@ -278,16 +300,27 @@ class JobRuntime:
         queues = {}
         for queue in QUEUES:
             stub_queues = self.broker.queues  # type: ignore[attr-defined]
-            queues[queue] = {"ready": stub_queues[queue].qsize(), "delayed": stub_queues[dq_name(queue)].qsize(),
-                             "in_progress": self.heartbeat.busy}
+            queues[queue] = {
+                "ready": stub_queues[queue].qsize(),
+                "delayed": stub_queues[dq_name(queue)].qsize(),
+                "in_progress": self.heartbeat.busy,
+            }
         running = self._worker is not None
         return {
-            "broker": {"kind": "stub", "mode": "embedded", "ok": True,
-                       "note": "in-process queue: jobs run inside this server; unfinished ones resume on restart"},
-            "workers": {"alive": 1 if running else 0, "dead": 0,
-                        "threads": self.settings.embedded_worker_threads if running else 0,
-                        "busy": self.heartbeat.busy, "processes": [],
-                        "note": None if running else "the in-process worker starts with the first job"},
+            "broker": {
+                "kind": "stub",
+                "mode": "embedded",
+                "ok": True,
+                "note": "in-process queue: jobs run inside this server; unfinished ones resume on restart",
+            },
+            "workers": {
+                "alive": 1 if running else 0,
+                "dead": 0,
+                "threads": self.settings.embedded_worker_threads if running else 0,
+                "busy": self.heartbeat.busy,
+                "processes": [],
+                "note": None if running else "the in-process worker starts with the first job",
+            },
             "queues": queues,
         }
 
@@ -329,8 +362,9 @@ async def open_job_runtime(state: Any) -> AsyncIterator[JobRuntime]:
         # Periodic work crosses owners: it runs as the role that owns the tables (like the workers do).
         admin_engine = make_engine(settings.admin_sqlalchemy_url)
         sessions = make_sessionmaker(admin_engine)
-    env = JobEnv(JobConfig.from_settings(settings), sessions, state.validation,
-                 scoped=state.engine.dialect.name == "postgresql")
+    env = JobEnv(
+        JobConfig.from_settings(settings), sessions, state.validation, scoped=state.engine.dialect.name == "postgresql"
+    )
     try:
         async with anyio.create_task_group() as tg:
             runtime = JobRuntime(settings, embedded=embedded, env=env, tg=tg)

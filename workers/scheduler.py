@@ -58,8 +58,10 @@ def build_scheduler(settings: Any, *, blocking: bool = True) -> tuple[Any, dict[
 
     actors = declare_actors(broker, run=never_run, env=no_env, settings=settings)
     lock = PeriodicLock(broker_redis_client(url), settings.broker_namespace)
-    plan = {"refresh": (settings.refresh_interval_s, actors.refresh),
-            "cleanup": (settings.cleanup_interval_s, actors.cleanup)}
+    plan = {
+        "refresh": (settings.refresh_interval_s, actors.refresh),
+        "cleanup": (settings.cleanup_interval_s, actors.cleanup),
+    }
 
     def tick(name: str) -> bool:
         interval, actor = plan[name]
@@ -78,8 +80,15 @@ def build_scheduler(settings: Any, *, blocking: bool = True) -> tuple[Any, dict[
     ticks = {name: (lambda n=name: tick(n)) for name in plan}
     for name, (interval, _) in plan.items():
         # First run at once (the slot lock keeps restarts from repeating it), then every interval.
-        scheduler.add_job(ticks[name], IntervalTrigger(seconds=interval), id=name, coalesce=True, max_instances=1,
-                          misfire_grace_time=max(1, int(interval / 2)), next_run_time=_now())
+        scheduler.add_job(
+            ticks[name],
+            IntervalTrigger(seconds=interval),
+            id=name,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=max(1, int(interval / 2)),
+            next_run_time=_now(),
+        )
     return scheduler, ticks
 
 
@@ -95,8 +104,12 @@ def run_scheduler(settings: Any, *, once: bool = False) -> int:
         for tick in ticks.values():
             tick()
         return 0
-    logger.info("scheduler: refresh every %d s, cleanup every %d s (namespace %s)", settings.refresh_interval_s,
-                settings.cleanup_interval_s, settings.broker_namespace)
+    logger.info(
+        "scheduler: refresh every %d s, cleanup every %d s (namespace %s)",
+        settings.refresh_interval_s,
+        settings.cleanup_interval_s,
+        settings.broker_namespace,
+    )
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

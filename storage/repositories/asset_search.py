@@ -104,9 +104,24 @@ async def replace_name_words(session: AsyncSession, assets: Iterable[IndexedAsse
 # --- the query ----------------------------------------------------------------------------------------------------
 # What a search returns per asset: services/schemas.py AssetInfo's fields. Plain rows, not ORM objects: a page of
 # assets costs a third less to load, and the search index's JSON and audit columns are never read.
-RESULT_COLUMNS = ("id", "symbol", "name", "exchange", "asset_type", "currency", "sector", "industry", "country",
-                  "market_cap", "pe_ratio", "dividend_yield", "validation_status", "validation_source",
-                  "last_validated_at", "listing_status")
+RESULT_COLUMNS = (
+    "id",
+    "symbol",
+    "name",
+    "exchange",
+    "asset_type",
+    "currency",
+    "sector",
+    "industry",
+    "country",
+    "market_cap",
+    "pe_ratio",
+    "dividend_yield",
+    "validation_status",
+    "validation_source",
+    "last_validated_at",
+    "listing_status",
+)
 # Candidate counts (capped) steer which route a search takes, never what it returns: they are reused for a while
 # instead of being counted on every search (one statement less), and may be stale without harm.
 COUNTS_TTL_S = 60.0
@@ -146,7 +161,8 @@ def _ticker_range(postgres: bool) -> ColumnElement[bool]:
 
 def _word_range(i: int, sector: bool, *columns: Any) -> Select:
     stmt = select(*(columns or (AssetNameWord.asset_id,))).where(
-        AssetNameWord.word >= bindparam(f"w{i}_lo"), AssetNameWord.word < bindparam(f"w{i}_hi"))
+        AssetNameWord.word >= bindparam(f"w{i}_lo"), AssetNameWord.word < bindparam(f"w{i}_hi")
+    )
     return stmt.where(AssetNameWord.sector == bindparam("sector")) if sector else stmt
 
 
@@ -173,10 +189,12 @@ def _part(rank: int, sector: bool, *conditions: ColumnElement[bool], walk: bool 
 
 def _name_match(words: int) -> ColumnElement[bool]:
     name = func.lower(Asset.name)
-    return and_(*[
-        or_(name.like(bindparam(f"w{i}_start"), escape="\\"), name.like(bindparam(f"w{i}_mid"), escape="\\"))
-        for i in range(words)
-    ])
+    return and_(
+        *[
+            or_(name.like(bindparam(f"w{i}_start"), escape="\\"), name.like(bindparam(f"w{i}_mid"), escape="\\"))
+            for i in range(words)
+        ]
+    )
 
 
 def _prefix_like() -> ColumnElement[bool]:
@@ -197,8 +215,9 @@ def _main_statement(shape: tuple[Any, ...]) -> Select:
     if prefix:
         parts.append(_part(0, sector, Asset.symbol == bindparam("p")))
         others = (_prefix_like(), Asset.symbol != bindparam("p"))
-        parts.append(_part(1, sector, *others, walk=True) if ticker_walk
-                     else _part(1, sector, _ticker_range(postgres), *others))
+        parts.append(
+            _part(1, sector, *others, walk=True) if ticker_walk else _part(1, sector, _ticker_range(postgres), *others)
+        )
     if words:
         conditions = [_name_match(words), *([not_(_prefix_like())] if prefix else [])]
         if name_route == "walk":
@@ -206,8 +225,11 @@ def _main_statement(shape: tuple[Any, ...]) -> Select:
         elif name_route == "shortlist":
             # The index holds each candidate's ticker: shortlist the best-ranked few from it alone, check only those.
             both = _candidates(used, sector, AssetNameWord.asset_id, AssetNameWord.symbol).subquery()
-            shortlist = (select(both.c.asset_id).order_by(func.length(both.c.symbol), both.c.symbol)
-                         .limit(bindparam("shortlist")))
+            shortlist = (
+                select(both.c.asset_id)
+                .order_by(func.length(both.c.symbol), both.c.symbol)
+                .limit(bindparam("shortlist"))
+            )
             parts.append(_part(2, sector, Asset.id.in_(shortlist), *conditions))
         else:
             parts.append(_part(2, sector, Asset.id.in_(_candidates(used, sector)), *conditions))
@@ -239,11 +261,23 @@ async def search_assets(
     postgres = session.get_bind().dialect.name == "postgresql"
     needed = offset + limit
     cap = max(WALK_ABOVE, CANDIDATES_PER_ROW * needed) + 1
-    params: dict[str, Any] = {"needed": needed, "offset": offset, "limit": limit, "cap": cap, "sector": sector,
-                              "shortlist": SHORTLIST_PER_ROW * needed + SHORTLIST_EXTRA}
+    params: dict[str, Any] = {
+        "needed": needed,
+        "offset": offset,
+        "limit": limit,
+        "cap": cap,
+        "sector": sector,
+        "shortlist": SHORTLIST_PER_ROW * needed + SHORTLIST_EXTRA,
+    }
     for i, w in enumerate(words):
-        params.update({f"w{i}_lo": w, f"w{i}_hi": _after(w), f"w{i}_start": _like_escape(w) + "%",
-                       f"w{i}_mid": "% " + _like_escape(w) + "%"})
+        params.update(
+            {
+                f"w{i}_lo": w,
+                f"w{i}_hi": _after(w),
+                f"w{i}_start": _like_escape(w) + "%",
+                f"w{i}_mid": "% " + _like_escape(w) + "%",
+            }
+        )
     if symbol_prefix:
         params.update(p=symbol_prefix, p_after=_after(symbol_prefix), p_like=_like_escape(symbol_prefix) + "%")
 
@@ -260,8 +294,13 @@ async def search_assets(
 
 
 async def _candidate_counts(
-    session: AsyncSession, words: list[str], prefix: str | None, sector: str | None, cap: int,
-    params: dict[str, Any], postgres: bool,
+    session: AsyncSession,
+    words: list[str],
+    prefix: str | None,
+    sector: str | None,
+    cap: int,
+    params: dict[str, Any],
+    postgres: bool,
 ) -> list[int]:
     """Each word's candidates and the ticker range's (last), counted up to ``cap``: from recent counts, else in one
     statement."""
@@ -277,8 +316,11 @@ async def _candidate_counts(
             counts.append(_capped_count(select(Asset.id).where(_ticker_range(postgres))))
         return select(*counts)
 
-    counted = list((await session.execute(
-        _cached(("probe", postgres, bool(prefix), len(words), bool(sector)), probe), params)).one())
+    counted = list(
+        (
+            await session.execute(_cached(("probe", postgres, bool(prefix), len(words), bool(sector)), probe), params)
+        ).one()
+    )
     if len(_COUNTS) > 10_000:
         _COUNTS.clear()
     _COUNTS.update({key: (now, n) for key, n in zip(keys, counted, strict=True)})

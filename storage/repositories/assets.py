@@ -51,9 +51,7 @@ async def get_assets_by_symbols(session: AsyncSession, symbols: Sequence[str]) -
     # Chunked: SQLite caps bound parameters per statement.
     for start in range(0, len(symbols), 500):
         chunk = list(symbols[start : start + 500])
-        rows = await session.scalars(
-            select(Asset).where(Asset.symbol.in_(chunk), Asset.listing_status == "listed")
-        )
+        rows = await session.scalars(select(Asset).where(Asset.symbol.in_(chunk), Asset.listing_status == "listed"))
         found.update({a.symbol: a for a in rows})
     return found
 
@@ -80,7 +78,8 @@ async def sector_counts(session: AsyncSession) -> dict[str | None, int]:
     from sqlalchemy import func
 
     rows = await session.execute(
-        select(Asset.sector, func.count()).where(Asset.listing_status == "listed", Asset.validation_status != "invalid")
+        select(Asset.sector, func.count())
+        .where(Asset.listing_status == "listed", Asset.validation_status != "invalid")
         .group_by(Asset.sector)
     )
     return {sector: int(n) for sector, n in rows.all()}
@@ -91,8 +90,11 @@ async def asset_by_past_symbol(session: AsyncSession, symbol: str) -> Asset | No
     from storage.models import AssetSymbol
 
     return await session.scalar(
-        select(Asset).join(AssetSymbol, AssetSymbol.asset_id == Asset.id)
-        .where(AssetSymbol.symbol == symbol).order_by(AssetSymbol.valid_to.desc()).limit(1)
+        select(Asset)
+        .join(AssetSymbol, AssetSymbol.asset_id == Asset.id)
+        .where(AssetSymbol.symbol == symbol)
+        .order_by(AssetSymbol.valid_to.desc())
+        .limit(1)
     )
 
 
@@ -106,7 +108,8 @@ async def insert_assets_bulk(session: AsyncSession, rows: Sequence[Mapping[str, 
         values = [{**fit(r), "id": uuid.uuid4()} for r in rows]
         await session.execute(Asset.__table__.insert(), values)
         await replace_name_words(
-            session, [(v["id"], v["name"], v.get("sector"), v["symbol"]) for v in values if v.get("name")], new=True)
+            session, [(v["id"], v["name"], v.get("sector"), v["symbol"]) for v in values if v.get("name")], new=True
+        )
 
 
 async def listed_symbols(session: AsyncSession) -> list[str]:

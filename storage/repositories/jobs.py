@@ -67,9 +67,17 @@ class ItemCounts:
         return self.valid + self.invalid + self.pending + self.error
 
     def as_dict(self) -> dict[str, int]:
-        return {"total": self.total, "processed": self.processed, "valid": self.valid, "invalid": self.invalid,
-                "pending": self.pending, "error": self.error, "cancelled": self.cancelled, "queued": self.queued,
-                "retrying": self.retrying}
+        return {
+            "total": self.total,
+            "processed": self.processed,
+            "valid": self.valid,
+            "invalid": self.invalid,
+            "pending": self.pending,
+            "error": self.error,
+            "cancelled": self.cancelled,
+            "queued": self.queued,
+            "retrying": self.retrying,
+        }
 
 
 # --- creating and reading ---------------------------------------------------------------------------------------------
@@ -85,14 +93,28 @@ async def create_job(
     message: str | None = None,
 ) -> ValidationJob:
     job = ValidationJob(
-        id=uuid.uuid4(), owner_id=owner_id, universe_id=universe_id, status="queued", force_refresh=force_refresh,
-        total=len(symbols), processed=0, valid_count=0, invalid_count=0, pending_count=0, error_count=0,
-        message=message, created_at=now, updated_at=now, expires_at=expires_at,
+        id=uuid.uuid4(),
+        owner_id=owner_id,
+        universe_id=universe_id,
+        status="queued",
+        force_refresh=force_refresh,
+        total=len(symbols),
+        processed=0,
+        valid_count=0,
+        invalid_count=0,
+        pending_count=0,
+        error_count=0,
+        message=message,
+        created_at=now,
+        updated_at=now,
+        expires_at=expires_at,
     )
     session.add(job)
     await session.flush()
-    rows = [{"job_id": job.id, "symbol": s, "owner_id": owner_id, "position": i, "status": "queued", "attempts": 0}
-            for i, s in enumerate(symbols)]
+    rows = [
+        {"job_id": job.id, "symbol": s, "owner_id": owner_id, "position": i, "status": "queued", "attempts": 0}
+        for i, s in enumerate(symbols)
+    ]
     for start in range(0, len(rows), _CHUNK):  # core executemany: 10,000 items in one round of statements
         await session.execute(ValidationJobItem.__table__.insert(), rows[start : start + _CHUNK])
     return job
@@ -110,16 +132,19 @@ async def get_job(session: AsyncSession, job_id: uuid.UUID) -> ValidationJob | N
 
 
 async def active_job_count(session: AsyncSession, owner_id: uuid.UUID) -> int:
-    return int(await session.scalar(
-        select(func.count()).select_from(ValidationJob)
-        .where(ValidationJob.owner_id == owner_id, ValidationJob.status.in_(ACTIVE))
-    ) or 0)
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(ValidationJob)
+            .where(ValidationJob.owner_id == owner_id, ValidationJob.status.in_(ACTIVE))
+        )
+        or 0
+    )
 
 
 async def item_counts(session: AsyncSession, job_id: uuid.UUID) -> ItemCounts:
     rows = await session.execute(
-        select(ValidationJobItem.status, func.count(),
-               func.sum(case((ValidationJobItem.attempts > 0, 1), else_=0)))
+        select(ValidationJobItem.status, func.count(), func.sum(case((ValidationJobItem.attempts > 0, 1), else_=0)))
         .where(ValidationJobItem.job_id == job_id)
         .group_by(ValidationJobItem.status)
     )
@@ -129,8 +154,11 @@ async def item_counts(session: AsyncSession, job_id: uuid.UUID) -> ItemCounts:
         counts[status] = int(n)
         if status == "queued":
             retrying = int(tried or 0)
-    return ItemCounts(total=sum(counts.values()), retrying=retrying,
-                      **{k: counts.get(k, 0) for k in ("valid", "invalid", "pending", "error", "cancelled", "queued")})
+    return ItemCounts(
+        total=sum(counts.values()),
+        retrying=retrying,
+        **{k: counts.get(k, 0) for k in ("valid", "invalid", "pending", "error", "cancelled", "queued")},
+    )
 
 
 async def list_items(
@@ -166,9 +194,11 @@ async def universe_member_symbols(
 ) -> list[str]:
     """Current tickers of the universe's members, in position order (at most ``limit``)."""
     rows = await session.scalars(
-        select(Asset.symbol).join(UniverseAsset, UniverseAsset.asset_id == Asset.id)
+        select(Asset.symbol)
+        .join(UniverseAsset, UniverseAsset.asset_id == Asset.id)
         .where(UniverseAsset.universe_id == universe_id, UniverseAsset.owner_id == owner_id)
-        .order_by(UniverseAsset.position).limit(limit)
+        .order_by(UniverseAsset.position)
+        .limit(limit)
     )
     return list(rows)
 
@@ -176,7 +206,8 @@ async def universe_member_symbols(
 # --- worker writes ----------------------------------------------------------------------------------------------------
 async def mark_running(session: AsyncSession, job_id: uuid.UUID, now: datetime) -> None:
     await session.execute(
-        update(ValidationJob).where(ValidationJob.id == job_id, ValidationJob.status == "queued")
+        update(ValidationJob)
+        .where(ValidationJob.id == job_id, ValidationJob.status == "queued")
         .values(status="running", started_at=now, updated_at=now)
     )
 
@@ -191,13 +222,28 @@ async def settle_items(
     table = ValidationJobItem.__table__
     stmt = (
         update(table)
-        .where(table.c.job_id == bindparam("b_job"), table.c.symbol == bindparam("b_symbol"),
-               table.c.status == "queued")
-        .values(status=bindparam("b_status"), source=bindparam("b_source"), reason=bindparam("b_reason"),
-                attempts=table.c.attempts + 1, finished_at=bindparam("b_at"))
+        .where(
+            table.c.job_id == bindparam("b_job"), table.c.symbol == bindparam("b_symbol"), table.c.status == "queued"
+        )
+        .values(
+            status=bindparam("b_status"),
+            source=bindparam("b_source"),
+            reason=bindparam("b_reason"),
+            attempts=table.c.attempts + 1,
+            finished_at=bindparam("b_at"),
+        )
     )
-    params = [{"b_job": job_id, "b_symbol": o["symbol"], "b_status": o["status"], "b_source": o.get("source"),
-               "b_reason": (o.get("reason") or None) and str(o["reason"])[:300], "b_at": now} for o in outcomes]
+    params = [
+        {
+            "b_job": job_id,
+            "b_symbol": o["symbol"],
+            "b_status": o["status"],
+            "b_source": o.get("source"),
+            "b_reason": (o.get("reason") or None) and str(o["reason"])[:300],
+            "b_at": now,
+        }
+        for o in outcomes
+    ]
     for start in range(0, len(params), _CHUNK):
         await session.execute(stmt, params[start : start + _CHUNK])
 
@@ -209,8 +255,9 @@ async def bump_attempts(session: AsyncSession, job_id: uuid.UUID, reasons: Mappi
     table = ValidationJobItem.__table__
     stmt = (
         update(table)
-        .where(table.c.job_id == bindparam("b_job"), table.c.symbol == bindparam("b_symbol"),
-               table.c.status == "queued")
+        .where(
+            table.c.job_id == bindparam("b_job"), table.c.symbol == bindparam("b_symbol"), table.c.status == "queued"
+        )
         .values(attempts=table.c.attempts + 1, reason=bindparam("b_reason"))
     )
     await session.execute(stmt, [{"b_job": job_id, "b_symbol": s, "b_reason": r[:300]} for s, r in reasons.items()])
@@ -219,9 +266,16 @@ async def bump_attempts(session: AsyncSession, job_id: uuid.UUID, reasons: Mappi
 async def write_counts(session: AsyncSession, job_id: uuid.UUID, counts: ItemCounts, now: datetime) -> None:
     """Store derived counters; the guard keeps a later, larger count from being overwritten by an older one."""
     await session.execute(
-        update(ValidationJob).where(ValidationJob.id == job_id, ValidationJob.processed <= counts.processed)
-        .values(processed=counts.processed, valid_count=counts.valid, invalid_count=counts.invalid,
-                pending_count=counts.pending, error_count=counts.error, updated_at=now)
+        update(ValidationJob)
+        .where(ValidationJob.id == job_id, ValidationJob.processed <= counts.processed)
+        .values(
+            processed=counts.processed,
+            valid_count=counts.valid,
+            invalid_count=counts.invalid,
+            pending_count=counts.pending,
+            error_count=counts.error,
+            updated_at=now,
+        )
     )
 
 
@@ -230,7 +284,8 @@ async def complete_job(
 ) -> bool:
     """Mark an active job completed; False when it was not active (already finished or cancelled)."""
     result = await session.execute(
-        update(ValidationJob).where(ValidationJob.id == job_id, ValidationJob.status.in_(ACTIVE))
+        update(ValidationJob)
+        .where(ValidationJob.id == job_id, ValidationJob.status.in_(ACTIVE))
         .values(status="completed", finished_at=now, updated_at=now, expires_at=expires_at, message=message[:500])
     )
     return bool(result.rowcount)
@@ -240,11 +295,13 @@ async def fail_job(
     session: AsyncSession, job_id: uuid.UUID, *, now: datetime, expires_at: datetime, message: str
 ) -> None:
     await session.execute(
-        update(ValidationJob).where(ValidationJob.id == job_id, ValidationJob.status.in_(ACTIVE))
+        update(ValidationJob)
+        .where(ValidationJob.id == job_id, ValidationJob.status.in_(ACTIVE))
         .values(status="failed", finished_at=now, updated_at=now, expires_at=expires_at, message=message[:500])
     )
     await session.execute(
-        update(ValidationJobItem).where(ValidationJobItem.job_id == job_id, ValidationJobItem.status == "queued")
+        update(ValidationJobItem)
+        .where(ValidationJobItem.job_id == job_id, ValidationJobItem.status == "queued")
         .values(status="error", reason=message[:300], finished_at=now)
     )
 
@@ -252,14 +309,17 @@ async def fail_job(
 async def cancel_job(session: AsyncSession, job_id: uuid.UUID, *, now: datetime, expires_at: datetime) -> bool:
     """Cancel an active job and every item still queued; False when the job had already finished."""
     result = await session.execute(
-        update(ValidationJob).where(ValidationJob.id == job_id, ValidationJob.status.in_(ACTIVE))
-        .values(status="cancelled", finished_at=now, updated_at=now, expires_at=expires_at,
-                message="cancelled by its owner")
+        update(ValidationJob)
+        .where(ValidationJob.id == job_id, ValidationJob.status.in_(ACTIVE))
+        .values(
+            status="cancelled", finished_at=now, updated_at=now, expires_at=expires_at, message="cancelled by its owner"
+        )
     )
     if not result.rowcount:
         return False
     await session.execute(
-        update(ValidationJobItem).where(ValidationJobItem.job_id == job_id, ValidationJobItem.status == "queued")
+        update(ValidationJobItem)
+        .where(ValidationJobItem.job_id == job_id, ValidationJobItem.status == "queued")
         .values(status="cancelled", reason="job cancelled before this symbol was validated", finished_at=now)
     )
     return True

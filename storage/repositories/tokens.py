@@ -20,9 +20,11 @@ async def add_token(session: AsyncSession, token: ApiToken) -> ApiToken:
 
 
 async def find_by_hash(session: AsyncSession, token_hash: str) -> tuple[ApiToken, User] | None:
-    row = (await session.execute(
-        select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == token_hash)
-    )).first()
+    row = (
+        await session.execute(
+            select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == token_hash)
+        )
+    ).first()
     return (row[0], row[1]) if row else None
 
 

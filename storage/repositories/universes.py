@@ -33,15 +33,11 @@ __all__ = [
 
 
 async def get_universe(session: AsyncSession, owner_id: uuid.UUID, universe_id: uuid.UUID) -> Universe | None:
-    return await session.scalar(
-        select(Universe).where(Universe.id == universe_id, Universe.owner_id == owner_id)
-    )
+    return await session.scalar(select(Universe).where(Universe.id == universe_id, Universe.owner_id == owner_id))
 
 
 async def get_universe_by_name_key(session: AsyncSession, owner_id: uuid.UUID, name_key: str) -> Universe | None:
-    return await session.scalar(
-        select(Universe).where(Universe.owner_id == owner_id, Universe.name_key == name_key)
-    )
+    return await session.scalar(select(Universe).where(Universe.owner_id == owner_id, Universe.name_key == name_key))
 
 
 async def list_universes(
@@ -85,16 +81,12 @@ async def universe_ids_with_prefix(session: AsyncSession, owner_id: uuid.UUID, p
 
 
 async def delete_universe(session: AsyncSession, owner_id: uuid.UUID, universe_id: uuid.UUID) -> int:
-    result = await session.execute(
-        delete(Universe).where(Universe.id == universe_id, Universe.owner_id == owner_id)
-    )
+    result = await session.execute(delete(Universe).where(Universe.id == universe_id, Universe.owner_id == owner_id))
     return result.rowcount or 0
 
 
 async def count_members(session: AsyncSession, universe_id: uuid.UUID) -> int:
-    return int(
-        await session.scalar(select(func.count()).where(UniverseAsset.universe_id == universe_id)) or 0
-    )
+    return int(await session.scalar(select(func.count()).where(UniverseAsset.universe_id == universe_id)) or 0)
 
 
 async def count_members_by_status(session: AsyncSession, universe_id: uuid.UUID) -> dict[str, int]:
@@ -188,9 +180,7 @@ async def members_by_symbol(
 
 
 async def next_position(session: AsyncSession, universe_id: uuid.UUID) -> int:
-    top = await session.scalar(
-        select(func.max(UniverseAsset.position)).where(UniverseAsset.universe_id == universe_id)
-    )
+    top = await session.scalar(select(func.max(UniverseAsset.position)).where(UniverseAsset.universe_id == universe_id))
     return 0 if top is None else int(top) + 1
 
 
@@ -208,8 +198,16 @@ async def add_members(
     # Core executemany: the ORM unit of work costs ~100 ms per 1,000 members and nothing here needs the objects.
     await session.execute(
         UniverseAsset.__table__.insert(),
-        [{"universe_id": universe_id, "owner_id": owner_id, "asset_id": a, "position": first_position + i,
-          "added_at": at} for i, a in enumerate(asset_ids)],
+        [
+            {
+                "universe_id": universe_id,
+                "owner_id": owner_id,
+                "asset_id": a,
+                "position": first_position + i,
+                "added_at": at,
+            }
+            for i, a in enumerate(asset_ids)
+        ],
     )
 
 
@@ -236,8 +234,18 @@ async def record_events(
         return
     await session.execute(
         UniverseAssetEvent.__table__.insert(),
-        [{"universe_id": universe_id, "owner_id": owner_id, "asset_id": a, "action": action, "effective_at": at,
-          "recorded_at": at, "reason": reason} for a in asset_ids],
+        [
+            {
+                "universe_id": universe_id,
+                "owner_id": owner_id,
+                "asset_id": a,
+                "action": action,
+                "effective_at": at,
+                "recorded_at": at,
+                "reason": reason,
+            }
+            for a in asset_ids
+        ],
     )
 
 

@@ -22,8 +22,16 @@ import pytest
 from tests.e2e.conftest import http_server
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 IN_CI = os.environ.get("CI") in ("1", "true")
 JOB_THRESHOLD = 20  # imports above this many symbols take the bulk path (background validation job)
@@ -73,9 +81,14 @@ class Running:
             return conn.execute(sql, args).fetchall()
 
     def members(self, universe: str) -> list[str]:
-        return [r[0] for r in self.rows(
-            "SELECT a.symbol FROM universes u JOIN universe_assets m ON m.universe_id = u.id "
-            "JOIN assets a ON a.id = m.asset_id WHERE u.name = ? ORDER BY m.position", universe)]
+        return [
+            r[0]
+            for r in self.rows(
+                "SELECT a.symbol FROM universes u JOIN universe_assets m ON m.universe_id = u.id "
+                "JOIN assets a ON a.id = m.asset_id WHERE u.name = ? ORDER BY m.position",
+                universe,
+            )
+        ]
 
     def universe_names(self) -> set[str]:
         return {r[0] for r in self.rows("SELECT name FROM universes")}
@@ -104,8 +117,12 @@ def server(seeded_store: Path, tmp_path_factory: pytest.TempPathFactory, browser
     data_dir.mkdir()
     shutil.copyfile(seeded_store, data_dir / "universe.db")
     # Offline, no provider can settle an unknown symbol: without retries a job records it as pending at once.
-    with http_server(data_dir, UNIVERSE_MCP_CSV_JOB_THRESHOLD=str(JOB_THRESHOLD), UNIVERSE_MCP_JOB_MAX_RETRIES="0",
-                     UNIVERSE_MCP_JOB_RETRY_BASE_S="0.2") as mcp_url:
+    with http_server(
+        data_dir,
+        UNIVERSE_MCP_CSV_JOB_THRESHOLD=str(JOB_THRESHOLD),
+        UNIVERSE_MCP_JOB_MAX_RETRIES="0",
+        UNIVERSE_MCP_JOB_RETRY_BASE_S="0.2",
+    ) as mcp_url:
         yield Running(base_url=mcp_url.removesuffix("/mcp"), db=data_dir / "universe.db")
 
 

@@ -120,8 +120,33 @@ def test_editor_create_rename_add_remove_delete(server, page):
     assert not page.errors
 
 
-CATALOG = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "JPM", "KO", "XOM", "META", "TSLA", "PEP", "WMT", "V", "MA",
-           "UNH", "JNJ", "PG", "HD", "BAC", "CVX", "ABBV", "MRK", "COST", "ADBE", "CRM"]
+CATALOG = [
+    "AAPL",
+    "MSFT",
+    "NVDA",
+    "AMZN",
+    "GOOGL",
+    "JPM",
+    "KO",
+    "XOM",
+    "META",
+    "TSLA",
+    "PEP",
+    "WMT",
+    "V",
+    "MA",
+    "UNH",
+    "JNJ",
+    "PG",
+    "HD",
+    "BAC",
+    "CVX",
+    "ABBV",
+    "MRK",
+    "COST",
+    "ADBE",
+    "CRM",
+]
 
 
 def test_csv_import_progress_reaches_100_and_export_matches_the_store(server, page):
@@ -158,7 +183,8 @@ def test_csv_import_progress_reaches_100_and_export_matches_the_store(server, pa
     stored = server.rows(
         "SELECT a.symbol, coalesce(a.name, ''), a.validation_status FROM universes u "
         "JOIN universe_assets m ON m.universe_id = u.id JOIN assets a ON a.id = m.asset_id "
-        "WHERE u.name = 'Imported' ORDER BY m.position")
+        "WHERE u.name = 'Imported' ORDER BY m.position"
+    )
     assert [(r["symbol"], r["name"], r["validation_status"]) for r in exported] == stored
     assert download.value.suggested_filename == "Imported.csv"
     assert not page.errors
@@ -251,7 +277,9 @@ def test_with_token_auth_the_page_asks_for_a_token_and_keeps_it_out_of_urls_and_
     import sqlite3
 
     with sqlite3.connect(data_dir / "universe.db") as db:
-        owners = db.execute("SELECT users.name FROM universes JOIN users ON users.id = universes.owner_id "
-                            "WHERE universes.name = ?", ("Alice's list",)).fetchall()
+        owners = db.execute(
+            "SELECT users.name FROM universes JOIN users ON users.id = universes.owner_id WHERE universes.name = ?",
+            ("Alice's list",),
+        ).fetchall()
     assert owners == [("alice",)]  # created as the token's owner, not the local user
     assert not [e for e in page.errors if "401" not in e]  # the rejected attempts are the only console noise

@@ -25,7 +25,9 @@ def free_port() -> int:
 
 def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("UNIVERSE_MCP_")}
-    env.update({"UNIVERSE_MCP_DATA_DIR": str(data_dir), "UNIVERSE_MCP_OFFLINE": "1", "UNIVERSE_MCP_LOG_LEVEL": "WARNING"})
+    env.update(
+        {"UNIVERSE_MCP_DATA_DIR": str(data_dir), "UNIVERSE_MCP_OFFLINE": "1", "UNIVERSE_MCP_LOG_LEVEL": "WARNING"}
+    )
     env.update(extra)
     return env
 
@@ -37,7 +39,10 @@ def http_server(data_dir: Path, **extra: str) -> Iterator[str]:
     log = (data_dir.parent / f"server-{port}.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--port", str(port)],
-        cwd=ROOT, env=server_env(data_dir, **extra), stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=server_env(data_dir, **extra),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30

@@ -21,13 +21,21 @@ def deep_call(levels: int, request_id: int = 99) -> dict:
     for _ in range(levels):
         cur["x"] = {}
         cur = cur["x"]
-    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
-            "params": {"name": "list_universes", "arguments": {"name_contains": arguments}}}
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": "list_universes", "arguments": {"name_contains": arguments}},
+    }
 
 
 async def test_stdio_round_trip_and_deep_nesting_is_answered_not_dropped(data_dir):
-    params = StdioServerParameters(command=sys.executable, args=["-m", "server", "serve", "--transport", "stdio"],
-                                   cwd=str(ROOT), env=server_env(data_dir))
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "server", "serve", "--transport", "stdio"],
+        cwd=str(ROOT),
+        env=server_env(data_dir),
+    )
     async with Client(params) as c:
         created = await c.call_tool("create_universe", {"name": "Over stdio", "symbols": ["AAPL"], "validate": False})
         assert not created.is_error
@@ -37,9 +45,15 @@ async def test_stdio_round_trip_and_deep_nesting_is_answered_not_dropped(data_di
     # A raw stdio exchange: the guard answers an over-deep message with a JSON-RPC error carrying its id.
     import subprocess
 
-    proc = subprocess.Popen([sys.executable, "-m", "server", "serve", "--transport", "stdio"], cwd=ROOT,
-                            env=server_env(data_dir), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--transport", "stdio"],
+        cwd=ROOT,
+        env=server_env(data_dir),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         started = time.monotonic()
         proc.stdin.write(json.dumps(deep_call(200, request_id=41)) + "\n")
@@ -58,19 +72,30 @@ async def test_stdio_round_trip_and_deep_nesting_is_answered_not_dropped(data_di
 async def test_http_round_trip_guard_and_restart_durability(data_dir):
     with http_server(data_dir) as url:
         async with Client(url) as c:
-            created = await c.call_tool("create_universe", {"name": "Durable", "symbols": ["MSFT", "NVDA"], "validate": False})
+            created = await c.call_tool(
+                "create_universe", {"name": "Durable", "symbols": ["MSFT", "NVDA"], "validate": False}
+            )
             uid = created.structured_content["data"]["universe"]["id"]
             bad = await c.call_tool("get_universe", {"universe_id": "nope"})
             assert bad.is_error and bad.structured_content["error"]["code"] == "invalid_argument"
-        headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
-                   "mcp-protocol-version": "2025-11-25"}
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+            "mcp-protocol-version": "2025-11-25",
+        }
         started = time.monotonic()
         response = httpx.post(url, content=json.dumps(deep_call(200, request_id=7)), headers=headers, timeout=10)
         assert time.monotonic() - started < 2
         assert response.status_code == 400 and len(response.content) < 2_000
         assert response.json()["id"] == 7 and response.json()["error"]["data"]["code"] == "invalid_argument"
-        huge = httpx.post(url, content=b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"x","arguments":{"a":"'
-                          + b"x" * 3_000_000 + b'"}}}', headers=headers, timeout=10)
+        huge = httpx.post(
+            url,
+            content=b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"x","arguments":{"a":"'
+            + b"x" * 3_000_000
+            + b'"}}}',
+            headers=headers,
+            timeout=10,
+        )
         assert huge.status_code in (400, 413) and len(huge.content) < 2_000
 
     # Same data dir, a new process: the universe is still there.
@@ -90,8 +115,14 @@ async def test_http_legacy_protocol_era_works(data_dir):
 def test_non_loopback_bind_without_auth_refuses_to_start(data_dir):
     import subprocess
 
-    proc = subprocess.run([sys.executable, "-m", "server", "serve", "--host", "0.0.0.0", "--port", "0"], cwd=ROOT,
-                          env=server_env(data_dir), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--host", "0.0.0.0", "--port", "0"],
+        cwd=ROOT,
+        env=server_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode != 0
     assert "Refusing to serve" in proc.stderr
 
@@ -100,8 +131,14 @@ def test_cli_call_in_process_and_against_a_running_server(data_dir):
     import subprocess
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "server", "call", *args], cwd=ROOT, env=server_env(data_dir),
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "server", "call", *args],
+            cwd=ROOT,
+            env=server_env(data_dir),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     created = cli("create_universe", "--args", '{"name": "From a script", "symbols": ["AAPL"], "validate": false}')
     assert created.returncode == 0, created.stderr

@@ -81,8 +81,12 @@ def test_references_are_inlined_and_nullable_anyof_folded():
     assert inner["type"] == ["object", "null"] and "anyOf" not in inner
     assert inner["description"] == "The outer description wins." and "code" in inner["properties"]
     assert inner["properties"]["level"]["enum"] == ["low", "high", None]
-    assert simplified["properties"]["when"] == {"format": "date-time", "type": ["string", "null"], "default": None,
-                                               "title": "When"}
+    assert simplified["properties"]["when"] == {
+        "format": "date-time",
+        "type": ["string", "null"],
+        "default": None,
+        "title": "When",
+    }
     assert simplified["properties"]["inners"]["items"]["properties"]["code"] == {"title": "Code", "type": "string"}
 
 

@@ -47,7 +47,9 @@ async def test_every_tool_has_title_description_annotations_and_output_schema(cl
         assert tool.title and len(tool.description) > 80, tool.name
         assert tool.output_schema and tool.output_schema["type"] == "object", tool.name
         ann = tool.annotations
-        assert ann is not None and None not in (ann.read_only_hint, ann.destructive_hint, ann.open_world_hint), tool.name
+        assert ann is not None and None not in (ann.read_only_hint, ann.destructive_hint, ann.open_world_hint), (
+            tool.name
+        )
         if ann.read_only_hint:
             assert not ann.destructive_hint, tool.name
         assert tool.input_schema.get("additionalProperties") is not True, tool.name

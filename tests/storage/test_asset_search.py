@@ -32,19 +32,30 @@ async def reference(session, *, symbol_prefix, name_words, sector, offset, limit
     if symbol_prefix:
         matches.append(Asset.symbol.like(_like_escape(symbol_prefix) + "%", escape="\\"))
     if name_words:
-        matches.append(and_(*[
-            or_(name.like(_like_escape(w) + "%", escape="\\"), name.like("% " + _like_escape(w) + "%", escape="\\"))
-            for w in name_words
-        ]))
+        matches.append(
+            and_(
+                *[
+                    or_(
+                        name.like(_like_escape(w) + "%", escape="\\"),
+                        name.like("% " + _like_escape(w) + "%", escape="\\"),
+                    )
+                    for w in name_words
+                ]
+            )
+        )
     if not matches:
         return []
     # (The old code ranked with a "\x00%" pattern when there was no prefix, which PostgreSQL rejects: name-only
     # searches failed there. Without a prefix every match ranks 2.)
-    rank = case(
-        (Asset.symbol == symbol_prefix, 0),
-        (Asset.symbol.like(_like_escape(symbol_prefix) + "%", escape="\\"), 1),
-        else_=2,
-    ) if symbol_prefix else literal(2)
+    rank = (
+        case(
+            (Asset.symbol == symbol_prefix, 0),
+            (Asset.symbol.like(_like_escape(symbol_prefix) + "%", escape="\\"), 1),
+            else_=2,
+        )
+        if symbol_prefix
+        else literal(2)
+    )
     stmt = (
         select(Asset.symbol)
         .where(Asset.listing_status == "listed", Asset.validation_status != "invalid", or_(*matches))
@@ -69,12 +80,20 @@ def synthetic_rows(n: int) -> list[dict]:
         if rng.random() < 0.05:
             words.insert(0, "(" + rng.choice(WORDS))  # nor after "("
         symbol = rng.choice(["B", "BA", "BAN", "H", "G", "AB"]) + f"{i:04d}"
-        rows.append({
-            "symbol": symbol, "name": " ".join(words) + rng.choice(["", " Inc", " PLC", "  Co"]),
-            "sector": rng.choice(sectors), "validation_status": rng.choice(["valid"] * 8 + ["invalid", "pending"]),
-            "listing_status": "listed" if rng.random() < 0.95 else "delisted", "is_validated": True,
-            "last_validated_at": checked, "asset_metadata": {}, "created_at": checked, "updated_at": checked,
-        })
+        rows.append(
+            {
+                "symbol": symbol,
+                "name": " ".join(words) + rng.choice(["", " Inc", " PLC", "  Co"]),
+                "sector": rng.choice(sectors),
+                "validation_status": rng.choice(["valid"] * 8 + ["invalid", "pending"]),
+                "listing_status": "listed" if rng.random() < 0.95 else "delisted",
+                "is_validated": True,
+                "last_validated_at": checked,
+                "asset_metadata": {},
+                "created_at": checked,
+                "updated_at": checked,
+            }
+        )
     return rows
 
 
@@ -114,8 +133,25 @@ def _drop_database(admin: str, name: str) -> None:
 
 
 QUERIES = [
-    "bank", "BAN", "b", "holdings", "holdings group", "bank of america", "of", "a", "ab", "energy solar", "banco",
-    "global tech", "h0", "AB00", "zzz", "apple", "micro", "bank-of", "tech inc",
+    "bank",
+    "BAN",
+    "b",
+    "holdings",
+    "holdings group",
+    "bank of america",
+    "of",
+    "a",
+    "ab",
+    "energy solar",
+    "banco",
+    "global tech",
+    "h0",
+    "AB00",
+    "zzz",
+    "apple",
+    "micro",
+    "bank-of",
+    "tech inc",
 ]
 
 
@@ -127,22 +163,33 @@ async def compare(state, query: str, sector: str | None, offset: int, limit: int
     prefix = normalise_symbol(text) if symbol_problem(normalise_symbol(text)) is None else None
     words = _WORD.findall(text.casefold())[:6]
     async with state.unit_of_work() as session:
-        expected = await reference(session, symbol_prefix=prefix, name_words=words, sector=sector, offset=offset,
-                                   limit=limit)
-        got = await repo.search_assets(session, symbol_prefix=prefix, name_words=words, sector=sector,
-                                       offset=offset, limit=limit)
+        expected = await reference(
+            session, symbol_prefix=prefix, name_words=words, sector=sector, offset=offset, limit=limit
+        )
+        got = await repo.search_assets(
+            session, symbol_prefix=prefix, name_words=words, sector=sector, offset=offset, limit=limit
+        )
     assert [r.symbol for r in got] == expected, (query, sector, offset, limit)
 
 
-@pytest.mark.parametrize("thresholds", [
-    # the shipped thresholds: few candidates at this size
-    {},
-    # shortlists (and their widening)
-    {"ALL_CANDIDATES_MAX": 5, "WALK_ABOVE": 10_000, "INTERSECTION_ALL_MAX": 5, "TICKER_CANDIDATES_MAX": 5,
-     "SHORTLIST_PER_ROW": 1, "SHORTLIST_EXTRA": 0},
-    # walks in ranking order, and intersections of common words
-    {"ALL_CANDIDATES_MAX": 0, "WALK_ABOVE": 3, "CANDIDATES_PER_ROW": 0, "TICKER_CANDIDATES_MAX": 0},
-])
+@pytest.mark.parametrize(
+    "thresholds",
+    [
+        # the shipped thresholds: few candidates at this size
+        {},
+        # shortlists (and their widening)
+        {
+            "ALL_CANDIDATES_MAX": 5,
+            "WALK_ABOVE": 10_000,
+            "INTERSECTION_ALL_MAX": 5,
+            "TICKER_CANDIDATES_MAX": 5,
+            "SHORTLIST_PER_ROW": 1,
+            "SHORTLIST_EXTRA": 0,
+        },
+        # walks in ranking order, and intersections of common words
+        {"ALL_CANDIDATES_MAX": 0, "WALK_ABOVE": 3, "CANDIDATES_PER_ROW": 0, "TICKER_CANDIDATES_MAX": 0},
+    ],
+)
 async def test_every_route_returns_what_the_like_scan_returns(state, monkeypatch, thresholds):
     for name, value in thresholds.items():
         monkeypatch.setattr(asset_search, name, value)
@@ -164,7 +211,8 @@ async def test_the_index_follows_renames_new_assets_and_deletes(state):
     async with state.unit_of_work() as session:
         assert (await AssetService(session, None).search("quokka")).assets == []
         assert [a.symbol for a in (await AssetService(session, None).search("wombat", sector="Energy")).assets] == [
-            "ZZNEW"]
+            "ZZNEW"
+        ]
         await session.delete(await session.get(Asset, created.id))
     async with state.unit_of_work() as session:
         assert (await AssetService(session, None).search("wombat")).assets == []
@@ -172,5 +220,12 @@ async def test_the_index_follows_renames_new_assets_and_deletes(state):
 
 def test_name_words_cover_every_lower_casing():
     assert asset_search.name_words("Société  Générale (SG) İstanbul") >= {
-        "société", "societe", "générale", "generale", "(sg)", "i̇stanbul", "istanbul"}
+        "société",
+        "societe",
+        "générale",
+        "generale",
+        "(sg)",
+        "i̇stanbul",
+        "istanbul",
+    }
     assert asset_search.name_words(None) == set() and "" not in asset_search.name_words("a  b")

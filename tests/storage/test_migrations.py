@@ -21,8 +21,17 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:.*expression-based index"),
 ]
 
-TABLES = {"users", "api_tokens", "assets", "asset_symbols", "universes", "universe_assets", "universe_asset_events",
-          "validation_jobs", "validation_job_items"}
+TABLES = {
+    "users",
+    "api_tokens",
+    "assets",
+    "asset_symbols",
+    "universes",
+    "universe_assets",
+    "universe_asset_events",
+    "validation_jobs",
+    "validation_job_items",
+}
 
 
 async def tables(engine) -> set[str]:
@@ -68,11 +77,14 @@ async def test_migrations_up_and_down_on_postgres(postgres_url):
     await conn.close()
     try:
         await round_trip(url.set(database=name).render_as_string(hide_password=False))
-        check = await asyncpg.connect(url.set(drivername="postgresql", database=name).render_as_string(hide_password=False))
+        check = await asyncpg.connect(
+            url.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
+        )
         try:
             rls = await check.fetch("SELECT relname FROM pg_class WHERE relrowsecurity ORDER BY relname")
             assert [r["relname"] for r in rls] == sorted(
-                ["universes", "universe_assets", "universe_asset_events", "validation_jobs", "validation_job_items"])
+                ["universes", "universe_assets", "universe_asset_events", "validation_jobs", "validation_job_items"]
+            )
             assert await check.fetchval("SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_assets_name_lower'") == 1
         finally:
             await check.close()

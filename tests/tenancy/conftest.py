@@ -94,12 +94,22 @@ async def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         "UNIVERSE_MCP_DATABASE_ADMIN_URL": owner_url,
         "UNIVERSE_MCP_DATABASE_APP_ROLE": role,
     }
-    settings = Settings(data_dir=tmp_path / "store", offline=True, database_url=app_url,
-                        database_admin_url=owner_url, database_app_role=role)
+    settings = Settings(
+        data_dir=tmp_path / "store",
+        offline=True,
+        database_url=app_url,
+        database_admin_url=owner_url,
+        database_app_role=role,
+    )
     try:
-        yield Deployment("postgres", env, settings,
-                         app_dsn=url.set(drivername="postgresql", database=database, username=role,
-                                         password=None).render_as_string(hide_password=False))
+        yield Deployment(
+            "postgres",
+            env,
+            settings,
+            app_dsn=url.set(drivername="postgresql", database=database, username=role, password=None).render_as_string(
+                hide_password=False
+            ),
+        )
     finally:
         conn = await asyncpg.connect(admin_dsn)
         try:

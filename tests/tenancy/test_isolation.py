@@ -22,8 +22,11 @@ async def test_nothing_crosses_the_tenant_line(deployment, tmp_path):
     bob_token = await deployment.token("bob")
     with deployment.server(tmp_path / "run") as url:
         async with connect(url, alice_token) as alice:
-            created = envelope(await alice.call_tool("create_universe", {"name": "Alice core", "description": "mine",
-                                                                          "symbols": ["AAPL", "MSFT"]}))
+            created = envelope(
+                await alice.call_tool(
+                    "create_universe", {"name": "Alice core", "description": "mine", "symbols": ["AAPL", "MSFT"]}
+                )
+            )
             uid = created["data"]["universe"]["id"]
             names = {t.name for t in (await alice.list_tools()).tools}
             job = envelope(await alice.call_tool("start_bulk_validation", {"symbols": ["AAPL", "MSFT"]}))
@@ -64,11 +67,15 @@ async def test_nothing_crosses_the_tenant_line(deployment, tmp_path):
                 with pytest.raises(Exception) as caught:
                     await bob.read_resource(uri)
                 assert "Alice" not in str(caught.value)
-            completion = await bob.complete(ResourceTemplateReference(type="ref/resource", uri="universe://{universe_id}"),
-                                            {"name": "universe_id", "value": uid[:6]})
+            completion = await bob.complete(
+                ResourceTemplateReference(type="ref/resource", uri="universe://{universe_id}"),
+                {"name": "universe_id", "value": uid[:6]},
+            )
             assert uid not in completion.completion.values
-            by_name = await bob.complete(ResourceTemplateReference(type="ref/resource", uri="universe://{universe_id}"),
-                                         {"name": "universe_id", "value": "alice"})
+            by_name = await bob.complete(
+                ResourceTemplateReference(type="ref/resource", uri="universe://{universe_id}"),
+                {"name": "universe_id", "value": "alice"},
+            )
             assert uid not in by_name.completion.values
 
         async with connect(url, alice_token) as alice:
@@ -92,8 +99,11 @@ async def test_missing_wrong_expired_and_revoked_tokens_get_401(deployment, tmp_
     await asyncio.sleep(1.2)
     with deployment.server(tmp_path / "run") as url:
         body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
-        headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
-                   "mcp-protocol-version": "2025-11-25"}
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+            "mcp-protocol-version": "2025-11-25",
+        }
         for token in (None, "umcp_wrong", "Bearer-less", expired, revoked):
             h = dict(headers) | ({"authorization": f"Bearer {token}"} if token else {})
             response = httpx.post(url, json=body, headers=h, timeout=10)
@@ -124,7 +134,13 @@ async def test_read_only_token_is_forbidden_on_every_write_tool(deployment, tmp_
             writes = [t for t in tools if not t.annotations.read_only_hint]
             assert {"create_universe", "delete_universe", "add_assets_to_universe"} <= {t.name for t in writes}
             for tool in writes:
-                args = {"universe_id": uid, "name": "x", "symbols": ["AAPL"], "job_id": uid, "csv_text": "symbol\nAAPL\n"}
+                args = {
+                    "universe_id": uid,
+                    "name": "x",
+                    "symbols": ["AAPL"],
+                    "job_id": uid,
+                    "csv_text": "symbol\nAAPL\n",
+                }
                 allowed = set(tool.input_schema.get("properties", {}))
                 result = envelope(await client.call_tool(tool.name, {k: v for k, v in args.items() if k in allowed}))
                 assert result["error"]["code"] == "forbidden", (tool.name, result["error"])
@@ -137,8 +153,11 @@ async def test_rate_limit_trips_with_retry_after_over_http(tmp_path):
     from server.settings import Settings
     from tests.tenancy.conftest import Deployment
 
-    deployment = Deployment("sqlite", {"UNIVERSE_MCP_DATA_DIR": str(tmp_path / "store")},
-                            Settings(data_dir=tmp_path / "store", offline=True))
+    deployment = Deployment(
+        "sqlite",
+        {"UNIVERSE_MCP_DATA_DIR": str(tmp_path / "store")},
+        Settings(data_dir=tmp_path / "store", offline=True),
+    )
     token = await deployment.token("frank")
     with deployment.server(tmp_path / "run", UNIVERSE_MCP_RATE_LIMIT_WRITE="3/minute") as url:
         async with connect(url, token) as client:

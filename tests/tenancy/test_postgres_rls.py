@@ -10,15 +10,15 @@ from tests.tenancy.conftest import connect, envelope
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-
-
 @pytest.mark.parametrize("deployment", ["postgres"], indirect=True)
 async def test_direct_sql_as_the_app_role_sees_only_the_owner_it_names(deployment, tmp_path):
     alice = await deployment.token("alice")
     bob = await deployment.token("bob")
     with deployment.server(tmp_path / "run") as url:
         async with connect(url, alice) as client:
-            uid = envelope(await client.call_tool("create_universe", {"name": "A", "symbols": ["AAPL"]}))["data"]["universe"]["id"]
+            uid = envelope(await client.call_tool("create_universe", {"name": "A", "symbols": ["AAPL"]}))["data"][
+                "universe"
+            ]["id"]
         async with connect(url, bob) as client:
             envelope(await client.call_tool("create_universe", {"name": "B", "symbols": ["MSFT", "NVDA"]}))
 
@@ -36,7 +36,9 @@ async def test_direct_sql_as_the_app_role_sees_only_the_owner_it_names(deploymen
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.execute(
                     "INSERT INTO universes (id, owner_id, name, name_key, kind, created_at, updated_at) "
-                    "VALUES (gen_random_uuid(), $1, 'x', 'x', 'static', now(), now())", bob_id)
+                    "VALUES (gen_random_uuid(), $1, 'x', 'x', 'static', now(), now())",
+                    bob_id,
+                )
         # The app role cannot switch the wall off.
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute("ALTER TABLE universes DISABLE ROW LEVEL SECURITY")

@@ -24,9 +24,16 @@ async def test_two_replicas_sharing_postgres_and_redis_serve_one_client_consiste
     shared = {"UNIVERSE_MCP_REDIS_URL": redis_url, "UNIVERSE_MCP_RATE_LIMIT_WRITE": "12/minute"}
     with deployment.server(tmp_path / "a", **shared) as url_a, deployment.server(tmp_path / "b", **shared) as url_b:
         async with connect(url_a, token) as a, connect(url_b, token) as b:
-            uid = envelope(await a.call_tool("create_universe", {"name": "Shared", "symbols": ["AAPL"]}))["data"]["universe"]["id"]
-            assert envelope(await b.call_tool("get_universe", {"universe_id": uid}))["data"]["universe"]["asset_count"] == 1
-            added = envelope(await b.call_tool("add_assets_to_universe", {"universe_id": uid, "symbols": ["MSFT", "AAPL"]}))
+            uid = envelope(await a.call_tool("create_universe", {"name": "Shared", "symbols": ["AAPL"]}))["data"][
+                "universe"
+            ]["id"]
+            assert (
+                envelope(await b.call_tool("get_universe", {"universe_id": uid}))["data"]["universe"]["asset_count"]
+                == 1
+            )
+            added = envelope(
+                await b.call_tool("add_assets_to_universe", {"universe_id": uid, "symbols": ["MSFT", "AAPL"]})
+            )
             assert added["data"]["report"]["counts"] == {"added": 1, "already_present": 1}
             again = envelope(await a.call_tool("add_assets_to_universe", {"universe_id": uid, "symbols": ["MSFT"]}))
             assert again["data"]["report"]["counts"] == {"already_present": 1}
@@ -36,7 +43,9 @@ async def test_two_replicas_sharing_postgres_and_redis_serve_one_client_consiste
             results = []
             for i in range(9):
                 client = a if i % 2 else b
-                results.append(envelope(await client.call_tool("update_universe", {"universe_id": uid, "description": str(i)})))
+                results.append(
+                    envelope(await client.call_tool("update_universe", {"universe_id": uid, "description": str(i)}))
+                )
             assert [r["success"] for r in results] == [True] * 8 + [False]
             assert results[-1]["error"]["code"] == "rate_limited"
             final_a = envelope(await a.call_tool("get_universe", {"universe_id": uid}))["data"]
@@ -70,15 +79,25 @@ def jwks_server():
 
 def sign(key, **claims) -> str:
     now = int(time.time())
-    payload = {"iss": "https://idp.test", "aud": "universe-mcp", "sub": "user-1", "iat": now, "exp": now + 300,
-               "scope": "universe:read universe:write"} | claims
+    payload = {
+        "iss": "https://idp.test",
+        "aud": "universe-mcp",
+        "sub": "user-1",
+        "iat": now,
+        "exp": now + 300,
+        "scope": "universe:read universe:write",
+    } | claims
     return jwt.encode(payload, key, algorithm="RS256", headers={"kid": "test-key"})
 
 
 async def test_jwt_tokens_from_an_identity_provider(jwks_server, tmp_path):
     key, jwks_url = jwks_server
-    env = {"UNIVERSE_MCP_AUTH": "jwt", "UNIVERSE_MCP_JWT_ISSUER": "https://idp.test",
-           "UNIVERSE_MCP_JWT_AUDIENCE": "universe-mcp", "UNIVERSE_MCP_JWT_JWKS_URL": jwks_url}
+    env = {
+        "UNIVERSE_MCP_AUTH": "jwt",
+        "UNIVERSE_MCP_JWT_ISSUER": "https://idp.test",
+        "UNIVERSE_MCP_JWT_AUDIENCE": "universe-mcp",
+        "UNIVERSE_MCP_JWT_JWKS_URL": jwks_url,
+    }
     with http_server(tmp_path / "data", **env) as url:
         async with connect(url, sign(key)) as client:
             created = envelope(await client.call_tool("create_universe", {"name": "From IdP"}))
@@ -88,11 +107,18 @@ async def test_jwt_tokens_from_an_identity_provider(jwks_server, tmp_path):
         async with connect(url, sign(key, sub="user-2")) as other:
             assert envelope(await other.call_tool("list_universes", {}))["data"]["universes"] == []
         body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
-        headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
-                   "mcp-protocol-version": "2025-11-25"}
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+            "mcp-protocol-version": "2025-11-25",
+        }
         other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        for bad in (sign(key, aud="someone-else"), sign(key, iss="https://evil.test"), sign(key, exp=int(time.time()) - 5),
-                    sign(other_key)):
+        for bad in (
+            sign(key, aud="someone-else"),
+            sign(key, iss="https://evil.test"),
+            sign(key, exp=int(time.time()) - 5),
+            sign(other_key),
+        ):
             response = httpx.post(url, json=body, headers=headers | {"authorization": f"Bearer {bad}"}, timeout=10)
             assert response.status_code == 401
         metadata = httpx.get(url.replace("/mcp", "/.well-known/oauth-protected-resource/mcp"), timeout=5)

@@ -11,8 +11,14 @@ from tests.e2e.conftest import ROOT, server_env
 
 
 def cli(data_dir, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "server", "token", *args], cwd=ROOT, env=server_env(data_dir),
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "server", "token", *args],
+        cwd=ROOT,
+        env=server_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.slow

@@ -21,10 +21,20 @@ from tests.providers.conftest import Reply, av_server, black_hole, fixture_bytes
 
 pytestmark = pytest.mark.anyio
 
-NVDA = AssetProfile(symbol="NVDA", name="NVIDIA Corporation", exchange="NMS", asset_type="equity", currency="USD",
-                    sector="Information Technology", market_cap=4.0e12, pe_ratio=50.0, dividend_yield=0.0003)
-ACME = AssetProfile(symbol="ACMEX", name="Acme Explosives Inc", exchange="NYQ", asset_type="equity", currency="USD",
-                    sector="Materials")
+NVDA = AssetProfile(
+    symbol="NVDA",
+    name="NVIDIA Corporation",
+    exchange="NMS",
+    asset_type="equity",
+    currency="USD",
+    sector="Information Technology",
+    market_cap=4.0e12,
+    pe_ratio=50.0,
+    dividend_yield=0.0003,
+)
+ACME = AssetProfile(
+    symbol="ACMEX", name="Acme Explosives Inc", exchange="NYQ", asset_type="equity", currency="USD", sector="Materials"
+)
 
 
 class QueryCounter:
@@ -113,7 +123,9 @@ async def test_a_hanging_provider_gives_pending_within_the_deadline_and_nothing_
 
 
 async def test_black_holed_alpha_vantage_is_pending_within_the_deadline_and_never_leaks_the_key(
-    make_settings, black_hole, caplog  # noqa: F811
+    make_settings,
+    black_hole,
+    caplog,  # noqa: F811
 ):
     host, port = black_hole
     av = AlphaVantageProvider("SECRETKEY123", base_url=f"http://{host}:{port}/query", timeout_s=30)
@@ -132,8 +144,12 @@ async def test_alpha_vantage_error_bodies_never_leak_the_key_and_unknown_is_inva
     av_server.routes[("OVERVIEW", "IBM")] = Reply(body=fixture_bytes("alpha_vantage", "overview_aapl.json"))
     av_server.routes[("OVERVIEW", "GONE")] = Reply(body=b"{}")
     av_server.routes[("SYMBOL_SEARCH", "GONE")] = Reply(body=b'{"bestMatches": []}')
-    av_server.routes[("OVERVIEW", "BAD")] = Reply(body=fixture_bytes("alpha_vantage", "error_message_invalid_api_call.json"))
-    av_server.routes[("OVERVIEW", "LIMIT")] = Reply(body=fixture_bytes("alpha_vantage", "information_rate_limit_burst.json"))
+    av_server.routes[("OVERVIEW", "BAD")] = Reply(
+        body=fixture_bytes("alpha_vantage", "error_message_invalid_api_call.json")
+    )
+    av_server.routes[("OVERVIEW", "LIMIT")] = Reply(
+        body=fixture_bytes("alpha_vantage", "information_rate_limit_burst.json")
+    )
     av = AlphaVantageProvider("SECRETKEY123", base_url=av_server.base_url, timeout_s=2)
     caplog.set_level(logging.DEBUG)
     async with Client(build_server(make_settings(), providers=[av])) as c:

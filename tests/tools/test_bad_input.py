@@ -22,7 +22,9 @@ async def snapshot(call) -> list:
 
 @pytest.fixture
 async def seeded(call):
-    created = await call.ok("create_universe", name="Existing", description="keep me", symbols=["AAPL", "MSFT"], validate=False)
+    created = await call.ok(
+        "create_universe", name="Existing", description="keep me", symbols=["AAPL", "MSFT"], validate=False
+    )
     return created["universe"]["id"]
 
 
@@ -65,7 +67,11 @@ def bad_cases(uid: str) -> list[tuple[str, str, dict]]:
         ("delete_universe", "not_found", {"universe_id": missing}),
         ("delete_universe", "invalid_argument", {"universe_id": "'; DROP TABLE universes; --"}),
         ("add_assets_to_universe", "invalid_argument", {"universe_id": uid, "symbols": []}),
-        ("add_assets_to_universe", "invalid_argument", {"universe_id": uid, "symbols": ["$$$", "hello world", "A" * 30]}),
+        (
+            "add_assets_to_universe",
+            "invalid_argument",
+            {"universe_id": uid, "symbols": ["$$$", "hello world", "A" * 30]},
+        ),
         ("add_assets_to_universe", "invalid_argument", {"universe_id": uid, "symbols": ["NASDAQ:NVDA"]}),
         ("add_assets_to_universe", "limit_exceeded", {"universe_id": uid, "symbols": ["AAPL"] * 100_000}),
         ("add_assets_to_universe", "invalid_argument", {"universe_id": uid, "symbols": [["nested"]]}),
@@ -91,14 +97,18 @@ async def test_every_bad_input_is_a_small_fast_structured_error_that_changes_not
         assert size < 5_000, f"{tool} error is {size} bytes"
         assert elapsed < 2.0, f"{tool} took {elapsed:.2f}s"
         text = json.dumps(envelope)
-        for leak in ("Traceback", "sqlalchemy", "SELECT ", "/work/", ".py\"", "x" * 300, "d" * 300):
+        for leak in ("Traceback", "sqlalchemy", "SELECT ", "/work/", '.py"', "x" * 300, "d" * 300):
             assert leak not in text, (tool, leak)
     assert await snapshot(call) == before
 
 
 async def test_junk_symbols_are_each_named_with_a_reason(call, seeded):
-    envelope = await call.error("add_assets_to_universe", "invalid_argument", universe_id=seeded,
-                                symbols=["AAPL", "$$$", "hello world", "NASDAQ:NVDA"])
+    envelope = await call.error(
+        "add_assets_to_universe",
+        "invalid_argument",
+        universe_id=seeded,
+        symbols=["AAPL", "$$$", "hello world", "NASDAQ:NVDA"],
+    )
     bad = envelope["error"]["details"]["invalid_symbols"]
     assert set(bad) == {"$$$", "hello world", "NASDAQ:NVDA"}
     assert envelope["error"]["details"]["candidates"] == ["NVDA"]
@@ -108,8 +118,9 @@ async def test_junk_symbols_are_each_named_with_a_reason(call, seeded):
 async def test_duplicate_name_error_carries_the_existing_id(call, seeded):
     envelope = await call.error("create_universe", "already_exists", name="EXISTING")
     assert envelope["error"]["details"]["existing_id"] == seeded
-    assert envelope["next_actions"] == [{"tool": "get_universe", "arguments": {"universe_id": seeded},
-                                         "reason": "look at the existing universe"}]
+    assert envelope["next_actions"] == [
+        {"tool": "get_universe", "arguments": {"universe_id": seeded}, "reason": "look at the existing universe"}
+    ]
 
 
 async def test_unknown_arguments_get_did_you_mean(call, seeded):
@@ -123,8 +134,9 @@ async def test_unknown_tool_offers_close_names(call):
 
 
 async def test_over_limit_symbols_point_to_bulk_validation(call, seeded):
-    envelope = await call.error("add_assets_to_universe", "limit_exceeded", universe_id=seeded,
-                                symbols=[f"S{i}" for i in range(1001)])
+    envelope = await call.error(
+        "add_assets_to_universe", "limit_exceeded", universe_id=seeded, symbols=[f"S{i}" for i in range(1001)]
+    )
     assert envelope["error"]["details"] == {"limit": 1000, "received": 1001, "bulk_tool": "start_bulk_validation"}
     assert "background job" in envelope["error"]["hint"]
 

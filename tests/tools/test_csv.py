@@ -27,7 +27,7 @@ EVIL = {"ZZEVIL": "=cmd|' /C calc'!A0", "ZZPLUS": "+SUM(1+1)", "ZZMINUS": "-2+3"
 @pytest.fixture
 def fake() -> FakeProvider:
     known = {s: AssetProfile(symbol=s, name=s.title()) for s in ("AAPL", "MSFT", "NVDA", "KO", "JPM", "BRK.B", "SAP")}
-    known.update({s: AssetProfile(symbol=s, name=name, exchange="=HYPERLINK(\"x\")") for s, name in EVIL.items()})
+    known.update({s: AssetProfile(symbol=s, name=name, exchange='=HYPERLINK("x")') for s, name in EVIL.items()})
     return FakeProvider(known=known)
 
 
@@ -53,8 +53,10 @@ def _rows(data) -> dict[int, tuple]:
 # --- formats ----------------------------------------------------------------------------------------------------------
 async def test_plain_csv_with_symbol_column_reports_every_row_by_line(fcall):
     uid = await _new(fcall, symbols=["KO"])
-    text = ("Name,Ticker,Weight\nApple,aapl,0.5\nNobody,ZZZZ,0.1\n,,\nMicrosoft,MSFT,0.2\nApple again,AAPL,0.1\n"
-            "Coke,KO,0.1\n")
+    text = (
+        "Name,Ticker,Weight\nApple,aapl,0.5\nNobody,ZZZZ,0.1\n,,\nMicrosoft,MSFT,0.2\nApple again,AAPL,0.1\n"
+        "Coke,KO,0.1\n"
+    )
     data = await fcall.ok("import_universe_csv", csv_text=text, universe_id=uid)
     assert data["format"] == "csv" and data["ignored_columns"] == ["Name", "Weight"]
     rows = _rows(data)
@@ -111,15 +113,19 @@ async def test_tradingview_watchlist_with_sections(fcall):
     assert data["format"] == "tradingview" and data["universe"]["name"] == "From TradingView"
     rows = data["rows"]
     assert [(r["line"], r["symbol"], r["verdict"]) for r in rows if r["verdict"] != "added"] == [
-        (3, None, "invalid"), (3, "AAPL", "duplicate")]
+        (3, None, "invalid"),
+        (3, "AAPL", "duplicate"),
+    ]
     assert "ES1!" in next(r["input"] for r in rows if r["verdict"] == "invalid")
     assert await _members(fcall, data["universe"]["id"]) == ["AAPL", "MSFT", "JPM", "BRK.B", "SAP"]
     assert parse_symbol_file(text, max_rows=100).sections == ["Tech", "Banks"]
 
 
 async def test_ibkr_tws_export(fcall):
-    text = ("COLUMN,0,,\nDES,AAPL,STK,SMART/NASDAQ,,,,\nDES,BRK B,STK,SMART/NYSE,,,,\n,,,\n"
-            "DES,ES,FUT,GLOBEX,202612,,,\nCON,265598,SMART\nSYM,KO,SMART\nDES,SPY,OPT,SMART,20261218,600,C,100\n")
+    text = (
+        "COLUMN,0,,\nDES,AAPL,STK,SMART/NASDAQ,,,,\nDES,BRK B,STK,SMART/NYSE,,,,\n,,,\n"
+        "DES,ES,FUT,GLOBEX,202612,,,\nCON,265598,SMART\nSYM,KO,SMART\nDES,SPY,OPT,SMART,20261218,600,C,100\n"
+    )
     uid = await _new(fcall)
     data = await fcall.ok("import_universe_csv", csv_text=text, universe_id=uid)
     assert data["format"] == "ibkr"
@@ -144,7 +150,9 @@ async def test_encodings_bom_latin1_and_undecodable_bytes(fcall):
     data = await fcall.ok("import_universe_csv", csv_text="\ufeffsymbol\nJPM\nAB\ufffdC\n", universe_id=uid)
     assert "byte-order mark" in data["notes"][0] and "not UTF-8" in data["notes"][1]
     assert _rows(data)[3][1:] == (
-        "invalid", "unreadable characters: the file is probably not UTF-8 (re-save it as UTF-8)")
+        "invalid",
+        "unreadable characters: the file is probably not UTF-8 (re-save it as UTF-8)",
+    )
     assert await _members(fcall, uid) == ["SAP", "KO", "JPM"]
 
 
@@ -168,7 +176,7 @@ async def test_export_neutralises_formula_cells(fcall):
     rows = list(csv.DictReader(io.StringIO(out["csv_text"])))
     names = {r["symbol"]: r["name"] for r in rows}
     assert names == {**{s: "'" + n for s, n in EVIL.items()}, "AAPL": "Aapl"}
-    assert all(r["exchange"] == "'=HYPERLINK(\"x\")" for r in rows if r["symbol"] in EVIL)
+    assert all(r["exchange"] == '\'=HYPERLINK("x")' for r in rows if r["symbol"] in EVIL)
     assert not any(cell.startswith(("=", "+", "-", "@", "\t")) for r in rows for cell in r.values())
 
 
@@ -189,8 +197,13 @@ async def test_empty_files_are_an_error_and_create_nothing(call, text):
 
 async def test_unknown_columns_are_an_error_naming_them(call):
     uid = await _new(call, symbols=["KO"])
-    envelope = await call.error("import_universe_csv", "invalid_argument", csv_text="name;price\nApple;1\nCoke;2\n",
-                                universe_id=uid, mode="replace")
+    envelope = await call.error(
+        "import_universe_csv",
+        "invalid_argument",
+        csv_text="name;price\nApple;1\nCoke;2\n",
+        universe_id=uid,
+        mode="replace",
+    )
     assert envelope["error"]["details"]["columns"] == ["name", "price"]
     assert envelope["error"]["details"]["delimiter"] == ";"
     assert "symbol, ticker or code" in envelope["error"]["hint"]
@@ -199,8 +212,9 @@ async def test_unknown_columns_are_an_error_naming_them(call):
 
 async def test_binary_input_is_refused(call):
     uid = await _new(call)
-    envelope = await call.error("import_universe_csv", "invalid_argument", csv_text="PK\x03\x04\x00\x00",
-                                universe_id=uid)
+    envelope = await call.error(
+        "import_universe_csv", "invalid_argument", csv_text="PK\x03\x04\x00\x00", universe_id=uid
+    )
     assert "binary" in envelope["error"]["message"]
 
 
@@ -227,8 +241,9 @@ async def test_target_must_be_exactly_one_of_id_and_name(call):
     await call.error("import_universe_csv", "invalid_argument", csv_text="KO")
     uid = await _new(call)
     await call.error("import_universe_csv", "invalid_argument", csv_text="KO", universe_id=uid, name="Both")
-    await call.error("import_universe_csv", "not_found", csv_text="KO",
-                     universe_id="00000000-0000-0000-0000-000000000000")
+    await call.error(
+        "import_universe_csv", "not_found", csv_text="KO", universe_id="00000000-0000-0000-0000-000000000000"
+    )
     await call.error("import_universe_csv", "already_exists", csv_text="KO", name="Target")
 
 
@@ -257,8 +272,10 @@ async def test_a_10000_row_file_runs_the_bulk_path(make_settings):
         """Fake job status for this test (the import's next action points here)."""
         return ok({"job": {"id": job_id, "status": "completed"}}, "done")
 
-    for spec in (ToolSpec(start_bulk_validation, "Start bulk validation", READ, scope="validate"),
-                 ToolSpec(get_job_status, "Job status", READ)):
+    for spec in (
+        ToolSpec(start_bulk_validation, "Start bulk validation", READ, scope="validate"),
+        ToolSpec(get_job_status, "Job status", READ),
+    ):
         server.add_tool(spec.fn, name=spec.name, description=spec.fn.__doc__)
         server.specs[spec.name] = spec
     symbols = [f"T{i:05d}" for i in range(10_000)]
@@ -272,8 +289,11 @@ async def test_a_10000_row_file_runs_the_bulk_path(make_settings):
         assert data["counts"] == {"added": 10_000, "duplicate": 0, "invalid": 0}
         assert data["universe"]["asset_count"] == 10_000 and data["rows_truncated"] and len(data["rows"]) == 1_000
         assert data["job_id"] == "job-1" and started == [symbols]  # not validated inline: handed to the job
-        assert envelope["next_actions"][0] == {"tool": "get_job_status", "arguments": {"job_id": "job-1"},
-                                               "reason": "follow the validation job"}
+        assert envelope["next_actions"][0] == {
+            "tool": "get_job_status",
+            "arguments": {"job_id": "job-1"},
+            "reason": "follow the validation job",
+        }
         out = await call.ok("export_universe_csv", universe_id=data["universe"]["id"])
         assert out["row_count"] == 10_000
         assert [r["symbol"] for r in csv.DictReader(io.StringIO(out["csv_text"]))] == symbols
@@ -289,7 +309,8 @@ async def test_with_the_jobs_toolset_a_large_import_is_validated_by_a_real_job(m
         data = await call.ok("import_universe_csv", csv_text="ZQA01\nZQA02\nZQA03\nZQA04\nAAPL\n", name="Jobbed")
         assert data["job_id"] and data["counts"]["added"] == 5
         assert {r["reason"] for r in data["rows"] if r["symbol"] != "AAPL"} == {
-            f"added; validation job {data['job_id']} checks it"}
+            f"added; validation job {data['job_id']} checks it"
+        }
         deadline = time.monotonic() + 20
         while (job := await call.ok("get_job_status", job_id=data["job_id"]))["status"] not in ("completed", "failed"):
             assert time.monotonic() < deadline, job

@@ -79,12 +79,18 @@ async def test_view_calls_with_another_owners_id_fail_and_change_nothing(setting
     async with open_app_state(settings) as state, state.unit_of_work() as session:
         other = await get_or_create_user(session, "someone-else")
         theirs, _ = await UniverseService(session, Caller(owner_id=other.id, name="someone-else")).create(
-            "Theirs", symbols=["AAPL"], validate=False)
+            "Theirs", symbols=["AAPL"], validate=False
+        )
     async with Client(build_server(settings), extensions=APPS) as client:
         call = Call(client)
-        for tool, args in [("open_universe_dashboard", {}), ("get_dashboard_state", {}), ("export_universe_csv", {}),
-                           ("get_universe", {}), ("import_universe_csv", {"csv_text": "KO", "mode": "replace"}),
-                           ("delete_universe", {})]:
+        for tool, args in [
+            ("open_universe_dashboard", {}),
+            ("get_dashboard_state", {}),
+            ("export_universe_csv", {}),
+            ("get_universe", {}),
+            ("import_universe_csv", {"csv_text": "KO", "mode": "replace"}),
+            ("delete_universe", {}),
+        ]:
             envelope = await call.error(tool, "not_found", universe_id=theirs.id, **args)
             assert theirs.id in envelope["error"]["message"] and "Theirs" not in str(envelope)
         with pytest.raises(Exception, match="No universe"):
@@ -97,7 +103,7 @@ async def test_view_calls_with_another_owners_id_fail_and_change_nothing(setting
 
 async def test_read_only_servers_say_so_to_the_view(make_settings):
     async with Client(build_server(make_settings(read_only=True)), extensions=APPS) as client:
-        data = (await Call(client).ok("get_dashboard_state"))
+        data = await Call(client).ok("get_dashboard_state")
         assert data["read_only"] is True
         assert "import_universe_csv" not in data["tools"] and "export_universe_csv" in data["tools"]
 

@@ -29,8 +29,10 @@ async def test_embedded_health_reports_store_cache_worker_queues_and_unconfigure
     assert data["broker"] == {"kind": "stub", "mode": "embedded", "ok": True, "note": data["broker"]["note"]}
     # The in-process worker starts with the first job.
     assert data["workers"]["alive"] == 0 and "first job" in data["workers"]["note"]
-    assert data["queues"] == {"validation": {"ready": 0, "delayed": 0, "in_progress": 0},
-                              "background": {"ready": 0, "delayed": 0, "in_progress": 0}}
+    assert data["queues"] == {
+        "validation": {"ready": 0, "delayed": 0, "in_progress": 0},
+        "background": {"ready": 0, "delayed": 0, "in_progress": 0},
+    }
     by = {p["provider"]: p for p in data["providers"]}
     assert by["catalog"]["state"] == "up"
     assert by["yahoo"] == {"provider": "yahoo", "state": "disabled", "detail": {"reason": "offline mode"}}
@@ -57,10 +59,13 @@ async def test_distributed_health_names_a_dead_worker_and_an_unreachable_broker(
     namespace = f"umcp-test-health-{time.time_ns()}"
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     now = time.time()
-    client.hset(workers_key(namespace), mapping={
-        "vm:1:aaa": json.dumps({"host": "vm", "pid": 1, "threads": 8, "busy": 3, "seen_at": now}),
-        "vm:2:bbb": json.dumps({"host": "vm", "pid": 2, "threads": 8, "busy": 8, "seen_at": now - 60}),
-    })
+    client.hset(
+        workers_key(namespace),
+        mapping={
+            "vm:1:aaa": json.dumps({"host": "vm", "pid": 1, "threads": 8, "busy": 3, "seen_at": now}),
+            "vm:2:bbb": json.dumps({"host": "vm", "pid": 2, "threads": 8, "busy": 8, "seen_at": now - 60}),
+        },
+    )
     try:
         settings = make_settings(redis_url=redis_url, broker_namespace=namespace, worker_heartbeat_timeout_s=10)
         async with Client(build_server(settings)) as mcp:

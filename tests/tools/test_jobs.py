@@ -52,8 +52,14 @@ async def wait_done(call: Call, job_id: str, timeout_s: float = 20.0) -> dict:
 async def all_items(call: Call, job_id: str, **filters) -> list[dict]:
     items, cursor = [], None
     while True:
-        page = await call.ok("get_job_status", job_id=job_id, include_items=True, limit=200,
-                             **filters, **({"cursor": cursor} if cursor else {}))
+        page = await call.ok(
+            "get_job_status",
+            job_id=job_id,
+            include_items=True,
+            limit=200,
+            **filters,
+            **({"cursor": cursor} if cursor else {}),
+        )
         items += page["items"]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -70,14 +76,24 @@ async def test_a_job_runs_end_to_end_with_progress_notifications_and_paginated_o
             events.append((progress, total, message))
 
         symbols = syms(150) + ["nope1", "NOPE1", "NOPE2"]  # normalised and de-duplicated: 152 distinct
-        result = await client.call_tool("start_bulk_validation", {"symbols": symbols, "wait": True},
-                                        progress_callback=on_progress)
+        result = await client.call_tool(
+            "start_bulk_validation", {"symbols": symbols, "wait": True}, progress_callback=on_progress
+        )
         envelope = result.structured_content
         assert not result.is_error, envelope
         job = envelope["data"]
         assert job["status"] == "completed" and job["progress"] == 1.0
-        assert job["counts"] | {} == {"total": 152, "processed": 152, "valid": 150, "invalid": 2, "pending": 0,
-                                       "error": 0, "cancelled": 0, "queued": 0, "retrying": 0}
+        assert job["counts"] | {} == {
+            "total": 152,
+            "processed": 152,
+            "valid": 150,
+            "invalid": 2,
+            "pending": 0,
+            "error": 0,
+            "cancelled": 0,
+            "queued": 0,
+            "retrying": 0,
+        }
         assert envelope["metadata"]["job_id"] == job["job_id"]
         # The official client received progress notifications, in order, ending at the total.
         assert len(events) >= 2, events
@@ -87,12 +103,17 @@ async def test_a_job_runs_end_to_end_with_progress_notifications_and_paginated_o
         items = await all_items(call, job["job_id"])
         assert [i["symbol"] for i in items] == syms(150) + ["NOPE1", "NOPE2"]  # input order, each once
         invalid = await all_items(call, job["job_id"], item_status="invalid")
-        assert [(i["symbol"], i["status"], i["source"]) for i in invalid] == [("NOPE1", "invalid", "fake"),
-                                                                              ("NOPE2", "invalid", "fake")]
+        assert [(i["symbol"], i["status"], i["source"]) for i in invalid] == [
+            ("NOPE1", "invalid", "fake"),
+            ("NOPE2", "invalid", "fake"),
+        ]
         assert "does not list" in invalid[0]["reason"]
         # next_actions point at the invalid ones.
-        assert {"tool": "get_job_status", "arguments": {"job_id": job["job_id"], "include_items": True,
-                "item_status": "invalid"}, "reason": "see the invalid symbols and why"} in envelope["next_actions"]
+        assert {
+            "tool": "get_job_status",
+            "arguments": {"job_id": job["job_id"], "include_items": True, "item_status": "invalid"},
+            "reason": "see the invalid symbols and why",
+        } in envelope["next_actions"]
 
 
 async def test_a_job_handle_comes_back_at_once_and_the_job_finishes_in_the_background(make_settings):
@@ -194,15 +215,19 @@ async def test_jobs_are_scoped_to_their_owner(make_settings):
 
 async def test_a_universe_job_and_bad_requests(make_settings):
     fake = FakeProvider.with_generated(20)
-    async with Client(build_server(make_settings(**FAST, max_bulk_symbols=30, max_active_jobs=2),
-                                   providers=[fake])) as client:
+    async with Client(
+        build_server(make_settings(**FAST, max_bulk_symbols=30, max_active_jobs=2), providers=[fake])
+    ) as client:
         call = Call(client)
         uid = (await call.ok("create_universe", name="U", symbols=syms(12), validate=False))["universe"]["id"]
         envelope = await call("start_bulk_validation", universe_id=uid, wait=True)
         job = envelope["data"]
         assert job["universe_id"] == uid and job["counts"]["valid"] == 12
-        assert {"tool": "get_universe", "arguments": {"universe_id": uid},
-                "reason": "review the universe with its refreshed validation status"} in envelope["next_actions"]
+        assert {
+            "tool": "get_universe",
+            "arguments": {"universe_id": uid},
+            "reason": "review the universe with its refreshed validation status",
+        } in envelope["next_actions"]
         assert (await call.ok("get_universe", universe_id=uid))["counts_by_status"] == {"valid": 12}
 
         await call.error("start_bulk_validation", "invalid_argument")
@@ -227,8 +252,10 @@ async def test_pending_symbols_added_to_a_universe_are_queued_as_a_job(make_sett
         assert envelope["data"]["report"]["results"][0]["validation_status"] == "pending"
         job_id = envelope["metadata"]["validation_job_id"]
         assert envelope["next_actions"][0] == {
-            "tool": "get_job_status", "arguments": {"job_id": job_id},
-            "reason": "1 pending symbol(s) are re-checked in the background by this job"}
+            "tool": "get_job_status",
+            "arguments": {"job_id": job_id},
+            "reason": "1 pending symbol(s) are re-checked in the background by this job",
+        }
         fake.fail_symbols.clear()  # the provider is back
         done = await wait_done(call, job_id)
         assert done["counts"]["valid"] == 1 and done["universe_id"] == envelope["data"]["universe"]["id"]
@@ -273,12 +300,15 @@ async def test_cleanup_deletes_expired_jobs_and_requeues_stalled_ones(make_setti
         async with server.app_state.unit_of_work() as session:
             past = utcnow() - timedelta(hours=1)
             lost_id, expired_id = uuid.UUID(lost["job_id"]), uuid.UUID(job["job_id"])
-            await session.execute(update(ValidationJob).where(ValidationJob.id == lost_id)
-                                  .values(status="running", updated_at=past, finished_at=None))
-            await session.execute(update(ValidationJobItem).where(ValidationJobItem.job_id == lost_id)
-                                  .values(status="queued"))
-            await session.execute(update(ValidationJob).where(ValidationJob.id == expired_id)
-                                  .values(expires_at=past))
+            await session.execute(
+                update(ValidationJob)
+                .where(ValidationJob.id == lost_id)
+                .values(status="running", updated_at=past, finished_at=None)
+            )
+            await session.execute(
+                update(ValidationJobItem).where(ValidationJobItem.job_id == lost_id).values(status="queued")
+            )
+            await session.execute(update(ValidationJob).where(ValidationJob.id == expired_id).values(expires_at=past))
         report = await runtime.run_cleanup()
         assert report.deleted_jobs == 1 and [str(j.job_id) for j in report.stalled] == [lost["job_id"]]
         await call.error("get_job_status", "not_found", job_id=job["job_id"])
@@ -313,14 +343,18 @@ async def test_every_next_action_of_the_jobs_tools_is_valid_for_its_tool(make_se
         job = (await client.call_tool("start_bulk_validation", {"symbols": syms(30) + ["NOPE1"]})).structured_content
         envelopes.append(job)
         jid = job["data"]["job_id"]
-        envelopes.append((await client.call_tool("get_job_status", {"job_id": jid, "include_items": True,
-                                                                    "limit": 5})).structured_content)
+        envelopes.append(
+            (
+                await client.call_tool("get_job_status", {"job_id": jid, "include_items": True, "limit": 5})
+            ).structured_content
+        )
         await wait_done(Call(client), jid)
         envelopes.append((await client.call_tool("get_job_status", {"job_id": jid})).structured_content)
         envelopes.append((await client.call_tool("cancel_job", {"job_id": jid})).structured_content)
         envelopes.append((await client.call_tool("start_bulk_validation", {"symbols": syms(30)})).structured_content)
-        envelopes.append((await client.call_tool("cancel_job", {"job_id": envelopes[-1]["data"]["job_id"]}))
-                         .structured_content)
+        envelopes.append(
+            (await client.call_tool("cancel_job", {"job_id": envelopes[-1]["data"]["job_id"]})).structured_content
+        )
         envelopes.append((await client.call_tool("get_service_health", {})).structured_content)
         count = 0
         for envelope in envelopes:

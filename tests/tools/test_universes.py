@@ -10,14 +10,22 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_create_universe_normalises_symbols_and_reports_each(call):
-    data = await call.ok("create_universe", name="  AI   leaders ", description="Big AI names",
-                         symbols=[" zzqa", "ZZQB", "zzqb", "zz.b"], validate=False)
+    data = await call.ok(
+        "create_universe",
+        name="  AI   leaders ",
+        description="Big AI names",
+        symbols=[" zzqa", "ZZQB", "zzqb", "zz.b"],
+        validate=False,
+    )
     universe = data["universe"]
     assert universe["name"] == "AI leaders"
     assert universe["description"] == "Big AI names"
     assert universe["asset_count"] == 3
     assert [(r["symbol"], r["outcome"], r["validation_status"]) for r in data["report"]["results"]] == [
-        ("ZZQA", "added", "unknown"), ("ZZQB", "added", "unknown"), ("ZZ.B", "added", "unknown")]
+        ("ZZQA", "added", "unknown"),
+        ("ZZQB", "added", "unknown"),
+        ("ZZ.B", "added", "unknown"),
+    ]
     assert data["report"]["counts"] == {"added": 3}
 
     detail = await call.ok("get_universe", universe_id=universe["id"])
@@ -36,13 +44,19 @@ async def test_add_and_remove_are_idempotent(call):
     uid = (await call.ok("create_universe", name="Core", symbols=["AAPL"], validate=False))["universe"]["id"]
     first = await call.ok("add_assets_to_universe", universe_id=uid, symbols=["aapl", "MSFT", "GOOGL"], validate=False)
     assert {r["symbol"]: r["outcome"] for r in first["report"]["results"]} == {
-        "AAPL": "already_present", "MSFT": "added", "GOOGL": "added"}
+        "AAPL": "already_present",
+        "MSFT": "added",
+        "GOOGL": "added",
+    }
     again = await call.ok("add_assets_to_universe", universe_id=uid, symbols=["MSFT", "GOOGL"], validate=False)
     assert again["report"]["counts"] == {"already_present": 2}
     assert again["universe"]["asset_count"] == 3
 
     removed = await call.ok("remove_assets_from_universe", universe_id=uid, symbols=["msft", "TSLA"])
-    assert {r["symbol"]: r["outcome"] for r in removed["report"]["results"]} == {"MSFT": "removed", "TSLA": "not_present"}
+    assert {r["symbol"]: r["outcome"] for r in removed["report"]["results"]} == {
+        "MSFT": "removed",
+        "TSLA": "not_present",
+    }
     assert removed["universe"]["asset_count"] == 2
     twice = await call.ok("remove_assets_from_universe", universe_id=uid, symbols=["MSFT"])
     assert twice["report"]["counts"] == {"not_present": 1}
@@ -67,8 +81,11 @@ async def test_list_universes_paginates_with_cursor_and_filters_by_name(call):
         cursor = page["next_cursor"]
         if not cursor:
             break
-        assert envelope["next_actions"][0] == {"tool": "list_universes", "arguments": {"cursor": cursor},
-                                               "reason": "get the next page"}
+        assert envelope["next_actions"][0] == {
+            "tool": "list_universes",
+            "arguments": {"cursor": cursor},
+            "reason": "get the next page",
+        }
     assert seen == ["Dividend payers"] + [f"Universe {i:02d}" for i in range(7)]
     filtered = await call.ok("list_universes", name_contains="DIVID")
     assert [u["name"] for u in filtered["universes"]] == ["Dividend payers"]
@@ -113,7 +130,9 @@ async def test_delete_universe_then_it_is_gone(call):
 
 
 async def test_turnover_and_point_in_time_membership_from_events(call):
-    uid = (await call.ok("create_universe", name="T", symbols=["A1", "B1", "C1", "D1"], validate=False))["universe"]["id"]
+    uid = (await call.ok("create_universe", name="T", symbols=["A1", "B1", "C1", "D1"], validate=False))["universe"][
+        "id"
+    ]
     after_create = datetime.now(UTC)
     await call.ok("remove_assets_from_universe", universe_id=uid, symbols=["A1"])
     await call.ok("add_assets_to_universe", universe_id=uid, symbols=["E1", "F1"], validate=False)
@@ -140,8 +159,13 @@ async def test_turnover_and_point_in_time_membership_from_events(call):
 async def test_turnover_rejects_inverted_window_and_naive_times(call):
     uid = (await call.ok("create_universe", name="W"))["universe"]["id"]
     now = datetime.now(UTC)
-    await call.error("get_universe_turnover", "invalid_argument", universe_id=uid, since=now.isoformat(),
-                     until=(now - timedelta(hours=1)).isoformat())
+    await call.error(
+        "get_universe_turnover",
+        "invalid_argument",
+        universe_id=uid,
+        since=now.isoformat(),
+        until=(now - timedelta(hours=1)).isoformat(),
+    )
     await call.error("get_universe_turnover", "invalid_argument", universe_id=uid, since="2026-01-01T00:00:00")
 
 

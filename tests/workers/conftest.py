@@ -55,7 +55,11 @@ class Workers:
         before = {w["pid"] for w in self.alive()}
         proc = subprocess.Popen(
             [sys.executable, "-m", "server", "worker", "--processes", "1", "--threads", str(threads)],
-            cwd=ROOT, env=self.env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         worker = WorkerProcess(proc, log)
         self.started.append(worker)
@@ -104,14 +108,16 @@ def workers(worker_settings: dict[str, Any], make_settings: Callable[..., Any], 
     settings = make_settings(**worker_settings)  # creates the shared store directory
     env = {k: v for k, v in os.environ.items() if not k.startswith("UNIVERSE_MCP_")}
     env.update({f"UNIVERSE_MCP_{k.upper()}": str(v) for k, v in worker_settings.items()})
-    env.update({
-        "UNIVERSE_MCP_DATA_DIR": str(settings.data_dir),
-        "UNIVERSE_MCP_OFFLINE": "1",
-        "UNIVERSE_MCP_SEED_CATALOG": "0",
-        "UNIVERSE_MCP_LOG_LEVEL": "INFO",
-        "UNIVERSE_MCP_PROVIDER": "fake",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "UNIVERSE_MCP_DATA_DIR": str(settings.data_dir),
+            "UNIVERSE_MCP_OFFLINE": "1",
+            "UNIVERSE_MCP_SEED_CATALOG": "0",
+            "UNIVERSE_MCP_LOG_LEVEL": "INFO",
+            "UNIVERSE_MCP_PROVIDER": "fake",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     logs = tmp_path / "logs"
     logs.mkdir()
     pool = Workers(env, logs, worker_settings["redis_url"], worker_settings["broker_namespace"])

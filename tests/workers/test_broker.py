@@ -30,14 +30,21 @@ def test_embedded_broker_is_a_stub_with_the_stack_and_queues_and_leaves_the_glob
     actors = declare_actors(broker, run=lambda coro: coro.close(), env=None, settings=make_settings())  # type: ignore[arg-type]
     assert broker.get_actor("validation.validate_batch") is actors.validate_batch
     assert {a.actor_name for a in (actors.revalidate, actors.refresh, actors.cleanup)} == {
-        "validation.revalidate", "maintenance.refresh", "maintenance.cleanup"}
+        "validation.revalidate",
+        "maintenance.refresh",
+        "maintenance.cleanup",
+    }
     assert actors.validate_batch.broker is broker and actors.validate_batch.queue_name == "validation"
     assert (dramatiq.get_broker() if dramatiq.broker.global_broker is not None else None) is before
 
 
 def test_redis_broker_gets_an_explicit_client_and_fast_dead_worker_recovery(make_settings):
-    settings = make_settings(redis_url="redis://127.0.0.1:1/0", worker_heartbeat_timeout_s=3,
-                             broker_maintenance_chance=1_000_000, broker_namespace="ns-x")
+    settings = make_settings(
+        redis_url="redis://127.0.0.1:1/0",
+        worker_heartbeat_timeout_s=3,
+        broker_maintenance_chance=1_000_000,
+        broker_namespace="ns-x",
+    )
     broker = build_broker(settings)  # builds without connecting: nothing listens on port 1
     assert isinstance(broker, RedisBroker)
     assert broker.heartbeat_timeout == 3000 and broker.maintenance_chance == 1_000_000 and broker.namespace == "ns-x"
@@ -66,8 +73,9 @@ def test_stub_broker_worker_runs_an_actor_retries_it_and_fires_the_time_limit(ma
             raise
 
     flaky_actor = dramatiq.actor(flaky, broker=broker, actor_name="test.flaky", queue_name="validation")
-    slow_actor = dramatiq.actor(slow, broker=broker, actor_name="test.slow", queue_name="background", time_limit=300,
-                                max_retries=0)
+    slow_actor = dramatiq.actor(
+        slow, broker=broker, actor_name="test.slow", queue_name="background", time_limit=300, max_retries=0
+    )
     worker = Worker(broker, worker_threads=2, worker_timeout=50)
     worker.start()
     try:
@@ -128,9 +136,12 @@ def test_heartbeat_counts_busy_threads_and_ages_out_dead_workers():
     beat.after_skip_message(None, None)  # skipped before we saw it: never negative
     assert beat.busy == 0 and beat.processed == 1
     now = 1_000_000.0
-    entries = {"a": '{"seen_at": %f, "threads": 4, "busy": 1}' % (now - 1),
-               "b": '{"seen_at": %f, "threads": 4}' % (now - 30),
-               "c": '{"seen_at": %f}' % (now - 7200), "d": "garbage"}
+    entries = {
+        "a": '{"seen_at": %f, "threads": 4, "busy": 1}' % (now - 1),
+        "b": '{"seen_at": %f, "threads": 4}' % (now - 30),
+        "c": '{"seen_at": %f}' % (now - 7200),
+        "d": "garbage",
+    }
     alive, dead, prune = read_workers(entries, dead_after_s=10, now=now)
     assert [w["worker_id"] for w in alive] == ["a"] and alive[0]["busy"] == 1
     assert [w["worker_id"] for w in dead] == ["b"] and sorted(prune) == ["c", "d"]

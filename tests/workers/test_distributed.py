@@ -36,8 +36,11 @@ async def test_a_worker_killed_mid_job_is_replaced_and_every_symbol_is_accounted
     # 0.1 s per provider answer, 2 threads, 20 symbols per batch: the job takes a few seconds, long enough to kill
     # its worker in the middle. Every 50th provider call is rate limited (retry-after 0.2 s): retries ride the
     # broker's delay queue too.
-    workers.env |= {"UNIVERSE_MCP_FAKE_PROVIDER_LATENCY_S": "0.1", "UNIVERSE_MCP_FAKE_PROVIDER_RATE_LIMIT_EVERY": "50",
-                    "UNIVERSE_MCP_FAKE_PROVIDER_RETRY_AFTER_S": "0.2"}
+    workers.env |= {
+        "UNIVERSE_MCP_FAKE_PROVIDER_LATENCY_S": "0.1",
+        "UNIVERSE_MCP_FAKE_PROVIDER_RATE_LIMIT_EVERY": "50",
+        "UNIVERSE_MCP_FAKE_PROVIDER_RETRY_AFTER_S": "0.2",
+    }
     first = workers.start(threads=2)
     server = build_server(make_settings(**worker_settings))
     async with Client(server) as client:
@@ -75,18 +78,32 @@ async def test_a_worker_killed_mid_job_is_replaced_and_every_symbol_is_accounted
                 await anyio.sleep(0.1)
         recovered_in = time.monotonic() - killed_at
 
-        assert done["counts"] == {"total": 500, "processed": 500, "valid": 500, "invalid": 0, "pending": 0,
-                                  "error": 0, "cancelled": 0, "queued": 0, "retrying": 0}, done["counts"]
+        assert done["counts"] == {
+            "total": 500,
+            "processed": 500,
+            "valid": 500,
+            "invalid": 0,
+            "pending": 0,
+            "error": 0,
+            "cancelled": 0,
+            "queued": 0,
+            "retrying": 0,
+        }, done["counts"]
         assert recovered_in < 40, f"recovery took {recovered_in:.1f} s"
         # Exactly once: one item per symbol, each settled once, and the job's durable counters agree with them.
         async with server.app_state.unit_of_work() as session:
             jid = uuid.UUID(job_id)
-            rows = (await session.execute(
-                select(ValidationJobItem.symbol, ValidationJobItem.status).where(ValidationJobItem.job_id == jid)
-            )).all()
+            rows = (
+                await session.execute(
+                    select(ValidationJobItem.symbol, ValidationJobItem.status).where(ValidationJobItem.job_id == jid)
+                )
+            ).all()
             job_row = await session.scalar(select(ValidationJob).where(ValidationJob.id == jid))
-            retried = await session.scalar(select(func.count()).select_from(ValidationJobItem).where(
-                ValidationJobItem.job_id == jid, ValidationJobItem.attempts > 1))
+            retried = await session.scalar(
+                select(func.count())
+                .select_from(ValidationJobItem)
+                .where(ValidationJobItem.job_id == jid, ValidationJobItem.attempts > 1)
+            )
         assert sorted(s for s, _ in rows) == syms(500) and {st for _, st in rows} == {"valid"}
         assert (job_row.processed, job_row.valid_count, job_row.total) == (500, 500, 500)
         assert retried >= 1, "the simulated rate limits were retried"
@@ -115,7 +132,11 @@ async def test_health_without_workers_and_the_scheduler_lock(make_settings, work
     _, ticks_a = build_scheduler(settings, blocking=False)
     _, ticks_b = build_scheduler(settings, blocking=False)
     assert [ticks_a["refresh"](), ticks_b["refresh"](), ticks_b["cleanup"](), ticks_a["cleanup"]()] == [
-        True, False, True, False]
+        True,
+        False,
+        True,
+        False,
+    ]
     client = workers.client()
     ns = worker_settings["broker_namespace"]
     assert client.llen(f"{ns}:background") == 2
@@ -126,8 +147,13 @@ async def test_health_without_workers_and_the_scheduler_lock(make_settings, work
 
     # The CLI: `universe-mcp scheduler --once` (same settings) finds both slots taken and sends nothing more.
     workers.env |= {"UNIVERSE_MCP_REFRESH_INTERVAL_S": "3600", "UNIVERSE_MCP_CLEANUP_INTERVAL_S": "3600"}
-    out = subprocess.run([sys.executable, "-m", "server", "scheduler", "--once"], env=workers.env, timeout=60,  # noqa: ASYNC221
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "server", "scheduler", "--once"],
+        env=workers.env,
+        timeout=60,  # noqa: ASYNC221
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert client.llen(f"{ns}:background") == 2
 

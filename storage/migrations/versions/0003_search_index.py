@@ -32,8 +32,9 @@ def upgrade() -> None:
         sa.Column("asset_id", sa.Uuid(), nullable=False),
         sa.Column("sector", sa.String(length=64), nullable=True),
         sa.Column("symbol", sa.String(length=32), nullable=False),
-        sa.ForeignKeyConstraint(["asset_id"], ["assets.id"], name=op.f("fk_asset_name_words_asset_id_assets"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["asset_id"], ["assets.id"], name=op.f("fk_asset_name_words_asset_id_assets"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("word", "asset_id", name=op.f("pk_asset_name_words")),
     )
     with op.batch_alter_table("asset_name_words", schema=None) as batch_op:
@@ -44,15 +45,26 @@ def upgrade() -> None:
         batch_op.create_index("ix_assets_symbol_order", [sa.text("length(symbol)"), "symbol"], unique=False)
         # Replaces ix_assets_symbol: on PostgreSQL a byte-wise operator class, so that ticker-prefix ranges (~>=~,
         # ~<~) use it whatever the database's collation; equality lookups use it as before.
-        batch_op.create_index("ix_assets_symbol_pattern", ["symbol"], unique=False,
-                              postgresql_ops={"symbol": "varchar_pattern_ops"})
+        batch_op.create_index(
+            "ix_assets_symbol_pattern", ["symbol"], unique=False, postgresql_ops={"symbol": "varchar_pattern_ops"}
+        )
         batch_op.drop_index("ix_assets_symbol")
 
     bind = op.get_bind()
-    assets = sa.table("assets", sa.column("id", sa.Uuid()), sa.column("name", sa.String()),
-                      sa.column("sector", sa.String()), sa.column("symbol", sa.String()))
-    words = sa.table("asset_name_words", sa.column("word", WORD), sa.column("asset_id", sa.Uuid()),
-                     sa.column("sector", sa.String()), sa.column("symbol", sa.String()))
+    assets = sa.table(
+        "assets",
+        sa.column("id", sa.Uuid()),
+        sa.column("name", sa.String()),
+        sa.column("sector", sa.String()),
+        sa.column("symbol", sa.String()),
+    )
+    words = sa.table(
+        "asset_name_words",
+        sa.column("word", WORD),
+        sa.column("asset_id", sa.Uuid()),
+        sa.column("sector", sa.String()),
+        sa.column("symbol", sa.String()),
+    )
     batch: list[dict] = []
     query = sa.select(assets.c.id, assets.c.name, assets.c.sector, assets.c.symbol).where(assets.c.name.is_not(None))
     for asset_id, name, sector, symbol in bind.execute(query).all():
