@@ -15,7 +15,7 @@ from services.errors import InvalidArgument, InvalidSymbol, NotFound
 from services.pagination import decode_cursor, encode_cursor
 from services.schemas import AssetInfo
 from services.symbols import normalise_symbol, symbol_problem
-from services.validation import ValidationService
+from services.validation import PROFILE_FIELDS, ValidationService
 from storage.repositories import assets as repo
 
 __all__ = ["AssetService", "SearchPage", "SectorCount", "resolve_sector", "seed_catalog"]
@@ -59,24 +59,9 @@ async def seed_catalog(session: AsyncSession, catalog: CatalogProvider) -> int:
     entries = catalog.entries()
     existing = await repo.get_assets_by_symbols(session, [e.symbol for e in entries])
     validated_at = datetime.combine(catalog.as_of, datetime.min.time(), tzinfo=UTC)
-    fields = (
-        "name",
-        "exchange",
-        "asset_type",
-        "currency",
-        "sector",
-        "industry",
-        "country",
-        "market_cap",
-        "pe_ratio",
-        "dividend_yield",
-        "isin",
-        "figi",
-        "cik",
-    )
     rows = [
         {
-            **{k: getattr(e, k) for k in fields},
+            **{k: getattr(e, k) for k in PROFILE_FIELDS},
             "symbol": e.symbol,
             "validation_status": "valid",
             "is_validated": True,

@@ -118,10 +118,11 @@ async def create_universe(
             next_actions=_after_add(universe, report)
             if report.results
             else [
+                # Not a placeholder add (a model could run it as is): a harmless search for the universe's theme.
                 NextAction(
-                    tool="add_assets_to_universe",
-                    arguments={"universe_id": universe.id, "symbols": ["AAPL"]},
-                    reason="add securities to the new universe",
+                    tool="search_assets",
+                    arguments={"query": universe.name[:100]},
+                    reason="find real tickers for this universe, then add them with add_assets_to_universe",
                 )
             ],
             validation_status=_validation_status(report),

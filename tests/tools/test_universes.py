@@ -36,7 +36,11 @@ async def test_create_universe_normalises_symbols_and_reports_each(call):
 async def test_create_without_symbols_suggests_adding_some(call):
     envelope = await call("create_universe", name="Empty")
     assert envelope["data"]["universe"]["asset_count"] == 0
-    assert envelope["next_actions"][0]["tool"] == "add_assets_to_universe"
+    assert envelope["next_actions"][0] == {
+        "tool": "search_assets",
+        "arguments": {"query": "Empty"},
+        "reason": "find real tickers for this universe, then add them with add_assets_to_universe",
+    }
     assert envelope["metadata"]["elapsed_ms"] >= 0
 
 
