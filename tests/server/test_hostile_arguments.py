@@ -26,10 +26,11 @@ from server.settings import Settings
 from tests.conftest import Call
 
 EXAMPLES = hypothesis_settings(
-    max_examples=60,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     derandomize=True,  # the same examples every run: a failure here is a bug, not bad luck
+    database=None,
 )
 # Arguments that need a real value for a call to get as far as its text or cursor.
 EXTRA = {"get_job_status": {"include_items": True}}
