@@ -325,6 +325,8 @@ def _register_completions(server: UniverseMCPServer) -> None:
 
 
 async def _complete_universe_id(session: Any, owner_id: Any, typed: str) -> list[str]:
+    if errors.control_character(typed) is not None:  # no id or name holds one (and NUL would reach the driver)
+        return []
     ids = await universe_repo.universe_ids_with_prefix(session, owner_id, typed.strip().lower(), limit=100)
     if ids or not typed.strip():
         return ids

@@ -35,7 +35,12 @@ class ToolDeps:
         )
 
     def assets(self, session) -> AssetService:  # noqa: ANN001
-        return AssetService(session, self.state.validation, page_size_max=self.state.limits.page_size_max)
+        return AssetService(
+            session,
+            self.state.validation,
+            page_size_max=self.state.limits.page_size_max,
+            viewer=self.caller.owner_id,
+        )
 
 
 def resolve_caller(state: AppState) -> Caller:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -21,7 +22,10 @@ from services.errors import InternalError, InvalidArgument, NotFound, UniverseMC
 from tools._results import Envelope, ErrorInfo, NextAction, to_next_actions
 
 __all__ = [
+    "FILE_ARGUMENTS",
+    "MULTILINE_ARGUMENTS",
     "arguments_problem",
+    "control_character",
     "error_result",
     "from_exception",
     "render_result",
@@ -103,17 +107,65 @@ def unknown_tool_error(name: str, registered: Iterable[str]) -> NotFound:
     )
 
 
+# Arguments whose text may span lines: newlines and tabs are legitimate there.
+MULTILINE_ARGUMENTS = frozenset({"description"})
+# A whole file's text: its parser judges the content (services/csv_io.py says a file with NUL is binary, and a row
+# with junk is an invalid row); only what cannot be text at all (lone surrogates) is refused here.
+FILE_ARGUMENTS = frozenset({"csv_text"})
+# Control characters (C0 and C1, DEL) and lone surrogates: never part of a name, symbol or query, and NUL or a lone
+# surrogate cannot even be stored (PostgreSQL's driver refuses them). Multi-line text may keep tab, LF and CR.
+_CONTROL = {
+    "line": re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]"),
+    "multiline": re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]"),
+    "file": re.compile("[\ud800-\udfff]"),
+}
+
+
+def _kind(argument: Any) -> str:
+    return "multiline" if argument in MULTILINE_ARGUMENTS else "file" if argument in FILE_ARGUMENTS else "line"
+
+
+def control_character(text: str, *, kind: str = "line") -> int | None:
+    """The index of the first character ``text`` may not hold (see _CONTROL), or None."""
+    found = _CONTROL[kind].search(text)
+    return found.start() if found else None
+
+
+def _field_name(path: tuple[Any, ...]) -> str:
+    name = str(path[0])[:60]
+    for part in path[1:]:
+        name += f"[{part}]" if isinstance(part, int) else f".{str(part)[:60]}"
+    return name
+
+
+def _control_problem(path: tuple[Any, ...], text: str, at: int) -> InvalidArgument:
+    field = _field_name(path)
+    code = f"U+{ord(text[at]):04X}"
+    kind = _kind(path[0])
+    return InvalidArgument(
+        f"{field} contains a control character ({code}) at position {at}.",
+        hint="Remove control characters (NUL, escape, ...) from the text."
+        + (
+            " Tabs and line breaks are fine here."
+            if kind != "line"
+            else " Newlines and tabs belong only in description and csv_text."
+        ),
+        details={"field": field, "character": code, "position": at},
+    )
+
+
 def arguments_problem(
     arguments: Any, *, allowed: set[str] | None, max_depth: int, max_bytes: int
 ) -> InvalidArgument | None:
-    """Size, depth and unknown-field checks, done before pydantic sees the arguments."""
+    """Size, depth, control-character and unknown-field checks, done before pydantic sees the arguments."""
     if not isinstance(arguments, dict):
         return InvalidArgument("Arguments must be a JSON object.")
-    # Iterative walk: a recursive one would itself blow the stack on hostile input.
-    stack: list[tuple[Any, int]] = [(arguments, 1)]
-    budget = max_bytes
+    # Iterative walk: a recursive one would itself blow the stack on hostile input. Each entry carries its path
+    # from the argument's name, to name the field of a control character.
+    stack: list[tuple[Any, int, tuple[Any, ...]]] = [(v, 2, (k,)) for k, v in arguments.items()]
+    budget = max_bytes - 2 * len(arguments) - sum(len(str(k)) for k in arguments)
     while stack:
-        value, depth = stack.pop()
+        value, depth, path = stack.pop()
         if depth > max_depth:
             return InvalidArgument(
                 f"Arguments are nested deeper than {max_depth} levels.",
@@ -121,13 +173,15 @@ def arguments_problem(
             )
         if isinstance(value, dict):
             budget -= 2 * len(value)
-            stack.extend((v, depth + 1) for v in value.values())
+            stack.extend((v, depth + 1, (*path, k)) for k, v in value.items())
             budget -= sum(len(str(k)) for k in value)
         elif isinstance(value, list):
             budget -= len(value)
-            stack.extend((v, depth + 1) for v in value)
+            stack.extend((v, depth + 1, (*path, i)) for i, v in enumerate(value))
         elif isinstance(value, str):
             budget -= len(value)
+            if budget >= 0 and (at := control_character(value, kind=_kind(path[0]))) is not None:
+                return _control_problem(path, value, at)
         if budget < 0:
             return InvalidArgument(
                 f"Arguments are larger than {max_bytes:,} bytes.",

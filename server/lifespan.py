@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from providers.base import MarketDataProvider
 from providers.catalog import CatalogProvider
 from server.settings import Settings
-from server.wiring import build_cache_for, build_providers, build_validation
+from server.wiring import build_cache_for, build_providers, build_validation, quotas_from
 from services.assets import seed_catalog
+from services.pagination import install_key
 from services.ratelimit import OwnerRateLimiter
 from services.schemas import Caller
 from services.universes import Limits
@@ -23,6 +24,7 @@ from services.validation import ValidationService
 from storage import migrate
 from storage.cache import Cache
 from storage.db import make_engine, make_sessionmaker, unit_of_work
+from storage.repositories.server_secrets import get_or_create_secret
 from storage.repositories.users import get_or_create_user
 from workers.runtime import JobRuntime, open_job_runtime
 
@@ -76,6 +78,9 @@ async def open_app_state(
         cache = build_cache_for(settings)
         stack.push_async_callback(cache.aclose)
         async with unit_of_work(sessions) as session:
+            # Cursors are signed with the deployment's key: the setting, else the one kept in the (shared) store.
+            cursor_key = settings.cursor_secret.get_secret_value() if settings.cursor_secret else None
+            install_key(cursor_key or await get_or_create_secret(session, "cursor"))
             user = await get_or_create_user(session, settings.local_user)
             catalog = next((p for p in chain if isinstance(p, CatalogProvider)), None)
             if settings.seed_catalog and catalog is not None:
@@ -92,6 +97,7 @@ async def open_app_state(
                 max_symbols_per_call=settings.max_symbols_per_call,
                 page_size_default=settings.page_size_default,
                 page_size_max=settings.page_size_max,
+                quotas=quotas_from(settings),
             ),
             cache=cache,
             providers=chain,

@@ -8,10 +8,19 @@ from providers.base import MarketDataProvider
 from providers.catalog import CatalogProvider
 from providers.guard import CircuitBreaker, GuardedProvider, RateLimit
 from server.settings import Settings
+from services.quotas import Quotas
 from services.validation import ValidationConfig, ValidationService
 from storage.cache import Cache, build_cache
 
-__all__ = ["build_cache_for", "build_providers", "build_validation"]
+__all__ = ["build_cache_for", "build_providers", "build_validation", "quotas_from"]
+
+
+def quotas_from(settings: Settings) -> Quotas:
+    return Quotas(
+        universes_per_owner=settings.max_universes_per_owner,
+        members_per_universe=settings.max_members_per_universe,
+        new_assets_per_hour=settings.max_new_assets_per_hour,
+    )
 
 
 def build_cache_for(settings: Settings) -> Cache:
@@ -76,6 +85,7 @@ def build_validation(settings: Settings, cache: Cache, providers: Sequence[Marke
             valid_ttl_s=settings.cache_valid_ttl_s,
             invalid_ttl_s=settings.cache_invalid_ttl_s,
             fresh_s=settings.verdict_fresh_s,
+            quotas=quotas_from(settings),
         ),
         known_symbols=_catalog_symbols(catalog) if catalog else None,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import uuid
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from providers.catalog import CatalogProvider
 from providers.sectors import GICS_SECTORS, to_gics_sector
 from services.errors import InvalidArgument, InvalidSymbol, NotFound
-from services.pagination import decode_cursor, encode_cursor
+from services.pagination import decode_cursor, encode_cursor, invalid_cursor
 from services.schemas import AssetInfo
 from services.symbols import normalise_symbol, symbol_problem
 from services.validation import PROFILE_FIELDS, ValidationService
@@ -80,12 +81,21 @@ async def seed_catalog(session: AsyncSession, catalog: CatalogProvider) -> int:
 
 
 class AssetService:
+    """Asset reads for one caller (``viewer``): another owner's unconfirmed assets are not there for it
+    (storage/models.py, Asset.created_by). ``viewer`` None sees confirmed assets only."""
+
     def __init__(
-        self, session: AsyncSession, validation: ValidationService | None, *, page_size_max: int = 200
+        self,
+        session: AsyncSession,
+        validation: ValidationService | None,
+        *,
+        page_size_max: int = 200,
+        viewer: uuid.UUID | None = None,
     ) -> None:
         self.session = session
         self.validation = validation
         self.page_size_max = page_size_max
+        self.viewer = viewer
 
     async def search(
         self, query: str, *, sector: str | None = None, limit: int = 20, cursor: str | None = None
@@ -98,13 +108,19 @@ class AssetService:
         if not 1 <= limit <= self.page_size_max:
             raise InvalidArgument(f"limit must be between 1 and {self.page_size_max}; got {limit}.")
         gics = resolve_sector(sector) if sector else None
-        offset = int(decode_cursor("search", cursor)) if cursor else 0
-        if offset < 0 or offset > MAX_SEARCH_OFFSET:
-            raise InvalidArgument("The cursor is not one this search returned.")
+        offset = decode_cursor("search", cursor) if cursor else 0
+        if type(offset) is not int or not 0 <= offset <= MAX_SEARCH_OFFSET:
+            raise invalid_cursor()
         symbol_prefix = normalise_symbol(text) if symbol_problem(normalise_symbol(text)) is None else None
         words = _WORD.findall(text.casefold())[:6]
         rows = await repo.search_assets(
-            self.session, symbol_prefix=symbol_prefix, name_words=words, sector=gics, offset=offset, limit=limit + 1
+            self.session,
+            symbol_prefix=symbol_prefix,
+            name_words=words,
+            sector=gics,
+            offset=offset,
+            limit=limit + 1,
+            viewer=self.viewer,
         )
         more = len(rows) > limit and offset + limit < MAX_SEARCH_OFFSET
         return SearchPage(
@@ -121,14 +137,14 @@ class AssetService:
                 f"{raw_symbol[:40]!r} is not a ticker ({problem}).",
                 hint="Use search_assets to find a ticker by company name.",
             )
-        found = await repo.get_assets_by_symbols(self.session, [symbol])
+        found = await repo.get_assets_by_symbols(self.session, [symbol], viewer=self.viewer, visible_only=True)
         asset = found.get(symbol)
         if asset is None:
             former = await repo.asset_by_past_symbol(self.session, symbol)
             if former is not None:
                 return AssetInfo.model_validate(former), symbol
         if (asset is None or asset.validation_status in ("unknown", "pending")) and self.validation is not None:
-            verdict = (await self.validation.validate(self.session, [symbol]))[0]
+            verdict = (await self.validation.validate(self.session, [symbol], owner_id=self.viewer))[0]
             if verdict.status == "invalid":
                 raise InvalidSymbol(
                     f"{symbol} is not a listed security ({verdict.source} says: {verdict.reason or 'not found'}).",
@@ -136,7 +152,8 @@ class AssetService:
                     candidates=verdict.candidates,
                     next_actions=[("search_assets", {"query": symbol[:4]}, "look for similar tickers")],
                 )
-            asset = (await repo.get_assets_by_symbols(self.session, [symbol])).get(symbol)
+            found = await repo.get_assets_by_symbols(self.session, [symbol], viewer=self.viewer, visible_only=True)
+            asset = found.get(symbol)
         if asset is None:
             raise NotFound(
                 f"{symbol} is not known yet and could not be validated now.",

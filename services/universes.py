@@ -13,8 +13,10 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services import names, quotas
 from services.errors import InvalidArgument, LimitExceeded, UniverseExists, UniverseNotFound
 from services.pagination import decode_cursor, encode_cursor
+from services.quotas import Quotas
 from services.schemas import (
     Caller,
     MembershipReport,
@@ -43,20 +45,31 @@ class Limits:
     max_symbols_per_call: int = 1000
     page_size_default: int = 50
     page_size_max: int = 200
+    quotas: Quotas = Quotas()
 
 
 def name_key(name: str) -> str:
-    """The uniqueness key of a name: trimmed, inner spaces collapsed, case-folded."""
-    return " ".join(name.split()).casefold()
+    """The uniqueness key of a name: names that look alike share it (services/names.py: invisible characters
+    dropped, NFKC, case folded, letters drawn like ASCII ones mapped to them, spaces collapsed)."""
+    return names.fold(name)
 
 
 def clean_name(name: str) -> str:
-    cleaned = " ".join(name.split())
-    if not cleaned:
-        raise InvalidArgument("The universe name is empty.", hint="Give the universe a short descriptive name.")
+    cleaned = " ".join(names.strip_invisible(name).split())
+    key = name_key(cleaned)
+    if not key:
+        raise InvalidArgument(
+            "The universe name is empty (or only invisible characters).",
+            hint="Give the universe a short descriptive name.",
+        )
     if len(cleaned) > NAME_MAX:
         raise InvalidArgument(
             f"The universe name is {len(cleaned)} characters long; the limit is {NAME_MAX}.",
+            hint="Use a shorter name and put the detail in description.",
+        )
+    if len(key) > NAME_MAX:  # NFKC and case folding can lengthen a name ("ß" -> "ss", "㍿" -> 4 characters)
+        raise InvalidArgument(
+            f"The universe name is {len(key)} characters long once normalised; the limit is {NAME_MAX}.",
             hint="Use a shorter name and put the detail in description.",
         )
     return cleaned
@@ -231,6 +244,8 @@ class UniverseService:
         normalised = normalise_symbols(symbols)
         key = name_key(cleaned)
         await self._ensure_unique_name(key)
+        quotas.check_members(0, len(normalised), self.limits.quotas)
+        await quotas.check_universes(self.session, self.caller.owner_id, self.limits.quotas)
         now = utcnow()
         universe = Universe(
             id=uuid.uuid4(),
@@ -288,26 +303,41 @@ class UniverseService:
         self._check_size(symbols)
         if not symbols:
             raise InvalidArgument("symbols is empty.", hint='Pass one or more tickers, e.g. ["AAPL", "MSFT"].')
-        report = await self._add(universe, normalise_symbols(symbols), validate=validate)
+        normalised = normalise_symbols(symbols)
+        await self._check_members_quota(universe, normalised)
+        report = await self._add(universe, normalised, validate=validate)
         if report.counts.get("added"):
             universe.updated_at = utcnow()
             await self.session.flush()
         return _summary(universe, report.asset_count), report
+
+    async def _check_members_quota(self, universe: Universe, symbols: list[str]) -> None:
+        """Refuse an add that could take the universe past its member quota (before any provider is asked)."""
+        limit = self.limits.quotas.members_per_universe
+        if not limit:
+            return
+        current = await repo.count_members(self.session, universe.id)
+        new = len(symbols)
+        if current + new > limit:  # near the limit: symbols already present do not count
+            new -= len(await repo.members_by_symbol(self.session, universe.id, symbols))
+        quotas.check_members(current, new, self.limits.quotas, universe_id=str(universe.id))
 
     async def _add(self, universe: Universe, symbols: list[str], *, validate: bool) -> MembershipReport:
         if not symbols:
             return MembershipReport.build([], await repo.count_members(self.session, universe.id))
         checks: dict[str, SymbolCheck] = {}
         if validate and self.validator is not None:
-            checks = await self.validator.check_many(self.session, symbols)
+            checks = await self.validator.check_many(self.session, symbols, owner_id=self.caller.owner_id)
         existing = await asset_repo.get_assets_by_symbols(self.session, symbols)
         missing = [
             s for s in symbols if s not in existing and checks.get(s, SymbolCheck.unknown(s)).status != "invalid"
         ]
         if missing:
-            created = await asset_repo.create_assets(
+            created = await quotas.create_assets(  # unconfirmed ones count against the hourly quota
                 self.session,
                 [{"symbol": s, "validation_status": checks[s].status if s in checks else "unknown"} for s in missing],
+                owner_id=self.caller.owner_id,
+                quotas=self.limits.quotas,
             )
             existing.update({a.symbol: a for a in created})
         present = await repo.member_asset_ids(self.session, universe.id, [a.id for a in existing.values()])

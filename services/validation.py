@@ -12,6 +12,7 @@ import difflib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from providers.base import AssetProfile, MarketDataProvider, ProviderError, ProviderRateLimited, Verdict
+from services import quotas
+from services.quotas import Quotas
 from services.schemas import SymbolVerdict
 from services.validation_api import SymbolCheck
 from storage.cache import Cache
@@ -55,6 +58,7 @@ class ValidationConfig:
     invalid_ttl_s: int = 3_600
     fresh_s: int = 86_400
     concurrency: int = 8
+    quotas: Quotas = Quotas()  # the hourly quota on the pending assets a caller's validation creates
 
 
 def _cache_key(symbol: str) -> str:
@@ -125,8 +129,12 @@ class ValidationService:
         *,
         force_refresh: bool = False,
         deadline_s: float | None = None,
+        owner_id: uuid.UUID | None = None,
     ) -> list[SymbolVerdict]:
-        """Verdicts for already-normalised ``symbols``, in their order. Records results in the store (no commit)."""
+        """Verdicts for already-normalised ``symbols``, in their order. Records results in the store (no commit).
+
+        ``owner_id``: the caller, whose hourly quota the pending assets created here count against and who alone
+        sees them until they are confirmed (services/quotas.py); None for background work."""
         started = time.monotonic()
         deadline = deadline_s if deadline_s is not None else self.config.deadline_s
         verdicts: dict[str, SymbolVerdict] = {}
@@ -168,19 +176,21 @@ class ValidationService:
             else:
                 verdicts[symbol] = self._from_provider(verdict)
                 await self._remember(verdicts[symbol])
-        await self._record(session, stored, [verdicts[s] for s in to_ask])
+        await self._record(session, stored, [verdicts[s] for s in to_ask], owner_id)
         for symbol in to_ask:
             if verdicts[symbol].status == "invalid":
                 verdicts[symbol] = verdicts[symbol].model_copy(update={"candidates": self.candidates(symbol)})
         return [verdicts[s] for s in symbols]
 
-    async def check_many(self, session: AsyncSession, symbols: Sequence[str]) -> dict[str, SymbolCheck]:
+    async def check_many(
+        self, session: AsyncSession, symbols: Sequence[str], *, owner_id: uuid.UUID | None = None
+    ) -> dict[str, SymbolCheck]:
         """The universe service's view: status, source, reason and candidates per symbol."""
         return {
             v.symbol: SymbolCheck(
                 symbol=v.symbol, status=v.status, source=v.source, reason=v.reason, candidates=tuple(v.candidates)
             )
-            for v in await self.validate(session, symbols)
+            for v in await self.validate(session, symbols, owner_id=owner_id)
         }
 
     def candidates(self, symbol: str, limit: int = 5) -> list[str]:
@@ -257,7 +267,13 @@ class ValidationService:
         payload = verdict.model_copy(update={"cached": False, "candidates": []}).model_dump_json()
         await self.cache.set(_cache_key(verdict.symbol), payload, ttl)
 
-    async def _record(self, session: AsyncSession, stored: dict[str, Asset], verdicts: list[SymbolVerdict]) -> None:
+    async def _record(
+        self,
+        session: AsyncSession,
+        stored: dict[str, Asset],
+        verdicts: list[SymbolVerdict],
+        owner_id: uuid.UUID | None = None,
+    ) -> None:
         """Write verdicts to the store: valid ones upserted with their profile, invalid ones only onto known assets,
         pending ones created so the background re-check can find them."""
         new_rows: list[dict[str, Any]] = []
@@ -295,7 +311,7 @@ class ValidationService:
             elif values:
                 new_rows.append({"symbol": v.symbol, **values})
         if new_rows:
-            await asset_repo.create_assets(session, new_rows)
+            await quotas.create_assets(session, new_rows, owner_id=owner_id, quotas=self.config.quotas)
 
     async def remember_json(self, key: str) -> str | None:  # pragma: no cover - debugging aid
         return json.dumps(await self.cache.get(key))

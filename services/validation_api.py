@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -29,6 +30,9 @@ class SymbolCheck:
 
 
 class SymbolValidator(Protocol):
-    async def check_many(self, session: AsyncSession, symbols: Sequence[str]) -> dict[str, SymbolCheck]:
-        """Verdicts for ``symbols``; records valid and pending assets in the store (never commits)."""
+    async def check_many(
+        self, session: AsyncSession, symbols: Sequence[str], *, owner_id: uuid.UUID | None = None
+    ) -> dict[str, SymbolCheck]:
+        """Verdicts for ``symbols``; records valid and pending assets in the store (never commits). The pending
+        assets it creates count against ``owner_id``'s hourly quota and are visible to it alone until confirmed."""
         ...

@@ -31,6 +31,8 @@ __all__ = [
     "Asset",
     "AssetNameWord",
     "AssetSymbol",
+    "OwnerQuota",
+    "ServerSecret",
     "Universe",
     "UniverseAsset",
     "UniverseAssetEvent",
@@ -114,6 +116,10 @@ class Asset(Base):
     figi: Mapped[str | None] = mapped_column(String(12))
     cik: Mapped[str | None] = mapped_column(String(10))
     asset_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The owner whose unvalidated add created this asset; null once a provider or the catalog confirms it (and for
+    # every asset that was confirmed when created). Only that owner (and owners holding it in a universe) see an
+    # asset with an owner here: one tenant's made-up tickers never reach another tenant's searches.
+    created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -249,3 +255,25 @@ class ValidationJobItem(Base):
     reason: Mapped[str | None] = mapped_column(String(300))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OwnerQuota(Base):
+    """Per-owner quota bookkeeping (services/quotas.py): the owner's lock row, and new unconfirmed assets counted
+    in fixed one-hour windows. One row per owner, created on first use."""
+
+    __tablename__ = "owner_quotas"
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    new_assets_window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    new_assets_used: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ServerSecret(Base):
+    """Deployment-wide secrets every replica reads from the store it shares (e.g. the key that signs cursors)."""
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -64,7 +64,9 @@ async def validate_symbols(
     verdicts = None if force_refresh else await validation.from_cache(normalised)
     if verdicts is None:
         async with deps.unit_of_work() as session:
-            verdicts = await validation.validate(session, normalised, force_refresh=force_refresh)
+            verdicts = await validation.validate(
+                session, normalised, force_refresh=force_refresh, owner_id=deps.caller.owner_id
+            )
     counts: dict[str, int] = {}
     for v in verdicts:
         counts[v.status] = counts.get(v.status, 0) + 1

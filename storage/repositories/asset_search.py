@@ -181,10 +181,18 @@ def _part(rank: int, sector: bool, *conditions: ColumnElement[bool], walk: bool 
         conditions = (*conditions, func.coalesce(Asset.sector, "") == bindparam("sector"))
     return (
         select(Asset.id, Asset.symbol, literal(rank).label("search_rank"))
-        .where(Asset.listing_status == "listed", Asset.validation_status != "invalid", *conditions)
+        .where(Asset.listing_status == "listed", Asset.validation_status != "invalid", _visible(), *conditions)
         .order_by(func.length(Asset.symbol), Asset.symbol)
         .limit(bindparam("needed"))
     )
+
+
+def _visible() -> ColumnElement[bool]:
+    """Confirmed assets, and the unconfirmed ones the searching owner created (``viewer``; null: none of them).
+
+    Another tenant's made-up tickers never reach a search (storage/models.py, Asset.created_by); the index may still
+    count them as candidates, which only steers the route."""
+    return or_(Asset.created_by.is_(None), Asset.created_by == bindparam("viewer", type_=Asset.created_by.type))
 
 
 def _name_match(words: int) -> ColumnElement[bool]:
@@ -251,8 +259,10 @@ async def search_assets(
     sector: str | None,
     offset: int,
     limit: int,
+    viewer: uuid.UUID | None = None,
 ) -> list[Row[Any]]:
-    """Listed, not-invalid assets matching a symbol prefix or all name words (each at a word start), ranked.
+    """Listed, not-invalid assets matching a symbol prefix or all name words (each at a word start), ranked; only
+    those ``viewer`` may see (confirmed ones, and the unconfirmed ones it created).
 
     Rows of RESULT_COLUMNS (attribute access, like the ORM objects they replace)."""
     words = [w for w in name_words if w]
@@ -268,6 +278,7 @@ async def search_assets(
         "cap": cap,
         "sector": sector,
         "shortlist": SHORTLIST_PER_ROW * needed + SHORTLIST_EXTRA,
+        "viewer": viewer,
     }
     for i, w in enumerate(words):
         params.update(

@@ -6,10 +6,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Asset
+from storage.models import Asset, UniverseAsset
 from storage.repositories.asset_search import indexed, name_word_rows, replace_name_words, search_assets
 
 # search_assets lives in asset_search.py with the name-word index it reads; it is re-exported here, where the
@@ -26,6 +26,7 @@ __all__ = [
     "search_assets",
     "sector_counts",
     "update_asset",
+    "visible_to",
 ]
 
 
@@ -43,21 +44,48 @@ def fit(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v[: _LENGTHS[k]] if isinstance(v, str) and k in _LENGTHS else v) for k, v in values.items()}
 
 
-async def get_assets_by_symbols(session: AsyncSession, symbols: Sequence[str]) -> dict[str, Asset]:
-    """Listed assets whose current ticker is in ``symbols``."""
+def visible_to(viewer: uuid.UUID | None, *, members_too: bool = False) -> ColumnElement[bool]:
+    """Assets ``viewer`` may see: every confirmed one, and the unconfirmed ones it created (``members_too``: or holds
+    in one of its universes). Another owner's unconfirmed asset is hidden (storage/models.py, Asset.created_by)."""
+    condition = or_(Asset.created_by.is_(None), Asset.created_by == viewer) if viewer else Asset.created_by.is_(None)
+    if viewer and members_too:
+        held = select(UniverseAsset.asset_id).where(
+            UniverseAsset.asset_id == Asset.id, UniverseAsset.owner_id == viewer
+        )
+        condition = or_(condition, exists(held))
+    return condition
+
+
+async def get_assets_by_symbols(
+    session: AsyncSession, symbols: Sequence[str], *, viewer: uuid.UUID | None = None, visible_only: bool = False
+) -> dict[str, Asset]:
+    """Listed assets whose current ticker is in ``symbols``; ``visible_only``: only those ``viewer`` may see."""
     if not symbols:
         return {}
     found: dict[str, Asset] = {}
     # Chunked: SQLite caps bound parameters per statement.
     for start in range(0, len(symbols), 500):
         chunk = list(symbols[start : start + 500])
-        rows = await session.scalars(select(Asset).where(Asset.symbol.in_(chunk), Asset.listing_status == "listed"))
+        query = select(Asset).where(Asset.symbol.in_(chunk), Asset.listing_status == "listed")
+        if visible_only:
+            query = query.where(visible_to(viewer, members_too=True))
+        rows = await session.scalars(query)
         found.update({a.symbol: a for a in rows})
     return found
 
 
-async def create_assets(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> list[Asset]:
-    assets = [Asset(id=uuid.uuid4(), **fit(row)) for row in rows]
+async def create_assets(
+    session: AsyncSession, rows: Sequence[Mapping[str, Any]], *, created_by: uuid.UUID | None = None
+) -> list[Asset]:
+    """New assets; those not created ``valid`` record ``created_by`` (unconfirmed: hidden from other owners)."""
+    assets = [
+        Asset(
+            id=uuid.uuid4(),
+            **fit(row),
+            created_by=created_by if row.get("validation_status") != "valid" else None,
+        )
+        for row in rows
+    ]
     session.add_all(assets)
     await session.flush()
     await replace_name_words(session, [indexed(a) for a in assets if a.name], new=True)
@@ -66,6 +94,9 @@ async def create_assets(session: AsyncSession, rows: Sequence[Mapping[str, Any]]
 
 async def update_asset(session: AsyncSession, asset: Asset, values: Mapping[str, Any]) -> Asset:
     before = indexed(asset)
+    if values.get("validation_status") == "valid":
+        # Confirmed by a provider or the catalog: a real security, visible to every owner from now on.
+        asset.created_by = None
     for key, value in fit(values).items():
         setattr(asset, key, value)
     await session.flush()

@@ -31,6 +31,8 @@ TABLES = {
     "universe_asset_events",
     "validation_jobs",
     "validation_job_items",
+    "owner_quotas",
+    "server_secrets",
 }
 
 
@@ -83,7 +85,14 @@ async def test_migrations_up_and_down_on_postgres(postgres_url):
         try:
             rls = await check.fetch("SELECT relname FROM pg_class WHERE relrowsecurity ORDER BY relname")
             assert [r["relname"] for r in rls] == sorted(
-                ["universes", "universe_assets", "universe_asset_events", "validation_jobs", "validation_job_items"]
+                [
+                    "universes",
+                    "universe_assets",
+                    "universe_asset_events",
+                    "validation_jobs",
+                    "validation_job_items",
+                    "owner_quotas",
+                ]
             )
             assert await check.fetchval("SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_assets_name_lower'") == 1
         finally:
