@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Asset, UniverseAsset, ValidationJob, ValidationJobItem
@@ -27,12 +27,14 @@ __all__ = [
     "cancel_job",
     "complete_job",
     "create_job",
+    "create_job_items",
     "delete_expired_jobs",
     "fail_job",
     "get_job",
     "get_owned_job",
     "item_counts",
     "list_items",
+    "lock_owner_jobs",
     "mark_running",
     "queued_items",
     "refresh_candidates",
@@ -47,6 +49,7 @@ ACTIVE = ("queued", "running")
 FINISHED = ("completed", "failed", "cancelled")
 SETTLED_ITEM = ("valid", "invalid", "pending", "error")
 _CHUNK = 500  # SQLite caps bound parameters per statement
+_JOB_LOCK_CLASS = 0x756A6F62  # "ujob": the advisory-lock class of job creation (PostgreSQL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,24 +84,39 @@ class ItemCounts:
 
 
 # --- creating and reading ---------------------------------------------------------------------------------------------
+async def lock_owner_jobs(session: AsyncSession, owner_id: uuid.UUID) -> None:
+    """Serialise job creation per owner until the transaction ends, so counting active jobs and inserting one is
+    atomic. PostgreSQL: a transaction-level advisory lock keyed by the owner (READ COMMITTED alone lets two
+    transactions each count 9 and both insert). SQLite needs nothing here: its one writer lock, taken by the job's
+    insert and held to the commit, already keeps a second creator from inserting between our count and commit."""
+    if session.bind.dialect.name == "postgresql":
+        # Two-key form: a class for "job creation" and 32 bits of the owner id. A collision only makes two owners
+        # wait for each other's (short) job insert, never wrong.
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:cls, :key)"),
+            {"cls": _JOB_LOCK_CLASS, "key": int.from_bytes(owner_id.bytes[:4], "big", signed=True)},
+        )
+
+
 async def create_job(
     session: AsyncSession,
     *,
     owner_id: uuid.UUID,
-    symbols: Sequence[str],
+    total: int,
     universe_id: uuid.UUID | None,
     force_refresh: bool,
     now: datetime,
     expires_at: datetime,
     message: str | None = None,
 ) -> ValidationJob:
+    """Insert the job row (flushed, so a count in the same transaction sees it); its items come separately."""
     job = ValidationJob(
         id=uuid.uuid4(),
         owner_id=owner_id,
         universe_id=universe_id,
         status="queued",
         force_refresh=force_refresh,
-        total=len(symbols),
+        total=total,
         processed=0,
         valid_count=0,
         invalid_count=0,
@@ -111,13 +129,18 @@ async def create_job(
     )
     session.add(job)
     await session.flush()
+    return job
+
+
+async def create_job_items(
+    session: AsyncSession, job_id: uuid.UUID, owner_id: uuid.UUID, symbols: Sequence[str]
+) -> None:
     rows = [
-        {"job_id": job.id, "symbol": s, "owner_id": owner_id, "position": i, "status": "queued", "attempts": 0}
+        {"job_id": job_id, "symbol": s, "owner_id": owner_id, "position": i, "status": "queued", "attempts": 0}
         for i, s in enumerate(symbols)
     ]
     for start in range(0, len(rows), _CHUNK):  # core executemany: 10,000 items in one round of statements
         await session.execute(ValidationJobItem.__table__.insert(), rows[start : start + _CHUNK])
-    return job
 
 
 async def get_owned_job(session: AsyncSession, owner_id: uuid.UUID, job_id: uuid.UUID) -> ValidationJob | None:

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 
 import anyio
 import jsonschema
@@ -17,7 +18,11 @@ from mcp.shared.subscriptions import ResourceUpdated
 from providers.base import AssetProfile
 from providers.fake import FakeProvider
 from server.app import build_server
+from sqlalchemy import func, select
+
+from storage.models import ValidationJob, ValidationJobItem
 from tests.conftest import Call
+from tests.workers.stores import postgres_store
 
 pytestmark = pytest.mark.anyio
 
@@ -383,3 +388,63 @@ async def test_an_embedded_job_cut_short_by_a_restart_resumes_on_the_next_start(
         assert done["counts"]["valid"] == 100 and done["counts"]["processed"] == 100
         # Only what was left was asked again.
         assert 0 < sum(fast.calls_by_symbol.values()) < 100
+
+
+# --- the active-jobs cap under concurrency (issue 10, item 4) ---------------------------------------------------------
+class GatedFake(FakeProvider):
+    """Answers only once ``gate`` is set, so the jobs it serves stay active as long as a test needs."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = anyio.Event()
+
+    async def validate(self, symbol: str):
+        await self.gate.wait()
+        return await super().validate(symbol)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request) -> AsyncIterator[dict[str, str]]:
+    """Settings for the store: the embedded SQLite file, or PostgreSQL with a non-owner role and row-level security."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    async with postgres_store(request.getfixturevalue("postgres_url")) as overrides:
+        yield overrides
+
+
+async def test_concurrent_job_starts_never_exceed_the_active_jobs_cap(make_settings, store):
+    gated = GatedFake.with_generated(40)
+    settings = make_settings(**FAST, **store, max_active_jobs=10)
+    server = build_server(settings, providers=[gated])
+    async with Client(server) as client:
+        call = Call(client)
+        results: list[dict] = []
+
+        async def start(i: int) -> None:
+            results.append(await call("start_bulk_validation", symbols=syms(2, start=1 + 2 * i)))
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for i in range(16):
+                    tg.start_soon(start, i)
+            codes = sorted("ok" if r["success"] else r["error"]["code"] for r in results)
+            assert codes == ["limit_exceeded"] * 6 + ["ok"] * 10, codes
+            refused = next(r for r in results if not r["success"])
+            assert refused["error"]["details"] == {"limit": 10, "active": 10}
+            # The store agrees: exactly ten unfinished jobs, and the refused starts left nothing behind.
+            state = server.app_state
+            async with state.unit_of_work(owner_id=state.local_caller.owner_id) as session:
+                jobs = dict(
+                    (await session.execute(select(ValidationJob.status, func.count()).group_by(ValidationJob.status)))
+                    .tuples()
+                    .all()
+                )
+                items = await session.scalar(select(func.count()).select_from(ValidationJobItem))
+            assert set(jobs) <= {"queued", "running"} and sum(jobs.values()) == 10, jobs
+            assert items == 20
+        finally:
+            gated.gate.set()  # the providers answer: every accepted job finishes
+        for r in results:
+            if r["success"]:
+                assert (await wait_done(call, r["data"]["job_id"]))["counts"]["valid"] == 2
