@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -94,6 +94,8 @@ class JobEnv:
     validation: ValidationService
     live: LiveCounters = field(default_factory=NoLiveCounters)
     scoped: bool = False  # PostgreSQL: each transaction acts for the job's owner (row-level security)
+    # The factor a retry delay is stretched by, so batches that waited together do not all come back at once.
+    jitter: Callable[[], float] = field(default=lambda: random.uniform(1.0, 1.2))
 
     def uow(self, owner_id: uuid.UUID | None = None):  # noqa: ANN201 - an async context manager of a session
         return unit_of_work(self.sessions, owner_id=owner_id if self.scoped else None)
@@ -114,6 +116,9 @@ class ResumableJob:
     owner_id: uuid.UUID
     force_refresh: bool
     symbols: list[str]
+
+
+UNANSWERABLE_NOTE = "; no configured source can answer it now, so the periodic re-check will try again later"
 
 
 def _summary(counts: repo.ItemCounts) -> str:
@@ -177,14 +182,20 @@ async def process_batch(
                 await repo.mark_running(other, job_id, utcnow())
         queued = await repo.queued_items(session, job_id, list(symbols))
         if queued:
-            verdicts = await env.validation.validate(
+            answers = await env.validation.validate_batch(
                 session, list(queued), force_refresh=force_refresh, deadline_s=cfg.batch_deadline_s
             )
-            for v in verdicts:
+            for v in answers.verdicts:
                 if v.status in ("valid", "invalid") and not v.stale:
                     outcomes.append(_outcome(v))
                     continue
                 tries = queued.get(v.symbol, 0) + 1
+                if v.symbol in answers.unanswerable:
+                    # No configured source can answer it (offline catalog miss, provider not configured): waiting
+                    # and asking again would get the same answer, so it is recorded now; the periodic refresh
+                    # re-checks pending symbols when a source may know more.
+                    outcomes.append(_outcome(v, note=UNANSWERABLE_NOTE))
+                    continue
                 rate_limited = v.retry_after_s is not None
                 limit = cfg.max_rate_limit_retries if rate_limited else cfg.max_retries
                 too_long = rate_limited and (v.retry_after_s or 0) > cfg.retry_max_delay_s
@@ -202,7 +213,7 @@ async def process_batch(
     retry_in = None
     if waiting:
         # The longest wait asked for, so every waiting symbol's provider is ready again; jitter spreads batches out.
-        retry_in = min(max(delays) * random.uniform(1.0, 1.2), cfg.retry_max_delay_s)
+        retry_in = min(max(delays) * env.jitter(), cfg.retry_max_delay_s)
     return BatchResult(
         settled=len(outcomes), waiting=len(waiting), retry_in_s=retry_in, status=done[0] if done else None
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 
 import anyio
@@ -15,7 +15,8 @@ import pytest
 from mcp import Client
 from mcp.shared.subscriptions import ResourceUpdated
 
-from providers.base import AssetProfile
+from providers.base import AssetProfile, ProviderMisconfigured
+from providers.catalog import CatalogProvider
 from providers.fake import FakeProvider
 from server.app import build_server
 from sqlalchemy import func, select
@@ -448,3 +449,66 @@ async def test_concurrent_job_starts_never_exceed_the_active_jobs_cap(make_setti
         for r in results:
             if r["success"]:
                 assert (await wait_done(call, r["data"]["job_id"]))["counts"]["valid"] == 2
+
+
+# --- sources that can never answer vs transient failures (issue 10, item 18) ------------------------------------------
+class CountingCatalog(CatalogProvider):
+    """The real offline catalog, counting what it is asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: Counter[str] = Counter()
+
+    async def validate(self, symbol: str):
+        self.asked[symbol] += 1
+        return await super().validate(symbol)
+
+
+class Unconfigured:
+    """A provider that is not configured (as Alpha Vantage answers without a usable key)."""
+
+    name = "alpha_vantage"
+
+    async def validate(self, symbol: str):
+        raise ProviderMisconfigured(self.name, "no Alpha Vantage API key is configured")
+
+    async def search(self, query: str, limit: int = 10):
+        raise ProviderMisconfigured(self.name, "no Alpha Vantage API key is configured")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_symbols_no_configured_source_can_answer_are_pending_at_once_without_retries(make_settings):
+    catalog = CountingCatalog()
+    # Retries would be quick here (FAST), so only the attempts and the provider calls tell a retry apart.
+    async with Client(build_server(make_settings(**FAST), providers=[Unconfigured(), catalog])) as client:
+        call = Call(client)
+        job = await call.ok("start_bulk_validation", symbols=["AAPL", "ZZUNKN1", "MSFT", "ZZUNKN2"], wait=True)
+        assert job["status"] == "completed", job
+        assert (job["counts"]["valid"], job["counts"]["pending"], job["counts"]["retrying"]) == (2, 2, 0)
+        pending = await all_items(call, job["job_id"], item_status="pending")
+        assert [(i["symbol"], i["attempts"]) for i in pending] == [("ZZUNKN1", 1), ("ZZUNKN2", 1)]
+        for item in pending:
+            assert "not in the offline catalog" in item["reason"] and "no API key" not in item["reason"]
+            assert "no configured source can answer it now" in item["reason"], item["reason"]
+        assert catalog.asked["ZZUNKN1"] == 1 and catalog.asked["ZZUNKN2"] == 1  # asked once, never retried
+
+
+async def test_a_rate_limit_ahead_of_a_catalog_miss_is_still_retried_after_its_retry_after(make_settings):
+    # Yahoo is rate limited on every other call; the catalog behind it does not know the symbol. The symbol is
+    # worth a retry (the rate limit is transient), after Yahoo's retry-after, and then Yahoo settles it.
+    yahoo = TimedFake(name="yahoo", known={"ZZNEW": AssetProfile(symbol="ZZNEW")}, rate_limit_every=1, retry_after_s=0.3)
+    catalog = CountingCatalog()
+    async with Client(build_server(make_settings(**FAST), providers=[yahoo, catalog])) as client:
+        call = Call(client)
+        job = await call.ok("start_bulk_validation", symbols=["ZZNEW"])
+        with anyio.fail_after(10):
+            while not yahoo.times["ZZNEW"] or len(yahoo.times["ZZNEW"]) < 2:  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+        yahoo.rate_limit_every = 0  # the limit lifts
+        done = await wait_done(call, job["job_id"])
+        [item] = await all_items(call, job["job_id"])
+        assert (done["counts"]["valid"], item["source"]) == (1, "yahoo"), (done, item)
+        asked = yahoo.times["ZZNEW"]
+        assert asked[1] - asked[0] >= 0.3 - 0.01, asked  # the retry honoured Yahoo's retry-after
