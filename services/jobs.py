@@ -252,6 +252,11 @@ class JobService:
             status.next_cursor = encode_cursor("job_items", rows[size - 1].position)
         return status
 
+    async def active_for_universe(self, universe_id: str) -> str | None:
+        """The id of the newest unfinished job validating this universe of the caller's, if any."""
+        job_id = await repo.active_job_for_universe(self.session, self.caller.owner_id, parse_universe_id(universe_id))
+        return str(job_id) if job_id else None
+
     async def cancel(self, job_id: str) -> tuple[JobStatus, bool]:
         """Cancel the job if it is still active; returns its status and whether this call cancelled it."""
         job = await self._owned(job_id)

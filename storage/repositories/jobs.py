@@ -23,6 +23,7 @@ __all__ = [
     "FINISHED",
     "ItemCounts",
     "active_job_count",
+    "active_job_for_universe",
     "bump_attempts",
     "cancel_job",
     "complete_job",
@@ -162,6 +163,21 @@ async def active_job_count(session: AsyncSession, owner_id: uuid.UUID) -> int:
             .where(ValidationJob.owner_id == owner_id, ValidationJob.status.in_(ACTIVE))
         )
         or 0
+    )
+
+
+async def active_job_for_universe(
+    session: AsyncSession, owner_id: uuid.UUID, universe_id: uuid.UUID
+) -> uuid.UUID | None:
+    return await session.scalar(
+        select(ValidationJob.id)
+        .where(
+            ValidationJob.owner_id == owner_id,
+            ValidationJob.universe_id == universe_id,
+            ValidationJob.status.in_(ACTIVE),
+        )
+        .order_by(ValidationJob.created_at.desc())
+        .limit(1)
     )
 
 

@@ -250,8 +250,10 @@ async def test_a_universe_job_and_bad_requests(make_settings):
 
 
 async def test_pending_symbols_added_to_a_universe_are_queued_as_a_job(make_settings):
-    fake = FakeProvider(known={"NEWCO": AssetProfile(symbol="NEWCO", name="New Co")}, fail_symbols={"NEWCO"})
-    settings = make_settings(**(FAST | {"job_auto_delay_s": 0.2}))
+    known = {s: AssetProfile(symbol=s, name="New Co") for s in ("NEWCO", "NEWCO2")}
+    fake = FakeProvider(known=known, fail_symbols={"NEWCO", "NEWCO2"})
+    # While the provider is down the jobs keep retrying (every 0.2 s at most), so they stay active until it is back.
+    settings = make_settings(**(FAST | {"job_auto_delay_s": 0.2, "job_max_retries": 50, "job_retry_max_delay_s": 0.2}))
     async with Client(build_server(settings, providers=[fake])) as client:
         call = Call(client)
         envelope = await call("create_universe", name="P", symbols=["NEWCO"])
@@ -262,11 +264,30 @@ async def test_pending_symbols_added_to_a_universe_are_queued_as_a_job(make_sett
             "arguments": {"job_id": job_id},
             "reason": "1 pending symbol(s) are re-checked in the background by this job",
         }
+        # No second job is suggested for symbols this one already validates (issue 10, item 21) ...
+        assert "start_bulk_validation" not in [a["tool"] for a in envelope["next_actions"]], envelope["next_actions"]
+        uid = envelope["data"]["universe"]["id"]
+        added = await call("add_assets_to_universe", universe_id=uid, symbols=["NEWCO2"])
+        assert [a["tool"] for a in added["next_actions"]].count("start_bulk_validation") == 0, added["next_actions"]
+        assert added["next_actions"][0]["arguments"] == {"job_id": added["metadata"]["validation_job_id"]}
+        # ... and get_universe points at the running job too, while there is one.
+        detail = await call("get_universe", universe_id=uid)
+        assert detail["data"]["counts_by_status"] == {"pending": 2}
+        suggested = [a for a in detail["next_actions"] if a["tool"] in ("get_job_status", "start_bulk_validation")]
+        assert suggested == [
+            {
+                "tool": "get_job_status",
+                "arguments": {"job_id": added["metadata"]["validation_job_id"]},
+                "reason": "a validation job is already checking this universe's pending or unknown members",
+            }
+        ]
         fake.fail_symbols.clear()  # the provider is back
         done = await wait_done(call, job_id)
         assert done["counts"]["valid"] == 1 and done["universe_id"] == envelope["data"]["universe"]["id"]
-        members = await call.ok("get_universe", universe_id=done["universe_id"])
-        assert members["counts_by_status"] == {"valid": 1}
+        await wait_done(call, added["metadata"]["validation_job_id"])
+        members = await call("get_universe", universe_id=done["universe_id"])
+        assert members["data"]["counts_by_status"] == {"valid": 2}
+        assert not [a for a in members["next_actions"] if a["tool"] in ("get_job_status", "start_bulk_validation")]
         # Adding symbols that validate at once queues nothing.
         plain = await call("add_assets_to_universe", universe_id=done["universe_id"], symbols=["NEWCO"])
         assert "validation_job_id" not in plain["metadata"]
