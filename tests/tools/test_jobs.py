@@ -135,13 +135,64 @@ async def test_a_job_handle_comes_back_at_once_and_the_job_finishes_in_the_backg
         assert [a["tool"] for a in envelope["next_actions"]] == ["get_job_status", "cancel_job"]
         done = await wait_done(call, job["job_id"])
         assert done["counts"]["valid"] == 100 and done["finished_at"] and done["expires_at"]
-        # A redelivered batch (at-least-once delivery) changes nothing: outcomes are written once per (job, symbol).
+        # A batch delivered after its job finished is skipped (redeliveries mid-job: the test below).
         calls_before = fake.calls
         state = server.app_state
         await state.jobs.submit(job["job_id"], state.local_caller.owner_id, syms(100))
         await anyio.sleep(0.3)
         again = await call.ok("get_job_status", job_id=job["job_id"])
         assert again["counts"] == done["counts"] and fake.calls == calls_before
+
+
+async def test_redelivered_batches_mid_job_reach_the_idempotency_guards(make_settings):
+    """At-least-once delivery, while the job is still running (a finished job returns before either guard):
+    a batch delivered again after it settled asks no provider and changes nothing (only queued items are read),
+    and a message delivered twice at once is validated by both copies but settled once (only a queued item is
+    updated)."""
+    first, second = syms(8), syms(8, start=9)  # 8 per batch: all of a batch's calls are in flight at once
+    fake = GatedFake.with_generated(16, gated=set())
+    server = build_server(make_settings(**FAST | {"job_batch_size": 8}), providers=[fake])
+    async with Client(server) as client:
+        call = Call(client)
+        runtime, owner = server.app_state.jobs, server.app_state.local_caller.owner_id
+        # The assets exist already (two copies of a batch creating the same new asset rows at once is a different
+        # race); force_refresh makes the job ask the provider anyway.
+        await call.ok("validate_symbols", symbols=first + second)
+        fake.calls_by_symbol.clear()
+        fake.gated = set(second)  # batch 1 answers at once, batch 2 waits at the gate
+        job_id = (await call.ok("start_bulk_validation", symbols=first + second, force_refresh=True))["job_id"]
+        try:
+            with anyio.fail_after(10):
+                while (await call.ok("get_job_status", job_id=job_id))["counts"]["processed"] < 8:  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+                while any(fake.waiting[s] < 1 for s in second):  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+            settled = (await all_items(call, job_id))[:8]
+            assert {i["status"] for i in settled} == {"valid"}
+
+            # 1. Batch 1 again, mid-job: nothing of it is queued any more.
+            handled = runtime.heartbeat.processed
+            await runtime.submit(job_id, owner, first, True)
+            with anyio.fail_after(10):
+                while runtime.heartbeat.processed == handled:  # noqa: ASYNC110 - the worker took the message
+                    await anyio.sleep(0.02)
+            assert [fake.calls_by_symbol[s] for s in first] == [1] * 8  # no provider was asked again
+            assert (await all_items(call, job_id))[:8] == settled  # same outcomes, attempts, times
+            status = await call.ok("get_job_status", job_id=job_id)
+            assert status["status"] == "running" and status["counts"]["processed"] == 8
+
+            # 2. Batch 2 a second time while its first delivery still waits for the provider.
+            await runtime.submit(job_id, owner, second, True)
+            with anyio.fail_after(10):
+                while any(fake.waiting[s] < 2 for s in second):  # noqa: ASYNC110 - both copies are in flight
+                    await anyio.sleep(0.02)
+        finally:
+            fake.gate.set()
+        done = await wait_done(call, job_id)
+        assert (done["counts"]["valid"], done["counts"]["processed"], done["counts"]["total"]) == (16, 16, 16)
+        assert [fake.calls_by_symbol[s] for s in second] == [2] * 8  # both copies validated ...
+        items = await all_items(call, job_id)
+        assert [(i["symbol"], i["attempts"]) for i in items] == [(s, 1) for s in first + second]  # ... once settled
 
 
 async def test_a_rate_limited_provider_is_retried_after_its_retry_after_and_every_symbol_settles(make_settings):
@@ -414,14 +465,19 @@ async def test_an_embedded_job_cut_short_by_a_restart_resumes_on_the_next_start(
 
 # --- the active-jobs cap under concurrency (issue 10, item 4) ---------------------------------------------------------
 class GatedFake(FakeProvider):
-    """Answers only once ``gate`` is set, so the jobs it serves stay active as long as a test needs."""
+    """Answers about ``gated`` symbols (all, by default) only once ``gate`` is set, so the jobs it serves stay active
+    as long as a test needs; ``waiting`` counts the calls that reached the gate."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, gated: set[str] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.gate = anyio.Event()
+        self.gated = gated
+        self.waiting: Counter[str] = Counter()
 
     async def validate(self, symbol: str):
-        await self.gate.wait()
+        if self.gated is None or symbol in self.gated:
+            self.waiting[symbol] += 1
+            await self.gate.wait()
         return await super().validate(symbol)
 
 
