@@ -153,7 +153,9 @@ class ValidationService:
         deadline_s: float | None = None,
     ) -> list[SymbolVerdict]:
         """Verdicts for already-normalised ``symbols``, in their order. Records results in the store (no commit)."""
-        return (await self.validate_batch(session, symbols, force_refresh=force_refresh, deadline_s=deadline_s)).verdicts
+        return (
+            await self.validate_batch(session, symbols, force_refresh=force_refresh, deadline_s=deadline_s)
+        ).verdicts
 
     async def validate_batch(
         self,
@@ -234,9 +236,7 @@ class ValidationService:
         return list(dict.fromkeys(prefixed + close))[:limit]
 
     # --- providers ------------------------------------------------------------------------------------------------
-    async def _ask_providers(
-        self, symbols: Sequence[str], budget_s: float
-    ) -> dict[str, Verdict | list[ProviderError]]:
+    async def _ask_providers(self, symbols: Sequence[str], budget_s: float) -> dict[str, Verdict | list[ProviderError]]:
         """Each symbol through the provider chain, concurrently, all within ``budget_s``: a verdict, or every
         provider's error in chain order (absent when the budget ran out first)."""
         results: dict[str, Verdict | list[ProviderError]] = {}

@@ -11,7 +11,6 @@ from functools import partial
 from typing import Annotated, Any, Literal, NamedTuple
 
 import anyio
-
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 

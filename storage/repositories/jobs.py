@@ -40,7 +40,7 @@ __all__ = [
     "queued_items",
     "refresh_candidates",
     "settle_items",
-    "touch_job",
+    "mark_resumed",
     "unfinished_jobs",
     "universe_member_symbols",
     "write_counts",
@@ -303,11 +303,13 @@ async def bump_attempts(session: AsyncSession, job_id: uuid.UUID, reasons: Mappi
 
 
 async def write_counts(session: AsyncSession, job_id: uuid.UUID, counts: ItemCounts, now: datetime) -> None:
-    """Store derived counters; the guard keeps a later, larger count from being overwritten by an older one."""
+    """Store derived counters; the guard keeps a later, larger count from being overwritten by an older one.
+    ``updated_at`` is the job's heartbeat (a batch ran); progress also clears the count of resumptions."""
     await session.execute(
         update(ValidationJob)
         .where(ValidationJob.id == job_id, ValidationJob.processed <= counts.processed)
         .values(
+            resumes=case((ValidationJob.processed < counts.processed, 0), else_=ValidationJob.resumes),
             processed=counts.processed,
             valid_count=counts.valid,
             invalid_count=counts.invalid,
@@ -331,18 +333,29 @@ async def complete_job(
 
 
 async def fail_job(
-    session: AsyncSession, job_id: uuid.UUID, *, now: datetime, expires_at: datetime, message: str
-) -> None:
-    await session.execute(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    *,
+    now: datetime,
+    expires_at: datetime,
+    message: str,
+    item_reason: str | None = None,
+) -> bool:
+    """Fail an active job; its still-queued items become ``error`` (with ``item_reason``, else the message).
+    False when the job was no longer active."""
+    result = await session.execute(
         update(ValidationJob)
         .where(ValidationJob.id == job_id, ValidationJob.status.in_(ACTIVE))
         .values(status="failed", finished_at=now, updated_at=now, expires_at=expires_at, message=message[:500])
     )
+    if not result.rowcount:
+        return False
     await session.execute(
         update(ValidationJobItem)
         .where(ValidationJobItem.job_id == job_id, ValidationJobItem.status == "queued")
-        .values(status="error", reason=message[:300], finished_at=now)
+        .values(status="error", reason=(item_reason or message)[:300], finished_at=now)
     )
+    return True
 
 
 async def cancel_job(session: AsyncSession, job_id: uuid.UUID, *, now: datetime, expires_at: datetime) -> bool:
@@ -365,16 +378,21 @@ async def cancel_job(session: AsyncSession, job_id: uuid.UUID, *, now: datetime,
 
 
 # --- periodic work ----------------------------------------------------------------------------------------------------
-async def unfinished_jobs(session: AsyncSession, *, idle_before: datetime | None = None) -> list[ValidationJob]:
-    """Active jobs (with no progress since ``idle_before``, when given), oldest first."""
+async def unfinished_jobs(session: AsyncSession, *, created_before: datetime | None = None) -> list[ValidationJob]:
+    """Active jobs (created before ``created_before``, when given), oldest first."""
     stmt = select(ValidationJob).where(ValidationJob.status.in_(ACTIVE))
-    if idle_before is not None:
-        stmt = stmt.where(ValidationJob.updated_at < idle_before)
+    if created_before is not None:
+        stmt = stmt.where(ValidationJob.created_at < created_before)
     return list(await session.scalars(stmt.order_by(ValidationJob.created_at)))
 
 
-async def touch_job(session: AsyncSession, job_id: uuid.UUID, now: datetime) -> None:
-    await session.execute(update(ValidationJob).where(ValidationJob.id == job_id).values(updated_at=now))
+async def mark_resumed(session: AsyncSession, job_id: uuid.UUID, now: datetime, message: str) -> None:
+    """Count one more resumption of an active job and say why; ``updated_at`` restarts its stall clock."""
+    await session.execute(
+        update(ValidationJob)
+        .where(ValidationJob.id == job_id, ValidationJob.status.in_(ACTIVE))
+        .values(resumes=ValidationJob.resumes + 1, updated_at=now, message=message[:500])
+    )
 
 
 async def delete_expired_jobs(session: AsyncSession, now: datetime) -> int:

@@ -8,22 +8,24 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import anyio
 import jsonschema
 import pytest
 from mcp import Client
 from mcp.shared.subscriptions import ResourceUpdated
+from sqlalchemy import func, select, update
 
 from providers.base import AssetProfile, ProviderMisconfigured
 from providers.catalog import CatalogProvider
 from providers.fake import FakeProvider
 from server.app import build_server
-from sqlalchemy import func, select
-
+from storage.db import utcnow
 from storage.models import ValidationJob, ValidationJobItem
 from tests.conftest import Call
 from tests.workers.stores import postgres_store
+from workers.runtime import RESUME_DELAY_S
 
 pytestmark = pytest.mark.anyio
 
@@ -358,40 +360,93 @@ async def test_the_periodic_refresh_settles_a_pending_symbol(make_settings):
         assert got["counts_by_status"] == {"valid": 1} and got["assets"][0]["name"] == "Late Listing"
 
 
-async def test_cleanup_deletes_expired_jobs_and_requeues_stalled_ones(make_settings):
+async def test_cleanup_deletes_expired_jobs(make_settings):
     fake = FakeProvider.with_generated(10)
-    server = build_server(make_settings(**FAST, job_retention_s=60, job_stall_s=60), providers=[fake])
+    server = build_server(make_settings(**FAST, job_retention_s=60), providers=[fake])
     async with Client(server) as client:
         call = Call(client)
-        job = await call.ok("start_bulk_validation", symbols=syms(4), wait=True)
-        runtime = server.app_state.jobs
-        from datetime import timedelta
-
-        from sqlalchemy import update
-
-        from storage.db import utcnow
-        from storage.models import ValidationJob, ValidationJobItem
-
-        # A job whose messages were lost (e.g. Redis restarted without persistence): active, idle for an hour.
-        lost = await call.ok("start_bulk_validation", symbols=syms(3, start=5))
-        await wait_done(call, lost["job_id"])
+        old = await call.ok("start_bulk_validation", symbols=syms(4), wait=True)
+        kept = await call.ok("start_bulk_validation", symbols=syms(4), wait=True)
         async with server.app_state.unit_of_work() as session:
-            past = utcnow() - timedelta(hours=1)
-            lost_id, expired_id = uuid.UUID(lost["job_id"]), uuid.UUID(job["job_id"])
             await session.execute(
                 update(ValidationJob)
-                .where(ValidationJob.id == lost_id)
-                .values(status="running", updated_at=past, finished_at=None)
+                .where(ValidationJob.id == uuid.UUID(old["job_id"]))
+                .values(expires_at=utcnow() - timedelta(hours=1))
             )
-            await session.execute(
-                update(ValidationJobItem).where(ValidationJobItem.job_id == lost_id).values(status="queued")
+        report = await server.app_state.jobs.run_cleanup()
+        assert report.deleted_jobs == 1
+        await call.error("get_job_status", "not_found", job_id=old["job_id"])
+        assert (await call.ok("get_job_status", job_id=kept["job_id"]))["status"] == "completed"
+
+
+async def _stall(state, job_id: str, *, resumes: int = 0) -> None:
+    """Make a finished job look like one whose messages were lost an hour ago: active, items queued, idle."""
+    async with state.unit_of_work() as session:
+        jid = uuid.UUID(job_id)
+        await session.execute(
+            update(ValidationJob)
+            .where(ValidationJob.id == jid)
+            .values(
+                status="running",
+                finished_at=None,
+                processed=0,
+                valid_count=0,
+                resumes=resumes,
+                updated_at=utcnow() - timedelta(hours=1),
             )
-            await session.execute(update(ValidationJob).where(ValidationJob.id == expired_id).values(expires_at=past))
-        report = await runtime.run_cleanup()
-        assert report.deleted_jobs == 1 and [str(j.job_id) for j in report.stalled] == [lost["job_id"]]
-        await call.error("get_job_status", "not_found", job_id=job["job_id"])
-        resumed = await wait_done(call, lost["job_id"])
-        assert resumed["status"] == "completed" and resumed["counts"]["valid"] == 3
+        )
+        await session.execute(
+            update(ValidationJobItem)
+            .where(ValidationJobItem.job_id == jid)
+            .values(status="queued", source=None, reason=None, attempts=0, finished_at=None)
+        )
+
+
+async def test_the_watch_resumes_a_stalled_job_and_fails_one_that_keeps_stalling(make_settings):
+    fake = GatedFake.with_generated(20, gated=set())
+    settings = make_settings(**FAST, job_stall_s=60, job_max_resumes=2)
+    server = build_server(settings, providers=[fake])
+    async with Client(server) as client:
+        call = Call(client)
+        state = server.app_state
+        stalled = await call.ok("start_bulk_validation", symbols=syms(3), wait=True)
+        hopeless = await call.ok("start_bulk_validation", symbols=syms(3, start=4), wait=True)
+        await _stall(state, stalled["job_id"])
+        await _stall(state, hopeless["job_id"], resumes=2)  # already queued again twice without progress
+        fake.gated = set(syms(2, start=7))
+        healthy = await call.ok("start_bulk_validation", symbols=syms(2, start=7))  # running, just not answered yet
+        try:
+            report = await state.jobs.run_watch()
+            assert [str(j.job_id) for j in report.resumed] == [stalled["job_id"]]
+            assert [str(j) for j in report.failed] == [hopeless["job_id"]]
+            # The resumed one says why and finishes; its progress clears the count of resumptions.
+            resumed = await call.ok("get_job_status", job_id=stalled["job_id"])
+            assert resumed["message"].startswith("Resumed at ") and "no progress for 60 min" in resumed["message"]
+            assert "3 symbols queued again (resumption 1 of at most 2" in resumed["message"]
+            done = await wait_done(call, stalled["job_id"])
+            assert done["counts"]["valid"] == 3 and done["status"] == "completed"
+            async with state.unit_of_work() as session:
+                assert (
+                    await session.scalar(
+                        select(ValidationJob.resumes).where(ValidationJob.id == uuid.UUID(stalled["job_id"]))
+                    )
+                    == 0
+                )
+            # The hopeless one is failed with a reason a user can act on, never left running.
+            failed = await call("get_job_status", job_id=hopeless["job_id"])
+            assert failed["data"]["status"] == "failed" and failed["data"]["counts"]["error"] == 3
+            assert "queued again 2 times without progress" in failed["data"]["message"]
+            assert "get_service_health" in failed["data"]["message"]
+            items = await all_items(call, hopeless["job_id"])
+            assert {i["reason"] for i in items} == {
+                "not validated: the job stalled (no progress for 60 min) and was stopped"
+            }
+            # The healthy job was left alone.
+            still = await call.ok("get_job_status", job_id=healthy["job_id"])
+            assert still["status"] in ("queued", "running") and still["message"] is None
+        finally:
+            fake.gate.set()
+        assert (await wait_done(call, healthy["job_id"]))["counts"]["valid"] == 2
 
 
 async def test_the_job_resource_and_its_update_events(make_settings):
@@ -575,7 +630,9 @@ async def test_symbols_no_configured_source_can_answer_are_pending_at_once_witho
 async def test_a_rate_limit_ahead_of_a_catalog_miss_is_still_retried_after_its_retry_after(make_settings):
     # Yahoo is rate limited on every other call; the catalog behind it does not know the symbol. The symbol is
     # worth a retry (the rate limit is transient), after Yahoo's retry-after, and then Yahoo settles it.
-    yahoo = TimedFake(name="yahoo", known={"ZZNEW": AssetProfile(symbol="ZZNEW")}, rate_limit_every=1, retry_after_s=0.3)
+    yahoo = TimedFake(
+        name="yahoo", known={"ZZNEW": AssetProfile(symbol="ZZNEW")}, rate_limit_every=1, retry_after_s=0.3
+    )
     catalog = CountingCatalog()
     async with Client(build_server(make_settings(**FAST), providers=[yahoo, catalog])) as client:
         call = Call(client)
@@ -589,3 +646,22 @@ async def test_a_rate_limit_ahead_of_a_catalog_miss_is_still_retried_after_its_r
         assert (done["counts"]["valid"], item["source"]) == (1, "yahoo"), (done, item)
         asked = yahoo.times["ZZNEW"]
         assert asked[1] - asked[0] >= 0.3 - 0.01, asked  # the retry honoured Yahoo's retry-after
+
+
+async def test_the_resume_after_start_leaves_jobs_of_this_process_alone(make_settings):
+    # Embedded mode queues again, shortly after start, the jobs a previous process left unfinished. A job this
+    # process started meanwhile is already queued here: queueing it again would validate its symbols twice.
+    fake = GatedFake.with_generated(5)
+    async with Client(build_server(make_settings(**FAST), providers=[fake])) as client:
+        call = Call(client)
+        job = await call.ok("start_bulk_validation", symbols=syms(5))
+        try:
+            with anyio.fail_after(10):
+                while sum(fake.waiting.values()) < 5:  # noqa: ASYNC110 - the batch waits at the gate
+                    await anyio.sleep(0.02)
+            await anyio.sleep(RESUME_DELAY_S + 0.5)  # the resume step has run
+        finally:
+            fake.gate.set()
+        done = await wait_done(call, job["job_id"])
+        assert done["counts"]["valid"] == 5
+        assert [fake.calls_by_symbol[s] for s in syms(5)] == [1] * 5, fake.calls_by_symbol

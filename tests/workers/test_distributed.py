@@ -160,7 +160,8 @@ async def test_health_without_workers_and_the_scheduler_lock(make_settings, work
     assert lock.acquire("x", 60, now=now) and not lock.acquire("x", 60, now=now)
     assert lock.acquire("x", 60, now=now + 60)  # the next slot
 
-    # The CLI: `universe-mcp scheduler --once` (same settings) finds both slots taken and sends nothing more.
+    # The CLI: `universe-mcp scheduler --once` (same settings) finds both slots taken and sends only the job watch,
+    # whose slot nobody had taken yet.
     workers.env |= {"UNIVERSE_MCP_REFRESH_INTERVAL_S": "3600", "UNIVERSE_MCP_CLEANUP_INTERVAL_S": "3600"}
     out = subprocess.run(
         [sys.executable, "-m", "server", "scheduler", "--once"],
@@ -170,7 +171,8 @@ async def test_health_without_workers_and_the_scheduler_lock(make_settings, work
         text=True,
     )
     assert out.returncode == 0, out.stderr
-    assert client.llen(f"{ns}:background") == 2
+    assert client.llen(f"{ns}:background") == 3
+    assert not ticks_a["watch"]()  # that run went out once
 
     # A worker then runs what is queued: the periodic messages and the two batches.
     workers.start(threads=2)
@@ -181,3 +183,64 @@ async def test_health_without_workers_and_the_scheduler_lock(make_settings, work
     with anyio.fail_after(10):
         while client.llen(f"{ns}:background") or client.hlen(f"{ns}:background.msgs"):  # noqa: ASYNC110
             await anyio.sleep(0.1)
+
+
+async def test_a_job_whose_batches_a_restarted_redis_lost_is_resumed_and_finishes(
+    throwaway_redis, make_settings, worker_settings, workers
+):  # throwaway_redis first: it must outlive the workers, whose clean-up talks to it
+    """Redis without persistence stops in the middle of a job and comes back empty: the job's remaining batches are
+    gone. The job watch (sent by the scheduler, run by a worker) sees the job's queued-batches marker missing,
+    queues the remaining symbols again and says so in the job's message; the job finishes with every symbol
+    settled once."""
+    url = throwaway_redis.url
+    workers.redis_url = url
+    workers.env |= {
+        "UNIVERSE_MCP_REDIS_URL": url,
+        "UNIVERSE_MCP_FAKE_PROVIDER_LATENCY_S": "0.1",
+        "UNIVERSE_MCP_JOB_WATCH_INTERVAL_S": "1",
+    }
+    settings = make_settings(**(worker_settings | {"redis_url": url, "job_watch_interval_s": 1}))
+    workers.start(threads=2)
+    server = build_server(settings)
+    async with Client(server) as client:
+        call = Call(client)
+        job_id = (await call.ok("start_bulk_validation", symbols=syms(400), force_refresh=True))["job_id"]
+        with anyio.fail_after(30):
+            while (await poll(call, job_id))["counts"]["processed"] < 40:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        throwaway_redis.stop()  # no persistence: the queue, the marker and the live counters are gone
+        throwaway_redis.start()
+
+        # The worker finishes what it had in hand, then nothing more happens: the job is stuck as running.
+        redis_client = workers.client()
+        ns = worker_settings["broker_namespace"]
+        with anyio.fail_after(30):
+            last, steady = -1, 0
+            while steady < 10:  # the count has not moved for a second
+                now = (await poll(call, job_id))["counts"]["processed"]
+                steady, last = (steady + 1, last) if now == last else (0, now)
+                await anyio.sleep(0.1)
+        stuck = await poll(call, job_id)
+        assert stuck["status"] == "running" and stuck["counts"]["queued"] > 0, stuck["counts"]
+        assert redis_client.llen(f"{ns}:validation") == 0 and redis_client.hlen(f"{ns}:validation.msgs") == 0
+
+        # One run of the watch, as `universe-mcp scheduler` sends it.
+        _, ticks = build_scheduler(settings, blocking=False)
+        assert ticks["watch"]()
+        with anyio.fail_after(60):
+            while (done := await poll(call, job_id))["status"] != "completed":  # noqa: ASYNC110
+                await anyio.sleep(0.1)
+        assert (done["counts"]["valid"], done["counts"]["processed"]) == (400, 400), done["counts"]
+        assert done["message"].startswith("Validated 400 of 400")
+        state = server.app_state
+        async with state.unit_of_work(owner_id=state.local_caller.owner_id) as session:
+            attempts = (
+                await session.execute(
+                    select(ValidationJobItem.attempts, func.count())
+                    .where(ValidationJobItem.job_id == uuid.UUID(job_id))
+                    .group_by(ValidationJobItem.attempts)
+                )
+            ).all()
+        assert dict(attempts) == {1: 400}, attempts  # each symbol settled once
+    log = "\n".join(w.tail(400) for w in workers.started)
+    assert f"job {job_id} resumed" in log, log[-3000:]
