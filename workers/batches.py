@@ -343,7 +343,13 @@ async def watch(env: JobEnv) -> WatchReport:
                 reason = f"not validated: the job stalled ({why}) and was stopped"
                 expires = now + timedelta(seconds=cfg.retention_s)
                 if await repo.fail_job(
-                    session, job.id, now=now, expires_at=expires, message=message, item_reason=reason
+                    session,
+                    job.id,
+                    now=now,
+                    expires_at=expires,
+                    message=message,
+                    item_reason=reason,
+                    seen_updated_at=job.updated_at,
                 ):
                     report.failed.append(job.id)
                 resumable = None
@@ -352,8 +358,10 @@ async def watch(env: JobEnv) -> WatchReport:
                     f"Resumed at {_when(now)}: {why}; {len(symbols)} symbols queued again "
                     f"(resumption {job.resumes + 1} of at most {cfg.max_resumes} without progress)."
                 )
-                await repo.mark_resumed(session, job.id, now, message)
-                resumable = ResumableJob(job.id, job.owner_id, job.force_refresh, symbols)
+                # Only if no batch ran since the job was read (nor another watch resumed it): else it is not stuck.
+                seen = job.updated_at
+                resumed = await repo.mark_resumed(session, job.id, seen_updated_at=seen, now=now, message=message)
+                resumable = ResumableJob(job.id, job.owner_id, job.force_refresh, symbols) if resumed else None
         if resumable is not None:
             report.resumed.append(resumable)
         # Counters, completion and the live copy (whose hash a Redis restart also lost).

@@ -340,12 +340,16 @@ async def fail_job(
     expires_at: datetime,
     message: str,
     item_reason: str | None = None,
+    seen_updated_at: datetime | None = None,
 ) -> bool:
-    """Fail an active job; its still-queued items become ``error`` (with ``item_reason``, else the message).
-    False when the job was no longer active."""
+    """Fail an active job (only while its ``updated_at`` is still ``seen_updated_at``, when given); its still-queued
+    items become ``error`` (with ``item_reason``, else the message). False when nothing was failed."""
+    guard = [ValidationJob.id == job_id, ValidationJob.status.in_(ACTIVE)]
+    if seen_updated_at is not None:
+        guard.append(ValidationJob.updated_at == seen_updated_at)
     result = await session.execute(
         update(ValidationJob)
-        .where(ValidationJob.id == job_id, ValidationJob.status.in_(ACTIVE))
+        .where(*guard)
         .values(status="failed", finished_at=now, updated_at=now, expires_at=expires_at, message=message[:500])
     )
     if not result.rowcount:
@@ -386,13 +390,22 @@ async def unfinished_jobs(session: AsyncSession, *, created_before: datetime | N
     return list(await session.scalars(stmt.order_by(ValidationJob.created_at)))
 
 
-async def mark_resumed(session: AsyncSession, job_id: uuid.UUID, now: datetime, message: str) -> None:
-    """Count one more resumption of an active job and say why; ``updated_at`` restarts its stall clock."""
-    await session.execute(
+async def mark_resumed(
+    session: AsyncSession, job_id: uuid.UUID, *, seen_updated_at: datetime, now: datetime, message: str
+) -> bool:
+    """Count one more resumption of an active job and say why; ``updated_at`` restarts its stall clock. Only while
+    the job is as the caller saw it (``seen_updated_at``): False when a batch ran (or another watch resumed it)
+    meanwhile."""
+    result = await session.execute(
         update(ValidationJob)
-        .where(ValidationJob.id == job_id, ValidationJob.status.in_(ACTIVE))
+        .where(
+            ValidationJob.id == job_id,
+            ValidationJob.status.in_(ACTIVE),
+            ValidationJob.updated_at == seen_updated_at,
+        )
         .values(resumes=ValidationJob.resumes + 1, updated_at=now, message=message[:500])
     )
+    return bool(result.rowcount)
 
 
 async def delete_expired_jobs(session: AsyncSession, now: datetime) -> int:

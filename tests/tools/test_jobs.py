@@ -381,7 +381,7 @@ async def test_cleanup_deletes_expired_jobs(make_settings):
 
 async def _stall(state, job_id: str, *, resumes: int = 0) -> None:
     """Make a finished job look like one whose messages were lost an hour ago: active, items queued, idle."""
-    async with state.unit_of_work() as session:
+    async with state.unit_of_work(owner_id=state.local_caller.owner_id) as session:
         jid = uuid.UUID(job_id)
         await session.execute(
             update(ValidationJob)
@@ -402,9 +402,9 @@ async def _stall(state, job_id: str, *, resumes: int = 0) -> None:
         )
 
 
-async def test_the_watch_resumes_a_stalled_job_and_fails_one_that_keeps_stalling(make_settings):
+async def test_the_watch_resumes_a_stalled_job_and_fails_one_that_keeps_stalling(make_settings, store):
     fake = GatedFake.with_generated(20, gated=set())
-    settings = make_settings(**FAST, job_stall_s=60, job_max_resumes=2)
+    settings = make_settings(**FAST, **store, job_stall_s=60, job_max_resumes=2)
     server = build_server(settings, providers=[fake])
     async with Client(server) as client:
         call = Call(client)
@@ -425,7 +425,7 @@ async def test_the_watch_resumes_a_stalled_job_and_fails_one_that_keeps_stalling
             assert "3 symbols queued again (resumption 1 of at most 2" in resumed["message"]
             done = await wait_done(call, stalled["job_id"])
             assert done["counts"]["valid"] == 3 and done["status"] == "completed"
-            async with state.unit_of_work() as session:
+            async with state.unit_of_work(owner_id=state.local_caller.owner_id) as session:
                 assert (
                     await session.scalar(
                         select(ValidationJob.resumes).where(ValidationJob.id == uuid.UUID(stalled["job_id"]))
