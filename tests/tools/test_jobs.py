@@ -568,11 +568,8 @@ async def test_concurrent_job_starts_never_exceed_the_active_jobs_cap(make_setti
             # The store agrees: exactly ten unfinished jobs, and the refused starts left nothing behind.
             state = server.app_state
             async with state.unit_of_work(owner_id=state.local_caller.owner_id) as session:
-                jobs = dict(
-                    (await session.execute(select(ValidationJob.status, func.count()).group_by(ValidationJob.status)))
-                    .tuples()
-                    .all()
-                )
+                statuses = select(ValidationJob.status, func.count()).group_by(ValidationJob.status)
+                jobs = {status: n for status, n in (await session.execute(statuses)).all()}
                 items = await session.scalar(select(func.count()).select_from(ValidationJobItem))
             assert set(jobs) <= {"queued", "running"} and sum(jobs.values()) == 10, jobs
             assert items == 20
