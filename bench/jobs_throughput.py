@@ -2,12 +2,18 @@
 
     .venv/bin/python bench/jobs_throughput.py [--symbols 1000] [--latency 0.02] [--processes 1 2] [--threads 8]
         [--runs 3] [--redis redis://127.0.0.1:6379/13] [--database-url postgresql+asyncpg://...]
+    .venv/bin/python bench/jobs_throughput.py --offline [--runs 3]
 
 For each worker-process count: start `universe-mcp worker --processes N`, run a warm-up job, then time --runs jobs of
 --symbols distinct symbols (force_refresh, so no cached verdict helps) from start_bulk_validation to the job's
 completion, read from its live counters in Redis. Prints the median and the concurrency-bound ideal: every
 provider call in flight at once that the configuration allows (processes x threads x 8 per batch), in batches.
 The store is a fresh SQLite file unless --database-url names an (empty or migrated) PostgreSQL database.
+
+--offline measures the embedded, offline layout instead (no Redis, no network: the offline catalog is the only
+source), with the product's default job settings, in a fresh store per run: a 500-symbol job whose symbols the
+catalog all knows, and a job over a 490-member universe of which 2 symbols the catalog does not know. Each is timed
+from start_bulk_validation to the job's completion (read from get_job_status).
 """
 
 from __future__ import annotations
@@ -137,6 +143,66 @@ async def run(args: argparse.Namespace) -> None:
         client.delete(*keys)
 
 
+async def offline_job(settings: Settings, symbols: list[str], *, universe: bool) -> tuple[float, dict]:
+    """Seconds from start_bulk_validation to completion on a fresh embedded server, and the job's counts."""
+    async with Client(build_server(settings)) as mcp:
+        args: dict = {"force_refresh": True}
+        if universe:
+            created = await mcp.call_tool("create_universe", {"name": "Offline", "validate": False})
+            uid = created.structured_content["data"]["universe"]["id"]
+            for start in range(0, len(symbols), 1000):
+                await mcp.call_tool(
+                    "add_assets_to_universe",
+                    {"universe_id": uid, "symbols": symbols[start : start + 1000], "validate": False},
+                )
+            args["universe_id"] = uid
+        else:
+            args["symbols"] = symbols
+        started = time.perf_counter()
+        result = await mcp.call_tool("start_bulk_validation", args)
+        job_id = result.structured_content["data"]["job_id"]
+        while True:
+            envelope = (await mcp.call_tool("get_job_status", {"job_id": job_id})).structured_content
+            if not envelope["success"]:
+                raise RuntimeError(f"get_job_status failed: {envelope['error']}")
+            status = envelope["data"]
+            if status["status"] in ("completed", "failed", "cancelled"):
+                return time.perf_counter() - started, status["counts"]
+            await asyncio.sleep(0.02)
+
+
+async def run_offline(args: argparse.Namespace) -> None:
+    from providers.catalog import CatalogProvider
+
+    known = sorted(e.symbol for e in CatalogProvider().entries())
+    known = [s for s in known if s.isalpha()][:500]  # plain US-style tickers, as a user's list would hold
+    cases = [
+        ("500 known symbols", known[:500], False),
+        ("490-member universe, 2 unknown", known[:488] + ["ZZUNKN1", "ZZUNKN2"], True),
+    ]
+    print("offline, embedded (no Redis), catalog only, default job settings, force_refresh")
+    for label, symbols, universe in cases:
+        times: list[float] = []
+        counts: dict = {}
+        for _ in range(args.runs):
+            data_dir = Path(tempfile.mkdtemp(prefix="umcp-bench-offline-"))
+            # Per-owner limits off: the poll below reads the status every 20 ms.
+            settings = Settings(
+                data_dir=data_dir,
+                offline=True,
+                log_level="WARNING",
+                rate_limit_read="",
+                rate_limit_write="",
+                rate_limit_validate="",
+            )
+            elapsed, counts = await offline_job(settings, symbols, universe=universe)
+            times.append(elapsed)
+        print(
+            f"  {label}: median {statistics.median(times):.2f} s (runs: {', '.join(f'{t:.2f}' for t in times)}); "
+            f"counts {', '.join(f'{k} {v}' for k, v in counts.items() if v)}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--symbols", type=int, default=1000)
@@ -146,7 +212,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--database-url", help="a PostgreSQL database (postgresql+asyncpg://...); default SQLite")
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--offline", action="store_true", help="time offline embedded jobs (see above)")
+    args = parser.parse_args()
+    asyncio.run(run_offline(args) if args.offline else run(args))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Literal, Protocol, runtime_checkable
 __all__ = [
     "AssetProfile",
     "MarketDataProvider",
+    "ProviderCannotAnswer",
     "ProviderError",
     "ProviderMisconfigured",
     "ProviderRateLimited",
@@ -68,6 +69,14 @@ class ProviderError(Exception):
 
 class ProviderUnavailable(ProviderError):
     """Network error, timeout, unexpected answer or open circuit."""
+
+
+class ProviderCannotAnswer(ProviderUnavailable):
+    """The provider works but does not cover this symbol (the offline catalog only lists index members), so asking
+    it again soon will not help; only new data would. Never means the symbol is invalid.
+
+    A ``ProviderUnavailable`` subclass, so code that treats every "could not answer" alike keeps working; bulk jobs
+    tell it apart to record such a symbol ``pending`` at once instead of retrying it with backoff."""
 
 
 class ProviderRateLimited(ProviderError):

@@ -3,8 +3,9 @@
 It answers without a network, so it is the last resort of the validation chain and the whole of ``offline`` mode.
 Its limits are part of its contract: it only knows the members of ~20 large indices (about 3,400 Yahoo symbols),
 and its data is as old as the package. So a symbol it knows is ``valid`` (labelled ``source="catalog"`` with the
-data's date in ``as_of``), and a symbol it does not know raises ``ProviderUnavailable``: absence from a list of
-index members is no proof that a security does not exist, and ``invalid`` must always mean "a provider said so".
+data's date in ``as_of``), and a symbol it does not know raises ``ProviderCannotAnswer`` (a ``ProviderUnavailable``
+that retrying will not cure): absence from a list of index members is no proof that a security does not exist, and
+``invalid`` must always mean "a provider said so".
 
 The data is read once per process, on first use (never at import: importing the package's 1.9 MB data module
 takes a noticeable fraction of a second).
@@ -22,7 +23,7 @@ from typing import Any
 
 import anyio
 
-from providers.base import AssetProfile, ProviderName, ProviderUnavailable, Verdict
+from providers.base import AssetProfile, ProviderCannotAnswer, ProviderName, Verdict
 from providers.sectors import GICS_SECTORS, sector_from_industries
 
 __all__ = ["CatalogProvider", "catalog_as_of"]
@@ -235,7 +236,7 @@ def catalog_as_of() -> date:
 class CatalogProvider:
     """Validation and search against the offline catalog. Never touches the network.
 
-    ``validate`` says ``valid`` for a known symbol and raises ``ProviderUnavailable`` for any other: the catalog
+    ``validate`` says ``valid`` for a known symbol and raises ``ProviderCannotAnswer`` for any other: the catalog
     knowing nothing about a symbol does not mean it does not exist.
     """
 
@@ -270,7 +271,7 @@ class CatalogProvider:
         key = symbol.strip().upper()
         profile = catalog.profiles.get(key)
         if profile is None:
-            raise ProviderUnavailable(
+            raise ProviderCannotAnswer(
                 self.name, f"{key} is not in the offline catalog (which only lists index members)"
             )
         return Verdict(symbol=key, status="valid", source=self.name, profile=profile, as_of=catalog.as_of)

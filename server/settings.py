@@ -234,7 +234,20 @@ class Settings(BaseSettings):
         1_800,
         ge=60,
         description="A job with no progress for this long gets its remaining symbols queued again "
-        "(checked by the cleanup job; messages can be lost, e.g. by a Redis restart without persistence).",
+        "(checked by the job watch; a job whose batches Redis lost is resumed at once).",
+    )
+    job_max_resumes: int = Field(
+        3,
+        ge=0,
+        le=100,
+        description="Times a stuck job's remaining symbols are queued again without progress in between; "
+        "then the job fails, its remaining symbols recorded as `error` with the reason.",
+    )
+    job_watch_interval_s: int = Field(
+        60,
+        ge=1,
+        description="How often the job watch looks for stuck jobs: batches the broker lost (a Redis restart "
+        "without persistence) or no progress for job_stall_s.",
     )
     max_active_jobs: int = Field(
         10, ge=1, le=1000, description="Most unfinished bulk validation jobs one owner may have."
@@ -287,9 +300,7 @@ class Settings(BaseSettings):
         86_400, ge=60, description="The periodic refresh re-validates universe members whose verdict is older."
     )
     refresh_limit: int = Field(2_000, ge=1, le=100_000, description="Most symbols one periodic refresh re-validates.")
-    cleanup_interval_s: int = Field(
-        21_600, ge=1, description="How often expired job data is deleted and stalled jobs are resumed."
-    )
+    cleanup_interval_s: int = Field(21_600, ge=1, description="How often expired job data is deleted.")
     provider: Literal["auto", "fake"] = Field(
         "auto",
         description="`fake` replaces every provider by a deterministic in-memory one (it knows SYM00001 ... "

@@ -14,6 +14,10 @@ Reading accepts four shapes and says which it saw:
 Every data row gets a verdict with its line number; nothing here raises for a bad row. Whole-file problems (empty,
 binary, too many rows, no symbol column) raise InvalidArgument/LimitExceeded before anything is changed.
 
+Parsing is plain CPU work (about 25 µs a row), so callers run it off the event loop (tools/universes_csv.py), and it
+stops as soon as a file has more rows than the limit instead of judging every row of a huge file first. The format
+is recognised from the first ``DETECT_LINES`` non-blank lines.
+
 Writing neutralises formula injection the OWASP way: a cell that starts with = + - @ tab or carriage return is
 prefixed with a single quote, so a spreadsheet shows it as text instead of running it.
 """
@@ -74,6 +78,7 @@ EXPORT_COLUMNS = (
 _TV_ITEM = re.compile(r"^[A-Za-z0-9_.\-]+:\S+$")
 _IBKR_KINDS = frozenset({"DES", "SYM", "CON"})
 _SHOWN = 60  # how much of a raw cell a report repeats
+DETECT_LINES = 1_000  # non-blank lines the format is recognised from (a longer file keeps its first lines' format)
 
 
 @dataclass(slots=True)
@@ -103,6 +108,23 @@ class ParsedFile:
     def symbols(self) -> list[str]:
         """The importable symbols, each once, in file order."""
         return [r.symbol for r in self.rows if r.verdict == "ok" and r.symbol]
+
+
+class _TooManyRows(Exception):
+    """Raised by a parser as soon as it has produced more rows than allowed."""
+
+
+class _Rows(list[ParsedRow]):
+    """The rows of a file; appending one beyond ``max_rows`` stops the parser (one over the limit rejects the file)."""
+
+    def __init__(self, max_rows: int) -> None:
+        super().__init__()
+        self.max_rows = max_rows
+
+    def append(self, row: ParsedRow) -> None:
+        if len(self) >= self.max_rows:
+            raise _TooManyRows
+        super().append(row)
 
 
 def decode_bytes(data: bytes) -> tuple[str, str]:
@@ -153,53 +175,59 @@ def parse_symbol_file(text: str, *, max_rows: int) -> ParsedFile:
             "The file contains NUL bytes: it is binary (a spreadsheet workbook?) or UTF-16 without a byte-order mark.",
             hint="Export the list as CSV (UTF-8) or plain text and import that.",
         )
-    lines = text.splitlines()
-    if not any(line.strip(" \t,;|") for line in lines):
+    numbered = _nonblank(text.splitlines())
+    if not numbered:
         raise InvalidArgument(
             "The file is empty: it has no symbols.",
             hint="Send a CSV with a symbol column, a list of tickers, a TradingView watchlist or an IBKR export.",
         )
     if "\ufffd" in text:
         notes.append("some characters could not be decoded (the file is probably not UTF-8); their rows are invalid")
-    if _looks_ibkr(lines):
-        parsed = _parse_ibkr(lines)
-    elif _looks_tradingview(lines):
-        parsed = _parse_tradingview(lines)
-    else:
-        parsed = _parse_delimited(lines)
-    parsed.notes = notes + parsed.notes
-    if len(parsed.rows) > max_rows:
+    sample = numbered[:DETECT_LINES]
+    rows = _Rows(max_rows)
+    try:
+        if _looks_ibkr(sample):
+            parsed = _parse_ibkr(numbered, rows)
+        elif _looks_tradingview(sample):
+            parsed = _parse_tradingview(numbered, rows)
+        else:
+            parsed = _parse_delimited(numbered, rows)
+    except _TooManyRows:
         raise LimitExceeded(
-            f"The file has {len(parsed.rows):,} data rows; one import takes at most {max_rows:,}.",
+            f"The file has more than {max_rows:,} data rows ({len(numbered):,} non-blank lines); one import takes at "
+            f"most {max_rows:,}.",
             hint="Split the file and import the parts one after another (mode append).",
-            details={"limit": max_rows, "received": len(parsed.rows)},
-        )
+            details={"limit": max_rows, "received_at_least": max_rows + 1, "lines": len(numbered)},
+        ) from None
+    parsed.notes = notes + parsed.notes
     _mark_duplicates(parsed.rows)
     return parsed
 
 
-def _nonblank(lines: list[str]) -> list[tuple[int, str]]:
+Numbered = list[tuple[int, str]]  # (1-based line number, line) of the non-blank lines
+
+
+def _nonblank(lines: list[str]) -> Numbered:
     return [(i + 1, line) for i, line in enumerate(lines) if line.strip(" \t,;|")]
 
 
-def _looks_ibkr(lines: list[str]) -> bool:
-    kinds = [line.split(",", 1)[0].strip().upper() for _, line in _nonblank(lines)]
+def _looks_ibkr(numbered: Numbered) -> bool:
+    kinds = [line.split(",", 1)[0].strip().upper() for _, line in numbered]
     contract = sum(k in _IBKR_KINDS for k in kinds)
     return contract > 0 and contract * 2 >= len([k for k in kinds if k != "COLUMN"])
 
 
-def _looks_tradingview(lines: list[str]) -> bool:
-    items = [item.strip() for _, line in _nonblank(lines) for item in line.split(",") if item.strip()]
+def _looks_tradingview(numbered: Numbered) -> bool:
+    items = [item.strip() for _, line in numbered for item in line.split(",") if item.strip()]
     if any(item.startswith("###") for item in items):
         return True
     prefixed = sum(bool(_TV_ITEM.match(item)) for item in items)
     return prefixed > 0 and prefixed * 2 >= len(items)
 
 
-def _parse_ibkr(lines: list[str]) -> ParsedFile:
-    rows: list[ParsedRow] = []
+def _parse_ibkr(numbered: Numbered, rows: _Rows) -> ParsedFile:
     skipped = 0
-    for number, line in _nonblank(lines):
+    for number, line in numbered:
         fields = [f.strip() for f in line.split(",")]
         kind = fields[0].upper()
         if kind not in _IBKR_KINDS:
@@ -230,10 +258,9 @@ def _parse_ibkr(lines: list[str]) -> ParsedFile:
     return ParsedFile(format="ibkr", rows=rows, delimiter=",", notes=notes)
 
 
-def _parse_tradingview(lines: list[str]) -> ParsedFile:
-    rows: list[ParsedRow] = []
+def _parse_tradingview(numbered: Numbered, rows: _Rows) -> ParsedFile:
     sections: list[str] = []
-    for number, line in _nonblank(lines):
+    for number, line in numbered:
         for item in line.split(","):
             item = item.strip()
             if not item:
@@ -258,18 +285,16 @@ def _header_key(cell: str) -> str:
     return " ".join(cell.strip().strip("\"'").replace("_", " ").split()).casefold()
 
 
-def _parse_delimited(lines: list[str]) -> ParsedFile:
-    numbered = _nonblank(lines)
+def _parse_delimited(numbered: Numbered, rows: _Rows) -> ParsedFile:
     delimiter = _sniff_delimiter([line for _, line in numbered[:5]])
     split = (lambda s: next(csv.reader([s], delimiter=delimiter))) if delimiter else (lambda s: [s])
-    records = [(n, line, split(line)) for n, line in numbered]
-    header = records[0][2]
+    header = split(numbered[0][1])
     keys = [_header_key(c) for c in header]
     column = next((i for i, k in enumerate(keys) if k in SYMBOL_HEADERS), None)
     if column is not None:
         ignored = [c.strip() for i, c in enumerate(header) if i != column and c.strip()]
-        rows = []
-        for number, line, cells in records[1:]:
+        for number, line in numbered[1:]:
+            cells = split(line)
             cell = cells[column] if column < len(cells) else ""
             rows.append(_cell_row(number, cell) if cell.strip() else _invalid(number, line, "the symbol cell is empty"))
         notes = [] if rows else ["the file has a header but no data rows"]
@@ -284,20 +309,24 @@ def _parse_delimited(lines: list[str]) -> ParsedFile:
     cells = [c for c in header if c.strip()]
     # A table (several rows, all as wide as the first) with no symbol header has unknown columns; guessing which one
     # holds tickers would import names or prices as symbols. A ragged or one-line comma list is a list of tickers.
-    table = len(records) > 1 and all(len(r[2]) == len(header) for r in records)
-    if len(cells) > 1 and (table or not all(_could_be_symbol(c) for c in cells)):
-        raise InvalidArgument(
-            f"No symbol column: the first row has the columns {', '.join(repr(c.strip()[:30]) for c in cells[:10])}"
-            f" (delimiter {_delimiter_name(delimiter)}).",
-            hint="Name the column that holds the tickers symbol, ticker or code, or send one ticker per line.",
-            details={
-                "columns": [c.strip()[:60] for c in cells[:50]],
-                "delimiter": delimiter,
-                "accepted_headers": sorted(SYMBOL_HEADERS),
-            },
-        )
+    if len(cells) > 1:
+        table = len(numbered) > 1 and all(len(split(line)) == len(header) for _, line in numbered[1:])
+        if table or not all(_could_be_symbol(c) for c in cells):
+            raise InvalidArgument(
+                f"No symbol column: the first row has the columns "
+                f"{', '.join(repr(c.strip()[:30]) for c in cells[:10])} (delimiter {_delimiter_name(delimiter)}).",
+                hint="Name the column that holds the tickers symbol, ticker or code, or send one ticker per line.",
+                details={
+                    "columns": [c.strip()[:60] for c in cells[:50]],
+                    "delimiter": delimiter,
+                    "accepted_headers": sorted(SYMBOL_HEADERS),
+                },
+            )
     # No header: a plain list, one ticker per cell (one per line, or comma separated).
-    rows = [_cell_row(number, cell) for number, _, cells in records for cell in cells if cell.strip()]
+    for number, line in numbered:
+        for cell in split(line):
+            if cell.strip():
+                rows.append(_cell_row(number, cell))
     return ParsedFile(format="list", rows=rows, delimiter=delimiter)
 
 

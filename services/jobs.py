@@ -200,24 +200,31 @@ class JobService:
             uid = parse_universe_id(linked_universe_id) if linked_universe_id else None
             if not wanted:
                 raise InvalidArgument("symbols is empty.", hint='Pass one or more tickers, e.g. ["AAPL", "MSFT"].')
-        active = await repo.active_job_count(self.session, self.caller.owner_id)
-        if active >= self.limits.max_active:
-            raise LimitExceeded(
-                f"You have {active} unfinished validation jobs; the limit is {self.limits.max_active}.",
-                hint="Wait for one to finish (get_job_status) or cancel one (cancel_job).",
-                details={"limit": self.limits.max_active, "active": active},
-            )
+        # Count and insert atomically: take the owner's job lock (PostgreSQL), insert the job, then count the
+        # owner's active jobs including it. A second creator waits on the lock (PostgreSQL) or the write lock
+        # (SQLite) until this transaction ends, so concurrent starts never exceed the cap; over it, the raise rolls
+        # the insert back.
+        owner = self.caller.owner_id
+        await repo.lock_owner_jobs(self.session, owner)
         now = utcnow()
         job = await repo.create_job(
             self.session,
-            owner_id=self.caller.owner_id,
-            symbols=wanted,
+            owner_id=owner,
+            total=len(wanted),
             universe_id=uid,
             force_refresh=force_refresh,
             now=now,
             expires_at=now + timedelta(seconds=self.limits.retention_s),
             message=message,
         )
+        active = await repo.active_job_count(self.session, owner) - 1  # the others, without this one
+        if active >= self.limits.max_active:
+            raise LimitExceeded(
+                f"You have {active} unfinished validation jobs; the limit is {self.limits.max_active}.",
+                hint="Wait for one to finish (get_job_status) or cancel one (cancel_job).",
+                details={"limit": self.limits.max_active, "active": active},
+            )
+        await repo.create_job_items(self.session, job.id, owner, wanted)
         return status_of(job, repo.ItemCounts(total=len(wanted), queued=len(wanted))), wanted
 
     async def status(
@@ -244,6 +251,11 @@ class JobService:
         if len(rows) > size:
             status.next_cursor = encode_cursor("job_items", rows[size - 1].position)
         return status
+
+    async def active_for_universe(self, universe_id: str) -> str | None:
+        """The id of the newest unfinished job validating this universe of the caller's, if any."""
+        job_id = await repo.active_job_for_universe(self.session, self.caller.owner_id, parse_universe_id(universe_id))
+        return str(job_id) if job_id else None
 
     async def cancel(self, job_id: str) -> tuple[JobStatus, bool]:
         """Cancel the job if it is still active; returns its status and whether this call cancelled it."""

@@ -3,6 +3,11 @@
 One deadline covers the whole call however providers misbehave. ``invalid`` is said only when a provider answered
 that the symbol does not exist; a symbol no provider could settle is ``pending`` (recorded in the store so the
 background re-check finds it), or its last stored verdict marked stale. Provider errors are never cached.
+
+Why a symbol stayed unsettled matters to bulk jobs (``validate_batch``): a transient failure (a rate limit, a
+time-out, an outage, the deadline) is worth a retry soon; "no configured source can answer" (every provider asked
+said it does not cover the symbol, e.g. the offline catalog's miss, or is not configured) is not, and such a symbol
+is left to the periodic re-check.
 """
 
 from __future__ import annotations
@@ -20,7 +25,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from providers.base import AssetProfile, MarketDataProvider, ProviderError, ProviderRateLimited, Verdict
+from providers.base import (
+    AssetProfile,
+    MarketDataProvider,
+    ProviderCannotAnswer,
+    ProviderError,
+    ProviderMisconfigured,
+    ProviderRateLimited,
+    Verdict,
+)
 from services import quotas
 from services.quotas import Quotas
 from services.schemas import SymbolVerdict
@@ -30,7 +43,7 @@ from storage.db import utcnow
 from storage.models import Asset
 from storage.repositories import assets as asset_repo
 
-__all__ = ["ValidationConfig", "ValidationService"]
+__all__ = ["BatchVerdicts", "ValidationConfig", "ValidationService"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +72,19 @@ class ValidationConfig:
     fresh_s: int = 86_400
     concurrency: int = 8
     quotas: Quotas = Quotas()  # the hourly quota on the pending assets a caller's validation creates
+
+
+@dataclass(frozen=True, slots=True)
+class BatchVerdicts:
+    """Verdicts in input order, plus the unsettled symbols that no configured source can answer (retrying them soon
+    is pointless: every provider asked said it does not cover them, or is not configured)."""
+
+    verdicts: list[SymbolVerdict]
+    unanswerable: frozenset[str]
+
+
+# A provider that does not cover a symbol, or is not configured, gives the same answer next time.
+_FINAL_ERRORS = (ProviderCannotAnswer, ProviderMisconfigured)
 
 
 def _cache_key(symbol: str) -> str:
@@ -135,6 +161,22 @@ class ValidationService:
 
         ``owner_id``: the caller, whose hourly quota the pending assets created here count against and who alone
         sees them until they are confirmed (services/quotas.py); None for background work."""
+        return (
+            await self.validate_batch(
+                session, symbols, force_refresh=force_refresh, deadline_s=deadline_s, owner_id=owner_id
+            )
+        ).verdicts
+
+    async def validate_batch(
+        self,
+        session: AsyncSession,
+        symbols: Sequence[str],
+        *,
+        force_refresh: bool = False,
+        deadline_s: float | None = None,
+        owner_id: uuid.UUID | None = None,
+    ) -> BatchVerdicts:
+        """``validate``, also saying which unsettled symbols no configured source can answer (for bulk jobs)."""
         started = time.monotonic()
         deadline = deadline_s if deadline_s is not None else self.config.deadline_s
         verdicts: dict[str, SymbolVerdict] = {}
@@ -147,7 +189,7 @@ class ValidationService:
                     verdicts[symbol] = self._cached_verdict(raw)
         misses = [s for s in symbols if s not in verdicts]
         if not misses:
-            return [verdicts[s] for s in symbols]  # no provider call, no database query
+            return BatchVerdicts([verdicts[s] for s in symbols], frozenset())  # no provider call, no database query
 
         stored = await asset_repo.get_assets_by_symbols(session, misses)
         fresh_after = utcnow() - timedelta(seconds=self.config.fresh_s)
@@ -168,11 +210,14 @@ class ValidationService:
 
         remaining = max(0.0, deadline - (time.monotonic() - started))
         answers = await self._ask_providers(to_ask, remaining)
+        unanswerable: set[str] = set()
         for symbol in to_ask:
             verdict = answers.get(symbol)
             asset = stored.get(symbol)
             if not isinstance(verdict, Verdict):
-                verdicts[symbol] = self._unsettled(symbol, asset, answers)
+                verdicts[symbol] = self._unsettled(symbol, asset, verdict)
+                if verdict and all(isinstance(e, _FINAL_ERRORS) for e in verdict):
+                    unanswerable.add(symbol)
             else:
                 verdicts[symbol] = self._from_provider(verdict)
                 await self._remember(verdicts[symbol])
@@ -180,7 +225,7 @@ class ValidationService:
         for symbol in to_ask:
             if verdicts[symbol].status == "invalid":
                 verdicts[symbol] = verdicts[symbol].model_copy(update={"candidates": self.candidates(symbol)})
-        return [verdicts[s] for s in symbols]
+        return BatchVerdicts([verdicts[s] for s in symbols], frozenset(unanswerable))
 
     async def check_many(
         self, session: AsyncSession, symbols: Sequence[str], *, owner_id: uuid.UUID | None = None
@@ -204,24 +249,25 @@ class ValidationService:
         return list(dict.fromkeys(prefixed + close))[:limit]
 
     # --- providers ------------------------------------------------------------------------------------------------
-    async def _ask_providers(self, symbols: Sequence[str], budget_s: float) -> dict[str, Verdict | ProviderError]:
-        """Each symbol through the provider chain, concurrently, all within ``budget_s``."""
-        results: dict[str, Verdict | ProviderError] = {}
+    async def _ask_providers(self, symbols: Sequence[str], budget_s: float) -> dict[str, Verdict | list[ProviderError]]:
+        """Each symbol through the provider chain, concurrently, all within ``budget_s``: a verdict, or every
+        provider's error in chain order (absent when the budget ran out first)."""
+        results: dict[str, Verdict | list[ProviderError]] = {}
         if not symbols or budget_s <= 0 or not self.providers:
             return results
         gate = asyncio.Semaphore(self.config.concurrency)
 
         async def one(symbol: str) -> None:
             async with gate:
-                last_error: ProviderError | None = None
+                errors: list[ProviderError] = []
                 for provider in self.providers:
                     try:
                         results[symbol] = await provider.validate(symbol)
                         return
                     except ProviderError as exc:
-                        last_error = exc
-                if last_error is not None:
-                    results[symbol] = last_error
+                        errors.append(exc)
+                if errors:
+                    results[symbol] = errors
 
         tasks = [asyncio.create_task(one(s)) for s in symbols]
         done, pending = await asyncio.wait(tasks, timeout=budget_s)
@@ -246,14 +292,21 @@ class ValidationService:
             as_of=verdict.as_of,
         )
 
-    def _unsettled(self, symbol: str, asset: Asset | None, answers: dict[str, Any]) -> SymbolVerdict:
-        error = answers.get(symbol)
+    def _unsettled(self, symbol: str, asset: Asset | None, errors: list[ProviderError] | None) -> SymbolVerdict:
         why = "no provider answered within the deadline"
         retry_after = None
-        if isinstance(error, ProviderRateLimited):
-            why, retry_after = f"{error.provider} is rate limited", error.retry_after_s
-        elif isinstance(error, ProviderError):
-            why = f"no provider could answer ({error.provider}: {error.message})"
+        if errors:
+            limited = [e for e in errors if isinstance(e, ProviderRateLimited)]
+            if limited:
+                # The soonest any source may answer again; the others' errors are in the reason too.
+                first = min(limited, key=lambda e: e.retry_after_s)
+                retry_after = first.retry_after_s
+                others = [e for e in errors if e is not first]
+                why = f"{first.provider} is rate limited" + (
+                    f"; {'; '.join(f'{e.provider}: {e.message}' for e in others)}" if others else ""
+                )
+            else:
+                why = f"no provider could answer ({'; '.join(f'{e.provider}: {e.message}' for e in errors)})"
         if asset is not None and asset.validation_status in ("valid", "invalid"):
             # A real earlier verdict beats "pending": report it, clearly marked stale.
             return _from_asset(asset, stale=True).model_copy(update={"reason": f"last verdict kept: {why}"})

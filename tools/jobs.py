@@ -271,16 +271,21 @@ async def queue_pending_symbols(
     except Exception:
         logger.warning("pending symbols not queued as a job", exc_info=True)
         return envelope
-    envelope.next_actions.insert(
-        0,
+    # This job already validates them: point at it instead of suggesting a second job over the same members.
+    envelope.next_actions = [
         NextAction(
             tool="get_job_status",
             arguments={"job_id": status.job_id},
             reason=f"{len(wanted)} pending symbol(s) are re-checked in the background by this job",
         ),
-    )
+        *(a for a in envelope.next_actions if not _starts_job_for(a, universe_id)),
+    ]
     envelope.metadata["validation_job_id"] = status.job_id
     return envelope
+
+
+def _starts_job_for(action: NextAction, universe_id: str) -> bool:
+    return action.tool == "start_bulk_validation" and action.arguments.get("universe_id") == universe_id
 
 
 def register_job_resources(server: Any) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from server.context import Deps
+from services.jobs import JobService
 from services.schemas import MembershipReport, TurnoverReport, UniverseDetail, UniversePage, UniverseSummary
 from tools._results import Envelope, NextAction, ok
 from tools._toolset import DESTRUCTIVE, READ, WRITE, Toolset, ToolSpec
@@ -184,10 +185,15 @@ async def get_universe(
     Members come in position order with name, sector, exchange and validation status. With as_of, shows the
     membership at that past time, rebuilt from the add/remove history.
     """
+    unvalidated = False
+    job_id = None
     async with deps.unit_of_work() as session:
         detail = await deps.universes(session).get(
             universe_id, include_assets=include_assets, limit=limit, cursor=cursor, as_of=as_of
         )
+        unvalidated = bool(detail.counts_by_status.get("pending") or detail.counts_by_status.get("unknown"))
+        if unvalidated:  # a job may already be validating them (e.g. the automatic one after an add)
+            job_id = await JobService(session, deps.caller).active_for_universe(detail.universe.id)
     actions = []
     if detail.next_cursor:
         actions.append(
@@ -201,7 +207,15 @@ async def get_universe(
                 reason="get the next page of assets",
             )
         )
-    if detail.counts_by_status.get("pending") or detail.counts_by_status.get("unknown"):
+    if job_id:
+        actions.append(
+            NextAction(
+                tool="get_job_status",
+                arguments={"job_id": job_id},
+                reason="a validation job is already checking this universe's pending or unknown members",
+            )
+        )
+    elif unvalidated:
         actions.append(
             NextAction(
                 tool="start_bulk_validation",

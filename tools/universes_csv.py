@@ -7,8 +7,10 @@ limits and history are the same as for add/remove. An import is one transaction:
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Annotated, Any, Literal, NamedTuple
 
+import anyio
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
@@ -238,7 +240,8 @@ async def import_universe_csv(
     """
     settings = deps.state.settings
     _check_target(settings, csv_text, universe_id, name)
-    parsed = parse_symbol_file(csv_text, max_rows=settings.csv_max_rows)
+    # Parsing a large file is plain CPU work: a worker thread does it, so other callers are served meanwhile.
+    parsed = await anyio.to_thread.run_sync(partial(parse_symbol_file, csv_text, max_rows=settings.csv_max_rows))
     symbols = parsed.symbols
     if not symbols:
         problems = [{"line": r.line, "input": r.raw, "reason": r.reason} for r in parsed.rows if r.verdict == "invalid"]
@@ -262,7 +265,7 @@ async def import_universe_csv(
             else "added without validation (too many to check inline)"
         )
         outcomes.update({s: outcomes[s]._replace(reason=note) for s in unchecked if outcomes[s].status == "unknown"})
-    rows = _report_rows(parsed, outcomes)
+    rows = await anyio.to_thread.run_sync(_report_rows, parsed, outcomes)  # up to csv_max_rows models: off the loop
     counts = {"added": 0, "duplicate": 0, "invalid": 0}
     for row in rows:
         counts[row.verdict] += 1

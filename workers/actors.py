@@ -8,7 +8,8 @@ CurrentMessage (their retry bookkeeping) is visible.
     validation.validate_batch(job_id, owner_id, symbols, force_refresh)   a batch of a user's job
     validation.revalidate(symbols)                                        a batch of the periodic refresh
     maintenance.refresh()                                                 plan the refresh, fan out revalidate
-    maintenance.cleanup()                                                 delete expired jobs, resume stalled ones
+    maintenance.cleanup()                                                 delete expired jobs
+    maintenance.watch()                                                   resume (or fail) jobs that are stuck
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from typing import Any
 
 import dramatiq
 from dramatiq import Broker
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage, Interrupt
 
 from workers import batches
 from workers.batches import JobEnv
+from workers.live import queued_key
 
 __all__ = ["Actors", "declare_actors", "send_job"]
 
@@ -41,7 +44,9 @@ class Actors:
     revalidate: dramatiq.Actor
     refresh: dramatiq.Actor
     cleanup: dramatiq.Actor
+    watch: dramatiq.Actor
     batch_size: int
+    marker_ttl_s: int = 7 * 86_400
 
 
 def send_job(
@@ -53,9 +58,15 @@ def send_job(
     *,
     delay_ms: int | None = None,
 ) -> int:
-    """Queue a job's symbols in batches; returns the number of messages (blocking I/O with Redis)."""
+    """Queue a job's symbols in batches; returns the number of messages (blocking I/O with Redis).
+
+    With Redis, a marker key is set first, next to the messages: a Redis that loses its data loses both, and the
+    watch (workers/batches.py) then knows the job's batches are gone."""
     size = actors.batch_size
     count = 0
+    broker = actors.broker
+    if isinstance(broker, RedisBroker):
+        broker.client.set(queued_key(broker.namespace, str(job_id)), "1", ex=actors.marker_ttl_s)
     for start in range(0, len(symbols), size):
         actors.validate_batch.send_with_options(
             args=(str(job_id), str(owner_id), list(symbols[start : start + size]), force_refresh), delay=delay_ms
@@ -118,8 +129,11 @@ def declare_actors(broker: Broker, *, run: Run, env: EnvGetter, settings: Any) -
         logger.info("refresh: %d stale or pending symbols queued", len(symbols))
 
     def cleanup() -> None:
-        report = in_env(batches.cleanup)
-        for job in report.stalled:
+        in_env(batches.cleanup)
+
+    def watch() -> None:
+        report = in_env(batches.watch)
+        for job in report.resumed:
             send_job(actors, job.job_id, job.owner_id, job.symbols, job.force_refresh)
 
     common = {"broker": broker, "time_limit": time_limit_ms}
@@ -135,5 +149,17 @@ def declare_actors(broker: Broker, *, run: Run, env: EnvGetter, settings: Any) -
     cleanup_actor = dramatiq.actor(
         cleanup, actor_name="maintenance.cleanup", queue_name="background", max_retries=1, **common
     )
-    actors = Actors(broker, validate_actor, revalidate_actor, refresh_actor, cleanup_actor, cfg.batch_size)
+    watch_actor = dramatiq.actor(
+        watch, actor_name="maintenance.watch", queue_name="background", max_retries=1, **common
+    )
+    actors = Actors(
+        broker,
+        validate_actor,
+        revalidate_actor,
+        refresh_actor,
+        cleanup_actor,
+        watch_actor,
+        cfg.batch_size,
+        marker_ttl_s=cfg.retention_s,
+    )
     return actors

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,6 +31,8 @@ __all__ = [
     "LiveCounters",
     "NoLiveCounters",
     "ResumableJob",
+    "CleanupReport",
+    "WatchReport",
     "cleanup",
     "fail_batch",
     "plan_refresh",
@@ -38,6 +40,7 @@ __all__ = [
     "refresh_counts",
     "revalidate",
     "unfinished",
+    "watch",
 ]
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,10 @@ class JobConfig:
     retry_max_delay_s: float = 300.0
     retention_s: int = 7 * 86_400
     stall_s: int = 1_800
+    max_resumes: int = 3
+    # A job idle for less than this is not judged lost yet: the server commits a job before it queues the batches,
+    # and a batch that was running when Redis restarted may still finish.
+    lost_grace_s: float = 10.0
     refresh_max_age_s: int = 86_400
     refresh_limit: int = 2_000
 
@@ -67,22 +74,31 @@ class JobConfig:
             retry_max_delay_s=settings.job_retry_max_delay_s,
             retention_s=settings.job_retention_s,
             stall_s=settings.job_stall_s,
+            max_resumes=settings.job_max_resumes,
+            lost_grace_s=min(10.0, float(settings.job_watch_interval_s)),
             refresh_max_age_s=settings.refresh_max_age_s,
             refresh_limit=settings.refresh_limit,
         )
 
 
 class LiveCounters(Protocol):
-    """Fast-changing job progress for pollers (a Redis hash in distributed mode)."""
+    """Fast-changing job progress for pollers (a Redis hash in distributed mode), and what the broker still holds."""
 
     async def publish(self, job_id: str, status: str, counts: repo.ItemCounts) -> None: ...
 
+    async def lost(self, job_ids: Sequence[str]) -> set[str]:
+        """Jobs whose queued batches the broker no longer holds (its data was lost); empty when unknown."""
+        ...
+
 
 class NoLiveCounters:
-    """Embedded mode: pollers read the job row."""
+    """Embedded mode: pollers read the job row; the in-memory queue is rebuilt on start (``unfinished``)."""
 
     async def publish(self, job_id: str, status: str, counts: repo.ItemCounts) -> None:
         return None
+
+    async def lost(self, job_ids: Sequence[str]) -> set[str]:
+        return set()
 
 
 @dataclass
@@ -94,6 +110,8 @@ class JobEnv:
     validation: ValidationService
     live: LiveCounters = field(default_factory=NoLiveCounters)
     scoped: bool = False  # PostgreSQL: each transaction acts for the job's owner (row-level security)
+    # The factor a retry delay is stretched by, so batches that waited together do not all come back at once.
+    jitter: Callable[[], float] = field(default=lambda: random.uniform(1.0, 1.2))
 
     def uow(self, owner_id: uuid.UUID | None = None):  # noqa: ANN201 - an async context manager of a session
         return unit_of_work(self.sessions, owner_id=owner_id if self.scoped else None)
@@ -114,6 +132,9 @@ class ResumableJob:
     owner_id: uuid.UUID
     force_refresh: bool
     symbols: list[str]
+
+
+UNANSWERABLE_NOTE = "; no configured source can answer it now, so the periodic re-check will try again later"
 
 
 def _summary(counts: repo.ItemCounts) -> str:
@@ -177,14 +198,20 @@ async def process_batch(
                 await repo.mark_running(other, job_id, utcnow())
         queued = await repo.queued_items(session, job_id, list(symbols))
         if queued:
-            verdicts = await env.validation.validate(
+            answers = await env.validation.validate_batch(
                 session, list(queued), force_refresh=force_refresh, deadline_s=cfg.batch_deadline_s
             )
-            for v in verdicts:
+            for v in answers.verdicts:
                 if v.status in ("valid", "invalid") and not v.stale:
                     outcomes.append(_outcome(v))
                     continue
                 tries = queued.get(v.symbol, 0) + 1
+                if v.symbol in answers.unanswerable:
+                    # No configured source can answer it (offline catalog miss, provider not configured): waiting
+                    # and asking again would get the same answer, so it is recorded now; the periodic refresh
+                    # re-checks pending symbols when a source may know more.
+                    outcomes.append(_outcome(v, note=UNANSWERABLE_NOTE))
+                    continue
                 rate_limited = v.retry_after_s is not None
                 limit = cfg.max_rate_limit_retries if rate_limited else cfg.max_retries
                 too_long = rate_limited and (v.retry_after_s or 0) > cfg.retry_max_delay_s
@@ -202,7 +229,7 @@ async def process_batch(
     retry_in = None
     if waiting:
         # The longest wait asked for, so every waiting symbol's provider is ready again; jitter spreads batches out.
-        retry_in = min(max(delays) * random.uniform(1.0, 1.2), cfg.retry_max_delay_s)
+        retry_in = min(max(delays) * env.jitter(), cfg.retry_max_delay_s)
     return BatchResult(
         settled=len(outcomes), waiting=len(waiting), retry_in_s=retry_in, status=done[0] if done else None
     )
@@ -247,28 +274,100 @@ async def _resumable(session: AsyncSession, jobs: Sequence[Any]) -> list[Resumab
     return out
 
 
-async def unfinished(env: JobEnv) -> list[ResumableJob]:
-    """Every active job with its queued symbols (embedded mode re-queues them on start: its queue lived in memory)."""
+async def unfinished(env: JobEnv, *, created_before: datetime) -> list[ResumableJob]:
+    """Active jobs created before ``created_before`` with their queued symbols (embedded mode re-queues them on
+    start, as its queue lived in memory; jobs this process created since are already queued here)."""
     async with env.uow() as session:
-        return await _resumable(session, await repo.unfinished_jobs(session))
+        return await _resumable(session, await repo.unfinished_jobs(session, created_before=created_before))
 
 
 @dataclass
 class CleanupReport:
     deleted_jobs: int = 0
-    stalled: list[ResumableJob] = field(default_factory=list)
 
 
 async def cleanup(env: JobEnv) -> CleanupReport:
-    """Delete expired jobs; find active jobs with no progress for stall_s (their messages may be lost) to re-queue."""
+    """Delete jobs past their expiry (``job_retention_s`` after they finished)."""
+    async with env.uow() as session:
+        deleted = await repo.delete_expired_jobs(session, utcnow())
+    if deleted:
+        logger.info("cleanup: deleted %d expired jobs", deleted)
+    return CleanupReport(deleted_jobs=deleted)
+
+
+@dataclass
+class WatchReport:
+    resumed: list[ResumableJob] = field(default_factory=list)  # to queue again (the caller sends them)
+    failed: list[uuid.UUID] = field(default_factory=list)
+
+
+def _when(at: Any) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+async def watch(env: JobEnv) -> WatchReport:
+    """Find active jobs that will not finish on their own and resume or fail them, saying why in the job's message.
+
+    A job is stuck when the broker lost its batches (distributed mode: the marker ``send_job`` set is gone, as after
+    a Redis restart without persistence) or when it made no progress for ``stall_s`` (any other way of losing
+    messages). Its remaining symbols are queued again (``resumed``: the caller sends them), up to ``max_resumes``
+    times without progress in between; after that the job fails and its remaining symbols are recorded as ``error``,
+    so it never stays ``running`` for ever. Re-queueing is safe: a batch only settles items still queued.
+    """
+    cfg = env.config
     now = utcnow()
     async with env.uow() as session:
-        deleted = await repo.delete_expired_jobs(session, now)
-        stalled = await _resumable(
-            session, await repo.unfinished_jobs(session, idle_before=now - timedelta(seconds=env.config.stall_s))
+        active = await repo.unfinished_jobs(session)
+    settled_at = now - timedelta(seconds=cfg.lost_grace_s)
+    lost = await env.live.lost([str(j.id) for j in active if j.updated_at < settled_at])
+    report = WatchReport()
+    for job in active:
+        lost_batches = str(job.id) in lost
+        if not lost_batches and job.updated_at >= now - timedelta(seconds=cfg.stall_s):
+            continue
+        why = (
+            "the job queue had lost its batches (the broker restarted without its data)"
+            if lost_batches
+            else f"no progress for {int((now - job.updated_at).total_seconds() // 60)} min"
         )
-        for job in stalled:  # so the next cleanup does not queue them again before they had a chance to run
-            await repo.touch_job(session, job.job_id, now)
-    if deleted or stalled:
-        logger.info("cleanup: deleted %d expired jobs, re-queued %d stalled ones", deleted, len(stalled))
-    return CleanupReport(deleted_jobs=deleted, stalled=stalled)
+        async with env.uow(job.owner_id) as session:
+            symbols = list(await repo.queued_items(session, job.id))
+            if not symbols:  # everything is settled: only the completion was missed
+                resumable = None
+            elif job.resumes >= cfg.max_resumes:
+                message = (
+                    f"Stopped at {_when(now)}: {why}, after its remaining symbols had been queued again "
+                    f"{job.resumes} times without progress (is any worker running? see get_service_health); "
+                    f"{len(symbols)} symbols recorded as error. Start a new job for them."
+                )
+                reason = f"not validated: the job stalled ({why}) and was stopped"
+                expires = now + timedelta(seconds=cfg.retention_s)
+                if await repo.fail_job(
+                    session,
+                    job.id,
+                    now=now,
+                    expires_at=expires,
+                    message=message,
+                    item_reason=reason,
+                    seen_updated_at=job.updated_at,
+                ):
+                    report.failed.append(job.id)
+                resumable = None
+            else:
+                message = (
+                    f"Resumed at {_when(now)}: {why}; {len(symbols)} symbols queued again "
+                    f"(resumption {job.resumes + 1} of at most {cfg.max_resumes} without progress)."
+                )
+                # Only if no batch ran since the job was read (nor another watch resumed it): else it is not stuck.
+                seen = job.updated_at
+                resumed = await repo.mark_resumed(session, job.id, seen_updated_at=seen, now=now, message=message)
+                resumable = ResumableJob(job.id, job.owner_id, job.force_refresh, symbols) if resumed else None
+        if resumable is not None:
+            report.resumed.append(resumable)
+        # Counters, completion and the live copy (whose hash a Redis restart also lost).
+        await refresh_counts(env, job.id, job.owner_id)
+    for job in report.resumed:
+        logger.warning("job %s resumed: %d symbols queued again", job.job_id, len(job.symbols))
+    for job_id in report.failed:
+        logger.warning("job %s stopped: it made no progress after %d resumptions", job_id, cfg.max_resumes)
+    return report

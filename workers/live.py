@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from storage.repositories.jobs import ItemCounts
 
-__all__ = ["RedisLiveCounters", "async_redis_client", "job_key"]
+__all__ = ["RedisLiveCounters", "async_redis_client", "job_key", "queued_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,12 @@ _FIELDS = ("total", "processed", "valid", "invalid", "pending", "error", "cancel
 
 def job_key(namespace: str, job_id: str) -> str:
     return f"{namespace}:job:{job_id}"
+
+
+def queued_key(namespace: str, job_id: str) -> str:
+    """Set (next to the messages, in the broker's Redis) whenever a job's batches are queued: if Redis loses its
+    data, the marker goes with the messages, and the watch knows the job's batches are gone."""
+    return f"{namespace}:job:{job_id}:queued"
 
 
 def async_redis_client(url: str, *, timeout_s: float = 2.0) -> aioredis.Redis:
@@ -68,6 +74,20 @@ class RedisLiveCounters:
             await self._script(keys=[job_key(self.namespace, job_id)], args=args)
         except RedisError as exc:  # the store has the durable counts; only the fast copy is missing
             logger.warning("live counters of job %s not published (%s)", job_id, type(exc).__name__)
+
+    async def lost(self, job_ids: list[str] | tuple[str, ...]) -> set[str]:
+        """Jobs whose queued-batches marker is gone (Redis lost its data); empty when Redis cannot tell."""
+        if not job_ids:
+            return set()
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.exists(queued_key(self.namespace, job_id))
+            found = await pipe.execute()
+        except RedisError as exc:  # cannot tell: the watch falls back to the no-progress rule
+            logger.warning("queued markers unreadable (%s)", type(exc).__name__)
+            return set()
+        return {job_id for job_id, exists in zip(job_ids, found, strict=True) if not exists}
 
     async def read(self, job_id: str) -> dict[str, Any] | None:
         try:

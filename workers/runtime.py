@@ -25,7 +25,7 @@ from dramatiq.asyncio import EventLoopThread
 from dramatiq.common import dq_name
 from redis.exceptions import RedisError
 
-from storage.db import make_engine, make_sessionmaker
+from storage.db import make_engine, make_sessionmaker, utcnow
 from storage.repositories import jobs as job_repo
 from workers import batches
 from workers.actors import Actors, declare_actors, send_job
@@ -91,6 +91,7 @@ class JobRuntime:
         self.closing = anyio.Event()
         self._followed: set[str] = set()
         self._worker: Worker | None = None
+        self.started_at = utcnow()  # jobs older than this lost their in-memory queue (embedded mode)
         self.redis = None if embedded else async_redis_client(settings.redis_url.get_secret_value())
         self.live = None
         if self.redis is not None:
@@ -223,14 +224,23 @@ class JobRuntime:
         return totals
 
     async def run_cleanup(self) -> batches.CleanupReport:
-        """One run of the periodic cleanup: delete expired jobs, queue stalled jobs' remaining symbols again."""
-        report = await batches.cleanup(self.env)
-        for job in report.stalled:
+        """One run of the periodic cleanup: delete expired jobs."""
+        return await batches.cleanup(self.env)
+
+    async def run_watch(self) -> batches.WatchReport:
+        """One run of the job watch, here and now: resume (queue again) or fail jobs that are stuck."""
+        report = await batches.watch(self.env)
+        for job in report.resumed:
             await self.submit(job.job_id, job.owner_id, job.symbols, job.force_refresh)
         return report
 
     async def _periodic(self) -> None:
-        interval = {"refresh": self.settings.refresh_interval_s, "cleanup": self.settings.cleanup_interval_s}
+        runs = {"refresh": self.run_refresh, "cleanup": self.run_cleanup, "watch": self.run_watch}
+        interval = {
+            "refresh": self.settings.refresh_interval_s,
+            "cleanup": self.settings.cleanup_interval_s,
+            "watch": self.settings.job_watch_interval_s,
+        }
         due = {name: time.monotonic() + every for name, every in interval.items()}
         while True:
             name = min(due, key=due.__getitem__)
@@ -238,7 +248,7 @@ class JobRuntime:
                 return
             due[name] = time.monotonic() + interval[name]
             try:
-                await (self.run_refresh() if name == "refresh" else self.run_cleanup())
+                await runs[name]()
             except Exception:
                 logger.exception("periodic %s failed; next run in %d s", name, interval[name])
 
@@ -246,7 +256,7 @@ class JobRuntime:
         if not await self._pause(RESUME_DELAY_S):
             return
         try:
-            for job in await batches.unfinished(self.env):
+            for job in await batches.unfinished(self.env, created_before=self.started_at):
                 await self.submit(job.job_id, job.owner_id, job.symbols, job.force_refresh)
                 logger.info("resumed job %s (%d symbols left)", job.job_id, len(job.symbols))
         except Exception:

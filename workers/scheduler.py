@@ -3,8 +3,8 @@
 Each run belongs to a time slot (``floor(now / interval)``). Before sending, a scheduler takes the slot's key with
 ``SET NX PX``; only the first one of any number of schedulers gets it, so each slot sends exactly one message however
 many schedulers run and however their clocks drift within the slot. Workers do the work (maintenance.refresh fans
-out validation.revalidate batches; maintenance.cleanup deletes expired jobs and re-queues stalled ones). In embedded
-mode the same work runs as a task inside the server (workers/runtime.py).
+out validation.revalidate batches; maintenance.cleanup deletes expired jobs; maintenance.watch resumes or fails jobs
+that are stuck). In embedded mode the same work runs as a task inside the server (workers/runtime.py).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def build_scheduler(settings: Any, *, blocking: bool = True) -> tuple[Any, dict[
     plan = {
         "refresh": (settings.refresh_interval_s, actors.refresh),
         "cleanup": (settings.cleanup_interval_s, actors.cleanup),
+        "watch": (settings.job_watch_interval_s, actors.watch),
     }
 
     def tick(name: str) -> bool:
@@ -105,9 +106,10 @@ def run_scheduler(settings: Any, *, once: bool = False) -> int:
             tick()
         return 0
     logger.info(
-        "scheduler: refresh every %d s, cleanup every %d s (namespace %s)",
+        "scheduler: refresh every %d s, cleanup every %d s, watch every %d s (namespace %s)",
         settings.refresh_interval_s,
         settings.cleanup_interval_s,
+        settings.job_watch_interval_s,
         settings.broker_namespace,
     )
     try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Asset, UniverseAsset, ValidationJob, ValidationJobItem
@@ -23,21 +23,24 @@ __all__ = [
     "FINISHED",
     "ItemCounts",
     "active_job_count",
+    "active_job_for_universe",
     "bump_attempts",
     "cancel_job",
     "complete_job",
     "create_job",
+    "create_job_items",
     "delete_expired_jobs",
     "fail_job",
     "get_job",
     "get_owned_job",
     "item_counts",
     "list_items",
+    "lock_owner_jobs",
     "mark_running",
     "queued_items",
     "refresh_candidates",
     "settle_items",
-    "touch_job",
+    "mark_resumed",
     "unfinished_jobs",
     "universe_member_symbols",
     "write_counts",
@@ -47,6 +50,7 @@ ACTIVE = ("queued", "running")
 FINISHED = ("completed", "failed", "cancelled")
 SETTLED_ITEM = ("valid", "invalid", "pending", "error")
 _CHUNK = 500  # SQLite caps bound parameters per statement
+_JOB_LOCK_CLASS = 0x756A6F62  # "ujob": the advisory-lock class of job creation (PostgreSQL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,24 +85,39 @@ class ItemCounts:
 
 
 # --- creating and reading ---------------------------------------------------------------------------------------------
+async def lock_owner_jobs(session: AsyncSession, owner_id: uuid.UUID) -> None:
+    """Serialise job creation per owner until the transaction ends, so counting active jobs and inserting one is
+    atomic. PostgreSQL: a transaction-level advisory lock keyed by the owner (READ COMMITTED alone lets two
+    transactions each count 9 and both insert). SQLite needs nothing here: its one writer lock, taken by the job's
+    insert and held to the commit, already keeps a second creator from inserting between our count and commit."""
+    if session.bind.dialect.name == "postgresql":
+        # Two-key form: a class for "job creation" and 32 bits of the owner id. A collision only makes two owners
+        # wait for each other's (short) job insert, never wrong.
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:cls, :key)"),
+            {"cls": _JOB_LOCK_CLASS, "key": int.from_bytes(owner_id.bytes[:4], "big", signed=True)},
+        )
+
+
 async def create_job(
     session: AsyncSession,
     *,
     owner_id: uuid.UUID,
-    symbols: Sequence[str],
+    total: int,
     universe_id: uuid.UUID | None,
     force_refresh: bool,
     now: datetime,
     expires_at: datetime,
     message: str | None = None,
 ) -> ValidationJob:
+    """Insert the job row (flushed, so a count in the same transaction sees it); its items come separately."""
     job = ValidationJob(
         id=uuid.uuid4(),
         owner_id=owner_id,
         universe_id=universe_id,
         status="queued",
         force_refresh=force_refresh,
-        total=len(symbols),
+        total=total,
         processed=0,
         valid_count=0,
         invalid_count=0,
@@ -111,13 +130,18 @@ async def create_job(
     )
     session.add(job)
     await session.flush()
+    return job
+
+
+async def create_job_items(
+    session: AsyncSession, job_id: uuid.UUID, owner_id: uuid.UUID, symbols: Sequence[str]
+) -> None:
     rows = [
-        {"job_id": job.id, "symbol": s, "owner_id": owner_id, "position": i, "status": "queued", "attempts": 0}
+        {"job_id": job_id, "symbol": s, "owner_id": owner_id, "position": i, "status": "queued", "attempts": 0}
         for i, s in enumerate(symbols)
     ]
     for start in range(0, len(rows), _CHUNK):  # core executemany: 10,000 items in one round of statements
         await session.execute(ValidationJobItem.__table__.insert(), rows[start : start + _CHUNK])
-    return job
 
 
 async def get_owned_job(session: AsyncSession, owner_id: uuid.UUID, job_id: uuid.UUID) -> ValidationJob | None:
@@ -139,6 +163,21 @@ async def active_job_count(session: AsyncSession, owner_id: uuid.UUID) -> int:
             .where(ValidationJob.owner_id == owner_id, ValidationJob.status.in_(ACTIVE))
         )
         or 0
+    )
+
+
+async def active_job_for_universe(
+    session: AsyncSession, owner_id: uuid.UUID, universe_id: uuid.UUID
+) -> uuid.UUID | None:
+    return await session.scalar(
+        select(ValidationJob.id)
+        .where(
+            ValidationJob.owner_id == owner_id,
+            ValidationJob.universe_id == universe_id,
+            ValidationJob.status.in_(ACTIVE),
+        )
+        .order_by(ValidationJob.created_at.desc())
+        .limit(1)
     )
 
 
@@ -264,11 +303,13 @@ async def bump_attempts(session: AsyncSession, job_id: uuid.UUID, reasons: Mappi
 
 
 async def write_counts(session: AsyncSession, job_id: uuid.UUID, counts: ItemCounts, now: datetime) -> None:
-    """Store derived counters; the guard keeps a later, larger count from being overwritten by an older one."""
+    """Store derived counters; the guard keeps a later, larger count from being overwritten by an older one.
+    ``updated_at`` is the job's heartbeat (a batch ran); progress also clears the count of resumptions."""
     await session.execute(
         update(ValidationJob)
         .where(ValidationJob.id == job_id, ValidationJob.processed <= counts.processed)
         .values(
+            resumes=case((ValidationJob.processed < counts.processed, 0), else_=ValidationJob.resumes),
             processed=counts.processed,
             valid_count=counts.valid,
             invalid_count=counts.invalid,
@@ -292,18 +333,33 @@ async def complete_job(
 
 
 async def fail_job(
-    session: AsyncSession, job_id: uuid.UUID, *, now: datetime, expires_at: datetime, message: str
-) -> None:
-    await session.execute(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    *,
+    now: datetime,
+    expires_at: datetime,
+    message: str,
+    item_reason: str | None = None,
+    seen_updated_at: datetime | None = None,
+) -> bool:
+    """Fail an active job (only while its ``updated_at`` is still ``seen_updated_at``, when given); its still-queued
+    items become ``error`` (with ``item_reason``, else the message). False when nothing was failed."""
+    guard = [ValidationJob.id == job_id, ValidationJob.status.in_(ACTIVE)]
+    if seen_updated_at is not None:
+        guard.append(ValidationJob.updated_at == seen_updated_at)
+    result = await session.execute(
         update(ValidationJob)
-        .where(ValidationJob.id == job_id, ValidationJob.status.in_(ACTIVE))
+        .where(*guard)
         .values(status="failed", finished_at=now, updated_at=now, expires_at=expires_at, message=message[:500])
     )
+    if not result.rowcount:
+        return False
     await session.execute(
         update(ValidationJobItem)
         .where(ValidationJobItem.job_id == job_id, ValidationJobItem.status == "queued")
-        .values(status="error", reason=message[:300], finished_at=now)
+        .values(status="error", reason=(item_reason or message)[:300], finished_at=now)
     )
+    return True
 
 
 async def cancel_job(session: AsyncSession, job_id: uuid.UUID, *, now: datetime, expires_at: datetime) -> bool:
@@ -326,16 +382,30 @@ async def cancel_job(session: AsyncSession, job_id: uuid.UUID, *, now: datetime,
 
 
 # --- periodic work ----------------------------------------------------------------------------------------------------
-async def unfinished_jobs(session: AsyncSession, *, idle_before: datetime | None = None) -> list[ValidationJob]:
-    """Active jobs (with no progress since ``idle_before``, when given), oldest first."""
+async def unfinished_jobs(session: AsyncSession, *, created_before: datetime | None = None) -> list[ValidationJob]:
+    """Active jobs (created before ``created_before``, when given), oldest first."""
     stmt = select(ValidationJob).where(ValidationJob.status.in_(ACTIVE))
-    if idle_before is not None:
-        stmt = stmt.where(ValidationJob.updated_at < idle_before)
+    if created_before is not None:
+        stmt = stmt.where(ValidationJob.created_at < created_before)
     return list(await session.scalars(stmt.order_by(ValidationJob.created_at)))
 
 
-async def touch_job(session: AsyncSession, job_id: uuid.UUID, now: datetime) -> None:
-    await session.execute(update(ValidationJob).where(ValidationJob.id == job_id).values(updated_at=now))
+async def mark_resumed(
+    session: AsyncSession, job_id: uuid.UUID, *, seen_updated_at: datetime, now: datetime, message: str
+) -> bool:
+    """Count one more resumption of an active job and say why; ``updated_at`` restarts its stall clock. Only while
+    the job is as the caller saw it (``seen_updated_at``): False when a batch ran (or another watch resumed it)
+    meanwhile."""
+    result = await session.execute(
+        update(ValidationJob)
+        .where(
+            ValidationJob.id == job_id,
+            ValidationJob.status.in_(ACTIVE),
+            ValidationJob.updated_at == seen_updated_at,
+        )
+        .values(resumes=ValidationJob.resumes + 1, updated_at=now, message=message[:500])
+    )
+    return bool(result.rowcount)
 
 
 async def delete_expired_jobs(session: AsyncSession, now: datetime) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 import time
 
 import anyio
@@ -15,6 +16,7 @@ from providers.catalog import CatalogProvider
 from providers.fake import FakeProvider
 from server.app import build_server
 from services.csv_io import decode_bytes, parse_symbol_file
+from services.errors import LimitExceeded
 from tests.conftest import Call
 from tools._results import Envelope, ok
 from tools._toolset import READ, ToolSpec
@@ -233,8 +235,78 @@ async def test_too_many_rows_is_an_error(make_settings):
         call = Call(client)
         text = "symbol\n" + "\n".join(f"T{i:04d}" for i in range(101))
         envelope = await call.error("import_universe_csv", "limit_exceeded", csv_text=text, name="Too big")
-        assert envelope["error"]["details"] == {"limit": 100, "received": 101}
+        assert envelope["error"]["details"] == {"limit": 100, "received_at_least": 101, "lines": 102}
+        assert "more than 100 data rows" in envelope["error"]["message"]
         assert (await call.ok("list_universes"))["universes"] == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "".join(f"Z{i:06d}\n" for i in range(120_000)),  # a list, one per line
+        "symbol,name\n" + "".join(f"Z{i:06d},Company {i}\n" for i in range(50_000)),  # a CSV
+        ",".join(f"NASDAQ:Z{i:05d}" for i in range(60_000)),  # a TradingView list on one line
+        "".join(f"DES,Z{i:05d},STK,SMART,,,,\n" for i in range(40_000)),  # an IBKR export
+    ],
+    ids=["list", "csv", "tradingview", "ibkr"],
+)
+def test_parsing_stops_at_the_row_limit_instead_of_judging_every_row(monkeypatch, text):
+    import services.csv_io as csv_io
+
+    judged = 0
+    cell_row, symbol_row = csv_io._cell_row, csv_io._symbol_row
+
+    def counted(real):
+        def wrapper(*args, **kwargs):
+            nonlocal judged
+            judged += 1
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(csv_io, "_cell_row", counted(cell_row))
+    monkeypatch.setattr(csv_io, "_symbol_row", counted(symbol_row))
+    with pytest.raises(LimitExceeded) as raised:
+        csv_io.parse_symbol_file(text, max_rows=100)
+    assert raised.value.details["limit"] == 100
+    # Rows are judged up to the first one over the limit (a cell row calls the symbol row: at most 2 per row).
+    assert 101 <= judged <= 2 * 101, judged
+
+
+async def test_parsing_a_large_file_leaves_the_event_loop_free_for_other_calls(make_settings, monkeypatch):
+    """While a 1 MB file is being parsed, another call is answered: the parse runs off the event loop. Checked by
+    order, not speed: the parse is held open (in its thread) until the other call has been answered."""
+    import tools.universes_csv as module
+
+    real_parse = module.parse_symbol_file
+    parsing, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def held_parse(text: str, *, max_rows: int):
+        parsing.set()
+        release.wait(timeout=5)  # on the event loop this would block the other call until the timeout
+        try:
+            return real_parse(text, max_rows=max_rows)
+        finally:
+            order.append("parse finished")
+
+    monkeypatch.setattr(module, "parse_symbol_file", held_parse)
+    text = "".join(f"Z{i:06d}\n" for i in range(120_000))[:999_000]  # 1 MB, too many rows: rejected
+    async with Client(build_server(make_settings())) as client:
+        call = Call(client)
+        uid = await _new(call)
+
+        async def import_file() -> None:
+            envelope = await call.error("import_universe_csv", "limit_exceeded", csv_text=text, universe_id=uid)
+            order.append(f"import answered: {envelope['error']['code']}")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(import_file)
+            assert await anyio.to_thread.run_sync(parsing.wait, 10), "the parse never started"
+            await call.ok("list_universes")
+            order.append("other call answered")
+            release.set()
+    assert order == ["other call answered", "parse finished", "import answered: limit_exceeded"], order
 
 
 async def test_target_must_be_exactly_one_of_id_and_name(call):

@@ -6,18 +6,26 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import anyio
 import jsonschema
 import pytest
 from mcp import Client
 from mcp.shared.subscriptions import ResourceUpdated
+from sqlalchemy import func, select, update
 
-from providers.base import AssetProfile
+from providers.base import AssetProfile, ProviderMisconfigured
+from providers.catalog import CatalogProvider
 from providers.fake import FakeProvider
 from server.app import build_server
+from storage.db import utcnow
+from storage.models import ValidationJob, ValidationJobItem
 from tests.conftest import Call
+from tests.workers.stores import postgres_store
+from workers.runtime import RESUME_DELAY_S
 
 pytestmark = pytest.mark.anyio
 
@@ -129,13 +137,64 @@ async def test_a_job_handle_comes_back_at_once_and_the_job_finishes_in_the_backg
         assert [a["tool"] for a in envelope["next_actions"]] == ["get_job_status", "cancel_job"]
         done = await wait_done(call, job["job_id"])
         assert done["counts"]["valid"] == 100 and done["finished_at"] and done["expires_at"]
-        # A redelivered batch (at-least-once delivery) changes nothing: outcomes are written once per (job, symbol).
+        # A batch delivered after its job finished is skipped (redeliveries mid-job: the test below).
         calls_before = fake.calls
         state = server.app_state
         await state.jobs.submit(job["job_id"], state.local_caller.owner_id, syms(100))
         await anyio.sleep(0.3)
         again = await call.ok("get_job_status", job_id=job["job_id"])
         assert again["counts"] == done["counts"] and fake.calls == calls_before
+
+
+async def test_redelivered_batches_mid_job_reach_the_idempotency_guards(make_settings):
+    """At-least-once delivery, while the job is still running (a finished job returns before either guard):
+    a batch delivered again after it settled asks no provider and changes nothing (only queued items are read),
+    and a message delivered twice at once is validated by both copies but settled once (only a queued item is
+    updated)."""
+    first, second = syms(8), syms(8, start=9)  # 8 per batch: all of a batch's calls are in flight at once
+    fake = GatedFake.with_generated(16, gated=set())
+    server = build_server(make_settings(**FAST | {"job_batch_size": 8}), providers=[fake])
+    async with Client(server) as client:
+        call = Call(client)
+        runtime, owner = server.app_state.jobs, server.app_state.local_caller.owner_id
+        # The assets exist already (two copies of a batch creating the same new asset rows at once is a different
+        # race); force_refresh makes the job ask the provider anyway.
+        await call.ok("validate_symbols", symbols=first + second)
+        fake.calls_by_symbol.clear()
+        fake.gated = set(second)  # batch 1 answers at once, batch 2 waits at the gate
+        job_id = (await call.ok("start_bulk_validation", symbols=first + second, force_refresh=True))["job_id"]
+        try:
+            with anyio.fail_after(10):
+                while (await call.ok("get_job_status", job_id=job_id))["counts"]["processed"] < 8:  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+                while any(fake.waiting[s] < 1 for s in second):  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+            settled = (await all_items(call, job_id))[:8]
+            assert {i["status"] for i in settled} == {"valid"}
+
+            # 1. Batch 1 again, mid-job: nothing of it is queued any more.
+            handled = runtime.heartbeat.processed
+            await runtime.submit(job_id, owner, first, True)
+            with anyio.fail_after(10):
+                while runtime.heartbeat.processed == handled:  # noqa: ASYNC110 - the worker took the message
+                    await anyio.sleep(0.02)
+            assert [fake.calls_by_symbol[s] for s in first] == [1] * 8  # no provider was asked again
+            assert (await all_items(call, job_id))[:8] == settled  # same outcomes, attempts, times
+            status = await call.ok("get_job_status", job_id=job_id)
+            assert status["status"] == "running" and status["counts"]["processed"] == 8
+
+            # 2. Batch 2 a second time while its first delivery still waits for the provider.
+            await runtime.submit(job_id, owner, second, True)
+            with anyio.fail_after(10):
+                while any(fake.waiting[s] < 2 for s in second):  # noqa: ASYNC110 - both copies are in flight
+                    await anyio.sleep(0.02)
+        finally:
+            fake.gate.set()
+        done = await wait_done(call, job_id)
+        assert (done["counts"]["valid"], done["counts"]["processed"], done["counts"]["total"]) == (16, 16, 16)
+        assert [fake.calls_by_symbol[s] for s in second] == [2] * 8  # both copies validated ...
+        items = await all_items(call, job_id)
+        assert [(i["symbol"], i["attempts"]) for i in items] == [(s, 1) for s in first + second]  # ... once settled
 
 
 async def test_a_rate_limited_provider_is_retried_after_its_retry_after_and_every_symbol_settles(make_settings):
@@ -244,8 +303,10 @@ async def test_a_universe_job_and_bad_requests(make_settings):
 
 
 async def test_pending_symbols_added_to_a_universe_are_queued_as_a_job(make_settings):
-    fake = FakeProvider(known={"NEWCO": AssetProfile(symbol="NEWCO", name="New Co")}, fail_symbols={"NEWCO"})
-    settings = make_settings(**(FAST | {"job_auto_delay_s": 0.2}))
+    known = {s: AssetProfile(symbol=s, name="New Co") for s in ("NEWCO", "NEWCO2")}
+    fake = FakeProvider(known=known, fail_symbols={"NEWCO", "NEWCO2"})
+    # While the provider is down the jobs keep retrying (every 0.2 s at most), so they stay active until it is back.
+    settings = make_settings(**(FAST | {"job_auto_delay_s": 0.2, "job_max_retries": 50, "job_retry_max_delay_s": 0.2}))
     async with Client(build_server(settings, providers=[fake])) as client:
         call = Call(client)
         envelope = await call("create_universe", name="P", symbols=["NEWCO"])
@@ -256,11 +317,30 @@ async def test_pending_symbols_added_to_a_universe_are_queued_as_a_job(make_sett
             "arguments": {"job_id": job_id},
             "reason": "1 pending symbol(s) are re-checked in the background by this job",
         }
+        # No second job is suggested for symbols this one already validates (issue 10, item 21) ...
+        assert "start_bulk_validation" not in [a["tool"] for a in envelope["next_actions"]], envelope["next_actions"]
+        uid = envelope["data"]["universe"]["id"]
+        added = await call("add_assets_to_universe", universe_id=uid, symbols=["NEWCO2"])
+        assert [a["tool"] for a in added["next_actions"]].count("start_bulk_validation") == 0, added["next_actions"]
+        assert added["next_actions"][0]["arguments"] == {"job_id": added["metadata"]["validation_job_id"]}
+        # ... and get_universe points at the running job too, while there is one.
+        detail = await call("get_universe", universe_id=uid)
+        assert detail["data"]["counts_by_status"] == {"pending": 2}
+        suggested = [a for a in detail["next_actions"] if a["tool"] in ("get_job_status", "start_bulk_validation")]
+        assert suggested == [
+            {
+                "tool": "get_job_status",
+                "arguments": {"job_id": added["metadata"]["validation_job_id"]},
+                "reason": "a validation job is already checking this universe's pending or unknown members",
+            }
+        ]
         fake.fail_symbols.clear()  # the provider is back
         done = await wait_done(call, job_id)
         assert done["counts"]["valid"] == 1 and done["universe_id"] == envelope["data"]["universe"]["id"]
-        members = await call.ok("get_universe", universe_id=done["universe_id"])
-        assert members["counts_by_status"] == {"valid": 1}
+        await wait_done(call, added["metadata"]["validation_job_id"])
+        members = await call("get_universe", universe_id=done["universe_id"])
+        assert members["data"]["counts_by_status"] == {"valid": 2}
+        assert not [a for a in members["next_actions"] if a["tool"] in ("get_job_status", "start_bulk_validation")]
         # Adding symbols that validate at once queues nothing.
         plain = await call("add_assets_to_universe", universe_id=done["universe_id"], symbols=["NEWCO"])
         assert "validation_job_id" not in plain["metadata"]
@@ -280,40 +360,93 @@ async def test_the_periodic_refresh_settles_a_pending_symbol(make_settings):
         assert got["counts_by_status"] == {"valid": 1} and got["assets"][0]["name"] == "Late Listing"
 
 
-async def test_cleanup_deletes_expired_jobs_and_requeues_stalled_ones(make_settings):
+async def test_cleanup_deletes_expired_jobs(make_settings):
     fake = FakeProvider.with_generated(10)
-    server = build_server(make_settings(**FAST, job_retention_s=60, job_stall_s=60), providers=[fake])
+    server = build_server(make_settings(**FAST, job_retention_s=60), providers=[fake])
     async with Client(server) as client:
         call = Call(client)
-        job = await call.ok("start_bulk_validation", symbols=syms(4), wait=True)
-        runtime = server.app_state.jobs
-        from datetime import timedelta
-
-        from sqlalchemy import update
-
-        from storage.db import utcnow
-        from storage.models import ValidationJob, ValidationJobItem
-
-        # A job whose messages were lost (e.g. Redis restarted without persistence): active, idle for an hour.
-        lost = await call.ok("start_bulk_validation", symbols=syms(3, start=5))
-        await wait_done(call, lost["job_id"])
+        old = await call.ok("start_bulk_validation", symbols=syms(4), wait=True)
+        kept = await call.ok("start_bulk_validation", symbols=syms(4), wait=True)
         async with server.app_state.unit_of_work() as session:
-            past = utcnow() - timedelta(hours=1)
-            lost_id, expired_id = uuid.UUID(lost["job_id"]), uuid.UUID(job["job_id"])
             await session.execute(
                 update(ValidationJob)
-                .where(ValidationJob.id == lost_id)
-                .values(status="running", updated_at=past, finished_at=None)
+                .where(ValidationJob.id == uuid.UUID(old["job_id"]))
+                .values(expires_at=utcnow() - timedelta(hours=1))
             )
-            await session.execute(
-                update(ValidationJobItem).where(ValidationJobItem.job_id == lost_id).values(status="queued")
+        report = await server.app_state.jobs.run_cleanup()
+        assert report.deleted_jobs == 1
+        await call.error("get_job_status", "not_found", job_id=old["job_id"])
+        assert (await call.ok("get_job_status", job_id=kept["job_id"]))["status"] == "completed"
+
+
+async def _stall(state, job_id: str, *, resumes: int = 0) -> None:
+    """Make a finished job look like one whose messages were lost an hour ago: active, items queued, idle."""
+    async with state.unit_of_work(owner_id=state.local_caller.owner_id) as session:
+        jid = uuid.UUID(job_id)
+        await session.execute(
+            update(ValidationJob)
+            .where(ValidationJob.id == jid)
+            .values(
+                status="running",
+                finished_at=None,
+                processed=0,
+                valid_count=0,
+                resumes=resumes,
+                updated_at=utcnow() - timedelta(hours=1),
             )
-            await session.execute(update(ValidationJob).where(ValidationJob.id == expired_id).values(expires_at=past))
-        report = await runtime.run_cleanup()
-        assert report.deleted_jobs == 1 and [str(j.job_id) for j in report.stalled] == [lost["job_id"]]
-        await call.error("get_job_status", "not_found", job_id=job["job_id"])
-        resumed = await wait_done(call, lost["job_id"])
-        assert resumed["status"] == "completed" and resumed["counts"]["valid"] == 3
+        )
+        await session.execute(
+            update(ValidationJobItem)
+            .where(ValidationJobItem.job_id == jid)
+            .values(status="queued", source=None, reason=None, attempts=0, finished_at=None)
+        )
+
+
+async def test_the_watch_resumes_a_stalled_job_and_fails_one_that_keeps_stalling(make_settings, store):
+    fake = GatedFake.with_generated(20, gated=set())
+    settings = make_settings(**FAST, **store, job_stall_s=60, job_max_resumes=2)
+    server = build_server(settings, providers=[fake])
+    async with Client(server) as client:
+        call = Call(client)
+        state = server.app_state
+        stalled = await call.ok("start_bulk_validation", symbols=syms(3), wait=True)
+        hopeless = await call.ok("start_bulk_validation", symbols=syms(3, start=4), wait=True)
+        await _stall(state, stalled["job_id"])
+        await _stall(state, hopeless["job_id"], resumes=2)  # already queued again twice without progress
+        fake.gated = set(syms(2, start=7))
+        healthy = await call.ok("start_bulk_validation", symbols=syms(2, start=7))  # running, just not answered yet
+        try:
+            report = await state.jobs.run_watch()
+            assert [str(j.job_id) for j in report.resumed] == [stalled["job_id"]]
+            assert [str(j) for j in report.failed] == [hopeless["job_id"]]
+            # The resumed one says why and finishes; its progress clears the count of resumptions.
+            resumed = await call.ok("get_job_status", job_id=stalled["job_id"])
+            assert resumed["message"].startswith("Resumed at ") and "no progress for 60 min" in resumed["message"]
+            assert "3 symbols queued again (resumption 1 of at most 2" in resumed["message"]
+            done = await wait_done(call, stalled["job_id"])
+            assert done["counts"]["valid"] == 3 and done["status"] == "completed"
+            async with state.unit_of_work(owner_id=state.local_caller.owner_id) as session:
+                assert (
+                    await session.scalar(
+                        select(ValidationJob.resumes).where(ValidationJob.id == uuid.UUID(stalled["job_id"]))
+                    )
+                    == 0
+                )
+            # The hopeless one is failed with a reason a user can act on, never left running.
+            failed = await call("get_job_status", job_id=hopeless["job_id"])
+            assert failed["data"]["status"] == "failed" and failed["data"]["counts"]["error"] == 3
+            assert "queued again 2 times without progress" in failed["data"]["message"]
+            assert "get_service_health" in failed["data"]["message"]
+            items = await all_items(call, hopeless["job_id"])
+            assert {i["reason"] for i in items} == {
+                "not validated: the job stalled (no progress for 60 min) and was stopped"
+            }
+            # The healthy job was left alone.
+            still = await call.ok("get_job_status", job_id=healthy["job_id"])
+            assert still["status"] in ("queued", "running") and still["message"] is None
+        finally:
+            fake.gate.set()
+        assert (await wait_done(call, healthy["job_id"]))["counts"]["valid"] == 2
 
 
 async def test_the_job_resource_and_its_update_events(make_settings):
@@ -383,3 +516,149 @@ async def test_an_embedded_job_cut_short_by_a_restart_resumes_on_the_next_start(
         assert done["counts"]["valid"] == 100 and done["counts"]["processed"] == 100
         # Only what was left was asked again.
         assert 0 < sum(fast.calls_by_symbol.values()) < 100
+
+
+# --- the active-jobs cap under concurrency (issue 10, item 4) ---------------------------------------------------------
+class GatedFake(FakeProvider):
+    """Answers about ``gated`` symbols (all, by default) only once ``gate`` is set, so the jobs it serves stay active
+    as long as a test needs; ``waiting`` counts the calls that reached the gate."""
+
+    def __init__(self, *args, gated: set[str] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = anyio.Event()
+        self.gated = gated
+        self.waiting: Counter[str] = Counter()
+
+    async def validate(self, symbol: str):
+        if self.gated is None or symbol in self.gated:
+            self.waiting[symbol] += 1
+            await self.gate.wait()
+        return await super().validate(symbol)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request) -> AsyncIterator[dict[str, str]]:
+    """Settings for the store: the embedded SQLite file, or PostgreSQL with a non-owner role and row-level security."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    async with postgres_store(request.getfixturevalue("postgres_url")) as overrides:
+        yield overrides
+
+
+async def test_concurrent_job_starts_never_exceed_the_active_jobs_cap(make_settings, store):
+    gated = GatedFake.with_generated(40)
+    settings = make_settings(**FAST, **store, max_active_jobs=10)
+    server = build_server(settings, providers=[gated])
+    async with Client(server) as client:
+        call = Call(client)
+        results: list[dict] = []
+
+        async def start(i: int) -> None:
+            results.append(await call("start_bulk_validation", symbols=syms(2, start=1 + 2 * i)))
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for i in range(16):
+                    tg.start_soon(start, i)
+            codes = sorted("ok" if r["success"] else r["error"]["code"] for r in results)
+            assert codes == ["limit_exceeded"] * 6 + ["ok"] * 10, codes
+            refused = next(r for r in results if not r["success"])
+            assert refused["error"]["details"] == {"limit": 10, "active": 10}
+            # The store agrees: exactly ten unfinished jobs, and the refused starts left nothing behind.
+            state = server.app_state
+            async with state.unit_of_work(owner_id=state.local_caller.owner_id) as session:
+                statuses = select(ValidationJob.status, func.count()).group_by(ValidationJob.status)
+                jobs = {status: n for status, n in (await session.execute(statuses)).all()}
+                items = await session.scalar(select(func.count()).select_from(ValidationJobItem))
+            assert set(jobs) <= {"queued", "running"} and sum(jobs.values()) == 10, jobs
+            assert items == 20
+        finally:
+            gated.gate.set()  # the providers answer: every accepted job finishes
+        for r in results:
+            if r["success"]:
+                assert (await wait_done(call, r["data"]["job_id"]))["counts"]["valid"] == 2
+
+
+# --- sources that can never answer vs transient failures (issue 10, item 18) ------------------------------------------
+class CountingCatalog(CatalogProvider):
+    """The real offline catalog, counting what it is asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: Counter[str] = Counter()
+
+    async def validate(self, symbol: str):
+        self.asked[symbol] += 1
+        return await super().validate(symbol)
+
+
+class Unconfigured:
+    """A provider that is not configured (as Alpha Vantage answers without a usable key)."""
+
+    name = "alpha_vantage"
+
+    async def validate(self, symbol: str):
+        raise ProviderMisconfigured(self.name, "no Alpha Vantage API key is configured")
+
+    async def search(self, query: str, limit: int = 10):
+        raise ProviderMisconfigured(self.name, "no Alpha Vantage API key is configured")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_symbols_no_configured_source_can_answer_are_pending_at_once_without_retries(make_settings):
+    catalog = CountingCatalog()
+    # Retries would be quick here (FAST), so only the attempts and the provider calls tell a retry apart.
+    async with Client(build_server(make_settings(**FAST), providers=[Unconfigured(), catalog])) as client:
+        call = Call(client)
+        job = await call.ok("start_bulk_validation", symbols=["AAPL", "ZZUNKN1", "MSFT", "ZZUNKN2"], wait=True)
+        assert job["status"] == "completed", job
+        assert (job["counts"]["valid"], job["counts"]["pending"], job["counts"]["retrying"]) == (2, 2, 0)
+        pending = await all_items(call, job["job_id"], item_status="pending")
+        assert [(i["symbol"], i["attempts"]) for i in pending] == [("ZZUNKN1", 1), ("ZZUNKN2", 1)]
+        for item in pending:
+            assert "not in the offline catalog" in item["reason"] and "no API key" not in item["reason"]
+            assert "no configured source can answer it now" in item["reason"], item["reason"]
+        assert catalog.asked["ZZUNKN1"] == 1 and catalog.asked["ZZUNKN2"] == 1  # asked once, never retried
+
+
+async def test_a_rate_limit_ahead_of_a_catalog_miss_is_still_retried_after_its_retry_after(make_settings):
+    # Yahoo is rate limited on every other call; the catalog behind it does not know the symbol. The symbol is
+    # worth a retry (the rate limit is transient), after Yahoo's retry-after, and then Yahoo settles it.
+    yahoo = TimedFake(
+        name="yahoo", known={"ZZNEW": AssetProfile(symbol="ZZNEW")}, rate_limit_every=1, retry_after_s=0.3
+    )
+    catalog = CountingCatalog()
+    async with Client(build_server(make_settings(**FAST), providers=[yahoo, catalog])) as client:
+        call = Call(client)
+        job = await call.ok("start_bulk_validation", symbols=["ZZNEW"])
+        with anyio.fail_after(10):
+            while not yahoo.times["ZZNEW"] or len(yahoo.times["ZZNEW"]) < 2:  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+        yahoo.rate_limit_every = 0  # the limit lifts
+        done = await wait_done(call, job["job_id"])
+        [item] = await all_items(call, job["job_id"])
+        assert (done["counts"]["valid"], item["source"]) == (1, "yahoo"), (done, item)
+        asked = yahoo.times["ZZNEW"]
+        assert asked[1] - asked[0] >= 0.3 - 0.01, asked  # the retry honoured Yahoo's retry-after
+
+
+async def test_the_resume_after_start_leaves_jobs_of_this_process_alone(make_settings):
+    # Embedded mode queues again, shortly after start, the jobs a previous process left unfinished. A job this
+    # process started meanwhile is already queued here: queueing it again would validate its symbols twice.
+    fake = GatedFake.with_generated(5)
+    async with Client(build_server(make_settings(**FAST), providers=[fake])) as client:
+        call = Call(client)
+        job = await call.ok("start_bulk_validation", symbols=syms(5))
+        try:
+            with anyio.fail_after(10):
+                while sum(fake.waiting.values()) < 5:  # noqa: ASYNC110 - the batch waits at the gate
+                    await anyio.sleep(0.02)
+            await anyio.sleep(RESUME_DELAY_S + 0.5)  # the resume step has run
+        finally:
+            fake.gate.set()
+        done = await wait_done(call, job["job_id"])
+        assert done["counts"]["valid"] == 5
+        assert [fake.calls_by_symbol[s] for s in syms(5)] == [1] * 5, fake.calls_by_symbol

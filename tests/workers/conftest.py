@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.workers.stores import postgres_store
 from workers.heartbeat import read_workers, workers_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,9 +91,22 @@ class Workers:
 
 
 @pytest.fixture
-def worker_settings(redis_url: str) -> dict[str, Any]:
+async def store_settings(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, str]]:
+    """The store the server and the workers share: SQLite by default; parametrize indirectly with "postgres" for
+    the distributed layout of production (the server as a non-owner role under row-level security, the workers
+    and migrations as the owner)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield {}
+        return
+    async with postgres_store(request.getfixturevalue("postgres_url")) as overrides:
+        yield overrides
+
+
+@pytest.fixture
+def worker_settings(redis_url: str, store_settings: dict[str, str]) -> dict[str, Any]:
     """Settings shared by the in-test server and the worker processes (a fresh broker namespace per test)."""
     return {
+        **store_settings,
         "redis_url": redis_url,
         "broker_namespace": f"umcp-test-{uuid.uuid4().hex[:10]}",
         "worker_heartbeat_timeout_s": 3,

@@ -14,7 +14,7 @@ from mcp import Client
 from sqlalchemy import func, select
 
 from server.app import build_server
-from storage.models import ValidationJob, ValidationJobItem
+from storage.models import Asset, ValidationJob, ValidationJobItem
 from tests.conftest import Call
 from workers.live import job_key
 from workers.scheduler import PeriodicLock, build_scheduler
@@ -30,6 +30,7 @@ async def poll(call: Call, job_id: str) -> dict:
     return await call.ok("get_job_status", job_id=job_id)
 
 
+@pytest.mark.parametrize("store_settings", ["sqlite", "postgres"], indirect=True)
 async def test_a_worker_killed_mid_job_is_replaced_and_every_symbol_is_accounted_for_once(
     make_settings, worker_settings, workers
 ):
@@ -48,7 +49,8 @@ async def test_a_worker_killed_mid_job_is_replaced_and_every_symbol_is_accounted
         health = await call.ok("get_service_health")
         assert health["mode"] == "distributed" and health["workers"]["alive"] == 1
 
-        job = await call.ok("start_bulk_validation", symbols=syms(500))
+        # force_refresh: every symbol goes to the provider, so validating one again would show in the store.
+        job = await call.ok("start_bulk_validation", symbols=syms(500), force_refresh=True)
         job_id = job["job_id"]
         with anyio.fail_after(30):
             while (await poll(call, job_id))["counts"]["processed"] < 100:  # noqa: ASYNC110
@@ -91,11 +93,19 @@ async def test_a_worker_killed_mid_job_is_replaced_and_every_symbol_is_accounted
         }, done["counts"]
         assert recovered_in < 40, f"recovery took {recovered_in:.1f} s"
         # Exactly once: one item per symbol, each settled once, and the job's durable counters agree with them.
-        async with server.app_state.unit_of_work() as session:
+        state = server.app_state
+        async with state.unit_of_work(owner_id=state.local_caller.owner_id) as session:
             jid = uuid.UUID(job_id)
             rows = (
                 await session.execute(
-                    select(ValidationJobItem.symbol, ValidationJobItem.status).where(ValidationJobItem.job_id == jid)
+                    select(
+                        ValidationJobItem.symbol,
+                        ValidationJobItem.status,
+                        ValidationJobItem.finished_at,
+                        Asset.last_validated_at,
+                    )
+                    .join(Asset, Asset.symbol == ValidationJobItem.symbol)
+                    .where(ValidationJobItem.job_id == jid)
                 )
             ).all()
             job_row = await session.scalar(select(ValidationJob).where(ValidationJob.id == jid))
@@ -104,9 +114,14 @@ async def test_a_worker_killed_mid_job_is_replaced_and_every_symbol_is_accounted
                 .select_from(ValidationJobItem)
                 .where(ValidationJobItem.job_id == jid, ValidationJobItem.attempts > 1)
             )
-        assert sorted(s for s, _ in rows) == syms(500) and {st for _, st in rows} == {"valid"}
+        assert sorted(r.symbol for r in rows) == syms(500) and {r.status for r in rows} == {"valid"}
         assert (job_row.processed, job_row.valid_count, job_row.total) == (500, 500, 500)
         assert retried >= 1, "the simulated rate limits were retried"
+        # No symbol was validated twice: a verdict is recorded in the transaction that settles its item, so a
+        # symbol validated again after it settled (a redelivered or retried batch re-reading settled items) would
+        # have a verdict newer than its outcome.
+        again = [r.symbol for r in rows if r.last_validated_at > r.finished_at]
+        assert again == [], f"validated again after their outcome was recorded: {again[:10]}"
         # The live counters in Redis agree.
         live = workers.client().hgetall(job_key(worker_settings["broker_namespace"], job_id))
         assert live["status"] == "completed" and live["processed"] == "500" and live["valid"] == "500"
@@ -145,7 +160,8 @@ async def test_health_without_workers_and_the_scheduler_lock(make_settings, work
     assert lock.acquire("x", 60, now=now) and not lock.acquire("x", 60, now=now)
     assert lock.acquire("x", 60, now=now + 60)  # the next slot
 
-    # The CLI: `universe-mcp scheduler --once` (same settings) finds both slots taken and sends nothing more.
+    # The CLI: `universe-mcp scheduler --once` (same settings) finds both slots taken and sends only the job watch,
+    # whose slot nobody had taken yet.
     workers.env |= {"UNIVERSE_MCP_REFRESH_INTERVAL_S": "3600", "UNIVERSE_MCP_CLEANUP_INTERVAL_S": "3600"}
     out = subprocess.run(
         [sys.executable, "-m", "server", "scheduler", "--once"],
@@ -155,7 +171,8 @@ async def test_health_without_workers_and_the_scheduler_lock(make_settings, work
         text=True,
     )
     assert out.returncode == 0, out.stderr
-    assert client.llen(f"{ns}:background") == 2
+    assert client.llen(f"{ns}:background") == 3
+    assert not ticks_a["watch"]()  # that run went out once
 
     # A worker then runs what is queued: the periodic messages and the two batches.
     workers.start(threads=2)
@@ -166,3 +183,64 @@ async def test_health_without_workers_and_the_scheduler_lock(make_settings, work
     with anyio.fail_after(10):
         while client.llen(f"{ns}:background") or client.hlen(f"{ns}:background.msgs"):  # noqa: ASYNC110
             await anyio.sleep(0.1)
+
+
+async def test_a_job_whose_batches_a_restarted_redis_lost_is_resumed_and_finishes(
+    throwaway_redis, make_settings, worker_settings, workers
+):  # throwaway_redis first: it must outlive the workers, whose clean-up talks to it
+    """Redis without persistence stops in the middle of a job and comes back empty: the job's remaining batches are
+    gone. The job watch (sent by the scheduler, run by a worker) sees the job's queued-batches marker missing,
+    queues the remaining symbols again and says so in the job's message; the job finishes with every symbol
+    settled once."""
+    url = throwaway_redis.url
+    workers.redis_url = url
+    workers.env |= {
+        "UNIVERSE_MCP_REDIS_URL": url,
+        "UNIVERSE_MCP_FAKE_PROVIDER_LATENCY_S": "0.1",
+        "UNIVERSE_MCP_JOB_WATCH_INTERVAL_S": "1",
+    }
+    settings = make_settings(**(worker_settings | {"redis_url": url, "job_watch_interval_s": 1}))
+    workers.start(threads=2)
+    server = build_server(settings)
+    async with Client(server) as client:
+        call = Call(client)
+        job_id = (await call.ok("start_bulk_validation", symbols=syms(400), force_refresh=True))["job_id"]
+        with anyio.fail_after(30):
+            while (await poll(call, job_id))["counts"]["processed"] < 40:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        throwaway_redis.stop()  # no persistence: the queue, the marker and the live counters are gone
+        throwaway_redis.start()
+
+        # The worker finishes what it had in hand, then nothing more happens: the job is stuck as running.
+        redis_client = workers.client()
+        ns = worker_settings["broker_namespace"]
+        with anyio.fail_after(30):
+            last, steady = -1, 0
+            while steady < 10:  # the count has not moved for a second
+                now = (await poll(call, job_id))["counts"]["processed"]
+                steady, last = (steady + 1, last) if now == last else (0, now)
+                await anyio.sleep(0.1)
+        stuck = await poll(call, job_id)
+        assert stuck["status"] == "running" and stuck["counts"]["queued"] > 0, stuck["counts"]
+        assert redis_client.llen(f"{ns}:validation") == 0 and redis_client.hlen(f"{ns}:validation.msgs") == 0
+
+        # One run of the watch, as `universe-mcp scheduler` sends it.
+        _, ticks = build_scheduler(settings, blocking=False)
+        assert ticks["watch"]()
+        with anyio.fail_after(60):
+            while (done := await poll(call, job_id))["status"] != "completed":  # noqa: ASYNC110
+                await anyio.sleep(0.1)
+        assert (done["counts"]["valid"], done["counts"]["processed"]) == (400, 400), done["counts"]
+        assert done["message"].startswith("Validated 400 of 400")
+        state = server.app_state
+        async with state.unit_of_work(owner_id=state.local_caller.owner_id) as session:
+            attempts = (
+                await session.execute(
+                    select(ValidationJobItem.attempts, func.count())
+                    .where(ValidationJobItem.job_id == uuid.UUID(job_id))
+                    .group_by(ValidationJobItem.attempts)
+                )
+            ).all()
+        assert dict(attempts) == {1: 400}, attempts  # each symbol settled once
+    log = "\n".join(w.tail(400) for w in workers.started)
+    assert f"job {job_id} resumed" in log, log[-3000:]
