@@ -40,9 +40,6 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from server.app import build_server
-    from server.transports import banner, run_http, run_stdio
-
     settings = _settings(
         args,
         transport=args.transport,
@@ -52,7 +49,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         read_only=True if args.read_only else None,
     )
     _configure_logging(settings)
-    asyncio.run(check_store(settings))  # a store it cannot use is one line and exit code 3, not a traceback
+    # A store it cannot use is one line and exit code 3, not a traceback; checked before the server's own imports.
+    asyncio.run(check_store(settings))
+    from server.app import build_server
+    from server.transports import banner, run_http, run_stdio
+
     server = build_server(settings)
     print(banner(settings), file=sys.stderr, flush=True)
     if settings.transport == "stdio":
