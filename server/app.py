@@ -19,6 +19,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
+    INVALID_REQUEST,
     CallToolResult,
     CompleteRequestParams,
     CompleteResult,
@@ -29,10 +30,10 @@ from pydantic import ValidationError
 from providers.base import MarketDataProvider
 from server import dashboard, errors, output_schemas
 from server.auth import auth_settings, build_verifier
-from server.context import resolve_caller
+from server.context import admit, resolve_caller
 from server.lifespan import AppState, open_app_state
 from server.settings import Settings
-from services.errors import Forbidden, InvalidArgument, NotFound, UniverseMCPError
+from services.errors import InvalidArgument, NotFound, UniverseMCPError
 from services.universes import UniverseService
 from storage.repositories import universes as universe_repo
 from tools import ALL_TOOLSETS
@@ -68,7 +69,24 @@ class UniverseMCPServer(MCPServer[AppState]):
         return set(self.specs)
 
     async def _admit(self, spec: ToolSpec, context: Context[AppState, Any] | None) -> None:
-        await _admit_call(self, spec, context)
+        if context is None:  # a direct in-process call (no request): nothing to admit
+            return
+        state: AppState = context.request_context.lifespan_context
+        await admit(state, spec.name, (spec.scope,))
+
+    async def read_resource(self, uri: Any, context: Context[AppState, Any] | None = None) -> Any:
+        """Every resource (universe://, assets.csv, jobs://, the dashboard View) is admitted like a read tool."""
+        if context is not None:
+            await _admit_request(context.request_context.lifespan_context, "resources/read", str(uri))
+        return await super().read_resource(uri, context)
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[AppState, Any] | None = None
+    ) -> Any:
+        """Prompts are admitted like read tools (scope and per-owner rate limit)."""
+        if context is not None:
+            await _admit_request(context.request_context.lifespan_context, "prompts/get", name)
+        return await super().get_prompt(name, arguments, context)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
@@ -141,19 +159,17 @@ class UniverseMCPServer(MCPServer[AppState]):
             raise UnexpectedToolError(f"Error executing tool {name}") from exc
 
 
-async def _admit_call(server: UniverseMCPServer, spec: ToolSpec, context: Context[AppState, Any] | None) -> None:
-    """Per-owner rate limit of the tool's class (and, with tokens, its scope)."""
-    if context is None:
-        return
-    state: AppState = context.request_context.lifespan_context
-    caller = resolve_caller(state)
-    if spec.scope not in caller.scopes:
-        raise Forbidden(
-            f"Your token does not allow {spec.name} (it needs the {spec.scope!r} scope).",
-            hint="Ask for a token with that scope, or use read-only tools.",
-            details={"required_scope": spec.scope, "token_scopes": sorted(caller.scopes)},
-        )
-    await state.rate_limiter.hit(str(caller.owner_id), spec.scope)
+async def _admit_request(state: AppState, method: str, target: str) -> None:
+    """Admission of a non-tool request (resource read, prompt, completion): the ``read`` class.
+
+    Refusals are JSON-RPC errors (these requests have no tool envelope) whose ``data`` carries the same
+    ``code``, ``hint`` and ``details`` a tool error would (``rate_limited`` with ``retry_after_s``).
+    """
+    try:
+        await admit(state, f"{method} ({target[:100]})", ("read",))
+    except UniverseMCPError as exc:
+        data: dict[str, Any] = {"code": exc.code, "hint": exc.hint, "details": dict(exc.details or {})}
+        raise MCPError(code=INVALID_REQUEST, message=exc.message, data=data) from None
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -305,6 +321,7 @@ def _register_completions(server: UniverseMCPServer) -> None:
     # MCPServer.completion() passes only (ref, argument, context).
     async def handler(ctx: Any, params: CompleteRequestParams) -> CompleteResult:
         state: AppState = ctx.lifespan_context
+        await _admit_request(state, "completion/complete", params.argument.name)
         values: list[str] = []
         if params.argument.name == "universe_id":
             try:

@@ -9,6 +9,7 @@ working on any replica.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import logging
 import time
@@ -26,10 +27,32 @@ from storage.repositories.users import get_or_create_user
 if TYPE_CHECKING:
     from server.lifespan import AppState
 
-__all__ = ["JwtVerifier", "StoreTokenVerifier", "auth_settings", "build_verifier"]
+__all__ = ["JwtVerifier", "StoreTokenVerifier", "auth_settings", "build_verifier", "subject_user_name"]
 
 logger = logging.getLogger(__name__)
-SCOPE_ALIASES = {"universe:read": "read", "universe:write": "write", "universe:validate": "validate"}
+SCOPE_ALIASES = {
+    "universe:read": "read",
+    "universe:write": "write",
+    "universe:validate": "validate",
+    "universe:admin": "admin",
+}
+JWT_SCOPES = frozenset({"read", "write", "validate", "admin"})
+USER_NAME_MAX = 64  # users.name
+DIGEST_MARK = "sub~sha256~"  # '~' cannot appear in names `token create` accepts
+
+
+def subject_user_name(subject: str) -> str:
+    """The owner name of a JWT subject: the subject itself when it fits, else a digest of all of it.
+
+    Owner names hold 64 characters and subjects may be longer (the JWT spec sets no limit); cutting them made two
+    subjects that share their first 64 characters one tenant. Longer subjects, and any that could be taken for a
+    digest, become ``sub~sha256~`` + the unpadded base64url SHA-256 of the whole subject (54 characters): distinct
+    subjects stay distinct owners, and short subjects keep the names they always had.
+    """
+    if len(subject) <= USER_NAME_MAX and not subject.startswith(DIGEST_MARK):
+        return subject
+    digest = base64.urlsafe_b64encode(hashlib.sha256(subject.encode()).digest()).rstrip(b"=").decode()
+    return DIGEST_MARK + digest
 
 
 class _BoundVerifier(TokenVerifier):
@@ -121,13 +144,13 @@ class JwtVerifier(_BoundVerifier):
             return None
         raw_scopes = claims.get("scope", claims.get("scp", ""))
         names = raw_scopes.split() if isinstance(raw_scopes, str) else list(raw_scopes)
-        scopes = sorted({SCOPE_ALIASES.get(s, s) for s in names} & {"read", "write", "validate"})
-        subject = str(claims["sub"])[:64]
+        scopes = sorted({SCOPE_ALIASES.get(s, s) for s in names} & JWT_SCOPES)
+        subject = str(claims["sub"])
         async with self.state.unit_of_work() as session:
-            user = await get_or_create_user(session, subject)
+            user = await get_or_create_user(session, subject_user_name(subject))
         return AccessToken(
             token=token,
-            client_id=subject,
+            client_id=user.name,
             subject=str(user.id),
             scopes=scopes,
             expires_at=int(claims["exp"]),

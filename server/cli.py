@@ -1,4 +1,8 @@
-"""The `universe-mcp` command line: serve, call, db, config (and worker, scheduler, token as they land)."""
+"""The `universe-mcp` command line: serve, call, db, token, worker, scheduler, config.
+
+Exit codes (docs/DEPLOYMENT.md): 0 success; 1 invalid settings, or `call` got an error result; 2 bad command-line
+usage; 3 the store cannot be used (data directory or database; one line on stderr names it and the setting).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from server.preflight import EXIT_STORE_UNAVAILABLE, StoreUnavailable, check_store
 from server.settings import Settings
 
 __all__ = ["main"]
@@ -35,9 +40,6 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from server.app import build_server
-    from server.transports import banner, run_http, run_stdio
-
     settings = _settings(
         args,
         transport=args.transport,
@@ -47,6 +49,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         read_only=True if args.read_only else None,
     )
     _configure_logging(settings)
+    # A store it cannot use is one line and exit code 3, not a traceback; checked before the server's own imports.
+    asyncio.run(check_store(settings))
+    from server.app import build_server
+    from server.transports import banner, run_http, run_stdio
+
     server = build_server(settings)
     print(banner(settings), file=sys.stderr, flush=True)
     if settings.transport == "stdio":
@@ -83,6 +90,8 @@ def cmd_call(args: argparse.Namespace) -> int:
         return 2
     settings = _settings(args, log_level="WARNING")
     _configure_logging(settings)
+    if not args.url:
+        asyncio.run(check_store(settings))
     out = asyncio.run(_call(settings, args.tool, arguments, args.url))
     print(json.dumps(out, indent=2, default=str))
     return 1 if out.get("is_error") else 0
@@ -96,14 +105,21 @@ def cmd_db(args: argparse.Namespace) -> int:
     _configure_logging(settings)
 
     async def run() -> None:
-        engine = make_engine(settings.sqlalchemy_url)
+        await check_store(settings, migrate_store=False)
+        # As the role that owns the tables (UNIVERSE_MCP_DATABASE_ADMIN_URL, else the one URL), granting the
+        # server's role access (UNIVERSE_MCP_DATABASE_APP_ROLE): exactly what `serve` does on start. Run as the
+        # server's role, tables would be created owned by it (where it may create them), and row-level security
+        # would not apply to the server.
+        engine = make_engine(settings.admin_sqlalchemy_url)
         try:
             if args.action == "upgrade":
-                await migrate.upgrade(engine, args.revision or "head")
+                await migrate.upgrade(engine, args.revision or "head", app_role=settings.database_app_role)
             else:
                 await migrate.downgrade(engine, args.revision or "-1")
         finally:
             await engine.dispose()
+        if args.action == "upgrade" and settings.admin_sqlalchemy_url != settings.sqlalchemy_url:
+            await check_store(settings, migrate_store=False)  # the server's role: connects, and RLS applies to it
 
     asyncio.run(run())
     print(
@@ -157,7 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except StoreUnavailable as exc:
+        print(f"universe-mcp: {exc}", file=sys.stderr)
+        return EXIT_STORE_UNAVAILABLE
 
 
 if __name__ == "__main__":

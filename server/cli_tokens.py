@@ -14,12 +14,12 @@ __all__ = ["add_token_commands"]
 
 
 async def _with_store(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
-    from storage import migrate
+    from server.preflight import check_store
     from storage.db import make_engine, make_sessionmaker, unit_of_work
 
+    await check_store(settings)  # migrates as the owner; a store it cannot use is one line (exit code 3)
     engine = make_engine(settings.admin_sqlalchemy_url)
     try:
-        await migrate.upgrade(engine, app_role=settings.database_app_role)
         async with unit_of_work(make_sessionmaker(engine)) as session:
             return await work(session)
     finally:
@@ -67,7 +67,11 @@ def add_token_commands(sub: Any) -> None:
     actions = token.add_subparsers(dest="token_command", required=True)
     create = actions.add_parser("create", help="issue a token (printed once)")
     create.add_argument("--user", required=True, help="owner name (created when new)")
-    create.add_argument("--scopes", help="comma-separated: read,write,validate (default: all three)")
+    create.add_argument(
+        "--scopes",
+        help="comma-separated: read,write,validate,admin (default: read,write,validate; admin adds "
+        "infrastructure detail to get_service_health)",
+    )
     create.add_argument("--expires", help="lifetime such as 12h, 90d or 4w (default: no expiry)")
     listing = actions.add_parser("list", help="list tokens (never the tokens themselves)")
     listing.add_argument("--user")

@@ -1,8 +1,10 @@
-"""Per-call dependencies for tools, injected with ``Resolve`` so they never appear in input schemas."""
+"""Who is calling and whether they may: per-call dependencies for tools (injected with ``Resolve`` so they never
+appear in input schemas) and admission (token scopes, per-owner rate limits) for every entry point."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -11,11 +13,12 @@ from mcp.server.mcpserver import Context, Resolve
 
 from server.lifespan import AppState
 from services.assets import AssetService
-from services.errors import Unauthorized
+from services.errors import Forbidden, Unauthorized
 from services.schemas import Caller
 from services.universes import UniverseService
+from services.validation_api import SymbolCheck, SymbolValidator
 
-__all__ = ["Deps", "ToolDeps"]
+__all__ = ["Deps", "ToolDeps", "admit", "resolve_caller"]
 
 
 @dataclass(slots=True)
@@ -31,7 +34,7 @@ class ToolDeps:
             session,
             self.caller,
             limits=self.state.limits,
-            validator=self.state.validation if validator_enabled else None,
+            validator=AdmittedValidator(self.state.validation, self.state, self.caller) if validator_enabled else None,
         )
 
     def assets(self, session) -> AssetService:  # noqa: ANN001
@@ -56,6 +59,59 @@ def resolve_caller(state: AppState) -> Caller:
     except ValueError:
         raise Unauthorized("The bearer token names no known owner.") from None
     return Caller(owner_id=owner_id, name=token.client_id, scopes=frozenset(token.scopes))
+
+
+async def admit(state: AppState, what: str, classes: Sequence[str], caller: Caller | None = None) -> None:
+    """Admit the caller for ``what``: the token scope of each class, then each class's per-owner rate limit.
+
+    With ``auth=none`` the local user holds every scope, and per-owner rate limits (which keep tenants from
+    starving each other) apply only when ``local_rate_limits`` is on: a single local user has no one to share
+    with, and each market-data provider keeps its own budget either way.
+    """
+    caller = caller or resolve_caller(state)
+    for tool_class in classes:
+        if tool_class not in caller.scopes:
+            raise Forbidden(
+                f"Your token does not allow {what} (it needs the {tool_class!r} scope).",
+                hint=_scope_hint(what, tool_class),
+                details={"required_scope": tool_class, "token_scopes": sorted(caller.scopes)},
+            )
+    if state.settings.auth == "none" and not state.settings.local_rate_limits:
+        return
+    for tool_class in classes:
+        await state.rate_limiter.hit(str(caller.owner_id), tool_class)
+
+
+def _scope_hint(what: str, tool_class: str) -> str:
+    if what == VALIDATING:
+        return (
+            "Ask for a token with the 'validate' scope, or call again with validate=false: the symbols are then "
+            "added as pending, without asking market-data providers."
+        )
+    return "Ask for a token with that scope, or use read-only tools."
+
+
+VALIDATING = "validating symbols with market-data providers"
+
+
+class AdmittedValidator:
+    """The validator a write tool hands its service, admitted at the point of use.
+
+    Adding symbols (create_universe, add_assets_to_universe, import_universe_csv) asks market-data providers,
+    whose quotas every tenant shares: the caller needs the ``validate`` scope and spends one call of its validate
+    budget, once per tool call, and only when symbols are actually validated (an empty universe, or
+    ``validate=false``, asks no provider).
+    """
+
+    def __init__(self, inner: SymbolValidator, state: AppState, caller: Caller) -> None:
+        self.inner, self.state, self.caller = inner, state, caller
+        self._admitted = False
+
+    async def check_many(self, session, symbols: Sequence[str]) -> dict[str, SymbolCheck]:  # noqa: ANN001
+        if symbols and not self._admitted:
+            await admit(self.state, VALIDATING, ("validate",), self.caller)
+            self._admitted = True
+        return await self.inner.check_many(session, symbols)
 
 
 async def tool_deps(ctx: Context) -> ToolDeps:

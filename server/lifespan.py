@@ -18,7 +18,8 @@ from server.wiring import build_cache_for, build_providers, build_validation, qu
 from services.assets import seed_catalog
 from services.pagination import install_key
 from services.ratelimit import OwnerRateLimiter
-from services.schemas import Caller
+from services.schemas import ALL_SCOPES, Caller
+from services.tokens import ADMIN_SCOPE
 from services.universes import Limits
 from services.validation import ValidationService
 from storage import migrate
@@ -92,7 +93,8 @@ async def open_app_state(
             settings=settings,
             engine=engine,
             sessions=sessions,
-            local_caller=Caller(owner_id=user.id, name=user.name),
+            # The local user of auth=none (and stdio) is the operator: every scope, admin included.
+            local_caller=Caller(owner_id=user.id, name=user.name, scopes=ALL_SCOPES | {ADMIN_SCOPE}),
             limits=Limits(
                 max_symbols_per_call=settings.max_symbols_per_call,
                 page_size_default=settings.page_size_default,

@@ -79,11 +79,35 @@ class Settings(BaseSettings):
     )
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Host headers accepted over HTTP besides loopback ones (e.g. "
-        "universe.example.com,universe.example.com:443); DNS-rebinding protection rejects others with 421.",
+        description="Host headers accepted over HTTP besides loopback names, the bind address and the "
+        "public_url host, comma separated (e.g. universe.example.com; a name without a port accepts any port). "
+        "DNS-rebinding protection answers any other Host with 421.",
     )
     allowed_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Origin headers accepted from browsers besides loopback ones."
+        default_factory=list,
+        description="Browser Origin headers accepted besides those of the accepted hosts (e.g. "
+        "https://app.example.com); any other Origin gets 403.",
+    )
+    http_header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Longest time an HTTP client may take to send a request's headers (from its first byte, or "
+        "from connecting); slower connections are closed (408).",
+    )
+    http_body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Longest time an HTTP client may take to send a request body once its headers are in; a "
+        "stalled or slow-drip body is cut off (408).",
+    )
+    http_max_connections_per_client: int = Field(
+        64,
+        ge=0,
+        le=100_000,
+        description="Most open HTTP connections from one client address (0: no cap); more are refused with 503. "
+        "Behind a reverse proxy every connection comes from the proxy: raise it or set 0 there.",
     )
     local_user: str = Field(
         "local", min_length=1, max_length=64, description="Owner of all data when auth is `none` (and on stdio)."
@@ -130,6 +154,12 @@ class Settings(BaseSettings):
     rate_limit_write: str = Field("240/minute", description="Per-owner limit on tools that change universes.")
     rate_limit_validate: str = Field(
         "120/minute;2000/hour", description="Per-owner limit on tools that ask market-data providers."
+    )
+    local_rate_limits: bool = Field(
+        False,
+        description="With auth=none, apply the per-owner rate limits to the local user too. Off by default: they "
+        "keep tenants from starving each other, and a single local user has none (each market-data provider "
+        "keeps its own budget either way).",
     )
 
     # --- validation and providers --------------------------------------------------------------------------------

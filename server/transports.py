@@ -19,12 +19,15 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.app import UniverseMCPServer
+from server.connections import guarded_protocol
+from server.edge import HostOriginGuard, host_rules, is_wildcard_bind
 from server.guard import inspect_message, rejection
 from server.settings import Settings
 
 __all__ = ["MessageGuard", "http_app", "is_loopback", "run_http", "run_stdio"]
 
 logger = logging.getLogger("universe_mcp.server")
+READY_BROKER_TIMEOUT_S = 2.0
 
 
 class _GuardedLines:
@@ -118,17 +121,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def transport_security(settings: Settings) -> TransportSecuritySettings | None:
-    """DNS-rebinding protection: loopback names always, plus the configured public hosts and origins."""
-    if not settings.allowed_hosts and not settings.allowed_origins:
-        return None  # the SDK's default: loopback hosts only
-    loopback_hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-    loopback_origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=loopback_hosts + settings.allowed_hosts,
-        allowed_origins=loopback_origins + settings.allowed_origins,
-    )
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """The SDK's own Host/Origin check, switched off: HostOriginGuard (server/edge.py) does it for every route,
+    before authentication, with hosts derived from the bind address (the SDK's applies to the MCP endpoint
+    only, after authentication, and only when the bind address is literally 127.0.0.1, localhost or ::1)."""
+    return TransportSecuritySettings(enable_dns_rebinding_protection=False)
 
 
 async def readiness(server: UniverseMCPServer) -> tuple[bool, dict[str, Any]]:
@@ -147,11 +144,26 @@ async def readiness(server: UniverseMCPServer) -> tuple[bool, dict[str, Any]]:
         checks["store"] = f"down ({type(exc).__name__})"
     cache = await state.cache.health()
     checks["cache"] = cache.get("state", "unknown")
-    broker_check = state.extras.get("broker_health")
-    if broker_check is not None:
-        checks["broker"] = await broker_check()
-    ready = checks["store"] == "up" and checks.get("broker", "up") in ("up", "embedded")
+    checks["broker"] = await _broker_check(state)
+    # The cache degrades to its in-process fallback, so it does not make a replica unready; the store and, in the
+    # distributed layout, the job broker do (no job could be queued).
+    ready = checks["store"] == "up" and checks["broker"] in ("up", "embedded")
     return ready, checks
+
+
+async def _broker_check(state: Any) -> str:
+    """``embedded`` (in-process queue), ``up``, or ``down (…)`` when the Redis broker does not answer a ping."""
+    jobs = state.jobs
+    if jobs is None:
+        return "down (no job runtime)"
+    if jobs.embedded:
+        return "embedded"
+    try:
+        with anyio.fail_after(READY_BROKER_TIMEOUT_S):
+            await jobs.redis.ping()
+    except Exception as exc:  # any failure to answer is "not ready"; the kind only, never the URL
+        return f"down ({type(exc).__name__})"
+    return "up"
 
 
 def http_app(server: UniverseMCPServer, settings: Settings) -> ASGIApp:
@@ -175,7 +187,7 @@ def http_app(server: UniverseMCPServer, settings: Settings) -> ASGIApp:
         transport_security=transport_security(settings),
         host=settings.host,
     )
-    return MessageGuard(app, settings)
+    return HostOriginGuard(MessageGuard(app, settings), host_rules(settings))
 
 
 def run_http(server: UniverseMCPServer, settings: Settings) -> None:
@@ -186,6 +198,12 @@ def run_http(server: UniverseMCPServer, settings: Settings) -> None:
             f"Refusing to serve {settings.host}:{settings.port} without authentication: anyone who can reach it could "
             "read and change every universe. Bind to 127.0.0.1, or set UNIVERSE_MCP_AUTH=token (see docs/DEPLOYMENT.md)."
         )
+    if is_wildcard_bind(settings.host) and not settings.allowed_hosts and not settings.public_url:
+        logger.warning(
+            "bound to %s with neither UNIVERSE_MCP_ALLOWED_HOSTS nor UNIVERSE_MCP_PUBLIC_URL: only loopback host "
+            "names are accepted (others get 421); set the names clients use",
+            settings.host,
+        )
     config = uvicorn.Config(
         http_app(server, settings),
         host=settings.host,
@@ -193,6 +211,8 @@ def run_http(server: UniverseMCPServer, settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",
+        # Header and body deadlines and the per-address connection cap (server/connections.py).
+        http=guarded_protocol(settings),
     )
     uvicorn.Server(config).run()
 

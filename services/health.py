@@ -3,20 +3,34 @@
 MCP-free. It gathers what each component reports about itself; nothing here changes state (a pruned dead-worker
 record aside). Overall status: ``down`` when the store is unreachable, ``degraded`` when anything else is impaired
 (cache on its fallback, broker unreachable, no live worker, a provider's circuit open ...), else ``ok``.
+
+Two views of one report: the **operator** view (the ``admin`` scope, and the local user of ``auth=none``) has every
+detail — worker host names and pids, queue depths, the broker's namespace, store latency; the **tenant** view keeps
+the overall status, the providers' states, problems in words that name no infrastructure, and the caller's own
+unfinished jobs (``tenant_view``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 import anyio
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["ProviderHealth", "ServiceHealth", "WorkersHealth", "provider_health", "service_health"]
+__all__ = [
+    "OwnJob",
+    "ProviderHealth",
+    "ServiceHealth",
+    "WorkersHealth",
+    "provider_health",
+    "service_health",
+    "tenant_view",
+]
 
 ProviderState = Literal["up", "degraded", "rate_limited", "circuit_open", "misconfigured", "not_configured", "disabled"]
 
@@ -45,20 +59,39 @@ class ProviderHealth(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class OwnJob(BaseModel):
+    job_id: str = Field(description="Pass it to get_job_status or cancel_job.")
+    status: Literal["queued", "running"]
+    universe_id: str | None = None
+    total: int
+    processed: int
+    created_at: datetime
+
+
 class ServiceHealth(BaseModel):
     status: Literal["ok", "degraded", "down"]
     mode: Literal["embedded", "distributed"] = Field(
         description="embedded: one process, no Redis; distributed: Redis broker and `universe-mcp worker` processes."
     )
-    store: StoreHealth
-    cache: dict[str, Any]
-    broker: dict[str, Any]
-    workers: WorkersHealth | None = Field(None, description="Null when the broker could not be asked.")
+    view: Literal["operator", "tenant"] = Field(
+        "operator",
+        description="operator: every detail below (needs the admin scope); tenant: status, providers, problems and "
+        "your own jobs only (store, cache, broker, workers and queues are null).",
+    )
+    store: StoreHealth | None = None
+    cache: dict[str, Any] | None = None
+    broker: dict[str, Any] | None = None
+    workers: WorkersHealth | None = Field(None, description="Null when the broker could not be asked (or tenant view).")
     queues: dict[str, dict[str, int]] | None = Field(
         None, description="Per queue: ready, delayed (waiting for a retry), in_progress messages."
     )
     providers: list[ProviderHealth]
     problems: list[str] = Field(default_factory=list, description="What makes the status less than ok, in words.")
+    your_jobs: list[OwnJob] = Field(
+        default_factory=list, description="Your unfinished bulk validation jobs (queued or running), newest first."
+    )
+    # Each problem as a tenant may read it (no host, worker or queue detail); not part of the published report.
+    _tenant_problems: list[str] = PrivateAttr(default_factory=list)
 
 
 async def store_health(engine: AsyncEngine, timeout_s: float = 3.0) -> StoreHealth:
@@ -127,22 +160,42 @@ async def service_health(
     workers = WorkersHealth(**jobs["workers"]) if jobs.get("workers") is not None else None
     provider_list = provider_health(providers, settings)
     problems: list[str] = []
+    tenant_problems: list[str] = []
+
+    def problem(operator_text: str, tenant_text: str) -> None:
+        problems.append(operator_text)
+        if tenant_text not in tenant_problems:
+            tenant_problems.append(tenant_text)
+
     if not store.ok:
-        problems.append(f"the store is unreachable ({store.error})")
+        problem(f"the store is unreachable ({store.error})", "the store is unreachable: nothing can be read or changed")
     if cache.get("state") not in (None, "up"):
-        problems.append("the cache is on its in-process fallback (Redis unreachable)")
+        problem(
+            "the cache is on its in-process fallback (Redis unreachable)",
+            "the service runs on a fallback: answers may be slower",
+        )
     if not jobs["broker"].get("ok"):
-        problems.append("the job broker is unreachable: bulk validation jobs cannot be queued")
+        problem(
+            "the job broker is unreachable: bulk validation jobs cannot be queued",
+            "bulk validation jobs cannot be queued right now",
+        )
     if workers is not None and jobs["broker"].get("mode") == "distributed" and workers.alive == 0:
-        problems.append("no live worker: queued jobs wait until a `universe-mcp worker` runs")
+        problem(
+            "no live worker: queued jobs wait until a `universe-mcp worker` runs",
+            "queued jobs are waiting: no job processing is running",
+        )
     if workers is not None and workers.dead:
-        problems.append(f"{workers.dead} worker(s) stopped sending heartbeats (their messages are requeued)")
+        problem(
+            f"{workers.dead} worker(s) stopped sending heartbeats (their messages are requeued)",
+            "some job processing was interrupted; the work is being picked up again",
+        )
     for p in provider_list:
         if p.state in ("circuit_open", "misconfigured", "degraded", "rate_limited"):
-            problems.append(f"provider {p.provider} is {p.state.replace('_', ' ')}")
+            text = f"provider {p.provider} is {p.state.replace('_', ' ')}"
+            problem(text, text)
     status: Literal["ok", "degraded", "down"] = "down" if not store.ok else ("degraded" if problems else "ok")
     mode = "distributed" if jobs["broker"].get("mode") == "distributed" else "embedded"
-    return ServiceHealth(
+    report = ServiceHealth(
         status=status,
         mode=mode,
         store=store,
@@ -152,4 +205,26 @@ async def service_health(
         queues=jobs.get("queues"),
         providers=provider_list,
         problems=problems,
+    )
+    report._tenant_problems = tenant_problems
+    return report
+
+
+def tenant_view(report: ServiceHealth, own_jobs: list[OwnJob]) -> ServiceHealth:
+    """The report as any tenant may see it: no store, cache, broker, worker or queue detail (host names, pids,
+    queue depths, namespaces), providers by state with at most the reason they are off, and the caller's jobs."""
+    return ServiceHealth(
+        status=report.status,
+        mode=report.mode,
+        view="tenant",
+        providers=[
+            ProviderHealth(
+                provider=p.provider,
+                state=p.state,
+                detail={"reason": p.detail["reason"]} if "reason" in p.detail else {},
+            )
+            for p in report.providers
+        ],
+        problems=list(report._tenant_problems),
+        your_jobs=own_jobs,
     )

@@ -2,7 +2,8 @@
 
 A token is ``umcp_`` + 32 random bytes (urlsafe base64). Only its SHA-256 is stored; it is printed once at creation.
 Scopes: ``read`` (read tools), ``write`` (tools that change universes or jobs), ``validate`` (tools that ask
-market-data providers).
+market-data providers) and ``admin`` (infrastructure detail in get_service_health: worker hosts, pids, queue
+depths). A token gets the first three unless told otherwise; ``admin`` is only ever given on purpose.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from storage.repositories import tokens as repo
 from storage.repositories.users import get_or_create_user
 
 __all__ = [
+    "ADMIN_SCOPE",
+    "KNOWN_SCOPES",
     "IssuedToken",
     "TokenInfo",
     "hash_token",
@@ -35,6 +38,8 @@ __all__ = [
 ]
 
 PREFIX = "umcp_"
+ADMIN_SCOPE = "admin"
+KNOWN_SCOPES = ALL_SCOPES | {ADMIN_SCOPE}
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -52,9 +57,9 @@ def parse_duration(text: str) -> timedelta:
 
 def parse_scopes(scopes: list[str] | None) -> list[str]:
     chosen = sorted(set(scopes or ALL_SCOPES))
-    unknown = set(chosen) - ALL_SCOPES
+    unknown = set(chosen) - KNOWN_SCOPES
     if unknown:
-        raise InvalidArgument(f"unknown scope(s) {sorted(unknown)}; choose from {sorted(ALL_SCOPES)}.")
+        raise InvalidArgument(f"unknown scope(s) {sorted(unknown)}; choose from {sorted(KNOWN_SCOPES)}.")
     return chosen
 
 

@@ -178,7 +178,8 @@ TOOLSET = Toolset(
     tools=[
         ToolSpec(validate_symbols, "Validate symbols", VALIDATE, scope="validate"),
         ToolSpec(search_assets, "Search assets", READ),
-        ToolSpec(get_asset, "Get asset", VALIDATE),
+        # get_asset validates unknown tickers on the spot: it may spend provider quotas, so it is validate class.
+        ToolSpec(get_asset, "Get asset", VALIDATE, scope="validate"),
         ToolSpec(list_sectors, "List sectors", READ),
     ],
 )

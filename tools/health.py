@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 from server.context import Deps
-from services.health import ServiceHealth, service_health
+from services.health import OwnJob, ServiceHealth, service_health, tenant_view
+from services.tokens import ADMIN_SCOPE
+from storage.repositories.health import owner_unfinished_jobs
 from tools._results import Envelope, NextAction, ok
 from tools._toolset import READ, Toolset, ToolSpec
 
 __all__ = ["TOOLSET"]
 
+OWN_JOBS_SHOWN = 20
+
 
 async def get_service_health(deps: Deps) -> Envelope[ServiceHealth]:
-    """Report the health of the service: the store, the cache, the job broker, workers and queues, and providers.
+    """Report the health of the service: ok | degraded | down, what is impaired in words, the market-data
+    providers' states, and your own unfinished bulk validation jobs.
 
-    Use it when tools fail or jobs do not progress. Returns status ok | degraded | down with the problems in words;
-    the store (reachable, latency); the cache (Redis or in-process, breaker state); the broker (embedded in-process
-    queue or Redis); workers (live and dead worker processes, threads, busy threads); queue depths (ready, delayed
-    for a retry, in progress); and each market-data provider: up, degraded, rate_limited, circuit_open,
-    misconfigured, not_configured (e.g. no Alpha Vantage key) or disabled (offline mode).
+    Use it when tools fail or jobs do not progress. Providers are up, degraded, rate_limited, circuit_open,
+    misconfigured, not_configured (e.g. no Alpha Vantage key) or disabled (offline mode). With the admin scope
+    (operators) it also reports the store (reachable, latency), the cache (Redis or in-process, breaker state), the
+    job broker, workers (live and dead processes, threads, busy threads) and queue depths (ready, delayed for a
+    retry, in progress).
     """
     state = deps.state
     report = await service_health(
@@ -27,17 +32,45 @@ async def get_service_health(deps: Deps) -> Envelope[ServiceHealth]:
         providers=state.providers,
         settings=state.settings,
     )
-    actions = []
-    if report.workers is not None and report.queues and any(q.get("ready") for q in report.queues.values()):
+    own_jobs: list[OwnJob] = []
+    if report.store is not None and report.store.ok:
+        async with deps.unit_of_work() as session:
+            rows = await owner_unfinished_jobs(session, deps.caller.owner_id, limit=OWN_JOBS_SHOWN)
+        own_jobs = [
+            OwnJob(
+                job_id=str(j.id),
+                status=j.status,  # type: ignore[arg-type]
+                universe_id=str(j.universe_id) if j.universe_id else None,
+                total=j.total,
+                processed=j.processed,
+                created_at=j.created_at,
+            )
+            for j in rows
+        ]
+    operator = ADMIN_SCOPE in deps.caller.scopes
+    if operator:
+        report.your_jobs = own_jobs
+    else:
+        report = tenant_view(report, own_jobs)
+    actions = [
+        NextAction(tool="get_job_status", arguments={"job_id": j.job_id}, reason="follow your unfinished job")
+        for j in own_jobs[:1]
+    ]
+    if (
+        operator
+        and report.workers is not None
+        and report.queues
+        and any(q.get("ready") for q in report.queues.values())
+    ):
         actions.append(
             NextAction(tool="get_service_health", arguments={}, reason="check again whether the queue drains")
         )
     message = f"Service {report.status}" + (": " + "; ".join(report.problems) + "." if report.problems else ".")
-    return ok(report, message, next_actions=actions, status=report.status, mode=report.mode)
+    return ok(report, message, next_actions=actions, status=report.status, mode=report.mode, view=report.view)
 
 
 TOOLSET = Toolset(
     id="health",
-    description="Health of the store, cache, job broker, workers, queues and market-data providers.",
+    description="Health of the service and the market-data providers; infrastructure detail for operators.",
     tools=[ToolSpec(get_service_health, "Service health", READ)],
 )

@@ -33,12 +33,12 @@ def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def http_server(data_dir: Path, **extra: str) -> Iterator[str]:
-    """`universe-mcp serve` on a free port; yields the MCP URL once /healthz answers."""
+def http_server(data_dir: Path, *, host: str = "127.0.0.1", **extra: str) -> Iterator[str]:
+    """`universe-mcp serve` on a free port of ``host``; yields the MCP URL once /healthz answers."""
     port = free_port()
     log = (data_dir.parent / f"server-{port}.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--port", str(port)],
+        [sys.executable, "-m", "server", "serve", "--host", host, "--port", str(port)],
         cwd=ROOT,
         env=server_env(data_dir, **extra),
         stdout=log,
@@ -50,14 +50,14 @@ def http_server(data_dir: Path, **extra: str) -> Iterator[str]:
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited with {proc.returncode}: {Path(log.name).read_text()[-2000:]}")
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
+                if httpx.get(f"http://{host}:{port}/healthz", timeout=0.5).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not start in 30 s")
             time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield f"http://{host}:{port}/mcp"
     finally:
         proc.terminate()
         try:

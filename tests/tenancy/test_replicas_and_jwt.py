@@ -123,3 +123,29 @@ async def test_jwt_tokens_from_an_identity_provider(jwks_server, tmp_path):
             assert response.status_code == 401
         metadata = httpx.get(url.replace("/mcp", "/.well-known/oauth-protected-resource/mcp"), timeout=5)
         assert metadata.status_code == 200 and "https://idp.test" in json.dumps(metadata.json())
+
+
+async def test_jwt_subjects_sharing_their_first_64_characters_are_two_tenants(jwks_server, tmp_path):
+    key, jwks_url = jwks_server
+    env = {
+        "UNIVERSE_MCP_AUTH": "jwt",
+        "UNIVERSE_MCP_JWT_ISSUER": "https://idp.test",
+        "UNIVERSE_MCP_JWT_AUDIENCE": "universe-mcp",
+        "UNIVERSE_MCP_JWT_JWKS_URL": jwks_url,
+    }
+    # Identity providers issue long subjects (e.g. "tenant|connection|user" or URLs); these differ at character 65.
+    shared = "https://login.example.com/tenants/7f3c9a2e-0b1d-4c55-9e8f-2a6b1c0d9e7f/users/"
+    assert len(shared) >= 64
+    first, second = shared + "alice", shared + "bob"
+    scopes = "universe:read universe:write"
+    with http_server(tmp_path / "data", **env) as url:
+        async with connect(url, sign(key, sub=first, scope=scopes)) as alice:
+            created = envelope(await alice.call_tool("create_universe", {"name": "Alice only"}))
+            assert created["success"], created
+        async with connect(url, sign(key, sub=second, scope=scopes)) as bob:
+            assert envelope(await bob.call_tool("list_universes", {}))["data"]["universes"] == []
+            uid = created["data"]["universe"]["id"]
+            assert envelope(await bob.call_tool("get_universe", {"universe_id": uid}))["error"]["code"] == "not_found"
+        async with connect(url, sign(key, sub=first, scope=scopes)) as alice_again:
+            listed = envelope(await alice_again.call_tool("list_universes", {}))["data"]["universes"]
+            assert [u["name"] for u in listed] == ["Alice only"]  # the same long subject is the same owner

@@ -38,5 +38,12 @@ def test_token_lifecycle_from_the_command_line(tmp_path):
     again = cli(tmp_path, "revoke", token[:12])
     assert again.returncode == 2 and "No active token" in again.stderr
 
-    bad = cli(tmp_path, "create", "--user", "bob", "--scopes", "admin")
-    assert bad.returncode == 2 and "unknown scope" in bad.stderr
+    bad = cli(tmp_path, "create", "--user", "bob", "--scopes", "root")
+    assert bad.returncode == 2 and "unknown scope" in bad.stderr and "admin" in bad.stderr
+
+    # The admin scope (infrastructure detail in get_service_health) is given only when asked for.
+    default = cli(tmp_path, "create", "--user", "carol")
+    operator = cli(tmp_path, "create", "--user", "ops", "--scopes", "read,admin")
+    assert default.returncode == 0 and operator.returncode == 0, operator.stderr
+    assert "scopes read validate write;" in default.stderr
+    assert "scopes admin read;" in operator.stderr

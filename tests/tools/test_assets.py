@@ -186,7 +186,9 @@ async def test_symbols_no_provider_can_settle_are_added_as_pending(make_settings
 
 
 async def test_per_owner_rate_limit_trips_with_retry_after(make_settings, fake):
-    async with Client(build_server(make_settings(rate_limit_validate="2/minute"), providers=[fake])) as c:
+    # auth=none: per-owner limits apply to the local user only when local_rate_limits is on (issue 10 item 19).
+    settings = make_settings(rate_limit_validate="2/minute", local_rate_limits=True)
+    async with Client(build_server(settings, providers=[fake])) as c:
         call = Call(c)
         await call.ok("validate_symbols", symbols=["NVDA"])
         await call.ok("validate_symbols", symbols=["NVDA"])

@@ -1,0 +1,25 @@
+"""JWT subjects map to owner names one to one (issue 10 item 5): owner names hold 64 characters, subjects more."""
+
+from __future__ import annotations
+
+from server.auth import subject_user_name
+
+
+def test_short_subjects_keep_their_names():
+    assert subject_user_name("user-1") == "user-1"
+    assert subject_user_name("x" * 64) == "x" * 64
+
+
+def test_long_subjects_become_distinct_digests_that_fit():
+    prefix = "p" * 64
+    a, b = subject_user_name(prefix + "a"), subject_user_name(prefix + "b")
+    assert a != b and len(a) <= 64 and len(b) <= 64
+    assert a == subject_user_name(prefix + "a")  # stable: the same subject is the same owner on every request
+    assert prefix not in a
+
+
+def test_a_subject_that_looks_like_a_digest_cannot_impersonate_one():
+    long_subject = "q" * 100
+    digest_name = subject_user_name(long_subject)
+    # A short subject spelled exactly like that digest is itself digested, so it names another owner.
+    assert subject_user_name(digest_name) != digest_name
