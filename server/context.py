@@ -107,11 +107,17 @@ class AdmittedValidator:
         self.inner, self.state, self.caller = inner, state, caller
         self._admitted = False
 
-    async def check_many(self, session, symbols: Sequence[str]) -> dict[str, SymbolCheck]:  # noqa: ANN001
+    async def check_many(
+        self,
+        session,  # noqa: ANN001
+        symbols: Sequence[str],
+        *,
+        owner_id: uuid.UUID | None = None,
+    ) -> dict[str, SymbolCheck]:
         if symbols and not self._admitted:
             await admit(self.state, VALIDATING, ("validate",), self.caller)
             self._admitted = True
-        return await self.inner.check_many(session, symbols)
+        return await self.inner.check_many(session, symbols, owner_id=owner_id)
 
 
 async def tool_deps(ctx: Context) -> ToolDeps:
