@@ -255,12 +255,17 @@ def _pick(candidates: list[_Chain], row: ListingRow, when: date) -> _Chain | Non
     if not candidates:
         return None
 
-    def score(chain: _Chain) -> tuple[int, int, int, int]:
+    otc_row = row.exchange not in LISTED_EXCHANGES and row.exchange is not None or (row.cik and not row.exchange)
+
+    def score(chain: _Chain) -> tuple[int, int, int, int, int]:
+        # An OTC quote of a ticker goes with the OTC chain, an exchange listing with the directory's chain (a
+        # company moving between them keeps its ticker: ACFN was quoted OTC, then listed on Nasdaq).
+        venue = int((chain.coverage == "otc") == bool(otc_row))
         covers = int(chain.first_obs <= when <= chain.last_obs)
         cik = int(row.cik is not None and row.cik in chain.ciks)
         similar = int(names_similar(chain.name, row.name))
         distance = min(abs((o.when - when).days) for o in chain.obs)
-        return (cik, covers, similar, -distance)
+        return (venue, cik, covers, similar, -distance)
 
     return max(candidates, key=score)
 
@@ -367,6 +372,23 @@ def _link_by_cik(chains: list[_Chain]) -> None:
             _link(old, best, exact=False)
 
 
+def _link_uplistings(chains: list[_Chain]) -> None:
+    """An OTC-quoted ticker that shows up in a later directory copy was uplisted (BCHT: OTC, then NYSE American):
+    one security, the OTC chain ending where the exchange listing begins."""
+    listed_by_symbol: dict[str, list[_Chain]] = defaultdict(list)
+    for chain in chains:
+        if chain.coverage == "listed" and chain.prev is None:
+            listed_by_symbol[chain.symbol].append(chain)
+    for chain in chains:
+        if chain.coverage != "otc" or chain.next is not None or chain.next_absent is not None:
+            continue
+        later = [c for c in listed_by_symbol.get(chain.symbol, []) if c.first_obs > chain.first_obs and c.prev is None]
+        if later:
+            following = min(later, key=lambda c: c.first_obs)
+            chain.next_absent = following.first_obs
+            _link(chain, following, exact=False)
+
+
 def _normalised_name(name: str | None) -> str:
     return " ".join((name or "").lower().replace(",", " ").split())
 
@@ -441,10 +463,12 @@ def _spans(
         start, start_basis = spans[-1].valid_to, "corporate_actions"
     elif head.start_exact is not None:
         start, start_basis = head.start_exact, "corporate_actions"
+    elif head.prev_absent is not None:
+        # Appeared inside our window: the first copy showing it bounds the start. (Its listing date may be older —
+        # a security that traded under a ticker we have no record of.)
+        start, start_basis = head.first_obs, "snapshots"
     elif listed_on[0] is not None:
         start, start_basis = listed_on[0], listed_on[1] or "alpha_vantage"
-    elif head.prev_absent is not None:
-        start, start_basis = head.first_obs, "snapshots"  # appeared inside our window: the first copy showing it
     else:
         start, start_basis = None, "snapshots"
     start_exact = start_basis != "snapshots"
@@ -467,12 +491,21 @@ def _spans(
             spans.append(SymbolSpan(chain.symbol, start, delisted_on[0], basis, basis != "snapshots", after))
         else:
             spans.append(SymbolSpan(chain.symbol, start, None, start_basis, start_exact))
-    if spans and spans[0].valid_from is None and listed_on[0] is not None:
+    if spans and spans[0].valid_from is None and listed_on[0] is not None and head.prev_absent is None:
         first = spans[0]
         spans[0] = SymbolSpan(
             first.symbol, listed_on[0], first.valid_to, first.source, first.exact, first.changed_after
         )
-    return spans
+    # A move between venues under one ticker (OTC -> Nasdaq) links two chains of the same symbol: one span.
+    merged: list[SymbolSpan] = []
+    for span in spans:
+        if merged and merged[-1].symbol == span.symbol:
+            previous = merged.pop()
+            span = SymbolSpan(
+                span.symbol, previous.valid_from, span.valid_to, span.source, span.exact, span.changed_after
+            )
+        merged.append(span)
+    return merged
 
 
 def _sector(
@@ -533,9 +566,20 @@ def _security(sequence: list[_Chain], inputs: MasterInputs, av: _AlphaVantage) -
     delisted_source: DateBasis | None = None
     delisted_after: date | None = None
     candidates = av.delisted.get(last.symbol, [])
-    matches = [row for row in candidates if names_similar(row.name, name)]
+    observed = sorted({o.when for o in last.obs if o.source == "nasdaq_trader"})
+
+    def covers(row: ListingRow) -> bool:
+        # One symbol, one holder at a time: an Alpha Vantage listing that spans a day a copy shows this chain is
+        # this chain, whatever its name (ETFs and SPACs rename without changing ticker).
+        start, end = row.listed_on or date.min, row.delisted_on or date.max
+        return any(start <= when < end for when in observed)
+
+    matches = [row for row in candidates if names_similar(row.name, name) or covers(row)]
     # This security's own Alpha Vantage rows (an interim record, or a delisting dated later than it really was) are
     # consumed here, so that they do not come back as a second, phantom security.
+    for row in matches:
+        if covers(row):
+            av.consumed.add(id(row))
     for chain in sequence:
         for row in av.delisted.get(chain.symbol, []):
             if (
@@ -604,11 +648,16 @@ def _security(sequence: list[_Chain], inputs: MasterInputs, av: _AlphaVantage) -
     )
 
 
-def _av_only(row: ListingRow, av: _AlphaVantage) -> Security:
-    """A delisting Alpha Vantage knows and no copy shows (before our first copy, usually). A placeholder date (the
-    day of the request) is kept as an upper bound, not as the date."""
-    delisted = row.delisted_on
+def _av_only(row: ListingRow, av: _AlphaVantage, removals: Mapping[str, list[CorporateAction]]) -> Security:
+    """A delisting Alpha Vantage knows and no copy shows (before our first copy, usually). A cited removal of the
+    symbol within a month of Alpha Vantage's date dates it instead (Cimarex: completed 2021-10-01, Alpha Vantage
+    2021-10-04); a placeholder date (the day of the request) is kept as an upper bound, not as the date."""
+    delisted: date | None = row.delisted_on
+    source: DateBasis = "alpha_vantage"
     exact = _real_av_date(row, av) is not None
+    for action in removals.get(row.symbol, ()):
+        if delisted is not None and abs((action.effective_date - delisted).days) <= 31:
+            delisted, source, exact = action.effective_date, "corporate_actions", True
     return Security(
         key="",
         symbol=row.symbol,
@@ -620,9 +669,9 @@ def _av_only(row: ListingRow, av: _AlphaVantage) -> Security:
         listed_on=row.listed_on,
         listed_on_source="alpha_vantage" if row.listed_on else None,
         delisted_on=delisted,
-        delisted_on_source="alpha_vantage",
+        delisted_on_source=source,
         last_seen=None,
-        symbols=(SymbolSpan(row.symbol, row.listed_on, delisted, "alpha_vantage", exact=exact),),
+        symbols=(SymbolSpan(row.symbol, row.listed_on, delisted, source, exact=exact),),
         sources=("alpha_vantage_listing_status",),
     )
 
@@ -726,9 +775,12 @@ def build_securities(inputs: MasterInputs) -> list[Security]:
     if not inputs.directories:
         raise ValueError("the security master needs at least one symbol directory copy")
     moves: dict[str, list[CorporateAction]] = defaultdict(list)
+    removals: dict[str, list[CorporateAction]] = defaultdict(list)
     for action in inputs.actions:
         if action.old_symbol:
             moves[action.old_symbol].append(action)
+            if action.kind == "removal":
+                removals[action.old_symbol].append(action)
     av = _alpha_vantage(inputs)
 
     chains = _directory_chains(inputs, moves, av.active)
@@ -736,6 +788,7 @@ def build_securities(inputs: MasterInputs) -> list[Security]:
     _attach(chains, inputs)
     _link_actions(chains, inputs.actions)
     _link_by_cik(chains)
+    _link_uplistings(chains)
     _link_by_name(chains)
 
     securities = [_security(_sequence(chain), inputs, av) for chain in chains if chain.prev is None]
@@ -749,7 +802,7 @@ def build_securities(inputs: MasterInputs) -> list[Security]:
                 continue
             if any(names_similar(row.name, name) for name in names_by_symbol.get(row.symbol, ())):
                 continue  # another record of a security the copies already describe (CSWI listed 2026-02-06?)
-            securities.append(_av_only(row, av))
+            securities.append(_av_only(row, av, removals))
     securities = _with_indices(securities, inputs.indices)
     us_symbols = {s.symbol for s in securities}
     securities += _foreign_and_indices(inputs.indices, us_symbols)

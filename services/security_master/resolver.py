@@ -195,7 +195,16 @@ class Resolver:
     def _at(self, query: str, symbol: str, entries: list[tuple[SymbolSpan, Security]], as_of: date) -> Resolution:
         holding = [e for e in entries if e[0].contains(as_of)]
         if holding:
-            span, security = max(holding, key=lambda e: (e[1].listed_at(as_of), self._preference(e)))
+            # Several holders on one day means sources disagree; the one listed then, with both ends of its span
+            # known, is the most specific claim.
+            span, security = max(
+                holding,
+                key=lambda e: (
+                    e[1].listed_at(as_of),
+                    e[0].valid_from is not None and e[0].valid_to is not None,
+                    self._preference(e),
+                ),
+            )
             former = tuple(s for _, s in entries if s is not security)
             if security.listed_at(as_of):
                 reason = f"{symbol} on {as_of.isoformat()}: {security.name}"
