@@ -24,7 +24,9 @@ from typing import Any, Literal
 
 import httpx
 
-from providers.alpha_vantage import classify_error_body
+# The market-data adapter's rules, shared: HTTP-200 error bodies, and the filter that redacts `apikey=` from httpx's
+# request log line (httpx logs every URL at INFO, and the key travels in the query string).
+from providers.alpha_vantage import _install_httpx_redaction, classify_error_body
 from providers.listings.asset_types import classify_asset_type
 from providers.listings.base import ListingRow, ListingSourceError, SourceBatch, SourceName
 from providers.listings.http import fetch_bytes, looks_like_html
@@ -139,6 +141,7 @@ class AlphaVantageListingSource:
         self._client = client
         self._url = url
         self._deadline_s = deadline_s
+        _install_httpx_redaction()
 
     def __repr__(self) -> str:  # never shows the key
         return f"AlphaVantageListingSource(url={self._url!r})"

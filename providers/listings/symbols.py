@@ -39,6 +39,15 @@ SpellingStyle = Literal["any", "act", "nasdaq", "screener", "sec", "alpha_vantag
 
 _ROOT = re.compile(r"^[A-Z0-9]{1,10}$")
 _SEPARATORS = re.compile(r"[.\-/ ]+")
+# Each source's own separator; `any` (people, unknown clients) accepts them all, and spaces.
+_STYLE_SEPARATORS = {
+    "act": re.compile(r"\."),
+    "nasdaq": re.compile(r"\."),
+    "screener": re.compile(r"/"),
+    "sec": re.compile(r"-"),
+    "alpha_vantage": re.compile(r"-"),
+    "yahoo": re.compile(r"-"),
+}
 _LETTER = re.compile(r"^[A-Z]$")
 _PREFERRED_TOKEN = re.compile(r"^(?:PR|P)([A-Z]?)$")
 _WARRANT_TOKEN = re.compile(r"^(?:WS|WT)([A-Z]?)$")
@@ -105,6 +114,8 @@ def _from_tokens(root: str, tokens: list[str], style: SpellingStyle, text: str) 
             return ParsedSymbol(root, "called")
         if match := _WARRANT_TOKEN.match(token):
             return ParsedSymbol(root, "warrant", match.group(1))
+        if style in ("sec", "yahoo") and len(token) == 2 and token[0] == "P":
+            return ParsedSymbol(root, "preferred", token[1])  # SEC/Yahoo: -P + series, so USB-PR is series R
         if match := _PREFERRED_TOKEN.match(token):
             return ParsedSymbol(root, "preferred", match.group(1))
         if _LETTER.match(token):
@@ -147,10 +158,13 @@ def parse_symbol(raw: str, style: SpellingStyle = "any") -> ParsedSymbol:
         return _other(text)
     if style == "alpha_vantage" and ":" in text:
         return _other(text)  # ACWV:BAT — a venue-tagged duplicate row; the merge ignores these
-    parts = [part for part in _SEPARATORS.split(text) if part]
+    separators = _STYLE_SEPARATORS.get(style, _SEPARATORS)
+    if style != "any" and _SEPARATORS.sub("", text) != separators.sub("", text):
+        return _other(text)  # a separator this source never uses (Alpha Vantage's odd "BC/PB", "NYCB- PR-U")
+    parts = [part for part in separators.split(text) if part]
     if not parts or not _ROOT.match(parts[0]):
         return _other(text)
-    if len(parts) == 1 and _SEPARATORS.search(text):
+    if len(parts) == 1 and separators.search(text):
         return _other(text)  # "BRK." or "-P": a separator with nothing after it
     return _from_tokens(parts[0], parts[1:], style, text)
 

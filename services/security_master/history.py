@@ -464,9 +464,13 @@ def _spans(
     elif head.start_exact is not None:
         start, start_basis = head.start_exact, "corporate_actions"
     elif head.prev_absent is not None:
-        # Appeared inside our window: the first copy showing it bounds the start. (Its listing date may be older —
-        # a security that traded under a ticker we have no record of.)
-        start, start_basis = head.first_obs, "snapshots"
+        # Appeared inside our window: its listing date when that falls inside the window too (the ProShares FB ETF,
+        # listed 2025-06-26), else the first copy showing it (an older listing date means it traded before under
+        # a ticker we have no record of).
+        if listed_on[0] is not None and head.prev_absent < listed_on[0] <= head.first_obs:
+            start, start_basis = listed_on[0], listed_on[1] or "alpha_vantage"
+        else:
+            start, start_basis = head.first_obs, "snapshots"
     elif listed_on[0] is not None:
         start, start_basis = listed_on[0], listed_on[1] or "alpha_vantage"
     else:
