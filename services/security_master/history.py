@@ -551,7 +551,6 @@ def _security(sequence: list[_Chain], inputs: MasterInputs, av: _AlphaVantage) -
     asset_type = last.asset_type
     cik = sec.row.cik if sec else None
     first_seen = min(o.when for o in every)
-    notes: list[str] = []
 
     # Listing date: a cited new listing, else Alpha Vantage's ipoDate when it does not contradict the copies.
     listed_on: date | None = None
@@ -648,7 +647,6 @@ def _security(sequence: list[_Chain], inputs: MasterInputs, av: _AlphaVantage) -
         ipo_year=screener.row.ipo_year if screener else None,
         symbols=tuple(spans),
         sources=tuple(sources),
-        notes=tuple(notes),
     )
 
 

@@ -13,7 +13,7 @@ then the change happened after ``changed_after`` (the last snapshot that still s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
@@ -70,7 +70,6 @@ class Security:
     symbols: tuple[SymbolSpan, ...] = ()
     sources: tuple[str, ...] = ()
     region: Literal["us", "foreign", "index"] = "us"
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def is_listed(self) -> bool:

@@ -54,7 +54,7 @@ FORMAT = "universe-mcp/us-listings"
 SCHEMA_VERSION = 1
 SNAPSHOT_FILE = "us_listings.jsonl.gz"
 _DATE_FIELDS = {"listed_on", "delisted_on", "delisted_after", "last_seen", "market_cap_as_of"}
-_TUPLE_FIELDS = {"indices", "sources", "notes"}
+_TUPLE_FIELDS = {"indices", "sources"}
 _SECURITY_FIELDS = {f.name: f for f in fields(Security)}
 _REQUIRED = ("key", "symbol", "name", "asset_type", "listing_status", "symbols")
 
