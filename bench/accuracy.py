@@ -95,8 +95,8 @@ class _Facts:
     everything: set[str] = field(default_factory=set)  # every symbol any source spells, canonical and raw
 
     @classmethod
-    def read(cls, from_dir: Path) -> _Facts:
-        recorded = read_recorded(from_dir)
+    def read(cls, from_dir: Path, recorded: RecordedListings | None = None) -> _Facts:
+        recorded = recorded if recorded is not None else read_recorded(from_dir)
         facts = cls(recorded)
         facts.directory = [{r.symbol: r for r in b.rows} for b in recorded.directories]
         facts.screener = [{r.symbol: r for r in b.rows} for b in recorded.screeners]
@@ -339,9 +339,10 @@ def _sectors() -> list[dict[str, Any]]:
     return [_case("sector", s, {"sector": sector}, "issue 12 pin") for s, sector in SECTOR_PINS.items()]
 
 
-def build_cases(from_dir: Path) -> list[dict[str, Any]]:
-    """The labelled cases, deterministic for the same recorded files (and the same pytickersymbols)."""
-    facts = _Facts.read(Path(from_dir))
+def build_cases(from_dir: Path, recorded: RecordedListings | None = None) -> list[dict[str, Any]]:
+    """The labelled cases, deterministic for the same recorded files (and the same pytickersymbols). ``recorded``
+    may pass the files of ``from_dir`` already parsed."""
+    facts = _Facts.read(Path(from_dir), recorded)
     actions_file = Path(from_dir) / "changes" / "symbol_changes.csv"
     actions = parse_corporate_actions(actions_file.read_bytes())
     cases = [

@@ -48,6 +48,7 @@ __all__ = [
     "load_shipped_snapshot",
     "load_snapshot",
     "shipped_snapshot_path",
+    "snapshot_header",
 ]
 
 FORMAT = "universe-mcp/us-listings"
@@ -149,13 +150,10 @@ def _source_summary(inputs: MasterInputs) -> list[dict[str, Any]]:
     return [{"source": b.source, "as_of": b.as_of.isoformat(), "rows": len(b.rows)} for b in batches]
 
 
-def build_snapshot(from_dir: Path) -> bytes:
-    """Build the snapshot from a directory of recorded source copies (see ``providers.listings.recorded``)."""
-    recorded = read_recorded(Path(from_dir))
-    inputs = _inputs(recorded)
-    securities = build_securities(inputs)
+def snapshot_header(recorded: RecordedListings, inputs: MasterInputs) -> dict[str, Any]:
+    """The header fields that describe where a snapshot's data came from."""
     dated = [*inputs.directories, *inputs.screeners, *inputs.sec, *inputs.alpha_vantage]
-    header = {
+    return {
         "as_of": max(b.as_of for b in dated).isoformat(),
         "sources": _source_summary(inputs),
         "inputs": [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in recorded.files],
@@ -163,7 +161,13 @@ def build_snapshot(from_dir: Path) -> bytes:
         "sector_overrides": len(inputs.sector_overrides),
         "pytickersymbols": _pytickersymbols_version(),
     }
-    return encode_snapshot(securities, header)
+
+
+def build_snapshot(from_dir: Path) -> bytes:
+    """Build the snapshot from a directory of recorded source copies (see ``providers.listings.recorded``)."""
+    recorded = read_recorded(Path(from_dir))
+    inputs = _inputs(recorded)
+    return encode_snapshot(build_securities(inputs), snapshot_header(recorded, inputs))
 
 
 # --- decoding --------------------------------------------------------------------------------------------------------

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import date
 
 from bench.accuracy import CASES_PATH, TARGET, build_cases, judge, load_cases, score
+from providers.listings.recorded import RecordedListings
 from services.security_master.resolver import Resolution, Resolver
 from tests.providers.listings.conftest import RECORDED
 
 
-def test_cases_are_built_deterministically_from_the_recorded_files() -> None:
-    assert build_cases(RECORDED) == load_cases(CASES_PATH)
+def test_cases_are_built_deterministically_from_the_recorded_files(recorded_listings: RecordedListings) -> None:
+    assert build_cases(RECORDED, recorded_listings) == load_cases(CASES_PATH)
 
 
 def test_every_category_of_the_issue_is_present() -> None:

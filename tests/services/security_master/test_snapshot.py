@@ -10,23 +10,27 @@ from pathlib import Path
 
 import pytest
 
+from providers.listings.recorded import RecordedListings
 from services.security_master.model import Security
 from services.security_master.snapshot import (
     SCHEMA_VERSION,
     Snapshot,
     SnapshotError,
-    build_snapshot,
     decode_snapshot,
     encode_snapshot,
     load_snapshot,
     shipped_snapshot_path,
+    snapshot_header,
 )
-from tests.providers.listings.conftest import RECORDED
+from tests.services.security_master.conftest import inputs_of
 
 
-def test_building_from_the_recorded_files_reproduces_the_shipped_file_byte_for_byte() -> None:
-    """Determinism across processes and time, and a committed snapshot that matches its inputs."""
-    built = build_snapshot(RECORDED)
+def test_building_from_the_recorded_files_reproduces_the_shipped_file_byte_for_byte(
+    recorded_listings: RecordedListings, securities: list[Security]
+) -> None:
+    """Determinism across processes and time (the committed file was built in another process, earlier), and a
+    committed snapshot that matches its inputs. ``securities`` is this session's build from the recorded files."""
+    built = encode_snapshot(securities, snapshot_header(recorded_listings, inputs_of(recorded_listings)))
     assert built == shipped_snapshot_path().read_bytes(), (
         "rebuild: python -m services.security_master.build --from tests/providers/listings/recorded"
     )
