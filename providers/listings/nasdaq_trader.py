@@ -13,7 +13,7 @@ names), every row must have the header's field count, flags must be Y/N. CRLF an
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 import httpx
 
@@ -111,8 +111,8 @@ def _footer_time(line: str, pipes_expected: int, what: str) -> datetime:
             SOURCE, f"{what} footer has {len(pipes)} field separators, expected {pipes_expected} (format changed?)"
         )
     try:
-        # No time zone is stated; the stamps follow US Eastern business hours. Kept naive-as-UTC for ordering only.
-        return datetime(int(year), int(month), int(day), int(hour), int(minute), tzinfo=UTC)
+        # No time zone is stated (the stamps look like US Eastern business hours): kept naive, as given.
+        return datetime(int(year), int(month), int(day), int(hour), int(minute))
     except ValueError:
         raise ListingSourceError(SOURCE, f"{what} footer has an impossible date ({line[19:32]!r})") from None
 
