@@ -346,6 +346,12 @@ class Settings(BaseSettings):
     fake_provider_retry_after_s: float = Field(
         1.0, ge=0, le=3600, description="With provider=fake: the retry-after of a simulated rate limit."
     )
+    sec_user_agent: str | None = Field(
+        None,
+        description="User-Agent sent to SEC EDGAR when syncing listings (company_tickers_exchange.json); the SEC "
+        "asks for a company name and a contact e-mail, e.g. 'Example Corp ops@example.com'. Unset: the SEC source "
+        "is not fetched.",
+    )
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod
