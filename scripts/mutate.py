@@ -102,8 +102,9 @@ def function_of(mutant: str) -> str:
     return last.removeprefix("x_")
 
 
-def mutated_lines(diff: str) -> list[str]:
-    return [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+def changed_lines(diff: str, sign: str) -> list[str]:
+    """The lines a mutant's diff adds (``sign`` "+") or removes ("-"), stripped."""
+    return [line[1:].strip() for line in diff.splitlines() if line[:1] == sign and line[:3] != sign * 3]
 
 
 def _mutmut_section(target: Target) -> str:
@@ -164,9 +165,13 @@ def _status(code: int | None) -> str:
 
 
 def _equivalent_reason(target: Target, function: str, diff: str) -> str | None:
-    changed = mutated_lines(diff)
+    """The reason given for this mutant in the targets file. An entry's ``line`` is the mutated line as the mutant
+    has it, or, starting with "-", the original line: then every mutant of that line matches (deletions too)."""
+    added, removed = changed_lines(diff, "+"), changed_lines(diff, "-")
     for entry in target.equivalent:
-        if entry["function"] == function and entry["line"].strip() in changed:
+        line = entry["line"].strip()
+        wanted, lines = (line[1:].strip(), removed) if line.startswith("-") else (line, added)
+        if entry["function"] == function and wanted in lines:
             return entry["reason"]
     return None
 
@@ -253,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the targets and their tests, run nothing")
     args = parser.parse_args(argv)
 
+    args.out = args.out.resolve()
     targets = load_targets(args.targets)
     chosen = [m.strip() for value in args.module for m in value.split(",") if m.strip()] or list(targets)
     unknown = [m for m in chosen if m not in targets]

@@ -112,6 +112,19 @@ async def test_the_window_moves(clock):
     assert raised.value.retry_after_s == pytest.approx(29.9)
 
 
+def test_limits_are_checked_shortest_window_first_whatever_their_amounts():
+    limiter = OwnerRateLimiter({"read": "3/minute;5/second", "write": "1/hour;100/day;10/minute"})
+    assert [str(i) for i in limiter.items["read"]] == ["5 per 1 second", "3 per 1 minute"]
+    assert [str(i) for i in limiter.items["write"]] == ["10 per 1 minute", "1 per 1 hour", "100 per 1 day"]
+
+
+async def test_a_memory_only_limiter_never_reports_a_storage_failure(clock, caplog):
+    limiter = OwnerRateLimiter({"read": "2/minute"})
+    with caplog.at_level(logging.WARNING, logger="services.ratelimit"):
+        await spend(limiter, owner(), "read", 2)
+    assert caplog.records == [] and limiter._fallback_until == 0.0
+
+
 async def test_several_limits_the_shortest_window_refuses_first_without_spending_the_longer(clock):
     limiter = OwnerRateLimiter({"read": "5/minute;2/second"})
     alice = owner()
@@ -154,6 +167,20 @@ def test_idle_keys_are_swept_busy_ones_kept(clock):
     assert windows._since_sweep == 0
 
 
+def test_a_call_exactly_one_window_old_still_counts_and_is_not_swept(clock):
+    from limits import parse
+
+    windows = _LocalWindows(sweep_every=2)
+    item = parse("1/second")
+    assert windows.hit(item, "a", "read") is None
+    clock.advance(1.0)  # the call is now exactly one window old: still inside it
+    assert windows.hit(item, "b", "read") is None  # second hit: sweeps, but must keep "a"
+    assert (id(item), "a", "read") in windows._hits
+    assert windows.hit(item, "a", "read") == pytest.approx(0.0)  # refused, for no time at all
+    clock.advance(0.001)
+    assert windows.hit(item, "a", "read") is None
+
+
 def test_local_windows_count_exactly_the_amount(clock):
     from limits import parse
 
@@ -184,6 +211,105 @@ async def test_two_replicas_share_each_owners_budget_and_keep_owners_apart(redis
     assert replica_a._fallback_until == replica_b._fallback_until == 0.0  # Redis answered every time
 
 
+async def test_in_redis_each_class_has_its_own_budget(redis_url):
+    limiter = OwnerRateLimiter({"read": "2/minute", "write": "2/minute"}, redis_url=redis_url)
+    alice = owner()
+    await spend(limiter, alice, "read", 2)
+    await spend(limiter, alice, "write", 2)  # the reads spent nothing of the write budget
+    with pytest.raises(RateLimited) as raised:
+        await limiter.hit(alice, "write")
+    assert raised.value.details["tool_class"] == "write"
+    assert raised.value.details["limit"] == "2 per 1 minute"
+
+
+async def test_in_redis_the_wait_is_until_the_oldest_call_leaves_the_window(redis_url):
+    import anyio
+
+    limiter = OwnerRateLimiter({"read": "2/10 seconds"}, redis_url=redis_url)
+    alice = owner()
+    await limiter.hit(alice, "read")
+    await anyio.sleep(1.0)
+    await limiter.hit(alice, "read")
+    with pytest.raises(RateLimited) as raised:
+        await limiter.hit(alice, "read")
+    # The first call is at least 1 s old, so it leaves the 10 s window in at most 9 s (not a fresh 10 s).
+    assert 0.05 <= raised.value.retry_after_s <= 9.05
+
+
+class FailingStorage:
+    """Stands in for the Redis-backed limiter: counts the calls that reach it and fails each one."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def hit(self, *args):
+        self.calls += 1
+        raise ConnectionError("redis is down")
+
+
+async def test_after_a_storage_failure_memory_is_used_for_fallback_s_then_redis_is_tried_again(clock, caplog):
+    limiter = OwnerRateLimiter({"read": "100/minute"}, redis_url="redis://127.0.0.1:1/0")
+    storage = FailingStorage()
+    limiter._shared = storage
+    assert limiter.fallback_s == 30.0  # the documented default
+    failed_at = clock.now
+    with caplog.at_level(logging.WARNING, logger="services.ratelimit"):
+        await limiter.hit(owner(), "read")
+    assert storage.calls == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "rate-limit storage failed (ConnectionError); using in-process limits"
+    ]
+    clock.now = failed_at + 29.999
+    await limiter.hit(owner(), "read")
+    assert storage.calls == 1  # still within fallback_s: Redis is not asked
+    clock.now = failed_at + 30.0  # exactly fallback_s later: Redis is asked again
+    await limiter.hit(owner(), "read")
+    assert storage.calls == 2
+
+
+@pytest.fixture
+def hung_redis():
+    """A TCP server that accepts connections and never answers: a Redis that hangs."""
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(0.1)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+async def test_a_hung_redis_is_given_up_on_and_the_call_answered_from_memory(hung_redis, caplog):
+    import anyio
+
+    limiter = OwnerRateLimiter({"read": "1/minute"}, redis_url=hung_redis)
+    alice = owner()
+    with anyio.fail_after(20):  # the limiter's own socket timeouts must end the wait long before this
+        await limiter.hit(alice, "read")
+    assert limiter._fallback_until > 0
+    with pytest.raises(RateLimited):
+        await limiter.hit(alice, "read")
+
+
 async def test_redis_down_falls_back_to_per_process_limits_per_owner(caplog):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -192,7 +318,9 @@ async def test_redis_down_falls_back_to_per_process_limits_per_owner(caplog):
     alice, bob = owner(), owner()
     with caplog.at_level(logging.WARNING, logger="services.ratelimit"):
         await limiter.hit(alice, "read")  # Redis refused: answered from memory, not an error
-    assert "rate-limit storage failed" in caplog.text and "127.0.0.1" not in caplog.text
+    assert [r.getMessage() for r in caplog.records] == [
+        "rate-limit storage failed (StorageError); using in-process limits"  # the type only: never the URL
+    ]
     assert limiter._fallback_until > 0
     await limiter.hit(alice, "read")
     with pytest.raises(RateLimited):

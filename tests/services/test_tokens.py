@@ -186,6 +186,15 @@ async def test_expired_and_revoked_tokens_are_refused(state):
     assert await verify(state, revoked) is None
 
 
+async def test_a_token_is_dead_at_exactly_its_expiry_time(state, monkeypatch):
+    token = await issue(state, expires_in=timedelta(hours=1))
+    expires_at = (await verify(state, token)).expires_at
+    monkeypatch.setattr(token_service, "utcnow", lambda: expires_at - timedelta(microseconds=1))
+    assert await verify(state, token) is not None
+    monkeypatch.setattr(token_service, "utcnow", lambda: expires_at)
+    assert await verify(state, token) is None
+
+
 async def test_a_token_expiring_later_still_works(state):
     token = await issue(state, expires_in=timedelta(seconds=30))
     assert await verify(state, token) is not None
@@ -201,7 +210,8 @@ async def test_revoke_by_id_or_prefix_touches_only_active_matching_tokens(state)
         assert await revoke_token(session, by_prefix[:12]) == 1
         with pytest.raises(NotFound) as again:
             await revoke_token(session, by_prefix[:12])  # already revoked: no active token matches
-        assert "token list" in again.value.hint
+        assert again.value.message == f"No active token matches {by_prefix[:12]!r}."
+        assert again.value.hint == "`universe-mcp token list` shows ids and prefixes."
         with pytest.raises(NotFound):
             await revoke_token(session, str(uuid.uuid4()))
         with pytest.raises(NotFound):
@@ -211,8 +221,11 @@ async def test_revoke_by_id_or_prefix_touches_only_active_matching_tokens(state)
 
 
 async def test_list_tokens_shows_prefixes_and_revocations_never_the_token(state):
-    alice = await issue(state, "alice", ["read"])
+    alice = await issue(state, "alice", ["read"], expires_in=timedelta(days=3))
     bob = await issue(state, "bob")
+    verifier = StoreTokenVerifier(state.settings)
+    verifier.bind(state)
+    await verifier.verify_token(alice)  # records last_used_at
     async with state.unit_of_work() as session:
         await revoke_token(session, bob[:12])
         everyone = await list_tokens(session)
@@ -222,6 +235,12 @@ async def test_list_tokens_shows_prefixes_and_revocations_never_the_token(state)
     assert set(by_user) == {"alice", "bob"}
     assert by_user["bob"].revoked_at is not None and by_user["alice"].revoked_at is None
     assert by_user["alice"].created_at is not None
+    # Every field as verification reports it (list and verify read the same rows).
+    verified = await verify(state, alice)
+    listed = only_alice[0]
+    assert (listed.id, listed.user_id, listed.expires_at) == (verified.id, verified.user_id, verified.expires_at)
+    assert listed.expires_at is not None and listed.last_used_at is not None
+    assert by_user["bob"].last_used_at is None
     assert all(alice not in repr(t) and bob not in repr(t) for t in everyone)
 
 
@@ -258,8 +277,9 @@ def test_parse_scopes():
 @pytest.mark.parametrize("user", ["", "a" * 65, "al ice", "alice;drop", "ålice", "a/b"])
 async def test_issue_refuses_bad_user_names_and_creates_nothing(state, user):
     async with state.unit_of_work() as session:
-        with pytest.raises(InvalidArgument, match="user names are 1-64"):
+        with pytest.raises(InvalidArgument) as raised:
             await issue_token(session, user)
+        assert raised.value.message == "user names are 1-64 letters, digits, '_', '.', '@' or '-'."
         assert await list_tokens(session) == []
 
 
