@@ -7,7 +7,9 @@ only the tests listed for it. mutmut then runs, for each mutant, just the tests 
 
 The report (build/mutation/report.md and report.json) gives per module: mutants, killed, survived, timeouts,
 mutants no selected test reached, mutants explained as equivalent (listed with the reason in the targets file),
-the score = killed / (mutants - equivalent), and the diff of every mutant that was not killed.
+the score = killed / (mutants - equivalent), and the diff of every mutant that was not killed. Survivors listed
+under ``explained`` (not equivalent, but not observable by an honest test here, e.g. a tuning constant whose only
+effect is speed) are shown with their explanation and still count against the score.
 
     python scripts/mutate.py                                  # every target
     python scripts/mutate.py --module services/tokens.py     # one (repeat --module, or comma-separate)
@@ -45,7 +47,8 @@ class Target:
     module: str  # a path such as services/tokens.py
     tests: list[str]
     functions: list[str] = field(default_factory=list)  # only these functions' mutants (globs); all when empty
-    equivalent: list[dict[str, str]] = field(default_factory=list)  # {function, line, reason}
+    equivalent: list[dict[str, str]] = field(default_factory=list)  # {function, line, reason}: left out of the score
+    explained: list[dict[str, str]] = field(default_factory=list)  # {function, line, reason}: survivors, with why
 
     @property
     def dotted(self) -> str:
@@ -66,6 +69,7 @@ class Survivor:
     status: str
     diff: str
     equivalent_because: str | None = None
+    explanation: str | None = None  # a survivor that is not equivalent but cannot be killed here, and why
 
 
 @dataclass
@@ -89,6 +93,7 @@ def load_targets(path: Path = TARGETS_FILE) -> dict[str, Target]:
             tests=list(raw["tests"]),
             functions=list(raw.get("functions", [])),
             equivalent=list(raw.get("equivalent", [])),
+            explained=list(raw.get("explained", [])),
         )
         targets[target.module] = target
     return targets
@@ -164,11 +169,11 @@ def _status(code: int | None) -> str:
     return status_by_exit_code[code]
 
 
-def _equivalent_reason(target: Target, function: str, diff: str) -> str | None:
+def _reason(entries: list[dict[str, str]], function: str, diff: str) -> str | None:
     """The reason given for this mutant in the targets file. An entry's ``line`` is the mutated line as the mutant
     has it, or, starting with "-", the original line: then every mutant of that line matches (deletions too)."""
     added, removed = changed_lines(diff, "+"), changed_lines(diff, "-")
-    for entry in target.equivalent:
+    for entry in entries:
         line = entry["line"].strip()
         wanted, lines = (line[1:].strip(), removed) if line.startswith("-") else (line, added)
         if entry["function"] == function and wanted in lines:
@@ -201,7 +206,9 @@ def run_target(target: Target, base: Path, max_children: int) -> ModuleResult:
         shown = _mutmut(work, "show", name)
         diff = "\n".join(line for line in shown.stdout.splitlines() if not line.startswith("# "))
         function = function_of(name)
-        survivors.append(Survivor(name, function, status, diff, _equivalent_reason(target, function, diff)))
+        equivalent = _reason(target.equivalent, function, diff)
+        explained = None if equivalent else _reason(target.explained, function, diff)
+        survivors.append(Survivor(name, function, status, diff, equivalent, explained))
     total = sum(counts.values())
     equivalent = sum(1 for s in survivors if s.equivalent_because)
     killed = sum(n for status, n in counts.items() if status in KILLED)
@@ -226,15 +233,16 @@ def write_report(results: list[ModuleResult], base: Path, total_s: float) -> tup
         "",
         f"mutmut, {len(results)} module(s), {total_s / 60:.1f} min. Score = killed / (mutants - equivalent).",
         "",
-        "| module | mutants | killed | survived | no tests | timeout | equivalent | score | time |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| module | mutants | killed | survived | no tests | timeout | equivalent | explained | score | time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         killed = sum(n for status, n in r.counts.items() if status in KILLED)
         score = "error" if r.error else (f"{r.score:.1f} %" if r.score is not None else "-")
         lines.append(
             f"| {r.module} | {sum(r.counts.values())} | {killed} | {r.counts.get('survived', 0)} | "
-            f"{r.counts.get('no tests', 0)} | {r.counts.get('timeout', 0)} | {r.equivalent} | {score} | {r.seconds:.0f} s |"
+            f"{r.counts.get('no tests', 0)} | {r.counts.get('timeout', 0)} | {r.equivalent} | "
+            f"{sum(1 for s in r.survivors if s.explanation)} | {score} | {r.seconds:.0f} s |"
         )
     for r in results:
         lines += ["", f"## {r.module}", "", f"Tests: {', '.join(r.tests)}", ""]
@@ -243,7 +251,13 @@ def write_report(results: list[ModuleResult], base: Path, total_s: float) -> tup
         if not r.survivors:
             lines.append("Every mutant was killed.")
         for s in r.survivors:
-            label = f"equivalent: {s.equivalent_because}" if s.equivalent_because else s.status.upper()
+            label = (
+                f"equivalent: {s.equivalent_because}"
+                if s.equivalent_because
+                else f"{s.status.upper()}, explained: {s.explanation}"
+                if s.explanation
+                else s.status.upper()
+            )
             lines += [f"### {s.name} ({s.function}) - {label}", "", "```diff", s.diff.strip(), "```", ""]
     md_path.write_text("\n".join(lines).rstrip() + "\n")
     return md_path, json_path

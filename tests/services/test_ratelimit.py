@@ -116,6 +116,9 @@ def test_limits_are_checked_shortest_window_first_whatever_their_amounts():
     limiter = OwnerRateLimiter({"read": "3/minute;5/second", "write": "1/hour;100/day;10/minute"})
     assert [str(i) for i in limiter.items["read"]] == ["5 per 1 second", "3 per 1 minute"]
     assert [str(i) for i in limiter.items["write"]] == ["10 per 1 minute", "1 per 1 hour", "100 per 1 day"]
+    # By window length, not by unit: 120 seconds is longer than 1 minute.
+    odd = OwnerRateLimiter({"read": "5/120 seconds;2/minute"})
+    assert [str(i) for i in odd.items["read"]] == ["2 per 1 minute", "5 per 120 second"]
 
 
 async def test_a_memory_only_limiter_never_reports_a_storage_failure(clock, caplog):
