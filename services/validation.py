@@ -189,7 +189,8 @@ class ValidationService:
             return []
         known = self._known_symbols()
         base = symbol.split(".")[0].split("-")[0]
-        close = difflib.get_close_matches(symbol, known, n=limit, cutoff=0.6)
+        # The symbol itself may be known (the catalog lists it, a provider now says invalid): never suggest it.
+        close = [k for k in difflib.get_close_matches(symbol, known, n=limit + 1, cutoff=0.6) if k != symbol]
         prefixed = [k for k in known if k != symbol and (k.startswith(base + ".") or k.startswith(base + "-"))]
         return list(dict.fromkeys(prefixed + close))[:limit]
 
