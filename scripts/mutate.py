@@ -170,13 +170,14 @@ def _status(code: int | None) -> str:
 
 
 def _reason(entries: list[dict[str, str]], function: str, diff: str) -> str | None:
-    """The reason given for this mutant in the targets file. An entry's ``line`` is the mutated line as the mutant
-    has it, or, starting with "-", the original line: then every mutant of that line matches (deletions too)."""
+    """The reason given for this mutant in the targets file. An entry's ``function`` is a glob; its ``line`` is the
+    mutated line as the mutant has it, or, starting with "-", the original line: then every mutant of that line
+    matches (deletions too)."""
     added, removed = changed_lines(diff, "+"), changed_lines(diff, "-")
     for entry in entries:
         line = entry["line"].strip()
         wanted, lines = (line[1:].strip(), removed) if line.startswith("-") else (line, added)
-        if entry["function"] == function and wanted in lines:
+        if fnmatch.fnmatch(function, entry["function"]) and wanted in lines:
             return entry["reason"]
     return None
 

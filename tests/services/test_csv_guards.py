@@ -124,3 +124,5 @@ def test_a_quoted_csv_cell_starting_with_a_formula_prefix_imports_nothing(prefix
 def test_a_plain_list_with_formula_looking_cells_is_not_mistaken_for_a_table_of_tickers():
     assert _could_be_symbol("AAPL") and _could_be_symbol("NASDAQ:AAPL") and not _could_be_symbol("=1")
     assert not _could_be_symbol("NASDAQ:=1") and not _could_be_symbol("not a ticker")
+    # Only a whole EXCHANGE:SYMBOL item loses its prefix, and only the first colon splits it.
+    assert not _could_be_symbol("NYSE X:AAPL") and not _could_be_symbol("NASDAQ:AAPL:X")
