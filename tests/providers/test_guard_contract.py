@@ -299,11 +299,12 @@ async def test_search_is_guarded_and_passes_query_and_limit():
     guarded = GuardedProvider(Searching(name="yahoo", known=KNOWN), CircuitBreaker("yahoo", fail_max=1))
     assert [p.symbol for p in await guarded.search("A", limit=1)] == ["AAPL"]
     assert [p.symbol for p in await guarded.search("APL", limit=5)] == ["APLE"]
-    assert seen == [("A", 1), ("APL", 5)]
+    await guarded.search("B")
+    assert seen == [("A", 1), ("APL", 5), ("B", 10)]  # the Protocol's default limit is passed on
     guarded.breaker.record_failure()
     with pytest.raises(ProviderUnavailable, match="circuit open"):
         await guarded.search("A")
-    assert len(seen) == 2
+    assert len(seen) == 3
 
 
 async def test_aclose_closes_the_inner_provider():
