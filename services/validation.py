@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -297,6 +296,3 @@ class ValidationService:
                 new_rows.append({"symbol": v.symbol, **values})
         if new_rows:
             await asset_repo.create_assets(session, new_rows)
-
-    async def remember_json(self, key: str) -> str | None:  # pragma: no cover - debugging aid
-        return json.dumps(await self.cache.get(key))

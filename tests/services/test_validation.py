@@ -369,7 +369,8 @@ async def test_check_many_gives_the_universe_services_view(state):
     svc = service(FakeProvider(name="yahoo", known={"NVDA": NVDA}), known=["MSFT"])
     async with state.unit_of_work() as session:
         checks = await svc.check_many(session, ["NVDA", "MSFTT"])
-    assert (checks["NVDA"].status, checks["NVDA"].source, checks["NVDA"].reason) == ("valid", "yahoo", None)
+    assert (checks["NVDA"].symbol, checks["NVDA"].status, checks["NVDA"].source) == ("NVDA", "valid", "yahoo")
+    assert checks["NVDA"].reason is None and checks["MSFTT"].symbol == "MSFTT"
     assert (checks["MSFTT"].status, checks["MSFTT"].reason, checks["MSFTT"].candidates) == (
         "invalid",
         "yahoo does not list MSFTT",
