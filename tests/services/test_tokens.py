@@ -244,6 +244,15 @@ async def test_list_tokens_shows_prefixes_and_revocations_never_the_token(state)
     assert all(alice not in repr(t) and bob not in repr(t) for t in everyone)
 
 
+async def test_list_tokens_is_ordered_by_user_then_age(state):
+    bob = await issue(state, "bob")
+    alice_old = await issue(state, "alice")
+    alice_new = await issue(state, "alice")
+    async with state.unit_of_work() as session:
+        listed = await list_tokens(session)
+    assert [t.prefix for t in listed] == [alice_old[:12], alice_new[:12], bob[:12]]
+
+
 # --- input checks -------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("text", "expected"),
