@@ -246,11 +246,17 @@ async def test_list_tokens_shows_prefixes_and_revocations_never_the_token(state)
 
 async def test_list_tokens_is_ordered_by_user_then_age(state):
     bob = await issue(state, "bob")
-    alice_old = await issue(state, "alice")
-    alice_new = await issue(state, "alice")
+    alice_first = await issue(state, "alice")
+    alice_second = await issue(state, "alice")
     async with state.unit_of_work() as session:
+        # The token issued first is made the younger one, so the order cannot come from insertion order.
+        await session.execute(
+            update(ApiToken)
+            .where(ApiToken.prefix == alice_first[:12])
+            .values(created_at=utcnow() + timedelta(minutes=1))
+        )
         listed = await list_tokens(session)
-    assert [t.prefix for t in listed] == [alice_old[:12], alice_new[:12], bob[:12]]
+    assert [t.prefix for t in listed] == [alice_second[:12], alice_first[:12], bob[:12]]
 
 
 # --- input checks -------------------------------------------------------------------------------------------------
