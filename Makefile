@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint bench mcp-config ui ui-check clean
+.PHONY: serve test lint bench mutate mcp-config ui ui-check clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -33,6 +33,11 @@ ui-check: $(STAMP)
 # bench/results/ and docs/BENCHMARKS.md). QUICK=1 is a smoke run; BENCH_ARGS passes options (e.g. --only 1,2).
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+# Mutation testing (mutmut) of the security and integrity modules listed in scripts/mutation_targets.toml; not part
+# of `make test`. MODULES=services/tokens.py,providers/guard.py selects modules. Report: build/mutation/report.md.
+mutate: $(STAMP)
+	$(BIN)/python scripts/mutate.py $(if $(MODULES),--module $(MODULES)) $(MUTATE_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -9,6 +9,7 @@ depths). A token gets the first three unless told otherwise; ``admin`` is only e
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 import uuid
@@ -113,10 +114,16 @@ async def verify_token(session: AsyncSession, raw: str) -> TokenInfo | None:
     """The token's owner and scopes, or None when unknown, revoked or expired."""
     if not raw.startswith(PREFIX) or len(raw) > 200:
         return None
-    found = await repo.find_by_hash(session, hash_token(raw))
+    digest = hash_token(raw)
+    found = await repo.find_by_hash(session, digest)
     if found is None:
         return None
     token, user = found
+    # The lookup is by the SHA-256 of the whole token, never by its public prefix. Checking the stored hash again,
+    # in constant time, keeps a forged token out even if a lookup ever matched too loosely (a case-insensitive
+    # collation, a prefix index): only the holder of the exact token gets past this line.
+    if not hmac.compare_digest(token.token_hash, digest):
+        return None
     now = utcnow()
     if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
         return None

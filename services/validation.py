@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import json
 import logging
 import time
 import uuid
@@ -244,7 +243,8 @@ class ValidationService:
             return []
         known = self._known_symbols()
         base = symbol.split(".")[0].split("-")[0]
-        close = difflib.get_close_matches(symbol, known, n=limit, cutoff=0.6)
+        # The symbol itself may be known (the catalog lists it, a provider now says invalid): never suggest it.
+        close = [k for k in difflib.get_close_matches(symbol, known, n=limit + 1, cutoff=0.6) if k != symbol]
         prefixed = [k for k in known if k != symbol and (k.startswith(base + ".") or k.startswith(base + "-"))]
         return list(dict.fromkeys(prefixed + close))[:limit]
 
@@ -365,6 +365,3 @@ class ValidationService:
                 new_rows.append({"symbol": v.symbol, **values})
         if new_rows:
             await quotas.create_assets(session, new_rows, owner_id=owner_id, quotas=self.config.quotas)
-
-    async def remember_json(self, key: str) -> str | None:  # pragma: no cover - debugging aid
-        return json.dumps(await self.cache.get(key))

@@ -16,7 +16,8 @@ from server.app import build_server
 from server.settings import Settings
 
 # The service fixtures (Redis, PostgreSQL: the machine's, throwaway ones, or skip/fail) live in tests/support.
-pytest_plugins = ["tests.support.services"]
+# pytester: tests/support/test_ci_skip_rule.py runs small pytest sessions to check the CI rule's hooks.
+pytest_plugins = ["tests.support.services", "pytester"]
 
 
 @pytest.fixture

@@ -47,6 +47,14 @@ def _missing() -> str | None:
     return None
 
 
+def expect(target: Any, *args: Any, **kwargs: Any) -> Any:
+    """Playwright's ``expect``, imported when first used: a test module that imported it at the top (or skipped on
+    its absence with a module-level importorskip) would be skipped before the ``browser`` fixture's CI check."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(target, *args, **kwargs)
+
+
 def pytest_report_header(config: pytest.Config) -> str | None:
     problem = _missing()
     return f"browser tests: SKIPPED, {problem}" if problem else f"browser tests: Chromium at {CHROMIUM}"

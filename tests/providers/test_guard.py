@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
-import time
-from collections.abc import Iterator
+import uuid
 
 import anyio
 import pytest
@@ -45,12 +42,10 @@ async def test_breaker_opens_after_consecutive_failures_and_fails_fast():
             await guarded.validate("DOWN")
     assert guarded.state == "open" and fake.calls == 3
 
-    started = time.perf_counter()
     for _ in range(200):
         with pytest.raises(ProviderUnavailable, match="circuit open"):
             await guarded.validate("AAPL")
-    per_call = (time.perf_counter() - started) / 200
-    assert per_call < 0.001 and fake.calls == 3  # the provider was not called
+    assert fake.calls == 3  # refused locally: the provider was not called (speed is `make bench`'s business)
 
 
 async def test_a_success_resets_the_failure_count():
@@ -198,42 +193,18 @@ def _free_port() -> int:
 
 async def test_limiter_falls_back_to_memory_when_redis_is_down():
     limit = RateLimit("yahoo", "1/second", storage_uri=f"redis://127.0.0.1:{_free_port()}/0", storage_timeout_s=0.2)
-    started = time.perf_counter()
     await limit.acquire()  # Redis refused: the in-process limit answers instead of an error
     assert limit.degraded
     with pytest.raises(ProviderRateLimited):
         await limit.acquire()
-    assert time.perf_counter() - started < 2
 
 
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=5)
-
-
-@pytest.mark.redis
 async def test_two_limiters_share_a_redis_budget(redis_url: str):
-    first = RateLimit("alpha_vantage", "3/minute", storage_uri=redis_url)
-    second = RateLimit("alpha_vantage", "3/minute", storage_uri=redis_url)  # another replica
+    # The session's Redis (tests/support/services.py: the machine's or a throwaway one, a failure under CI when
+    # neither can be had); the key is unique because that database is shared by the whole session.
+    key = f"alpha_vantage-{uuid.uuid4().hex[:8]}"
+    first = RateLimit(key, "3/minute", storage_uri=redis_url)
+    second = RateLimit(key, "3/minute", storage_uri=redis_url)  # another replica
     await first.acquire()
     await second.acquire()
     await first.acquire()

@@ -10,7 +10,9 @@ The rule, for each service:
    user through ``runuser``/``setpriv`` when we are root, because ``pg_ctl`` refuses to run as root).
 3. **Otherwise skip** the tests that need the service, with a reason that says so — **except under CI** (environment
    variable ``CI`` set to ``true`` or ``1``), where a missing service **fails** those tests: a CI run must never turn
-   green by skipping them. :func:`require_service` implements this last step for any fixture.
+   green by skipping them. :func:`require_service` implements this last step for any fixture, and two hooks make it
+   hold for every other skip as well: under CI any skipped test or skipped module is reported as failed, unless the
+   test is marked ``ci_may_skip(reason)``.
 
 A "test services" section at the end of the run says which server each service used, or why it was missing.
 
@@ -99,6 +101,46 @@ def require_service(name: str, reason: str) -> NoReturn:
     pytest.skip(f"SERVICE UNAVAILABLE: {name}: {reason} (under CI=true this test would fail)")
 
 
+# Under CI every service, the browser and the toolchains are installed (.ci/run): a skip there can only mean a test
+# that quietly did not run. So no skip counts as a pass under CI, wherever it comes from: require_service, a plain
+# pytest.skip in some test's own fixture, a module-level importorskip (collection). The one way out is an explicit
+# ``@pytest.mark.ci_may_skip("why")`` on the test.
+CI_MAY_SKIP = "ci_may_skip"
+
+
+def _skip_reason(longrepr: Any) -> str:
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if not (report.skipped and ci_requires_services()) or hasattr(report, "wasxfail"):
+        return
+    if item.get_closest_marker(CI_MAY_SKIP) is not None:
+        return
+    report.outcome = "failed"
+    report.longrepr = (
+        f"{item.nodeid} was skipped, and under CI=true no test may skip (tests/support/services.py, the CI rule): "
+        f"{_skip_reason(report.longrepr)}"
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.outcome == "skipped" and ci_requires_services():
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{collector.nodeid} was skipped while collecting (a module-level skip or importorskip), and under "
+            f"CI=true no test may skip: {_skip_reason(report.longrepr)}"
+        )
+
+
 def _report(config: pytest.Config, service: str, line: str) -> None:
     config.stash.setdefault(_REPORT, {})[service] = line
 
@@ -115,6 +157,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Registered here too, so the plugin works (with --strict-markers) in a project that does not declare them.
     config.addinivalue_line("markers", "redis: needs a Redis server (the machine's, or a throwaway one)")
     config.addinivalue_line("markers", "postgres: needs a PostgreSQL server (the machine's, or a throwaway one)")
+    config.addinivalue_line("markers", f"{CI_MAY_SKIP}(reason): this test may skip even under CI=true (say why)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -12,6 +12,7 @@ import time
 
 import httpx
 import pytest
+from mcp.shared.exceptions import MCPError
 from mcp.types import ResourceTemplateReference
 
 from tests.tenancy.conftest import connect, envelope
@@ -66,7 +67,7 @@ async def test_nothing_crosses_the_tenant_line(deployment, tmp_path):
             assert mine["success"]
             resources = [f"universe://{uid}", f"jobs://{job_id}", f"universe://{uid}/assets.csv"]
             for uri in resources:
-                with pytest.raises(Exception) as caught:
+                with pytest.raises(MCPError) as caught:
                     await bob.read_resource(uri)
                 assert "Alice" not in str(caught.value)
             completion = await bob.complete(

@@ -9,6 +9,7 @@ import pytest
 from mcp import Client
 from mcp.client.extension import advertise
 from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
+from mcp.shared.exceptions import MCPError
 
 from server.app import build_server
 from server.lifespan import open_app_state
@@ -93,7 +94,7 @@ async def test_view_calls_with_another_owners_id_fail_and_change_nothing(setting
         ]:
             envelope = await call.error(tool, "not_found", universe_id=theirs.id, **args)
             assert theirs.id in envelope["error"]["message"] and "Theirs" not in str(envelope)
-        with pytest.raises(Exception, match="No universe"):
+        with pytest.raises(MCPError, match="No universe"):
             await client.read_resource(f"universe://{theirs.id}/assets.csv")
         assert (await call.ok("get_dashboard_state"))["universes"] == []  # nothing of theirs leaks into lists
     async with open_app_state(settings) as state, state.unit_of_work() as session:

@@ -1,0 +1,138 @@
+"""Turnover and point-in-time membership after removals and re-adds, against values worked out by hand.
+
+The history (each step a tool call; tN is a time taken between calls):
+
+    create with A B C D      t1   remove A B   t2   add E   t3   re-add A   t4   remove A C   t5   re-add B   t6
+
+    members at  t1: A B C D (4)   t2: C D (2)   t3: C D E (3)   t4: C D E A (4)   t5: D E (2)   t6: D E B (3)
+
+Every expected number below is computed from that table, not from the tool's answer. Docs: ARCHITECTURE.md,
+"Turnover and point-in-time membership": turnover = (additions + removals) / (2 x average size),
+addition_rate = additions / average size, removal_rate = removals / average size, average = (start + end) / 2.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+
+class History:
+    def __init__(self, call, uid: str, marks: dict[str, datetime]) -> None:
+        self.call, self.uid, self.t = call, uid, marks
+
+    async def members_at(self, at: datetime) -> list[str]:
+        data = await self.call.ok("get_universe", universe_id=self.uid, as_of=at.isoformat())
+        symbols = [a["symbol"] for a in data["assets"]]
+        assert data["universe"]["asset_count"] == len(symbols)
+        return symbols
+
+    async def turnover(self, since: str | None = None, until: str | None = None) -> dict:
+        args = {"universe_id": self.uid}
+        if since:
+            args["since"] = self.t[since].isoformat()
+        if until:
+            args["until"] = self.t[until].isoformat()
+        return await self.call.ok("get_universe_turnover", **args)
+
+
+@pytest.fixture
+async def history(call) -> History:
+    marks: dict[str, datetime] = {}
+    uid = (await call.ok("create_universe", name="History", symbols=["A", "B", "C", "D"], validate=False))["universe"][
+        "id"
+    ]
+    marks["t1"] = datetime.now(UTC)
+    await call.ok("remove_assets_from_universe", universe_id=uid, symbols=["A", "B"])
+    marks["t2"] = datetime.now(UTC)
+    await call.ok("add_assets_to_universe", universe_id=uid, symbols=["E"], validate=False)
+    marks["t3"] = datetime.now(UTC)
+    await call.ok("add_assets_to_universe", universe_id=uid, symbols=["A"], validate=False)
+    marks["t4"] = datetime.now(UTC)
+    await call.ok("remove_assets_from_universe", universe_id=uid, symbols=["A", "C"])
+    marks["t5"] = datetime.now(UTC)
+    await call.ok("add_assets_to_universe", universe_id=uid, symbols=["B"], validate=False)
+    marks["t6"] = datetime.now(UTC)
+    return History(call, uid, marks)
+
+
+async def test_as_of_follows_removals_and_re_adds(history):
+    t = history.t
+    assert await history.members_at(t["t1"] - timedelta(days=1)) == []
+    assert await history.members_at(t["t1"]) == ["A", "B", "C", "D"]
+    assert await history.members_at(t["t2"]) == ["C", "D"]
+    assert await history.members_at(t["t3"]) == ["C", "D", "E"]
+    # In order of (latest) joining: A came back after E.
+    assert await history.members_at(t["t4"]) == ["C", "D", "E", "A"]
+    assert await history.members_at(t["t5"]) == ["D", "E"]
+    assert await history.members_at(t["t6"]) == ["D", "E", "B"]
+    now = await history.call.ok("get_universe", universe_id=history.uid)
+    assert [a["symbol"] for a in now["assets"]] == ["D", "E", "B"]
+
+
+async def test_as_of_counts_an_event_at_exactly_that_time(history):
+    t = history.t
+    data = await history.call.ok("get_universe", universe_id=history.uid, as_of=t["t4"].isoformat())
+    readded_at = datetime.fromisoformat(next(a["added_at"] for a in data["assets"] if a["symbol"] == "A"))
+    assert t["t3"] < readded_at < t["t4"]
+    assert await history.members_at(readded_at) == ["C", "D", "E", "A"]  # at <= as_of: included
+    assert await history.members_at(readded_at - timedelta(microseconds=1)) == ["C", "D", "E"]
+
+
+async def test_as_of_pages_keep_the_point_in_time_order(history):
+    t = history.t
+    first = await history.call.ok("get_universe", universe_id=history.uid, as_of=t["t4"].isoformat(), limit=3)
+    assert [a["symbol"] for a in first["assets"]] == ["C", "D", "E"] and first["universe"]["asset_count"] == 4
+    second = await history.call.ok(
+        "get_universe", universe_id=history.uid, as_of=t["t4"].isoformat(), limit=3, cursor=first["next_cursor"]
+    )
+    assert [a["symbol"] for a in second["assets"]] == ["A"] and second["next_cursor"] is None
+    assert second["counts_by_status"] == {"valid": 4}  # A, C, D and E are in the offline catalog
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "expected"),
+    [
+        # (t1, t6]: +E +A +B, -A -B -A -C; 4 members -> 3.
+        ("t1", "t6", dict(additions=3, removals=4, size_start=4, size_end=3, average_size=3.5,
+                          turnover=1.0, addition_rate=0.857143, removal_rate=1.142857)),
+        # (t2, t4]: +E +A, nothing removed; 2 -> 4.
+        ("t2", "t4", dict(additions=2, removals=0, size_start=2, size_end=4, average_size=3.0,
+                          turnover=0.333333, addition_rate=0.666667, removal_rate=0.0)),
+        # (t3, t5]: +A, -A -C; 3 -> 2.
+        ("t3", "t5", dict(additions=1, removals=2, size_start=3, size_end=2, average_size=2.5,
+                          turnover=0.6, addition_rate=0.4, removal_rate=0.8)),
+        # From before creation to t4: +A +B +C +D +E +A, -A -B; 0 -> 4.
+        (None, "t4", dict(additions=6, removals=2, size_start=0, size_end=4, average_size=2.0,
+                          turnover=2.0, addition_rate=3.0, removal_rate=1.0)),
+        # The whole history up to now: 7 additions, 4 removals; 0 -> 3.
+        (None, None, dict(additions=7, removals=4, size_start=0, size_end=3, average_size=1.5,
+                          turnover=3.666667, addition_rate=4.666667, removal_rate=2.666667)),
+    ],
+)  # fmt: skip
+async def test_turnover_after_removals_and_re_adds(history, since, until, expected):
+    report = await history.turnover(since, until)
+    assert {k: report[k] for k in expected} == expected
+    assert report["additions"] - report["removals"] == report["size_end"] - report["size_start"]
+
+
+async def test_the_window_excludes_its_start_and_includes_its_end(history):
+    t = history.t
+    data = await history.call.ok("get_universe", universe_id=history.uid, as_of=t["t4"].isoformat())
+    readded_at = datetime.fromisoformat(next(a["added_at"] for a in data["assets"] if a["symbol"] == "A"))
+    history.t["readd"] = readded_at
+    ending = await history.turnover("t3", "readd")  # (t3, re-add]: the re-add counts
+    assert (ending["additions"], ending["size_start"], ending["size_end"]) == (1, 3, 4)
+    starting = await history.turnover("readd", "t4")  # (re-add, t4]: it does not
+    assert (starting["additions"], starting["removals"], starting["size_start"], starting["size_end"]) == (0, 0, 4, 4)
+    assert starting["turnover"] == 0.0
+
+
+async def test_an_empty_window_on_an_empty_universe_has_no_rates(call):
+    uid = (await call.ok("create_universe", name="Never filled"))["universe"]["id"]
+    report = await call.ok("get_universe_turnover", universe_id=uid)
+    assert (report["additions"], report["removals"], report["average_size"]) == (0, 0, 0.0)
+    assert report["turnover"] is None and report["addition_rate"] is None and report["removal_rate"] is None
