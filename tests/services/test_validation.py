@@ -126,12 +126,12 @@ async def test_a_provider_error_falls_through_to_the_next(state):
     assert (first.calls, second.calls) == (1, 1)
 
 
-async def test_when_every_provider_fails_the_symbol_is_pending_with_the_last_error(state):
+async def test_when_every_provider_fails_the_symbol_is_pending_with_every_providers_error(state):
     first = FakeProvider(name="yahoo", fail_symbols={"ZZQQ"})
     second = FakeProvider(name="alpha_vantage", fail_symbols={"ZZQQ"})
     v = await run(state, service(first, second), ["ZZQQ"])
     assert v["ZZQQ"].status == "pending" and v["ZZQQ"].source is None
-    assert v["ZZQQ"].reason == "no provider could answer (alpha_vantage: simulated outage)"
+    assert v["ZZQQ"].reason == "no provider could answer (yahoo: simulated outage; alpha_vantage: simulated outage)"
     assert v["ZZQQ"].retry_after_s is None and not v["ZZQQ"].stale
 
 
@@ -140,7 +140,7 @@ async def test_a_rate_limited_last_provider_says_so_and_when_to_retry(state):
     v = await run(state, service(FakeProvider(name="yahoo", fail_symbols={"ZZQQ"}), limited), ["ZZQQ"])
     assert (v["ZZQQ"].status, v["ZZQQ"].reason, v["ZZQQ"].retry_after_s) == (
         "pending",
-        "alpha_vantage is rate limited",
+        "alpha_vantage is rate limited; yahoo: simulated outage",
         42.0,
     )
 
