@@ -165,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_worker_commands(sub)  # `worker` and `scheduler`
 
-    config = sub.add_parser("config", help="print the settings reference (docs/CONFIGURATION.md)")
+    config = sub.add_parser(
+        "config", help="print the settings reference: every UNIVERSE_MCP_* setting, its default and meaning (Markdown)"
+    )
     config.add_argument("what", choices=["docs"])
     config.set_defaults(func=cmd_config)
     return parser

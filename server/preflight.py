@@ -128,9 +128,10 @@ async def _check_rls_applies(conn, where: str) -> None:  # noqa: ANN001 - an Asy
     exemption = await rls_exemption(conn)
     if exemption is not None:
         raise StoreUnavailable(
-            f"row-level security would not apply to the server on {where}: {exemption}. Connect the server as a "
-            "role that owns no table (tables belong to the UNIVERSE_MCP_DATABASE_ADMIN_URL role; see "
-            "docs/DEPLOYMENT.md)"
+            f"row-level security would not apply to the server on {where}: {exemption}. Set "
+            "UNIVERSE_MCP_DATABASE_URL to a role that is no superuser, lacks BYPASSRLS and owns no table (e.g. CREATE "
+            "ROLE universe_app LOGIN NOSUPERUSER NOBYPASSRLS) and UNIVERSE_MCP_DATABASE_APP_ROLE to its name; the "
+            "tables belong to the UNIVERSE_MCP_DATABASE_ADMIN_URL role (ALTER TABLE ... OWNER TO it)"
         )
 
 

@@ -196,7 +196,9 @@ def run_http(server: UniverseMCPServer, settings: Settings) -> None:
     if not is_loopback(settings.host) and settings.auth == "none":
         raise SystemExit(
             f"Refusing to serve {settings.host}:{settings.port} without authentication: anyone who can reach it could "
-            "read and change every universe. Bind to 127.0.0.1, or set UNIVERSE_MCP_AUTH=token (see docs/DEPLOYMENT.md)."
+            "read and change every universe. Bind to loopback (UNIVERSE_MCP_HOST=127.0.0.1), or set "
+            "UNIVERSE_MCP_AUTH=token and give clients a token from `universe-mcp token create --user NAME` (or "
+            "UNIVERSE_MCP_AUTH=jwt with UNIVERSE_MCP_JWT_ISSUER, UNIVERSE_MCP_JWT_AUDIENCE and UNIVERSE_MCP_JWT_JWKS_URL)."
         )
     if is_wildcard_bind(settings.host) and not settings.allowed_hosts and not settings.public_url:
         logger.warning(
