@@ -29,6 +29,7 @@ from providers.base import (
     ProviderRateLimited,
     ProviderUnavailable,
     Verdict,
+    network_failure,
 )
 from providers.sectors import to_gics_sector
 
@@ -186,11 +187,11 @@ class AlphaVantageProvider:
             with anyio.fail_after(self._timeout_s):
                 response = await self._client.get(self._base_url, params=query)
         except TimeoutError:
-            failure = ProviderUnavailable(self.name, f"no answer within {self._timeout_s:g} s")
+            failure = ProviderUnavailable(self.name, f"no answer within {self._timeout_s:g} s", cause="timeout")
         except httpx.TimeoutException:
-            failure = ProviderUnavailable(self.name, f"no answer within {self._timeout_s:g} s")
+            failure = ProviderUnavailable(self.name, f"no answer within {self._timeout_s:g} s", cause="timeout")
         except httpx.HTTPError as exc:
-            failure = ProviderUnavailable(self.name, f"network error ({type(exc).__name__})")
+            failure = network_failure(self.name, exc)
         if failure is not None or response is None:
             logger.warning("alpha_vantage %s failed: %s", function, failure.message if failure else "no response")
             raise failure or ProviderUnavailable(self.name, "no response")

@@ -12,6 +12,7 @@ from datetime import date
 from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "network_failure",
     "AssetProfile",
     "MarketDataProvider",
     "ProviderCannotAnswer",
@@ -68,7 +69,14 @@ class ProviderError(Exception):
 
 
 class ProviderUnavailable(ProviderError):
-    """Network error, timeout, unexpected answer or open circuit."""
+    """Network error, timeout, unexpected answer or open circuit.
+
+    ``cause`` says which, in one word, for logs and metrics: ``dns_error``, ``timeout``, ``connection_refused``,
+    ``circuit_open`` or ``unavailable`` (anything else)."""
+
+    def __init__(self, provider: str, message: str, *, cause: str = "unavailable") -> None:
+        super().__init__(provider, message)
+        self.cause = cause
 
 
 class ProviderCannotAnswer(ProviderUnavailable):
@@ -111,3 +119,61 @@ class MarketDataProvider(Protocol):
     async def aclose(self) -> None:
         """Release connections and threads."""
         ...
+
+
+_DNS_TEXT = (
+    "could not resolve host",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "nodename nor servname",
+    "getaddrinfo failed",
+    "no address associated with hostname",
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception it wraps (causes, contexts, urllib3's ``reason``, exceptions in ``args``)."""
+    seen: list[BaseException] = []
+    stack = [exc]
+    while stack and len(seen) < 20:
+        current = stack.pop()
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        stack.extend(e for e in linked if isinstance(e, BaseException))
+    return seen
+
+
+def network_failure(provider: str, exc: BaseException) -> ProviderUnavailable:
+    """The ``ProviderUnavailable`` for a request that got no HTTP answer, naming what went wrong.
+
+    A DNS failure is said as such (curl_cffi reports it with a response whose status is 0, which used to be logged
+    as "HTTP 0"). Only exception types and fixed words are used: library messages carry URLs with keys or crumbs.
+    """
+    import socket
+
+    chain = _chain(exc)
+    for e in chain:
+        name = type(e).__name__
+        is_curl = type(e).__module__.startswith("curl_cffi")
+        if (
+            isinstance(e, socket.gaierror)
+            or name in ("DNSError", "NameResolutionError")
+            or (is_curl and getattr(e, "code", None) == 6)  # CURLE_COULDNT_RESOLVE_HOST
+            or any(t in str(e).lower() for t in _DNS_TEXT)
+        ):
+            return ProviderUnavailable(
+                provider,
+                "DNS lookup failed: the provider's host name did not resolve (no network, or a DNS problem)",
+                cause="dns_error",
+            )
+    for e in chain:
+        if isinstance(e, ConnectionRefusedError) or (
+            type(e).__module__.startswith("curl_cffi") and getattr(e, "code", None) == 7
+        ):
+            return ProviderUnavailable(provider, "connection refused", cause="connection_refused")
+    for e in chain:
+        if isinstance(e, TimeoutError) or "Timeout" in type(e).__name__:
+            return ProviderUnavailable(provider, f"request timed out ({type(exc).__name__})", cause="timeout")
+    return ProviderUnavailable(provider, f"request failed ({type(exc).__name__})")

@@ -104,7 +104,9 @@ class CircuitBreaker:
             held = self._held_error
         if held is not None:
             raise ProviderMisconfigured(held.provider, held.message)
-        raise ProviderUnavailable(self.name, "circuit open after repeated failures; not calling the provider")
+        raise ProviderUnavailable(
+            self.name, "circuit open after repeated failures; not calling the provider", cause="circuit_open"
+        )
 
     def record_success(self) -> None:
         with self._lock:
@@ -219,6 +221,25 @@ class RateLimit:
         if self._memory is None:
             self._memory = self._make_limiter("async+memory://")
         await self._acquire_with(self._memory)
+
+    async def remaining(self) -> dict[str, int]:
+        """Units left in each window (``{"5 per 1 second": 3}``), read from the storage the budget is spent in;
+        empty when that storage does not answer (metrics skip it then)."""
+        limiter = self._memory
+        if not self.degraded and not self.storage_uri.startswith("async+memory"):
+            if self._primary is None:
+                self._primary = self._make_limiter(self.storage_uri)
+            limiter = self._primary
+        if limiter is None:  # in-process budget never spent yet
+            return {str(item): item.amount for item in self.items}
+        out: dict[str, int] = {}
+        try:
+            with anyio.fail_after(self.storage_timeout_s * 2):
+                for item in self.items:
+                    out[str(item)] = int((await limiter.get_window_stats(item, self.key)).remaining)
+        except Exception:  # a failing storage is reported by acquire(); metrics just go without
+            return {}
+        return out
 
 
 class GuardedProvider:

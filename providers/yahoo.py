@@ -24,7 +24,14 @@ from typing import Any
 
 import anyio
 
-from providers.base import AssetProfile, ProviderName, ProviderRateLimited, ProviderUnavailable, Verdict
+from providers.base import (
+    AssetProfile,
+    ProviderName,
+    ProviderRateLimited,
+    ProviderUnavailable,
+    Verdict,
+    network_failure,
+)
 from providers.sectors import to_gics_sector
 
 __all__ = ["ALLOWED_QUOTE_TYPES", "YahooProvider", "clamp_session"]
@@ -288,9 +295,10 @@ def _map_exception(exc: BaseException) -> ProviderUnavailable | ProviderRateLimi
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status == 429:
         return ProviderRateLimited(PROVIDER, "Yahoo Finance answered HTTP 429", retry_after_s=RATE_LIMIT_RETRY_S)
-    if isinstance(status, int):
+    # A status of 0 is no answer at all: curl_cffi attaches an empty response to a failed connection or DNS lookup.
+    if isinstance(status, int) and status > 0:
         return ProviderUnavailable(PROVIDER, f"Yahoo Finance answered HTTP {status}")
-    return ProviderUnavailable(PROVIDER, f"request failed ({type(exc).__name__})")
+    return network_failure(PROVIDER, exc)
 
 
 def _quotes(response: dict[str, Any]) -> list[dict[str, Any]]:

@@ -6,8 +6,10 @@ unknown arguments), timed, and where every failure becomes the structured error 
 
 from __future__ import annotations
 
+import contextvars
 import gc
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -33,6 +35,8 @@ from server.auth import auth_settings, build_verifier
 from server.context import admit, resolve_caller
 from server.lifespan import AppState, open_app_state
 from server.settings import Settings
+from server.version import __version__
+from services import telemetry
 from services.errors import InvalidArgument, NotFound, UniverseMCPError
 from services.universes import UniverseService
 from storage.repositories import universes as universe_repo
@@ -75,10 +79,27 @@ class UniverseMCPServer(MCPServer[AppState]):
         await admit(state, spec.name, (spec.scope,))
 
     async def read_resource(self, uri: Any, context: Context[AppState, Any] | None = None) -> Any:
-        """Every resource (universe://, assets.csv, jobs://, the dashboard View) is admitted like a read tool."""
-        if context is not None:
-            await _admit_request(context.request_context.lifespan_context, "resources/read", str(uri))
-        return await super().read_resource(uri, context)
+        """Every resource (universe://, assets.csv, jobs://, the dashboard View) is admitted like a read tool, and
+        logged and counted like a tool call (by its URI template: the URI itself holds ids)."""
+        started = time.perf_counter()
+        token = _bind_request_id()
+        code: str | None = "internal"
+        try:
+            if context is not None:
+                await _admit_request(context.request_context.lifespan_context, "resources/read", str(uri))
+            result = await super().read_resource(uri, context)
+            code = None
+            return result
+        except ResourceNotFoundError:
+            code = "not_found"
+            raise
+        except MCPError as exc:  # admission refused: the error code travels in the JSON-RPC error's data
+            data = exc.error.data
+            code = (data.get("code") if isinstance(data, dict) else None) or "internal"
+            raise
+        finally:
+            _observe_resource(self, str(uri), code, started, context)
+            telemetry.REQUEST_ID.reset(token)
 
     async def get_prompt(
         self, name: str, arguments: dict[str, Any] | None = None, context: Context[AppState, Any] | None = None
@@ -91,7 +112,20 @@ class UniverseMCPServer(MCPServer[AppState]):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult:
+        """Every tool call: guarded and mapped to an envelope (_guarded_call), then logged and counted once."""
         started = time.perf_counter()
+        token = _bind_request_id()
+        result: CallToolResult | None = None
+        try:
+            result = await self._guarded_call(name, arguments, context, started)
+            return result
+        finally:
+            _observe_tool(self, name, result, started, context)
+            telemetry.REQUEST_ID.reset(token)
+
+    async def _guarded_call(
+        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None, started: float
+    ) -> CallToolResult:
 
         def failed(error: UniverseMCPError) -> CallToolResult:
             return errors.error_result(error, registered=self.specs, elapsed_ms=(time.perf_counter() - started) * 1000)
@@ -159,6 +193,102 @@ class UniverseMCPServer(MCPServer[AppState]):
             raise UnexpectedToolError(f"Error executing tool {name}") from exc
 
 
+def _bind_request_id() -> contextvars.Token[str | None]:
+    # The HTTP edge may have set one already (X-Request-Id, server/metrics.py); a call keeps it, else gets its own.
+    return telemetry.REQUEST_ID.set(telemetry.REQUEST_ID.get() or telemetry.new_request_id())
+
+
+def _owner(context: Context[AppState, Any] | None) -> str | None:
+    if context is None:
+        return None
+    try:
+        return telemetry.owner_digest(resolve_caller(context.request_context.lifespan_context).owner_id)
+    except Exception:  # no caller (refused before admission): logged without an owner
+        return None
+
+
+def _rpc_id(context: Context[AppState, Any] | None) -> Any:
+    try:
+        return context.request_id if context is not None else None
+    except Exception:  # outside a request
+        return None
+
+
+def _observe_tool(
+    server: UniverseMCPServer,
+    name: str,
+    result: CallToolResult | None,
+    started: float,
+    context: Context[AppState, Any] | None,
+) -> None:
+    """The call's log line and metrics. Unknown tool names count as ``unknown`` (labels stay a closed set)."""
+    elapsed = time.perf_counter() - started
+    code: str | None = "internal"  # no result: the call was cancelled or crashed past every handler
+    envelope: dict[str, Any] = {}
+    if result is not None:
+        envelope = result.structured_content or {}
+        code = ((envelope.get("error") or {}).get("code") or "internal") if result.is_error else None
+    outcome = telemetry.outcome_label(code)
+    tool = name if name in server.specs else "unknown"
+    telemetry.TOOL_CALLS.labels(tool, outcome).inc()
+    telemetry.TOOL_SECONDS.labels(tool, outcome).observe(elapsed)
+    if not telemetry.logger.isEnabledFor(logging.INFO):  # the owner digest costs a hash: only when logged
+        return
+    telemetry.event(
+        "tool_call",
+        f"tool {tool} {outcome} in {elapsed * 1000:.1f} ms",
+        tool=tool,
+        owner=_owner(context),
+        outcome=outcome,
+        elapsed_ms=round(elapsed * 1000, 3),
+        rpc_id=_rpc_id(context),
+        job_id=_job_id(envelope),
+    )
+
+
+def _job_id(envelope: dict[str, Any]) -> str | None:
+    """The job a call started or followed, so its line can be matched with the job's own line."""
+    for part in (envelope.get("metadata"), envelope.get("data")):
+        if isinstance(part, dict) and isinstance(part.get("job_id"), str):
+            return part["job_id"]
+    return None
+
+
+def _observe_resource(
+    server: UniverseMCPServer, uri: str, code: str | None, started: float, context: Context[AppState, Any] | None
+) -> None:
+    elapsed = time.perf_counter() - started
+    outcome = telemetry.outcome_label(code)
+    resource = _resource_template(server, uri)
+    telemetry.RESOURCE_READS.labels(resource, outcome).inc()
+    telemetry.RESOURCE_SECONDS.labels(resource, outcome).observe(elapsed)
+    if not telemetry.logger.isEnabledFor(logging.INFO):
+        return
+    telemetry.event(
+        "resource_read",
+        f"resource {resource} {outcome} in {elapsed * 1000:.1f} ms",
+        resource=resource,
+        owner=_owner(context),
+        outcome=outcome,
+        elapsed_ms=round(elapsed * 1000, 3),
+        rpc_id=_rpc_id(context),
+    )
+
+
+def _resource_template(server: UniverseMCPServer, uri: str) -> str:
+    """The registered URI (static resources) or URI template (universe://{universe_id}) ``uri`` matches."""
+    manager = server._resource_manager
+    if uri in manager._resources:
+        return uri
+    for template in manager._templates.values():
+        try:
+            if template.matches(uri) is not None:
+                return template.uri_template
+        except Exception:  # the SDK's path-traversal check refused it: not a resource
+            break
+    return "unknown"
+
+
 async def _admit_request(state: AppState, method: str, target: str) -> None:
     """Admission of a non-tool request (resource read, prompt, completion): the ``read`` class.
 
@@ -211,7 +341,7 @@ def build_server(settings: Settings, *, providers: Sequence[MarketDataProvider] 
         auth=auth_settings(settings),
         name="universe-mcp",
         title="Universe MCP",
-        version="0.1.0",
+        version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level=settings.log_level,

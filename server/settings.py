@@ -25,7 +25,11 @@ def _default_data_dir() -> Path:
 class Settings(BaseSettings):
     """Configuration of a Universe MCP process (server, worker or scheduler)."""
 
-    model_config = SettingsConfigDict(env_prefix="UNIVERSE_MCP_", extra="ignore", validate_default=True)
+    # Also read from a `.env` file in the working directory (the environment wins over it; unknown keys are ignored,
+    # so the file may hold other tools' settings too).
+    model_config = SettingsConfigDict(
+        env_prefix="UNIVERSE_MCP_", extra="ignore", validate_default=True, env_file=".env", env_file_encoding="utf-8"
+    )
 
     # --- where things live -------------------------------------------------------------------------------------
     data_dir: Path = Field(
@@ -118,7 +122,23 @@ class Settings(BaseSettings):
         description="Toolsets to expose, comma separated: " + ", ".join(TOOLSET_NAMES) + ".",
     )
     read_only: bool = Field(False, description="Expose only tools that change nothing.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Operator log level (stderr).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO",
+        description="Operator log level (stderr). INFO logs one line per tool call, resource read and finished job; "
+        "third-party libraries log at WARNING (INFO when this is DEBUG).",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Operator log format: `text` (one readable line, fields as key=value) or `json` (one JSON object "
+        "per line, for log shippers). docs/OPERATIONS.md lists the fields.",
+    )
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics on the HTTP transport.")
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token a Prometheus scraper must send for /metrics (at least 16 characters). Required "
+        "when auth is token or jwt (unset there: /metrics answers 401); with auth=none /metrics is open, as the "
+        "server is bound to loopback. The metrics hold no tenant data either way (docs/OPERATIONS.md).",
+    )
 
     # --- limits --------------------------------------------------------------------------------------------------
     max_symbols_per_call: int = Field(
@@ -323,6 +343,17 @@ class Settings(BaseSettings):
         le=3600,
         description="How long a stopping worker lets running batches finish; unfinished ones are redelivered.",
     )
+    worker_metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Port on which `universe-mcp worker` serves Prometheus metrics (dramatiq's Prometheus middleware: "
+        "message counts, durations, retries, plus the validation cache and provider counters of every worker "
+        "process). Unset: no worker metrics.",
+    )
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="Address the worker's metrics server binds to (0.0.0.0 for a scraper in a container)."
+    )
     refresh_interval_s: int = Field(
         3_600, ge=1, description="How often the periodic refresh re-validates stale and pending verdicts."
     )
@@ -365,6 +396,13 @@ class Settings(BaseSettings):
     def _long_enough_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("cursor_secret must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_enough_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("metrics_token must be at least 16 characters (e.g. `openssl rand -hex 32`)")
         return value
 
     @field_validator("toolsets", mode="before")

@@ -15,7 +15,7 @@ from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.message import SessionMessage
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.app import UniverseMCPServer
@@ -179,6 +179,14 @@ def http_app(server: UniverseMCPServer, settings: Settings) -> ASGIApp:
             {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
         )
 
+    if settings.metrics_enabled:
+        # Open to the scraper, not to MCP auth: the route checks the metrics token itself (server/metrics.py).
+        @server.custom_route("/metrics", methods=["GET"])
+        async def metrics(request: Request) -> Response:
+            from server.metrics import metrics_response
+
+            return await metrics_response(request, server, settings)
+
     app = server.streamable_http_app(
         streamable_http_path="/mcp",
         # Stateless: any replica can answer any request (2026 clients need no session; legacy ones get none).
@@ -187,7 +195,9 @@ def http_app(server: UniverseMCPServer, settings: Settings) -> ASGIApp:
         transport_security=transport_security(settings),
         host=settings.host,
     )
-    return HostOriginGuard(MessageGuard(app, settings), host_rules(settings))
+    from server.metrics import RequestIdMiddleware
+
+    return RequestIdMiddleware(HostOriginGuard(MessageGuard(app, settings), host_rules(settings)))
 
 
 def run_http(server: UniverseMCPServer, settings: Settings) -> None:
@@ -211,6 +221,9 @@ def run_http(server: UniverseMCPServer, settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        # None: uvicorn's own lines go through the root handler, in the server's format (server/logs.py), instead
+        # of a second format of its own. No access log: every MCP call has its own line (tool_call, resource_read).
+        log_config=None,
         access_log=False,
         lifespan="on",
         # Header and body deadlines and the per-address connection cap (server/connections.py).
@@ -220,20 +233,53 @@ def run_http(server: UniverseMCPServer, settings: Settings) -> None:
 
 
 def banner(settings: Settings) -> str:
+    """What an operator needs on start: version, where it listens and how to connect, data, mode, listings date."""
+    from server.version import __version__
+
+    http = settings.transport == "http"
+    base = f"http://{settings.host}:{settings.port}"
     lines = [
-        "Universe MCP",
-        f"  MCP endpoint : http://{settings.host}:{settings.port}/mcp"
-        if settings.transport == "http"
-        else "  transport    : stdio",
+        f"Universe MCP {__version__}",
+        f"  MCP endpoint : {base}/mcp" if http else "  transport    : stdio",
         f"  data         : {settings.describe_store()}",
+        f"  mode         : {_mode(settings)}",
+        f"  listings     : {_listings_as_of()}",
         f"  cache        : {'redis' if settings.redis_url else 'in-process'}",
         f"  auth         : {settings.auth}"
         + (f" (all data owned by '{settings.local_user}')" if settings.auth == "none" else ""),
         f"  toolsets     : {', '.join(settings.toolsets)}" + (" (read-only)" if settings.read_only else ""),
     ]
-    if settings.transport == "http" and "dashboard" in settings.toolsets:
-        lines.insert(2, f"  dashboard    : http://{settings.host}:{settings.port}/  (open in a browser)")
+    if http and "dashboard" in settings.toolsets:
+        lines.insert(2, f"  dashboard    : {base}/  (open in a browser)")
+    if http:
+        if settings.metrics_enabled:
+            guarded = settings.auth != "none" or settings.metrics_token is not None
+            lines.append(f"  metrics      : {base}/metrics" + (" (bearer metrics_token)" if guarded else ""))
+        lines.append(f"  connect      : claude mcp add --transport http universe-http {base}/mcp")
+        lines.append("                 (or any MCP client: README.md, 'Connect a client')")
+    else:
+        lines.append("  connect      : the MCP client that started this process is connected (stdin/stdout)")
     return "\n".join(lines)
+
+
+def _mode(settings: Settings) -> str:
+    if settings.provider == "fake":
+        return "fake provider (tests and benchmarks only)"
+    if settings.offline:
+        return "offline (offline catalog only; no Yahoo or Alpha Vantage)"
+    sources = ["Yahoo Finance"] if settings.yahoo_enabled else []
+    if settings.alpha_vantage_api_key is not None:
+        sources.append("Alpha Vantage")
+    return "online (" + ", ".join([*sources, "offline catalog"]) + ")"
+
+
+def _listings_as_of() -> str:
+    try:
+        from providers.catalog import catalog_as_of
+
+        return f"offline catalog as of {catalog_as_of().isoformat()}"
+    except Exception as exc:  # the banner must not stop the server
+        return f"unknown ({type(exc).__name__})"
 
 
 def dumps(value: Any) -> str:

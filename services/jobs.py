@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services import telemetry
 from services.errors import InvalidArgument, JobNotFound, LimitExceeded
 from services.pagination import decode_cursor, encode_cursor
 from services.schemas import Caller
@@ -268,6 +269,7 @@ class JobService:
             await self.session.refresh(job)
             counts = await repo.item_counts(self.session, job.id)
             await repo.write_counts(self.session, job.id, counts, now)
+            telemetry.job_finished(job.id, job.owner_id, "cancelled", job.created_at, now, total=counts.total)
             return status_of(job, counts), True
         return status_of(job, await repo.item_counts(self.session, job.id)), False
 
@@ -275,6 +277,7 @@ class JobService:
         """Mark a job that could not be queued as failed (its items as error), so it never looks stuck."""
         job = await self._owned(job_id)
         now = utcnow()
-        await repo.fail_job(
+        if await repo.fail_job(
             self.session, job.id, now=now, expires_at=now + timedelta(seconds=self.limits.retention_s), message=message
-        )
+        ):
+            telemetry.job_finished(job.id, job.owner_id, "failed", job.created_at, now)

@@ -33,7 +33,7 @@ from providers.base import (
     ProviderRateLimited,
     Verdict,
 )
-from services import quotas
+from services import quotas, telemetry
 from services.quotas import Quotas
 from services.schemas import SymbolVerdict
 from services.validation_api import SymbolCheck
@@ -110,6 +110,17 @@ def _from_asset(asset: Asset, *, stale: bool) -> SymbolVerdict:
     )
 
 
+def _provider_outcome(exc: ProviderError) -> str:
+    if isinstance(exc, ProviderRateLimited):
+        return "rate_limited"
+    if isinstance(exc, ProviderMisconfigured):
+        return "misconfigured"
+    if isinstance(exc, ProviderCannotAnswer):
+        return "cannot_answer"
+    cause = getattr(exc, "cause", "unavailable")
+    return cause if cause in ("dns_error", "timeout", "connection_refused", "circuit_open") else "unavailable"
+
+
 class ValidationService:
     """Validates symbols for tools, universe membership and background jobs. Holds no per-request state."""
 
@@ -134,7 +145,8 @@ class ValidationService:
         """Verdicts when every symbol is cached, else None (the fast path: no store, no provider)."""
         cached = await self.cache.get_many([_cache_key(s) for s in symbols])
         if len(cached) < len(set(symbols)):
-            return None
+            return None  # not counted: the caller validates next, and validate_batch counts the lookups
+        telemetry.record_cache_lookups(len(symbols), 0)
         return [self._cached_verdict(cached[_cache_key(s)]) for s in symbols]
 
     def _cached_verdict(self, raw: str) -> SymbolVerdict:
@@ -187,6 +199,7 @@ class ValidationService:
                 if raw is not None:
                     verdicts[symbol] = self._cached_verdict(raw)
         misses = [s for s in symbols if s not in verdicts]
+        telemetry.record_cache_lookups(len(symbols) - len(misses), len(misses))
         if not misses:
             return BatchVerdicts([verdicts[s] for s in symbols], frozenset())  # no provider call, no database query
 
@@ -263,9 +276,11 @@ class ValidationService:
                 for provider in self.providers:
                     try:
                         results[symbol] = await provider.validate(symbol)
+                        telemetry.PROVIDER_CALLS.labels(provider.name, "ok").inc()
                         return
                     except ProviderError as exc:
                         errors.append(exc)
+                        telemetry.PROVIDER_CALLS.labels(provider.name, _provider_outcome(exc)).inc()
                 if errors:
                     results[symbol] = errors
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services import telemetry
 from services.schemas import SymbolVerdict
 from services.validation import ValidationService
 from storage.db import unit_of_work, utcnow
@@ -171,10 +172,25 @@ async def refresh_counts(
         now = utcnow()
         await repo.write_counts(session, job_id, counts, now)
         status = job.status
+        finished = False
         if counts.queued == 0 and status in repo.ACTIVE:
             expires = now + timedelta(seconds=env.config.retention_s)
             if await repo.complete_job(session, job_id, now=now, expires_at=expires, message=_summary(counts)):
-                status = "completed"
+                status, finished = "completed", True
+        created_at, job_owner = job.created_at, job.owner_id
+    if finished:  # after the commit: the line says what the store holds
+        telemetry.job_finished(
+            job_id,
+            job_owner,
+            status,
+            created_at,
+            now,
+            total=counts.total,
+            valid=counts.valid,
+            invalid=counts.invalid,
+            pending=counts.pending,
+            error=counts.error,
+        )
     await env.live.publish(str(job_id), status, counts)
     return status, counts
 
@@ -352,6 +368,7 @@ async def watch(env: JobEnv) -> WatchReport:
                     seen_updated_at=job.updated_at,
                 ):
                     report.failed.append(job.id)
+                    telemetry.job_finished(job.id, job.owner_id, "failed", job.created_at, now, error=len(symbols))
                 resumable = None
             else:
                 message = (

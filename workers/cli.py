@@ -46,6 +46,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if "dramatiq.worker" in sys.modules:
         logging.getLogger(__name__).warning("dramatiq was imported early: worker_idle_poll_ms is not applied")
     os.environ["dramatiq_worker_timeout"] = str(settings.worker_idle_poll_ms)
+    if settings.worker_metrics_port is not None:
+        prometheus_environment(settings)
+    from server.logs import configure_logging
+
+    configure_logging(settings)  # the main process's lines; worker processes adopt the format in workers.entry
     import dramatiq.cli
 
     print(
@@ -58,6 +63,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return int(dramatiq.cli.main(parsed) or 0)
 
 
+def prometheus_environment(settings: Any) -> str:
+    """Environment for dramatiq's Prometheus middleware, set before any worker process imports prometheus-client.
+
+    Multiprocess mode (a fresh directory per run, so a restarted worker does not add its predecessor's counts):
+    every worker process writes its values there, and the middleware's exposition server, a process of its own,
+    serves them all on worker_metrics_host:worker_metrics_port (dramatiq's default, 0.0.0.0:9191, would listen on
+    every interface)."""
+    import tempfile
+
+    if "prometheus_client" in sys.modules:
+        logging.getLogger(__name__).warning("prometheus_client was imported early: worker metrics may be incomplete")
+    directory = tempfile.mkdtemp(prefix="universe-mcp-worker-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    os.environ["dramatiq_prom_db"] = directory
+    os.environ["dramatiq_prom_host"] = settings.worker_metrics_host
+    os.environ["dramatiq_prom_port"] = str(settings.worker_metrics_port)
+    return directory
+
+
 def cmd_scheduler(args: argparse.Namespace) -> int:
     from workers.scheduler import run_scheduler
 
@@ -68,14 +92,20 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    logging.basicConfig(
-        level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from server.logs import configure_logging
+
+    configure_logging(settings)
     return run_scheduler(settings, once=args.once)
 
 
 def add_worker_commands(sub: Any) -> None:
-    worker = sub.add_parser("worker", help="run Dramatiq worker processes for bulk validation jobs (needs Redis)")
+    worker = sub.add_parser(
+        "worker",
+        help="run Dramatiq worker processes for bulk validation jobs (needs Redis)",
+        description="Run Dramatiq worker processes that validate bulk jobs' batches and run the periodic refresh "
+        "and cleanup, for the distributed mode (UNIVERSE_MCP_REDIS_URL). With UNIVERSE_MCP_WORKER_METRICS_PORT, "
+        "Prometheus metrics are served there (docs/OPERATIONS.md).",
+    )
     worker.add_argument(
         "--processes", "-p", type=int, help="worker processes (default: worker_processes, or one per CPU)"
     )
@@ -87,6 +117,9 @@ def add_worker_commands(sub: Any) -> None:
         "scheduler",
         help="send the periodic refresh and cleanup jobs (needs Redis; any "
         "number may run, a Redis lock keeps each run single)",
+        description="Send the periodic jobs (re-validate stale and pending symbols, delete expired job data, "
+        "resume stuck jobs) to the workers, for the distributed mode (UNIVERSE_MCP_REDIS_URL). Any number may run: "
+        "a Redis lock keeps each run single.",
     )
     scheduler.add_argument("--once", action="store_true", help="send each periodic job once (if due) and exit")
     scheduler.set_defaults(func=cmd_scheduler)

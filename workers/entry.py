@@ -102,15 +102,24 @@ def setup() -> None:
     settings = Settings()
     if settings.redis_url is None:
         raise SystemExit("universe-mcp worker needs UNIVERSE_MCP_REDIS_URL (embedded mode runs jobs in the server)")
-    for noisy in ("httpx", "httpcore", "yfinance", "peewee"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from server.logs import reformat_handlers
+
+    # dramatiq set up this process's logging (a handler writing to its pipe to the main process): same format and
+    # level as every other universe-mcp process, third-party noise tamed.
+    logging.getLogger().setLevel(settings.log_level)
+    reformat_handlers(settings)
+    extra: list[Middleware] = []
+    if settings.worker_metrics_port is not None:
+        from dramatiq.middleware.prometheus import Prometheus
+
+        extra.append(Prometheus())  # serves every worker process's metrics (workers/cli.prometheus_environment)
     env = WorkerEnv(settings)
     heartbeat = WorkerHeartbeat(
         broker_redis_client(settings.redis_url.get_secret_value()),
         settings.broker_namespace,
         interval_s=min(1.0, settings.worker_heartbeat_timeout_s / 3),
     )
-    broker = build_broker(settings, embedded=False, extra=[heartbeat, env])
+    broker = build_broker(settings, embedded=False, extra=[*extra, heartbeat, env])
 
     declare_actors(broker, run=env.run, env=env.get, settings=settings)
     dramatiq.set_broker(broker)

@@ -166,6 +166,18 @@ async def active_job_count(session: AsyncSession, owner_id: uuid.UUID) -> int:
     )
 
 
+async def unfinished_counts(session: AsyncSession) -> dict[str, int]:
+    """Unfinished jobs of every owner by status (for metrics; row-level security may hide other owners' jobs)."""
+    rows = await session.execute(
+        select(ValidationJob.status, func.count())
+        .where(ValidationJob.status.in_(ACTIVE))
+        .group_by(ValidationJob.status)
+    )
+    counts = dict.fromkeys(ACTIVE, 0)
+    counts.update({status: int(n) for status, n in rows.all()})
+    return counts
+
+
 async def active_job_for_universe(
     session: AsyncSession, owner_id: uuid.UUID, universe_id: uuid.UUID
 ) -> uuid.UUID | None:
