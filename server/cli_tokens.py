@@ -63,9 +63,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def add_token_commands(sub: Any) -> None:
-    token = sub.add_parser("token", help="issue, list and revoke bearer tokens")
-    actions = token.add_subparsers(dest="token_command", required=True)
-    create = actions.add_parser("create", help="issue a token (printed once)")
+    token = sub.add_parser(
+        "token",
+        help="issue, list and revoke bearer tokens",
+        description="Issue, list and revoke the bearer tokens HTTP clients send when UNIVERSE_MCP_AUTH=token. "
+        "Tokens are stored hashed in the store; a token is shown once, when issued.",
+    )
+    actions = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create",
+        help="issue a token (printed once)",
+        description="Issue a token for an owner (created when new) and print it once, on stdout.",
+    )
     create.add_argument("--user", required=True, help="owner name (created when new)")
     create.add_argument(
         "--scopes",
@@ -73,8 +82,16 @@ def add_token_commands(sub: Any) -> None:
         "infrastructure detail to get_service_health)",
     )
     create.add_argument("--expires", help="lifetime such as 12h, 90d or 4w (default: no expiry)")
-    listing = actions.add_parser("list", help="list tokens (never the tokens themselves)")
-    listing.add_argument("--user")
-    revoke = actions.add_parser("revoke", help="revoke a token by id or prefix")
+    listing = actions.add_parser(
+        "list",
+        help="list tokens (never the tokens themselves)",
+        description="List tokens: id, prefix, owner, scopes, expiry, revocation and last use (never the tokens).",
+    )
+    listing.add_argument("--user", help="only this owner's tokens (default: every owner's)")
+    revoke = actions.add_parser(
+        "revoke",
+        help="revoke a token by id or prefix",
+        description="Revoke a token by id or prefix; replicas stop accepting it within token_cache_s seconds.",
+    )
     revoke.add_argument("token", help="token id or its prefix as shown by `token list`")
     token.set_defaults(func=_run)
