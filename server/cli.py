@@ -189,7 +189,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 _EPILOG = """\
 settings: UNIVERSE_MCP_* environment variables, or the same names in a .env file in the working directory
-(the environment wins); `universe-mcp config docs` lists them all. Docs: README.md, docs/OPERATIONS.md.
+(the environment wins); `universe-mcp config docs` lists them all.
 """
 
 
@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         "print the settings reference: every UNIVERSE_MCP_* setting, its default and meaning (Markdown)",
         epilog=_EPILOG,
     )
-    config.add_argument("what", choices=["docs"], help="docs: the reference docs/CONFIGURATION.md is generated from")
+    config.add_argument("what", choices=["docs"], help="docs: the settings reference, as Markdown")
     config.set_defaults(func=cmd_config)
     return parser
 

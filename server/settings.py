@@ -130,14 +130,14 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         "text",
         description="Operator log format: `text` (one readable line, fields as key=value) or `json` (one JSON object "
-        "per line, for log shippers). docs/OPERATIONS.md lists the fields.",
+        "per line, for log shippers): time, level, logger, message, request id and each event's fields.",
     )
     metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics on the HTTP transport.")
     metrics_token: SecretStr | None = Field(
         None,
         description="Bearer token a Prometheus scraper must send for /metrics (at least 16 characters). Required "
         "when auth is token or jwt (unset there: /metrics answers 401); with auth=none /metrics is open, as the "
-        "server is bound to loopback. The metrics hold no tenant data either way (docs/OPERATIONS.md).",
+        "server is bound to loopback. The metrics hold no tenant data either way.",
     )
 
     # --- limits --------------------------------------------------------------------------------------------------

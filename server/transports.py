@@ -256,7 +256,7 @@ def banner(settings: Settings) -> str:
             guarded = settings.auth != "none" or settings.metrics_token is not None
             lines.append(f"  metrics      : {base}/metrics" + (" (bearer metrics_token)" if guarded else ""))
         lines.append(f"  connect      : claude mcp add --transport http universe-http {base}/mcp")
-        lines.append("                 (or any MCP client: README.md, 'Connect a client')")
+        lines.append("                 (any MCP client speaking streamable HTTP connects to that URL)")
     else:
         lines.append("  connect      : the MCP client that started this process is connected (stdin/stdout)")
     return "\n".join(lines)

@@ -104,7 +104,7 @@ def add_worker_commands(sub: Any) -> None:
         help="run Dramatiq worker processes for bulk validation jobs (needs Redis)",
         description="Run Dramatiq worker processes that validate bulk jobs' batches and run the periodic refresh "
         "and cleanup, for the distributed mode (UNIVERSE_MCP_REDIS_URL). With UNIVERSE_MCP_WORKER_METRICS_PORT, "
-        "Prometheus metrics are served there (docs/OPERATIONS.md).",
+        "Prometheus metrics are served there.",
     )
     worker.add_argument(
         "--processes", "-p", type=int, help="worker processes (default: worker_processes, or one per CPU)"

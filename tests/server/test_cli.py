@@ -24,15 +24,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def root_logging():
-    """cmd_call configures the root logger (server/logs.py); give pytest its handlers back afterwards."""
+    """cmd_call configures the root logger and quiets third-party loggers (server/logs.py); give pytest its handlers
+    and every logger its level back afterwards (later tests read httpx's own lines)."""
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
+    levels = {
+        name: log.level for name, log in logging.root.manager.loggerDict.items() if isinstance(log, logging.Logger)
+    }
     yield
     for handler in list(root.handlers):
         root.removeHandler(handler)
     for handler in saved[0]:
         root.addHandler(handler)
     root.setLevel(saved[1])
+    for name, log in logging.root.manager.loggerDict.items():
+        if isinstance(log, logging.Logger):
+            log.setLevel(levels.get(name, logging.NOTSET))
 
 
 @pytest.fixture
