@@ -34,7 +34,10 @@ async def test_worker_metrics_and_log_lines(make_settings, worker_settings, work
     server = build_server(make_settings(**worker_settings))
     async with Client(server) as client:
         call = Call(client)
-        job = await call.ok("start_bulk_validation", symbols=[f"SYM{i:05d}" for i in range(1, 41)])
+        # force_refresh: other tests leave these verdicts in the shared Redis cache; every symbol must reach the
+        # provider here.
+        symbols = [f"SYM{i:05d}" for i in range(1, 41)]
+        job = await call.ok("start_bulk_validation", symbols=symbols, force_refresh=True)
         with anyio.fail_after(30):
             while (await call.ok("get_job_status", job_id=job["job_id"]))["status"] != "completed":  # noqa: ASYNC110
                 await anyio.sleep(0.05)
