@@ -52,7 +52,7 @@ async def test_worker_metrics_and_log_lines(make_settings, worker_settings, work
         except httpx.TransportError:
             pass
         assert time.monotonic() < deadline, f"no worker metrics on port {port}:\n{worker.tail()}"
-        time.sleep(0.2)
+        await anyio.sleep(0.2)
     found = samples(text)
     messages = [s for s in found if s.name == "dramatiq_messages_total" and s.labels.get("queue_name") == "validation"]
     assert sum(s.value for s in messages) >= 2  # 40 symbols in batches of 20
