@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field
 from server.context import Deps
 from services.csv_io import ParsedFile, format_csv, parse_symbol_file
 from services.errors import InvalidArgument, LimitExceeded
-from services.schemas import MembershipReport, SymbolOutcome, UniverseSummary, ValidationStatus
+from services.schemas import MembershipReport, UniverseSummary, ValidationStatus
+from services.symbols import normalise_symbols
 from services.universes import UniverseService
 from tools._results import Envelope, NextAction, ok
 from tools._toolset import READ, WRITE, Toolset, ToolSpec
@@ -78,10 +79,6 @@ async def all_members(service: UniverseService, universe_id: str) -> tuple[Unive
         cursor = detail.next_cursor
         if cursor is None:
             return detail.universe, members
-
-
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 async def _start_job(ctx: Context, symbols: list[str]) -> str | None:
@@ -154,32 +151,24 @@ async def _apply(
     mode: str,
     validate: bool,
 ) -> tuple[UniverseSummary, dict[str, _Outcome], list[str], MembershipReport]:
-    """Create (by name), remove what the file lacks (replace), then add in chunks: all in the caller's transaction."""
+    """Create (by name), then import (replace: removing what the file lacks): all in the caller's transaction."""
+    symbols = normalise_symbols(symbols)
+    checks = await service.check_symbols(symbols, validate=validate)  # before any lock: providers may be slow
     if name is not None:
         universe_id = (await service.create(name))[0].id
     assert universe_id is not None
-    removed: list[str] = []
-    if mode == "replace":
-        _, members = await all_members(service, universe_id)
-        wanted = set(symbols)
-        removed = [m.symbol for m in members if m.symbol not in wanted]
-        for chunk in _chunks(removed, service.limits.max_symbols_per_call):
-            await service.remove_assets(universe_id, chunk)
+    universe, report, removed = await service.import_members(
+        universe_id, symbols, replace=mode == "replace", validate=validate, checks=checks
+    )
     outcomes: dict[str, _Outcome] = {}
-    results: list[SymbolOutcome] = []
-    universe = None
-    for chunk in _chunks(symbols, service.limits.max_symbols_per_call):
-        universe, report = await service.add_assets(universe_id, chunk, validate=validate)
-        results.extend(report.results)
-        for r in report.results:
-            if r.outcome == "added":
-                outcomes[r.symbol] = _Outcome("added", r.validation_status, r.reason)
-            elif r.outcome == "already_present":
-                outcomes[r.symbol] = _Outcome("duplicate", r.validation_status, "already in the universe")
-            else:
-                outcomes[r.symbol] = _Outcome("invalid", r.validation_status, r.reason, tuple(r.candidates))
-    assert universe is not None
-    return universe, outcomes, removed, MembershipReport.build(results, universe.asset_count)
+    for r in report.results:
+        if r.outcome == "added":
+            outcomes[r.symbol] = _Outcome("added", r.validation_status, r.reason)
+        elif r.outcome == "already_present":
+            outcomes[r.symbol] = _Outcome("duplicate", r.validation_status, "already in the universe")
+        else:
+            outcomes[r.symbol] = _Outcome("invalid", r.validation_status, r.reason, tuple(r.candidates))
+    return universe, outcomes, removed, report
 
 
 def _actions(universe: UniverseSummary, rows: list[ImportRow], job_id: str | None, unchecked: int) -> list[NextAction]:
