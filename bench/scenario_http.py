@@ -89,8 +89,10 @@ async def client_loop(url: str, index: int, deadline: float, results: dict[str, 
             except Exception as exc:  # the load keeps going; the error is counted
                 failed = True
                 results["error_samples"].append(f"{type(exc).__name__}: {str(exc)[:200]}")
-            results["latencies"].append((time.perf_counter() - started) * 1000)
+            elapsed = (time.perf_counter() - started) * 1000
+            results["latencies"].append(elapsed)
             results["by_kind"][kind] += 1
+            results["kind_latencies"].setdefault(kind, []).append(elapsed)
             if failed:
                 results["errors"] += 1
 
@@ -113,7 +115,13 @@ async def floor_loop(url: str, deadline: float, results: dict[str, Any]) -> None
 async def load(
     clients: int, seconds: float, start: Callable[[int, float, dict[str, Any]], Awaitable[None]]
 ) -> dict[str, Any]:
-    results: dict[str, Any] = {"latencies": [], "errors": 0, "error_samples": [], "by_kind": Counter()}
+    results: dict[str, Any] = {
+        "latencies": [],
+        "errors": 0,
+        "error_samples": [],
+        "by_kind": Counter(),
+        "kind_latencies": {},
+    }
     began = time.monotonic()
     deadline = began + seconds
     await asyncio.gather(*[start(i, deadline, results) for i in range(clients)])
@@ -132,6 +140,11 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         "errors": results["errors"],
         "seconds": round(results["seconds"], 2),
         "by_kind": dict(results.get("by_kind", {})),
+        # Where the time goes: each kind of call's p50/p99 (ms).
+        "kind_p50_p99_ms": {
+            kind: [round(percentile(lat, 50), 1), round(percentile(lat, 99), 1)]
+            for kind, lat in sorted(results.get("kind_latencies", {}).items())
+        },
         "error_samples": results["error_samples"][:5],
     }
 

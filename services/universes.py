@@ -280,6 +280,7 @@ class UniverseService:
         await self._ensure_unique_name(key)
         quotas.check_members(0, len(normalised), self.limits.quotas)
         checks = await self.check_symbols(normalised, validate=validate)
+        assets = await self._assets_for(normalised, checks)
         await repo.lock_writes(self.session)
         await self._ensure_unique_name(key)  # again, now that no other writer can be between the check and insert
         await quotas.check_universes(self.session, self.caller.owner_id, self.limits.quotas)
@@ -295,7 +296,7 @@ class UniverseService:
         )
         await self._flush_named(key, lambda: self.session.add(universe))
         await repo.lock_universe(self.session, self.caller.owner_id, universe.id)
-        report = await self._add(universe, normalised, checks)
+        report = await self._add(universe, normalised, checks, assets)
         return _summary(universe, report.asset_count), report
 
     async def update(
@@ -348,9 +349,10 @@ class UniverseService:
         normalised = normalise_symbols(symbols)
         if checks is None:
             checks = await self.check_symbols(normalised, validate=validate)
+        assets = await self._assets_for(normalised, checks)
         universe = await self._lock(universe_id)
         await self._check_members_quota(universe, normalised)
-        report = await self._add(universe, normalised, checks)
+        report = await self._add(universe, normalised, checks, assets)
         if report.counts.get("added"):
             universe.updated_at = utcnow()
             await self.session.flush()
@@ -375,6 +377,7 @@ class UniverseService:
         normalised = normalise_symbols(symbols)
         if checks is None:
             checks = await self.check_symbols(normalised, validate=validate)
+        assets = await self._assets_for(normalised, checks)
         universe = await self._lock(universe_id)
         removed: list[str] = []
         if replace:
@@ -388,7 +391,7 @@ class UniverseService:
         for start in range(0, len(normalised), size):
             chunk = normalised[start : start + size]
             await self._check_members_quota(universe, chunk)
-            results.extend((await self._add(universe, chunk, checks)).results)
+            results.extend((await self._add(universe, chunk, checks, assets)).results)
         count = await repo.count_members(self.session, universe.id)
         if removed or any(r.outcome == "added" for r in results):
             universe.updated_at = utcnow()
@@ -413,11 +416,9 @@ class UniverseService:
         last = await repo.last_event_at(self.session, universe.id)
         return max(now, last) if last is not None else now
 
-    async def _add(self, universe: Universe, symbols: list[str], checks: dict[str, SymbolCheck]) -> MembershipReport:
-        """Add under the universe's lock: what is a member, the positions and the events are read and written by
-        one writer at a time, and an event is written for each row inserted, nothing else."""
-        if not symbols:
-            return MembershipReport.build([], await repo.count_members(self.session, universe.id))
+    async def _assets_for(self, symbols: list[str], checks: dict[str, SymbolCheck]) -> dict[str, Asset]:
+        """The asset of each symbol that is not rejected, created where missing (before any lock: creating an asset
+        is safe to race, see asset_repo.create_assets, and keeps the locked part of an add short)."""
         existing = await asset_repo.get_assets_by_symbols(self.session, symbols)
         missing = [
             s for s in symbols if s not in existing and checks.get(s, SymbolCheck.unknown(s)).status != "invalid"
@@ -430,6 +431,15 @@ class UniverseService:
                 quotas=self.limits.quotas,
             )
             existing.update({a.symbol: a for a in created})
+        return existing
+
+    async def _add(
+        self, universe: Universe, symbols: list[str], checks: dict[str, SymbolCheck], existing: dict[str, Asset]
+    ) -> MembershipReport:
+        """Add under the universe's lock: what is a member, the positions and the events are read and written by
+        one writer at a time, and an event is written for each row inserted, nothing else."""
+        if not symbols:
+            return MembershipReport.build([], await repo.count_members(self.session, universe.id))
         present = await repo.member_asset_ids(self.session, universe.id, [a.id for a in existing.values()])
         results: list[SymbolOutcome] = []
         to_add: list[Asset] = []
@@ -479,27 +489,23 @@ class UniverseService:
                     reason=reason,
                 )
             )
-        if to_add:
-            now = await self._effective_now(universe)
-            first = await repo.next_position(self.session, universe.id)
-            ids = [a.id for a in to_add]
-            await repo.add_members(
-                self.session,
-                universe_id=universe.id,
-                owner_id=self.caller.owner_id,
-                asset_ids=ids,
-                first_position=first,
-                at=now,
-            )
-            await repo.record_events(
-                self.session,
-                universe_id=universe.id,
-                owner_id=self.caller.owner_id,
-                asset_ids=ids,
-                action="added",
-                at=now,
-            )
-        return MembershipReport.build(results, await repo.count_members(self.session, universe.id))
+        if not to_add:
+            return MembershipReport.build(results, await repo.count_members(self.session, universe.id))
+        first, last, count = await repo.membership_state(self.session, universe.id)
+        now = max(utcnow(), last) if last is not None else utcnow()  # see _effective_now
+        ids = [a.id for a in to_add]
+        await repo.add_members(
+            self.session,
+            universe_id=universe.id,
+            owner_id=self.caller.owner_id,
+            asset_ids=ids,
+            first_position=first,
+            at=now,
+        )
+        await repo.record_events(
+            self.session, universe_id=universe.id, owner_id=self.caller.owner_id, asset_ids=ids, action="added", at=now
+        )
+        return MembershipReport.build(results, count + len(ids))
 
     async def _remove(self, universe: Universe, asset_ids: list[uuid.UUID]) -> set[uuid.UUID]:
         """Delete members under the universe's lock; events only for the rows actually deleted."""

@@ -28,6 +28,7 @@ __all__ = [
     "member_asset_ids",
     "member_symbols",
     "members_by_symbol",
+    "membership_state",
     "membership_counts",
     "next_position",
     "record_events",
@@ -223,6 +224,20 @@ async def member_symbols(session: AsyncSession, universe_id: uuid.UUID) -> list[
         .order_by(UniverseAsset.position)
     )
     return [(symbol, asset_id) for symbol, asset_id in rows.all()]
+
+
+async def membership_state(session: AsyncSession, universe_id: uuid.UUID) -> tuple[int, datetime | None, int]:
+    """(next free position, when the latest membership event took effect, member count) in one statement: what
+    an add needs under the universe's lock, in one round trip instead of three."""
+    top = select(func.max(UniverseAsset.position)).where(UniverseAsset.universe_id == universe_id).scalar_subquery()
+    last = (
+        select(func.max(UniverseAssetEvent.effective_at))
+        .where(UniverseAssetEvent.universe_id == universe_id)
+        .scalar_subquery()
+    )
+    count = select(func.count()).where(UniverseAsset.universe_id == universe_id).scalar_subquery()
+    row = (await session.execute(select(top, last, count))).one()
+    return (0 if row[0] is None else int(row[0]) + 1), row[1], int(row[2] or 0)
 
 
 async def next_position(session: AsyncSession, universe_id: uuid.UUID) -> int:
