@@ -12,10 +12,14 @@ Clients and server share the machine's cores: on a small machine the figures mea
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
+import secrets
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from bench.common import (
@@ -85,8 +89,10 @@ async def client_loop(url: str, index: int, deadline: float, results: dict[str, 
             except Exception as exc:  # the load keeps going; the error is counted
                 failed = True
                 results["error_samples"].append(f"{type(exc).__name__}: {str(exc)[:200]}")
-            results["latencies"].append((time.perf_counter() - started) * 1000)
+            elapsed = (time.perf_counter() - started) * 1000
+            results["latencies"].append(elapsed)
             results["by_kind"][kind] += 1
+            results["kind_latencies"].setdefault(kind, []).append(elapsed)
             if failed:
                 results["errors"] += 1
 
@@ -109,7 +115,13 @@ async def floor_loop(url: str, deadline: float, results: dict[str, Any]) -> None
 async def load(
     clients: int, seconds: float, start: Callable[[int, float, dict[str, Any]], Awaitable[None]]
 ) -> dict[str, Any]:
-    results: dict[str, Any] = {"latencies": [], "errors": 0, "error_samples": [], "by_kind": Counter()}
+    results: dict[str, Any] = {
+        "latencies": [],
+        "errors": 0,
+        "error_samples": [],
+        "by_kind": Counter(),
+        "kind_latencies": {},
+    }
     began = time.monotonic()
     deadline = began + seconds
     await asyncio.gather(*[start(i, deadline, results) for i in range(clients)])
@@ -128,8 +140,108 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         "errors": results["errors"],
         "seconds": round(results["seconds"], 2),
         "by_kind": dict(results.get("by_kind", {})),
+        # Where the time goes: each kind of call's p50/p99 (ms).
+        "kind_p50_p99_ms": {
+            kind: [round(percentile(lat, 50), 1), round(percentile(lat, 99), 1)]
+            for kind, lat in sorted(results.get("kind_latencies", {}).items())
+        },
         "error_samples": results["error_samples"][:5],
     }
+
+
+# Targets (issue 10, item 20): the tail and the share of the floor's throughput under this load, with no errors.
+P99_TARGET_MS = 250.0
+THROUGHPUT_TARGET = 0.4
+
+
+async def _measure(cfg: Config, env: dict[str, str], work: Path, label: str) -> tuple[dict[str, Any], list, float]:
+    """The product under the load: (load summary, sequential latencies, peak RSS in MB)."""
+    from mcp import Client
+
+    port = free_port()
+    with http_process(
+        ["-m", "bench.serve", "--transport", "http", "--port", str(port)], env, work / f"server-{label}.log", port
+    ) as proc:
+        url = f"http://127.0.0.1:{port}/mcp"
+        async with Client(url) as client:
+            for start in range(0, len(CACHED), 50):
+                await client.call_tool("validate_symbols", {"symbols": CACHED[start : start + 50]})
+            sequential = [
+                await timed_calls(
+                    lambda: client.call_tool("validate_symbols", {"symbols": [CACHED[0]]}), cfg.calls // 2, cfg.warmup
+                )
+            ]
+        rng = random.Random(5)
+        loaded = summary(
+            await load(
+                cfg.http_clients,
+                cfg.http_seconds,
+                lambda i, d, r: client_loop(url, i, d, r, random.Random(rng.random())),
+            )
+        )
+        _, peak = rss_mb(proc.pid)
+    return loaded, sequential, peak
+
+
+def _load_row(cfg: Config, store: str, ours: dict[str, Any], floor: dict[str, Any], peak: float) -> Row:
+    ratio = ours["throughput_per_s"] / floor["throughput_per_s"] if floor["throughput_per_s"] else 0.0
+    return Row(
+        scenario="5",
+        metric=f"{cfg.http_clients} HTTP clients, mixed reads/writes, {cfg.http_seconds:g} s, {store}",
+        p50_ms=ours["p50_ms"],
+        p99_ms=ours["p99_ms"],
+        floor_p50_ms=floor["p50_ms"],
+        floor_p99_ms=floor["p99_ms"],
+        value=round(ratio, 3),
+        unit="x floor calls/s",
+        target=f"p99 <= {P99_TARGET_MS:g} ms, >= {THROUGHPUT_TARGET}x floor calls/s, zero errors",
+        met=ours["errors"] == 0 and ours["p99_ms"] <= P99_TARGET_MS and ratio >= THROUGHPUT_TARGET,
+        note=f"{ours['throughput_per_s']:.0f} calls/s (floor: {floor['throughput_per_s']:.0f} calls/s of a trivial "
+        f"tool); {ours['calls']} calls, {ours['errors']} errors, slowest {ours['max_ms'] / 1000:.2f} s"
+        + (f"; first error: {ours['error_samples'][0]} (details in the server log)" if ours["error_samples"] else ""),
+        extra={"ours": ours, "floor": floor, "server_peak_rss_mb": round(peak, 1)},
+    )
+
+
+@contextlib.asynccontextmanager
+async def _postgres(cfg: Config, data_dir: Path) -> AsyncIterator[dict[str, str] | None]:
+    """A scratch database holding the same store, served as a non-owner role under row-level security (the
+    distributed layout); None when no PostgreSQL answers at BENCH_POSTGRES_URL (default: this machine's)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    from bench.store import build_postgres_store
+
+    url = make_url(os.environ.get("BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"))
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    suffix = secrets.token_hex(4)
+    database, role = f"umcp_bench_{suffix}", f"umcp_bench_app_{suffix}"
+    try:
+        conn = await asyncpg.connect(admin, timeout=5)
+    except (OSError, asyncpg.PostgresError):
+        yield None
+        return
+    try:
+        await conn.execute(f"CREATE DATABASE {database}")
+        await conn.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS")
+    finally:
+        await conn.close()
+    settings = {
+        "database_url": url.set(database=database, username=role, password=None).render_as_string(hide_password=False),
+        "database_admin_url": url.set(database=database).render_as_string(hide_password=False),
+        "database_app_role": role,
+    }
+    try:
+        print(f"  building the PostgreSQL store of {cfg.store_assets:,} assets ...", flush=True)
+        await build_postgres_store(data_dir, cfg.store_assets, **settings)
+        yield {f"UNIVERSE_MCP_{k.upper()}": v for k, v in settings.items()}
+    finally:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            await conn.execute(f"DROP ROLE IF EXISTS {role}")
+        finally:
+            await conn.close()
 
 
 async def run(cfg: Config, ctx: dict) -> list[Row]:
@@ -149,56 +261,20 @@ async def run(cfg: Config, ctx: dict) -> list[Row]:
             sequential = [await timed_calls(lambda: client.call_tool("ping", {}), cfg.calls // 2, cfg.warmup)]
         floor_load = summary(await load(cfg.http_clients, floor_seconds, lambda i, d, r: floor_loop(url, d, r)))
 
-    port = free_port()
-    with http_process(
-        ["-m", "bench.serve", "--transport", "http", "--port", str(port)], env, work / "server.log", port
-    ) as proc:
-        url = f"http://127.0.0.1:{port}/mcp"
-        async with Client(url) as client:
-            for start in range(0, len(CACHED), 50):
-                await client.call_tool("validate_symbols", {"symbols": CACHED[start : start + 50]})
-            ours_sequential = [
-                await timed_calls(
-                    lambda: client.call_tool("validate_symbols", {"symbols": [CACHED[0]]}), cfg.calls // 2, cfg.warmup
-                )
-            ]
-        rng = random.Random(5)
-        ours_load = summary(
-            await load(
-                cfg.http_clients,
-                cfg.http_seconds,
-                lambda i, d, r: client_loop(url, i, d, r, random.Random(rng.random())),
+    ours_load, ours_sequential, peak = await _measure(cfg, env, work, "sqlite")
+    rows = [_load_row(cfg, "SQLite", ours_load, floor_load, peak)]
+    async with _postgres(cfg, work / "pg-data") as pg_env:
+        if pg_env is None:
+            rows.append(
+                Row(scenario="5", metric="... on PostgreSQL", note="not run: no PostgreSQL at BENCH_POSTGRES_URL")
             )
-        )
-        rss, peak = rss_mb(proc.pid)
+        else:
+            pg_load, _, pg_peak = await _measure(cfg, child_env(work / "pg-data", **pg_env), work, "postgres")
+            rows.append(_load_row(cfg, "PostgreSQL (app role, RLS)", pg_load, floor_load, pg_peak))
 
     floor_seq, ours_seq = Latency.of(sequential), Latency.of(ours_sequential)
     return [
-        Row(
-            scenario="5",
-            metric=f"{cfg.http_clients} HTTP clients, mixed reads/writes, {cfg.http_seconds:g} s",
-            p50_ms=ours_load["p50_ms"],
-            p99_ms=ours_load["p99_ms"],
-            floor_p50_ms=floor_load["p50_ms"],
-            floor_p99_ms=floor_load["p99_ms"],
-            value=float(ours_load["errors"]),
-            unit="errors",
-            target="zero errors",
-            met=ours_load["errors"] == 0,
-            note=f"{ours_load['throughput_per_s']:.0f} calls/s (floor: {floor_load['throughput_per_s']:.0f} calls/s "
-            f"of a trivial tool); {ours_load['calls']} calls, slowest {ours_load['max_ms'] / 1000:.1f} s"
-            + (
-                f"; first error: {ours_load['error_samples'][0]} (details in the server log)"
-                if ours_load["error_samples"]
-                else ""
-            ),
-            extra={
-                "ours": ours_load,
-                "floor": floor_load,
-                "server_rss_mb": round(rss, 1),
-                "server_peak_rss_mb": round(peak, 1),
-            },
-        ),
+        *rows,
         Row(
             scenario="5",
             metric="cached validate_symbols, HTTP, sequential (reference)",

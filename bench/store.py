@@ -13,6 +13,7 @@ import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench.common import bench_settings
 
@@ -143,12 +144,12 @@ def synthetic_rows(n: int, seed: int = 6) -> list[dict]:
     return rows
 
 
-async def _build(data_dir: Path, n: int) -> float:
+async def _build(data_dir: Path, n: int, **settings_overrides: Any) -> float:
     from server.lifespan import open_app_state
     from storage.repositories.assets import insert_assets_bulk
 
     started = time.perf_counter()
-    settings = bench_settings(data_dir)
+    settings = bench_settings(data_dir, **settings_overrides)
     # The product's start-up: migrations and the offline catalog.
     async with open_app_state(settings) as state:
         rows = synthetic_rows(n)
@@ -164,6 +165,12 @@ def build_store(data_dir: Path, n: int) -> float:
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
     return asyncio.run(_build(data_dir, n))
+
+
+async def build_postgres_store(data_dir: Path, n: int, **database: str) -> float:
+    """The same store of ``n`` assets in a PostgreSQL database (``database``: the settings naming it)."""
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    return await _build(data_dir, n, **database)
 
 
 def copy_store(source: Path, target: Path) -> Path:

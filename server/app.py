@@ -41,6 +41,7 @@ from services.errors import InvalidArgument, NotFound, UniverseMCPError
 from services.universes import UniverseService
 from storage.repositories import universes as universe_repo
 from tools import ALL_TOOLSETS
+from tools._reports import register_report_resource
 from tools._toolset import ToolSpec
 from tools.jobs import register_job_resources
 
@@ -48,8 +49,9 @@ __all__ = ["UniverseMCPServer", "build_server"]
 
 INSTRUCTIONS = """\
 Universe MCP manages investment universes: named lists of securities you own, with validated symbols and history.
-Every tool returns {success, data, message, next_actions, metadata}; on failure error.code says what went wrong
-and error.hint how to fix it. next_actions are ready-to-make calls. Never invent tickers: use search_assets or
+Every tool returns {success, data, message, next_actions, metadata}; on failure data is null and
+error {code, message, hint, details} says what went wrong and how to fix it. next_actions are ready-to-make calls.
+Bulk answers give counts of every symbol and list the ones needing attention first; the rest is where they say. Never invent tickers: use search_assets or
 validate_symbols when unsure, and treat validation_status 'pending' as not yet checked, not as invalid."""
 
 # The SDK wraps every Resolve()d dependency (our Deps) in AcceptedElicitation[Any]. pydantic keeps parametrised
@@ -358,11 +360,14 @@ def build_server(settings: Settings, *, providers: Sequence[MarketDataProvider] 
             meta=spec.meta,
         )
         server.specs[spec.name] = spec
-        metadata = server._tool_manager.get_tool(spec.name).fn_metadata
+        tool = server._tool_manager.get_tool(spec.name)
+        tool.parameters = output_schemas.lean_input_schema(tool.parameters)
+        metadata = tool.fn_metadata
         if metadata.output_schema is not None:
-            metadata.output_schema = simplify_schema(metadata.output_schema)
+            metadata.output_schema = output_schemas.lean_output_schema(simplify_schema(metadata.output_schema))
     if "universes" in settings.toolsets:
         _register_universe_resources(server)
+        register_report_resource(server)  # reports://{report_id}: bulk outcomes in full (tools/_reports.py)
     if "jobs" in settings.toolsets:
         register_job_resources(server)  # jobs://{job_id} (tools/jobs.py)
     dashboard.register(server, settings)  # CSV resource, the page at /, View binding checks

@@ -18,7 +18,8 @@ import pydantic_core
 from mcp.types import CallToolResult, TextContent
 from pydantic import ValidationError
 
-from services.errors import InternalError, InvalidArgument, NotFound, UniverseMCPError
+from services.errors import Conflict, InternalError, InvalidArgument, NotFound, UniverseMCPError
+from storage.errors import lost_race
 from tools._results import Envelope, ErrorInfo, NextAction, to_next_actions
 
 __all__ = [
@@ -75,6 +76,14 @@ def from_exception(exc: BaseException, *, tool: str) -> UniverseMCPError:
     if isinstance(exc, UniverseMCPError):
         return exc
     error_id = uuid.uuid4().hex[:12]
+    if (why := lost_race(exc)) is not None:
+        # Logged (the services serialise writers, so a lost race is rare and worth knowing about), never shown.
+        logger.warning("lost race %s in tool %s: %s", error_id, tool, type(exc).__name__)
+        return Conflict(
+            f"{tool} lost a race with a concurrent change ({why}); nothing was changed.",
+            hint="Retry the same call; it is safe to repeat.",
+            details={"retryable": True, "error_id": error_id},
+        )
     logger.error("internal error %s in tool %s", error_id, tool, exc_info=exc)
     return InternalError(
         f"The server failed while running {tool} (error id {error_id}).",

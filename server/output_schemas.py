@@ -13,14 +13,21 @@ exact equivalences in JSON Schema 2020-12:
 
 Together they took about a quarter off the client's validation of a cached ``validate_symbols`` result
 (docs/BENCHMARKS.md).
+
+``lean_output_schema`` then drops what validates nothing and only weighs on ``tools/list`` (issue 16): titles,
+defaults and descriptions (annotations), and ``additionalProperties: true`` (the default). Output schemas are read
+by clients, not models: what a field means is said once, in the tool's description and the server instructions.
+``lean_input_schema`` drops the generated titles of arguments and folds nullable ``anyOf``; descriptions and
+defaults stay, since the model reads them.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
-__all__ = ["simplify_schema"]
+__all__ = ["lean_input_schema", "lean_output_schema", "simplify_schema"]
 
 # Keywords that say nothing about null: annotations, and assertions that apply to one JSON type only.
 _ANNOTATIONS = {"title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly", "$comment"}
@@ -123,3 +130,114 @@ def _fold(schema: Any) -> Any:
     if isinstance(other.get("enum"), list):
         merged["enum"] = [*other["enum"], None]  # an enum would otherwise reject the null the type now admits
     return merged
+
+
+_VALUE_ANNOTATIONS = ("title", "description", "default", "examples", "$comment")
+
+
+_SHARE_MIN_CHARS = 200  # a repeated shape smaller than this costs about as much as a $ref to it
+
+
+def lean_output_schema(schema: Any) -> Any:
+    """``schema`` (already simplified) without annotations and without ``additionalProperties: true``; an object
+    shape that occurs more than once is written once, in ``$defs``, and referred to.
+
+    Exactly equivalent for validation: annotations assert nothing, ``true`` is what an absent
+    ``additionalProperties`` means, and a reference to a definition validates as the definition does.
+    """
+    lean = _strip(schema, _VALUE_ANNOTATIONS, drop_open_objects=True)
+    if not isinstance(lean, dict) or "$defs" in lean:
+        return lean
+    names: dict[str, str] = {}
+    _titles(schema, names)
+    counts: dict[str, int] = {}
+    _count_shapes(lean, counts, top=True)
+    shared = {key: names.get(key, f"Shape{i}") for i, key in enumerate(k for k, n in counts.items() if n > 1)}
+    if not shared:
+        return lean
+    out = _share(lean, shared, top=True)
+    out["$defs"] = {name: json.loads(key) for key, name in shared.items()}
+    return out
+
+
+def _key(node: dict[str, Any]) -> str:
+    return json.dumps(node, sort_keys=True, separators=(",", ":"))
+
+
+def _titles(node: Any, names: dict[str, str]) -> None:
+    """The model name of each object shape (keyed by its lean form), to name shared definitions readably."""
+    if isinstance(node, list):
+        for item in node:
+            _titles(item, names)
+    elif isinstance(node, dict):
+        if node.get("type") in ("object", ["object", "null"]) and isinstance(node.get("title"), str):
+            plain = {k: v for k, v in node.items() if k != "type"} | {"type": "object"}
+            names.setdefault(_key(_strip(plain, _VALUE_ANNOTATIONS, drop_open_objects=True)), node["title"])
+        for value in node.values():
+            _titles(value, names)
+
+
+def _object_shape(node: dict[str, Any]) -> dict[str, Any] | None:
+    """The non-null object part of ``node`` when it is an object schema with properties (nullable or not)."""
+    kind = node.get("type")
+    if kind not in ("object", ["object", "null"]) or "properties" not in node:
+        return None
+    return {k: v for k, v in node.items() if k != "type"} | {"type": "object"}
+
+
+def _count_shapes(node: Any, counts: dict[str, int], *, top: bool = False) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _count_shapes(item, counts)
+    elif isinstance(node, dict):
+        shape = None if top else _object_shape(node)
+        if shape is not None and len(key := _key(shape)) >= _SHARE_MIN_CHARS:
+            counts[key] = counts.get(key, 0) + 1
+        for key_, value in node.items():
+            if key_ in ("enum", "const", "required"):
+                continue
+            _count_shapes(value, counts)
+
+
+def _share(node: Any, shared: dict[str, str], *, top: bool = False) -> Any:
+    if isinstance(node, list):
+        return [_share(item, shared) for item in node]
+    if not isinstance(node, dict):
+        return node
+    shape = None if top else _object_shape(node)
+    if shape is not None and (name := shared.get(_key(shape))) is not None:
+        ref = {"$ref": f"{_DEFS_PREFIX}{name}"}
+        return ref if node.get("type") == "object" else {"anyOf": [ref, {"type": "null"}]}
+    return {k: v if k in ("enum", "const", "required") else _share(v, shared) for k, v in node.items()}
+
+
+def lean_input_schema(schema: Any) -> Any:
+    """An input schema without pydantic's generated titles and ``default: null`` (an argument left out is null
+    anyway: it is not in ``required``), nullable ``anyOf`` folded into type lists.
+
+    Descriptions and other defaults stay: they are what the model reads about each argument.
+    """
+    out = _fold(_strip(schema, ("title",), drop_open_objects=False))
+    for prop in out.get("properties", {}).values() if isinstance(out, dict) else ():
+        if isinstance(prop, dict) and "default" in prop and prop["default"] is None:
+            del prop["default"]
+    return out
+
+
+def _strip(node: Any, drop: tuple[str, ...], *, drop_open_objects: bool) -> Any:
+    if isinstance(node, list):
+        return [_strip(item, drop, drop_open_objects=drop_open_objects) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("properties", "$defs", "patternProperties") and isinstance(value, dict):
+            # Keys here are names (a property may well be called "description"), values are schemas.
+            out[key] = {name: _strip(sub, drop, drop_open_objects=drop_open_objects) for name, sub in value.items()}
+        elif key in drop or (drop_open_objects and key == "additionalProperties" and value is True):
+            continue
+        elif key in ("enum", "const", "required"):  # values, not schemas
+            out[key] = value
+        else:
+            out[key] = _strip(value, drop, drop_open_objects=drop_open_objects)
+    return out

@@ -12,10 +12,8 @@ How exact each one is under concurrency:
   any sliding hour holds at most twice the quota.
 * **universes per owner** — exact: a create first takes the owner's counter row (a row lock until commit; on SQLite
   the write lock), then counts.
-* **members per universe** — checked against the members counted when the add starts, counting every symbol not
-  yet a member as new (rejected ones included, so the check errs on the safe side). It is exact when adds to one
-  universe are serialised (the membership write path locks the universe); otherwise concurrent adds may pass it
-  together, by at most (concurrent adds - 1) x max_symbols_per_call.
+* **members per universe** — exact: checked under the universe's lock (adds to one universe are serialised),
+  counting every symbol not yet a member as new (rejected ones included, so the check errs on the safe side).
 
 Only assets created unconfirmed count as new (added with validate=false, or that no provider could settle yet):
 an asset a provider or the catalog confirmed is a real security whatever tenant asked first.

@@ -99,9 +99,14 @@ class SymbolOutcome(BaseModel):
 
 
 class MembershipReport(BaseModel):
-    results: list[SymbolOutcome]
-    counts: dict[str, int] = Field(description="How many symbols had each outcome.")
+    results: list[SymbolOutcome] = Field(
+        description="Per-symbol outcomes in input order; in a tool's answer, when they do not all fit, the first "
+        "ones that need attention (rejected, pending ...) and truncated is true."
+    )
+    counts: dict[str, int] = Field(description="How many symbols had each outcome (all of them).")
     asset_count: int = Field(description="Members after the change.")
+    truncated: bool = Field(False, description="True when results lists only some of the symbols.")
+    report_uri: str | None = Field(None, description="When truncated: the resource with every symbol's outcome.")
 
     @classmethod
     def build(cls, results: list[SymbolOutcome], asset_count: int) -> MembershipReport:

@@ -6,9 +6,10 @@ Every function takes the caller and filters by its owner id; none commits (the t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -113,6 +114,14 @@ def _member(asset: Asset, position: int | None, added_at: datetime | None) -> Un
     return UniverseMember.model_validate(asset).model_copy(update={"position": position, "added_at": added_at})
 
 
+def _not_found(uid: uuid.UUID) -> UniverseNotFound:
+    return UniverseNotFound(
+        f"No universe with id {uid} exists for you.",
+        hint="The id may be mistyped or the universe deleted; list_universes shows the ones you have.",
+        next_actions=[("list_universes", {}, "see your universes and their ids")],
+    )
+
+
 class UniverseService:
     """Universe operations for one caller inside one unit of work."""
 
@@ -134,11 +143,7 @@ class UniverseService:
         uid = parse_universe_id(universe_id)
         universe = await repo.get_universe(self.session, self.caller.owner_id, uid)
         if universe is None:
-            raise UniverseNotFound(
-                f"No universe with id {uid} exists for you.",
-                hint="The id may be mistyped or the universe deleted; list_universes shows the ones you have.",
-                next_actions=[("list_universes", {}, "see your universes and their ids")],
-            )
+            raise _not_found(uid)
         return universe
 
     def _page_size(self, limit: int | None) -> int:
@@ -235,6 +240,35 @@ class UniverseService:
                 next_actions=[("get_universe", {"universe_id": str(existing.id)}, "look at the existing universe")],
             )
 
+    async def _flush_named(self, key: str, change: Callable[[], None], *, except_id: uuid.UUID | None = None) -> None:
+        """Make ``change`` (adding or renaming a universe) and flush it; losing a same-name race is already_exists.
+
+        The change is made inside a savepoint (begin_nested flushes what is pending before the SAVEPOINT, so the
+        change must come after it): on PostgreSQL a failed statement would otherwise end the whole transaction,
+        and with it the transaction-local owner id that row-level security reads, so the re-read would see nothing.
+        """
+        try:
+            async with self.session.begin_nested():
+                change()
+                await self.session.flush()
+        except IntegrityError:  # a concurrent create or rename to this name committed first
+            await self._ensure_unique_name(key, except_id=except_id)
+            raise
+
+    async def _lock(self, universe_id: str | uuid.UUID) -> Universe:
+        """The universe, locked for this transaction: changes to one universe's members happen one at a time."""
+        uid = universe_id if isinstance(universe_id, uuid.UUID) else parse_universe_id(universe_id)
+        universe = await repo.lock_universe(self.session, self.caller.owner_id, uid)
+        if universe is None:  # deleted meanwhile (or never the caller's)
+            raise _not_found(uid)
+        return universe
+
+    async def check_symbols(self, symbols: Sequence[str], *, validate: bool = True) -> dict[str, SymbolCheck]:
+        """Provider verdicts for normalised symbols, asked before any lock is taken (providers may take seconds)."""
+        if not validate or self.validator is None or not symbols:
+            return {}
+        return await self.validator.check_many(self.session, symbols, owner_id=self.caller.owner_id)
+
     async def create(
         self, name: str, *, description: str | None = None, symbols: Sequence[str] = (), validate: bool = True
     ) -> tuple[UniverseSummary, MembershipReport]:
@@ -245,6 +279,10 @@ class UniverseService:
         key = name_key(cleaned)
         await self._ensure_unique_name(key)
         quotas.check_members(0, len(normalised), self.limits.quotas)
+        checks = await self.check_symbols(normalised, validate=validate)
+        assets = await self._assets_for(normalised, checks)
+        await repo.lock_writes(self.session)
+        await self._ensure_unique_name(key)  # again, now that no other writer can be between the check and insert
         await quotas.check_universes(self.session, self.caller.owner_id, self.limits.quotas)
         now = utcnow()
         universe = Universe(
@@ -256,14 +294,9 @@ class UniverseService:
             created_at=now,
             updated_at=now,
         )
-        self.session.add(universe)
-        try:
-            await self.session.flush()
-        except IntegrityError:  # a concurrent create with the same name won the race
-            await self.session.rollback()
-            await self._ensure_unique_name(key)
-            raise
-        report = await self._add(universe, normalised, validate=validate)
+        await self._flush_named(key, lambda: self.session.add(universe))
+        await repo.lock_universe(self.session, self.caller.owner_id, universe.id)
+        report = await self._add(universe, normalised, checks, assets)
         return _summary(universe, report.asset_count), report
 
     async def update(
@@ -271,48 +304,102 @@ class UniverseService:
     ) -> tuple[UniverseSummary, list[str]]:
         if name is None and description is None:
             raise InvalidArgument("Nothing to change: pass name and/or description.")
-        universe = await self._get(universe_id)
-        changed: list[str] = []
+        await self._get(universe_id)  # not_found (and a bad id) before anything is locked
+        universe = await self._lock(universe_id)
+        values: dict[str, Any] = {}
+        key = universe.name_key
         if name is not None:
             cleaned = clean_name(name)
             key = name_key(cleaned)
             await self._ensure_unique_name(key, except_id=universe.id)
             if cleaned != universe.name:
-                universe.name, universe.name_key = cleaned, key
-                changed.append("name")
+                values.update(name=cleaned, name_key=key)
         if description is not None:
             cleaned_description = clean_description(description)
             if cleaned_description != universe.description:
-                universe.description = cleaned_description
-                changed.append("description")
-        if changed:
-            universe.updated_at = utcnow()
-            await self.session.flush()
+                values["description"] = cleaned_description
+        changed = [field for field in ("name", "description") if field in values]
+        if values:
+            values["updated_at"] = utcnow()
+            await self._flush_named(
+                key, lambda: [setattr(universe, k, v) for k, v in values.items()], except_id=universe.id
+            )
         return _summary(universe, await repo.count_members(self.session, universe.id)), changed
 
     async def delete(self, universe_id: str) -> UniverseSummary:
-        universe = await self._get(universe_id)
+        await self._get(universe_id)
+        universe = await self._lock(universe_id)
         summary = _summary(universe, await repo.count_members(self.session, universe.id))
         await repo.delete_universe(self.session, self.caller.owner_id, universe.id)
         return summary
 
     async def add_assets(
-        self, universe_id: str, symbols: Sequence[str], *, validate: bool = True
+        self,
+        universe_id: str,
+        symbols: Sequence[str],
+        *,
+        validate: bool = True,
+        checks: dict[str, SymbolCheck] | None = None,
     ) -> tuple[UniverseSummary, MembershipReport]:
-        universe = await self._get(universe_id)
+        """Add symbols; ``checks``: verdicts the caller already has (check_symbols), so none is asked under lock."""
+        await self._get(universe_id)
         self._check_size(symbols)
         if not symbols:
             raise InvalidArgument("symbols is empty.", hint='Pass one or more tickers, e.g. ["AAPL", "MSFT"].')
         normalised = normalise_symbols(symbols)
+        if checks is None:
+            checks = await self.check_symbols(normalised, validate=validate)
+        assets = await self._assets_for(normalised, checks)
+        universe = await self._lock(universe_id)
         await self._check_members_quota(universe, normalised)
-        report = await self._add(universe, normalised, validate=validate)
+        report = await self._add(universe, normalised, checks, assets)
         if report.counts.get("added"):
             universe.updated_at = utcnow()
             await self.session.flush()
         return _summary(universe, report.asset_count), report
 
+    async def import_members(
+        self,
+        universe_id: str,
+        symbols: Sequence[str],
+        *,
+        replace: bool = False,
+        validate: bool = True,
+        checks: dict[str, SymbolCheck] | None = None,
+    ) -> tuple[UniverseSummary, MembershipReport, list[str]]:
+        """Add any number of symbols (a file's), in chunks; ``replace``: first remove the members not among them.
+
+        One locked transaction: a concurrent add cannot slip in between reading the members and removing them.
+        Verdicts are asked before the lock (or passed in as ``checks``). Returns the universe, the report of the
+        adds and the removed symbols in their old order.
+        """
+        await self._get(universe_id)
+        normalised = normalise_symbols(symbols)
+        if checks is None:
+            checks = await self.check_symbols(normalised, validate=validate)
+        assets = await self._assets_for(normalised, checks)
+        universe = await self._lock(universe_id)
+        removed: list[str] = []
+        if replace:
+            wanted = set(normalised)
+            members = await repo.member_symbols(self.session, universe.id)
+            removed = [symbol for symbol, _ in members if symbol not in wanted]
+            by_symbol = dict(members)
+            await self._remove(universe, [by_symbol[s] for s in removed])
+        results: list[SymbolOutcome] = []
+        size = self.limits.max_symbols_per_call
+        for start in range(0, len(normalised), size):
+            chunk = normalised[start : start + size]
+            await self._check_members_quota(universe, chunk)
+            results.extend((await self._add(universe, chunk, checks, assets)).results)
+        count = await repo.count_members(self.session, universe.id)
+        if removed or any(r.outcome == "added" for r in results):
+            universe.updated_at = utcnow()
+            await self.session.flush()
+        return _summary(universe, count), MembershipReport.build(results, count), removed
+
     async def _check_members_quota(self, universe: Universe, symbols: list[str]) -> None:
-        """Refuse an add that could take the universe past its member quota (before any provider is asked)."""
+        """Refuse an add that could take the universe past its member quota (exact: the universe is locked)."""
         limit = self.limits.quotas.members_per_universe
         if not limit:
             return
@@ -322,12 +409,16 @@ class UniverseService:
             new -= len(await repo.members_by_symbol(self.session, universe.id, symbols))
         quotas.check_members(current, new, self.limits.quotas, universe_id=str(universe.id))
 
-    async def _add(self, universe: Universe, symbols: list[str], *, validate: bool) -> MembershipReport:
-        if not symbols:
-            return MembershipReport.build([], await repo.count_members(self.session, universe.id))
-        checks: dict[str, SymbolCheck] = {}
-        if validate and self.validator is not None:
-            checks = await self.validator.check_many(self.session, symbols, owner_id=self.caller.owner_id)
+    async def _effective_now(self, universe: Universe) -> datetime:
+        """The time of a new membership event: now, but never before the universe's latest event, so that the
+        history replays in commit order even when replicas' clocks differ a little (the universe is locked)."""
+        now = utcnow()
+        last = await repo.last_event_at(self.session, universe.id)
+        return max(now, last) if last is not None else now
+
+    async def _assets_for(self, symbols: list[str], checks: dict[str, SymbolCheck]) -> dict[str, Asset]:
+        """The asset of each symbol that is not rejected, created where missing (before any lock: creating an asset
+        is safe to race, see asset_repo.create_assets, and keeps the locked part of an add short)."""
         existing = await asset_repo.get_assets_by_symbols(self.session, symbols)
         missing = [
             s for s in symbols if s not in existing and checks.get(s, SymbolCheck.unknown(s)).status != "invalid"
@@ -340,6 +431,15 @@ class UniverseService:
                 quotas=self.limits.quotas,
             )
             existing.update({a.symbol: a for a in created})
+        return existing
+
+    async def _add(
+        self, universe: Universe, symbols: list[str], checks: dict[str, SymbolCheck], existing: dict[str, Asset]
+    ) -> MembershipReport:
+        """Add under the universe's lock: what is a member, the positions and the events are read and written by
+        one writer at a time, and an event is written for each row inserted, nothing else."""
+        if not symbols:
+            return MembershipReport.build([], await repo.count_members(self.session, universe.id))
         present = await repo.member_asset_ids(self.session, universe.id, [a.id for a in existing.values()])
         results: list[SymbolOutcome] = []
         to_add: list[Asset] = []
@@ -389,49 +489,54 @@ class UniverseService:
                     reason=reason,
                 )
             )
-        if to_add:
-            now = utcnow()
-            first = await repo.next_position(self.session, universe.id)
-            ids = [a.id for a in to_add]
-            await repo.add_members(
-                self.session,
-                universe_id=universe.id,
-                owner_id=self.caller.owner_id,
-                asset_ids=ids,
-                first_position=first,
-                at=now,
-            )
+        if not to_add:
+            return MembershipReport.build(results, await repo.count_members(self.session, universe.id))
+        first, last, count = await repo.membership_state(self.session, universe.id)
+        now = max(utcnow(), last) if last is not None else utcnow()  # see _effective_now
+        ids = [a.id for a in to_add]
+        await repo.add_members(
+            self.session,
+            universe_id=universe.id,
+            owner_id=self.caller.owner_id,
+            asset_ids=ids,
+            first_position=first,
+            at=now,
+        )
+        await repo.record_events(
+            self.session, universe_id=universe.id, owner_id=self.caller.owner_id, asset_ids=ids, action="added", at=now
+        )
+        return MembershipReport.build(results, count + len(ids))
+
+    async def _remove(self, universe: Universe, asset_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Delete members under the universe's lock; events only for the rows actually deleted."""
+        removed = await repo.remove_members(self.session, universe.id, asset_ids)
+        if removed:
+            now = await self._effective_now(universe)
             await repo.record_events(
                 self.session,
                 universe_id=universe.id,
                 owner_id=self.caller.owner_id,
-                asset_ids=ids,
-                action="added",
+                asset_ids=removed,
+                action="removed",
                 at=now,
             )
-        return MembershipReport.build(results, await repo.count_members(self.session, universe.id))
+        return set(removed)
 
     async def remove_assets(self, universe_id: str, symbols: Sequence[str]) -> tuple[UniverseSummary, MembershipReport]:
-        universe = await self._get(universe_id)
+        await self._get(universe_id)
         self._check_size(symbols)
         if not symbols:
             raise InvalidArgument("symbols is empty.", hint='Pass the tickers to remove, e.g. ["AAPL"].')
         normalised = normalise_symbols(symbols)
+        universe = await self._lock(universe_id)
         members = await repo.members_by_symbol(self.session, universe.id, normalised)
-        results = [SymbolOutcome(symbol=s, outcome="removed" if s in members else "not_present") for s in normalised]
-        ids = [members[s] for s in normalised if s in members]
-        if ids:
-            now = utcnow()
-            await repo.remove_members(self.session, universe.id, ids)
-            await repo.record_events(
-                self.session,
-                universe_id=universe.id,
-                owner_id=self.caller.owner_id,
-                asset_ids=ids,
-                action="removed",
-                at=now,
-            )
-            universe.updated_at = now
+        removed = await self._remove(universe, [members[s] for s in normalised if s in members])
+        results = [
+            SymbolOutcome(symbol=s, outcome="removed" if members.get(s) in removed else "not_present")
+            for s in normalised
+        ]
+        if removed:
+            universe.updated_at = utcnow()
             await self.session.flush()
         count = await repo.count_members(self.session, universe.id)
         return _summary(universe, count), MembershipReport.build(results, count)

@@ -5,18 +5,20 @@ SQLite (the embedded default) runs in WAL mode with foreign keys on; PostgreSQL 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator, event
+from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
 
-__all__ = ["Base", "UTCDateTime", "make_engine", "make_sessionmaker", "unit_of_work", "utcnow"]
+__all__ = ["Base", "UTCDateTime", "begin_write", "make_engine", "make_sessionmaker", "unit_of_work", "utcnow"]
 
 # Explicit constraint names, so migrations can name what they drop on both SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -107,3 +109,57 @@ async def unit_of_work(
         except BaseException:
             await session.rollback()
             raise
+
+
+# --- one writer at a time on SQLite ------------------------------------------------------------------------------
+# SQLite lets one transaction write at a time. Left to itself, a waiting writer polls (the busy handler sleeps
+# 1, 2, 5, ... 100 ms between tries), so under many writers some wait far longer than others and the tail latency
+# explodes (bench scenario 5: p99 1.6 s). begin_write queues this process's writers on a FIFO lock instead, then
+# opens the transaction with BEGIN IMMEDIATE, which takes the database's write lock at once (waiting, with
+# busy_timeout, only for other processes). Everything read after it is current until the commit: read-then-write
+# sequences (the next position, "is it a member?") cannot interleave with another writer.
+_writer_locks: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+_WRITER = "storage.db.writer"
+
+
+def _writer_lock(engine: Engine) -> asyncio.Lock:
+    lock = _writer_locks.get(engine)
+    if lock is None:
+        lock = _writer_locks[engine] = asyncio.Lock()
+    return lock
+
+
+async def begin_write(session: AsyncSession) -> None:
+    """Make the session's transaction its store's single writer until it ends (SQLite; a no-op elsewhere, where
+    the repositories lock the rows they change). Safe to call more than once per transaction."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite" or session.info.get(_WRITER):
+        return
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    if not event.contains(session.sync_session, "after_transaction_end", _release_writer):
+        event.listen(session.sync_session, "after_transaction_end", _release_writer)
+    if raw.driver_connection.in_transaction:
+        # The transaction has written already, so it holds the database's write lock: waiting for the in-process
+        # lock now could deadlock with its holder, which waits for this transaction's database lock.
+        session.info[_WRITER] = True
+        return
+    lock = _writer_lock(bind)
+    await lock.acquire()
+    session.info[_WRITER] = lock
+    try:
+        await connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        _release(session.sync_session)
+        raise
+
+
+def _release(sync_session: Session) -> None:
+    lock = sync_session.info.pop(_WRITER, None)
+    if isinstance(lock, asyncio.Lock) and lock.locked():
+        lock.release()
+
+
+def _release_writer(sync_session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction ended (commit, rollback or close); not a savepoint
+        _release(sync_session)

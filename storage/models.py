@@ -182,7 +182,8 @@ class Universe(Base):
 
 class UniverseAsset(Base):
     __tablename__ = "universe_assets"
-    __table_args__ = (Index("ix_universe_assets_universe_id_position", "universe_id", "position"),)
+    # Unique: keyset pages are ordered by position, so two members sharing one would be skipped (migration 0008).
+    __table_args__ = (Index("uq_universe_assets_universe_id_position", "universe_id", "position", unique=True),)
 
     universe_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("universes.id", ondelete="CASCADE"), primary_key=True)
     asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from services.errors import NextActionHint
 
-__all__ = ["Envelope", "ErrorInfo", "NextAction", "ok", "to_next_actions"]
+__all__ = [
+    "LISTED_BYTES",
+    "LISTED_ROWS",
+    "Envelope",
+    "ErrorInfo",
+    "NextAction",
+    "attention_first",
+    "ok",
+    "to_next_actions",
+]
 
 DataT = TypeVar("DataT")
+RowT = TypeVar("RowT", bound=BaseModel)
+
+# A bulk outcome lists at most this many rows, and stops earlier once their JSON reaches LISTED_BYTES: with the
+# envelope around them a result stays under 16 KB (issue 16) however many symbols were sent. Counts cover every row;
+# the rest is reachable (a report resource, a job's pages, the universe's members).
+LISTED_ROWS = 50
+LISTED_BYTES = 10_000
 
 
 class NextAction(BaseModel):
@@ -39,7 +56,10 @@ class Envelope(BaseModel, Generic[DataT]):
     message: str = Field(description="One-paragraph summary of what happened.")
     next_actions: list[NextAction] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    error: ErrorInfo | None = None
+    # Only failures carry an error, and clients never check an isError result against the output schema: spelling
+    # ErrorInfo out in each of the 20 tools' schemas cost ~4 KB of tools/list. Its shape is said once, in the server
+    # instructions and DESIGN §4.
+    error: Annotated[ErrorInfo | None, WithJsonSchema({"type": ["object", "null"]})] = None
 
 
 def to_next_actions(hints: list[NextActionHint] | tuple[NextActionHint, ...]) -> list[NextAction]:
@@ -57,3 +77,29 @@ def ok(
     return Envelope[type(data)](  # type: ignore[misc]
         success=True, data=data, message=message, next_actions=next_actions or [], metadata=metadata
     )
+
+
+def attention_first(
+    rows: Sequence[RowT],
+    rank: Callable[[RowT], int],
+    *,
+    max_rows: int = LISTED_ROWS,
+    max_bytes: int = LISTED_BYTES,
+) -> list[RowT]:
+    """The rows to list in a bulk outcome, cut at ``max_rows`` rows or ``max_bytes`` bytes of JSON (at least one).
+
+    When they all fit they stay in input order, as a small call's answer always did; when some
+    must go, the lowest ``rank`` come first (rejected, invalid, pending ...), in input order within a rank.
+    """
+    sizes = [len(row.__pydantic_serializer__.to_json(row)) for row in rows[: max_rows + 1]]
+    if len(rows) <= max_rows and sum(sizes) <= max_bytes:
+        return list(rows)
+    listed: list[RowT] = []
+    used = 0
+    for row in sorted(rows, key=rank)[:max_rows]:  # sorted() is stable: input order within a rank
+        size = len(row.__pydantic_serializer__.to_json(row))
+        if listed and used + size > max_bytes:
+            break
+        listed.append(row)
+        used += size
+    return listed

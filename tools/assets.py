@@ -11,7 +11,7 @@ from services.assets import SearchPage, SectorCount
 from services.errors import LimitExceeded
 from services.schemas import AssetInfo, SymbolVerdict
 from services.symbols import normalise_symbols
-from tools._results import Envelope, NextAction, ok
+from tools._results import Envelope, NextAction, attention_first, ok
 from tools._toolset import READ, Toolset, ToolSpec
 
 __all__ = ["TOOLSET"]
@@ -22,8 +22,14 @@ VALIDATE = READ.model_copy(update={"open_world_hint": True})
 
 
 class Verdicts(BaseModel):
-    verdicts: list[SymbolVerdict]
-    counts: dict[str, int] = Field(description="How many symbols got each status.")
+    verdicts: list[SymbolVerdict] = Field(description="In input order; when not all fit, invalid and pending first.")
+    counts: dict[str, int] = Field(description="How many symbols got each status (all of them).")
+    unlisted: list[str] = Field(
+        default_factory=list, description="Symbols checked but not listed (ask again for them: answered from cache)."
+    )
+
+
+_RANK = {"invalid": 0, "pending": 1}
 
 
 class AssetDetail(BaseModel):
@@ -43,12 +49,11 @@ async def validate_symbols(
     ],
     force_refresh: Annotated[bool, Field(description="Ignore cached verdicts and ask the providers again.")] = False,
 ) -> Envelope[Verdicts]:
-    """Check whether tickers are real listed securities, before using them. Answers inline for up to 50 symbols.
+    """Check whether tickers are real listed securities before using them: up to 50 inline (more: start_bulk_validation).
 
-    Each verdict is valid (with name, exchange, sector, market cap ...), invalid (a provider said it does not exist,
-    with similar symbols as candidates) or pending (no provider could answer right now; never treat pending as
-    invalid). Verdicts are cached (valid about a day, invalid about an hour) and say which source gave them:
-    yahoo, alpha_vantage or the offline catalog (with its as-of date).
+    Each verdict is valid (with a profile: name, exchange, sector ...), invalid (with similar symbols as candidates)
+    or pending (no provider could answer now: never treat pending as invalid), with its source (yahoo,
+    alpha_vantage, catalog) and whether it came from the cache.
     """
     cap = deps.state.settings.max_inline_validation
     if len(symbols) > cap:
@@ -91,8 +96,22 @@ async def validate_symbols(
             )
             break
     summary = ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to check"
+    # Fifty valid verdicts with their profiles run to ~20 KB: list what needs attention first, within the result
+    # budget, and name the rest (their verdicts are cached now, so asking again for them is cheap).
+    listed = attention_first(verdicts, lambda v: _RANK.get(v.status, 2))
+    shown = {v.symbol for v in listed}
+    unlisted = [v.symbol for v in verdicts if v.symbol not in shown]
+    if unlisted:
+        actions.append(
+            NextAction(
+                tool="validate_symbols",
+                arguments={"symbols": unlisted},
+                reason=f"the verdicts on {len(unlisted)} more symbol(s), not listed to keep this answer short",
+            )
+        )
+        summary += f"; {len(listed)} listed, invalid and pending first"
     return ok(
-        Verdicts(verdicts=verdicts, counts=counts),
+        Verdicts(verdicts=listed, counts=counts, unlisted=unlisted),
         f"Validated {len(verdicts)} symbol(s): {summary}.",
         next_actions=actions,
         cached=sum(v.cached for v in verdicts),
@@ -111,11 +130,8 @@ async def search_assets(
     limit: Annotated[int, Field(description="Results per page (1-200).")] = 20,
     cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
 ) -> Envelope[SearchPage]:
-    """Find securities by ticker prefix or company name in the known catalogue (offline catalog + validated assets).
-
-    Use it to turn a company name into a ticker instead of guessing. Results are ranked (exact ticker, ticker
-    prefix, then name matches) and carry each asset's validation status. A misspelt sector gets did-you-mean
-    candidates.
+    """Find securities by ticker prefix or company name in the known catalogue, ranked: exact ticker, ticker prefix,
+    then name matches, each with its validation status. Use it to turn a name into a ticker instead of guessing.
     """
     async with deps.unit_of_work() as session:
         page = await deps.assets(session).search(query, sector=sector, limit=limit, cursor=cursor)

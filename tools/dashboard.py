@@ -23,6 +23,8 @@ __all__ = ["TOOLSET", "VIEW_URI", "ui_meta"]
 
 VIEW_URI = "ui://universe/dashboard.html"
 TEXT_ROWS = 20  # rows of each table in the text answer for clients without Apps support
+# Members in the first state: ~450 bytes each keeps the answer under 16 KB; the View loads more with get_universe.
+FIRST_MEMBERS = 25
 
 
 def ui_meta(*, visibility: list[str] | None = None) -> dict[str, Any]:
@@ -43,7 +45,9 @@ class DashboardLimits(BaseModel):
 class DashboardData(BaseModel):
     universes: list[UniverseSummary] = Field(description="Your universes by name (the first 200).")
     more_universes: bool = Field(description="True when you have more universes than are listed.")
-    selected: UniverseDetail | None = Field(None, description="The universe shown: its counts and first 200 members.")
+    selected: UniverseDetail | None = Field(
+        None, description="The universe shown: its counts and first 25 members (next_cursor for more)."
+    )
     tools: list[str] = Field(description="Tools this server exposes to the dashboard (it hides what is missing).")
     read_only: bool = Field(description="True when the server exposes no tool that changes data.")
     limits: DashboardLimits
@@ -91,7 +95,7 @@ async def _load(deps: Deps, ctx: Context, universe_id: str | None) -> DashboardD
         page = await service.list(limit=service.limits.page_size_max)
         selected_id = universe_id or (page.universes[0].id if page.universes else None)
         # An explicit id goes through the owner check (not_found for anyone else's universe).
-        selected = await service.get(selected_id, limit=service.limits.page_size_max) if selected_id else None
+        selected = await service.get(selected_id, limit=FIRST_MEMBERS) if selected_id else None
     specs = getattr(ctx.mcp_server, "specs", {})
     return DashboardData(
         universes=page.universes,
@@ -126,11 +130,8 @@ UniverseIdOpt = Annotated[
 async def open_universe_dashboard(
     deps: Deps, ctx: Context, universe_id: UniverseIdOpt = None
 ) -> Envelope[DashboardData]:
-    """Open the interactive universe dashboard for the user: their universes, a sortable and filterable member
-    table, asset search with validation status, an editor, and CSV import/export.
-
-    Call it when the user wants to see or manage universes visually. Clients that cannot display apps get a compact
-    markdown table of the universes (and of the selected universe's first members) instead.
+    """Open the interactive universe dashboard when the user wants to see or manage universes visually: member
+    table, asset search, editor, CSV import and export. Clients that cannot show apps get a markdown table instead.
     """
     data = await _load(deps, ctx, universe_id)
     if client_supports_apps(ctx):

@@ -15,14 +15,11 @@ OWN_JOBS_SHOWN = 20
 
 
 async def get_service_health(deps: Deps) -> Envelope[ServiceHealth]:
-    """Report the health of the service: ok | degraded | down, what is impaired in words, the market-data
-    providers' states, and your own unfinished bulk validation jobs.
+    """Report the service's health (ok | degraded | down), what is impaired, each market-data provider's state (up,
+    degraded, rate_limited, circuit_open, misconfigured, not_configured, disabled) and your unfinished jobs.
 
-    Use it when tools fail or jobs do not progress. Providers are up, degraded, rate_limited, circuit_open,
-    misconfigured, not_configured (e.g. no Alpha Vantage key) or disabled (offline mode). With the admin scope
-    (operators) it also reports the store (reachable, latency), the cache (Redis or in-process, breaker state), the
-    job broker, workers (live and dead processes, threads, busy threads) and queue depths (ready, delayed for a
-    retry, in progress).
+    Use it when tools fail or jobs do not progress. With the admin scope it also reports the store, cache, job
+    broker, workers and queue depths.
     """
     state = deps.state
     report = await service_health(

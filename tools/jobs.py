@@ -145,27 +145,20 @@ async def start_bulk_validation(
             description="Tickers to validate, up to 10,000 (AAPL, BRK.B, ^GSPC, EURUSD=X). Give this or universe_id."
         ),
     ] = None,
-    universe_id: Annotated[
-        str | None, Field(description="Validate every member of this universe of yours instead (its id, a UUID).")
-    ] = None,
+    universe_id: Annotated[str | None, Field(description="Or validate every member of this universe (its id).")] = None,
     force_refresh: Annotated[
-        bool, Field(description="Ask the providers again even for symbols with a fresh cached verdict.")
+        bool, Field(description="Ask the providers again even for freshly cached verdicts.")
     ] = False,
     wait: Annotated[
         bool,
-        Field(
-            description="Keep the call open and stream progress notifications until the job is "
-            "done (bounded to about 45 s; then the current status is returned)."
-        ),
+        Field(description="Stream progress until the job is done (at most about 45 s), then return its status."),
     ] = False,
 ) -> Envelope[JobStatus]:
     """Validate many tickers (up to 10,000) or a universe's members as a background job; returns a job handle at once.
 
-    Use it for lists too large for validate_symbols (over 50) or to re-check a universe. Workers validate the symbols
-    in batches, retrying those a provider could not answer yet (rate limits, outages) after the provider's
-    retry-after. Returns the job_id, status and counts; follow it with get_job_status (or the jobs://{job_id}
-    resource) and stop it with cancel_job. With wait=true, progress is streamed until the job finishes or the wait
-    bound passes. Each symbol's outcome is valid, invalid (with similar symbols), pending or error, with a reason.
+    Use it for more than 50 symbols or to re-check a universe. Symbols a provider cannot answer yet (rate limits,
+    outages) are retried. Follow the job with get_job_status (per-symbol outcomes, paged) or jobs://{job_id}, stop it
+    with cancel_job.
     """
     state = deps.state
     async with deps.unit_of_work() as session:
@@ -198,12 +191,11 @@ async def get_job_status(
         Field(description="Only items with this outcome (e.g. invalid)."),
     ] = None,
 ) -> Envelope[JobStatus]:
-    """Get a bulk validation job's status and counts, and optionally its per-symbol outcomes (paginated).
+    """Get a bulk validation job's status (queued, running, completed, failed, cancelled) and counts per outcome.
 
-    Status is queued, running, completed, failed or cancelled; counts say how many symbols are valid, invalid,
-    pending (no provider could answer, even after retries), error, cancelled, still queued, and waiting for a retry.
-    With include_items, each symbol's outcome comes with its source, reason (similar symbols for invalid ones) and
-    attempts, in input order; filter with item_status and page with cursor.
+    Counts: valid, invalid, pending (no provider could answer, even after retries), error, cancelled, queued,
+    retrying. include_items adds per-symbol outcomes (source, reason, attempts) in input order, a page at a time;
+    filter with item_status.
     """
     if (limit is not None or cursor is not None or item_status is not None) and not include_items:
         include_items = True
@@ -225,9 +217,9 @@ async def get_job_status(
 
 
 async def cancel_job(deps: Deps, job_id: JobId) -> Envelope[JobStatus]:
-    """Cancel a bulk validation job: symbols not validated yet are marked cancelled and skipped by the workers.
+    """Cancel a bulk validation job: symbols not validated yet are skipped; outcomes already recorded are kept.
 
-    Outcomes already recorded are kept. Cancelling a job that has already finished changes nothing and says so.
+    Cancelling a finished job changes nothing and says so.
     """
     async with deps.unit_of_work() as session:
         status, cancelled = await JobService(session, deps.caller, _limits(deps.state)).cancel(job_id)

@@ -9,22 +9,31 @@ from pydantic import BaseModel, Field
 
 from server.context import Deps
 from services.jobs import JobService
-from services.schemas import MembershipReport, TurnoverReport, UniverseDetail, UniversePage, UniverseSummary
-from tools._results import Envelope, NextAction, ok
+from services.schemas import (
+    MembershipReport,
+    SymbolOutcome,
+    TurnoverReport,
+    UniverseDetail,
+    UniversePage,
+    UniverseSummary,
+)
+from tools._reports import keep_report
+from tools._results import Envelope, NextAction, attention_first, ok
 from tools._toolset import DESTRUCTIVE, READ, WRITE, Toolset, ToolSpec
 from tools.jobs import queue_pending_symbols
 
 __all__ = ["TOOLSET"]
 
-UniverseId = Annotated[str, Field(description="Universe id (a UUID) as returned by create_universe or list_universes.")]
+UniverseId = Annotated[str, Field(description="Universe id (a UUID), from list_universes or create_universe.")]
 Symbols = Annotated[
     list[str],
     Field(
-        description="Tickers such as AAPL, BRK.B, ^GSPC or EURUSD=X. Case and spaces are normalised; duplicates "
-        "are dropped. At most 1,000 per call."
+        description="Tickers such as AAPL, BRK.B, ^GSPC or EURUSD=X (normalised, duplicates dropped); at most 1,000."
     ),
 ]
 Limit = Annotated[int | None, Field(description="Page size (default 50, at most 200).")]
+MEMBERS_PAGE = 25  # get_universe's default page: 25 members (~450 bytes each) keep the answer under 16 KB
+MemberLimit = Annotated[int | None, Field(description="Members per page (default 25, at most 200).")]
 Cursor = Annotated[str | None, Field(description="next_cursor from the previous page; omit for the first page.")]
 
 
@@ -63,6 +72,45 @@ def _validation_status(report: MembershipReport) -> str:
     return "partial" if "valid" in statuses else sorted(statuses)[0] if len(statuses) == 1 else "mixed"
 
 
+def _rank(outcome: SymbolOutcome) -> int:
+    """Rejected symbols first, then what else needs a look (not members, not yet validated), then the rest."""
+    if outcome.outcome == "rejected":
+        return 0
+    if outcome.outcome == "not_present" or (outcome.outcome == "added" and outcome.validation_status == "pending"):
+        return 1
+    if outcome.outcome == "added" and outcome.validation_status in ("unknown", None):
+        return 2
+    return 3
+
+
+async def _listed(deps: Deps, universe: UniverseSummary, report: MembershipReport, kind: str) -> MembershipReport:
+    """The report as the answer carries it: counts of every symbol, the first rows that need attention, and (when
+    that is not all of them) the full report as a resource. Keeps a 1,000-symbol answer under 16 KB."""
+    listed = attention_first(report.results, _rank)
+    if len(listed) == len(report.results):
+        return report.model_copy(update={"results": listed})
+    uri = await keep_report(
+        deps,
+        kind,
+        {
+            "universe_id": universe.id,
+            "counts": report.counts,
+            "asset_count": report.asset_count,
+            "results": [r.model_dump(mode="json") for r in report.results],
+        },
+    )
+    return report.model_copy(update={"results": listed, "truncated": True, "report_uri": uri})
+
+
+def _unlisted(report: MembershipReport) -> str:
+    if not report.truncated:
+        return ""
+    where = f" (all in {report.report_uri})" if report.report_uri else ""
+    return (
+        f" Listed {len(report.results)} of {sum(report.counts.values())} symbols, those needing attention first{where}."
+    )
+
+
 def _after_add(universe: UniverseSummary, report: MembershipReport) -> list[NextAction]:
     actions = [NextAction(tool="get_universe", arguments={"universe_id": universe.id}, reason="review the members")]
     rejected = [r for r in report.results if r.outcome == "rejected"]
@@ -99,23 +147,25 @@ async def create_universe(
         bool, Field(description="Check each symbol with market-data providers first (default true).")
     ] = True,
 ) -> Envelope[UniverseWithReport]:
-    """Create a named investment universe (a list of securities), optionally with initial symbols.
+    """Create a named universe (a list of securities), optionally with initial symbols (at most 1,000).
 
-    Use this when the user wants a new watchlist, screen result or investable list. Symbols are validated by default:
-    valid ones are added, unknown tickers are rejected with suggestions, and ones no provider could check right now
-    are added as `pending`. Returns the universe (with its id, needed by every other universe tool) and a per-symbol
-    report. Fails with already_exists (and the existing id) if you have a universe of that name.
+    Use it for a new watchlist, screen result or investable list. Symbols are validated by default: unknown tickers
+    are rejected with suggestions, ones no provider could check now are added as pending. Returns the universe (its
+    id is what the other universe tools take) and a report: counts per outcome and the symbols, those needing
+    attention first. Fails with already_exists if the name is taken.
     """
     async with deps.unit_of_work() as session:
         universe, report = await deps.universes(session).create(
             name, description=description, symbols=symbols or [], validate=validate
         )
+    listed = await _listed(deps, universe, report, "create_universe")
     return await queue_pending_symbols(
         deps,
         ok(  # pending members are re-checked by a background job
-            UniverseWithReport(universe=universe, report=report),
+            UniverseWithReport(universe=universe, report=listed),
             f"Created universe {universe.name!r} (id {universe.id}) with {report.asset_count} assets"
-            + (f": {_report_message(report)}." if report.results else "."),
+            + (f": {_report_message(report)}." if report.results else ".")
+            + _unlisted(listed),
             next_actions=_after_add(universe, report)
             if report.results
             else [
@@ -143,10 +193,9 @@ async def list_universes(
         Field(description="Only universes whose name contains this text (case-insensitive).", max_length=200),
     ] = None,
 ) -> Envelope[UniversePage]:
-    """List your universes (id, name, description, asset count), sorted by name, one page at a time.
+    """List your universes (id, name, description, asset count) by name, a page at a time.
 
-    Use it to find a universe id by name before calling other universe tools. Pass next_cursor back as cursor to get
-    the next page.
+    Use it to find a universe id by name. Pass next_cursor back as cursor for the next page.
     """
     async with deps.unit_of_work() as session:
         page = await deps.universes(session).list(limit=limit, cursor=cursor, name_contains=name_contains)
@@ -173,20 +222,21 @@ async def get_universe(
     deps: Deps,
     universe_id: UniverseId,
     include_assets: Annotated[bool, Field(description="Include the member assets (default true).")] = True,
-    limit: Limit = None,
+    limit: MemberLimit = None,
     cursor: Cursor = None,
     as_of: Annotated[
         datetime | None,
         Field(description="Show membership as it was at this time (ISO 8601 with zone, e.g. 2026-01-31T00:00:00Z)."),
     ] = None,
 ) -> Envelope[UniverseDetail]:
-    """Get one universe: its details, member counts by validation status and a page of member assets.
+    """Get one universe: details, member counts by validation status and a page of members in position order.
 
-    Members come in position order with name, sector, exchange and validation status. With as_of, shows the
-    membership at that past time, rebuilt from the add/remove history.
+    With as_of, shows the membership at that past time, rebuilt from the add/remove history.
     """
     unvalidated = False
     job_id = None
+    if limit is None:
+        limit = min(MEMBERS_PAGE, deps.state.limits.page_size_default)
     async with deps.unit_of_work() as session:
         detail = await deps.universes(session).get(
             universe_id, include_assets=include_assets, limit=limit, cursor=cursor, as_of=as_of
@@ -238,9 +288,9 @@ async def update_universe(
     name: Annotated[str | None, Field(description="New name (unique among your universes).")] = None,
     description: Annotated[str | None, Field(description="New description; an empty string clears it.")] = None,
 ) -> Envelope[UpdatedUniverse]:
-    """Rename a universe or change its description. Membership is untouched (use the add/remove tools for that).
+    """Rename a universe or change its description; membership is untouched.
 
-    Setting the same values again changes nothing and says so. Fails with already_exists if the new name is taken.
+    Setting the same values again changes nothing and says so. Fails with already_exists if the name is taken.
     """
     async with deps.unit_of_work() as session:
         universe, changed = await deps.universes(session).update(universe_id, name=name, description=description)
@@ -253,9 +303,9 @@ async def update_universe(
 
 
 async def delete_universe(deps: Deps, universe_id: UniverseId) -> Envelope[DeletedUniverse]:
-    """Delete a universe and its membership history permanently. The assets themselves stay in the catalogue.
+    """Delete a universe and its membership history permanently; the assets stay in the catalogue.
 
-    Only call this when the user clearly asked for deletion. Deleting an id that does not exist fails with not_found.
+    Only when the user clearly asked for it. An unknown id fails with not_found.
     """
     async with deps.unit_of_work() as session:
         deleted = await deps.universes(session).delete(universe_id)
@@ -274,19 +324,22 @@ async def add_assets_to_universe(
         bool, Field(description="Check each new symbol with market-data providers first (default true).")
     ] = True,
 ) -> Envelope[UniverseWithReport]:
-    """Add securities to a universe by ticker. Idempotent: symbols already present are reported, not duplicated.
+    """Add securities to a universe by ticker. Idempotent: members already present are reported, not duplicated.
 
-    Returns a per-symbol report: added, already_present, or rejected (with the reason and similar symbols as
-    candidates). Symbols no provider could check right now are added as pending and re-checked in the background.
-    Junk tickers fail the whole call with invalid_argument naming each one, and nothing is changed.
+    Returns counts of added, already_present and rejected symbols, and the symbols themselves: rejected ones (with
+    reason and similar symbols) and pending ones first when not all fit. Symbols no provider could check now are
+    added as pending and re-checked in the background. Junk tickers fail the call with invalid_argument, changing
+    nothing.
     """
     async with deps.unit_of_work() as session:
         universe, report = await deps.universes(session).add_assets(universe_id, symbols, validate=validate)
+    listed = await _listed(deps, universe, report, "add_assets_to_universe")
     return await queue_pending_symbols(
         deps,
         ok(  # pending members are re-checked by a background job
-            UniverseWithReport(universe=universe, report=report),
-            f"Universe {universe.name!r}: {_report_message(report)}; {report.asset_count} assets now.",
+            UniverseWithReport(universe=universe, report=listed),
+            f"Universe {universe.name!r}: {_report_message(report)}; {report.asset_count} assets now."
+            + _unlisted(listed),
             next_actions=_after_add(universe, report),
             validation_status=_validation_status(report),
             asset_count=report.asset_count,
@@ -299,15 +352,16 @@ async def add_assets_to_universe(
 async def remove_assets_from_universe(
     deps: Deps, universe_id: UniverseId, symbols: Symbols
 ) -> Envelope[UniverseWithReport]:
-    """Remove securities from a universe by ticker. Idempotent: symbols that are not members are reported as not_present.
+    """Remove securities from a universe by ticker. Idempotent: non-members are reported as not_present.
 
-    The removal is recorded in the universe's history (see get_universe_turnover and get_universe with as_of).
+    The removal is recorded in the universe's history (get_universe_turnover, get_universe with as_of).
     """
     async with deps.unit_of_work() as session:
         universe, report = await deps.universes(session).remove_assets(universe_id, symbols)
+    listed = await _listed(deps, universe, report, "remove_assets_from_universe")
     return ok(
-        UniverseWithReport(universe=universe, report=report),
-        f"Universe {universe.name!r}: {_report_message(report)}; {report.asset_count} assets now.",
+        UniverseWithReport(universe=universe, report=listed),
+        f"Universe {universe.name!r}: {_report_message(report)}; {report.asset_count} assets now." + _unlisted(listed),
         asset_count=report.asset_count,
     )
 
@@ -325,9 +379,8 @@ async def get_universe_turnover(
 ) -> Envelope[TurnoverReport]:
     """Measure how much a universe's membership changed over a time window, from its add/remove history.
 
-    turnover = (additions + removals) / (2 x average size), where average size = (members at the window start +
-    members at the window end) / 2. 0 means no change; 1.0 means as many changes as a full replacement of the list.
-    Also returns additions, removals, start/end sizes and one-sided rates (additions or removals / average size).
+    turnover = (additions + removals) / (2 x average size), average size = (start size + end size) / 2: 0 means no
+    change, 1.0 as many changes as replacing the whole list. Also returns the counts, sizes and one-sided rates.
     """
     async with deps.unit_of_work() as session:
         report = await deps.universes(session).turnover(universe_id, since=since, until=until)

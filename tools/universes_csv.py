@@ -17,9 +17,11 @@ from pydantic import BaseModel, Field
 from server.context import Deps
 from services.csv_io import ParsedFile, format_csv, parse_symbol_file
 from services.errors import InvalidArgument, LimitExceeded
-from services.schemas import MembershipReport, SymbolOutcome, UniverseSummary, ValidationStatus
+from services.schemas import MembershipReport, UniverseSummary, ValidationStatus
+from services.symbols import normalise_symbols
 from services.universes import UniverseService
-from tools._results import Envelope, NextAction, ok
+from tools._reports import keep_report
+from tools._results import Envelope, NextAction, attention_first, ok
 from tools._toolset import READ, WRITE, Toolset, ToolSpec
 from tools.jobs import queue_pending_symbols
 
@@ -27,7 +29,7 @@ __all__ = ["TOOLSET", "all_members"]
 
 logger = logging.getLogger(__name__)
 
-REPORT_ROWS_MAX = 1_000  # rows listed in a report; counts always cover every row
+REMOVED_LISTED = 50  # removed members named in the answer (replace mode); all of them are in the report resource
 JOB_TOOL = "start_bulk_validation"
 
 
@@ -48,10 +50,11 @@ class CsvImport(BaseModel):
     format: Literal["csv", "list", "tradingview", "ibkr"] = Field(description="The file format that was recognised.")
     mode: Literal["append", "replace"]
     counts: dict[str, int] = Field(description="Rows per verdict (added, duplicate, invalid), plus removed members.")
-    rows: list[ImportRow] = Field(description="Per-row verdicts: problems first, then added rows (up to 1,000).")
+    rows: list[ImportRow] = Field(description="Per-row verdicts: problems first, then added rows (the first ones).")
     rows_truncated: bool = Field(description="True when more rows were judged than are listed.")
+    report_uri: str | None = Field(None, description="When truncated: the resource with every row's verdict.")
     removed: list[str] = Field(
-        default_factory=list, description="Members removed because the file lacks them (replace)."
+        default_factory=list, description="Members removed because the file lacks them (replace; the first ones)."
     )
     ignored_columns: list[str] = Field(default_factory=list, description="CSV columns other than the symbol column.")
     notes: list[str] = Field(default_factory=list, description="What was noticed about the file (BOM, encoding ...).")
@@ -78,10 +81,6 @@ async def all_members(service: UniverseService, universe_id: str) -> tuple[Unive
         cursor = detail.next_cursor
         if cursor is None:
             return detail.universe, members
-
-
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 async def _start_job(ctx: Context, symbols: list[str]) -> str | None:
@@ -130,6 +129,17 @@ def _report_rows(parsed: ParsedFile, outcomes: dict[str, _Outcome]) -> list[Impo
     return rows
 
 
+def _rank(row: ImportRow) -> int:
+    """Invalid rows first, then added rows not validated yet, duplicates, and rows added as valid last."""
+    if row.verdict == "invalid":
+        return 0
+    if row.verdict == "added" and row.validation_status == "pending":
+        return 1
+    if row.verdict == "duplicate":
+        return 2
+    return 3 if row.validation_status != "valid" else 4
+
+
 def _check_target(settings: Any, csv_text: str, universe_id: str | None, name: str | None) -> None:
     size = len(csv_text.encode("utf-8", errors="replace"))
     if size > settings.csv_max_bytes:
@@ -154,32 +164,24 @@ async def _apply(
     mode: str,
     validate: bool,
 ) -> tuple[UniverseSummary, dict[str, _Outcome], list[str], MembershipReport]:
-    """Create (by name), remove what the file lacks (replace), then add in chunks: all in the caller's transaction."""
+    """Create (by name), then import (replace: removing what the file lacks): all in the caller's transaction."""
+    symbols = normalise_symbols(symbols)
+    checks = await service.check_symbols(symbols, validate=validate)  # before any lock: providers may be slow
     if name is not None:
         universe_id = (await service.create(name))[0].id
     assert universe_id is not None
-    removed: list[str] = []
-    if mode == "replace":
-        _, members = await all_members(service, universe_id)
-        wanted = set(symbols)
-        removed = [m.symbol for m in members if m.symbol not in wanted]
-        for chunk in _chunks(removed, service.limits.max_symbols_per_call):
-            await service.remove_assets(universe_id, chunk)
+    universe, report, removed = await service.import_members(
+        universe_id, symbols, replace=mode == "replace", validate=validate, checks=checks
+    )
     outcomes: dict[str, _Outcome] = {}
-    results: list[SymbolOutcome] = []
-    universe = None
-    for chunk in _chunks(symbols, service.limits.max_symbols_per_call):
-        universe, report = await service.add_assets(universe_id, chunk, validate=validate)
-        results.extend(report.results)
-        for r in report.results:
-            if r.outcome == "added":
-                outcomes[r.symbol] = _Outcome("added", r.validation_status, r.reason)
-            elif r.outcome == "already_present":
-                outcomes[r.symbol] = _Outcome("duplicate", r.validation_status, "already in the universe")
-            else:
-                outcomes[r.symbol] = _Outcome("invalid", r.validation_status, r.reason, tuple(r.candidates))
-    assert universe is not None
-    return universe, outcomes, removed, MembershipReport.build(results, universe.asset_count)
+    for r in report.results:
+        if r.outcome == "added":
+            outcomes[r.symbol] = _Outcome("added", r.validation_status, r.reason)
+        elif r.outcome == "already_present":
+            outcomes[r.symbol] = _Outcome("duplicate", r.validation_status, "already in the universe")
+        else:
+            outcomes[r.symbol] = _Outcome("invalid", r.validation_status, r.reason, tuple(r.candidates))
+    return universe, outcomes, removed, report
 
 
 def _actions(universe: UniverseSummary, rows: list[ImportRow], job_id: str | None, unchecked: int) -> list[NextAction]:
@@ -230,13 +232,13 @@ async def import_universe_csv(
     ] = "append",
     validate: Annotated[bool, Field(description="Validate symbols with market-data providers (default true).")] = True,
 ) -> Envelope[CsvImport]:
-    """Import a watchlist or CSV file of tickers into a universe, with a per-row report (line numbers included).
+    """Import a CSV or watchlist file of tickers into a universe (universe_id) or a new one (name).
 
-    Pass universe_id to import into an existing universe, or name to create one. Each row is added, duplicate
-    (already a member or repeated in the file) or invalid (not a ticker, a spreadsheet formula, unreadable, or
-    rejected by validation, with candidates). Files above the server's job threshold (1,000 symbols by default) are
-    added at once and validated as a background job: follow job_id with get_job_status. The import is atomic:
-    whole-file problems (empty, too large, no symbol column) change nothing.
+    Each row is added, duplicate (a member already, or repeated) or invalid (not a ticker, a formula, or rejected by
+    validation, with candidates). Returns counts per verdict and the rows with line numbers, problems first; for a
+    long file only the first rows, with every row in the resource at report_uri. Files over the job threshold
+    (1,000 symbols) are added at once and validated by a background job (job_id: follow with get_job_status).
+    Whole-file problems (empty, too large, no symbol column) change nothing.
     """
     settings = deps.state.settings
     _check_target(settings, csv_text, universe_id, name)
@@ -271,7 +273,24 @@ async def import_universe_csv(
         counts[row.verdict] += 1
     if mode == "replace":
         counts["removed"] = len(removed)
-    listed = ([r for r in rows if r.verdict != "added"] + [r for r in rows if r.verdict == "added"])[:REPORT_ROWS_MAX]
+    # The answer stays under 16 KB however long the file: counts of every row, the rows that need attention first,
+    # and the whole per-row report as a resource when that is not all of them.
+    problems_first = [r for r in rows if r.verdict != "added"] + [r for r in rows if r.verdict == "added"]
+    listed = attention_first(problems_first, _rank)
+    report_uri = None
+    if len(listed) < len(rows) or len(removed) > REMOVED_LISTED:
+        report_uri = await keep_report(
+            deps,
+            "import_universe_csv",
+            {
+                "universe_id": universe.id,
+                "format": parsed.format,
+                "counts": counts,
+                "job_id": job_id,
+                "rows": [r.model_dump(mode="json") for r in rows],
+                "removed": removed,
+            },
+        )
     data = CsvImport(
         universe=universe,
         format=parsed.format,
@@ -279,13 +298,17 @@ async def import_universe_csv(
         counts=counts,
         rows=listed,
         rows_truncated=len(rows) > len(listed),
-        removed=removed[:REPORT_ROWS_MAX],
+        report_uri=report_uri,
+        removed=removed[:REMOVED_LISTED],
         ignored_columns=parsed.ignored_columns,
         notes=parsed.notes,
         job_id=job_id,
     )
     summary = ", ".join(f"{n} {verdict}" for verdict, n in counts.items() if n) or "no rows"
     job_note = f" Validation job {job_id} is checking {len(unchecked)} symbols." if job_id else ""
+    if data.rows_truncated:
+        where = f"; every row is in {report_uri}" if report_uri else ""
+        job_note += f" Listed {len(listed)} of {len(rows)} rows, problems first{where}."
     envelope = ok(
         data,
         f"Imported a {parsed.format} file into {universe.name!r}: {summary}; "
@@ -303,11 +326,9 @@ async def export_universe_csv(
     deps: Deps,
     universe_id: Annotated[str, Field(description="Universe id (a UUID) as returned by list_universes.")],
 ) -> Envelope[CsvExport]:
-    """Export a universe's members as CSV text: symbol, name, exchange, asset type, currency, sector, industry,
-    validation status and source, and when each was added, in the universe's order.
-
-    Cells that a spreadsheet would run as a formula (starting with = + - @) are prefixed with a single quote. The
-    same CSV is readable as the resource universe://{universe_id}/assets.csv.
+    """Export a universe's members as CSV text in the universe's order: symbol, name, exchange, type, currency,
+    sector, industry, validation status and source, added at. Formula-like cells are prefixed with a quote; the
+    same file is the resource universe://{universe_id}/assets.csv.
     """
     async with deps.unit_of_work() as session:
         universe, members = await all_members(deps.universes(session), universe_id)

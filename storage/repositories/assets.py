@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Asset, UniverseAsset
@@ -77,19 +79,43 @@ async def get_assets_by_symbols(
 async def create_assets(
     session: AsyncSession, rows: Sequence[Mapping[str, Any]], *, created_by: uuid.UUID | None = None
 ) -> list[Asset]:
-    """New assets; those not created ``valid`` record ``created_by`` (unconfirmed: hidden from other owners)."""
-    assets = [
-        Asset(
-            id=uuid.uuid4(),
+    """The assets of ``rows`` (one per symbol): new ones inserted, those not created ``valid`` recording
+    ``created_by`` (unconfirmed: hidden from other owners).
+
+    A symbol that another transaction listed meanwhile (two callers adding the same new ticker at once) is not an
+    error: the insert skips it (ON CONFLICT DO NOTHING, waiting for the other transaction on PostgreSQL) and its
+    row is returned as it is.
+    """
+    if not rows:
+        return []
+    values = [
+        {
             **fit(row),
-            created_by=created_by if row.get("validation_status") != "valid" else None,
-        )
+            "id": uuid.uuid4(),
+            "created_by": created_by if row.get("validation_status") != "valid" else None,
+        }
         for row in rows
     ]
-    session.add_all(assets)
-    await session.flush()
-    await replace_name_words(session, [indexed(a) for a in assets if a.name], new=True)
-    return assets
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    inserted: set[uuid.UUID] = set()
+    # Rows with the same columns go in one multi-row INSERT (a column missing from a row keeps its default), in
+    # chunks (SQLite caps bound parameters per statement), sorted: concurrent inserts then take the unique index's
+    # entries in one order, so two of them cannot deadlock on PostgreSQL.
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for value in sorted(values, key=lambda v: v["symbol"]):
+        shapes.setdefault(tuple(sorted(value)), []).append(value)
+    for group in shapes.values():
+        for start in range(0, len(group), 200):
+            statement = insert(Asset).values(group[start : start + 200]).on_conflict_do_nothing().returning(Asset.id)
+            inserted.update(await session.scalars(statement))
+    assets = await get_assets_by_symbols(session, [v["symbol"] for v in values])
+    await replace_name_words(
+        session,
+        [(v["id"], v["name"], v.get("sector"), v["symbol"]) for v in values if v["id"] in inserted and v.get("name")],
+        new=True,
+    )
+    return [assets[v["symbol"]] for v in values if v["symbol"] in assets]
 
 
 async def update_asset(session: AsyncSession, asset: Asset, values: Mapping[str, Any]) -> Asset:

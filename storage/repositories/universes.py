@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import Select, and_, delete, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import begin_write
 from storage.models import Asset, Universe, UniverseAsset, UniverseAssetEvent
 
 __all__ = [
@@ -18,11 +19,16 @@ __all__ = [
     "delete_universe",
     "get_universe",
     "get_universe_by_name_key",
+    "last_event_at",
     "list_members",
     "list_members_as_of",
     "list_universes",
+    "lock_universe",
+    "lock_writes",
     "member_asset_ids",
+    "member_symbols",
     "members_by_symbol",
+    "membership_state",
     "membership_counts",
     "next_position",
     "record_events",
@@ -34,6 +40,36 @@ __all__ = [
 
 async def get_universe(session: AsyncSession, owner_id: uuid.UUID, universe_id: uuid.UUID) -> Universe | None:
     return await session.scalar(select(Universe).where(Universe.id == universe_id, Universe.owner_id == owner_id))
+
+
+async def lock_universe(session: AsyncSession, owner_id: uuid.UUID, universe_id: uuid.UUID) -> Universe | None:
+    """The universe, re-read and locked until the transaction ends, or None when it is gone (or not the owner's).
+
+    Every change to a universe's membership or name takes this first, so changes to one universe are serialised:
+    on PostgreSQL by the row lock (SELECT ... FOR UPDATE; a concurrent delete either waits for us or makes this
+    return None), on SQLite by taking the store's write lock (begin_write). Whatever the transaction reads after it
+    is current until it commits.
+    """
+    await begin_write(session)
+    return await session.scalar(
+        select(Universe)
+        .where(Universe.id == universe_id, Universe.owner_id == owner_id)
+        .with_for_update()  # rendered only where rows can be locked (not on SQLite, which has begin_write)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def lock_writes(session: AsyncSession) -> None:
+    """Serialise with other writers before creating a universe (SQLite's single writer; PostgreSQL relies on the
+    unique (owner, name) index and the owner's quota row instead)."""
+    await begin_write(session)
+
+
+async def last_event_at(session: AsyncSession, universe_id: uuid.UUID) -> datetime | None:
+    """When the universe's latest membership event took effect (new events never go before it)."""
+    return await session.scalar(
+        select(func.max(UniverseAssetEvent.effective_at)).where(UniverseAssetEvent.universe_id == universe_id)
+    )
 
 
 async def get_universe_by_name_key(session: AsyncSession, owner_id: uuid.UUID, name_key: str) -> Universe | None:
@@ -179,6 +215,31 @@ async def members_by_symbol(
     return {symbol: asset_id for symbol, asset_id in rows.all()}
 
 
+async def member_symbols(session: AsyncSession, universe_id: uuid.UUID) -> list[tuple[str, uuid.UUID]]:
+    """Every member's (current ticker, asset id), in position order."""
+    rows = await session.execute(
+        select(Asset.symbol, Asset.id)
+        .join(UniverseAsset, UniverseAsset.asset_id == Asset.id)
+        .where(UniverseAsset.universe_id == universe_id)
+        .order_by(UniverseAsset.position)
+    )
+    return [(symbol, asset_id) for symbol, asset_id in rows.all()]
+
+
+async def membership_state(session: AsyncSession, universe_id: uuid.UUID) -> tuple[int, datetime | None, int]:
+    """(next free position, when the latest membership event took effect, member count) in one statement: what
+    an add needs under the universe's lock, in one round trip instead of three."""
+    top = select(func.max(UniverseAsset.position)).where(UniverseAsset.universe_id == universe_id).scalar_subquery()
+    last = (
+        select(func.max(UniverseAssetEvent.effective_at))
+        .where(UniverseAssetEvent.universe_id == universe_id)
+        .scalar_subquery()
+    )
+    count = select(func.count()).where(UniverseAsset.universe_id == universe_id).scalar_subquery()
+    row = (await session.execute(select(top, last, count))).one()
+    return (0 if row[0] is None else int(row[0]) + 1), row[1], int(row[2] or 0)
+
+
 async def next_position(session: AsyncSession, universe_id: uuid.UUID) -> int:
     top = await session.scalar(select(func.max(UniverseAsset.position)).where(UniverseAsset.universe_id == universe_id))
     return 0 if top is None else int(top) + 1
@@ -211,13 +272,18 @@ async def add_members(
     )
 
 
-async def remove_members(session: AsyncSession, universe_id: uuid.UUID, asset_ids: Sequence[uuid.UUID]) -> int:
+async def remove_members(
+    session: AsyncSession, universe_id: uuid.UUID, asset_ids: Sequence[uuid.UUID]
+) -> list[uuid.UUID]:
+    """Delete these members; returns the ids of the rows actually deleted (the only ones that get an event)."""
     if not asset_ids:
-        return 0
+        return []
     result = await session.execute(
-        delete(UniverseAsset).where(UniverseAsset.universe_id == universe_id, UniverseAsset.asset_id.in_(asset_ids))
+        delete(UniverseAsset)
+        .where(UniverseAsset.universe_id == universe_id, UniverseAsset.asset_id.in_(asset_ids))
+        .returning(UniverseAsset.asset_id)
     )
-    return result.rowcount or 0
+    return list(result.scalars())
 
 
 async def record_events(

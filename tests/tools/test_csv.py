@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import threading
 import time
 
@@ -359,7 +360,10 @@ async def test_a_10000_row_file_runs_the_bulk_path(make_settings):
         elapsed = time.perf_counter() - t0
         data = envelope["data"]
         assert data["counts"] == {"added": 10_000, "duplicate": 0, "invalid": 0}
-        assert data["universe"]["asset_count"] == 10_000 and data["rows_truncated"] and len(data["rows"]) == 1_000
+        assert data["universe"]["asset_count"] == 10_000 and data["rows_truncated"] and len(data["rows"]) == 50
+        # The answer lists the first rows; every row's verdict is in the report resource.
+        report = json.loads((await client.read_resource(data["report_uri"])).contents[0].text)
+        assert [r["line"] for r in report["rows"]] == list(range(2, 10_002)) and report["counts"] == data["counts"]
         assert data["job_id"] == "job-1" and started == [symbols]  # not validated inline: handed to the job
         assert envelope["next_actions"][0] == {
             "tool": "get_job_status",

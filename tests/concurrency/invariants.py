@@ -1,0 +1,66 @@
+"""The membership invariants (issue 10, item 2), checked through the tools a client has, over real HTTP.
+
+After any interleaving of writers: every member appears exactly once on the pages, in the export and in the CSV
+resource, and their number is the universe's asset_count; replaying the history (get_universe as_of now) gives
+exactly the members; additions - removals since creation == size (get_universe_turnover).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mcp import Client
+
+
+def _data(result: Any) -> dict[str, Any]:
+    envelope = result.structured_content
+    assert envelope["success"], envelope.get("error")
+    return envelope["data"]
+
+
+async def paged_members(client: Client, universe_id: str, **extra: Any) -> list[str]:
+    symbols: list[str] = []
+    cursor = None
+    while True:
+        args = {"universe_id": universe_id, "limit": 37, **extra, **({"cursor": cursor} if cursor else {})}
+        data = _data(await client.call_tool("get_universe", args))
+        symbols += [a["symbol"] for a in data["assets"]]
+        cursor = data.get("next_cursor")
+        if not cursor:
+            return symbols
+
+
+async def check_invariants(client: Client, universe_id: str) -> dict[str, Any]:
+    """Assert every invariant; returns the figures for the test's own expectations."""
+    count = _data(await client.call_tool("get_universe", {"universe_id": universe_id, "include_assets": False}))[
+        "universe"
+    ]["asset_count"]
+    pages = await paged_members(client, universe_id)
+    assert len(pages) == len(set(pages)), "a member appears twice on the pages"
+    assert len(pages) == count, f"pages hold {len(pages)} members, asset_count says {count}"
+
+    exported = _data(await client.call_tool("export_universe_csv", {"universe_id": universe_id}))["csv_text"]
+    export_symbols = [row["symbol"] for row in csv.DictReader(io.StringIO(exported))]
+    assert sorted(export_symbols) == sorted(pages), "the export differs from the pages"
+
+    resource = await client.read_resource(f"universe://{universe_id}/assets.csv")
+    text = resource.contents[0].text
+    assert sorted(row["symbol"] for row in csv.DictReader(io.StringIO(text))) == sorted(pages)
+
+    # Replaying the history now gives exactly the members.
+    now = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    replayed = await paged_members(client, universe_id, as_of=now)
+    assert sorted(replayed) == sorted(pages), "replaying the events does not give the members"
+
+    turnover = _data(await client.call_tool("get_universe_turnover", {"universe_id": universe_id, "until": now}))
+    assert turnover["additions"] - turnover["removals"] == count, turnover
+    assert turnover["size_end"] == count, turnover
+    return {"count": count, "members": pages, "turnover": turnover}
+
+
+def code_of(result: Any) -> str:
+    envelope = result.structured_content
+    return "ok" if envelope["success"] else envelope["error"]["code"]
