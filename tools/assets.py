@@ -155,7 +155,9 @@ async def search_assets(
 
 async def get_asset(
     deps: Deps,
-    symbol: Annotated[str, Field(description="A ticker, e.g. AAPL or BRK.B (BRK-B and BRK/B work too).", max_length=40)],
+    symbol: Annotated[
+        str, Field(description="A ticker, e.g. AAPL or BRK.B (BRK-B and BRK/B work too).", max_length=40)
+    ],
     as_of: Annotated[
         date | None,
         Field(description="A past date (YYYY-MM-DD): the security that used the ticker on that day. Default: today."),

@@ -139,7 +139,7 @@ async def _insert_many(session: AsyncSession, table: Any, rows: Sequence[Mapping
             f"VALUES ({', '.join('?' for _ in names)})"
         )
         data = [
-            tuple(row[n] if p is None or row[n] is None else p(row[n]) for n, p in zip(names, processors))
+            tuple(row[n] if p is None or row[n] is None else p(row[n]) for n, p in zip(names, processors, strict=True))
             for row in rows
         ]
         raw = await connection.get_raw_connection()

@@ -22,6 +22,15 @@ from tests.support.listings import SYMBOLS, write_small_snapshot
 pytestmark = pytest.mark.anyio
 
 
+def _read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
 async def _assets(state, **where) -> dict[str, Asset]:
     async with state.unit_of_work() as session:
         rows = await session.scalars(select(Asset).where(*[getattr(Asset, k) == v for k, v in where.items()]))
@@ -137,8 +146,7 @@ async def test_assets_created_before_the_master_are_adopted_with_their_ids(
 async def test_a_damaged_snapshot_fails_start_up_with_one_line(
     make_settings: Callable[..., Settings], small_snapshot: Path, tmp_path: Path, damage
 ) -> None:
-    broken = tmp_path / "broken.jsonl.gz"
-    broken.write_bytes(damage(small_snapshot.read_bytes()))
+    broken = _write(tmp_path / "broken.jsonl.gz", damage(_read(small_snapshot)))
     with pytest.raises(SnapshotError) as raised:
         async with open_app_state(make_settings(listings_load=True, listings_snapshot=broken)):
             pass
