@@ -24,7 +24,7 @@ FOREIGN_SUFFIXES = frozenset(
 
 
 # What people type with a space: a class letter (BRK B) or a preferred / warrant / unit / right token (ABR PR D).
-_SPACED_CLASS = re.compile(r"^\$?[A-Z0-9]{1,6} (?:[A-F]|PR ?[A-Z]?|P[A-Z]|WS[A-Z]?|WT|U|UN|RT|R)$")
+_SPACED_CLASS = re.compile(r"^\$?[A-Z0-9]{2,6} (?:[A-F]|PR ?[A-Z]?|P[A-Z]|WS[A-Z]?|WT|U|UN|RT|R)$")
 
 
 def normalise_symbol(raw: str) -> str:
