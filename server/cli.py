@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from server.preflight import EXIT_STORE_UNAVAILABLE, StoreUnavailable, check_store
+from server.preflight import EXIT_STORE_UNAVAILABLE, StoreUnavailable, check_listings_snapshot, check_store
 from server.settings import Settings
 
 __all__ = ["main"]
@@ -50,6 +50,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     _configure_logging(settings)
     # A store it cannot use is one line and exit code 3, not a traceback; checked before the server's own imports.
+    # So is a damaged listings snapshot (loaded into the store on start).
+    check_listings_snapshot(settings)
     asyncio.run(check_store(settings))
     from server.app import build_server
     from server.transports import banner, run_http, run_stdio
@@ -91,6 +93,7 @@ def cmd_call(args: argparse.Namespace) -> int:
     settings = _settings(args, log_level="WARNING")
     _configure_logging(settings)
     if not args.url:
+        check_listings_snapshot(settings)
         asyncio.run(check_store(settings))
     out = asyncio.run(_call(settings, args.tool, arguments, args.url))
     print(json.dumps(out, indent=2, default=str))

@@ -231,6 +231,10 @@ def banner(settings: Settings) -> str:
         + (f" (all data owned by '{settings.local_user}')" if settings.auth == "none" else ""),
         f"  toolsets     : {', '.join(settings.toolsets)}" + (" (read-only)" if settings.read_only else ""),
     ]
+    if settings.listings_load:
+        from server.preflight import check_listings_snapshot
+
+        lines.append(f"  listings     : US listings snapshot as of {check_listings_snapshot(settings)}")
     if settings.transport == "http" and "dashboard" in settings.toolsets:
         lines.insert(2, f"  dashboard    : http://{settings.host}:{settings.port}/  (open in a browser)")
     return "\n".join(lines)

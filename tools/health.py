@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server.context import Deps
-from services.health import OwnJob, ServiceHealth, service_health, tenant_view
+from services.health import OwnJob, ServiceHealth, listings_health, service_health, tenant_view, with_listings
 from services.tokens import ADMIN_SCOPE
 from storage.repositories.health import owner_unfinished_jobs
 from tools._results import Envelope, NextAction, ok
@@ -16,7 +16,8 @@ OWN_JOBS_SHOWN = 20
 
 async def get_service_health(deps: Deps) -> Envelope[ServiceHealth]:
     """Report the health of the service: ok | degraded | down, what is impaired in words, the market-data
-    providers' states, and your own unfinished bulk validation jobs.
+    providers' states, the date of the US listings data (the security master) and of each source's last sync, and
+    your own unfinished bulk validation jobs.
 
     Use it when tools fail or jobs do not progress. Providers are up, degraded, rate_limited, circuit_open,
     misconfigured, not_configured (e.g. no Alpha Vantage key) or disabled (offline mode). With the admin scope
@@ -36,6 +37,7 @@ async def get_service_health(deps: Deps) -> Envelope[ServiceHealth]:
     if report.store is not None and report.store.ok:
         async with deps.unit_of_work() as session:
             rows = await owner_unfinished_jobs(session, deps.caller.owner_id, limit=OWN_JOBS_SHOWN)
+            report = with_listings(report, await listings_health(session))
         own_jobs = [
             OwnJob(
                 job_id=str(j.id),

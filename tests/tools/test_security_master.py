@@ -127,3 +127,34 @@ async def test_get_asset_resolves_a_ticker_at_a_date(mcall: Call) -> None:
 
 async def test_get_asset_refuses_a_future_date(mcall: Call) -> None:
     await mcall.error("get_asset", "invalid_argument", symbol="AAPL", as_of=date(2999, 1, 1).isoformat())
+
+
+async def test_service_health_reports_the_listings_date(mcall: Call) -> None:
+    report = await mcall.ok("get_service_health")
+    assert report["listings"]["as_of"] == "2026-08-22"
+    assert [(s["source"], s["status"], s["as_of"]) for s in report["listings"]["sources"]] == [
+        ("snapshot", "ok", "2026-08-22")
+    ]
+
+
+def test_the_banner_shows_the_snapshot_date(master_settings: Settings) -> None:
+    from server.transports import banner
+
+    assert "listings     : US listings snapshot as of 2026-08-22" in banner(master_settings)
+
+
+def test_serve_with_a_damaged_snapshot_exits_with_one_line(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], small_snapshot
+) -> None:
+    from server.cli import main
+    from server.preflight import EXIT_STORE_UNAVAILABLE
+
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(small_snapshot.read_bytes()[:-100])
+    monkeypatch.setenv("UNIVERSE_MCP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("UNIVERSE_MCP_LISTINGS_LOAD", "1")
+    monkeypatch.setenv("UNIVERSE_MCP_LISTINGS_SNAPSHOT", str(broken))
+    assert main(["serve", "--transport", "stdio"]) == EXIT_STORE_UNAVAILABLE
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"universe-mcp: listings snapshot {broken}: ") and "\n" not in err
+    assert "Traceback" not in err
