@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "AssetInfo",
     "Caller",
+    "DelistedMember",
     "MembershipReport",
     "SymbolOutcome",
     "TurnoverReport",
@@ -75,6 +76,16 @@ class AssetInfo(_Model):
 class UniverseMember(AssetInfo):
     position: int | None = Field(None, description="Order of the asset in the universe (0-based, gaps allowed).")
     added_at: datetime | None = None
+    former_symbol: str | None = Field(
+        None, description="The security's previous ticker, when it was renamed (symbol is the ticker today)."
+    )
+    renamed_on: date | None = Field(None, description="When the ticker changed from former_symbol (or by when).")
+
+
+class DelistedMember(BaseModel):
+    symbol: str
+    delisted_on: date | None = None
+    reason: str | None = None
 
 
 class UniversePage(BaseModel):
@@ -88,6 +99,10 @@ class UniverseDetail(BaseModel):
     assets: list[UniverseMember] | None = Field(None, description="Members in position order (null when not asked).")
     next_cursor: str | None = None
     as_of: datetime | None = Field(None, description="Set when the membership shown is as it was at this time.")
+    delisted_members: list[DelistedMember] = Field(
+        default_factory=list,
+        description="Members whose security is delisted (up to 20; membership is never changed for it): review them.",
+    )
 
 
 class SymbolOutcome(BaseModel):

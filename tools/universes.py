@@ -182,8 +182,10 @@ async def get_universe(
 ) -> Envelope[UniverseDetail]:
     """Get one universe: its details, member counts by validation status and a page of member assets.
 
-    Members come in position order with name, sector, exchange and validation status. With as_of, shows the
-    membership at that past time, rebuilt from the add/remove history.
+    Members come in position order with name, sector, exchange, validation status and listing status; a renamed
+    security shows its ticker today with former_symbol, and delisted members (listing_status, delisted_on) are
+    listed in delisted_members for review. With as_of, shows the membership at that past time, rebuilt from the
+    add/remove history.
     """
     unvalidated = False
     job_id = None
@@ -205,6 +207,18 @@ async def get_universe(
                     **({"as_of": as_of.isoformat()} if as_of else {}),
                 },
                 reason="get the next page of assets",
+            )
+        )
+    if detail.delisted_members:
+        flagged = detail.delisted_members
+        first = flagged[0]
+        when = f" on {first.delisted_on.isoformat()}" if first.delisted_on else ""
+        actions.append(
+            NextAction(
+                tool="remove_assets_from_universe",
+                arguments={"universe_id": universe_id, "symbols": [m.symbol for m in flagged]},
+                reason=f"{len(flagged)} member(s) are delisted ({first.symbol}{when}): review them, and remove "
+                "those you no longer want",
             )
         )
     if job_id:

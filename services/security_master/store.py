@@ -43,6 +43,7 @@ from services.security_master.snapshot import (
     load_snapshot,
     shipped_snapshot_path,
 )
+from services.schemas import DelistedMember, UniverseMember
 from services.symbols import normalise_symbol
 from storage.repositories import listings as repo
 
@@ -50,6 +51,8 @@ __all__ = [
     "LoadReport",
     "SNAPSHOT_SOURCE",
     "StoreMaster",
+    "annotate_members",
+    "delisted_members",
     "apply_snapshot",
     "check_snapshot_file",
     "ensure_snapshot_loaded",
@@ -230,6 +233,23 @@ def _adoptions(
         # The row spelled exactly like the canonical symbol first: it is the one the unique index would clash with.
         assets.sort(key=lambda item: (item[1] != symbol, item[1]))
         adopted[holder.key] = assets[0]
+    # Then rows under a former ticker (a universe that held ZI before the master knew it holds GTM now), for
+    # securities no row of their current ticker took.
+    former: dict[str, tuple[date, Security]] = {}
+    for security in securities:
+        if security.key in placed:
+            continue
+        for span in security.symbols:
+            if span.valid_to is not None and span.symbol != security.symbol:
+                if span.symbol not in former or span.valid_to > former[span.symbol][0]:
+                    former[span.symbol] = (span.valid_to, security)
+    for symbol, assets in sorted(by_symbol.items()):
+        if symbol in listed or symbol in delisted or symbol not in former:
+            continue
+        holder = former[symbol][1]
+        if holder.key not in adopted:
+            assets.sort(key=lambda item: (item[1] != symbol, item[1]))
+            adopted[holder.key] = assets[0]
     return adopted
 
 
@@ -461,6 +481,26 @@ class StoreMaster:
             self._candidates = await anyio.to_thread.run_sync(_candidate_index, rows)
             self._candidates_as_of = data_as_of
         return self._candidates.candidates(symbol, limit)
+
+
+async def annotate_members(
+    session: AsyncSession, asset_ids: Sequence[uuid.UUID], members: list[UniverseMember]
+) -> list[UniverseMember]:
+    """Members with the previous ticker of those the master knows were renamed (ZI, today GTM)."""
+    former = await repo.former_symbols(session, list(asset_ids))
+    if not former:
+        return members
+    return [
+        m.model_copy(update={"former_symbol": former[i][0], "renamed_on": former[i][1]}) if i in former else m
+        for i, m in zip(asset_ids, members, strict=True)
+    ]
+
+
+async def delisted_members(session: AsyncSession, universe_id: uuid.UUID) -> list[DelistedMember]:
+    return [
+        DelistedMember(symbol=r.symbol, delisted_on=r.delisted_on, reason=r.validation_reason)
+        for r in await repo.delisted_members(session, universe_id)
+    ]
 
 
 def _candidate_index(rows: Sequence[Any]) -> CandidateIndex:

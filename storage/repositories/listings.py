@@ -14,13 +14,15 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Asset, AssetIndex, AssetNameWord, AssetSymbol, ListingSync
+from storage.models import Asset, AssetIndex, AssetNameWord, AssetSymbol, ListingSync, UniverseAsset
 from storage.repositories.asset_search import name_word_rows
 from storage.repositories.assets import fit
 
 __all__ = [
     "MasterRow",
     "asset_by_master_key",
+    "delisted_members",
+    "former_symbols",
     "delist_temporarily",
     "holders",
     "insert_master_assets",
@@ -291,6 +293,38 @@ async def listed_master_rows(session: AsyncSession) -> list[Any]:
             Asset.asset_metadata,
             in_index.label("in_index"),
         ).where(Asset.master_key.is_not(None), Asset.listing_status == "listed")
+    )
+    return list(rows.all())
+
+
+async def former_symbols(
+    session: AsyncSession, asset_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[str, date | None]]:
+    """asset id -> (its previous ticker, the day it changed) for assets of ``asset_ids`` that were renamed."""
+    found: dict[uuid.UUID, tuple[str, date | None]] = {}
+    for start in range(0, len(asset_ids), _CHUNK):
+        chunk = list(asset_ids[start : start + _CHUNK])
+        rows = await session.execute(
+            select(AssetSymbol.asset_id, AssetSymbol.symbol, AssetSymbol.valid_to)
+            .join(Asset, Asset.id == AssetSymbol.asset_id)
+            .where(
+                AssetSymbol.asset_id.in_(chunk), AssetSymbol.valid_to.is_not(None), AssetSymbol.symbol != Asset.symbol
+            )
+            .order_by(AssetSymbol.asset_id, AssetSymbol.valid_to)
+        )
+        for asset_id, symbol, valid_to in rows.all():
+            found[asset_id] = (symbol, valid_to)  # the latest wins
+    return found
+
+
+async def delisted_members(session: AsyncSession, universe_id: uuid.UUID, limit: int = 20) -> list[Any]:
+    """Members of a universe whose security is delisted: symbol, delisted_on, validation_reason (position order)."""
+    rows = await session.execute(
+        select(Asset.symbol, Asset.delisted_on, Asset.validation_reason)
+        .join(UniverseAsset, UniverseAsset.asset_id == Asset.id)
+        .where(UniverseAsset.universe_id == universe_id, Asset.listing_status == "delisted")
+        .order_by(UniverseAsset.position)
+        .limit(limit)
     )
     return list(rows.all())
 

@@ -3,6 +3,7 @@ with a fake provider that says "no such symbol" to everything."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
@@ -158,3 +159,29 @@ def test_serve_with_a_damaged_snapshot_exits_with_one_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"universe-mcp: listings snapshot {broken}: ") and "\n" not in err
     assert "Traceback" not in err
+
+
+async def test_universes_show_delisted_and_renamed_members_and_export_current_symbols(
+    make_settings, small_snapshot
+) -> None:
+    """Members added before the master knew them (an older store): after the load, TWTR is flagged delisted with a
+    next action, ZI shows as GTM (formerly ZI), and the export carries GTM."""
+    settings = make_settings()
+    async with Client(build_server(settings)) as client:
+        call = Call(client)
+        created = await call.ok("create_universe", name="old list", symbols=["TWTR", "ZI", "AAPL"])
+    universe_id = created["universe"]["id"]
+    async with Client(build_server(make_settings(listings_load=True, listings_snapshot=small_snapshot))) as client:
+        call = Call(client)
+        envelope = await call("get_universe", universe_id=universe_id)
+        detail = envelope["data"]
+        members = {m["symbol"]: m for m in detail["assets"]}
+        assert set(members) == {"TWTR", "GTM", "AAPL"}
+        assert (members["TWTR"]["listing_status"], members["TWTR"]["delisted_on"]) == ("delisted", "2022-11-08")
+        assert (members["GTM"]["former_symbol"], members["GTM"]["listing_status"]) == ("ZI", "listed")
+        assert [m["symbol"] for m in detail["delisted_members"]] == ["TWTR"]
+        review = [a for a in envelope["next_actions"] if a["tool"] == "remove_assets_from_universe"]
+        assert review and review[0]["arguments"]["symbols"] == ["TWTR"] and "delisted" in review[0]["reason"]
+        exported = await call.ok("export_universe_csv", universe_id=universe_id)
+        csv_text = exported["csv"] if "csv" in exported else json.dumps(exported)
+        assert "GTM" in csv_text and "ZI," not in csv_text
