@@ -32,6 +32,7 @@ from typing import Any
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.schemas import DelistedMember, UniverseMember
 from services.security_master.candidates import CandidateIndex
 from services.security_master.model import Security, SymbolSpan
 from services.security_master.resolver import Resolution, Resolver, describe_date
@@ -43,7 +44,6 @@ from services.security_master.snapshot import (
     load_snapshot,
     shipped_snapshot_path,
 )
-from services.schemas import DelistedMember, UniverseMember
 from services.symbols import normalise_symbol
 from storage.repositories import listings as repo
 
