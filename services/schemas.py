@@ -170,7 +170,8 @@ class SymbolVerdict(BaseModel):
     retry_after_s: float | None = Field(None, description="For pending symbols held up by a provider's rate limit.")
     profile: dict[str, str | float | int | None] | None = Field(
         None,
-        description="Name, exchange, currency, sector, industry, market_cap, pe_ratio, dividend_yield ... when valid.",
+        description="Name, exchange, currency, sector, industry, market_cap, pe_ratio, dividend_yield ... when valid; "
+        "for a delisted or renamed ticker (source listings), the security's, under its last or current symbol.",
     )
     candidates: list[str] = Field(
         default_factory=list, description="Symbols you may have meant (never this one), for invalid and pending ones."

@@ -284,18 +284,21 @@ class ValidationService:
         as_of = resolution.data_as_of
         checked = datetime.combine(as_of, datetime.min.time(), tzinfo=UTC)
         common: dict[str, Any] = {"symbol": symbol, "source": "listings", "as_of": as_of, "checked_at": checked}
-        if resolution.status == "listed" and security is not None:
+        profile: dict[str, Any] | None = None
+        if security is not None:
             profile = {k: getattr(security, k) for k in PROFILE_FIELDS if k != "cik" and getattr(security, k, None)}
-            profile.update(symbol=security.symbol, listing_status="listed")
+            profile.update(symbol=security.symbol, listing_status=security.listing_status)
             if security.cik is not None:
                 profile["cik"] = f"{security.cik:010d}"
+            common["profile"] = profile
+        if resolution.status == "listed" and security is not None:
             note = None
             if resolution.former_holders:
                 former = resolution.former_holders[-1]
                 note = f"{symbol} was formerly the symbol of {former.name}" + (
                     f" (today {former.symbol})" if former.symbol != symbol else ""
                 )
-            return SymbolVerdict(**common, status="valid", reason=note, profile=profile, listing_status="listed")
+            return SymbolVerdict(**common, status="valid", reason=note, listing_status="listed")
         if resolution.status == "renamed":
             return SymbolVerdict(
                 **common,
