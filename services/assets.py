@@ -68,7 +68,7 @@ async def seed_catalog(session: AsyncSession, catalog: CatalogProvider) -> int:
         return 0
     # In the canonical spelling (BRK-B is BRK.B), so that a ticker the security master already holds is skipped.
     entries = {normalise_symbol(e.symbol): e for e in catalog.entries()}
-    existing = await repo.get_assets_by_symbols(session, list(entries))
+    existing = await listings_repo.listed_symbols_among(session, list(entries))
     # A ticker the security master has ever seen is its to answer for (an old catalog may list a delisted one).
     existing.update(await listings_repo.holders(session, list(entries)))
     validated_at = datetime.combine(catalog.as_of, datetime.min.time(), tzinfo=UTC)

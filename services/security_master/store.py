@@ -259,13 +259,14 @@ async def apply_snapshot(
     """Write ``snapshot`` into the store (no commit) and record a ``listing_syncs`` row."""
     started = time.perf_counter()
     existing = await repo.master_keys(session)
+    empty = await repo.store_is_empty(session)
     adopted = _adoptions(snapshot.securities, await repo.unmastered_listed(session), set(existing))
     # Hundreds of thousands of new dicts and tuples, none of them cyclic: the collector's passes over them would
     # cost more than building them.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return await _apply(session, snapshot, existing, adopted, source, sha256, started)
+        return await _apply(session, snapshot, existing, adopted, source, sha256, started, empty)
     finally:
         if collecting:
             gc.enable()
@@ -279,6 +280,7 @@ async def _apply(
     source: str,
     sha256: str | None,
     started: float,
+    empty: bool,
 ) -> LoadReport:
     data_as_of = snapshot.as_of
     validated_at = datetime.combine(data_as_of, datetime.min.time(), tzinfo=UTC)
@@ -314,7 +316,7 @@ async def _apply(
 
     await repo.delist_temporarily(session, moving)
     await repo.update_master_assets(session, updates)
-    await repo.insert_master_assets(session, inserts)
+    await repo.insert_master_assets(session, inserts, into_empty=empty)
     await repo.replace_history(session, [u["id"] for u in updates], spans_old, indices_old)
     await repo.replace_history(session, [], spans_new, indices_new, new=True)
     report = LoadReport(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, update
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Asset, AssetIndex, AssetNameWord, AssetSymbol, ListingSync, UniverseAsset
 from storage.repositories.asset_search import name_word_rows
-from storage.repositories.assets import fit
+from storage.repositories.assets import fit_sizes
 
 __all__ = [
     "MasterRow",
@@ -38,6 +39,8 @@ __all__ = [
     "replace_history",
     "snapshot_applied",
     "spans_of",
+    "listed_symbols_among",
+    "store_is_empty",
     "unmastered_listed",
     "update_master_assets",
 ]
@@ -70,6 +73,21 @@ MASTER_COLUMNS = (
     Asset.asset_metadata,
 )
 MasterRow = Any  # a Row with MASTER_COLUMNS' names
+
+
+_TEXT_SIZES: list[tuple[str, int]] = []
+
+
+def _fit(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``assets.fit`` for many rows: text cut to the column sizes (PostgreSQL refuses what SQLite would store)."""
+    if not _TEXT_SIZES:
+        _TEXT_SIZES.extend(fit_sizes().items())
+    out = dict(row)
+    for name, size in _TEXT_SIZES:
+        value = out.get(name)
+        if value.__class__ is str and len(value) > size:
+            out[name] = value[:size]
+    return out
 
 
 # --- listing syncs -------------------------------------------------------------------------------------------------
@@ -115,6 +133,21 @@ async def master_keys(session: AsyncSession) -> dict[str, tuple[uuid.UUID, str, 
     return {key: (asset_id, symbol, status) for key, asset_id, symbol, status in rows.all()}
 
 
+async def listed_symbols_among(session: AsyncSession, symbols: Sequence[str]) -> set[str]:
+    """Which of ``symbols`` a listed asset uses as its ticker (symbols only: no rows loaded)."""
+    found: set[str] = set()
+    for start in range(0, len(symbols), _CHUNK):
+        chunk = list(symbols[start : start + _CHUNK])
+        found.update(
+            await session.scalars(select(Asset.symbol).where(Asset.symbol.in_(chunk), Asset.listing_status == "listed"))
+        )
+    return found
+
+
+async def store_is_empty(session: AsyncSession) -> bool:
+    return await session.scalar(select(Asset.id).limit(1)) is None
+
+
 async def unmastered_listed(session: AsyncSession) -> list[tuple[uuid.UUID, str]]:
     """Listed assets the master has not placed (the offline catalog's rows, assets users' adds created)."""
     rows = await session.execute(
@@ -140,10 +173,15 @@ async def _insert_many(session: AsyncSession, table: Any, rows: Sequence[Mapping
             f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
             f"VALUES ({', '.join('?' for _ in names)})"
         )
-        data = [
-            tuple(row[n] if p is None or row[n] is None else p(row[n]) for n, p in zip(names, processors, strict=True))
-            for row in rows
-        ]
+        getter = itemgetter(*names)
+        converted = [(i, p) for i, p in enumerate(processors) if p is not None]
+        data = []
+        for row in rows:
+            values = list(getter(row)) if len(names) > 1 else [getter(row)]
+            for i, process in converted:
+                if values[i] is not None:
+                    values[i] = process(values[i])
+            data.append(values)
         raw = await connection.get_raw_connection()
         await raw.driver_connection.executemany(sql, data)
         return
@@ -169,9 +207,24 @@ async def _index_names(session: AsyncSession, rows: Sequence[Mapping[str, Any]],
     await _insert_many(session, AssetNameWord.__table__, words)
 
 
-async def insert_master_assets(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
-    """New assets (each row with its ``id``), indexed for name search."""
-    values = [{**fit(r), "created_at": r["last_validated_at"], "updated_at": r["last_validated_at"]} for r in rows]
+async def insert_master_assets(
+    session: AsyncSession, rows: Sequence[Mapping[str, Any]], *, into_empty: bool = False
+) -> None:
+    """New assets (each row with its ``id``), indexed for name search. ``into_empty``: the store holds no asset
+    yet (first start), so on SQLite the secondary indexes are dropped for the load and built again after it, in
+    the same transaction: sorting once beats updating a dozen B-trees per row (about a third of the load)."""
+    if into_empty and session.get_bind().dialect.name == "sqlite":
+        indexes = [*Asset.__table__.indexes, *AssetNameWord.__table__.indexes]
+        connection = await session.connection()
+        await connection.run_sync(lambda sync: [index.drop(sync) for index in indexes])
+        await _insert_master_assets(session, rows)
+        await connection.run_sync(lambda sync: [index.create(sync) for index in indexes])
+        return
+    await _insert_master_assets(session, rows)
+
+
+async def _insert_master_assets(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    values = [{**_fit(r), "created_at": r["last_validated_at"], "updated_at": r["last_validated_at"]} for r in rows]
     values.sort(key=lambda v: v["id"].bytes)  # in primary-key order (see _index_names)
     await _insert_many(session, Asset.__table__, values)
     await _index_names(session, values, new=True)
@@ -196,7 +249,7 @@ async def update_master_assets(session: AsyncSession, rows: Sequence[Mapping[str
         .where(Asset.__table__.c.id == bindparam("_id"))
         .values({c: bindparam(c) for c in columns})
     )
-    values = [{**fit({k: v for k, v in r.items() if k != "id"}), "_id": r["id"]} for r in rows]
+    values = [{**_fit({k: v for k, v in r.items() if k != "id"}), "_id": r["id"]} for r in rows]
     connection = await session.connection()
     for start in range(0, len(values), _BULK):
         await connection.execute(statement, values[start : start + _BULK])
