@@ -12,7 +12,7 @@ from datetime import date
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Date, DateTime, TypeDecorator, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Asset, AssetIndex, AssetNameWord, AssetSymbol, ListingSync, UniverseAsset
@@ -76,6 +76,18 @@ MasterRow = Any  # a Row with MASTER_COLUMNS' names
 
 
 _TEXT_SIZES: list[tuple[str, int]] = []
+_REPEATING = (Date, DateTime, TypeDecorator)  # dates and timestamps repeat across a load: converted once each
+
+
+def _memoised(process: Any) -> Any:
+    seen: dict[Any, Any] = {}
+
+    def convert(value: Any) -> Any:
+        if value not in seen:
+            seen[value] = process(value)
+        return seen[value]
+
+    return convert
 
 
 def _fit(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -174,7 +186,11 @@ async def _insert_many(session: AsyncSession, table: Any, rows: Sequence[Mapping
             f"VALUES ({', '.join('?' for _ in names)})"
         )
         getter = itemgetter(*names)
-        converted = [(i, p) for i, p in enumerate(processors) if p is not None]
+        converted = [
+            (i, _memoised(p) if isinstance(table.c[names[i]].type, _REPEATING) else p)
+            for i, p in enumerate(processors)
+            if p is not None
+        ]
         data = []
         for row in rows:
             values = list(getter(row)) if len(names) > 1 else [getter(row)]
