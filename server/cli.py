@@ -1,4 +1,4 @@
-"""The `universe-mcp` command line: serve, call, db, token, worker, scheduler, config.
+"""The `universe-mcp` command line: serve, call, db, token, listings, worker, scheduler, config.
 
 Exit codes (docs/DEPLOYMENT.md): 0 success; 1 invalid settings, or `call` got an error result; 2 bad command-line
 usage; 3 the store cannot be used (data directory or database; one line on stderr names it and the setting).
@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server.cli_tokens import add_token_commands
 
     add_token_commands(sub)
+    from server.cli_listings import add_listings_commands
+
+    add_listings_commands(sub)  # `listings build-snapshot` and `listings sync`
     from workers.cli import add_worker_commands
 
     add_worker_commands(sub)  # `worker` and `scheduler`

@@ -62,6 +62,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_SOURCE = "snapshot"
+SYNC_SOURCE = "master"  # the merged result of a `listings sync` (services/security_master/sync.py)
 # Fields of a Security kept in asset_metadata["master"] (the columns hold the rest).
 _META_FIELDS = (
     "issuer",
@@ -260,7 +261,16 @@ async def apply_snapshot(
     started = time.perf_counter()
     existing = await repo.master_keys(session)
     empty = await repo.store_is_empty(session)
-    adopted = _adoptions(snapshot.securities, await repo.unmastered_listed(session), set(existing))
+    unmastered = await repo.unmastered_listed(session)
+    adopted = _adoptions(snapshot.securities, unmastered, set(existing))
+    # An unplaced row under the ticker a security the master already placed now uses (a pending NEWCO created
+    # before the sync that shows NEWCO as an existing issuer's new ticker): the master's asset takes the ticker.
+    taken = {s.symbol for s in snapshot.securities if s.key in existing and s.is_listed}
+    adopted_ids = {asset_id for asset_id, _ in adopted.values()}
+    superseded = [
+        asset_id for asset_id, symbol in unmastered if asset_id not in adopted_ids and normalise_symbol(symbol) in taken
+    ]
+    await repo.retire_master_assets(session, superseded, "the security master lists this ticker as another asset")
     # Hundreds of thousands of new dicts and tuples, none of them cyclic: the collector's passes over them would
     # cost more than building them.
     collecting = gc.isenabled()
@@ -294,6 +304,19 @@ async def _apply(
     indices_new: list[dict[str, Any]] = []
     indices_old: list[dict[str, Any]] = []
     renamed = delisted = 0
+    # Securities of the store the new data no longer has under their key: a later copy merged them into another
+    # (GTM, first seen as a new listing, is ZoomInfo's ZI once an SEC copy links the two) or their key drifted.
+    # A listed one whose ticker a new, unmatched security holds is that security (its id is kept); the others are
+    # retired below, so that the ticker has one holder.
+    keys = {security.key for security in snapshot.securities}
+    orphans = {key: value for key, value in existing.items() if key not in keys}
+    by_orphan_symbol = {symbol: key for key, (_, symbol, status) in orphans.items() if status == "listed"}
+    for security in snapshot.securities:
+        if security.key in existing or security.key in adopted or not security.is_listed:
+            continue
+        orphan = by_orphan_symbol.pop(security.symbol, None)
+        if orphan is not None:
+            existing = {**existing, security.key: orphans.pop(orphan)}
     for security in snapshot.securities:
         values = _asset_values(security, validated_at, data_as_of)
         if security.key in existing or security.key in adopted:
@@ -314,6 +337,13 @@ async def _apply(
         spans.extend(_span_rows(asset_id, security))
         indices.extend({"asset_id": asset_id, "index_name": i[:64], "as_of": indices_as_of} for i in security.indices)
 
+    retired = [asset_id for asset_id, _, _ in orphans.values()]
+    await repo.retire_master_assets(
+        session,
+        retired,
+        f"no longer in the listings data as of {data_as_of.isoformat()} (merged into another security)",
+    )
+    await repo.replace_history(session, retired, [], [])
     await repo.delist_temporarily(session, moving)
     await repo.update_master_assets(session, updates)
     await repo.insert_master_assets(session, inserts, into_empty=empty)
@@ -356,6 +386,11 @@ async def ensure_snapshot_loaded(session: AsyncSession, path: Path | str | None 
     done = await repo.snapshot_applied(session, SNAPSHOT_SOURCE, sha256)
     if done is not None and done.as_of is not None:
         return LoadReport(as_of=done.as_of, loaded=False, securities=done.rows)
+    synced = await repo.last_ok_sync(session, SYNC_SOURCE)
+    header_as_of = date.fromisoformat(str(header["as_of"]))
+    if synced is not None and synced.as_of is not None and synced.as_of >= header_as_of:
+        # A sync brought newer data than this snapshot: loading it would turn the clock back.
+        return LoadReport(as_of=synced.as_of, loaded=False, securities=synced.rows)
     snapshot = await anyio.to_thread.run_sync(_parse, path)  # ~1 s of parsing: off the event loop
     return await apply_snapshot(session, snapshot, sha256=sha256)
 

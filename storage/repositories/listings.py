@@ -37,6 +37,7 @@ __all__ = [
     "indices_of",
     "record_sync",
     "replace_history",
+    "retire_master_assets",
     "snapshot_applied",
     "spans_of",
     "listed_symbols_among",
@@ -252,6 +253,21 @@ async def delist_temporarily(session: AsyncSession, asset_ids: Sequence[uuid.UUI
     for start in range(0, len(asset_ids), _CHUNK):
         await session.execute(
             update(Asset).where(Asset.id.in_(asset_ids[start : start + _CHUNK])).values(listing_status="delisted")
+        )
+
+
+async def retire_master_assets(session: AsyncSession, asset_ids: Sequence[uuid.UUID], reason: str) -> None:
+    """Assets the master no longer holds as a security of their own: delisted, invalid with ``reason``."""
+    for start in range(0, len(asset_ids), _CHUNK):
+        await session.execute(
+            update(Asset)
+            .where(Asset.id.in_(asset_ids[start : start + _CHUNK]))
+            .values(
+                listing_status="delisted",
+                validation_status="invalid",
+                is_validated=False,
+                validation_reason=reason[:300],
+            )
         )
 
 
