@@ -188,3 +188,46 @@ def test_share_class_spellings_normalise_to_one_symbol() -> None:
     # Not US share classes: an exchange suffix, a currency pair, a crypto pair, an index.
     for kept in ("AC.PA", "SAP.DE", "EURUSD=X", "BTC-USD", "^GSPC", "ETI.PR"):
         assert normalise_symbol(kept) == kept
+
+
+@pytest.mark.postgres
+async def test_the_master_loads_reloads_and_answers_on_postgres(postgres_server, tmp_path: Path) -> None:
+    """The same load, reload and lookups on PostgreSQL (Core executemany through asyncpg, the partial index)."""
+    import secrets
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    from services.symbols import normalise_symbol as n
+
+    name = f"umcp_master_{secrets.token_hex(4)}"
+    admin = postgres_server.admin_dsn
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    url = make_url(admin).set(drivername="postgresql+asyncpg", database=name).render_as_string(hide_password=False)
+    try:
+        first = write_small_snapshot(tmp_path / "first.jsonl.gz")
+        settings = Settings(
+            data_dir=tmp_path / "data", database_url=url, offline=True, log_level="WARNING", listings_load=True,
+            listings_snapshot=first,
+        )  # fmt: skip
+        async with open_app_state(settings) as state, state.unit_of_work() as session:
+            verdicts = {v.symbol: v for v in await state.validation.validate(session, [n("BRK-B"), "TWTR", "ZI"])}
+        assert (verdicts["BRK.B"].status, verdicts["TWTR"].listing_status, verdicts["ZI"].renamed_to) == (
+            "valid",
+            "delisted",
+            "GTM",
+        )
+        second = write_small_snapshot(tmp_path / "second.jsonl.gz", SYMBOLS - {"AAPL"})
+        async with open_app_state(settings.model_copy(update={"listings_snapshot": second})) as state:
+            assert await _count(state, ListingSync) == 2
+            assert "FB@2012-05-18" in await _assets(state)
+    finally:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await conn.close()
