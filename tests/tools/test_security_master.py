@@ -185,3 +185,20 @@ async def test_universes_show_delisted_and_renamed_members_and_export_current_sy
         exported = await call.ok("export_universe_csv", universe_id=universe_id)
         csv_text = exported["csv"] if "csv" in exported else json.dumps(exported)
         assert "GTM" in csv_text and "ZI," not in csv_text
+
+
+async def test_the_periodic_refresh_leaves_master_assets_to_the_listings_sync(master_settings: Settings) -> None:
+    """Master assets are dated by their data (months old): re-validating them hourly would crowd out the rest."""
+    from datetime import UTC, datetime
+
+    from storage.repositories.jobs import refresh_candidates
+
+    async with Client(build_server(master_settings)) as client:
+        await Call(client).ok("create_universe", name="mixed", symbols=["AAPL", "ZZOLD"], validate=False)
+    async with open_app_state(master_settings) as state:
+        async with state.unit_of_work() as session:
+            old = await session.scalar(select(Asset).where(Asset.symbol == "ZZOLD"))
+            old.validation_status, old.last_validated_at = "valid", datetime(2020, 1, 1, tzinfo=UTC)
+        async with state.unit_of_work() as session:
+            due = await refresh_candidates(session, validated_before=datetime.now(UTC), limit=100)
+    assert "ZZOLD" in due and "AAPL" not in due
