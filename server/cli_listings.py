@@ -39,7 +39,7 @@ def _run_sync(args: argparse.Namespace) -> int:
     if args.from_dir is None:
         print(
             "universe-mcp: live fetching of the listing sources is not built yet; sync from a directory of dated "
-            "copies with --from-dir DIR (the layout of tests/providers/listings/recorded)",
+            "copies with --from-dir DIR (the layout `listings build-snapshot --from` reads)",
             file=sys.stderr,
         )
         return 2

@@ -341,7 +341,8 @@ async def _apply(
     await repo.retire_master_assets(
         session,
         retired,
-        f"no longer in the listings data as of {data_as_of.isoformat()} (merged into another security)",
+        f"no longer in the listings data as of {data_as_of.isoformat()} (a later copy may have merged it into "
+        "another security)",
     )
     await repo.replace_history(session, retired, [], [])
     await repo.delist_temporarily(session, moving)
