@@ -425,6 +425,46 @@ def score(cases: Iterable[Mapping[str, Any]], resolve: Callable[[str, date | Non
     return Report({k: (v[0], v[1]) for k, v in counts.items()}, failures)
 
 
+def verdict_resolution(query: str, as_of: date | None, verdict: Any, data_as_of: date) -> Resolution:
+    """A validation verdict (services.schemas.SymbolVerdict) read as the resolver's answer, so that ``judge``
+    scores the real validation path: valid -> listed, invalid from the master -> delisted or renamed, anything
+    else (pending, or a provider's invalid) -> unknown, with the verdict's candidates."""
+    from services.security_master.model import Security
+
+    profile = verdict.profile or {}
+    status = "unknown"
+    if verdict.status == "valid":
+        status = "listed"
+    elif verdict.listing_status in ("delisted", "renamed"):
+        status = verdict.listing_status
+    current = profile.get("symbol") if status == "listed" else (verdict.current_symbol or verdict.symbol)
+    if status == "renamed":
+        current = verdict.current_symbol
+    security = None
+    if status != "unknown":
+        security = Security(
+            key=str(current),
+            symbol=str(current),
+            name=str(profile.get("name") or verdict.reason or ""),
+            asset_type=str(profile.get("asset_type") or "stock"),
+            listing_status="delisted" if status == "delisted" else "listed",
+            sector=profile.get("sector"),  # type: ignore[arg-type]
+        )
+    return Resolution(
+        query=query,
+        symbol=verdict.symbol,
+        status=status,  # type: ignore[arg-type]
+        reason=verdict.reason or "",
+        data_as_of=data_as_of,
+        as_of=as_of,
+        security=security,
+        current_symbol=current,
+        renamed_to=verdict.renamed_to,
+        delisted_on=verdict.delisted_on,
+        candidates=tuple(verdict.candidates),
+    )
+
+
 def load_cases(path: Path = CASES_PATH) -> list[dict[str, Any]]:
     return list(json.loads(path.read_text(encoding="utf-8"))["cases"])
 

@@ -26,6 +26,8 @@ BENCH_ENV = {
     "UNIVERSE_MCP_RATE_LIMIT_READ": NO_LIMIT,
     "UNIVERSE_MCP_RATE_LIMIT_WRITE": NO_LIMIT,
     "UNIVERSE_MCP_RATE_LIMIT_VALIDATE": NO_LIMIT,
+    # Scenarios 1-6 measure a synthetic catalogue of 100,000 assets; scenario 7 measures the security master.
+    "UNIVERSE_MCP_LISTINGS_LOAD": "0",
 }
 
 
@@ -169,6 +171,7 @@ def bench_settings(data_dir: Path, **overrides: Any):  # noqa: ANN201 - server.s
         "rate_limit_read": NO_LIMIT,
         "rate_limit_write": NO_LIMIT,
         "rate_limit_validate": NO_LIMIT,
+        "listings_load": False,  # see BENCH_ENV
     }
     values.update(overrides)
     return Settings(**values)

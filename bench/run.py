@@ -11,6 +11,7 @@ run (not --quick, not --only), rewrites the measured section of docs/BENCHMARKS.
 4. 10,000-symbol bulk validation job, 1 and 2 workers       (scenario_jobs.py)
 5. 32 concurrent streamable-HTTP clients for 30 s           (scenario_http.py)
 6. server RSS with 100,000 assets                           (scenario_memory.py)
+7. the listings snapshot: first and later start, accuracy   (scenario_listings.py)
 
 All load stays on 127.0.0.1; every server process is started and stopped here.
 """
@@ -44,6 +45,7 @@ def scenarios() -> dict[str, Callable[[Config, dict], Awaitable[list[Row]]]]:
         scenario_add,
         scenario_http,
         scenario_jobs,
+        scenario_listings,
         scenario_memory,
         scenario_search,
         scenario_validate,
@@ -56,6 +58,7 @@ def scenarios() -> dict[str, Callable[[Config, dict], Awaitable[list[Row]]]]:
         "4": scenario_jobs.run,
         "5": scenario_http.run,
         "6": scenario_memory.run,
+        "7": scenario_listings.run,
     }
 
 

@@ -1,4 +1,4 @@
-"""The `universe-mcp` command line: serve, call, db, token, worker, scheduler, config.
+"""The `universe-mcp` command line: serve, call, db, token, listings, worker, scheduler, config.
 
 Exit codes (docs/DEPLOYMENT.md): 0 success; 1 invalid settings, or `call` got an error result; 2 bad command-line
 usage; 3 the store cannot be used (data directory or database; one line on stderr names it and the setting).
@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from server.preflight import EXIT_STORE_UNAVAILABLE, StoreUnavailable, check_store
+from server.preflight import EXIT_STORE_UNAVAILABLE, StoreUnavailable, check_listings_snapshot, check_store
 from server.settings import Settings
 
 __all__ = ["main"]
@@ -49,6 +49,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     _configure_logging(settings)
     # A store it cannot use is one line and exit code 3, not a traceback; checked before the server's own imports.
+    # So is a damaged listings snapshot (loaded into the store on start).
+    check_listings_snapshot(settings)
     asyncio.run(check_store(settings))
     from server.app import build_server
     from server.transports import banner, run_http, run_stdio
@@ -142,6 +144,7 @@ def cmd_call(args: argparse.Namespace) -> int:
     settings = _settings(args, log_level="WARNING")
     _configure_logging(settings)
     if not args.url:
+        check_listings_snapshot(settings)
         asyncio.run(check_store(settings))
     out = asyncio.run(_call(settings, args.tool, arguments, args.url, wait=args.wait))
     print(json.dumps(out, indent=2, default=str))
@@ -275,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server.cli_tokens import add_token_commands
 
     add_token_commands(sub)
+    from server.cli_listings import add_listings_commands
+
+    add_listings_commands(sub)  # `listings build-snapshot` and `listings sync`
     from workers.cli import add_worker_commands
 
     add_worker_commands(sub)  # `worker` and `scheduler`

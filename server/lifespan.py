@@ -19,6 +19,7 @@ from services.assets import seed_catalog
 from services.pagination import install_key
 from services.ratelimit import OwnerRateLimiter
 from services.schemas import ALL_SCOPES, Caller
+from services.security_master.store import ensure_snapshot_loaded
 from services.tokens import ADMIN_SCOPE
 from services.universes import Limits
 from services.validation import ValidationService
@@ -73,6 +74,19 @@ async def open_app_state(
                 if admin is not engine:
                     await admin.dispose()
         sessions = make_sessionmaker(engine)
+        if settings.listings_load:
+            # The security master first, so that the catalog's seeding below adds only what it does not list.
+            async with unit_of_work(sessions) as session:
+                report = await ensure_snapshot_loaded(session, settings.listings_snapshot)
+            if report.loaded:
+                logger.info(
+                    "loaded the US listings snapshot as of %s: %d securities (%d new, %d updated) in %.1f s",
+                    report.as_of,
+                    report.securities,
+                    report.new,
+                    report.changed,
+                    report.seconds,
+                )
         chain = list(providers) if providers is not None else build_providers(settings)
         for provider in chain:
             stack.push_async_callback(provider.aclose)

@@ -15,7 +15,7 @@ Together they took about a quarter off the client's validation of a cached ``val
 (docs/BENCHMARKS.md).
 
 ``lean_output_schema`` then drops what validates nothing and only weighs on ``tools/list`` (issue 16): titles,
-defaults and descriptions (annotations), and ``additionalProperties: true`` (the default). Output schemas are read
+defaults, descriptions and formats (annotations), and ``additionalProperties: true`` (the default). Output schemas are read
 by clients, not models: what a field means is said once, in the tool's description and the server instructions.
 ``lean_input_schema`` drops the generated titles of arguments and folds nullable ``anyOf``; descriptions and
 defaults stay, since the model reads them.
@@ -132,7 +132,9 @@ def _fold(schema: Any) -> Any:
     return merged
 
 
-_VALUE_ANNOTATIONS = ("title", "description", "default", "examples", "$comment")
+# ``format`` too: in JSON Schema 2020-12 it is an annotation unless a validator opts in to asserting it, and the
+# clients' validators (the SDK's jsonschema call among them) do not; a date is still typed as a string.
+_VALUE_ANNOTATIONS = ("title", "description", "default", "examples", "$comment", "format")
 
 
 _SHARE_MIN_CHARS = 200  # a repeated shape smaller than this costs about as much as a $ref to it

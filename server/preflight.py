@@ -22,7 +22,7 @@ from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
 
 from server.settings import Settings
 
-__all__ = ["EXIT_STORE_UNAVAILABLE", "StoreUnavailable", "check_store"]
+__all__ = ["EXIT_STORE_UNAVAILABLE", "StoreUnavailable", "check_listings_snapshot", "check_store"]
 
 logger = logging.getLogger(__name__)
 
@@ -182,3 +182,18 @@ async def check_store(settings: Settings, *, migrate_store: bool = True) -> None
             raise StoreUnavailable(f"cannot use {where}: {reason}") from None
         finally:
             await engine.dispose()
+
+
+def check_listings_snapshot(settings: Settings) -> str | None:
+    """The as_of of the listings snapshot the server will load on start (None when loading is off); a missing or
+    damaged file is a :class:`StoreUnavailable` with one line ("listings snapshot PATH: reason")."""
+    if not settings.listings_load:
+        return None
+    from services.security_master.snapshot import SnapshotError, shipped_snapshot_path
+    from services.security_master.store import check_snapshot_file
+
+    try:
+        header = check_snapshot_file(settings.listings_snapshot or shipped_snapshot_path())
+    except SnapshotError as exc:
+        raise StoreUnavailable(f"{exc} (UNIVERSE_MCP_LISTINGS_SNAPSHOT, UNIVERSE_MCP_LISTINGS_LOAD)") from None
+    return str(header.get("as_of"))

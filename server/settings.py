@@ -209,6 +209,16 @@ class Settings(BaseSettings):
         "1/second;25/day", description="Shared budget of calls to Alpha Vantage (the free tier's limits)."
     )
     seed_catalog: bool = Field(True, description="Load the offline catalog into the store on start (once).")
+    listings_load: bool = Field(
+        True,
+        description="Load the US listings snapshot (the security master) into the store on start; skipped when the "
+        "store already holds that snapshot. Validation, get_asset and universes answer from it offline.",
+    )
+    listings_snapshot: Path | None = Field(
+        None,
+        description="A listings snapshot file to load instead of the one shipped with the package (built by "
+        "`universe-mcp listings build-snapshot`).",
+    )
     redis_timeout_s: float = Field(0.25, gt=0, le=10, description="Connect and read timeout of cache calls to Redis.")
 
     # --- CSV interchange and the dashboard -----------------------------------------------------------------------

@@ -243,7 +243,7 @@ def banner(settings: Settings) -> str:
         f"  MCP endpoint : {base}/mcp" if http else "  transport    : stdio",
         f"  data         : {settings.describe_store()}",
         f"  mode         : {_mode(settings)}",
-        f"  listings     : {_listings_as_of()}",
+        f"  listings     : {_listings_as_of(settings)}",
         f"  cache        : {'redis' if settings.redis_url else 'in-process'}",
         f"  auth         : {settings.auth}"
         + (f" (all data owned by '{settings.local_user}')" if settings.auth == "none" else ""),
@@ -273,7 +273,13 @@ def _mode(settings: Settings) -> str:
     return "online (" + ", ".join([*sources, "offline catalog"]) + ")"
 
 
-def _listings_as_of() -> str:
+def _listings_as_of(settings: Settings) -> str:
+    """The US listings snapshot's date when the server loads it, else the offline catalog's."""
+    if settings.listings_load:
+        from server.preflight import check_listings_snapshot
+
+        # Checked by the preflight before the banner: a damaged snapshot has already stopped the start.
+        return f"US listings snapshot as of {check_listings_snapshot(settings)}"
     try:
         from providers.catalog import catalog_as_of
 

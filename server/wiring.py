@@ -9,6 +9,7 @@ from providers.catalog import CatalogProvider
 from providers.guard import CircuitBreaker, GuardedProvider, RateLimit
 from server.settings import Settings
 from services.quotas import Quotas
+from services.security_master.store import StoreMaster
 from services.validation import ValidationConfig, ValidationService
 from storage.cache import Cache, build_cache
 
@@ -88,6 +89,7 @@ def build_validation(settings: Settings, cache: Cache, providers: Sequence[Marke
             quotas=quotas_from(settings),
         ),
         known_symbols=_catalog_symbols(catalog) if catalog else None,
+        master=StoreMaster(),
     )
 
 

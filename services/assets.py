@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,14 +15,23 @@ from providers.sectors import GICS_SECTORS, to_gics_sector
 from services.errors import InvalidArgument, InvalidSymbol, NotFound
 from services.pagination import decode_cursor, encode_cursor, invalid_cursor
 from services.schemas import AssetInfo
+from services.security_master.resolver import Resolution
 from services.symbols import normalise_symbol, symbol_problem
 from services.validation import PROFILE_FIELDS, ValidationService
 from storage.repositories import assets as repo
+from storage.repositories import listings as listings_repo
 
-__all__ = ["AssetService", "SearchPage", "SectorCount", "resolve_sector", "seed_catalog"]
+__all__ = ["AssetLookup", "AssetService", "SearchPage", "SectorCount", "resolve_sector", "seed_catalog"]
 
 MAX_SEARCH_OFFSET = 1_000
 _WORD = re.compile(r"[a-z0-9&]+")
+
+
+class AssetLookup(BaseModel):
+    asset: AssetInfo
+    former_symbol: str | None = None
+    note: str | None = None
+    as_of: date | None = None
 
 
 class SearchPage(BaseModel):
@@ -57,13 +66,16 @@ async def seed_catalog(session: AsyncSession, catalog: CatalogProvider) -> int:
     """Load the offline catalog into the store once, so search covers it. Returns rows inserted."""
     if await repo.catalog_seeded(session):
         return 0
-    entries = catalog.entries()
-    existing = await repo.get_assets_by_symbols(session, [e.symbol for e in entries])
+    # In the canonical spelling (BRK-B is BRK.B), so that a ticker the security master already holds is skipped.
+    entries = {normalise_symbol(e.symbol): e for e in catalog.entries()}
+    existing = await listings_repo.listed_symbols_among(session, list(entries))
+    # A ticker the security master has ever seen is its to answer for (an old catalog may list a delisted one).
+    existing.update(await listings_repo.holders(session, list(entries)))
     validated_at = datetime.combine(catalog.as_of, datetime.min.time(), tzinfo=UTC)
     rows = [
         {
             **{k: getattr(e, k) for k in PROFILE_FIELDS},
-            "symbol": e.symbol,
+            "symbol": symbol,
             "validation_status": "valid",
             "is_validated": True,
             "validation_source": "catalog",
@@ -73,8 +85,8 @@ async def seed_catalog(session: AsyncSession, catalog: CatalogProvider) -> int:
             "created_at": validated_at,
             "updated_at": validated_at,
         }
-        for e in entries
-        if e.symbol not in existing
+        for symbol, e in entries.items()
+        if symbol not in existing
     ]
     await repo.insert_assets_bulk(session, rows)
     return len(rows)
@@ -129,14 +141,46 @@ class AssetService:
             sector=gics,
         )
 
-    async def get(self, raw_symbol: str) -> tuple[AssetInfo, str | None]:
-        """The asset for a ticker (validated on demand when unknown). Returns (asset, former_symbol_used)."""
+    async def get(self, raw_symbol: str, as_of: date | None = None) -> AssetLookup:
+        """The asset for a ticker (validated on demand when unknown); with ``as_of``, the security that held the
+        ticker on that day (the security master's history: FB in 2021 is Meta Platforms, today an ETF)."""
         symbol = normalise_symbol(raw_symbol)
         if (problem := symbol_problem(symbol)) is not None:
             raise InvalidArgument(
                 f"{raw_symbol[:40]!r} is not a ticker ({problem}).",
                 hint="Use search_assets to find a ticker by company name.",
             )
+        if as_of is not None and as_of > datetime.now(UTC).date():
+            raise InvalidArgument(f"as_of {as_of.isoformat()} is in the future.", hint="Leave it out for today.")
+        if self.validation is not None:
+            resolution = await self.validation.resolve(self.session, symbol, as_of)
+            if resolution is not None:
+                return await self._from_master(symbol, resolution)
+        asset, former = await self._get_current(symbol)
+        note = None
+        if as_of is not None:
+            note = f"no ticker history is known for {symbol}: this is the security that uses it today"
+        return AssetLookup(asset=asset, former_symbol=former, note=note)
+
+    async def _from_master(self, symbol: str, resolution: Resolution) -> AssetLookup:
+        if resolution.security is None:  # a date on which no security used the ticker
+            raise NotFound(
+                resolution.reason + ".",
+                hint="Leave as_of out for the security that uses the ticker today.",
+                candidates=list(resolution.candidates),
+            )
+        asset = await listings_repo.asset_by_master_key(self.session, resolution.security.key)
+        if asset is None:
+            raise NotFound(f"{symbol} is not in the store any more.", hint="Run `universe-mcp listings sync`.")
+        former = symbol if asset.symbol != symbol else None
+        note = resolution.reason
+        if resolution.status == "renamed" and resolution.as_of is None:
+            note = f"{resolution.reason}; shown under its ticker today, {asset.symbol}"
+        return AssetLookup(
+            asset=AssetInfo.model_validate(asset), former_symbol=former, note=note, as_of=resolution.as_of
+        )
+
+    async def _get_current(self, symbol: str) -> tuple[AssetInfo, str | None]:
         found = await repo.get_assets_by_symbols(self.session, [symbol], viewer=self.viewer, visible_only=True)
         asset = found.get(symbol)
         if asset is None:

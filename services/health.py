@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 import anyio
@@ -30,6 +30,8 @@ __all__ = [
     "provider_health",
     "service_health",
     "tenant_view",
+    "listings_health",
+    "with_listings",
 ]
 
 ProviderState = Literal["up", "degraded", "rate_limited", "circuit_open", "misconfigured", "not_configured", "disabled"]
@@ -68,6 +70,22 @@ class OwnJob(BaseModel):
     created_at: datetime
 
 
+class ListingSourceHealth(BaseModel):
+    source: str = Field(description="snapshot (the one shipped with the package) or a listing source's name.")
+    as_of: date | None = Field(None, description="The date its data describes.")
+    status: Literal["ok", "failed", "refused"]
+    fetched_at: datetime
+    rows: int
+    error: str | None = None
+
+
+class ListingsHealth(BaseModel):
+    as_of: date | None = Field(
+        None, description="Date of the security master's data (US listings): its newest successful load or sync."
+    )
+    sources: list[ListingSourceHealth] = Field(default_factory=list, description="The last load or sync per source.")
+
+
 class ServiceHealth(BaseModel):
     status: Literal["ok", "degraded", "down"]
     mode: Literal["embedded", "distributed"] = Field(
@@ -89,6 +107,9 @@ class ServiceHealth(BaseModel):
     problems: list[str] = Field(default_factory=list, description="What makes the status less than ok, in words.")
     your_jobs: list[OwnJob] = Field(
         default_factory=list, description="Your unfinished bulk validation jobs (queued or running), newest first."
+    )
+    listings: ListingsHealth | None = Field(
+        None, description="The security master's data: its date, and the last load or sync of each source."
     )
     # Each problem as a tenant may read it (no host, worker or queue detail); not part of the published report.
     _tenant_problems: list[str] = PrivateAttr(default_factory=list)
@@ -210,6 +231,36 @@ async def service_health(
     return report
 
 
+async def listings_health(session: Any) -> ListingsHealth:
+    """The master's data date and each source's last load or sync (storage/repositories/listings.py)."""
+    from storage.repositories import listings as repo
+
+    syncs = await repo.latest_syncs(session)
+    return ListingsHealth(
+        as_of=await repo.newest_ok_as_of(session),
+        sources=[
+            ListingSourceHealth(
+                source=s.source, as_of=s.as_of, status=s.status, fetched_at=s.fetched_at, rows=s.rows, error=s.error
+            )
+            for s in syncs
+        ],
+    )
+
+
+def with_listings(report: ServiceHealth, listings: ListingsHealth) -> ServiceHealth:
+    """``report`` with the listings part; a source whose last sync failed or was refused is a problem (its
+    previous data is still used)."""
+    report.listings = listings
+    for source in listings.sources:
+        if source.status != "ok":
+            text = f"the last sync of listing source {source.source} {source.status}; its previous data is in use"
+            report.problems.append(text)
+            report._tenant_problems.append(text)
+    if report.problems and report.status == "ok":
+        report.status = "degraded"
+    return report
+
+
 def tenant_view(report: ServiceHealth, own_jobs: list[OwnJob]) -> ServiceHealth:
     """The report as any tenant may see it: no store, cache, broker, worker or queue detail (host names, pids,
     queue depths, namespaces), providers by state with at most the reason they are off, and the caller's jobs."""
@@ -227,4 +278,5 @@ def tenant_view(report: ServiceHealth, own_jobs: list[OwnJob]) -> ServiceHealth:
         ],
         problems=list(report._tenant_problems),
         your_jobs=own_jobs,
+        listings=report.listings,
     )

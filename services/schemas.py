@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "AssetInfo",
     "Caller",
+    "DelistedMember",
     "MembershipReport",
     "SymbolOutcome",
     "TurnoverReport",
@@ -64,14 +65,27 @@ class AssetInfo(_Model):
     pe_ratio: float | None = None
     dividend_yield: float | None = Field(None, description="A fraction: 0.0123 means 1.23 %.")
     validation_status: ValidationStatus
-    validation_source: str | None = Field(None, description="yahoo | alpha_vantage | catalog, when validated.")
+    validation_source: str | None = Field(
+        None, description="listings (the security master) | yahoo | alpha_vantage | catalog, when validated."
+    )
     last_validated_at: datetime | None = None
     listing_status: Literal["listed", "delisted"] = "listed"
+    delisted_on: date | None = Field(None, description="For a delisted security: the day it stopped trading.")
 
 
 class UniverseMember(AssetInfo):
     position: int | None = Field(None, description="Order of the asset in the universe (0-based, gaps allowed).")
     added_at: datetime | None = None
+    former_symbol: str | None = Field(
+        None, description="The security's previous ticker, when it was renamed (symbol is the ticker today)."
+    )
+    renamed_on: date | None = Field(None, description="When the ticker changed from former_symbol (or by when).")
+
+
+class DelistedMember(BaseModel):
+    symbol: str
+    delisted_on: date | None = None
+    reason: str | None = None
 
 
 class UniversePage(BaseModel):
@@ -85,6 +99,10 @@ class UniverseDetail(BaseModel):
     assets: list[UniverseMember] | None = Field(None, description="Members in position order (null when not asked).")
     next_cursor: str | None = None
     as_of: datetime | None = Field(None, description="Set when the membership shown is as it was at this time.")
+    delisted_members: list[DelistedMember] = Field(
+        default_factory=list,
+        description="Members whose security is delisted (up to 20; membership is never changed for it): review them.",
+    )
 
 
 class SymbolOutcome(BaseModel):
@@ -141,18 +159,35 @@ class SymbolVerdict(BaseModel):
 
     symbol: str
     status: ValidationStatus = Field(
-        description="valid (a provider or the catalog knows it) | invalid (a provider said it does not exist) | "
-        "pending (no provider could answer yet; re-checked in the background)."
+        description="valid (listed, or a provider knows it) | invalid (delisted, renamed, or a provider said it does "
+        "not exist) | pending (no source could answer yet; re-checked in the background)."
     )
-    source: str | None = Field(None, description="yahoo | alpha_vantage | catalog: who gave the verdict.")
+    source: str | None = Field(
+        None, description="listings (the security master) | yahoo | alpha_vantage | catalog: who gave the verdict."
+    )
     reason: str | None = None
-    checked_at: datetime | None = Field(None, description="When the verdict was made (for the catalog: its data date).")
-    as_of: date | None = Field(None, description="For catalog verdicts: the date the offline data describes.")
+    checked_at: datetime | None = Field(
+        None, description="When the verdict was made (for listings and the catalog: their data date)."
+    )
+    as_of: date | None = Field(None, description="For listings and catalog verdicts: the date their data describes.")
     cached: bool = Field(False, description="True when answered from the verdict cache.")
     stale: bool = Field(False, description="True when an older stored verdict is shown because no provider answered.")
     retry_after_s: float | None = Field(None, description="For pending symbols held up by a provider's rate limit.")
     profile: dict[str, str | float | int | None] | None = Field(
         None,
-        description="Name, exchange, currency, sector, industry, market_cap, pe_ratio, dividend_yield ... when valid.",
+        description="Name, exchange, currency, sector, industry, market_cap, pe_ratio, dividend_yield ... when valid; "
+        "for a delisted or renamed ticker (source listings), the security's, under its last or current symbol.",
     )
-    candidates: list[str] = Field(default_factory=list, description="Similar known symbols, for invalid ones.")
+    candidates: list[str] = Field(
+        default_factory=list, description="Symbols you may have meant (never this one), for invalid and pending ones."
+    )
+    listing_status: Literal["listed", "delisted", "renamed"] | None = Field(
+        None,
+        description="What the security master (US listings, source `listings`) says: listed, delisted (see "
+        "delisted_on), or renamed (this ticker moved: use renamed_to). Null when it does not know the symbol.",
+    )
+    renamed_to: str | None = Field(None, description="For a former ticker: the security's ticker today.")
+    delisted_on: date | None = Field(None, description="For a delisted security: the day it stopped trading.")
+    current_symbol: str | None = Field(
+        None, description="For a delisted security that traded under another ticker last: that ticker."
+    )

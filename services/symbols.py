@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from providers.listings.symbols import canonical_symbol
 from services.errors import InvalidSymbols
 
 __all__ = ["MAX_SYMBOL_LENGTH", "normalise_symbol", "normalise_symbols", "symbol_problem"]
@@ -14,8 +15,29 @@ MAX_SYMBOL_LENGTH = 20
 _SYMBOL = re.compile(r"^\^?[A-Z0-9](?:[A-Z0-9.\-=/&]*[A-Z0-9=])?$")
 
 
+# Yahoo's suffixes of foreign exchanges. A dot before one of them names the exchange, not a US share class: AC.PA
+# is Accor in Paris, not preferred series A of "AC" (AC.PRA). "PR" (Prague) is left out: ETI.PR is a US preferred.
+FOREIGN_SUFFIXES = frozenset(
+    "AS AT AX BA BE BK BO BR CO DE DU F HE HK HM IR IS JK JO KL KQ KS L LS MC ME MI MU MX NS NZ OL PA SA SG SI SN SS "
+    "ST SW SZ T TA TO TW V VI WA".split()
+)
+
+
+# What people type with a space: a class letter (BRK B) or a preferred / warrant / unit / right token (ABR PR D).
+_SPACED_CLASS = re.compile(r"^\$?[A-Z0-9]{2,6} (?:[A-F]|PR ?[A-Z]?|P[A-Z]|WS[A-Z]?|WT|U|UN|RT|R)$")
+
+
 def normalise_symbol(raw: str) -> str:
-    return raw.strip().upper()
+    """Upper case, trimmed, and share classes of US listings in their one canonical spelling (DESIGN §7 step 1):
+    ``BRK-B``, ``brk/b``, ``BRK B`` and ``$BRK.B`` are all ``BRK.B``. Anything that is not a US listing symbol
+    (``^GSPC``, ``EURUSD=X``, ``BTC-USD``, ``SAP.DE``, ``AC.PA``) keeps its spelling."""
+    symbol = raw.strip().upper()
+    if "." in symbol and symbol.rsplit(".", 1)[1] in FOREIGN_SUFFIXES and not symbol.startswith("$"):
+        return symbol
+    if " " in symbol and not _SPACED_CLASS.match(symbol):
+        return symbol  # "X Y" is more likely junk than a class Y share: left for symbol_problem to name
+    canonical = canonical_symbol(symbol)
+    return canonical if canonical and _SYMBOL.match(canonical) else symbol
 
 
 def symbol_problem(symbol: str) -> str | None:

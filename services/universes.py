@@ -28,6 +28,7 @@ from services.schemas import (
     UniversePage,
     UniverseSummary,
 )
+from services.security_master import store as master
 from services.symbols import normalise_symbols
 from services.validation_api import SymbolCheck, SymbolValidator
 from storage.db import utcnow
@@ -202,7 +203,9 @@ class UniverseService:
                 )
             detail.universe = detail.universe.model_copy(update={"asset_count": len(members)})
             if include_assets:
-                detail.assets = [_member(a, None, at) for a, at in page]
+                detail.assets = await master.annotate_members(
+                    self.session, [a.id for a, _ in page], [_member(a, None, at) for a, at in page]
+                )
                 if offset + size < len(members):
                     detail.next_cursor = encode_cursor("members_as_of", offset + size)
             return detail
@@ -213,9 +216,12 @@ class UniverseService:
             rows = await repo.list_members(self.session, universe.id, limit=size + 1, after_position=after)
             more = len(rows) > size
             rows = rows[:size]
-            detail.assets = [_member(a, m.position, m.added_at) for m, a in rows]
+            detail.assets = await master.annotate_members(
+                self.session, [a.id for _, a in rows], [_member(a, m.position, m.added_at) for m, a in rows]
+            )
             if more:
                 detail.next_cursor = encode_cursor("members", rows[-1][0].position)
+        detail.delisted_members = await master.delisted_members(self.session, universe.id)
         return detail
 
     # --- writing --------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +36,8 @@ from providers.base import (
 from services import quotas, telemetry
 from services.quotas import Quotas
 from services.schemas import SymbolVerdict
+from services.security_master.resolver import Resolution
+from services.security_master.store import StoreMaster
 from services.validation_api import SymbolCheck
 from storage.cache import Cache
 from storage.db import utcnow
@@ -131,11 +133,15 @@ class ValidationService:
         providers: Sequence[MarketDataProvider],
         config: ValidationConfig | None = None,
         known_symbols: Callable[[], Sequence[str]] | None = None,
+        master: StoreMaster | None = None,
     ) -> None:
         self.cache = cache
         self.providers = list(providers)
         self.config = config or ValidationConfig()
         self._known_symbols = known_symbols
+        # The security master in the store (DESIGN §7 step 3): it answers for every symbol it knows, before any
+        # provider is asked, so a provider's "no such symbol" can never overturn a listing it knows.
+        self.master = master
         # Parsed cache entries by their raw JSON: a hit costs a dict lookup instead of a pydantic parse and copy.
         # Keyed by the exact payload, so a changed verdict (new JSON) can never be answered from here.
         self._parsed: dict[str, SymbolVerdict] = {}
@@ -203,6 +209,14 @@ class ValidationService:
         if not misses:
             return BatchVerdicts([verdicts[s] for s in symbols], frozenset())  # no provider call, no database query
 
+        if self.master is not None:
+            for symbol, resolution in (await self.master.resolve_many(session, misses)).items():
+                verdicts[symbol] = await self._from_master(session, symbol, resolution)
+                await self._remember(verdicts[symbol])
+            misses = [s for s in misses if s not in verdicts]
+            if not misses:
+                return BatchVerdicts([verdicts[s] for s in symbols], frozenset())
+
         stored = await asset_repo.get_assets_by_symbols(session, misses)
         fresh_after = utcnow() - timedelta(seconds=self.config.fresh_s)
         to_ask: list[str] = []
@@ -216,6 +230,10 @@ class ValidationService:
                 and asset.last_validated_at >= fresh_after
             ):
                 verdicts[symbol] = _from_asset(asset, stale=False)
+                if verdicts[symbol].status == "invalid":
+                    verdicts[symbol] = verdicts[symbol].model_copy(
+                        update={"candidates": await self.suggest(session, symbol)}
+                    )
                 await self._remember(verdicts[symbol])
             else:
                 to_ask.append(symbol)
@@ -232,11 +250,18 @@ class ValidationService:
                     unanswerable.add(symbol)
             else:
                 verdicts[symbol] = self._from_provider(verdict)
+                if verdicts[symbol].status == "invalid":
+                    # Kept in the cached verdict too: a cache hit says "did you mean" as well.
+                    verdicts[symbol] = verdicts[symbol].model_copy(
+                        update={"candidates": await self.suggest(session, symbol)}
+                    )
                 await self._remember(verdicts[symbol])
         await self._record(session, stored, [verdicts[s] for s in to_ask], owner_id)
         for symbol in to_ask:
-            if verdicts[symbol].status == "invalid":
-                verdicts[symbol] = verdicts[symbol].model_copy(update={"candidates": self.candidates(symbol)})
+            if verdicts[symbol].status == "pending" and not verdicts[symbol].candidates:
+                verdicts[symbol] = verdicts[symbol].model_copy(
+                    update={"candidates": await self.suggest(session, symbol)}
+                )
         return BatchVerdicts([verdicts[s] for s in symbols], frozenset(unanswerable))
 
     async def check_many(
@@ -250,8 +275,64 @@ class ValidationService:
             for v in await self.validate(session, symbols, owner_id=owner_id)
         }
 
+    async def suggest(self, session: AsyncSession, symbol: str, limit: int = 5) -> list[str]:
+        """Symbols the caller may have meant (never ``symbol``): from the security master's listed securities (edit
+        distance, issuer names), else from the offline catalog's symbols."""
+        if self.master is not None:
+            found = await self.master.candidates(session, symbol, limit)
+            if found is not None:
+                return list(found)
+        return self.candidates(symbol, limit)
+
+    async def resolve(self, session: AsyncSession, symbol: str, as_of: date | None = None) -> Resolution | None:
+        """What the security master says about ``symbol`` (at ``as_of``), or None when it has never seen it."""
+        if self.master is None:
+            return None
+        return (await self.master.resolve_many(session, [symbol], as_of)).get(symbol)
+
+    async def _from_master(self, session: AsyncSession, symbol: str, resolution: Resolution) -> SymbolVerdict:
+        """The verdict of the security master: listed -> valid; delisted -> invalid, "delisted on DATE"; a former
+        ticker -> invalid with ``renamed_to`` (the ticker no longer trades; the security does, under that one)."""
+        security = resolution.security
+        as_of = resolution.data_as_of
+        checked = datetime.combine(as_of, datetime.min.time(), tzinfo=UTC)
+        common: dict[str, Any] = {"symbol": symbol, "source": "listings", "as_of": as_of, "checked_at": checked}
+        profile: dict[str, Any] | None = None
+        if security is not None:
+            profile = {k: getattr(security, k) for k in PROFILE_FIELDS if k != "cik" and getattr(security, k, None)}
+            profile.update(symbol=security.symbol, listing_status=security.listing_status)
+            if security.cik is not None:
+                profile["cik"] = f"{security.cik:010d}"
+            common["profile"] = profile
+        if resolution.status == "listed" and security is not None:
+            note = None
+            if resolution.former_holders:
+                former = resolution.former_holders[-1]
+                note = f"{symbol} was formerly the symbol of {former.name}" + (
+                    f" (today {former.symbol})" if former.symbol != symbol else ""
+                )
+            return SymbolVerdict(**common, status="valid", reason=note, listing_status="listed")
+        if resolution.status == "renamed":
+            return SymbolVerdict(
+                **common,
+                status="invalid",
+                reason=resolution.reason[:300],
+                listing_status="renamed",
+                renamed_to=resolution.renamed_to,
+                current_symbol=resolution.current_symbol,
+                candidates=[resolution.renamed_to] if resolution.renamed_to else [],
+            )
+        return SymbolVerdict(
+            **common,
+            status="invalid",
+            reason=resolution.reason[:300],
+            listing_status="delisted",
+            delisted_on=resolution.delisted_on,
+            current_symbol=resolution.current_symbol if resolution.current_symbol != symbol else None,
+        )
+
     def candidates(self, symbol: str, limit: int = 5) -> list[str]:
-        """Known symbols that look like ``symbol`` (for "did you mean")."""
+        """Known symbols that look like ``symbol`` (for "did you mean"), from the offline catalog's symbols."""
         if self._known_symbols is None:
             return []
         known = self._known_symbols()
@@ -332,7 +413,7 @@ class ValidationService:
         if verdict.status not in ("valid", "invalid") or verdict.stale:
             return  # provider errors and unsettled symbols are never cached
         ttl = self.config.valid_ttl_s if verdict.status == "valid" else self.config.invalid_ttl_s
-        payload = verdict.model_copy(update={"cached": False, "candidates": []}).model_dump_json()
+        payload = verdict.model_copy(update={"cached": False}).model_dump_json()
         await self.cache.set(_cache_key(verdict.symbol), payload, ttl)
 
     async def _record(
@@ -361,8 +442,8 @@ class ValidationService:
                     last_validated_at=v.checked_at or now,
                 )
             elif v.status == "invalid":
-                if asset is None:
-                    continue
+                if asset is None or (asset.master_key is not None and asset.listing_status == "listed"):
+                    continue  # a provider's "no such symbol" never overwrites a listing the security master knows
                 values = dict(
                     validation_status="invalid",
                     is_validated=False,

@@ -21,6 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -29,8 +30,10 @@ from storage.db import Base, UTCDateTime, utcnow
 __all__ = [
     "ApiToken",
     "Asset",
+    "AssetIndex",
     "AssetNameWord",
     "AssetSymbol",
+    "ListingSync",
     "OwnerQuota",
     "ServerSecret",
     "Universe",
@@ -90,6 +93,11 @@ class Asset(Base):
         # Search ranks by (length(symbol), symbol): walking this index finds the first page of a common name word
         # without sorting every match (storage/repositories/assets.py, migration 0003).
         Index("ix_assets_symbol_order", text("length(symbol)"), "symbol"),
+        # The security master (services/security_master/store.py, migration 0009): an issuer's listings, what is
+        # delisted, and the snapshot's id of each security, which matches a snapshot row to its asset on reload.
+        Index("ix_assets_cik", "cik"),
+        Index("ix_assets_listing_status", "listing_status"),
+        Index("uq_assets_master_key", "master_key", unique=True),
         CheckConstraint("validation_status IN ('valid', 'invalid', 'pending', 'unknown')", name="validation_status"),
         CheckConstraint("listing_status IN ('listed', 'delisted')", name="listing_status"),
     )
@@ -114,7 +122,15 @@ class Asset(Base):
     listing_status: Mapped[str] = mapped_column(String(16), default="listed")
     isin: Mapped[str | None] = mapped_column(String(12))
     figi: Mapped[str | None] = mapped_column(String(12))
-    cik: Mapped[str | None] = mapped_column(String(10))
+    cik: Mapped[str | None] = mapped_column(String(10))  # the issuer's SEC id, 10 digits zero-padded
+    # Security master fields (DESIGN §5, §11): null for assets the master does not know.
+    listed_on: Mapped[date | None] = mapped_column(Date)
+    delisted_on: Mapped[date | None] = mapped_column(Date)
+    ipo_year: Mapped[int | None] = mapped_column(Integer)
+    source_sector: Mapped[str | None] = mapped_column(String(64))  # the source's own words (NASDAQ's taxonomy)
+    source_industry: Mapped[str | None] = mapped_column(String(128))
+    market_cap_as_of: Mapped[date | None] = mapped_column(Date)
+    master_key: Mapped[str | None] = mapped_column(String(80))
     asset_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The owner whose unvalidated add created this asset; null once a provider or the catalog confirms it (and for
     # every asset that was confirmed when created). Only that owner (and owners holding it in a universe) see an
@@ -153,13 +169,57 @@ class AssetSymbol(Base):
     """Ticker history: which symbol an asset traded under, and when (FB -> META)."""
 
     __tablename__ = "asset_symbols"
-    __table_args__ = (Index("ix_asset_symbols_symbol", "symbol"),)
+    __table_args__ = (
+        Index("ix_asset_symbols_symbol", "symbol"),
+        # A ticker at a date: symbol = ? and (valid_from is null or valid_from <= ?) and (valid_to is null or ...).
+        Index("ix_asset_symbols_symbol_valid_from", "symbol", "valid_from"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
     symbol: Mapped[str] = mapped_column(String(32))
     valid_from: Mapped[date | None] = mapped_column(Date)
     valid_to: Mapped[date | None] = mapped_column(Date)
+    # What dated the span's end (corporate_actions | alpha_vantage | snapshots | pytickersymbols); an inexact end is
+    # the first snapshot that showed the change, which happened after ``changed_after``.
+    source: Mapped[str | None] = mapped_column(String(32))
+    exact: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    changed_after: Mapped[date | None] = mapped_column(Date)
+
+
+class AssetIndex(Base):
+    """Index membership of an asset (S&P 500, NASDAQ 100 ...), as of the source's data date."""
+
+    __tablename__ = "asset_indices"
+    __table_args__ = (Index("ix_asset_indices_index_name", "index_name"),)
+
+    asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
+    index_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    as_of: Mapped[date | None] = mapped_column(Date)
+
+
+class ListingSync(Base):
+    """One row per listing source per sync (and per load of the shipped snapshot, source ``snapshot``)."""
+
+    __tablename__ = "listing_syncs"
+    __table_args__ = (
+        Index("ix_listing_syncs_source_fetched_at", "source", "fetched_at"),
+        CheckConstraint("status IN ('ok', 'failed', 'refused')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64))
+    as_of: Mapped[date | None] = mapped_column(Date)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(16))
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    new: Mapped[int] = mapped_column(Integer, default=0)
+    delisted: Mapped[int] = mapped_column(Integer, default=0)
+    renamed: Mapped[int] = mapped_column(Integer, default=0)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(500))
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    sha256: Mapped[str | None] = mapped_column(String(64))  # of the data applied (the snapshot's records)
 
 
 class Universe(Base):

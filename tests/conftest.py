@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -14,6 +15,11 @@ from mcp import Client
 
 from server.app import build_server
 from server.settings import Settings
+
+# The US listings snapshot (~30,000 securities) makes a 50 MB store that takes seconds to load: tests start without
+# it — here, in subprocesses and in every Settings() — and those about the security master ask for it
+# (tests/services/security_master/conftest.py: a small snapshot cut from the shipped one, or the whole).
+os.environ.setdefault("UNIVERSE_MCP_LISTINGS_LOAD", "0")
 
 # The service fixtures (Redis, PostgreSQL: the machine's, throwaway ones, or skip/fail) live in tests/support.
 # pytester: tests/support/test_ci_skip_rule.py runs small pytest sessions to check the CI rule's hooks.
@@ -66,6 +72,26 @@ def make_settings(tmp_path: Path, seeded_store: Path) -> Callable[..., Settings]
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
+
+
+@pytest.fixture(scope="session")
+def small_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A listings snapshot of a few dozen securities cut from the shipped one (tests/support/listings.py)."""
+    from tests.support.listings import write_small_snapshot
+
+    return write_small_snapshot(tmp_path_factory.mktemp("listings") / "small.jsonl.gz")
+
+
+@pytest.fixture
+def master_settings(make_settings: Callable[..., Settings], small_snapshot: Path) -> Settings:
+    """Settings whose store loads the small listings snapshot on start: the security master answers."""
+    return make_settings(listings_load=True, listings_snapshot=small_snapshot)
+
+
+@pytest.fixture
+async def master_client(master_settings: Settings) -> AsyncIterator[Client]:
+    async with Client(build_server(master_settings)) as c:
+        yield c
 
 
 @pytest.fixture

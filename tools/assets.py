@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from pydantic import BaseModel, Field
@@ -35,6 +36,10 @@ _RANK = {"invalid": 0, "pending": 1}
 class AssetDetail(BaseModel):
     asset: AssetInfo
     former_symbol: str | None = Field(None, description="Set when the ticker asked for is an old one of this asset.")
+    note: str | None = Field(
+        None, description="What the ticker meant (at as_of): a rename, a delisting, a ticker used by another before."
+    )
+    as_of: date | None = Field(None, description="The date asked about, when one was given.")
 
 
 class Sectors(BaseModel):
@@ -52,7 +57,7 @@ async def validate_symbols(
     """Check whether tickers are real listed securities before using them: up to 50 inline (more: start_bulk_validation).
 
     Each verdict is valid (with a profile: name, exchange, sector ...), invalid (with similar symbols as candidates)
-    or pending (no provider could answer now: never treat pending as invalid), with its source (yahoo,
+    or pending (no provider could answer now: never treat pending as invalid), with its source (listings, yahoo,
     alpha_vantage, catalog) and whether it came from the cache.
     """
     cap = deps.state.settings.max_inline_validation
@@ -166,17 +171,28 @@ async def search_assets(
 
 async def get_asset(
     deps: Deps,
-    symbol: Annotated[str, Field(description="A ticker, e.g. AAPL.", max_length=40)],
+    symbol: Annotated[
+        str, Field(description="A ticker, e.g. AAPL or BRK.B (BRK-B and BRK/B work too).", max_length=40)
+    ],
+    as_of: Annotated[
+        date | None,
+        Field(description="A past date (YYYY-MM-DD): the security that used the ticker on that day. Default: today."),
+    ] = None,
 ) -> Envelope[AssetDetail]:
-    """Get one security's details: name, exchange, currency, GICS sector, industry, market cap, P/E, dividend yield
-    (a fraction) and its validation status and source. Unknown tickers are validated on the spot; old tickers
-    (e.g. FB) resolve to the current one."""
+    """Get one security: name, exchange, listing status (delisted with the date), GICS sector, industry, market
+    cap, P/E, dividend yield (a fraction), validation status and source. Old tickers resolve to the current one
+    (ZI -> GTM); a reused ticker resolves by as_of (FB at 2021-06-01 is Meta, now META; FB today is an ETF). Unknown
+    tickers are validated on the spot.
+    """
     async with deps.unit_of_work() as session:
-        asset, former = await deps.assets(session).get(symbol)
-    note = f" (formerly {former})" if former else ""
+        found = await deps.assets(session).get(symbol, as_of)
+    asset = found.asset
+    former = f" (asked as {found.former_symbol})" if found.former_symbol else ""
+    note = f" {found.note}." if found.note else ""
     return ok(
-        AssetDetail(asset=asset, former_symbol=former),
-        f"{asset.symbol}{note}: {asset.name or 'name unknown'}, {asset.validation_status}.",
+        AssetDetail(asset=asset, former_symbol=found.former_symbol, note=found.note, as_of=found.as_of),
+        f"{asset.symbol}{former}: {asset.name or 'name unknown'}, {asset.listing_status}, "
+        f"{asset.validation_status}.{note}",
     )
 
 

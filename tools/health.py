@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server.context import Deps
-from services.health import OwnJob, ServiceHealth, service_health, tenant_view
+from services.health import OwnJob, ServiceHealth, listings_health, service_health, tenant_view, with_listings
 from services.tokens import ADMIN_SCOPE
 from storage.repositories.health import owner_unfinished_jobs
 from tools._results import Envelope, NextAction, ok
@@ -16,7 +16,8 @@ OWN_JOBS_SHOWN = 20
 
 async def get_service_health(deps: Deps) -> Envelope[ServiceHealth]:
     """Report the service's health (ok | degraded | down), what is impaired, each market-data provider's state (up,
-    degraded, rate_limited, circuit_open, misconfigured, not_configured, disabled) and your unfinished jobs.
+    degraded, rate_limited, circuit_open, misconfigured, not_configured, disabled), the US listings data's date and
+    your unfinished jobs.
 
     Use it when tools fail or jobs do not progress. With the admin scope it also reports the store, cache, job
     broker, workers and queue depths.
@@ -33,6 +34,7 @@ async def get_service_health(deps: Deps) -> Envelope[ServiceHealth]:
     if report.store is not None and report.store.ok:
         async with deps.unit_of_work() as session:
             rows = await owner_unfinished_jobs(session, deps.caller.owner_id, limit=OWN_JOBS_SHOWN)
+            report = with_listings(report, await listings_health(session))
         own_jobs = [
             OwnJob(
                 job_id=str(j.id),

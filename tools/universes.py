@@ -147,12 +147,11 @@ async def create_universe(
         bool, Field(description="Check each symbol with market-data providers first (default true).")
     ] = True,
 ) -> Envelope[UniverseWithReport]:
-    """Create a named universe (a list of securities), optionally with initial symbols (at most 1,000).
+    """Create a named universe (a list of securities), optionally with up to 1,000 initial symbols.
 
-    Use it for a new watchlist, screen result or investable list. Symbols are validated by default: unknown tickers
-    are rejected with suggestions, ones no provider could check now are added as pending. Returns the universe (its
-    id is what the other universe tools take) and a report: counts per outcome and the symbols, those needing
-    attention first. Fails with already_exists if the name is taken.
+    Symbols are validated by default: unknown tickers are rejected with suggestions, ones no provider could check now
+    are added as pending. Returns the universe (its id is what the other universe tools take) and a report: counts
+    per outcome, problems first. Fails with already_exists if the name is taken.
     """
     async with deps.unit_of_work() as session:
         universe, report = await deps.universes(session).create(
@@ -231,7 +230,8 @@ async def get_universe(
 ) -> Envelope[UniverseDetail]:
     """Get one universe: details, member counts by validation status and a page of members in position order.
 
-    With as_of, shows the membership at that past time, rebuilt from the add/remove history.
+    Renamed securities show today's ticker with former_symbol; delisted members are also listed in delisted_members
+    for review. With as_of, shows the membership at that past time, rebuilt from the add/remove history.
     """
     unvalidated = False
     job_id = None
@@ -255,6 +255,18 @@ async def get_universe(
                     **({"as_of": as_of.isoformat()} if as_of else {}),
                 },
                 reason="get the next page of assets",
+            )
+        )
+    if detail.delisted_members:
+        flagged = detail.delisted_members
+        first = flagged[0]
+        when = f" on {first.delisted_on.isoformat()}" if first.delisted_on else ""
+        actions.append(
+            NextAction(
+                tool="remove_assets_from_universe",
+                arguments={"universe_id": universe_id, "symbols": [m.symbol for m in flagged]},
+                reason=f"{len(flagged)} member(s) are delisted ({first.symbol}{when}): review them, and remove "
+                "those you no longer want",
             )
         )
     if job_id:
@@ -326,10 +338,9 @@ async def add_assets_to_universe(
 ) -> Envelope[UniverseWithReport]:
     """Add securities to a universe by ticker. Idempotent: members already present are reported, not duplicated.
 
-    Returns counts of added, already_present and rejected symbols, and the symbols themselves: rejected ones (with
-    reason and similar symbols) and pending ones first when not all fit. Symbols no provider could check now are
-    added as pending and re-checked in the background. Junk tickers fail the call with invalid_argument, changing
-    nothing.
+    Returns counts of added, already_present and rejected, listing rejected (reason, similar symbols) and pending
+    symbols first. Pending ones (no provider could check them now) are re-checked in the background. Junk tickers
+    fail the call with invalid_argument, changing nothing.
     """
     async with deps.unit_of_work() as session:
         universe, report = await deps.universes(session).add_assets(universe_id, symbols, validate=validate)

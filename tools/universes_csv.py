@@ -234,11 +234,9 @@ async def import_universe_csv(
 ) -> Envelope[CsvImport]:
     """Import a CSV or watchlist file of tickers into a universe (universe_id) or a new one (name).
 
-    Each row is added, duplicate (a member already, or repeated) or invalid (not a ticker, a formula, or rejected by
-    validation, with candidates). Returns counts per verdict and the rows with line numbers, problems first; for a
-    long file only the first rows, with every row in the resource at report_uri. Files over the job threshold
-    (1,000 symbols) are added at once and validated by a background job (job_id: follow with get_job_status).
-    Whole-file problems (empty, too large, no symbol column) change nothing.
+    Each row is added, duplicate or invalid (with the reason and candidates). Returns counts per verdict and the rows
+    needing attention first (every row at report_uri). Files over 1,000 symbols are added at once and validated by a
+    background job (job_id: follow it with get_job_status). Whole-file problems change nothing.
     """
     settings = deps.state.settings
     _check_target(settings, csv_text, universe_id, name)

@@ -26,7 +26,7 @@ from services.security_master.candidates import CandidateIndex
 from services.security_master.model import Security, SymbolSpan
 from services.security_master.snapshot import Snapshot
 
-__all__ = ["Resolution", "Resolver", "Status"]
+__all__ = ["Resolution", "Resolver", "Status", "describe_date"]
 
 Status = Literal["listed", "delisted", "renamed", "unknown"]
 
@@ -51,7 +51,7 @@ class Resolution:
     candidates: tuple[str, ...] = ()
 
 
-def _describe_date(when: date | None, exact: bool) -> str:
+def describe_date(when: date | None, exact: bool) -> str:
     if when is None:
         return "on a date the data does not give"
     return f"on {when.isoformat()}" if exact else f"by {when.isoformat()}"
@@ -60,7 +60,9 @@ def _describe_date(when: date | None, exact: bool) -> str:
 class Resolver:
     """Symbol -> security lookups with history, over an immutable set of securities."""
 
-    def __init__(self, securities: Iterable[Security], data_as_of: date) -> None:
+    def __init__(self, securities: Iterable[Security], data_as_of: date, *, candidates: bool = True) -> None:
+        """``candidates=False``: no typo index (a resolver over a few securities read from the store, which takes
+        its candidates from an index of the whole master)."""
         self.data_as_of = data_as_of
         self._securities = tuple(securities)
         self._by_symbol: dict[str, list[tuple[SymbolSpan, Security]]] = defaultdict(list)
@@ -69,7 +71,7 @@ class Resolver:
             self._by_key[security.key] = security
             for span in security.symbols:
                 self._by_symbol[span.symbol].append((span, security))
-        self._candidates = CandidateIndex(self._securities)
+        self._candidates = CandidateIndex(self._securities if candidates else ())
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> Resolver:
@@ -91,7 +93,9 @@ class Resolver:
 
     # --- resolution ---------------------------------------------------------------------------------------------
     def resolve(self, query: str, as_of: date | None = None) -> Resolution:
-        symbol = canonical_symbol(query)
+        # A symbol held as typed is taken as typed: foreign listings such as AC.PA (Paris) would read as a US
+        # preferred share (AC.PRA) in canonical form.
+        symbol = query if query in self._by_symbol else canonical_symbol(query)
         entries = self._by_symbol.get(symbol, []) if symbol else []
         if not entries:
             return self._unknown(query, symbol, as_of, f"{symbol or query!r} is not a symbol any US listing used")
@@ -152,7 +156,7 @@ class Resolver:
         if moved and listed:
             next_span = self._next_span(security, span)
             renamed_to = next_span.symbol if as_of is not None and next_span else security.symbol
-            when = _describe_date(span.valid_to, span.exact)
+            when = describe_date(span.valid_to, span.exact)
             reason = f"{symbol} was renamed to {renamed_to} {when} ({security.name})"
             return Resolution(
                 query=query,
@@ -169,7 +173,7 @@ class Resolver:
                 former_holders=former,
             )
         last = security.symbols[-1]
-        when = _describe_date(security.delisted_on, last.exact and security.delisted_on_source != "snapshots")
+        when = describe_date(security.delisted_on, last.exact and security.delisted_on_source != "snapshots")
         reason = f"{symbol} ({security.name}) was delisted {when}"
         if moved:
             reason = f"{symbol} ({security.name}) later traded as {security.symbol} and was delisted {when}"

@@ -39,6 +39,13 @@ def _string_lengths() -> dict[str, int]:
 _LENGTHS: dict[str, int] = {}
 
 
+def fit_sizes() -> dict[str, int]:
+    """The size of each text column of ``assets``."""
+    if not _LENGTHS:
+        _LENGTHS.update(_string_lengths())
+    return dict(_LENGTHS)
+
+
 def fit(values: Mapping[str, Any]) -> dict[str, Any]:
     """Provider text cut to the column sizes: PostgreSQL rejects what SQLite silently stores."""
     if not _LENGTHS:

@@ -433,11 +433,14 @@ async def delete_expired_jobs(session: AsyncSession, now: datetime) -> int:
 
 async def refresh_candidates(session: AsyncSession, *, validated_before: datetime, limit: int) -> list[str]:
     """Symbols the periodic refresh re-validates: every pending asset, and universe members whose verdict is older
-    than ``validated_before``; pending first, then oldest verdict first."""
+    than ``validated_before`` (not the security master's: the listings sync keeps those); pending first, then oldest
+    verdict first."""
     in_a_universe = select(UniverseAsset.asset_id).where(UniverseAsset.asset_id == Asset.id).exists()
     stale = and_(
         Asset.validation_status.in_(("valid", "invalid")),
         or_(Asset.last_validated_at.is_(None), Asset.last_validated_at < validated_before),
+        # The security master's assets are dated by its data and kept current by the listings sync, not here.
+        Asset.master_key.is_(None),
         in_a_universe,
     )
     rows = await session.scalars(

@@ -26,7 +26,13 @@ def free_port() -> int:
 def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("UNIVERSE_MCP_")}
     env.update(
-        {"UNIVERSE_MCP_DATA_DIR": str(data_dir), "UNIVERSE_MCP_OFFLINE": "1", "UNIVERSE_MCP_LOG_LEVEL": "WARNING"}
+        {
+            "UNIVERSE_MCP_DATA_DIR": str(data_dir),
+            "UNIVERSE_MCP_OFFLINE": "1",
+            "UNIVERSE_MCP_LOG_LEVEL": "WARNING",
+            # Seconds of loading per fresh store: off, as in tests/conftest.py (pass it in ``extra`` to test it).
+            "UNIVERSE_MCP_LISTINGS_LOAD": "0",
+        }
     )
     env.update(extra)
     return env

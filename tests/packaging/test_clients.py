@@ -178,6 +178,7 @@ def test_the_mcp_inspector_lists_the_tools_and_calls_one_through_the_shipped_mcp
     envelope = called["structuredContent"]
     assert envelope["success"] is True
     assert envelope["data"]["universe"]["name"] == "AI leaders" and envelope["data"]["universe"]["asset_count"] == 2
-    # Offline: the symbols were confirmed by the shipped catalog, and the store is the one the test passed on.
-    assert {r["source"] for r in envelope["data"]["report"]["results"]} == {"catalog"}
+    # Offline: the symbols were confirmed by the shipped listings snapshot (the security master, loaded on the
+    # server's first start), and the store is the one the test passed on.
+    assert {r["source"] for r in envelope["data"]["report"]["results"]} == {"listings"}
     assert (tmp_path / "store" / "universe.db").is_file()

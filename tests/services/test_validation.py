@@ -217,12 +217,15 @@ async def test_a_valid_verdict_carries_the_profile_fields_and_is_cached_for_a_da
     assert '"cached":false' in payload and '"candidates":[]' in payload
 
 
-async def test_an_invalid_verdict_is_cached_for_an_hour_with_candidates_only_in_the_answer(state):
+async def test_an_invalid_verdict_is_cached_for_an_hour_with_its_candidates(state):
+    """Candidates are part of the cached verdict: a cache hit says "did you mean" too (issue 12 item 7)."""
     svc = service(FakeProvider(name="yahoo"), known=["MSFT", "MSFU", "AAPL"], valid_ttl_s=111, invalid_ttl_s=22)
     v = (await run(state, svc, ["MSFTT"]))["MSFTT"]
     assert (v.status, v.candidates) == ("invalid", ["MSFT", "MSFU"])
     ((key, payload, ttl),) = svc.cache.writes
-    assert (key, ttl) == ("verdict:MSFTT", 22) and '"candidates":[]' in payload
+    assert (key, ttl) == ("verdict:MSFTT", 22) and '"candidates":["MSFT","MSFU"]' in payload
+    cached = (await run(state, svc, ["MSFTT"]))["MSFTT"]
+    assert cached.cached and cached.candidates == ["MSFT", "MSFU"]
 
 
 async def test_a_catalog_verdict_is_dated_by_its_data(state):

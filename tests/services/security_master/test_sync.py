@@ -1,0 +1,156 @@
+"""`listings sync --from-dir`: history from diffs over the dated copies (ids kept across revisions), each source
+all or nothing, suspicious drops refused unless forced, every source a listing_syncs row."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from server.lifespan import open_app_state
+from server.settings import Settings
+from services.security_master.sync import sync_from_dir
+from storage.models import Asset, ListingSync
+from tests.providers.listings.conftest import RECORDED
+
+pytestmark = pytest.mark.anyio
+
+DIRECTORY = {
+    day: [f"nasdaqtrader/nasdaqlisted-{day}.txt", f"nasdaqtrader/otherlisted-{day}.txt"]
+    for day in ("2022-05-11", "2025-07-21", "2026-03-03")
+}
+SEC = {day: [f"sec/company_tickers_exchange-{day}.json"] for day in ("2024-12-19", "2025-12-14")}
+
+
+def stage(target: Path, files: list[str]) -> Path:
+    """A directory of some of the recorded copies, byte for byte."""
+    for name in files:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(RECORDED / name, target / name)
+    return target
+
+
+async def _holders(state, *symbols: str) -> dict[str, list[tuple]]:
+    async with state.unit_of_work() as session:
+        rows = await session.scalars(select(Asset).where(Asset.symbol.in_(symbols), Asset.master_key.is_not(None)))
+        found: dict[str, list[tuple]] = {s: [] for s in symbols}
+        for a in rows:
+            found[a.symbol].append((a.id, a.listing_status, a.delisted_on))
+        return found
+
+
+async def _sync(state, directory: Path, **kwargs):
+    async with state.unit_of_work() as session:
+        return await sync_from_dir(session, directory, **kwargs)
+
+
+async def test_syncing_the_copies_in_turn_reproduces_the_history_keeping_ids(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """The oracle: the cited changes (FB -> META 2022-06-09, Twitter removed 2022-11-08) and CIK continuity (ZI ->
+    GTM, JBT -> JBTM: by 2025-07-21 the old ticker is gone and the new one has appeared, unlinked — a delisting;
+    the SEC copy of 2025-12-14 shows the same CIK under the new ticker — a rename of the same asset)."""
+    first = stage(tmp_path / "a", DIRECTORY["2022-05-11"])
+    second = stage(tmp_path / "b", DIRECTORY["2022-05-11"] + DIRECTORY["2025-07-21"] + SEC["2024-12-19"])
+    third = stage(tmp_path / "c", sum([*DIRECTORY.values(), *SEC.values()], []))
+    async with open_app_state(make_settings(seed_catalog=False)) as state:
+        report = await _sync(state, first, sources=["nasdaq_trader"])
+        assert report.ok and report.applied is not None
+        a = await _holders(state, "FB", "ZI", "JBT", "TWTR")
+        [(zi_id, zi_status, _)] = a["ZI"]
+        [(jbt_id, _, _)] = a["JBT"]
+        [(meta_id, _, _)] = a["FB"]
+        assert zi_status == "listed" and a["TWTR"][0][1:] == ("delisted", date(2022, 11, 8))
+
+        await _sync(state, second, sources=["nasdaq_trader", "sec"])
+        b = await _holders(state, "META", "ZI", "GTM", "JBTM")
+        assert [row[0] for row in b["META"]] == [meta_id]  # the rename kept Meta's asset
+        assert b["ZI"] == [(zi_id, "delisted", date(2025, 7, 21))]  # gone, nothing links it yet
+        assert [row[1] for row in b["GTM"]] == ["listed"] and b["GTM"][0][0] != zi_id
+
+        report = await _sync(state, third, sources=["nasdaq_trader", "sec"])
+        c = await _holders(state, "ZI", "GTM", "JBT", "JBTM")
+        assert c["ZI"] == [] and c["JBT"] == []
+        # Revised: the "delisting" was a rename — the same asset, listed under GTM; the stand-in is retired.
+        assert (zi_id, "listed", None) in c["GTM"] and [r[1] for r in c["GTM"] if r[0] != zi_id] == ["delisted"]
+        assert (jbt_id, "listed", None) in c["JBTM"]
+        assert report.applied is not None and report.applied.renamed > 0
+        async with state.unit_of_work() as session:
+            rows = list(await session.scalars(select(ListingSync).order_by(ListingSync.id)))
+        assert {(r.source, r.status) for r in rows} == {("nasdaq_trader", "ok"), ("sec", "ok"), ("master", "ok")}
+        last_directory = [r for r in rows if r.source == "nasdaq_trader"][-1]
+        assert (last_directory.as_of, last_directory.rows) == (date(2026, 3, 3), report.outcomes[0].rows)
+        assert last_directory.renamed == report.applied.renamed
+
+
+async def test_a_source_with_less_than_half_its_rows_is_refused_unless_forced(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    copies = stage(tmp_path / "d", DIRECTORY["2026-03-03"])
+    async with open_app_state(make_settings(seed_catalog=False)) as state:
+        async with state.unit_of_work() as session:  # a previous sync that saw far more rows
+            session.add(ListingSync(source="nasdaq_trader", as_of=date(2026, 2, 1), status="ok", rows=100_000))
+        refused = await _sync(state, copies)
+        assert [(o.source, o.status) for o in refused.outcomes] == [
+            ("nasdaq_trader", "refused"),
+            ("nasdaq_screener", "failed"),
+            ("sec", "failed"),
+            ("alpha_vantage_listing_status", "failed"),
+        ]
+        assert "fewer than half of the 100000" in refused.outcomes[0].error and refused.applied is None
+        async with state.unit_of_work() as session:
+            assert not await session.scalar(
+                select(func.count()).select_from(Asset).where(Asset.master_key.is_not(None))
+            )
+        forced = await _sync(state, copies, sources=["nasdaq_trader"], force=True)
+        assert forced.ok and forced.applied is not None and forced.applied.new > 10_000
+        async with state.unit_of_work() as session:
+            last = await session.scalar(
+                select(ListingSync).where(ListingSync.source == "nasdaq_trader").order_by(ListingSync.id.desc())
+            )
+        assert (last.status, last.forced, last.new) == ("ok", True, forced.applied.new)
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "reason"),
+    [
+        ("sec/company_tickers_exchange-2025-12-14.json", b"<html><body>Access denied</body></html>", "sec"),
+        ("nasdaqtrader/nasdaqlisted-2026-03-03.txt", b"Symbol|Security Name\nAAPL|Apple\n", "nasdaq"),
+    ],
+    ids=["sec-html", "directory-truncated"],
+)
+async def test_a_damaged_source_fails_with_a_reason_and_changes_nothing(
+    make_settings: Callable[..., Settings], tmp_path: Path, name: str, body: bytes, reason: str
+) -> None:
+    copies = stage(tmp_path / "e", DIRECTORY["2026-03-03"] + SEC["2025-12-14"])
+    (copies / name).write_bytes(body)
+    async with open_app_state(make_settings(seed_catalog=False)) as state:
+        report = await _sync(state, copies)
+        assert report.applied is None and not report.ok
+        failed = [o for o in report.outcomes if o.status == "failed"]
+        assert failed and all(o.error and "Traceback" not in o.error for o in failed)
+        async with state.unit_of_work() as session:
+            assert not await session.scalar(
+                select(func.count()).select_from(Asset).where(Asset.master_key.is_not(None))
+            )
+            statuses = set(await session.scalars(select(ListingSync.status)))
+        assert statuses == {"failed"}
+
+
+def test_the_cli_syncs_from_a_directory_and_refuses_live_fetching(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from server.cli import main
+
+    copies = stage(tmp_path / "f", DIRECTORY["2026-03-03"])
+    monkeypatch.setenv("UNIVERSE_MCP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("UNIVERSE_MCP_SEED_CATALOG", "0")
+    assert main(["listings", "sync", "--from-dir", str(copies), "--source", "nasdaq_trader"]) == 0
+    out = capsys.readouterr().out
+    assert "nasdaq_trader: ok, 12,348 rows as of 2026-03-03" in out and "master:" in out
+    assert main(["listings", "sync"]) == 2
+    assert "--from-dir" in capsys.readouterr().err
