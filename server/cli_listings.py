@@ -52,18 +52,32 @@ def _run_sync(args: argparse.Namespace) -> int:
 def add_listings_commands(sub: Any) -> None:
     from services.security_master.sync import SOURCES
 
-    listings = sub.add_parser("listings", help="the US listings data of the security master")
+    listings = sub.add_parser(
+        "listings",
+        help="the US listings data of the security master",
+        description="The security master's US listings: build the shipped snapshot from recorded source copies, "
+        "or apply sources to the store.",
+    )
     actions = listings.add_subparsers(dest="listings_command", required=True)
     build = actions.add_parser(
-        "build-snapshot", help="build the listings snapshot from a directory of recorded source copies"
+        "build-snapshot",
+        help="build the listings snapshot from a directory of recorded source copies",
+        description="Build the compact, versioned listings snapshot from a directory of dated source copies (the "
+        "same inputs give the same bytes).\n\nexample:\n  universe-mcp listings build-snapshot --from "
+        "tests/providers/listings/recorded",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     build.add_argument("--from", dest="source", required=True, type=Path, help="directory of dated copies")
     build.add_argument("--out", type=Path, help="output file (default: the snapshot inside the package)")
     build.set_defaults(func=_build_snapshot)
     sync = actions.add_parser(
         "sync",
-        help="apply the listing sources to the store: each source all or nothing, a failed or suspicious one "
-        "(fewer than half its previous rows) keeps its previous data; every source synced is a listing_syncs row",
+        help="apply the listing sources to the store",
+        description="Apply the listing sources to the store: each source all or nothing, a failed or suspicious "
+        "one (fewer than half its previous rows) keeps its previous data; every source synced is a listing_syncs "
+        "row. Live fetching is not built yet: pass --from-dir.\n\nexample:\n  universe-mcp listings sync "
+        "--from-dir tests/providers/listings/recorded",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sync.add_argument("--source", action="append", choices=SOURCES, help="only this source (repeatable)")
     sync.add_argument("--from-dir", type=Path, help="a directory of dated copies instead of fetching live")
