@@ -39,6 +39,8 @@ __all__ = [
     "FORMULA_PREFIXES",
     "ParsedFile",
     "ParsedRow",
+    "csv_line",
+    "csv_row",
     "decode_bytes",
     "format_csv",
     "neutralise_cell",
@@ -149,16 +151,24 @@ def neutralise_cell(value: str) -> str:
 
 def format_csv(rows: Iterable[dict[str, object]], columns: Sequence[str] = EXPORT_COLUMNS) -> str:
     """RFC 4180 CSV (CRLF line ends) with a header row; every text cell neutralised against formula injection."""
+    return csv_line(columns) + "".join(csv_row(row, columns) for row in rows)
+
+
+def csv_row(row: dict[str, object], columns: Sequence[str] = EXPORT_COLUMNS) -> str:
+    """One record of format_csv's output (CRLF included): a file is its header line followed by its rows' records,
+    so an export can be cut into pages between records and the pages joined back to exactly the whole file."""
+    cells = []
+    for column in columns:
+        value = row.get(column)
+        text = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
+        cells.append(neutralise_cell(text))
+    return csv_line(cells)
+
+
+def csv_line(cells: Sequence[str]) -> str:
+    """``cells`` as one CSV record (the header line, given the column names)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(columns)
-    for row in rows:
-        cells = []
-        for column in columns:
-            value = row.get(column)
-            text = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
-            cells.append(neutralise_cell(text))
-        writer.writerow(cells)
+    csv.writer(out, lineterminator="\r\n").writerow(cells)
     return out.getvalue()
 
 

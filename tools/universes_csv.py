@@ -6,7 +6,9 @@ limits and history are the same as for add/remove. An import is one transaction:
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 from functools import partial
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -15,8 +17,9 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from server.context import Deps
-from services.csv_io import ParsedFile, format_csv, parse_symbol_file
+from services.csv_io import EXPORT_COLUMNS, ParsedFile, csv_line, csv_row, parse_symbol_file
 from services.errors import InvalidArgument, LimitExceeded
+from services.pagination import decode_cursor, encode_cursor, invalid_cursor
 from services.schemas import MembershipReport, UniverseSummary, ValidationStatus
 from services.symbols import normalise_symbols
 from services.universes import UniverseService
@@ -31,6 +34,12 @@ logger = logging.getLogger(__name__)
 
 REMOVED_LISTED = 50  # removed members named in the answer (replace mode); all of them are in the report resource
 JOB_TOOL = "start_bulk_validation"
+EXPORT_CURSOR = "csv_export"
+# An export page's answer aims at EXPORT_ANSWER_BYTES, under the 16 KB every result keeps to (issue 16): the CSV
+# gets what the universe's summary (its name and description, up to 2,000 characters), the name in the message and
+# the rest of the envelope (EXPORT_ENVELOPE_BYTES: keys, the cursor twice, message, next action) leave.
+EXPORT_ANSWER_BYTES = 14_000
+EXPORT_ENVELOPE_BYTES = 1_500
 
 
 class ImportRow(BaseModel):
@@ -66,9 +75,15 @@ class CsvImport(BaseModel):
 class CsvExport(BaseModel):
     universe: UniverseSummary
     filename: str
-    csv_text: str = Field(description="RFC 4180 CSV with a header row; formula-like cells are prefixed with '.")
-    row_count: int
-    resource_uri: str = Field(description="The same CSV as an MCP resource.")
+    csv_text: str = Field(
+        description="This page of the RFC 4180 CSV: the header row on the first page only, so the pages' csv_text "
+        "joined in order is exactly the whole file. Formula-like cells are prefixed with '."
+    )
+    row_count: int = Field(description="Members on this page.")
+    offset: int = Field(description="Members on the pages before this one.")
+    total_rows: int = Field(description="Members in the universe.")
+    next_cursor: str | None = Field(None, description="Pass as cursor for the next page; null on the last page.")
+    resource_uri: str = Field(description="The whole CSV as an MCP resource.")
 
 
 async def all_members(service: UniverseService, universe_id: str) -> tuple[UniverseSummary, list[Any]]:
@@ -320,29 +335,105 @@ async def import_universe_csv(
     return envelope
 
 
+def _same_id(issued: object, given: str) -> bool:
+    try:
+        return uuid.UUID(str(issued)) == uuid.UUID(given)
+    except ValueError:
+        return False
+
+
+def _export_cursor(universe_id: str, cursor: str | None) -> tuple[str | None, int]:
+    """The members cursor and the offset an export cursor stands for (none and 0 for the first page)."""
+    if cursor is None:
+        return None, 0
+    position = decode_cursor(EXPORT_CURSOR, cursor)
+    # Issued for this universe only: the cursor of another universe's export is as invalid as a made-up one.
+    if not (isinstance(position, dict) and _same_id(position.get("u"), universe_id)):
+        raise invalid_cursor()
+    after, offset = position.get("p"), position.get("n")
+    if not (isinstance(after, int) and isinstance(offset, int)):
+        raise invalid_cursor()
+    # The members' own cursor: the position of the last member exported, as get_universe's pages use it.
+    return encode_cursor("members", after), offset
+
+
+def _json_bytes(text: str) -> int:
+    """What ``text`` costs inside the JSON answer (quotes and CRLF escaped, UTF-8)."""
+    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
+
+
 async def export_universe_csv(
     deps: Deps,
     universe_id: Annotated[str, Field(description="Universe id (a UUID) as returned by list_universes.")],
+    cursor: Annotated[
+        str | None, Field(description="next_cursor from the previous page; omit for the first page.")
+    ] = None,
+    limit: Annotated[
+        int | None, Field(description="At most this many rows per page (default: as many as fit, at most 200).")
+    ] = None,
 ) -> Envelope[CsvExport]:
-    """Export a universe's members as CSV text in the universe's order: symbol, name, exchange, type, currency,
-    sector, industry, validation status and source, added at. Formula-like cells are prefixed with a quote; the
-    same file is the resource universe://{universe_id}/assets.csv.
+    """Export a universe's members as CSV in the universe's order: symbol, name, exchange, type, currency, sector,
+    industry, validation status and source, added at. Formula-like cells are prefixed with a quote.
+
+    One page at a time (about 12 KB of CSV, ~110 rows): the header row is on the first page only, so joining every
+    page's csv_text in order gives exactly the whole file; pass next_cursor as cursor until it is null. The whole
+    file in one read is the resource universe://{universe_id}/assets.csv.
     """
     async with deps.unit_of_work() as session:
-        universe, members = await all_members(deps.universes(session), universe_id)
-    text = format_csv(m.model_dump() for m in members)
+        service = deps.universes(session)
+        members_cursor, offset = _export_cursor(universe_id, cursor)
+        size = service.limits.page_size_max if limit is None else limit
+        detail = await service.get(universe_id, limit=size, cursor=members_cursor)
+    universe, members = detail.universe, detail.assets or []
+    # Records while they fit (at least one, so every page moves on), counted as they sit in the JSON answer.
+    room = EXPORT_ANSWER_BYTES - EXPORT_ENVELOPE_BYTES - len(universe.model_dump_json().encode())
+    room -= len(universe.name.encode())
+    lines = [] if cursor else [csv_line(EXPORT_COLUMNS)]
+    used = sum(_json_bytes(line) for line in lines)
+    taken = 0
+    for member in members:
+        line = csv_row(member.model_dump())
+        used += _json_bytes(line)
+        if taken and used > room:
+            break
+        lines.append(line)
+        taken += 1
+    more = taken < len(members) or detail.next_cursor is not None
+    next_cursor = None
+    if more:
+        last = members[taken - 1].position
+        next_cursor = encode_cursor(EXPORT_CURSOR, {"u": universe.id, "p": last, "n": offset + taken})
     safe_name = "".join(c if c.isalnum() or c in "-_" else "-" for c in universe.name).strip("-")[:60] or "universe"
-    return ok(
-        CsvExport(
-            universe=universe,
-            filename=f"{safe_name}.csv",
-            csv_text=text,
-            row_count=len(members),
-            resource_uri=f"universe://{universe.id}/assets.csv",
-        ),
-        f"Exported {len(members)} members of {universe.name!r} as CSV.",
-        row_count=len(members),
+    resource_uri = f"universe://{universe.id}/assets.csv"
+    data = CsvExport(
+        universe=universe,
+        filename=f"{safe_name}.csv",
+        csv_text="".join(lines),
+        row_count=taken,
+        offset=offset,
+        total_rows=universe.asset_count,
+        next_cursor=next_cursor,
+        resource_uri=resource_uri,
     )
+    if next_cursor is None and offset == 0:
+        message = f"Exported {taken} members of {universe.name!r} as CSV."
+        actions: list[NextAction] = []
+    else:
+        message = (
+            f"Exported rows {offset + 1}-{offset + taken} of {universe.asset_count} members of {universe.name!r} as "
+            "CSV (header on the first page only; join the pages' csv_text in order)."
+        )
+        if next_cursor:
+            message += f" More remain: call again with cursor, or read the whole file at {resource_uri}."
+        arguments: dict[str, Any] = {"universe_id": universe.id, "cursor": next_cursor}
+        if limit is not None:
+            arguments["limit"] = limit
+        actions = (
+            [NextAction(tool="export_universe_csv", arguments=arguments, reason="fetch the next page of the CSV")]
+            if next_cursor
+            else []
+        )
+    return ok(data, message, next_actions=actions, row_count=taken, total_rows=universe.asset_count)
 
 
 TOOLSET = Toolset(

@@ -103,16 +103,31 @@ class Running:
 
     def call(self, tool: str, **arguments: Any) -> dict[str, Any]:
         """A tool call over streamable HTTP with the official client (in a thread: Playwright owns this one)."""
-        from mcp import Client
 
-        async def run() -> dict[str, Any]:
-            async with Client(f"{self.base_url}/mcp") as client:
-                result = await client.call_tool(tool, arguments)
+        async def run(client: Any) -> dict[str, Any]:
+            result = await client.call_tool(tool, arguments)
             assert not result.is_error, result.structured_content
             return result.structured_content["data"]
 
+        return self._in_thread(run)
+
+    def read(self, uri: str) -> str:
+        """A resource's text, read like call() makes its calls."""
+
+        async def run(client: Any) -> str:
+            return (await client.read_resource(uri)).contents[0].text
+
+        return self._in_thread(run)
+
+    def _in_thread(self, run: Any) -> Any:
+        from mcp import Client
+
+        async def connected() -> Any:
+            async with Client(f"{self.base_url}/mcp") as client:
+                return await run(client)
+
         out: dict[str, Any] = {}
-        thread = threading.Thread(target=lambda: out.update(value=asyncio.run(run())))
+        thread = threading.Thread(target=lambda: out.update(value=asyncio.run(connected())))
         thread.start()
         thread.join(30)
         return out["value"]

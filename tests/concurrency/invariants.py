@@ -42,7 +42,12 @@ async def check_invariants(client: Client, universe_id: str) -> dict[str, Any]:
     assert len(pages) == len(set(pages)), "a member appears twice on the pages"
     assert len(pages) == count, f"pages hold {len(pages)} members, asset_count says {count}"
 
-    exported = _data(await client.call_tool("export_universe_csv", {"universe_id": universe_id}))["csv_text"]
+    exported = ""
+    arguments: dict[str, Any] | None = {"universe_id": universe_id}
+    while arguments:  # page by page, joined: the whole file
+        page = _data(await client.call_tool("export_universe_csv", arguments))
+        exported += page["csv_text"]
+        arguments = {"universe_id": universe_id, "cursor": page["next_cursor"]} if page["next_cursor"] else None
     export_symbols = [row["symbol"] for row in csv.DictReader(io.StringIO(exported))]
     assert sorted(export_symbols) == sorted(pages), "the export differs from the pages"
 

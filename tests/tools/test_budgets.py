@@ -158,3 +158,90 @@ async def test_validate_symbols_and_a_universe_page_fit_by_default(make_settings
         assert _size(page) <= RESULT_MAX and page["data"]["next_cursor"]
         state = await call("open_universe_dashboard", universe_id=universe["id"])
         assert _size(state) <= RESULT_MAX and state["data"]["selected"]["next_cursor"]
+
+
+async def test_a_4800_member_export_pages_under_16_kb_and_joins_to_the_whole_file(make_settings, capsys):
+    known = _catalog_symbols()  # with their names, sectors ...: rows as long as real ones
+    symbols = known + [f"QZ{i:04d}W" for i in range(4_800 - len(known))]
+    async with Client(build_server(make_settings())) as client:
+        call = Call(client)
+        imported = await call.ok("import_universe_csv", csv_text="\n".join(symbols), name="Large", validate=False)
+        uid = imported["universe"]["id"]
+        whole = (await client.read_resource(f"universe://{uid}/assets.csv")).contents[0].text
+        pages, sizes, cursor, arguments = [], [], None, {"universe_id": uid}
+        while True:
+            envelope = await call("export_universe_csv", **arguments)
+            sizes.append(_size(envelope))
+            data = envelope["data"]
+            assert data["total_rows"] == 4_800 and data["offset"] == sum(p["row_count"] for p in pages)
+            assert data["resource_uri"] == f"universe://{uid}/assets.csv"
+            assert data["csv_text"].startswith("symbol,") == (cursor is None)  # the header on the first page only
+            pages.append(data)
+            cursor = data["next_cursor"]
+            if cursor is None:
+                assert envelope["next_actions"] == []
+                break
+            # The next page is one ready call away.
+            (action,) = envelope["next_actions"]
+            assert action["tool"] == "export_universe_csv" and action["arguments"]["cursor"] == cursor
+            arguments = action["arguments"]
+        with capsys.disabled():
+            print(
+                f"\nexport_universe_csv, 4,800 members: {len(pages)} pages of {min(sizes) / 1024:.1f}-"
+                f"{max(sizes) / 1024:.1f} KB; the whole CSV {len(whole.encode()) / 1024:.0f} KB"
+            )
+        assert max(sizes) <= RESULT_MAX, f"{max(sizes):,} bytes"
+        assert "".join(p["csv_text"] for p in pages) == whole  # joined in order: exactly the resource's file
+        assert sum(p["row_count"] for p in pages) == 4_800 and len(pages) > 1
+
+        # limit caps the rows of a page and carries over in the next call; cursors stay the universe's own.
+        first = await call("export_universe_csv", universe_id=uid, limit=3)
+        assert first["data"]["row_count"] == 3 and first["next_actions"][0]["arguments"]["limit"] == 3
+        second = await call.ok(**{"tool": "export_universe_csv", **first["next_actions"][0]["arguments"]})
+        assert first["data"]["csv_text"] + second["csv_text"] == "".join(whole.splitlines(keepends=True)[:7])
+        cursor = first["data"]["next_cursor"]
+        await call.error("export_universe_csv", "invalid_argument", universe_id=uid, cursor="made-up")
+
+        # A long name and description leave less room for the CSV: the pages shrink, the answers stay bounded.
+        other = await call.ok(
+            "create_universe", name="Ω" * 200, description="🦄" * 2_000, symbols=known[:600], validate=False
+        )
+        oid = other["universe"]["id"]
+        await call.error("export_universe_csv", "invalid_argument", universe_id=oid, cursor=cursor)  # not its cursor
+        texts, arguments = [], {"universe_id": oid}
+        while arguments:
+            envelope = await call("export_universe_csv", **arguments)
+            assert _size(envelope) <= RESULT_MAX, f"{_size(envelope):,} bytes"
+            texts.append(envelope["data"]["csv_text"])
+            arguments = envelope["next_actions"][0]["arguments"] if envelope["next_actions"] else None
+        assert "".join(texts) == (await client.read_resource(f"universe://{oid}/assets.csv")).contents[0].text
+
+
+async def test_the_dashboard_of_an_owner_with_200_universes_fits_and_lists_the_rest(make_settings, capsys):
+    symbols = _catalog_symbols()
+    async with Client(build_server(make_settings())) as client:
+        call = Call(client)
+        for i in range(200):
+            await call.ok(
+                "create_universe",
+                name=f"Universe {i:03d} with a fairly descriptive name",
+                description="Screened for liquidity and quality; rebalanced each quarter.",
+                symbols=symbols[i * 3 : i * 3 + 30],
+                validate=False,
+            )
+        for tool in ("open_universe_dashboard", "get_dashboard_state"):
+            envelope = await call(tool)
+            size = _size(envelope)
+            with capsys.disabled():
+                print(f"\n{tool}, 200 universes: {size / 1024:.1f} KB, {len(envelope['data']['universes'])} listed")
+            assert size <= RESULT_MAX, f"{size:,} bytes"
+        data = envelope["data"]
+        assert data["more_universes"] and data["universes_next_cursor"] and data["selected"]["next_cursor"]
+        # The rest: list_universes from the dashboard's cursor, page by page, in the same order.
+        names, cursor = [u["name"] for u in data["universes"]], data["universes_next_cursor"]
+        while cursor:
+            page = await call("list_universes", cursor=cursor)
+            assert _size(page) <= RESULT_MAX
+            names += [u["name"] for u in page["data"]["universes"]]
+            cursor = page["data"]["next_cursor"]
+        assert names == [f"Universe {i:03d} with a fairly descriptive name" for i in range(200)]

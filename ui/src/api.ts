@@ -10,6 +10,14 @@ export interface UniverseSummary {
   updated_at: string;
 }
 
+/** A universe as the dashboard lists it (list_universes pages carry these fields and more). */
+export interface ListedUniverse {
+  id: string;
+  name: string;
+  asset_count: number;
+  updated_at: string;
+}
+
 export interface Member {
   symbol: string;
   name: string | null;
@@ -29,8 +37,9 @@ export interface Detail {
 }
 
 export interface DashboardData {
-  universes: UniverseSummary[];
+  universes: ListedUniverse[];
   more_universes: boolean;
+  universes_next_cursor: string | null;
   selected: Detail | null;
   tools: string[];
   read_only: boolean;

@@ -5,6 +5,14 @@ import { app, call, ToolFailure, type UniverseSummary } from "./api";
 import { busy, has, refresh, setStatus, state } from "./core";
 import { $, decodeFile, el, sleep } from "./dom";
 
+interface ExportPage {
+  filename: string;
+  csv_text: string;
+  row_count: number;
+  total_rows: number;
+  next_cursor: string | null;
+}
+
 interface ImportRow {
   line: number;
   input: string;
@@ -136,17 +144,29 @@ export function wireBulk(): void {
 
   $("export").addEventListener("click", () => {
     void busy($("export") as HTMLButtonElement, "Exporting…", async () => {
-      const out = await call<{ filename: string; csv_text: string; row_count: number }>("export_universe_csv", { universe_id: state.selectedId });
+      // The export comes a page at a time (each answer under 16 KB; the header on the first page only): joined in
+      // order, the pages are exactly the whole file.
+      const universeId = state.selectedId;
+      let out = await call<ExportPage>("export_universe_csv", { universe_id: universeId });
+      const parts = [out.csv_text];
+      let rows = out.row_count;
+      while (out.next_cursor) {
+        setStatus(`Exporting… ${rows.toLocaleString()} of ${out.total_rows.toLocaleString()} rows`);
+        out = await call<ExportPage>("export_universe_csv", { universe_id: universeId, cursor: out.next_cursor });
+        parts.push(out.csv_text);
+        rows += out.row_count;
+      }
+      const text = parts.join("");
       const box = $("export-text") as HTMLTextAreaElement;
       if (app.getHostCapabilities()?.downloadFile) {
         // A sandboxed View cannot download by itself; the host saves the file.
-        await app.downloadFile({ contents: [{ type: "resource", resource: { uri: `file:///${out.filename}`, mimeType: "text/csv", text: out.csv_text } }] });
+        await app.downloadFile({ contents: [{ type: "resource", resource: { uri: `file:///${out.filename}`, mimeType: "text/csv", text } }] });
         box.hidden = true;
       } else {
-        box.value = out.csv_text;
+        box.value = text;
         box.hidden = false;
       }
-      setStatus(`Exported ${out.row_count} rows to ${out.filename}`);
+      setStatus(`Exported ${rows} rows to ${out.filename}`);
     });
   });
 }

@@ -1,5 +1,5 @@
 // Dashboard state and rendering: the universe list, the member table (sort, filter, select), errors and status.
-import { call, type DashboardData, type Detail, type ErrorInfo, type Member, type UniverseSummary, ToolFailure, tellModel } from "./api";
+import { call, type DashboardData, type Detail, type ErrorInfo, type ListedUniverse, type Member, ToolFailure, tellModel } from "./api";
 import { $, badge, el, sortRows } from "./dom";
 
 export const state = {
@@ -7,8 +7,11 @@ export const state = {
   selectedId: null as string | null,
   members: [] as Member[],
   nextCursor: null as string | null,
+  // The dashboard's first universes, then the pages of list_universes the person asked for ("Load more").
+  universes: [] as ListedUniverse[],
+  universesCursor: null as string | null,
   memberSort: null as { key: keyof Member; dir: 1 | -1 } | null,
-  universeSort: { key: "name" as keyof UniverseSummary, dir: 1 as 1 | -1 },
+  universeSort: { key: "name" as keyof ListedUniverse, dir: 1 as 1 | -1 },
   checked: new Set<string>(),
 };
 
@@ -54,11 +57,28 @@ export async function busy(button: HTMLButtonElement | null, label: string, fn: 
 /** Reload everything from the server (after each change), keeping the selection when it still exists. */
 export async function refresh(universeId: string | null = state.selectedId): Promise<void> {
   const tool = has("get_dashboard_state") || !state.data ? "get_dashboard_state" : "open_universe_dashboard";
+  const loaded = state.universes.length;
   render(await call<DashboardData>(tool, universeId ? { universe_id: universeId } : {}));
+  // The state lists the first universes only: keep as many listed as the person had loaded before the change.
+  if (loaded > state.universes.length) await loadMoreUniverses(loaded);
+}
+
+/** The next pages of universes after those listed (list_universes, default page size), until `atLeast` are. */
+export async function loadMoreUniverses(atLeast = 0): Promise<void> {
+  do {
+    if (!state.universesCursor || !has("list_universes")) break;
+    const page = await call<{ universes: ListedUniverse[]; next_cursor: string | null }>("list_universes", { cursor: state.universesCursor });
+    const seen = new Set(state.universes.map((u) => u.id));
+    state.universes = state.universes.concat(page.universes.filter((u) => !seen.has(u.id)));
+    state.universesCursor = page.next_cursor;
+  } while (state.universes.length < atLeast);
+  renderUniverses();
 }
 
 export function render(data: DashboardData): void {
   state.data = data;
+  state.universes = data.universes;
+  state.universesCursor = data.universes_next_cursor ?? null;
   const detail = data.selected;
   if (detail?.universe.id !== state.selectedId) state.checked.clear();
   state.selectedId = detail?.universe.id ?? null;
@@ -75,15 +95,17 @@ export function render(data: DashboardData): void {
   renderUniverses();
   renderDetail(detail);
   $("app").setAttribute("aria-busy", "false");
-  setStatus(detail ? `${detail.universe.name}: ${detail.universe.asset_count} assets` : `${data.universes.length} universes`);
+  setStatus(detail ? `${detail.universe.name}: ${detail.universe.asset_count} assets` : `${universeCount()} universes`);
   void tellModel(summary(data));
 }
 
+const universeCount = (): string => `${state.universes.length}${state.universesCursor ? "+" : ""}`;
+
 function summary(data: DashboardData): string {
   const d = data.selected;
-  if (!d) return `The dashboard shows ${data.universes.length} universes; none selected.`;
+  if (!d) return `The dashboard shows ${universeCount()} universes; none selected.`;
   const counts = Object.entries(d.counts_by_status).map(([s, n]) => `${n} ${s}`).join(", ") || "empty";
-  return `The user's dashboard shows universe "${d.universe.name}" (id ${d.universe.id}): ${d.universe.asset_count} assets (${counts}), out of ${data.universes.length} universes.`;
+  return `The user's dashboard shows universe "${d.universe.name}" (id ${d.universe.id}): ${d.universe.asset_count} assets (${counts}), out of ${universeCount()} universes.`;
 }
 
 export function renderUniverses(): void {
@@ -91,7 +113,7 @@ export function renderUniverses(): void {
   if (!data) return;
   const filter = ($("universe-filter") as HTMLInputElement).value.trim().toLowerCase();
   const rows = sortRows(
-    data.universes.filter((u) => u.name.toLowerCase().includes(filter)),
+    state.universes.filter((u) => u.name.toLowerCase().includes(filter)),
     state.universeSort.key,
     state.universeSort.dir,
   );
@@ -104,8 +126,12 @@ export function renderUniverses(): void {
       return tr;
     }),
   );
-  $("universes-empty").hidden = data.universes.length > 0;
-  $("universes-more").hidden = !data.more_universes;
+  $("universes-empty").hidden = state.universes.length > 0;
+  // More universes than listed: a button that pages them in, or (without list_universes) a note saying so.
+  const more = state.universesCursor !== null;
+  $("universes-more").hidden = !more || !has("list_universes");
+  $("universes-more-note").hidden = !more || has("list_universes");
+  $("universes-more-note").textContent = `Only the first ${state.universes.length} universes are listed.`;
 }
 
 function renderDetail(detail: Detail | null): void {

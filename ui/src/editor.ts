@@ -1,7 +1,7 @@
 // The editor: select, create, rename, add, remove and delete (with confirmation). Every action is one tool call,
 // then a refresh, so the table always shows the server's state.
-import { call, type Detail, type Member, ToolFailure, type UniverseSummary } from "./api";
-import { busy, refresh, renderMembers, renderUniverses, setStatus, state } from "./core";
+import { call, type Detail, type ListedUniverse, type Member, ToolFailure, type UniverseSummary } from "./api";
+import { busy, loadMoreUniverses, refresh, renderMembers, renderUniverses, setStatus, state } from "./core";
 import { $, onSubmit, sortable, tickers } from "./dom";
 
 interface Report {
@@ -24,7 +24,7 @@ export function wireEditor(): void {
     if (row) void busy(null, "Loading…", () => refresh(row.dataset.id!));
   });
   sortable($("universes") as HTMLTableElement, (key, dir) => {
-    state.universeSort = { key: key as keyof UniverseSummary, dir };
+    state.universeSort = { key: key as keyof ListedUniverse, dir };
     renderUniverses();
   });
   sortable($("assets") as HTMLTableElement, (key, dir) => {
@@ -97,6 +97,13 @@ export function wireEditor(): void {
       ($("select-all") as HTMLInputElement).checked = false;
       await refresh();
       setStatus(`Removed ${symbols.join(", ")}`);
+    });
+  });
+
+  $("universes-more").addEventListener("click", () => {
+    void busy($("universes-more") as HTMLButtonElement, "Loading universes…", async () => {
+      await loadMoreUniverses();
+      setStatus(`${state.universes.length} universes listed`);
     });
   });
 
