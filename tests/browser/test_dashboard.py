@@ -72,7 +72,7 @@ def test_search_and_live_validation_show_status(server, page):
     expect(view.locator("[data-verdict=NVDA]")).to_have_text("NVDA: valid (Nvidia)")
     expect(view.locator("[data-verdict=ZZZZQ]")).to_contain_text("ZZZZQ: pending")
     expect(view.locator("[data-verdict=ZZZZQ]")).to_have_class("badge pending")
-    view.locator("#add-symbols").fill("a$b")
+    view.locator("#add-symbols").fill("a%b")  # ("a$b" is a preferred share in NASDAQ's notation: A.PRB)
     expect(view.locator("#verdicts")).to_contain_text("not valid tickers")
     assert page.page.locator("#log").text_content().count("tools/call validate_symbols") >= 2
     # Every one of those calls went through the host: the View itself requested nothing, and the host only /mcp.
