@@ -21,6 +21,7 @@ from storage.cache import (
     build_cache,
     jittered_ttl,
 )
+from tests.support.redis_traffic import RedisTraffic
 from tests.support.services import ThrowawayRedis, free_port
 
 
@@ -279,33 +280,6 @@ async def test_redis_get_many_is_one_mget(rcache: RedisCache, monkeypatch: pytes
 # ---------------------------------------------------------------------------------------------------------------
 # Redis unreachable or hung: prompt answers from the fallback, never an exception
 # ---------------------------------------------------------------------------------------------------------------
-
-
-class RedisTraffic:
-    """What the cache's Redis client does on the wire: TCP connection attempts and retry back-off sleeps.
-
-    Counting these instead of timing the calls keeps the tests independent of the machine's load: a retry storm is
-    many attempts (or any back-off sleep), a call answered by an open breaker is no attempt at all.
-    """
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import redis.asyncio.connection as connection
-        import redis.asyncio.retry as retry
-
-        self.connects = 0
-        self.backoff_sleeps: list[float] = []
-        real_connect, real_sleep = connection.Connection._connect, retry.sleep
-
-        async def counting_connect(conn: connection.Connection) -> None:
-            self.connects += 1
-            await real_connect(conn)
-
-        async def counting_sleep(delay: float) -> None:
-            self.backoff_sleeps.append(delay)
-            await real_sleep(delay)
-
-        monkeypatch.setattr(connection.Connection, "_connect", counting_connect)
-        monkeypatch.setattr(retry, "sleep", counting_sleep)
 
 
 @pytest.mark.anyio
