@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-import time
+import threading
 
 import httpx
 import pytest
@@ -54,19 +54,23 @@ async def test_stdio_round_trip_and_deep_nesting_is_answered_not_dropped(data_di
         stderr=subprocess.DEVNULL,
         text=True,
     )
+    # A hang detector, not a speed bound (it includes the server's start-up): a dropped message leaves readline()
+    # waiting, so the watchdog kills the server and readline() returns an empty line.
+    watchdog = threading.Timer(60, proc.kill)
+    watchdog.start()
     try:
-        started = time.monotonic()
         proc.stdin.write(json.dumps(deep_call(200, request_id=41)) + "\n")
         proc.stdin.flush()
         line = proc.stdout.readline()
-        elapsed = time.monotonic() - started
     finally:
+        watchdog.cancel()
         proc.kill()
         proc.wait()
+    assert line, "the over-deep message was dropped: no answer within 60 s"
     reply = json.loads(line)
     assert reply["id"] == 41 and reply["error"]["code"] == -32600
     assert reply["error"]["data"]["code"] == "invalid_argument"
-    assert len(line) < 2_000 and elapsed < 10
+    assert len(line) < 2_000
 
 
 async def test_http_round_trip_guard_and_restart_durability(data_dir):
@@ -83,9 +87,8 @@ async def test_http_round_trip_guard_and_restart_durability(data_dir):
             "accept": "application/json, text/event-stream",
             "mcp-protocol-version": "2025-11-25",
         }
-        started = time.monotonic()
-        response = httpx.post(url, content=json.dumps(deep_call(200, request_id=7)), headers=headers, timeout=10)
-        assert time.monotonic() - started < 2
+        # timeout=60: a hang detector, not a speed bound; the answer itself (400 with the id) is the check.
+        response = httpx.post(url, content=json.dumps(deep_call(200, request_id=7)), headers=headers, timeout=60)
         assert response.status_code == 400 and len(response.content) < 2_000
         assert response.json()["id"] == 7 and response.json()["error"]["data"]["code"] == "invalid_argument"
         huge = httpx.post(
@@ -94,7 +97,7 @@ async def test_http_round_trip_guard_and_restart_durability(data_dir):
             + b"x" * 3_000_000
             + b'"}}}',
             headers=headers,
-            timeout=10,
+            timeout=60,
         )
         assert huge.status_code in (400, 413) and len(huge.content) < 2_000
 

