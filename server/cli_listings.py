@@ -64,7 +64,7 @@ def add_listings_commands(sub: Any) -> None:
         help="build the listings snapshot from a directory of recorded source copies",
         description="Build the compact, versioned listings snapshot from a directory of dated source copies (the "
         "same inputs give the same bytes).\n\nexample:\n  universe-mcp listings build-snapshot --from "
-        "tests/providers/listings/recorded",
+        "~/listings-copies",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     build.add_argument("--from", dest="source", required=True, type=Path, help="directory of dated copies")
@@ -76,7 +76,7 @@ def add_listings_commands(sub: Any) -> None:
         description="Apply the listing sources to the store: each source all or nothing, a failed or suspicious "
         "one (fewer than half its previous rows) keeps its previous data; every source synced is a listing_syncs "
         "row. Live fetching is not built yet: pass --from-dir.\n\nexample:\n  universe-mcp listings sync "
-        "--from-dir tests/providers/listings/recorded",
+        "--from-dir ~/listings-copies",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sync.add_argument("--source", action="append", choices=SOURCES, help="only this source (repeatable)")
