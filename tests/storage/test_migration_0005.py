@@ -4,18 +4,16 @@ resolved deterministically (issue 10, item 17); existing unconfirmed assets give
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from storage import migrate
 from storage.db import make_engine
 from storage.models import Asset, ServerSecret, Universe, UniverseAssetEvent, User
+from tests.support.scratch_db import scratch_database
 
 pytestmark = pytest.mark.anyio
 
@@ -134,15 +132,5 @@ async def test_migration_0005_on_sqlite(tmp_path):
 
 
 async def test_migration_0005_on_postgres(postgres_url):
-    url = make_url(postgres_url)
-    admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    name = f"umcp_m5_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(admin)
-    await conn.execute(f"CREATE DATABASE {name}")
-    await conn.close()
-    try:
-        await check(url.set(database=name).render_as_string(hide_password=False))
-    finally:
-        conn = await asyncpg.connect(admin)
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await conn.close()
+    async with scratch_database(postgres_url, "umcp_m5") as url:
+        await check(url)

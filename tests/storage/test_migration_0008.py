@@ -4,19 +4,17 @@ then refuses a duplicate. Down and up again."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from storage import migrate
 from storage.db import make_engine
 from storage.models import Asset, Universe, UniverseAsset, User
+from tests.support.scratch_db import scratch_database
 
 pytestmark = pytest.mark.anyio
 
@@ -111,15 +109,5 @@ async def test_migration_0008_on_sqlite(tmp_path):
 
 
 async def test_migration_0008_on_postgres(postgres_url):
-    url = make_url(postgres_url)
-    admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    name = f"umcp_m8_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(admin)
-    await conn.execute(f"CREATE DATABASE {name}")
-    await conn.close()
-    try:
-        await check(url.set(database=name).render_as_string(hide_password=False))
-    finally:
-        conn = await asyncpg.connect(admin)
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await conn.close()
+    async with scratch_database(postgres_url, "umcp_m8") as url:
+        await check(url)
