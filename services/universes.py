@@ -123,6 +123,13 @@ def _not_found(uid: uuid.UUID) -> UniverseNotFound:
     )
 
 
+def _event_time(last: datetime | None) -> datetime:
+    """The time of a new membership event: now, but never before the universe's latest event, so that the history
+    replays in commit order even when replicas' clocks differ a little (the universe is locked meanwhile)."""
+    now = utcnow()
+    return max(now, last) if last is not None else now
+
+
 class UniverseService:
     """Universe operations for one caller inside one unit of work."""
 
@@ -348,16 +355,18 @@ class UniverseService:
         checks: dict[str, SymbolCheck] | None = None,
     ) -> tuple[UniverseSummary, MembershipReport]:
         """Add symbols; ``checks``: verdicts the caller already has (check_symbols), so none is asked under lock."""
-        await self._get(universe_id)
+        unlocked = await self._get(universe_id)
         self._check_size(symbols)
         if not symbols:
             raise InvalidArgument("symbols is empty.", hint='Pass one or more tickers, e.g. ["AAPL", "MSFT"].')
         normalised = normalise_symbols(symbols)
+        # A first, unlocked look at the quota, so a full universe is refused before any provider is asked; _add
+        # checks it exactly under the lock.
+        await self._check_members_quota(unlocked, normalised)
         if checks is None:
             checks = await self.check_symbols(normalised, validate=validate)
         assets = await self._assets_for(normalised, checks)
         universe = await self._lock(universe_id)
-        await self._check_members_quota(universe, normalised)
         report = await self._add(universe, normalised, checks, assets)
         if report.counts.get("added"):
             universe.updated_at = utcnow()
@@ -396,7 +405,6 @@ class UniverseService:
         size = self.limits.max_symbols_per_call
         for start in range(0, len(normalised), size):
             chunk = normalised[start : start + size]
-            await self._check_members_quota(universe, chunk)
             results.extend((await self._add(universe, chunk, checks, assets)).results)
         count = await repo.count_members(self.session, universe.id)
         if removed or any(r.outcome == "added" for r in results):
@@ -405,7 +413,8 @@ class UniverseService:
         return _summary(universe, count), MembershipReport.build(results, count), removed
 
     async def _check_members_quota(self, universe: Universe, symbols: list[str]) -> None:
-        """Refuse an add that could take the universe past its member quota (exact: the universe is locked)."""
+        """Refuse an add that would take the universe past its member quota, looking before the lock (so before
+        any provider is asked): symbols not yet members all count as new, rejected ones too."""
         limit = self.limits.quotas.members_per_universe
         if not limit:
             return
@@ -414,13 +423,6 @@ class UniverseService:
         if current + new > limit:  # near the limit: symbols already present do not count
             new -= len(await repo.members_by_symbol(self.session, universe.id, symbols))
         quotas.check_members(current, new, self.limits.quotas, universe_id=str(universe.id))
-
-    async def _effective_now(self, universe: Universe) -> datetime:
-        """The time of a new membership event: now, but never before the universe's latest event, so that the
-        history replays in commit order even when replicas' clocks differ a little (the universe is locked)."""
-        now = utcnow()
-        last = await repo.last_event_at(self.session, universe.id)
-        return max(now, last) if last is not None else now
 
     async def _assets_for(self, symbols: list[str], checks: dict[str, SymbolCheck]) -> dict[str, Asset]:
         """The asset of each symbol that is not rejected, created where missing (before any lock: creating an asset
@@ -444,8 +446,11 @@ class UniverseService:
     ) -> MembershipReport:
         """Add under the universe's lock: what is a member, the positions and the events are read and written by
         one writer at a time, and an event is written for each row inserted, nothing else."""
+        # The next position, the latest event and the member count in one statement: every statement under the
+        # lock is a round trip the other writers wait for.
+        first, last, count = await repo.membership_state(self.session, universe.id)
         if not symbols:
-            return MembershipReport.build([], await repo.count_members(self.session, universe.id))
+            return MembershipReport.build([], count)
         present = await repo.member_asset_ids(self.session, universe.id, [a.id for a in existing.values()])
         results: list[SymbolOutcome] = []
         to_add: list[Asset] = []
@@ -496,9 +501,10 @@ class UniverseService:
                 )
             )
         if not to_add:
-            return MembershipReport.build(results, await repo.count_members(self.session, universe.id))
-        first, last, count = await repo.membership_state(self.session, universe.id)
-        now = max(utcnow(), last) if last is not None else utcnow()  # see _effective_now
+            return MembershipReport.build(results, count)
+        # Exact under the lock: the members now, and the rows this add really inserts.
+        quotas.check_members(count, len(to_add), self.limits.quotas, universe_id=str(universe.id))
+        now = _event_time(last)
         ids = [a.id for a in to_add]
         await repo.add_members(
             self.session,
@@ -513,11 +519,13 @@ class UniverseService:
         )
         return MembershipReport.build(results, count + len(ids))
 
-    async def _remove(self, universe: Universe, asset_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-        """Delete members under the universe's lock; events only for the rows actually deleted."""
+    async def _remove(self, universe: Universe, asset_ids: list[uuid.UUID]) -> tuple[set[uuid.UUID], int]:
+        """Delete members under the universe's lock; events only for the rows actually deleted. Returns the deleted
+        ids and the member count after."""
+        _, last, count = await repo.membership_state(self.session, universe.id)
         removed = await repo.remove_members(self.session, universe.id, asset_ids)
         if removed:
-            now = await self._effective_now(universe)
+            now = _event_time(last)
             await repo.record_events(
                 self.session,
                 universe_id=universe.id,
@@ -526,7 +534,7 @@ class UniverseService:
                 action="removed",
                 at=now,
             )
-        return set(removed)
+        return set(removed), count - len(removed)
 
     async def remove_assets(self, universe_id: str, symbols: Sequence[str]) -> tuple[UniverseSummary, MembershipReport]:
         await self._get(universe_id)
@@ -536,7 +544,7 @@ class UniverseService:
         normalised = normalise_symbols(symbols)
         universe = await self._lock(universe_id)
         members = await repo.members_by_symbol(self.session, universe.id, normalised)
-        removed = await self._remove(universe, [members[s] for s in normalised if s in members])
+        removed, count = await self._remove(universe, [members[s] for s in normalised if s in members])
         results = [
             SymbolOutcome(symbol=s, outcome="removed" if members.get(s) in removed else "not_present")
             for s in normalised
@@ -544,7 +552,6 @@ class UniverseService:
         if removed:
             universe.updated_at = utcnow()
             await self.session.flush()
-        count = await repo.count_members(self.session, universe.id)
         return _summary(universe, count), MembershipReport.build(results, count)
 
     # --- history --------------------------------------------------------------------------------------------------

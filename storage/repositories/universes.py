@@ -19,7 +19,6 @@ __all__ = [
     "delete_universe",
     "get_universe",
     "get_universe_by_name_key",
-    "last_event_at",
     "list_members",
     "list_members_as_of",
     "list_universes",
@@ -30,7 +29,6 @@ __all__ = [
     "members_by_symbol",
     "membership_state",
     "membership_counts",
-    "next_position",
     "record_events",
     "remove_members",
     "turnover_counts",
@@ -63,13 +61,6 @@ async def lock_writes(session: AsyncSession) -> None:
     """Serialise with other writers before creating a universe (SQLite's single writer; PostgreSQL relies on the
     unique (owner, name) index and the owner's quota row instead)."""
     await begin_write(session)
-
-
-async def last_event_at(session: AsyncSession, universe_id: uuid.UUID) -> datetime | None:
-    """When the universe's latest membership event took effect (new events never go before it)."""
-    return await session.scalar(
-        select(func.max(UniverseAssetEvent.effective_at)).where(UniverseAssetEvent.universe_id == universe_id)
-    )
 
 
 async def get_universe_by_name_key(session: AsyncSession, owner_id: uuid.UUID, name_key: str) -> Universe | None:
@@ -238,11 +229,6 @@ async def membership_state(session: AsyncSession, universe_id: uuid.UUID) -> tup
     count = select(func.count()).where(UniverseAsset.universe_id == universe_id).scalar_subquery()
     row = (await session.execute(select(top, last, count))).one()
     return (0 if row[0] is None else int(row[0]) + 1), row[1], int(row[2] or 0)
-
-
-async def next_position(session: AsyncSession, universe_id: uuid.UUID) -> int:
-    top = await session.scalar(select(func.max(UniverseAsset.position)).where(UniverseAsset.universe_id == universe_id))
-    return 0 if top is None else int(top) + 1
 
 
 async def add_members(
