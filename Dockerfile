@@ -10,6 +10,7 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
+COPY core ./core
 COPY server ./server
 COPY tools ./tools
 COPY services ./services

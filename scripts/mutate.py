@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS_FILE = ROOT / "scripts" / "mutation_targets.toml"
 # Everything a test may import: the packages of the project and the tests themselves.
-PACKAGES = ("server", "tools", "services", "providers", "storage", "workers")
+PACKAGES = ("core", "server", "tools", "services", "providers", "storage", "workers")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "artifacts", ".pytest_cache", "node_modules")
 KILLED = {"killed", "timeout", "caught by type check"}  # a timeout is the test run noticing the mutant (a hang)
 

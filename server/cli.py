@@ -33,7 +33,7 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def _configure_logging(settings: Settings) -> None:
     # Operator logs go to stderr, in one format (log_format); stdout belongs to the MCP stdio protocol.
-    from server.logs import configure_logging
+    from core.logs import configure_logging
 
     configure_logging(settings)
 

@@ -221,7 +221,7 @@ def run_http(server: UniverseMCPServer, settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
-        # None: uvicorn's own lines go through the root handler, in the server's format (server/logs.py), instead
+        # None: uvicorn's own lines go through the root handler, in the server's format (core/logs.py), instead
         # of a second format of its own. No access log: every MCP call has its own line (tool_call, resource_read).
         log_config=None,
         access_log=False,

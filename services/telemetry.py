@@ -50,7 +50,7 @@ logger = logging.getLogger("universe_mcp.access")
 disable_created_metrics()
 
 # The request id of the call being served (set at the HTTP edge from X-Request-Id, or per call); every log record
-# emitted while serving it carries it (server/logs.py).
+# emitted while serving it carries it (core/logs.py).
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("universe_mcp_request_id", default=None)
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -171,7 +171,7 @@ def new_request_id(offered: str | None = None) -> str:
 
 
 def event(name: str, message: str, *, level: int = logging.INFO, **fields: Any) -> None:
-    """One structured log line: ``message`` for people, ``fields`` as JSON keys (server/logs.py renders both)."""
+    """One structured log line: ``message`` for people, ``fields`` as JSON keys (core/logs.py renders both)."""
     if logger.isEnabledFor(level):
         logger.log(level, message, extra={"event": name, "fields": {k: v for k, v in fields.items() if v is not None}})
 

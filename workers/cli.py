@@ -48,7 +48,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     os.environ["dramatiq_worker_timeout"] = str(settings.worker_idle_poll_ms)
     if settings.worker_metrics_port is not None:
         prometheus_environment(settings)
-    from server.logs import configure_logging
+    from core.logs import configure_logging
 
     configure_logging(settings)  # the main process's lines; worker processes adopt the format in workers.entry
     import dramatiq.cli
@@ -92,7 +92,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from server.logs import configure_logging
+    from core.logs import configure_logging
 
     configure_logging(settings)
     return run_scheduler(settings, once=args.once)

@@ -102,7 +102,7 @@ def setup() -> None:
     settings = Settings()
     if settings.redis_url is None:
         raise SystemExit("universe-mcp worker needs UNIVERSE_MCP_REDIS_URL (embedded mode runs jobs in the server)")
-    from server.logs import reformat_handlers
+    from core.logs import reformat_handlers
 
     # dramatiq set up this process's logging (a handler writing to its pipe to the main process): same format and
     # level as every other universe-mcp process, third-party noise tamed.

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def root_logging():
-    """cmd_call configures the root logger and quiets third-party loggers (server/logs.py); give pytest its handlers
+    """cmd_call configures the root logger and quiets third-party loggers (core/logs.py); give pytest its handlers
     and every logger its level back afterwards (later tests read httpx's own lines)."""
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)

@@ -18,8 +18,8 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from prometheus_client import REGISTRY
 
+from core.logs import JsonFormatter, TextFormatter, _RequestIdFilter
 from server.app import build_server
-from server.logs import JsonFormatter, TextFormatter, _RequestIdFilter
 from services import telemetry
 from tests.conftest import Call
 
