@@ -317,7 +317,6 @@ class UniverseService:
     ) -> tuple[UniverseSummary, list[str]]:
         if name is None and description is None:
             raise InvalidArgument("Nothing to change: pass name and/or description.")
-        await self._get(universe_id)  # not_found (and a bad id) before anything is locked
         universe = await self._lock(universe_id)
         values: dict[str, Any] = {}
         key = universe.name_key
@@ -340,7 +339,6 @@ class UniverseService:
         return _summary(universe, await repo.count_members(self.session, universe.id)), changed
 
     async def delete(self, universe_id: str) -> UniverseSummary:
-        await self._get(universe_id)
         universe = await self._lock(universe_id)
         summary = _summary(universe, await repo.count_members(self.session, universe.id))
         await repo.delete_universe(self.session, self.caller.owner_id, universe.id)
@@ -402,11 +400,12 @@ class UniverseService:
             by_symbol = dict(members)
             await self._remove(universe, [by_symbol[s] for s in removed])
         results: list[SymbolOutcome] = []
+        count = await repo.count_members(self.session, universe.id) if not normalised else 0
         size = self.limits.max_symbols_per_call
         for start in range(0, len(normalised), size):
-            chunk = normalised[start : start + size]
-            results.extend((await self._add(universe, chunk, checks, assets)).results)
-        count = await repo.count_members(self.session, universe.id)
+            report = await self._add(universe, normalised[start : start + size], checks, assets)
+            results.extend(report.results)
+            count = report.asset_count
         if removed or any(r.outcome == "added" for r in results):
             universe.updated_at = utcnow()
             await self.session.flush()
@@ -537,12 +536,11 @@ class UniverseService:
         return set(removed), count - len(removed)
 
     async def remove_assets(self, universe_id: str, symbols: Sequence[str]) -> tuple[UniverseSummary, MembershipReport]:
-        await self._get(universe_id)
+        universe = await self._lock(universe_id)  # nothing slow comes before the removal: lock at once
         self._check_size(symbols)
         if not symbols:
             raise InvalidArgument("symbols is empty.", hint='Pass the tickers to remove, e.g. ["AAPL"].')
         normalised = normalise_symbols(symbols)
-        universe = await self._lock(universe_id)
         members = await repo.members_by_symbol(self.session, universe.id, normalised)
         removed, count = await self._remove(universe, [members[s] for s in normalised if s in members])
         results = [
