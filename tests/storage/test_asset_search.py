@@ -229,3 +229,49 @@ def test_name_words_cover_every_lower_casing():
         "istanbul",
     }
     assert asset_search.name_words(None) == set() and "" not in asset_search.name_words("a  b")
+
+
+@pytest.mark.parametrize(
+    "thresholds",
+    [{}, {"ALL_CANDIDATES_MAX": 0, "WALK_ABOVE": 3, "CANDIDATES_PER_ROW": 0, "TICKER_CANDIDATES_MAX": 0}],
+    ids=["candidates", "walks"],
+)
+async def test_sqlite_plans_never_read_every_listed_asset(make_settings, monkeypatch, thresholds):
+    """Nearly every asset is listed: a plan that finds candidates through the listing_status index reads the whole
+    store and sorts it. That happened once (a ticker-prefix search went from ~1 ms to 40-190 ms on 100,000 assets,
+    bench scenario 5); the plans of every route must narrow by ticker, word or ranking order instead."""
+    from sqlalchemy import event
+
+    for name, value in thresholds.items():
+        monkeypatch.setattr(asset_search, name, value)
+    monkeypatch.setattr(asset_search, "_COUNTS", {})
+    async with open_app_state(make_settings()) as state:
+        async with state.unit_of_work() as session:
+            await repo.insert_assets_bulk(session, synthetic_rows(300))
+        seen: list[tuple[str, object]] = []
+
+        def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+            if statement.lstrip().upper().startswith("SELECT"):
+                seen.append((statement, parameters))
+
+        event.listen(state.engine.sync_engine, "before_cursor_execute", capture)
+        results = 0
+        try:
+            for prefix, words in (("BAN", ["ban"]), (None, ["bank"]), (None, ["holdings", "group"]), ("H0", [])):
+                for sector in (None, "Financials"):
+                    async with state.unit_of_work() as session:
+                        found = await repo.search_assets(
+                            session, symbol_prefix=prefix, name_words=words, sector=sector, offset=0, limit=21
+                        )
+                    results += len(found)
+        finally:
+            event.remove(state.engine.sync_engine, "before_cursor_execute", capture)
+        assert seen and results
+        async with state.engine.connect() as conn:
+            for statement, parameters in seen:
+                plan = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)).all()
+                steps = [row[-1] for row in plan]
+                assert not [s for s in steps if "ix_assets_listing_status" in s or s == "SCAN assets"], (
+                    steps,
+                    statement,
+                )
