@@ -96,7 +96,6 @@ class Asset(Base):
         # The security master (services/security_master/store.py, migration 0009): an issuer's listings, what is
         # delisted, and the snapshot's id of each security, which matches a snapshot row to its asset on reload.
         Index("ix_assets_cik", "cik"),
-        Index("ix_assets_listing_status", "listing_status"),
         Index("uq_assets_master_key", "master_key", unique=True),
         CheckConstraint("validation_status IN ('valid', 'invalid', 'pending', 'unknown')", name="validation_status"),
         CheckConstraint("listing_status IN ('listed', 'delisted')", name="listing_status"),
