@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from services import names, quotas
 from services.errors import InvalidArgument, LimitExceeded, UniverseExists, UniverseNotFound
@@ -31,7 +32,7 @@ from services.schemas import (
 from services.security_master import store as master
 from services.symbols import normalise_symbols
 from services.validation_api import SymbolCheck, SymbolValidator
-from storage.db import utcnow
+from storage.db import run_write, utcnow
 from storage.models import Asset, Universe
 from storage.repositories import assets as asset_repo
 from storage.repositories import universes as repo
@@ -308,8 +309,8 @@ class UniverseService:
             updated_at=now,
         )
         await self._flush_named(key, lambda: self.session.add(universe))
-        await repo.lock_universe(self.session, self.caller.owner_id, universe.id)
-        report = await self._add(universe, normalised, checks, assets)
+        # The session holds the write lock already (lock_writes), so the add runs inside this same transaction.
+        _, report = await run_write(self.session, self._add_unit, universe.id, normalised, checks, assets)
         return _summary(universe, report.asset_count), report
 
     async def update(
@@ -358,18 +359,30 @@ class UniverseService:
         if not symbols:
             raise InvalidArgument("symbols is empty.", hint='Pass one or more tickers, e.g. ["AAPL", "MSFT"].')
         normalised = normalise_symbols(symbols)
-        # A first, unlocked look at the quota, so a full universe is refused before any provider is asked; _add
-        # checks it exactly under the lock.
+        # A first, unlocked look at the quota, so a full universe is refused before any provider is asked; the
+        # write unit checks it exactly under the lock.
         await self._check_members_quota(unlocked, normalised)
         if checks is None:
             checks = await self.check_symbols(normalised, validate=validate)
         assets = await self._assets_for(normalised, checks)
-        universe = await self._lock(universe_id)
-        report = await self._add(universe, normalised, checks, assets)
+        universe, report = await run_write(self.session, self._add_unit, unlocked.id, normalised, checks, assets)
+        return _summary(universe, report.asset_count), report
+
+    def _add_unit(
+        self,
+        session: Session,
+        universe_id: uuid.UUID,
+        symbols: list[str],
+        checks: dict[str, SymbolCheck],
+        assets: dict[str, Asset],
+    ) -> tuple[Universe, MembershipReport]:
+        """The locked part of an add (a storage.db.run_write unit)."""
+        universe = self._locked(session, universe_id)
+        report = self._add(session, universe, symbols, checks, assets)
         if report.counts.get("added"):
             universe.updated_at = utcnow()
-            await self.session.flush()
-        return _summary(universe, report.asset_count), report
+            session.flush()
+        return universe, report
 
     async def import_members(
         self,
@@ -382,34 +395,48 @@ class UniverseService:
     ) -> tuple[UniverseSummary, MembershipReport, list[str]]:
         """Add any number of symbols (a file's), in chunks; ``replace``: first remove the members not among them.
 
-        One locked transaction: a concurrent add cannot slip in between reading the members and removing them.
-        Verdicts are asked before the lock (or passed in as ``checks``). Returns the universe, the report of the
-        adds and the removed symbols in their old order.
+        One locked write: a concurrent add cannot slip in between reading the members and removing them. Verdicts
+        are asked before the lock (or passed in as ``checks``). Returns the universe, the report of the adds and the
+        removed symbols in their old order.
         """
-        await self._get(universe_id)
+        unlocked = await self._get(universe_id)
         normalised = normalise_symbols(symbols)
         if checks is None:
             checks = await self.check_symbols(normalised, validate=validate)
         assets = await self._assets_for(normalised, checks)
-        universe = await self._lock(universe_id)
+        universe, report, removed = await run_write(
+            self.session, self._import_unit, unlocked.id, normalised, replace, checks, assets
+        )
+        return _summary(universe, report.asset_count), report, removed
+
+    def _import_unit(
+        self,
+        session: Session,
+        universe_id: uuid.UUID,
+        symbols: list[str],
+        replace: bool,
+        checks: dict[str, SymbolCheck],
+        assets: dict[str, Asset],
+    ) -> tuple[Universe, MembershipReport, list[str]]:
+        universe = self._locked(session, universe_id)
         removed: list[str] = []
         if replace:
-            wanted = set(normalised)
-            members = await repo.member_symbols(self.session, universe.id)
+            wanted = set(symbols)
+            members = repo.member_symbols(session, universe.id)
             removed = [symbol for symbol, _ in members if symbol not in wanted]
             by_symbol = dict(members)
-            await self._remove(universe, [by_symbol[s] for s in removed])
+            self._remove(session, universe, [by_symbol[s] for s in removed])
         results: list[SymbolOutcome] = []
-        count = await repo.count_members(self.session, universe.id) if not normalised else 0
+        count = repo.membership_state(session, universe.id)[2] if not symbols else 0
         size = self.limits.max_symbols_per_call
-        for start in range(0, len(normalised), size):
-            report = await self._add(universe, normalised[start : start + size], checks, assets)
+        for start in range(0, len(symbols), size):
+            report = self._add(session, universe, symbols[start : start + size], checks, assets)
             results.extend(report.results)
             count = report.asset_count
         if removed or any(r.outcome == "added" for r in results):
             universe.updated_at = utcnow()
-            await self.session.flush()
-        return _summary(universe, count), MembershipReport.build(results, count), removed
+            session.flush()
+        return universe, MembershipReport.build(results, count), removed
 
     async def _check_members_quota(self, universe: Universe, symbols: list[str]) -> None:
         """Refuse an add that would take the universe past its member quota, looking before the lock (so before
@@ -420,7 +447,7 @@ class UniverseService:
         current = await repo.count_members(self.session, universe.id)
         new = len(symbols)
         if current + new > limit:  # near the limit: symbols already present do not count
-            new -= len(await repo.members_by_symbol(self.session, universe.id, symbols))
+            new -= len(await self.session.run_sync(repo.members_by_symbol, universe.id, symbols))
         quotas.check_members(current, new, self.limits.quotas, universe_id=str(universe.id))
 
     async def _assets_for(self, symbols: list[str], checks: dict[str, SymbolCheck]) -> dict[str, Asset]:
@@ -440,17 +467,28 @@ class UniverseService:
             existing.update({a.symbol: a for a in created})
         return existing
 
-    async def _add(
-        self, universe: Universe, symbols: list[str], checks: dict[str, SymbolCheck], existing: dict[str, Asset]
+    def _locked(self, session: Session, universe_id: uuid.UUID) -> Universe:
+        """The universe inside a write unit, locked; not_found when it was deleted meanwhile."""
+        universe = repo.locked_universe(session, self.caller.owner_id, universe_id)
+        if universe is None:
+            raise _not_found(universe_id)
+        return universe
+
+    def _add(
+        self,
+        session: Session,
+        universe: Universe,
+        symbols: list[str],
+        checks: dict[str, SymbolCheck],
+        existing: dict[str, Asset],
     ) -> MembershipReport:
-        """Add under the universe's lock: what is a member, the positions and the events are read and written by
-        one writer at a time, and an event is written for each row inserted, nothing else."""
-        # The next position, the latest event and the member count in one statement: every statement under the
-        # lock is a round trip the other writers wait for.
-        first, last, count = await repo.membership_state(self.session, universe.id)
+        """Add inside a write unit: what is a member, the positions and the events are read and written by one
+        writer at a time, and an event is written for each row inserted, nothing else."""
+        # The next position, the latest event and the member count in one statement (one round trip on PostgreSQL).
+        first, last, count = repo.membership_state(session, universe.id)
         if not symbols:
             return MembershipReport.build([], count)
-        present = await repo.member_asset_ids(self.session, universe.id, [a.id for a in existing.values()])
+        present = repo.member_asset_ids(session, universe.id, [a.id for a in existing.values()])
         results: list[SymbolOutcome] = []
         to_add: list[Asset] = []
         for symbol in symbols:
@@ -505,28 +543,23 @@ class UniverseService:
         quotas.check_members(count, len(to_add), self.limits.quotas, universe_id=str(universe.id))
         now = _event_time(last)
         ids = [a.id for a in to_add]
-        await repo.add_members(
-            self.session,
-            universe_id=universe.id,
-            owner_id=self.caller.owner_id,
-            asset_ids=ids,
-            first_position=first,
-            at=now,
+        repo.add_members(
+            session, universe_id=universe.id, owner_id=self.caller.owner_id, asset_ids=ids, first_position=first, at=now
         )
-        await repo.record_events(
-            self.session, universe_id=universe.id, owner_id=self.caller.owner_id, asset_ids=ids, action="added", at=now
+        repo.record_events(
+            session, universe_id=universe.id, owner_id=self.caller.owner_id, asset_ids=ids, action="added", at=now
         )
         return MembershipReport.build(results, count + len(ids))
 
-    async def _remove(self, universe: Universe, asset_ids: list[uuid.UUID]) -> tuple[set[uuid.UUID], int]:
-        """Delete members under the universe's lock; events only for the rows actually deleted. Returns the deleted
-        ids and the member count after."""
-        _, last, count = await repo.membership_state(self.session, universe.id)
-        removed = await repo.remove_members(self.session, universe.id, asset_ids)
+    def _remove(self, session: Session, universe: Universe, asset_ids: list[uuid.UUID]) -> tuple[set[uuid.UUID], int]:
+        """Delete members inside a write unit; events only for the rows actually deleted. Returns the deleted ids
+        and the member count after."""
+        _, last, count = repo.membership_state(session, universe.id)
+        removed = repo.remove_members(session, universe.id, asset_ids)
         if removed:
             now = _event_time(last)
-            await repo.record_events(
-                self.session,
+            repo.record_events(
+                session,
                 universe_id=universe.id,
                 owner_id=self.caller.owner_id,
                 asset_ids=removed,
@@ -536,21 +569,27 @@ class UniverseService:
         return set(removed), count - len(removed)
 
     async def remove_assets(self, universe_id: str, symbols: Sequence[str]) -> tuple[UniverseSummary, MembershipReport]:
-        universe = await self._lock(universe_id)  # nothing slow comes before the removal: lock at once
+        uid = parse_universe_id(universe_id)
         self._check_size(symbols)
         if not symbols:
             raise InvalidArgument("symbols is empty.", hint='Pass the tickers to remove, e.g. ["AAPL"].')
-        normalised = normalise_symbols(symbols)
-        members = await repo.members_by_symbol(self.session, universe.id, normalised)
-        removed, count = await self._remove(universe, [members[s] for s in normalised if s in members])
+        # Nothing slow comes before the removal: the whole of it is one write unit.
+        universe, report = await run_write(self.session, self._remove_unit, uid, normalise_symbols(symbols))
+        return _summary(universe, report.asset_count), report
+
+    def _remove_unit(
+        self, session: Session, universe_id: uuid.UUID, symbols: list[str]
+    ) -> tuple[Universe, MembershipReport]:
+        universe = self._locked(session, universe_id)
+        members = repo.members_by_symbol(session, universe.id, symbols)
+        removed, count = self._remove(session, universe, [members[s] for s in symbols if s in members])
         results = [
-            SymbolOutcome(symbol=s, outcome="removed" if members.get(s) in removed else "not_present")
-            for s in normalised
+            SymbolOutcome(symbol=s, outcome="removed" if members.get(s) in removed else "not_present") for s in symbols
         ]
         if removed:
             universe.updated_at = utcnow()
-            await self.session.flush()
-        return _summary(universe, count), MembershipReport.build(results, count)
+            session.flush()
+        return universe, MembershipReport.build(results, count)
 
     # --- history --------------------------------------------------------------------------------------------------
     async def turnover(

@@ -6,19 +6,33 @@ SQLite (the embedded default) runs in WAL mode with foreign keys on; PostgreSQL 
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, event
+from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 
-__all__ = ["Base", "UTCDateTime", "begin_write", "make_engine", "make_sessionmaker", "unit_of_work", "utcnow"]
+__all__ = [
+    "Base",
+    "UTCDateTime",
+    "begin_write",
+    "make_engine",
+    "make_sessionmaker",
+    "run_write",
+    "unit_of_work",
+    "utcnow",
+]
+
+T = TypeVar("T")
 
 # Explicit constraint names, so migrations can name what they drop on both SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -81,8 +95,12 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # A pool as wide as the load: with the default 5 + 10 connections, 32 clients queued for a connection
         # (readers behind writers waiting for the single writer) and reads took 0.5 s (bench scenario 5). A
         # connection is a file handle and a thread, opened on demand.
+        if parsed.drivername == "sqlite+aiosqlite":
+            from storage import sqlite_driver  # registers the dialect
+
+            parsed = parsed.set(drivername=f"sqlite+{sqlite_driver.DRIVER}")
         engine = create_async_engine(
-            url, echo=echo, connect_args={"timeout": 30}, pool_size=16, max_overflow=48, pool_timeout=60
+            parsed, echo=echo, connect_args={"timeout": 30}, pool_size=16, max_overflow=48, pool_timeout=60
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -119,12 +137,82 @@ async def unit_of_work(
 # --- one writer at a time on SQLite ------------------------------------------------------------------------------
 # SQLite lets one transaction write at a time. Left to itself, a waiting writer polls (the busy handler sleeps
 # 1, 2, 5, ... 100 ms between tries), so under many writers some wait far longer than others and the tail latency
-# explodes (bench scenario 5: p99 1.6 s). begin_write queues this process's writers on a FIFO lock instead, then
-# opens the transaction with BEGIN IMMEDIATE, which takes the database's write lock at once (waiting, with
-# busy_timeout, only for other processes). Everything read after it is current until the commit: read-then-write
-# sequences (the next position, "is it a member?") cannot interleave with another writer.
+# explodes (bench scenario 5: p99 1.6 s). This process's writers queue instead, in one of two ways:
+#
+# * run_write (membership changes, the hot path): the unit runs as one plain function on the store's writer
+#   thread, over a synchronous connection to the same file. The thread's queue is the FIFO; units follow each other
+#   without a turn of the event loop in between, and one holds SQLite's lock for the time SQLite takes (about a
+#   millisecond), not for the 3-4 event-loop hops per statement that aiosqlite costs under load (a nine-statement
+#   add held it ~90 ms, so writes ran at ~11/s; docs/BENCHMARKS.md, scenario 5).
+# * begin_write (everything else that writes, rarely): the session takes a FIFO asyncio lock, parks the writer
+#   thread (a unit in its queue that waits until the session's transaction ends), then opens its transaction with
+#   BEGIN IMMEDIATE on its own connection.
+#
+# Either way BEGIN IMMEDIATE takes the database's write lock at once (waiting, with busy_timeout, only for other
+# processes), so what a writer reads is current until it commits: read-then-write sequences (the next position,
+# "is it a member?") cannot interleave with another writer.
 _writer_locks: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
 _WRITER = "storage.db.writer"
+
+
+class _SQLiteWriter:
+    """One thread and one connection that run write units against one SQLite file, one at a time."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0)
+        event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+
+    def run(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        with self.sessions() as session:
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                result = fn(session, *args)
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            return result
+
+    def park(self) -> tuple[Future[None], threading.Event]:
+        """Hold the thread: (a future done once it is held, the event that lets it go)."""
+        held: Future[None] = Future()
+        release = threading.Event()
+
+        def wait() -> None:
+            held.set_result(None)
+            release.wait()
+
+        self.thread.submit(wait)
+        return held, release
+
+    def close(self) -> None:
+        self.thread.shutdown(wait=False, cancel_futures=True)
+        self.engine.dispose()
+
+
+_writers: weakref.WeakKeyDictionary[Engine, _SQLiteWriter | None] = weakref.WeakKeyDictionary()
+
+
+def _writer_for(engine: Engine, *, create: bool = True) -> _SQLiteWriter | None:
+    """The engine's writer (made on first use), or None where a second connection would not see the same database
+    (in memory)."""
+    if engine in _writers or not create:
+        return _writers.get(engine)
+    database = engine.url.database or ""
+    writer = None
+    if database and database != ":memory:" and "mode=memory" not in str(engine.url):
+        writer = _SQLiteWriter(engine.url.set(drivername="sqlite+pysqlite").render_as_string(hide_password=False))
+        event.listen(engine, "engine_disposed", lambda _conn: _close_writer(engine))
+    _writers[engine] = writer
+    return writer
+
+
+def _close_writer(engine: Engine) -> None:
+    writer = _writers.pop(engine, None)
+    if writer is not None:
+        writer.close()
 
 
 def _writer_lock(engine: Engine) -> asyncio.Lock:
@@ -153,13 +241,23 @@ async def begin_write(session: AsyncSession) -> None:
     await lock.acquire()
     session.info[_WRITER] = lock
     try:
+        writer = _writer_for(bind, create=False)
+        if writer is not None:
+            held, session.info[_PARKED] = writer.park()
+            await asyncio.wrap_future(held)
         await connection.exec_driver_sql("BEGIN IMMEDIATE")
     except BaseException:
         _release(session.sync_session)
         raise
 
 
+_PARKED = "storage.db.parked"
+
+
 def _release(sync_session: Session) -> None:
+    parked = sync_session.info.pop(_PARKED, None)
+    if parked is not None:
+        parked.set()
     lock = sync_session.info.pop(_WRITER, None)
     if isinstance(lock, asyncio.Lock) and lock.locked():
         lock.release()
@@ -168,3 +266,33 @@ def _release(sync_session: Session) -> None:
 def _release_writer(sync_session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # the outermost transaction ended (commit, rollback or close); not a savepoint
         _release(sync_session)
+
+
+async def _holds_write_lock(session: AsyncSession) -> bool:
+    """Whether the session's own transaction is the writer already, or has written (and so holds SQLite's lock)."""
+    if session.info.get(_WRITER):
+        return True
+    if not session.in_transaction():
+        return False
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return bool(raw.driver_connection.in_transaction)
+
+
+async def run_write(session: AsyncSession, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(sync_session, *args)`` as one write that no other writer interleaves with; returns its result.
+
+    SQLite: on the store's writer thread, in a transaction of its own that commits before this returns (unless the
+    session's own transaction has written already: then ``fn`` runs inside it, as below). ``fn`` must not use
+    ``session`` or anything async; the objects it returns are detached. A caller cancelled while its unit waits in
+    the queue withdraws it; once running, the unit commits or rolls back on its own. Elsewhere: inside the session's
+    transaction (``AsyncSession.run_sync``), where ``fn`` locks the rows it changes (SELECT ... FOR UPDATE).
+    """
+    bind = session.get_bind()
+    sqlite = bind.dialect.name == "sqlite"
+    writer = _writer_for(bind) if sqlite else None
+    if writer is None or await _holds_write_lock(session):
+        if sqlite:
+            await begin_write(session)
+        return await session.run_sync(fn, *args)
+    return await asyncio.wrap_future(writer.thread.submit(writer.run, fn, args))

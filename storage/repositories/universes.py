@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Select, and_, delete, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from storage.db import begin_write
 from storage.models import Asset, Universe, UniverseAsset, UniverseAssetEvent
@@ -24,6 +25,7 @@ __all__ = [
     "list_universes",
     "lock_universe",
     "lock_writes",
+    "locked_universe",
     "member_asset_ids",
     "member_symbols",
     "members_by_symbol",
@@ -40,20 +42,149 @@ async def get_universe(session: AsyncSession, owner_id: uuid.UUID, universe_id: 
     return await session.scalar(select(Universe).where(Universe.id == universe_id, Universe.owner_id == owner_id))
 
 
+def _locking(owner_id: uuid.UUID, universe_id: uuid.UUID) -> Select:
+    return (
+        select(Universe)
+        .where(Universe.id == universe_id, Universe.owner_id == owner_id)
+        .with_for_update()  # rendered only where rows can be locked (not on SQLite, which has one writer)
+        .execution_options(populate_existing=True)
+    )
+
+
 async def lock_universe(session: AsyncSession, owner_id: uuid.UUID, universe_id: uuid.UUID) -> Universe | None:
     """The universe, re-read and locked until the transaction ends, or None when it is gone (or not the owner's).
 
-    Every change to a universe's membership or name takes this first, so changes to one universe are serialised:
-    on PostgreSQL by the row lock (SELECT ... FOR UPDATE; a concurrent delete either waits for us or makes this
-    return None), on SQLite by taking the store's write lock (begin_write). Whatever the transaction reads after it
-    is current until it commits.
+    Every change to a universe's membership or name takes this first (or runs as a storage.db.run_write unit that
+    takes locked_universe), so changes to one universe are serialised: on PostgreSQL by the row lock (SELECT ...
+    FOR UPDATE; a concurrent delete either waits for us or makes this return None), on SQLite by taking the store's
+    write lock (begin_write). Whatever the transaction reads after it is current until it commits.
     """
     await begin_write(session)
-    return await session.scalar(
-        select(Universe)
-        .where(Universe.id == universe_id, Universe.owner_id == owner_id)
-        .with_for_update()  # rendered only where rows can be locked (not on SQLite, which has begin_write)
-        .execution_options(populate_existing=True)
+    return await session.scalar(_locking(owner_id, universe_id))
+
+
+# --- inside a write unit (storage.db.run_write): plain functions over a synchronous session ------------------------
+# The membership writes run as one function on SQLite's writer thread (or inside the caller's transaction on
+# PostgreSQL), so the statements below are synchronous: each is a call into SQLite, not a hop through the event loop.
+
+
+def locked_universe(session: Session, owner_id: uuid.UUID, universe_id: uuid.UUID) -> Universe | None:
+    """lock_universe inside a write unit: the write lock is already held on SQLite; FOR UPDATE on PostgreSQL."""
+    return session.scalar(_locking(owner_id, universe_id))
+
+
+def member_asset_ids(session: Session, universe_id: uuid.UUID, asset_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    ids = list(asset_ids)
+    if not ids:
+        return set()
+    rows = session.scalars(
+        select(UniverseAsset.asset_id).where(UniverseAsset.universe_id == universe_id, UniverseAsset.asset_id.in_(ids))
+    )
+    return set(rows)
+
+
+def members_by_symbol(session: Session, universe_id: uuid.UUID, symbols: Sequence[str]) -> dict[str, uuid.UUID]:
+    """Members whose current ticker is one of ``symbols``: symbol -> asset id."""
+    if not symbols:
+        return {}
+    rows = session.execute(
+        select(Asset.symbol, Asset.id)
+        .join(UniverseAsset, UniverseAsset.asset_id == Asset.id)
+        .where(UniverseAsset.universe_id == universe_id, Asset.symbol.in_(list(symbols)))
+    )
+    return {symbol: asset_id for symbol, asset_id in rows.all()}
+
+
+def member_symbols(session: Session, universe_id: uuid.UUID) -> list[tuple[str, uuid.UUID]]:
+    """Every member's (current ticker, asset id), in position order."""
+    rows = session.execute(
+        select(Asset.symbol, Asset.id)
+        .join(UniverseAsset, UniverseAsset.asset_id == Asset.id)
+        .where(UniverseAsset.universe_id == universe_id)
+        .order_by(UniverseAsset.position)
+    )
+    return [(symbol, asset_id) for symbol, asset_id in rows.all()]
+
+
+def membership_state(session: Session, universe_id: uuid.UUID) -> tuple[int, datetime | None, int]:
+    """(next free position, when the latest membership event took effect, member count) in one statement: what
+    an add needs under the universe's lock, in one round trip (on PostgreSQL) instead of three."""
+    top = select(func.max(UniverseAsset.position)).where(UniverseAsset.universe_id == universe_id).scalar_subquery()
+    last = (
+        select(func.max(UniverseAssetEvent.effective_at))
+        .where(UniverseAssetEvent.universe_id == universe_id)
+        .scalar_subquery()
+    )
+    count = select(func.count()).where(UniverseAsset.universe_id == universe_id).scalar_subquery()
+    row = session.execute(select(top, last, count)).one()
+    return (0 if row[0] is None else int(row[0]) + 1), row[1], int(row[2] or 0)
+
+
+def add_members(
+    session: Session,
+    *,
+    universe_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    asset_ids: Sequence[uuid.UUID],
+    first_position: int,
+    at: datetime,
+) -> None:
+    if not asset_ids:
+        return
+    # Core executemany: the ORM unit of work costs ~100 ms per 1,000 members and nothing here needs the objects.
+    session.execute(
+        UniverseAsset.__table__.insert(),
+        [
+            {
+                "universe_id": universe_id,
+                "owner_id": owner_id,
+                "asset_id": a,
+                "position": first_position + i,
+                "added_at": at,
+            }
+            for i, a in enumerate(asset_ids)
+        ],
+    )
+
+
+def remove_members(session: Session, universe_id: uuid.UUID, asset_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """Delete these members; returns the ids of the rows actually deleted (the only ones that get an event)."""
+    if not asset_ids:
+        return []
+    result = session.execute(
+        delete(UniverseAsset)
+        .where(UniverseAsset.universe_id == universe_id, UniverseAsset.asset_id.in_(asset_ids))
+        .returning(UniverseAsset.asset_id)
+    )
+    return list(result.scalars())
+
+
+def record_events(
+    session: Session,
+    *,
+    universe_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    asset_ids: Sequence[uuid.UUID],
+    action: str,
+    at: datetime,
+    reason: str | None = None,
+) -> None:
+    if not asset_ids:
+        return
+    session.execute(
+        UniverseAssetEvent.__table__.insert(),
+        [
+            {
+                "universe_id": universe_id,
+                "owner_id": owner_id,
+                "asset_id": a,
+                "action": action,
+                "effective_at": at,
+                "recorded_at": at,
+                "reason": reason,
+            }
+            for a in asset_ids
+        ],
     )
 
 
@@ -178,127 +309,6 @@ async def list_members_as_of(
         .order_by(latest.c.effective_at, Asset.symbol)
     )
     return [(a, at) for a, at in (await session.execute(stmt)).all()]
-
-
-async def member_asset_ids(
-    session: AsyncSession, universe_id: uuid.UUID, asset_ids: Iterable[uuid.UUID]
-) -> set[uuid.UUID]:
-    ids = list(asset_ids)
-    if not ids:
-        return set()
-    rows = await session.scalars(
-        select(UniverseAsset.asset_id).where(UniverseAsset.universe_id == universe_id, UniverseAsset.asset_id.in_(ids))
-    )
-    return set(rows)
-
-
-async def members_by_symbol(
-    session: AsyncSession, universe_id: uuid.UUID, symbols: Sequence[str]
-) -> dict[str, uuid.UUID]:
-    """Members whose current ticker is one of ``symbols``: symbol -> asset id."""
-    if not symbols:
-        return {}
-    rows = await session.execute(
-        select(Asset.symbol, Asset.id)
-        .join(UniverseAsset, UniverseAsset.asset_id == Asset.id)
-        .where(UniverseAsset.universe_id == universe_id, Asset.symbol.in_(list(symbols)))
-    )
-    return {symbol: asset_id for symbol, asset_id in rows.all()}
-
-
-async def member_symbols(session: AsyncSession, universe_id: uuid.UUID) -> list[tuple[str, uuid.UUID]]:
-    """Every member's (current ticker, asset id), in position order."""
-    rows = await session.execute(
-        select(Asset.symbol, Asset.id)
-        .join(UniverseAsset, UniverseAsset.asset_id == Asset.id)
-        .where(UniverseAsset.universe_id == universe_id)
-        .order_by(UniverseAsset.position)
-    )
-    return [(symbol, asset_id) for symbol, asset_id in rows.all()]
-
-
-async def membership_state(session: AsyncSession, universe_id: uuid.UUID) -> tuple[int, datetime | None, int]:
-    """(next free position, when the latest membership event took effect, member count) in one statement: what
-    an add needs under the universe's lock, in one round trip instead of three."""
-    top = select(func.max(UniverseAsset.position)).where(UniverseAsset.universe_id == universe_id).scalar_subquery()
-    last = (
-        select(func.max(UniverseAssetEvent.effective_at))
-        .where(UniverseAssetEvent.universe_id == universe_id)
-        .scalar_subquery()
-    )
-    count = select(func.count()).where(UniverseAsset.universe_id == universe_id).scalar_subquery()
-    row = (await session.execute(select(top, last, count))).one()
-    return (0 if row[0] is None else int(row[0]) + 1), row[1], int(row[2] or 0)
-
-
-async def add_members(
-    session: AsyncSession,
-    *,
-    universe_id: uuid.UUID,
-    owner_id: uuid.UUID,
-    asset_ids: Sequence[uuid.UUID],
-    first_position: int,
-    at: datetime,
-) -> None:
-    if not asset_ids:
-        return
-    # Core executemany: the ORM unit of work costs ~100 ms per 1,000 members and nothing here needs the objects.
-    await session.execute(
-        UniverseAsset.__table__.insert(),
-        [
-            {
-                "universe_id": universe_id,
-                "owner_id": owner_id,
-                "asset_id": a,
-                "position": first_position + i,
-                "added_at": at,
-            }
-            for i, a in enumerate(asset_ids)
-        ],
-    )
-
-
-async def remove_members(
-    session: AsyncSession, universe_id: uuid.UUID, asset_ids: Sequence[uuid.UUID]
-) -> list[uuid.UUID]:
-    """Delete these members; returns the ids of the rows actually deleted (the only ones that get an event)."""
-    if not asset_ids:
-        return []
-    result = await session.execute(
-        delete(UniverseAsset)
-        .where(UniverseAsset.universe_id == universe_id, UniverseAsset.asset_id.in_(asset_ids))
-        .returning(UniverseAsset.asset_id)
-    )
-    return list(result.scalars())
-
-
-async def record_events(
-    session: AsyncSession,
-    *,
-    universe_id: uuid.UUID,
-    owner_id: uuid.UUID,
-    asset_ids: Sequence[uuid.UUID],
-    action: str,
-    at: datetime,
-    reason: str | None = None,
-) -> None:
-    if not asset_ids:
-        return
-    await session.execute(
-        UniverseAssetEvent.__table__.insert(),
-        [
-            {
-                "universe_id": universe_id,
-                "owner_id": owner_id,
-                "asset_id": a,
-                "action": action,
-                "effective_at": at,
-                "recorded_at": at,
-                "reason": reason,
-            }
-            for a in asset_ids
-        ],
-    )
 
 
 async def turnover_counts(
