@@ -31,7 +31,7 @@ install-dev: $(DEV_STAMP)
 serve: $(RUNTIME_STAMP)
 	$(BIN)/universe-mcp serve
 
-# PYTHONDONTWRITEBYTECODE (set on some machines, this project's CI among them) would make every server and worker
+# PYTHONDONTWRITEBYTECODE (set on some machines, this project's development machine among them) would make every server and worker
 # process the tests start (servers, workers, CLI runs) compile its ~600 modules again: 3.9 s of CPU to import the
 # server instead of 1.7 s (measured on this project's 2-core machine). The
 # bytecode goes to __pycache__ directories in the checkout and the virtual environment, which git ignores.
