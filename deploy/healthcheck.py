@@ -19,7 +19,10 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 TIMEOUT_S = 3.0
 WILDCARDS = {"0.0.0.0", "::", ""}
@@ -56,8 +59,8 @@ def _option(args: list[str], name: str) -> str | None:
     return None
 
 
-def _settings() -> Any:
-    from server.settings import Settings
+def _settings() -> Settings:
+    from core.settings import Settings
 
     return Settings()
 
@@ -78,7 +81,7 @@ def check_serve(args: list[str]) -> tuple[bool, str]:
         return False, f"{url}: {getattr(exc, 'reason', exc)}"
 
 
-def _redis(settings: Any) -> Any:
+def _redis(settings: Settings) -> Any:
     import redis
 
     if settings.redis_url is None:

@@ -29,12 +29,12 @@ from mcp.types import (
 )
 from pydantic import ValidationError
 
+from core.settings import Settings
 from providers.base import MarketDataProvider
 from server import dashboard, errors, output_schemas
 from server.auth import auth_settings, build_verifier
 from server.context import admit, resolve_caller
 from server.lifespan import AppState, open_app_state
-from server.settings import Settings
 from server.version import __version__
 from services import telemetry
 from services.errors import InvalidArgument, NotFound, UniverseMCPError

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from core.settings import Settings
 from server.preflight import EXIT_STORE_UNAVAILABLE, StoreUnavailable, check_listings_snapshot, check_store
-from server.settings import Settings
 
 __all__ = ["main"]
 

@@ -21,7 +21,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from server.settings import Settings
+from core.settings import Settings
 from services.csv_io import format_csv
 from services.errors import InvalidArgument, NotFound, UniverseMCPError
 from tools.dashboard import VIEW_URI

@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from core.settings import Settings
 from providers.base import MarketDataProvider
 from providers.catalog import CatalogProvider
-from server.settings import Settings
 from server.wiring import build_cache_for, build_providers, build_validation, quotas_from
 from services.assets import seed_catalog
 from services.pagination import install_key

@@ -18,11 +18,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.settings import Settings
 from server.app import UniverseMCPServer
 from server.connections import guarded_protocol
 from server.edge import HostOriginGuard, host_rules, is_wildcard_bind
 from server.guard import inspect_message, rejection
-from server.settings import Settings
 
 __all__ = ["MessageGuard", "http_app", "is_loopback", "run_http", "run_stdio"]
 

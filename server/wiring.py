@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from core.settings import Settings
 from providers.base import MarketDataProvider
 from providers.catalog import CatalogProvider
 from providers.guard import CircuitBreaker, GuardedProvider, RateLimit
-from server.settings import Settings
 from services.quotas import Quotas
 from services.security_master.store import StoreMaster
 from services.validation import ValidationConfig, ValidationService

@@ -22,6 +22,8 @@ from pydantic import BaseModel, Field, PrivateAttr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.settings import Settings
+
 __all__ = [
     "OwnJob",
     "ProviderHealth",
@@ -127,7 +129,7 @@ async def store_health(engine: AsyncEngine, timeout_s: float = 3.0) -> StoreHeal
     return StoreHealth(ok=True, backend=engine.dialect.name, latency_ms=latency_ms)
 
 
-def provider_health(providers: Sequence[Any], settings: Any) -> list[ProviderHealth]:
+def provider_health(providers: Sequence[Any], settings: Settings) -> list[ProviderHealth]:
     """Each provider in the validation chain, plus configured-away ones (so "why is Alpha Vantage not used" shows)."""
     out: list[ProviderHealth] = []
     for provider in providers:
@@ -169,7 +171,7 @@ async def service_health(
     cache_health: Callable[[], Awaitable[dict[str, Any]]],
     jobs_health: Callable[[], Awaitable[dict[str, Any]]] | None,
     providers: Sequence[Any],
-    settings: Any,
+    settings: Settings,
 ) -> ServiceHealth:
     store = await store_health(engine)
     cache = await cache_health()

@@ -16,6 +16,7 @@ import anyio
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
+from core.settings import Settings
 from server.context import Deps
 from services.csv_io import EXPORT_COLUMNS, ParsedFile, csv_line, csv_row, parse_symbol_file
 from services.errors import InvalidArgument, LimitExceeded
@@ -155,7 +156,7 @@ def _rank(row: ImportRow) -> int:
     return 3 if row.validation_status != "valid" else 4
 
 
-def _check_target(settings: Any, csv_text: str, universe_id: str | None, name: str | None) -> None:
+def _check_target(settings: Settings, csv_text: str, universe_id: str | None, name: str | None) -> None:
     size = len(csv_text.encode("utf-8", errors="replace"))
     if size > settings.csv_max_bytes:
         raise LimitExceeded(

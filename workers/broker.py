@@ -28,6 +28,8 @@ from dramatiq.middleware import (
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
+from core.settings import Settings
+
 __all__ = ["QUEUES", "broker_redis_client", "build_broker", "middleware_for"]
 
 # "validation": batches of user jobs. "background": the periodic refresh and cleanup, so they never hold up a user.
@@ -60,7 +62,7 @@ def _time_limit(embedded: bool) -> TimeLimit:
         return _embedded_time_limit
 
 
-def middleware_for(settings: Any, *, embedded: bool, extra: list[Middleware] = ()) -> list[Middleware]:  # type: ignore[assignment]
+def middleware_for(settings: Settings, *, embedded: bool, extra: list[Middleware] = ()) -> list[Middleware]:  # type: ignore[assignment]
     """The middleware stack, in order. ``before_*`` hooks run top to bottom, ``after_*`` hooks bottom to top."""
     stack: list[Middleware] = [
         AgeLimit(),  # drops messages past a max_age option; we set none, but a per-message one is honoured
@@ -97,7 +99,7 @@ def broker_redis_client(url: str) -> redis.Redis:
     )
 
 
-def build_broker(settings: Any, *, embedded: bool | None = None, extra: list[Middleware] = ()) -> Broker:  # type: ignore[assignment]
+def build_broker(settings: Settings, *, embedded: bool | None = None, extra: list[Middleware] = ()) -> Broker:  # type: ignore[assignment]
     """A RedisBroker (distributed) or a StubBroker (embedded, with ``process_boot`` emitted so time limits work)."""
     url = settings.redis_url.get_secret_value() if settings.redis_url else None
     embedded = url is None if embedded is None else embedded

@@ -8,6 +8,8 @@ import os
 import sys
 from typing import Any
 
+from core.settings import Settings
+
 __all__ = ["add_worker_commands", "dramatiq_arguments"]
 
 
@@ -17,7 +19,7 @@ def _settings() -> Any:
     return load(argparse.Namespace())
 
 
-def dramatiq_arguments(settings: Any, args: argparse.Namespace) -> list[str]:
+def dramatiq_arguments(settings: Settings, args: argparse.Namespace) -> list[str]:
     """The dramatiq CLI's arguments for these settings and flags."""
     argv = ["workers.entry:setup"]
     processes = args.processes or settings.worker_processes
@@ -63,7 +65,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return int(dramatiq.cli.main(parsed) or 0)
 
 
-def prometheus_environment(settings: Any) -> str:
+def prometheus_environment(settings: Settings) -> str:
     """Environment for dramatiq's Prometheus middleware, set before any worker process imports prometheus-client.
 
     Multiprocess mode (a fresh directory per run, so a restarted worker does not add its predecessor's counts):

@@ -15,6 +15,8 @@ import dramatiq
 from dramatiq.asyncio import EventLoopThread
 from dramatiq.middleware import Middleware
 
+from core.settings import Settings
+
 __all__ = ["WorkerEnv", "setup"]
 
 logger = logging.getLogger(__name__)
@@ -24,7 +26,7 @@ class WorkerEnv(Middleware):
     """The worker process's event loop (a daemon thread, started at worker boot) and its JobEnv, built there on
     first use and closed at shutdown, before the loop stops."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._env: Any = None
         self._lock: asyncio.Lock | None = None
@@ -94,7 +96,6 @@ class WorkerEnv(Middleware):
 
 def setup() -> None:
     """Called by the dramatiq CLI in each worker process."""
-    from server.settings import Settings
     from workers.actors import declare_actors
     from workers.broker import broker_redis_client, build_broker
     from workers.heartbeat import WorkerHeartbeat

@@ -25,6 +25,7 @@ from dramatiq.asyncio import EventLoopThread
 from dramatiq.common import dq_name
 from redis.exceptions import RedisError
 
+from core.settings import Settings
 from storage.db import make_engine, make_sessionmaker, utcnow
 from storage.repositories import jobs as job_repo
 from workers import batches
@@ -79,7 +80,7 @@ class LoopBridge(EventLoopThread):
 
 
 class JobRuntime:
-    def __init__(self, settings: Any, *, embedded: bool, env: JobEnv, tg: anyio.abc.TaskGroup) -> None:
+    def __init__(self, settings: Settings, *, embedded: bool, env: JobEnv, tg: anyio.abc.TaskGroup) -> None:
         self.settings = settings
         self.embedded = embedded
         self.env = env

@@ -17,6 +17,8 @@ from typing import Any
 
 import redis
 
+from core.settings import Settings
+
 __all__ = ["PeriodicLock", "build_scheduler", "run_scheduler"]
 
 logger = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ class PeriodicLock:
         return bool(self.client.set(key, self.owner, nx=True, px=max(1, int(interval_s * 2000))))
 
 
-def build_scheduler(settings: Any, *, blocking: bool = True) -> tuple[Any, dict[str, Any]]:
+def build_scheduler(settings: Settings, *, blocking: bool = True) -> tuple[Any, dict[str, Any]]:
     """The APScheduler with one interval job per periodic task, and the ticks (callables) it runs."""
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -99,7 +101,7 @@ def _now() -> Any:
     return datetime.now(UTC)
 
 
-def run_scheduler(settings: Any, *, once: bool = False) -> int:
+def run_scheduler(settings: Settings, *, once: bool = False) -> int:
     scheduler, ticks = build_scheduler(settings)
     if once:
         for tick in ticks.values():

@@ -15,10 +15,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
+from core.settings import Settings
 from providers.base import AssetProfile, ProviderUnavailable, Verdict
 from providers.fake import FakeProvider
 from server.lifespan import AppState, open_app_state
-from server.settings import Settings
 from services.validation import PROFILE_FIELDS, ValidationConfig, ValidationService
 from storage.cache import MemoryCache
 from storage.db import utcnow

@@ -10,11 +10,11 @@ import pytest
 from mcp import Client
 from sqlalchemy import select
 
+from core.settings import Settings
 from providers.catalog import CatalogProvider
 from providers.fake import FakeProvider
 from server.app import build_server
 from server.lifespan import open_app_state
-from server.settings import Settings
 from storage.models import Asset
 from tests.conftest import Call
 
