@@ -53,9 +53,11 @@ bench: $(DEV_STAMP)
 mutate: $(DEV_STAMP)
 	$(BIN)/python scripts/mutate.py $(if $(MODULES),--module $(MODULES)) $(MUTATE_ARGS)
 
+# lint-imports: the layering contracts of pyproject.toml ([tool.importlinter]; docs/ARCHITECTURE.md, "Layers").
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 
 # mcp.json with the absolute path of this checkout's server, for clients that start servers elsewhere than in the
 # repository (Claude Desktop: README, "Connect a client").

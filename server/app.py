@@ -30,17 +30,18 @@ from mcp.types import (
 from pydantic import ValidationError
 
 from core.settings import Settings
+from core.wiring import AppState
 from providers.base import MarketDataProvider
 from server import dashboard, errors, output_schemas
 from server.auth import auth_settings, build_verifier
-from server.context import admit, resolve_caller
-from server.lifespan import AppState, open_app_state
+from server.lifespan import open_app_state
 from server.version import __version__
 from services import telemetry
 from services.errors import InvalidArgument, NotFound, UniverseMCPError
 from services.universes import UniverseService
 from storage.repositories import universes as universe_repo
 from tools import ALL_TOOLSETS
+from tools._deps import admit, resolve_caller
 from tools._reports import register_report_resource
 from tools._toolset import ToolSpec
 from tools.jobs import register_job_resources
@@ -370,7 +371,7 @@ def build_server(settings: Settings, *, providers: Sequence[MarketDataProvider] 
         register_report_resource(server)  # reports://{report_id}: bulk outcomes in full (tools/_reports.py)
     if "jobs" in settings.toolsets:
         register_job_resources(server)  # jobs://{job_id} (tools/jobs.py)
-    dashboard.register(server, settings)  # CSV resource, the page at /, View binding checks
+    dashboard.register(server, server.specs, settings)  # CSV resource, the page at /, View binding checks
     _register_completions(server)
     return server
 

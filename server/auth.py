@@ -25,7 +25,7 @@ from services.tokens import touch_token, verify_token
 from storage.repositories.users import get_or_create_user
 
 if TYPE_CHECKING:
-    from server.lifespan import AppState
+    from core.wiring import AppState
 
 __all__ = ["JwtVerifier", "StoreTokenVerifier", "auth_settings", "build_verifier", "subject_user_name"]
 

@@ -13,6 +13,7 @@ unfinished jobs (``tenant_view``).
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from typing import Any, Literal
@@ -231,6 +232,23 @@ async def service_health(
     )
     report._tenant_problems = tenant_problems
     return report
+
+
+async def own_unfinished_jobs(session: Any, owner_id: uuid.UUID, *, limit: int) -> list[OwnJob]:
+    """The owner's queued and running jobs, newest first, at most ``limit`` (storage/repositories/health.py)."""
+    from storage.repositories.health import owner_unfinished_jobs
+
+    return [
+        OwnJob(
+            job_id=str(j.id),
+            status=j.status,  # type: ignore[arg-type]
+            universe_id=str(j.universe_id) if j.universe_id else None,
+            total=j.total,
+            processed=j.processed,
+            created_at=j.created_at,
+        )
+        for j in await owner_unfinished_jobs(session, owner_id, limit=limit)
+    ]
 
 
 async def listings_health(session: Any) -> ListingsHealth:

@@ -17,13 +17,13 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from core.settings import Settings
-from server.context import Deps
 from services.csv_io import EXPORT_COLUMNS, ParsedFile, csv_line, csv_row, parse_symbol_file
 from services.errors import InvalidArgument, LimitExceeded
 from services.pagination import decode_cursor, encode_cursor, invalid_cursor
 from services.schemas import MembershipReport, UniverseSummary, ValidationStatus
 from services.symbols import normalise_symbols
 from services.universes import UniverseService
+from tools._deps import Deps
 from tools._reports import keep_report
 from tools._results import Envelope, NextAction, attention_first, ok
 from tools._toolset import READ, WRITE, Toolset, ToolSpec

@@ -8,15 +8,9 @@ import os
 import sys
 from typing import Any
 
-from core.settings import Settings
+from core.settings import Settings, load_settings
 
 __all__ = ["add_worker_commands", "dramatiq_arguments"]
-
-
-def _settings() -> Any:
-    from server.cli import _settings as load
-
-    return load(argparse.Namespace())
 
 
 def dramatiq_arguments(settings: Settings, args: argparse.Namespace) -> list[str]:
@@ -35,7 +29,7 @@ def dramatiq_arguments(settings: Settings, args: argparse.Namespace) -> list[str
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = load_settings()
     if settings.redis_url is None:
         print(
             "universe-mcp worker: set UNIVERSE_MCP_REDIS_URL; without Redis (embedded mode) `universe-mcp serve` "
@@ -87,7 +81,7 @@ def prometheus_environment(settings: Settings) -> str:
 def cmd_scheduler(args: argparse.Namespace) -> int:
     from workers.scheduler import run_scheduler
 
-    settings = _settings()
+    settings = load_settings()
     if settings.redis_url is None:
         print(
             "universe-mcp scheduler: set UNIVERSE_MCP_REDIS_URL; in embedded mode the server schedules itself",

@@ -56,7 +56,7 @@ class WorkerEnv(Middleware):
         return self._env
 
     async def _build(self) -> Any:
-        from server.wiring import build_cache_for, build_providers, build_validation
+        from core.wiring import build_cache_for, build_providers, build_validation
         from storage.db import make_engine, make_sessionmaker
         from workers.batches import JobConfig, JobEnv
         from workers.live import RedisLiveCounters, async_redis_client

@@ -26,6 +26,7 @@ from dramatiq.common import dq_name
 from redis.exceptions import RedisError
 
 from core.settings import Settings
+from core.wiring import AppState
 from storage.db import make_engine, make_sessionmaker, utcnow
 from storage.repositories import jobs as job_repo
 from workers import batches
@@ -364,8 +365,8 @@ class JobRuntime:
 
 
 @asynccontextmanager
-async def open_job_runtime(state: Any) -> AsyncIterator[JobRuntime]:
-    """The runtime for an AppState (server/lifespan.py); closed with it."""
+async def open_job_runtime(state: AppState) -> AsyncIterator[JobRuntime]:
+    """The runtime for an AppState (core/wiring.py, opened by server/lifespan.py); closed with it."""
     settings = state.settings
     embedded = settings.redis_url is None
     sessions, admin_engine = state.sessions, None

@@ -16,9 +16,10 @@ import pytest
 from sqlalchemy import update
 
 from core.settings import Settings
+from core.wiring import AppState
 from providers.base import AssetProfile, ProviderUnavailable, Verdict
 from providers.fake import FakeProvider
-from server.lifespan import AppState, open_app_state
+from server.lifespan import open_app_state
 from services.validation import PROFILE_FIELDS, ValidationConfig, ValidationService
 from storage.cache import MemoryCache
 from storage.db import utcnow
