@@ -82,13 +82,11 @@ def check_serve(args: list[str]) -> tuple[bool, str]:
 
 
 def _redis(settings: Settings) -> Any:
-    import redis
+    from core.redis import redis_client
 
     if settings.redis_url is None:
         raise SystemExit("unhealthy: UNIVERSE_MCP_REDIS_URL is not set")
-    return redis.Redis.from_url(
-        settings.redis_url.get_secret_value(), socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
-    )
+    return redis_client(settings, "probe")
 
 
 def check_worker(args: list[str]) -> tuple[bool, str]:

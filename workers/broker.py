@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import redis
 from dramatiq import Broker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
@@ -25,12 +24,11 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.retry import Retry
 
+from core.redis import redis_client
 from core.settings import Settings
 
-__all__ = ["QUEUES", "broker_redis_client", "build_broker", "middleware_for"]
+__all__ = ["QUEUES", "build_broker", "middleware_for"]
 
 # "validation": batches of user jobs. "background": the periodic refresh and cleanup, so they never hold up a user.
 QUEUES = ("validation", "background")
@@ -87,18 +85,6 @@ def middleware_for(settings: Settings, *, embedded: bool, extra: list[Middleware
     return stack
 
 
-def broker_redis_client(url: str) -> redis.Redis:
-    """Explicit timeouts and retry: RedisBroker(url=...) would build connections with neither (a down Redis fails
-    every enqueue at once, a hung one blocks for the default socket timeout)."""
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=1,
-        socket_timeout=5,
-        health_check_interval=30,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1), 3),
-    )
-
-
 def build_broker(settings: Settings, *, embedded: bool | None = None, extra: list[Middleware] = ()) -> Broker:  # type: ignore[assignment]
     """A RedisBroker (distributed) or a StubBroker (embedded, with ``process_boot`` emitted so time limits work)."""
     url = settings.redis_url.get_secret_value() if settings.redis_url else None
@@ -111,7 +97,9 @@ def build_broker(settings: Settings, *, embedded: bool | None = None, extra: lis
     else:
         assert url is not None
         broker = RedisBroker(
-            client=broker_redis_client(url),
+            # Explicit timeouts and retry (core/redis.py, `broker`): RedisBroker(url=...) would build connections
+            # with neither (a down Redis fails every enqueue at once, a hung one blocks for the default timeout).
+            client=redis_client(url, "broker"),
             namespace=settings.broker_namespace,
             middleware=middleware,
             # A dead worker's unacknowledged messages return once it has been silent for heartbeat_timeout and a

@@ -56,17 +56,18 @@ class WorkerEnv(Middleware):
         return self._env
 
     async def _build(self) -> Any:
+        from core.redis import redis_client
         from core.wiring import build_cache_for, build_providers, build_validation
         from storage.db import make_engine, make_sessionmaker
         from workers.batches import JobConfig, JobEnv
-        from workers.live import RedisLiveCounters, async_redis_client
+        from workers.live import RedisLiveCounters
 
         s = self.settings
         # Workers act for every owner: they connect as the role that owns the tables (database_admin_url).
         engine = make_engine(s.admin_sqlalchemy_url)
         cache = build_cache_for(s)
         providers = build_providers(s)
-        redis = async_redis_client(s.redis_url.get_secret_value())
+        redis = redis_client(s, "live")
         self._closers = [engine.dispose, cache.aclose, *[p.aclose for p in providers], redis.aclose]
         env = JobEnv(
             JobConfig.from_settings(s),
@@ -96,8 +97,9 @@ class WorkerEnv(Middleware):
 
 def setup() -> None:
     """Called by the dramatiq CLI in each worker process."""
+    from core.redis import redis_client
     from workers.actors import declare_actors
-    from workers.broker import broker_redis_client, build_broker
+    from workers.broker import build_broker
     from workers.heartbeat import WorkerHeartbeat
 
     settings = Settings()
@@ -116,7 +118,7 @@ def setup() -> None:
         extra.append(Prometheus())  # serves every worker process's metrics (workers/cli.prometheus_environment)
     env = WorkerEnv(settings)
     heartbeat = WorkerHeartbeat(
-        broker_redis_client(settings.redis_url.get_secret_value()),
+        redis_client(settings, "broker"),
         settings.broker_namespace,
         interval_s=min(1.0, settings.worker_heartbeat_timeout_s / 3),
     )

@@ -45,10 +45,10 @@ def build_scheduler(settings: Settings, *, blocking: bool = True) -> tuple[Any, 
     from apscheduler.schedulers.blocking import BlockingScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
+    from core.redis import redis_client
     from workers.actors import declare_actors
-    from workers.broker import broker_redis_client, build_broker
+    from workers.broker import build_broker
 
-    url = settings.redis_url.get_secret_value()
     broker = build_broker(settings, embedded=False)
 
     def never_run(coro: Any) -> Any:  # the scheduler only sends messages
@@ -59,7 +59,7 @@ def build_scheduler(settings: Settings, *, blocking: bool = True) -> tuple[Any, 
         raise RuntimeError("the scheduler has no job environment")
 
     actors = declare_actors(broker, run=never_run, env=no_env, settings=settings)
-    lock = PeriodicLock(broker_redis_client(url), settings.broker_namespace)
+    lock = PeriodicLock(redis_client(settings, "broker"), settings.broker_namespace)
     plan = {
         "refresh": (settings.refresh_interval_s, actors.refresh),
         "cleanup": (settings.cleanup_interval_s, actors.cleanup),
