@@ -43,7 +43,7 @@ ui:
 ui-check: $(DEV_STAMP)
 	$(BIN)/python -m pytest tests/browser/test_ui_build.py -q
 
-# The performance targets of DESIGN §9 against the SDK's own floor (bench/run.py, about 5 minutes; results in
+# The performance targets (docs/BENCHMARKS.md) against the SDK's own floor (bench/run.py, about 5 minutes; results in
 # bench/results/ and docs/BENCHMARKS.md). QUICK=1 is a smoke run; BENCH_ARGS passes options (e.g. --only 1,2).
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.run $(if $(QUICK),--quick) $(BENCH_ARGS)

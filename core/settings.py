@@ -184,9 +184,6 @@ class Settings(BaseSettings):
 
     # --- validation and providers --------------------------------------------------------------------------------
     offline: bool = Field(False, description="Disable the network providers (Yahoo, Alpha Vantage): catalog only.")
-    validate_on_add: bool = Field(
-        True, description="Validate symbols when they are added to a universe (callers may pass validate=false)."
-    )
     validation_deadline_s: float = Field(
         4.0, gt=0, le=60, description="Deadline for one inline validation call, however providers behave."
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import ipaddress
-import json
 import logging
 import sys
 from typing import Any
@@ -286,7 +285,3 @@ def _listings_as_of(settings: Settings) -> str:
         return f"offline catalog as of {catalog_as_of().isoformat()}"
     except Exception as exc:  # the banner must not stop the server
         return f"unknown ({type(exc).__name__})"
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, indent=2, default=str)

@@ -1,4 +1,4 @@
-"""Validation and get_asset answering from the security master (DESIGN §7 step 3, issue 12 item 7), offline and
+"""Validation and get_asset answering from the security master (docs/SECURITY_MASTER.md, issue 12 item 7), offline and
 with a fake provider that says "no such symbol" to everything."""
 
 from __future__ import annotations
