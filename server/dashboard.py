@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from core.settings import Settings
+from server import sdk
 from services.csv_io import format_csv
 from services.errors import InvalidArgument, NotFound, UniverseMCPError
 from tools._toolset import ToolSpec
@@ -80,7 +81,7 @@ def register(server: MCPServer[Any], specs: Mapping[str, ToolSpec], settings: Se
 
 
 def _check_bindings(server: MCPServer[Any], specs: Mapping[str, ToolSpec]) -> None:
-    apps = [ext for ext in server._extensions if isinstance(ext, Apps)]
+    apps = [ext for ext in sdk.extensions(server) if isinstance(ext, Apps)]
     views = {str(binding.resource.uri) for ext in apps for binding in ext.resources()}
     for name, spec in specs.items():
         uri = ((spec.meta or {}).get("ui") or {}).get("resourceUri")

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.settings import Settings
+from server import sdk
 from server.app import UniverseMCPServer
 from server.connections import guarded_protocol
 from server.edge import HostOriginGuard, host_rules, is_wildcard_bind
@@ -63,9 +64,7 @@ async def run_stdio(server: UniverseMCPServer, settings: Settings) -> None:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(answer_rejections)
-            await server._lowlevel_server.run(
-                read_stream, write_stream, server._lowlevel_server.create_initialization_options()
-            )
+            await sdk.run_lowlevel(server, read_stream, write_stream)
             tg.cancel_scope.cancel()
 
 
