@@ -80,7 +80,9 @@ def _options(purpose: Purpose, source: Settings | str, timeout_s: float | None) 
         options["decode_responses"] = True
     if policy.health_check_s:
         options["health_check_interval"] = policy.health_check_s
-    backoff = ExponentialWithJitterBackoff(*policy.backoff) if policy.backoff else NoBackoff()
+    backoff = (
+        ExponentialWithJitterBackoff(base=policy.backoff[0], cap=policy.backoff[1]) if policy.backoff else NoBackoff()
+    )
     if policy.sync:
         from redis.retry import Retry
     else:
