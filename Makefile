@@ -47,7 +47,7 @@ ui:
 ui-check: $(DEV_STAMP)
 	$(BIN)/python -m pytest tests/browser/test_ui_build.py -q
 
-# The performance targets of DESIGN §9 against the SDK's own floor (bench/run.py, about 5 minutes; results in
+# The performance targets (docs/BENCHMARKS.md) against the SDK's own floor (bench/run.py, about 5 minutes; results in
 # bench/results/ and docs/BENCHMARKS.md). QUICK=1 is a smoke run; BENCH_ARGS passes options (e.g. --only 1,2).
 bench: $(DEV_STAMP)
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m bench.run $(if $(QUICK),--quick) $(BENCH_ARGS)
@@ -57,9 +57,11 @@ bench: $(DEV_STAMP)
 mutate: $(DEV_STAMP)
 	$(BIN)/python scripts/mutate.py $(if $(MODULES),--module $(MODULES)) $(MUTATE_ARGS)
 
+# lint-imports: the layering contracts of pyproject.toml ([tool.importlinter]; docs/ARCHITECTURE.md, "Layers").
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 
 # mcp.json with the absolute path of this checkout's server, for clients that start servers elsewhere than in the
 # repository (Claude Desktop: README, "Connect a client").

@@ -1,1 +1,1 @@
-"""`make bench`: the performance targets of DESIGN §9, each measured against the SDK's own floor (bench/run.py)."""
+"""`make bench`: the performance targets (docs/BENCHMARKS.md), each measured against the SDK's own floor (bench/run.py)."""

@@ -1,4 +1,4 @@
-"""Accuracy of symbol verdicts on a labelled set built from the recorded listings (DESIGN §11, issue 12).
+"""Accuracy of symbol verdicts on a labelled set built from the recorded listings (docs/SECURITY_MASTER.md, issue 12).
 
     python -m bench.accuracy build --from ../shared/fixtures/listings   # writes bench/data/accuracy_cases.json
     python -m bench.accuracy score [--cases PATH] [--snapshot PATH]      # scores the shipped snapshot's resolver

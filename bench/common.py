@@ -161,8 +161,8 @@ def quiet_logging() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def bench_settings(data_dir: Path, **overrides: Any):  # noqa: ANN201 - server.settings.Settings
-    from server.settings import Settings
+def bench_settings(data_dir: Path, **overrides: Any):  # noqa: ANN201 - core.settings.Settings
+    from core.settings import Settings
 
     values: dict[str, Any] = {
         "data_dir": data_dir,

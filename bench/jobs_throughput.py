@@ -37,8 +37,8 @@ from mcp import Client
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.settings import Settings  # noqa: E402
 from server.app import build_server  # noqa: E402
-from server.settings import Settings  # noqa: E402
 from workers.heartbeat import read_workers, workers_key  # noqa: E402
 from workers.live import job_key  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""`make bench`: every performance target of DESIGN §9, measured against the SDK's own floor in the same run.
+"""`make bench`: every performance target (docs/BENCHMARKS.md), measured against the SDK's own floor in the same run.
 
     python -m bench.run [--quick] [--only 1,2,...] [--runs N] [--no-docs]
 

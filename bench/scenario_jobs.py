@@ -5,7 +5,7 @@ without code changes. For one and then two worker processes (``universe-mcp work
 each): ``start_bulk_validation`` (force_refresh, fresh symbols, so no cached verdict helps) through the product's
 stdio server, timed until the job's live counters in Redis say completed, and checked to have every symbol valid.
 
-Ideal (concurrency-bound, as DESIGN §9 and the issue define it) = symbols x latency / (processes x threads). Each
+Ideal (concurrency-bound, as docs/BENCHMARKS.md defines it) = symbols x latency / (processes x threads). Each
 worker thread in fact validates a batch with up to 8 provider calls in flight (ValidationConfig.concurrency): the
 fraction of that stricter bound (processes x threads x 8) is reported too. Redis: the machine's on 127.0.0.1:6379
 (database 12, a private key namespace, removed afterwards), else a throwaway redis-server.
@@ -194,7 +194,7 @@ async def run(cfg: Config, _ctx: dict) -> list[Row]:
 
 
 def job_row(processes: int, symbols: int, latency_s: float, times: list[float]) -> Row:
-    """The target's ideal is symbols x latency / (processes x threads) (DESIGN §9 and the issue). Each thread in
+    """The target's ideal is symbols x latency / (processes x threads) (docs/BENCHMARKS.md). Each thread in
     fact keeps up to 8 provider calls in flight, so the stricter in-flight bound is reported next to it."""
     median = statistics.median(times)
     ideal = symbols * latency_s / (processes * THREADS)

@@ -1,5 +1,5 @@
 """Scenario 7: the security master — the shipped snapshot loaded on first start, a later start, and the accuracy
-of verdicts through the real validation path (DESIGN §9 and §11, issue 12).
+of verdicts through the real validation path (docs/BENCHMARKS.md, issue 12).
 
 * first start: ``open_app_state`` on an empty data directory (migrations, the snapshot's check, parse and load into
   the store, the catalog's seeding), median of ``runs`` fresh directories; target <= 5 s.

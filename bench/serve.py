@@ -30,10 +30,10 @@ def floor_server():  # noqa: ANN201 - MCPServer
 
 
 def product_server(fake: int, latency_ms: float):  # noqa: ANN201 - (UniverseMCPServer, Settings)
+    from core.settings import Settings
     from providers.catalog import CatalogProvider
     from providers.fake import FakeProvider
     from server.app import build_server
-    from server.settings import Settings
 
     settings = Settings()
     provider = FakeProvider.with_generated(fake, latency_s=latency_ms / 1000)

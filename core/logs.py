@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any
 
+from core.settings import Settings
 from services.telemetry import REQUEST_ID
 
 __all__ = ["JsonFormatter", "TextFormatter", "configure_logging", "tame_third_party"]
@@ -111,7 +112,7 @@ def tame_third_party(level: str) -> None:
         logging.getLogger(name).setLevel(ceiling)
 
 
-def configure_logging(settings: Any, *, stream: Any = None) -> None:
+def configure_logging(settings: Settings, *, stream: Any = None) -> None:
     """The root logger: one stderr handler in the configured format and level; replaces any earlier handler, so a
     library's own setup (uvicorn's, dramatiq's) does not leave a second format behind."""
     root = logging.getLogger()
@@ -126,7 +127,7 @@ def configure_logging(settings: Any, *, stream: Any = None) -> None:
     logging.captureWarnings(True)
 
 
-def reformat_handlers(settings: Any) -> None:
+def reformat_handlers(settings: Settings) -> None:
     """Give the handlers someone else installed (dramatiq's worker processes) our format and request ids."""
     for handler in logging.getLogger().handlers:
         handler.setFormatter(formatter_for(settings.log_format))

@@ -19,7 +19,10 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 TIMEOUT_S = 3.0
 WILDCARDS = {"0.0.0.0", "::", ""}
@@ -56,8 +59,8 @@ def _option(args: list[str], name: str) -> str | None:
     return None
 
 
-def _settings() -> Any:
-    from server.settings import Settings
+def _settings() -> Settings:
+    from core.settings import Settings
 
     return Settings()
 
@@ -78,14 +81,12 @@ def check_serve(args: list[str]) -> tuple[bool, str]:
         return False, f"{url}: {getattr(exc, 'reason', exc)}"
 
 
-def _redis(settings: Any) -> Any:
-    import redis
+def _redis(settings: Settings) -> Any:
+    from core.redis import redis_client
 
     if settings.redis_url is None:
         raise SystemExit("unhealthy: UNIVERSE_MCP_REDIS_URL is not set")
-    return redis.Redis.from_url(
-        settings.redis_url.get_secret_value(), socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
-    )
+    return redis_client(settings, "probe")
 
 
 def check_worker(args: list[str]) -> tuple[bool, str]:

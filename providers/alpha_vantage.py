@@ -107,7 +107,8 @@ def _seconds_to_utc_midnight(now: datetime | None = None) -> float:
 def classify_error_body(payload: Any) -> ProviderError | None:
     """The error an HTTP-200 Alpha Vantage body stands for, or None when it is an ordinary answer.
 
-    Order matters (provider guide C2): Error Message (apikey -> misconfigured, else bad request); then
+    Order matters (the burst text also says "25 requests per day", and the daily and premium texts both say
+    "premium plans"): Error Message (apikey -> misconfigured, else bad request); then
     Information/Note: burst (sparingly, per second, per minute) before daily (per day), then premium/demo; else an
     unknown upstream message. The returned error's text never quotes the body (a daily-limit variant echoes the key).
     """

@@ -1,7 +1,8 @@
 """Yahoo Finance through yfinance: ``Search`` (one request) decides validity, ``Ticker.info`` enriches the profile.
 
 yfinance is synchronous and its own timeouts are poor guides (30 s hard-coded on the cookie and crumb requests;
-90 s for ``.info`` on a black-holed network, provider guide B2). So:
+90 s for ``.info`` on a network that accepts connections and never answers: yfinance passes timeout=30 on
+every request, overriding a session's own default). So:
 
 * every call runs in a worker thread, under an overall deadline of ``timeout_s``; past it the caller gets
   ``ProviderUnavailable`` and the thread is abandoned;
@@ -80,7 +81,8 @@ def clamp_session(session: Any, max_timeout_s: float) -> Any:
 def _default_session(timeout_s: float) -> Any:
     """A clamped curl_cffi session (what yfinance prefers), or a requests one when curl_cffi is off.
 
-    Subclasses, as in provider guide B2; ``clamp_session`` then covers calls that bypass ``request`` overrides.
+    Subclasses of yfinance's own session classes, overriding ``request`` to clamp every timeout; ``clamp_session``
+    then covers calls that bypass ``request`` overrides.
     """
     from yfinance import _http
 

@@ -29,18 +29,19 @@ from mcp.types import (
 )
 from pydantic import ValidationError
 
+from core.settings import Settings
+from core.wiring import AppState
 from providers.base import MarketDataProvider
-from server import dashboard, errors, output_schemas
+from server import dashboard, errors, output_schemas, sdk
 from server.auth import auth_settings, build_verifier
-from server.context import admit, resolve_caller
-from server.lifespan import AppState, open_app_state
-from server.settings import Settings
+from server.lifespan import open_app_state
 from server.version import __version__
 from services import telemetry
 from services.errors import InvalidArgument, NotFound, UniverseMCPError
 from services.universes import UniverseService
 from storage.repositories import universes as universe_repo
 from tools import ALL_TOOLSETS
+from tools._deps import admit, resolve_caller
 from tools._reports import register_report_resource
 from tools._toolset import ToolSpec
 from tools.jobs import register_job_resources
@@ -132,7 +133,7 @@ class UniverseMCPServer(MCPServer[AppState]):
         def failed(error: UniverseMCPError) -> CallToolResult:
             return errors.error_result(error, registered=self.specs, elapsed_ms=(time.perf_counter() - started) * 1000)
 
-        tool = self._tool_manager.get_tool(name)
+        tool = sdk.get_tool(self, name)
         if tool is None or name not in self.specs:
             return failed(errors.unknown_tool_error(name, self.specs))
         problem = errors.arguments_problem(
@@ -182,7 +183,7 @@ class UniverseMCPServer(MCPServer[AppState]):
         """
         if context is None:  # a direct in-process call: the SDK builds the context
             return await super().call_tool(name, arguments, context)
-        raw = await self._tool_manager.call_tool(name, arguments, context, convert_result=False)
+        raw = await sdk.call_tool_raw(self, name, arguments, context)
         metadata = tool.fn_metadata
         try:
             if type(raw) is metadata.output_model and not metadata.wrap_output and metadata.output_schema is not None:
@@ -261,7 +262,7 @@ def _observe_resource(
 ) -> None:
     elapsed = time.perf_counter() - started
     outcome = telemetry.outcome_label(code)
-    resource = _resource_template(server, uri)
+    resource = sdk.matched_resource(server, uri)
     telemetry.RESOURCE_READS.labels(resource, outcome).inc()
     telemetry.RESOURCE_SECONDS.labels(resource, outcome).observe(elapsed)
     if not telemetry.logger.isEnabledFor(logging.INFO):
@@ -275,20 +276,6 @@ def _observe_resource(
         elapsed_ms=round(elapsed * 1000, 3),
         rpc_id=_rpc_id(context),
     )
-
-
-def _resource_template(server: UniverseMCPServer, uri: str) -> str:
-    """The registered URI (static resources) or URI template (universe://{universe_id}) ``uri`` matches."""
-    manager = server._resource_manager
-    if uri in manager._resources:
-        return uri
-    for template in manager._templates.values():
-        try:
-            if template.matches(uri) is not None:
-                return template.uri_template
-        except Exception:  # the SDK's path-traversal check refused it: not a resource
-            break
-    return "unknown"
 
 
 async def _admit_request(state: AppState, method: str, target: str) -> None:
@@ -360,7 +347,7 @@ def build_server(settings: Settings, *, providers: Sequence[MarketDataProvider] 
             meta=spec.meta,
         )
         server.specs[spec.name] = spec
-        tool = server._tool_manager.get_tool(spec.name)
+        tool = sdk.get_tool(server, spec.name)
         tool.parameters = output_schemas.lean_input_schema(tool.parameters)
         metadata = tool.fn_metadata
         if metadata.output_schema is not None:
@@ -370,7 +357,7 @@ def build_server(settings: Settings, *, providers: Sequence[MarketDataProvider] 
         register_report_resource(server)  # reports://{report_id}: bulk outcomes in full (tools/_reports.py)
     if "jobs" in settings.toolsets:
         register_job_resources(server)  # jobs://{job_id} (tools/jobs.py)
-    dashboard.register(server, settings)  # CSV resource, the page at /, View binding checks
+    dashboard.register(server, server.specs, settings)  # CSV resource, the page at /, View binding checks
     _register_completions(server)
     return server
 
@@ -473,7 +460,7 @@ def _register_completions(server: UniverseMCPServer) -> None:
             values = [s for s in GICS_SECTORS if s.casefold().startswith(typed)]
         return CompleteResult(completion=Completion(values=values[:100], total=len(values), has_more=len(values) > 100))
 
-    server._lowlevel_server.add_request_handler("completion/complete", CompleteRequestParams, handler)
+    sdk.add_request_handler(server, "completion/complete", CompleteRequestParams, handler)
 
 
 async def _complete_universe_id(session: Any, owner_id: Any, typed: str) -> list[str]:

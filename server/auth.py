@@ -20,12 +20,12 @@ from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from pydantic import AnyHttpUrl
 
-from server.settings import Settings
+from core.settings import Settings
 from services.tokens import touch_token, verify_token
 from storage.repositories.users import get_or_create_user
 
 if TYPE_CHECKING:
-    from server.lifespan import AppState
+    from core.wiring import AppState
 
 __all__ = ["JwtVerifier", "StoreTokenVerifier", "auth_settings", "build_verifier", "subject_user_name"]
 

@@ -14,21 +14,10 @@ import sys
 import textwrap
 from typing import Any
 
-from pydantic import ValidationError
-
+from core.settings import Settings, load_settings
 from server.preflight import EXIT_STORE_UNAVAILABLE, StoreUnavailable, check_listings_snapshot, check_store
-from server.settings import Settings
 
 __all__ = ["main"]
-
-
-def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
-    values = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return Settings(**values)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False))
-        raise SystemExit(f"universe-mcp: invalid settings: {problems}") from None
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -39,8 +28,7 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = _settings(
-        args,
+    settings = load_settings(
         transport=args.transport,
         host=args.host,
         port=args.port,
@@ -141,7 +129,7 @@ def cmd_call(args: argparse.Namespace) -> int:
     if isinstance(arguments, str):
         print(f"universe-mcp: {arguments}", file=sys.stderr)
         return 2
-    settings = _settings(args, log_level="WARNING")
+    settings = load_settings(log_level="WARNING")
     _configure_logging(settings)
     if not args.url:
         check_listings_snapshot(settings)
@@ -156,7 +144,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     from storage import migrate
     from storage.db import make_engine
 
-    settings = _settings(args)
+    settings = load_settings()
     _configure_logging(settings)
 
     async def run() -> None:

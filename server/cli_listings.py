@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from server.settings import Settings
+from core.settings import Settings
 
 __all__ = ["add_listings_commands"]
 

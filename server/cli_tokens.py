@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server.settings import Settings
+from core.settings import Settings
 
 __all__ = ["add_token_commands"]
 

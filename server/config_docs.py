@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic_core import PydanticUndefined
 
-from server.settings import Settings
+from core.settings import Settings
 
 __all__ = ["render"]
 

@@ -24,7 +24,7 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from server.settings import Settings
+from core.settings import Settings
 
 __all__ = ["guarded_protocol"]
 

@@ -11,23 +11,23 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from mcp.server.apps import Apps, ResourceCsp
 from mcp.server.extension import Extension
-from mcp.server.mcpserver import Context
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from server.settings import Settings
+from core.settings import Settings
+from server import sdk
 from services.csv_io import format_csv
 from services.errors import InvalidArgument, NotFound, UniverseMCPError
+from tools._toolset import ToolSpec
 from tools.dashboard import VIEW_URI
-
-if TYPE_CHECKING:
-    from server.app import UniverseMCPServer
 
 __all__ = ["HOST_HEADERS", "STATIC", "extensions", "register"]
 
@@ -70,27 +70,28 @@ def extensions(settings: Settings) -> list[Extension]:
     return [apps]
 
 
-def register(server: UniverseMCPServer, settings: Settings) -> None:
-    """Resources and HTTP routes beyond the toolsets; checks that every UI-bound tool names a registered View."""
-    _check_bindings(server)
+def register(server: MCPServer[Any], specs: Mapping[str, ToolSpec], settings: Settings) -> None:
+    """Resources and HTTP routes beyond the toolsets; checks that every UI-bound tool (of ``specs``, the registered
+    tools) names a registered View."""
+    _check_bindings(server, specs)
     if "universes" in settings.toolsets:
         _register_csv_resource(server)
     if "dashboard" in settings.toolsets:
         _register_host_page(server)
 
 
-def _check_bindings(server: UniverseMCPServer) -> None:
-    apps = [ext for ext in server._extensions if isinstance(ext, Apps)]
+def _check_bindings(server: MCPServer[Any], specs: Mapping[str, ToolSpec]) -> None:
+    apps = [ext for ext in sdk.extensions(server) if isinstance(ext, Apps)]
     views = {str(binding.resource.uri) for ext in apps for binding in ext.resources()}
-    for name, spec in server.specs.items():
+    for name, spec in specs.items():
         uri = ((spec.meta or {}).get("ui") or {}).get("resourceUri")
         if uri is not None and uri not in views:
             # Same rule the Apps extension applies to its own tools: a tool must not point at a View that 404s.
             raise ValueError(f"tool {name!r} binds {uri!r}, but no such ui:// resource is registered")
 
 
-def _register_csv_resource(server: UniverseMCPServer) -> None:
-    from server.context import tool_deps
+def _register_csv_resource(server: MCPServer[Any]) -> None:
+    from tools._deps import tool_deps
     from tools.universes_csv import all_members
 
     @server.resource(
@@ -112,7 +113,7 @@ def _register_csv_resource(server: UniverseMCPServer) -> None:
         return format_csv(m.model_dump() for m in members)
 
 
-def _register_host_page(server: UniverseMCPServer) -> None:
+def _register_host_page(server: MCPServer[Any]) -> None:
     html = _static("host.html")
 
     @server.custom_route("/", methods=["GET"])

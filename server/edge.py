@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.settings import Settings
+from core.settings import Settings
 
 __all__ = ["HostOriginGuard", "HostRules", "host_rules", "is_wildcard_bind"]
 

@@ -1,4 +1,4 @@
-"""The one place errors become tool results: domain errors, argument errors and crashes (DESIGN §4).
+"""The one place errors become tool results: domain errors, argument errors and crashes (the envelope: docs/ARCHITECTURE.md, "The envelope").
 
 A failure is an ``isError`` result whose structured content has the envelope's shape with ``data: null`` and
 ``error: {code, message, hint, details}``. Crashes are logged with an error id and reach the caller as that id only:

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.settings import Settings
+from core.settings import Settings
 from services import telemetry
 from services.health import provider_health
 

@@ -20,7 +20,7 @@ import anyio
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
 
-from server.settings import Settings
+from core.settings import Settings
 
 __all__ = ["EXIT_STORE_UNAVAILABLE", "StoreUnavailable", "check_listings_snapshot", "check_store"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import ipaddress
-import json
 import logging
 import sys
 from typing import Any
@@ -18,11 +17,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.settings import Settings
+from server import sdk
 from server.app import UniverseMCPServer
 from server.connections import guarded_protocol
 from server.edge import HostOriginGuard, host_rules, is_wildcard_bind
 from server.guard import inspect_message, rejection
-from server.settings import Settings
 
 __all__ = ["MessageGuard", "http_app", "is_loopback", "run_http", "run_stdio"]
 
@@ -64,9 +64,7 @@ async def run_stdio(server: UniverseMCPServer, settings: Settings) -> None:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(answer_rejections)
-            await server._lowlevel_server.run(
-                read_stream, write_stream, server._lowlevel_server.create_initialization_options()
-            )
+            await sdk.run_lowlevel(server, read_stream, write_stream)
             tg.cancel_scope.cancel()
 
 
@@ -286,7 +284,3 @@ def _listings_as_of(settings: Settings) -> str:
         return f"offline catalog as of {catalog_as_of().isoformat()}"
     except Exception as exc:  # the banner must not stop the server
         return f"unknown ({type(exc).__name__})"
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, indent=2, default=str)

@@ -41,7 +41,6 @@ __all__ = [
     "ParsedRow",
     "csv_line",
     "csv_row",
-    "decode_bytes",
     "format_csv",
     "neutralise_cell",
     "parse_symbol_file",
@@ -127,21 +126,6 @@ class _Rows(list[ParsedRow]):
         if len(self) >= self.max_rows:
             raise _TooManyRows
         super().append(row)
-
-
-def decode_bytes(data: bytes) -> tuple[str, str]:
-    """Text and the encoding used: UTF-8 (with or without BOM), else UTF-16 with a BOM, else Windows-1252/latin-1."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16"), "utf-16"
-    try:
-        return data.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM in front of Windows-1252 text (spreadsheets do that)
-    try:
-        return data.decode("cp1252"), "windows-1252"
-    except UnicodeDecodeError:  # cp1252 leaves five bytes undefined; latin-1 maps every byte
-        return data.decode("latin-1"), "latin-1"
 
 
 def neutralise_cell(value: str) -> str:

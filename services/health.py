@@ -13,6 +13,7 @@ unfinished jobs (``tenant_view``).
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from typing import Any, Literal
@@ -21,6 +22,8 @@ import anyio
 from pydantic import BaseModel, Field, PrivateAttr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.settings import Settings
 
 __all__ = [
     "OwnJob",
@@ -127,7 +130,7 @@ async def store_health(engine: AsyncEngine, timeout_s: float = 3.0) -> StoreHeal
     return StoreHealth(ok=True, backend=engine.dialect.name, latency_ms=latency_ms)
 
 
-def provider_health(providers: Sequence[Any], settings: Any) -> list[ProviderHealth]:
+def provider_health(providers: Sequence[Any], settings: Settings) -> list[ProviderHealth]:
     """Each provider in the validation chain, plus configured-away ones (so "why is Alpha Vantage not used" shows)."""
     out: list[ProviderHealth] = []
     for provider in providers:
@@ -169,7 +172,7 @@ async def service_health(
     cache_health: Callable[[], Awaitable[dict[str, Any]]],
     jobs_health: Callable[[], Awaitable[dict[str, Any]]] | None,
     providers: Sequence[Any],
-    settings: Any,
+    settings: Settings,
 ) -> ServiceHealth:
     store = await store_health(engine)
     cache = await cache_health()
@@ -229,6 +232,23 @@ async def service_health(
     )
     report._tenant_problems = tenant_problems
     return report
+
+
+async def own_unfinished_jobs(session: Any, owner_id: uuid.UUID, *, limit: int) -> list[OwnJob]:
+    """The owner's queued and running jobs, newest first, at most ``limit`` (storage/repositories/health.py)."""
+    from storage.repositories.health import owner_unfinished_jobs
+
+    return [
+        OwnJob(
+            job_id=str(j.id),
+            status=j.status,  # type: ignore[arg-type]
+            universe_id=str(j.universe_id) if j.universe_id else None,
+            total=j.total,
+            processed=j.processed,
+            created_at=j.created_at,
+        )
+        for j in await owner_unfinished_jobs(session, owner_id, limit=limit)
+    ]
 
 
 async def listings_health(session: Any) -> ListingsHealth:

@@ -93,6 +93,11 @@ def parse_job_id(value: str) -> uuid.UUID:
         ) from None
 
 
+def live_counts(status: JobStatus) -> repo.ItemCounts:
+    """A status's counters as the live copy holds them (``JobQueue.publish``), e.g. after a cancel."""
+    return repo.ItemCounts(**{k: v for k, v in status.counts.model_dump().items() if k != "processed"})
+
+
 def status_of(job: ValidationJob, counts: repo.ItemCounts) -> JobStatus:
     done = counts.processed + counts.cancelled
     return JobStatus(

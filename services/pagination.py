@@ -6,7 +6,7 @@ up (ids that are not UUIDs, ``null``, 50,000-deep JSON, 10**30 offsets) ever rea
 refused before its payload is decoded, with the same message whatever was wrong with it.
 
 The key is per deployment and shared by its replicas: the ``cursor_secret`` setting, else a random key kept in the
-store (``server_secrets``, created by migration 0005), installed by the server at start (server/lifespan.py). A
+store (``server_secrets``, created by migration 0005), installed at start (core/wiring.py: ``open_app_state``). A
 process that never installs one (a script using the services directly) signs with a random key of its own.
 """
 

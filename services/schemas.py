@@ -150,10 +150,6 @@ class TurnoverReport(BaseModel):
     removal_rate: float | None = Field(description="removals / average_size.")
 
 
-def as_date(value: datetime | date | None) -> date | None:
-    return value.date() if isinstance(value, datetime) else value
-
-
 class SymbolVerdict(BaseModel):
     """The validation verdict on one symbol."""
 

@@ -1,4 +1,5 @@
-"""Symbol normalisation and syntax checks (DESIGN §7 step 1): no provider is asked about junk."""
+"""Symbol normalisation and syntax checks, the validation's first step (docs/ARCHITECTURE.md, "Validation"): no
+provider is asked about junk."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ _SPACED_CLASS = re.compile(r"^\$?[A-Z0-9]{2,6} (?:[A-F]|PR ?[A-Z]?|P[A-Z]|WS[A-Z
 
 
 def normalise_symbol(raw: str) -> str:
-    """Upper case, trimmed, and share classes of US listings in their one canonical spelling (DESIGN §7 step 1):
+    """Upper case, trimmed, and share classes of US listings in their one canonical spelling (the validation's first step):
     ``BRK-B``, ``brk/b``, ``BRK B`` and ``$BRK.B`` are all ``BRK.B``. Anything that is not a US listing symbol
     (``^GSPC``, ``EURUSD=X``, ``BTC-USD``, ``SAP.DE``, ``AC.PA``) keeps its spelling."""
     symbol = raw.strip().upper()

@@ -1,4 +1,4 @@
-"""The mixed validation strategy (DESIGN §7): syntax -> cache -> store -> providers in order -> pending.
+"""The mixed validation strategy (docs/ARCHITECTURE.md, "Validation"): syntax -> cache -> store -> providers in order -> pending.
 
 One deadline covers the whole call however providers misbehave. ``invalid`` is said only when a provider answered
 that the symbol does not exist; a symbol no provider could settle is ``pending`` (recorded in the store so the
@@ -139,7 +139,7 @@ class ValidationService:
         self.providers = list(providers)
         self.config = config or ValidationConfig()
         self._known_symbols = known_symbols
-        # The security master in the store (DESIGN §7 step 3): it answers for every symbol it knows, before any
+        # The security master in the store (docs/SECURITY_MASTER.md): it answers for every symbol it knows, before any
         # provider is asked, so a provider's "no such symbol" can never overturn a listing it knows.
         self.master = master
         # Parsed cache entries by their raw JSON: a hit costs a dict lookup instead of a pydantic parse and copy.

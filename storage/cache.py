@@ -23,17 +23,18 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+
+from core.redis import redis_client
+from core.resilience import CircuitBreaker
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 __all__ = [
     "DEFAULT_PREFIX",
-    "BreakerState",
     "Cache",
-    "CircuitBreaker",
     "MemoryCache",
     "RedisCache",
     "build_cache",
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PREFIX = "umcp:v1:"
 DEFAULT_JITTER = 0.1
 
-BreakerState = Literal["closed", "open", "half_open"]
 T = TypeVar("T")
 
 
@@ -63,10 +63,6 @@ class Cache(Protocol):
 
     async def set(self, key: str, value: str, ttl_s: int) -> None:
         """Store ``value`` for about ``ttl_s`` seconds (±10 % jitter)."""
-        ...
-
-    async def set_many(self, items: Mapping[str, str], ttl_s: int) -> None:
-        """Store every item for about ``ttl_s`` seconds each, in one round trip."""
         ...
 
     async def delete(self, key: str) -> None:
@@ -136,13 +132,6 @@ class MemoryCache:
 
     async def set(self, key: str, value: str, ttl_s: int) -> None:
         self.put(key, value, jittered_ttl(ttl_s, self._jitter))
-
-    async def set_many(self, items: Mapping[str, str], ttl_s: int) -> None:
-        jittered_ttl(ttl_s, 0)  # validate once, even for an empty batch
-        now = self._clock()
-        with self._lock:
-            for key, value in items.items():
-                self._put_locked(self.prefix + key, value, now + jittered_ttl(ttl_s, self._jitter))
 
     async def delete(self, key: str) -> None:
         self.discard(key)
@@ -220,84 +209,6 @@ class MemoryCache:
             self._data.popitem(last=False)
 
 
-class CircuitBreaker:
-    """Stops calling a dependency that keeps failing, and probes it again later.
-
-    ``closed``: calls go through; ``fail_max`` consecutive failures open the breaker. ``open``: calls are refused
-    at once (the caller uses its fallback) until ``reset_timeout_s`` has passed. ``half_open``: exactly one probe
-    call is let through; its success closes the breaker, its failure opens it for another ``reset_timeout_s``.
-
-    A small asyncio-friendly breaker rather than pybreaker: pybreaker 1.4 wraps only synchronous (or Tornado)
-    callables, and a breaker here has to let exactly one coroutine probe while the others fall back.
-    It is not thread-safe; like the Redis client it guards, an instance belongs to one event loop.
-    """
-
-    def __init__(
-        self, fail_max: int = 3, reset_timeout_s: float = 5.0, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        if fail_max < 1:
-            raise ValueError("fail_max must be at least 1")
-        if reset_timeout_s <= 0:
-            raise ValueError("reset_timeout_s must be positive")
-        self.fail_max = fail_max
-        self.reset_timeout_s = reset_timeout_s
-        self._clock = clock
-        self._failures = 0
-        self._opened_at: float | None = None
-        self._probing = False
-
-    @property
-    def state(self) -> BreakerState:
-        if self._opened_at is None:
-            return "closed"
-        if self._probing or self._clock() - self._opened_at >= self.reset_timeout_s:
-            return "half_open"
-        return "open"
-
-    @property
-    def failures(self) -> int:
-        """Consecutive failures recorded since the last success."""
-        return self._failures
-
-    def acquire(self) -> Literal["call", "probe"] | None:
-        """Ask to make a call: ``"call"`` (closed), ``"probe"`` (the one half-open probe) or None (refused).
-
-        Pass the answer back to :meth:`success`, :meth:`failure` or :meth:`release`.
-        """
-        if self._opened_at is None:
-            return "call"
-        if self._probing or self._clock() - self._opened_at < self.reset_timeout_s:
-            return None
-        self._probing = True
-        return "probe"
-
-    def success(self, ticket: Literal["call", "probe"]) -> None:
-        if self._opened_at is not None:
-            log.info("circuit closed: the dependency answers again")
-        self._failures = 0
-        self._opened_at = None
-        self._probing = False
-
-    def failure(self, ticket: Literal["call", "probe"]) -> None:
-        self._failures += 1
-        if ticket == "probe":
-            self._probing = False
-            self._opened_at = self._clock()
-        elif self._failures >= self.fail_max:
-            if self._opened_at is None:
-                log.warning(
-                    "circuit opened after %d consecutive failures; retrying in %.1f s",
-                    self._failures,
-                    self.reset_timeout_s,
-                )
-            self._opened_at = self._clock()
-
-    def release(self, ticket: Literal["call", "probe"]) -> None:
-        """The call ended without a verdict (it was cancelled): let another caller probe."""
-        if ticket == "probe":
-            self._probing = False
-
-
 class _Failed:
     """Marks a Redis call that failed or was not attempted (distinct from a None reply)."""
 
@@ -332,10 +243,6 @@ class RedisCache:
         jitter: float = DEFAULT_JITTER,
     ) -> None:
         # Imported here: the embedded mode never talks to Redis, and importing redis costs ~150 ms of start-up.
-        from redis.asyncio import Redis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-        from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import RedisError
 
         if timeout_s <= 0:
@@ -347,17 +254,10 @@ class RedisCache:
         self._fallback_ttl_s = fallback_ttl_s
         # The fallback shares the prefix, so the same bare keys work on both sides.
         self._fallback = MemoryCache(prefix=prefix, max_entries=fallback_max_entries, jitter=0)
-        self._breaker = CircuitBreaker(fail_max=fail_max, reset_timeout_s=reset_timeout_s)
-        # redis-py's defaults (5 s timeouts, 10 retries with backoff) take ~4 s to give up on a refused
-        # connection. Short timeouts bound a hung server; the single immediate retry, on ConnectionError only,
-        # replaces a pooled connection the server dropped (after a Redis restart) without doubling timeouts.
-        self._client: Redis = Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_connect_timeout=timeout_s,
-            socket_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        )
+        self._breaker = CircuitBreaker("cache", fail_max=fail_max, reset_timeout_s=reset_timeout_s)
+        # Short timeouts bound a hung server; the single immediate retry, on a dropped connection only, replaces a
+        # pooled connection the server dropped (after a Redis restart) without doubling timeouts (core/redis.py).
+        self._client: Redis = redis_client(url, "cache", timeout_s=timeout_s)
         # OSError covers socket errors redis-py lets through unwrapped (TimeoutError is an OSError too).
         self._errors: tuple[type[BaseException], ...] = (RedisError, OSError)
         self._last_error: str | None = None
@@ -421,25 +321,6 @@ class RedisCache:
         self._fallback.put(key, value, self._local_ttl(ttl))
         full_key = self.prefix + key
         await self._redis(lambda: self._client.set(full_key, value, ex=ttl))
-
-    async def set_many(self, items: Mapping[str, str], ttl_s: int) -> None:
-        jittered_ttl(ttl_s, 0)  # validate once, even for an empty batch
-        if not items:
-            return
-        entries = [(key, value, jittered_ttl(ttl_s, self._jitter)) for key, value in items.items()]
-        for _, value, _ in entries:
-            if not isinstance(value, str):
-                raise TypeError(f"cache values are str, got {type(value).__name__}")
-        self._fallback.put_many((key, value, self._local_ttl(ttl)) for key, value, ttl in entries)
-
-        async def write() -> list[Any]:
-            # No MULTI: the entries are independent, and a plain pipeline is one round trip either way.
-            async with self._client.pipeline(transaction=False) as pipe:
-                for key, value, ttl in entries:
-                    pipe.set(self.prefix + key, value, ex=ttl)
-                return await pipe.execute()
-
-        await self._redis(write)
 
     async def delete(self, key: str) -> None:
         self._fallback.discard(key)

@@ -124,7 +124,7 @@ async def unit_of_work(
     async with sessions() as session:
         try:
             if owner_id is not None:
-                from storage.repositories.tenancy import set_current_owner
+                from storage.tenancy import set_current_owner
 
                 await set_current_owner(session, owner_id)
             yield session

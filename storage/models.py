@@ -1,4 +1,4 @@
-"""SQLAlchemy models for every table in DESIGN §5. SQL is built only in storage/repositories/."""
+"""SQLAlchemy models for every table (docs/ARCHITECTURE.md, "Data model"). SQL is built only in storage/repositories/."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ class Asset(Base):
     isin: Mapped[str | None] = mapped_column(String(12))
     figi: Mapped[str | None] = mapped_column(String(12))
     cik: Mapped[str | None] = mapped_column(String(10))  # the issuer's SEC id, 10 digits zero-padded
-    # Security master fields (DESIGN §5, §11): null for assets the master does not know.
+    # Security master fields (docs/SECURITY_MASTER.md): null for assets the master does not know.
     listed_on: Mapped[date | None] = mapped_column(Date)
     delisted_on: Mapped[date | None] = mapped_column(Date)
     ipo_year: Mapped[int | None] = mapped_column(Integer)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from core.settings import Settings
 from server.app import build_server
-from server.settings import Settings
 
 # The US listings snapshot (~30,000 securities) makes a 50 MB store that takes seconds to load: tests start without
 # it — here, in subprocesses and in every Settings() — and those about the security master ask for it

@@ -16,8 +16,8 @@ from typing import Any
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 
-from server.context import ToolDeps, resolve_caller
 from services.errors import UniverseMCPError
+from tools._deps import ToolDeps, resolve_caller
 
 __all__ = ["REPORT_TTL_S", "keep_report", "register_report_resource"]
 

@@ -1,4 +1,4 @@
-"""The result envelope every tool returns (DESIGN §4) and the helpers that build it."""
+"""The result envelope every tool returns (docs/ARCHITECTURE.md, "The envelope") and the helpers that build it."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class Envelope(BaseModel, Generic[DataT]):
     metadata: dict[str, Any] = Field(default_factory=dict)
     # Only failures carry an error, and clients never check an isError result against the output schema: spelling
     # ErrorInfo out in each of the 20 tools' schemas cost ~4 KB of tools/list. Its shape is said once, in the server
-    # instructions and DESIGN §4.
+    # instructions and docs/ARCHITECTURE.md ("The envelope").
     error: Annotated[ErrorInfo | None, WithJsonSchema({"type": ["object", "null"]})] = None
 
 

@@ -7,11 +7,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from server.context import Deps
 from services.assets import SearchPage, SectorCount
 from services.errors import LimitExceeded
 from services.schemas import AssetInfo, SymbolVerdict
 from services.symbols import normalise_symbols
+from tools._deps import Deps
 from tools._results import Envelope, NextAction, attention_first, ok
 from tools._toolset import READ, Toolset, ToolSpec
 

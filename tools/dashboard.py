@@ -15,8 +15,8 @@ from mcp.server.apps import client_supports_apps
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
-from server.context import Deps
 from services.schemas import UniverseDetail, UniverseSummary
+from tools._deps import Deps
 from tools._results import Envelope, NextAction, ok
 from tools._toolset import READ, Toolset, ToolSpec
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from server.context import Deps
-from services.health import OwnJob, ServiceHealth, listings_health, service_health, tenant_view, with_listings
+from services.health import (
+    OwnJob,
+    ServiceHealth,
+    listings_health,
+    own_unfinished_jobs,
+    service_health,
+    tenant_view,
+    with_listings,
+)
 from services.tokens import ADMIN_SCOPE
-from storage.repositories.health import owner_unfinished_jobs
+from tools._deps import Deps
 from tools._results import Envelope, NextAction, ok
 from tools._toolset import READ, Toolset, ToolSpec
 
@@ -33,19 +40,8 @@ async def get_service_health(deps: Deps) -> Envelope[ServiceHealth]:
     own_jobs: list[OwnJob] = []
     if report.store is not None and report.store.ok:
         async with deps.unit_of_work() as session:
-            rows = await owner_unfinished_jobs(session, deps.caller.owner_id, limit=OWN_JOBS_SHOWN)
+            own_jobs = await own_unfinished_jobs(session, deps.caller.owner_id, limit=OWN_JOBS_SHOWN)
             report = with_listings(report, await listings_health(session))
-        own_jobs = [
-            OwnJob(
-                job_id=str(j.id),
-                status=j.status,  # type: ignore[arg-type]
-                universe_id=str(j.universe_id) if j.universe_id else None,
-                total=j.total,
-                processed=j.processed,
-                created_at=j.created_at,
-            )
-            for j in rows
-        ]
     operator = ADMIN_SCOPE in deps.caller.scopes
     if operator:
         report.your_jobs = own_jobs

@@ -18,10 +18,10 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from pydantic import Field
 
-from server.context import Deps, ToolDeps, resolve_caller
 from services.errors import InvalidArgument, NotFound, ProviderUnavailable, UniverseMCPError
-from services.jobs import JobLimits, JobService, JobStatus
+from services.jobs import JobLimits, JobService, JobStatus, live_counts
 from services.schemas import MembershipReport
+from tools._deps import Deps, ToolDeps, resolve_caller
 from tools._results import Envelope, NextAction, ok
 from tools._toolset import DESTRUCTIVE, READ, WRITE, Toolset, ToolSpec
 
@@ -224,13 +224,7 @@ async def cancel_job(deps: Deps, job_id: JobId) -> Envelope[JobStatus]:
     async with deps.unit_of_work() as session:
         status, cancelled = await JobService(session, deps.caller, _limits(deps.state)).cancel(job_id)
     if cancelled:
-        from storage.repositories.jobs import ItemCounts
-
-        await deps.state.jobs.publish(
-            status.job_id,
-            "cancelled",
-            ItemCounts(**{k: v for k, v in status.counts.model_dump().items() if k != "processed"}),
-        )
+        await deps.state.jobs.publish(status.job_id, "cancelled", live_counts(status))
         message = (
             f"Cancelled job {status.job_id}: {status.counts.cancelled} symbols skipped, "
             f"{status.counts.processed} already validated."

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from server.context import Deps
 from services.jobs import JobService
 from services.schemas import (
     MembershipReport,
@@ -17,6 +16,7 @@ from services.schemas import (
     UniversePage,
     UniverseSummary,
 )
+from tools._deps import Deps
 from tools._reports import keep_report
 from tools._results import Envelope, NextAction, attention_first, ok
 from tools._toolset import DESTRUCTIVE, READ, WRITE, Toolset, ToolSpec

@@ -16,13 +16,14 @@ import anyio
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
-from server.context import Deps
+from core.settings import Settings
 from services.csv_io import EXPORT_COLUMNS, ParsedFile, csv_line, csv_row, parse_symbol_file
 from services.errors import InvalidArgument, LimitExceeded
 from services.pagination import decode_cursor, encode_cursor, invalid_cursor
 from services.schemas import MembershipReport, UniverseSummary, ValidationStatus
 from services.symbols import normalise_symbols
 from services.universes import UniverseService
+from tools._deps import Deps
 from tools._reports import keep_report
 from tools._results import Envelope, NextAction, attention_first, ok
 from tools._toolset import READ, WRITE, Toolset, ToolSpec
@@ -155,7 +156,7 @@ def _rank(row: ImportRow) -> int:
     return 3 if row.validation_status != "valid" else 4
 
 
-def _check_target(settings: Any, csv_text: str, universe_id: str | None, name: str | None) -> None:
+def _check_target(settings: Settings, csv_text: str, universe_id: str | None, name: str | None) -> None:
     size = len(csv_text.encode("utf-8", errors="replace"))
     if size > settings.csv_max_bytes:
         raise LimitExceeded(

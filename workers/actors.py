@@ -25,6 +25,7 @@ from dramatiq import Broker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage, Interrupt
 
+from core.settings import Settings
 from workers import batches
 from workers.batches import JobEnv
 from workers.live import queued_key
@@ -75,7 +76,7 @@ def send_job(
     return count
 
 
-def declare_actors(broker: Broker, *, run: Run, env: EnvGetter, settings: Any) -> Actors:
+def declare_actors(broker: Broker, *, run: Run, env: EnvGetter, settings: Settings) -> Actors:
     """Declare the actors on ``broker``. ``run`` executes a coroutine on the loop the actors' resources live on;
     ``env`` gives the JobEnv (the store, the validation service, live counters) in that loop."""
     cfg = batches.JobConfig.from_settings(settings)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.settings import Settings
 from services import telemetry
 from services.schemas import SymbolVerdict
 from services.validation import ValidationService
@@ -65,7 +66,7 @@ class JobConfig:
     refresh_limit: int = 2_000
 
     @classmethod
-    def from_settings(cls, settings: Any) -> JobConfig:  # server.settings.Settings (not imported: no cycle)
+    def from_settings(cls, settings: Settings) -> JobConfig:
         return cls(
             batch_size=settings.job_batch_size,
             batch_deadline_s=settings.job_batch_deadline_s,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import redis
 from dramatiq import Broker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
@@ -25,10 +24,11 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.retry import Retry
 
-__all__ = ["QUEUES", "broker_redis_client", "build_broker", "middleware_for"]
+from core.redis import redis_client
+from core.settings import Settings
+
+__all__ = ["QUEUES", "build_broker", "middleware_for"]
 
 # "validation": batches of user jobs. "background": the periodic refresh and cleanup, so they never hold up a user.
 QUEUES = ("validation", "background")
@@ -60,7 +60,7 @@ def _time_limit(embedded: bool) -> TimeLimit:
         return _embedded_time_limit
 
 
-def middleware_for(settings: Any, *, embedded: bool, extra: list[Middleware] = ()) -> list[Middleware]:  # type: ignore[assignment]
+def middleware_for(settings: Settings, *, embedded: bool, extra: list[Middleware] = ()) -> list[Middleware]:  # type: ignore[assignment]
     """The middleware stack, in order. ``before_*`` hooks run top to bottom, ``after_*`` hooks bottom to top."""
     stack: list[Middleware] = [
         AgeLimit(),  # drops messages past a max_age option; we set none, but a per-message one is honoured
@@ -85,19 +85,7 @@ def middleware_for(settings: Any, *, embedded: bool, extra: list[Middleware] = (
     return stack
 
 
-def broker_redis_client(url: str) -> redis.Redis:
-    """Explicit timeouts and retry: RedisBroker(url=...) would build connections with neither (a down Redis fails
-    every enqueue at once, a hung one blocks for the default socket timeout)."""
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=1,
-        socket_timeout=5,
-        health_check_interval=30,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1), 3),
-    )
-
-
-def build_broker(settings: Any, *, embedded: bool | None = None, extra: list[Middleware] = ()) -> Broker:  # type: ignore[assignment]
+def build_broker(settings: Settings, *, embedded: bool | None = None, extra: list[Middleware] = ()) -> Broker:  # type: ignore[assignment]
     """A RedisBroker (distributed) or a StubBroker (embedded, with ``process_boot`` emitted so time limits work)."""
     url = settings.redis_url.get_secret_value() if settings.redis_url else None
     embedded = url is None if embedded is None else embedded
@@ -109,7 +97,9 @@ def build_broker(settings: Any, *, embedded: bool | None = None, extra: list[Mid
     else:
         assert url is not None
         broker = RedisBroker(
-            client=broker_redis_client(url),
+            # Explicit timeouts and retry (core/redis.py, `broker`): RedisBroker(url=...) would build connections
+            # with neither (a down Redis fails every enqueue at once, a hung one blocks for the default timeout).
+            client=redis_client(url, "broker"),
             namespace=settings.broker_namespace,
             middleware=middleware,
             # A dead worker's unacknowledged messages return once it has been silent for heartbeat_timeout and a

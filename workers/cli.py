@@ -8,16 +8,12 @@ import os
 import sys
 from typing import Any
 
+from core.settings import Settings, load_settings
+
 __all__ = ["add_worker_commands", "dramatiq_arguments"]
 
 
-def _settings() -> Any:
-    from server.cli import _settings as load
-
-    return load(argparse.Namespace())
-
-
-def dramatiq_arguments(settings: Any, args: argparse.Namespace) -> list[str]:
+def dramatiq_arguments(settings: Settings, args: argparse.Namespace) -> list[str]:
     """The dramatiq CLI's arguments for these settings and flags."""
     argv = ["workers.entry:setup"]
     processes = args.processes or settings.worker_processes
@@ -33,7 +29,7 @@ def dramatiq_arguments(settings: Any, args: argparse.Namespace) -> list[str]:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = load_settings()
     if settings.redis_url is None:
         print(
             "universe-mcp worker: set UNIVERSE_MCP_REDIS_URL; without Redis (embedded mode) `universe-mcp serve` "
@@ -63,7 +59,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return int(dramatiq.cli.main(parsed) or 0)
 
 
-def prometheus_environment(settings: Any) -> str:
+def prometheus_environment(settings: Settings) -> str:
     """Environment for dramatiq's Prometheus middleware, set before any worker process imports prometheus-client.
 
     Multiprocess mode (a fresh directory per run, so a restarted worker does not add its predecessor's counts):
@@ -85,7 +81,7 @@ def prometheus_environment(settings: Any) -> str:
 def cmd_scheduler(args: argparse.Namespace) -> int:
     from workers.scheduler import run_scheduler
 
-    settings = _settings()
+    settings = load_settings()
     if settings.redis_url is None:
         print(
             "universe-mcp scheduler: set UNIVERSE_MCP_REDIS_URL; in embedded mode the server schedules itself",

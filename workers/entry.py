@@ -15,6 +15,8 @@ import dramatiq
 from dramatiq.asyncio import EventLoopThread
 from dramatiq.middleware import Middleware
 
+from core.settings import Settings
+
 __all__ = ["WorkerEnv", "setup"]
 
 logger = logging.getLogger(__name__)
@@ -24,7 +26,7 @@ class WorkerEnv(Middleware):
     """The worker process's event loop (a daemon thread, started at worker boot) and its JobEnv, built there on
     first use and closed at shutdown, before the loop stops."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._env: Any = None
         self._lock: asyncio.Lock | None = None
@@ -54,17 +56,18 @@ class WorkerEnv(Middleware):
         return self._env
 
     async def _build(self) -> Any:
-        from server.wiring import build_cache_for, build_providers, build_validation
+        from core.redis import redis_client
+        from core.wiring import build_cache_for, build_providers, build_validation
         from storage.db import make_engine, make_sessionmaker
         from workers.batches import JobConfig, JobEnv
-        from workers.live import RedisLiveCounters, async_redis_client
+        from workers.live import RedisLiveCounters
 
         s = self.settings
         # Workers act for every owner: they connect as the role that owns the tables (database_admin_url).
         engine = make_engine(s.admin_sqlalchemy_url)
         cache = build_cache_for(s)
         providers = build_providers(s)
-        redis = async_redis_client(s.redis_url.get_secret_value())
+        redis = redis_client(s, "live")
         self._closers = [engine.dispose, cache.aclose, *[p.aclose for p in providers], redis.aclose]
         env = JobEnv(
             JobConfig.from_settings(s),
@@ -94,9 +97,9 @@ class WorkerEnv(Middleware):
 
 def setup() -> None:
     """Called by the dramatiq CLI in each worker process."""
-    from server.settings import Settings
+    from core.redis import redis_client
     from workers.actors import declare_actors
-    from workers.broker import broker_redis_client, build_broker
+    from workers.broker import build_broker
     from workers.heartbeat import WorkerHeartbeat
 
     settings = Settings()
@@ -115,7 +118,7 @@ def setup() -> None:
         extra.append(Prometheus())  # serves every worker process's metrics (workers/cli.prometheus_environment)
     env = WorkerEnv(settings)
     heartbeat = WorkerHeartbeat(
-        broker_redis_client(settings.redis_url.get_secret_value()),
+        redis_client(settings, "broker"),
         settings.broker_namespace,
         interval_s=min(1.0, settings.worker_heartbeat_timeout_s / 3),
     )

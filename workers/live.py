@@ -3,7 +3,9 @@
 The store's job row stays the durable record; this hash is a fast copy. Writers recount from the items and publish
 the whole set; a Lua script keeps a publish with fewer processed symbols (an older recount that lost a race) from
 overwriting a newer one, and never turns a finished status back into an active one. Every call is best effort:
-a Redis failure is logged and ignored, and readers fall back to the store.
+a Redis failure is logged and ignored, and readers fall back to the store. Publishing and reading go through a
+circuit breaker (core/resilience.py): while Redis keeps failing they are skipped at once instead of each waiting
+for its timeouts and retries (a batch publishes after every few symbols).
 """
 
 from __future__ import annotations
@@ -12,13 +14,12 @@ import logging
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
+from core.resilience import CircuitBreaker
 from storage.repositories.jobs import ItemCounts
 
-__all__ = ["RedisLiveCounters", "async_redis_client", "job_key", "queued_key"]
+__all__ = ["RedisLiveCounters", "job_key", "queued_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,37 +47,37 @@ def queued_key(namespace: str, job_id: str) -> str:
     return f"{namespace}:job:{job_id}:queued"
 
 
-def async_redis_client(url: str, *, timeout_s: float = 2.0) -> aioredis.Redis:
-    """A client with explicit timeouts and a short retry (redis-py's from_url has neither by default)."""
-    return aioredis.Redis.from_url(
-        url,
-        socket_connect_timeout=timeout_s,
-        socket_timeout=timeout_s,
-        decode_responses=True,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
-        health_check_interval=30,
-    )
-
-
 class RedisLiveCounters:
     def __init__(self, client: aioredis.Redis, namespace: str, ttl_s: int) -> None:
         self.client = client
         self.namespace = namespace
         self.ttl_ms = int(ttl_s * 1000)
         self._script = client.register_script(_PUBLISH)
+        self.breaker = CircuitBreaker("live counters")
 
     async def publish(self, job_id: str, status: str, counts: ItemCounts) -> None:
         values = counts.as_dict()
         args: list[Any] = [values["processed"], self.ttl_ms, "status", status]
         for name in _FIELDS:
             args += [name, values[name]]
+        ticket = self.breaker.acquire()
+        if ticket is None:  # Redis keeps failing: the store has the durable counts; only the fast copy is missing
+            return
         try:
             await self._script(keys=[job_key(self.namespace, job_id)], args=args)
-        except RedisError as exc:  # the store has the durable counts; only the fast copy is missing
+        except RedisError as exc:
+            self.breaker.failure(ticket)
             logger.warning("live counters of job %s not published (%s)", job_id, type(exc).__name__)
+        except BaseException:
+            self.breaker.release(ticket)
+            raise
+        else:
+            self.breaker.success(ticket)
 
     async def lost(self, job_ids: list[str] | tuple[str, ...]) -> set[str]:
-        """Jobs whose queued-batches marker is gone (Redis lost its data); empty when Redis cannot tell."""
+        """Jobs whose queued-batches marker is gone (Redis lost its data); empty when Redis cannot tell.
+
+        Not behind the breaker: the job watch runs once a minute and must ask Redis itself after it comes back."""
         if not job_ids:
             return set()
         try:
@@ -90,11 +91,19 @@ class RedisLiveCounters:
         return {job_id for job_id, exists in zip(job_ids, found, strict=True) if not exists}
 
     async def read(self, job_id: str) -> dict[str, Any] | None:
+        ticket = self.breaker.acquire()
+        if ticket is None:  # Redis keeps failing: the reader falls back to the store
+            return None
         try:
             raw = await self.client.hgetall(job_key(self.namespace, job_id))
         except RedisError as exc:
+            self.breaker.failure(ticket)
             logger.warning("live counters of job %s unreadable (%s)", job_id, type(exc).__name__)
             return None
+        except BaseException:
+            self.breaker.release(ticket)
+            raise
+        self.breaker.success(ticket)
         if not raw or "status" not in raw:
             return None
         out: dict[str, Any] = {"status": raw["status"]}

@@ -23,8 +23,13 @@ import anyio
 from dramatiq import Worker
 from dramatiq.asyncio import EventLoopThread
 from dramatiq.common import dq_name
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from core.redis import redis_client
+from core.resilience import CircuitBreaker
+from core.settings import Settings
+from core.wiring import AppState
 from storage.db import make_engine, make_sessionmaker, utcnow
 from storage.repositories import jobs as job_repo
 from workers import batches
@@ -32,7 +37,7 @@ from workers.actors import Actors, declare_actors, send_job
 from workers.batches import JobConfig, JobEnv
 from workers.broker import QUEUES, build_broker
 from workers.heartbeat import WorkerHeartbeat, read_workers, workers_key
-from workers.live import RedisLiveCounters, async_redis_client
+from workers.live import RedisLiveCounters
 
 __all__ = ["JobRuntime", "LoopBridge", "open_job_runtime"]
 
@@ -79,7 +84,7 @@ class LoopBridge(EventLoopThread):
 
 
 class JobRuntime:
-    def __init__(self, settings: Any, *, embedded: bool, env: JobEnv, tg: anyio.abc.TaskGroup) -> None:
+    def __init__(self, settings: Settings, *, embedded: bool, env: JobEnv, tg: anyio.abc.TaskGroup) -> None:
         self.settings = settings
         self.embedded = embedded
         self.env = env
@@ -92,11 +97,12 @@ class JobRuntime:
         self._followed: set[str] = set()
         self._worker: Worker | None = None
         self.started_at = utcnow()  # jobs older than this lost their in-memory queue (embedded mode)
-        self.redis = None if embedded else async_redis_client(settings.redis_url.get_secret_value())
+        self.redis = None if embedded else redis_client(settings, "live")
         self.live = None
         if self.redis is not None:
             self.live = RedisLiveCounters(self.redis, self.namespace, settings.job_retention_s)
         self.heartbeat = WorkerHeartbeat()  # embedded: counts the in-process worker's busy threads
+        self.broker_breaker = CircuitBreaker("job broker")  # distributed: enqueueing (submit)
         self.bridge: LoopBridge | None = None
         if embedded:
             self.bridge = LoopBridge(asyncio.get_running_loop())
@@ -151,11 +157,22 @@ class JobRuntime:
             self._ensure_worker()
             return send_job(self.actors, job_id, owner_id, symbols, force_refresh)
         delay_ms = int(delay_s * 1000) or None
-        # abandon_on_cancel: a caller's time bound can give up on a hung Redis (the thread finishes on its own).
-        return await anyio.to_thread.run_sync(
-            lambda: send_job(self.actors, job_id, owner_id, symbols, force_refresh, delay_ms=delay_ms),
-            abandon_on_cancel=True,
-        )
+        # The broker's breaker: while Redis keeps failing, a submit fails at once (the caller fails the job and says
+        # the queue is unreachable) instead of waiting for the broker client's timeouts and retries each time.
+        ticket = self.broker_breaker.acquire()
+        if ticket is None:
+            raise RedisConnectionError("the job broker's Redis keeps failing; not calling it")
+        try:
+            # abandon_on_cancel: a caller's time bound can give up on a hung Redis (the thread finishes on its own).
+            sent = await anyio.to_thread.run_sync(
+                lambda: send_job(self.actors, job_id, owner_id, symbols, force_refresh, delay_ms=delay_ms),
+                abandon_on_cancel=True,
+            )
+        except BaseException:  # a Redis error, or the caller's time bound on a hung Redis
+            self.broker_breaker.failure(ticket)
+            raise
+        self.broker_breaker.success(ticket)
+        return sent
 
     async def _submit_later(self, job_id: Any, owner_id: Any, symbols: list[str], force: bool, delay_s: float) -> None:
         if not await self._pause(delay_s):
@@ -363,8 +380,8 @@ class JobRuntime:
 
 
 @asynccontextmanager
-async def open_job_runtime(state: Any) -> AsyncIterator[JobRuntime]:
-    """The runtime for an AppState (server/lifespan.py); closed with it."""
+async def open_job_runtime(state: AppState) -> AsyncIterator[JobRuntime]:
+    """The runtime for an AppState (core/wiring.py, opened by server/lifespan.py); closed with it."""
     settings = state.settings
     embedded = settings.redis_url is None
     sessions, admin_engine = state.sessions, None

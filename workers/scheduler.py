@@ -17,6 +17,8 @@ from typing import Any
 
 import redis
 
+from core.settings import Settings
+
 __all__ = ["PeriodicLock", "build_scheduler", "run_scheduler"]
 
 logger = logging.getLogger(__name__)
@@ -37,16 +39,16 @@ class PeriodicLock:
         return bool(self.client.set(key, self.owner, nx=True, px=max(1, int(interval_s * 2000))))
 
 
-def build_scheduler(settings: Any, *, blocking: bool = True) -> tuple[Any, dict[str, Any]]:
+def build_scheduler(settings: Settings, *, blocking: bool = True) -> tuple[Any, dict[str, Any]]:
     """The APScheduler with one interval job per periodic task, and the ticks (callables) it runs."""
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.schedulers.blocking import BlockingScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
+    from core.redis import redis_client
     from workers.actors import declare_actors
-    from workers.broker import broker_redis_client, build_broker
+    from workers.broker import build_broker
 
-    url = settings.redis_url.get_secret_value()
     broker = build_broker(settings, embedded=False)
 
     def never_run(coro: Any) -> Any:  # the scheduler only sends messages
@@ -57,7 +59,7 @@ def build_scheduler(settings: Any, *, blocking: bool = True) -> tuple[Any, dict[
         raise RuntimeError("the scheduler has no job environment")
 
     actors = declare_actors(broker, run=never_run, env=no_env, settings=settings)
-    lock = PeriodicLock(broker_redis_client(url), settings.broker_namespace)
+    lock = PeriodicLock(redis_client(settings, "broker"), settings.broker_namespace)
     plan = {
         "refresh": (settings.refresh_interval_s, actors.refresh),
         "cleanup": (settings.cleanup_interval_s, actors.cleanup),
@@ -99,7 +101,7 @@ def _now() -> Any:
     return datetime.now(UTC)
 
 
-def run_scheduler(settings: Any, *, once: bool = False) -> int:
+def run_scheduler(settings: Settings, *, once: bool = False) -> int:
     scheduler, ticks = build_scheduler(settings)
     if once:
         for tick in ticks.values():

@@ -1,7 +1,7 @@
 """The security master's values: a security (one listing's identity and attributes) and its symbol history.
 
 These are plain frozen values, shared by the history builder, the shipped snapshot and the resolver, and shaped so
-that phase 2 maps them one to one onto the store (DESIGN §5): ``Security`` -> an ``assets`` row (``key`` is only the
+that phase 2 maps them one to one onto the store (storage/models.py): ``Security`` -> an ``assets`` row (``key`` is only the
 snapshot's own id; the store's permanent id is its UUID), ``SymbolSpan`` -> ``asset_symbols`` rows, ``indices`` ->
 ``asset_indices`` rows.
 

@@ -1,4 +1,4 @@
-"""What a symbol means, today or at a date: the verdict the validation answers from (DESIGN §7 step 3).
+"""What a symbol means, today or at a date: the verdict the validation answers from (docs/SECURITY_MASTER.md).
 
 ``resolve(symbol, as_of=None)`` reads any spelling (``BRK-B``, ``brk/b``, ``$BRK.B``) and answers one of:
 - ``listed``: a security holds the symbol (at ``as_of``, or now) and is listed;

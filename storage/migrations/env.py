@@ -39,7 +39,7 @@ if connection is not None:
 else:
     url = context.config.attributes.get("url")
     if url is None:
-        from server.settings import Settings
+        from core.settings import Settings
 
         url = Settings().sqlalchemy_url
     asyncio.run(_run_async(url))

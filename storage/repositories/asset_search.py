@@ -170,12 +170,13 @@ def _capped_count(stmt: Select) -> Any:
     return select(func.count()).select_from(stmt.limit(bindparam("cap")).subquery()).scalar_subquery()
 
 
-def _part(rank: int, sector: bool, *conditions: ColumnElement[bool], walk: bool = False) -> Select:
+def _part(rank: int, sector: bool, *conditions: ColumnElement[bool]) -> Select:
     """Listed, not-invalid assets meeting ``conditions``, by (length(symbol), symbol), ``needed`` at most.
 
-    ``walk``: read assets in ranking order (ix_assets_symbol_order) until enough match. Otherwise ``conditions``
-    name the candidates (a ticker range, ids from the word index). Either way the sector test is made
-    non-indexable: the planner would rather read the whole sector (a tenth of the store) and sort it.
+    When ``conditions`` name the candidates (a ticker range, ids from the word index), those are read and sorted;
+    when they name none (a walk), the planner reads assets in ranking order (ix_assets_symbol_order) until enough
+    match. Either way the sector test is made non-indexable: the planner would rather read the whole sector (a
+    tenth of the store) and sort it.
     """
     if sector:
         conditions = (*conditions, func.coalesce(Asset.sector, "") == bindparam("sector"))
@@ -226,13 +227,11 @@ def _main_statement(shape: tuple[Any, ...]) -> Select:
     if prefix:
         parts.append(_part(0, sector, Asset.symbol == bindparam("p")))
         others = (_prefix_like(), Asset.symbol != bindparam("p"))
-        parts.append(
-            _part(1, sector, *others, walk=True) if ticker_walk else _part(1, sector, _ticker_range(postgres), *others)
-        )
+        parts.append(_part(1, sector, *others) if ticker_walk else _part(1, sector, _ticker_range(postgres), *others))
     if words:
         conditions = [_name_match(words), *([not_(_prefix_like())] if prefix else [])]
         if name_route == "walk":
-            parts.append(_part(2, sector, *conditions, walk=True))
+            parts.append(_part(2, sector, *conditions))
         elif name_route == "shortlist":
             # The index holds each candidate's ticker: shortlist the best-ranked few from it alone, check only those.
             both = _candidates(used, sector, AssetNameWord.asset_id, AssetNameWord.symbol).subquery()

@@ -48,7 +48,6 @@ __all__ = [
 
 ACTIVE = ("queued", "running")
 FINISHED = ("completed", "failed", "cancelled")
-SETTLED_ITEM = ("valid", "invalid", "pending", "error")
 _CHUNK = 500  # SQLite caps bound parameters per statement
 _JOB_LOCK_CLASS = 0x756A6F62  # "ujob": the advisory-lock class of job creation (PostgreSQL)
 

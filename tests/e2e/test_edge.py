@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from core.settings import Settings
 from server.app import build_server
-from server.settings import Settings
 from server.transports import http_app
 from tests.e2e.conftest import http_server
 

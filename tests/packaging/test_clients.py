@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
+from core.settings import Settings
 from server.cli import build_parser
-from server.settings import Settings
 from tests.packaging.support import ROOT, InstallFailed, cached_dir, digest, npm
 from tests.support.services import require_service
 

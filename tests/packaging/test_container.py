@@ -33,8 +33,8 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
+from core.settings import Settings
 from server.cli import build_parser
-from server.settings import Settings
 from tests.e2e.conftest import http_server, server_env
 from tests.packaging.support import ROOT
 from tests.support.services import require_service

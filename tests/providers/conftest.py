@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 # yfinance picks its HTTP backend when it is first imported; when this suite runs alone, make that the requests
-# backend, as provider guide B4 advises for transport-level tests. (The tests also pass on the curl_cffi backend.)
+# backend for the transport-level tests. (The tests also pass on the curl_cffi backend.)
 os.environ.setdefault("YF_DISABLE_CURL_CFFI", "1")
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -1,6 +1,6 @@
 """The real provider chain, Yahoo -> Alpha Vantage -> offline catalog, as production builds it, against local servers.
 
-The server is ``build_server(settings)`` with network providers on: ``server.wiring.build_providers`` makes the real
+The server is ``build_server(settings)`` with network providers on: ``core.wiring.build_providers`` makes the real
 YahooProvider (yfinance, on its own requests session with clamped timeouts), the real AlphaVantageProvider (httpx),
 the catalog, each behind its circuit breaker and rate limit, exactly as ``universe-mcp serve`` does. Only the
 network destination differs:
@@ -28,12 +28,12 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import pytest
 from mcp import Client
 
+from core.wiring import build_providers
 from providers.alpha_vantage import AlphaVantageProvider
 from providers.catalog import CatalogProvider
 from providers.guard import GuardedProvider
 from providers.yahoo import YahooProvider
 from server.app import build_server
-from server.wiring import build_providers
 from tests.conftest import Call
 from tests.providers.conftest import LocalServer, Reply, fixture_bytes
 

@@ -3,7 +3,7 @@
 tests/providers/test_guard.py covers the behaviours; this file pins what a caller reads (the error's provider and
 message, the retry wait, the health report) and the documented defaults, which mutation testing showed nothing
 else checked. Clocks are injected (CircuitBreaker and GuardedProvider take one; RateLimit's degraded window reads
-``providers.guard.time``, replaced here by a fake).
+``core.resilience.time``, replaced here by a fake).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import uuid
 import anyio
 import pytest
 
-from providers import guard
+from core import resilience
 from providers.base import AssetProfile, ProviderMisconfigured, ProviderRateLimited, ProviderUnavailable, Verdict
 from providers.fake import FakeProvider
 from providers.guard import CircuitBreaker, GuardedProvider, RateLimit
@@ -34,7 +34,7 @@ class Clock:
 
 
 class FakeTime:
-    """Replaces the ``time`` module in providers.guard: monotonic() is ours; time() stays real (limits uses it)."""
+    """Replaces the ``time`` module in core.resilience: monotonic() is ours; time() stays real (limits uses it)."""
 
     def __init__(self) -> None:
         import time as real
@@ -162,7 +162,7 @@ def test_rate_limit_windows_are_ordered_by_length():
 
 async def test_the_default_memory_limit_is_never_degraded(caplog):
     limit = RateLimit("yahoo", "2/minute")
-    with caplog.at_level(logging.WARNING, logger="providers.guard"):
+    with caplog.at_level(logging.WARNING, logger="core.resilience"):
         await limit.acquire()
         await limit.acquire()
         with pytest.raises(ProviderRateLimited) as raised:
@@ -170,15 +170,6 @@ async def test_the_default_memory_limit_is_never_degraded(caplog):
     assert not limit.degraded and caplog.records == []
     assert raised.value.provider == "yahoo" and raised.value.message == "local rate limit 2 per 1 minute reached"
     assert isinstance(raised.value.retry_after_s, float)
-
-
-@pytest.mark.parametrize("strategy", ["moving-window", "fixed-window", "sliding-window-counter"])
-async def test_every_strategy_limits(strategy):
-    limit = RateLimit("yahoo", "2/minute", strategy=strategy)
-    await limit.acquire()
-    await limit.acquire()
-    with pytest.raises(ProviderRateLimited):
-        await limit.acquire()
 
 
 async def test_the_wait_is_until_the_refusing_window_frees_a_unit():
@@ -203,9 +194,9 @@ async def test_a_wait_under_a_second_is_reported_as_such():
 
 async def test_storage_failure_is_logged_by_type_once_and_memory_used_for_fallback_s(monkeypatch, caplog):
     fake = FakeTime()
-    monkeypatch.setattr(guard, "time", fake)
+    monkeypatch.setattr(resilience, "time", fake)
     limit = RateLimit("yahoo", "100/second", storage_uri=dead_redis_url(), storage_timeout_s=0.2)
-    with caplog.at_level(logging.WARNING, logger="providers.guard"):
+    with caplog.at_level(logging.WARNING, logger="core.resilience"):
         await limit.acquire()
         assert limit.degraded
         fake.now += 29.999

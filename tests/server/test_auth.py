@@ -16,9 +16,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from core.settings import Settings
+from core.wiring import AppState
 from server.auth import JwtVerifier, StoreTokenVerifier, auth_settings, build_verifier
-from server.lifespan import AppState, open_app_state
-from server.settings import Settings
+from server.lifespan import open_app_state
 from storage.repositories.users import get_user_by_name
 
 pytestmark = pytest.mark.anyio

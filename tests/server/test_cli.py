@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from server.cli import build_parser, main
 from server.cli_progress import Progress, job_of, job_view
-from server.settings import Settings
 from server.transports import banner
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 from pathlib import Path
 
+from core.settings import Settings
 from server.config_docs import render
-from server.settings import Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "CONFIGURATION.md"
 

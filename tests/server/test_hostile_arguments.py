@@ -21,8 +21,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from mcp import Client
 
+from core.settings import Settings
 from server.app import build_server
-from server.settings import Settings
 from tests.conftest import Call
 
 EXAMPLES = hypothesis_settings(

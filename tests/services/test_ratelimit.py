@@ -1,6 +1,6 @@
 """Per-owner rate limits (services/ratelimit.py): one budget per owner and tool class, in memory and shared in Redis.
 
-The in-memory windows run on a controllable clock (``services.ratelimit.time`` replaced by a fake), so window
+The in-memory windows run on a controllable clock (``core.resilience.time`` replaced by a fake), so window
 expiry is tested without sleeping. The Redis tests use the session's Redis database and two limiters on it: two
 replicas of the server.
 """
@@ -13,15 +13,16 @@ import uuid
 
 import pytest
 
-from services import ratelimit
+from core import resilience
+from core.resilience import LocalWindows as _LocalWindows
 from services.errors import RateLimited
-from services.ratelimit import OwnerRateLimiter, _LocalWindows
+from services.ratelimit import OwnerRateLimiter
 
 pytestmark = pytest.mark.anyio
 
 
 class FakeTime:
-    """Stands in for the ``time`` module inside services.ratelimit: monotonic() and time() move only on demand."""
+    """Stands in for the ``time`` module inside core.resilience: monotonic() and time() move only on demand."""
 
     def __init__(self) -> None:
         self.now = 10_000.0
@@ -39,7 +40,7 @@ class FakeTime:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
     fake = FakeTime()
-    monkeypatch.setattr(ratelimit, "time", fake)
+    monkeypatch.setattr(resilience, "time", fake)
     return fake
 
 
@@ -123,9 +124,9 @@ def test_limits_are_checked_shortest_window_first_whatever_their_amounts():
 
 async def test_a_memory_only_limiter_never_reports_a_storage_failure(clock, caplog):
     limiter = OwnerRateLimiter({"read": "2/minute"})
-    with caplog.at_level(logging.WARNING, logger="services.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="core.resilience"):
         await spend(limiter, owner(), "read", 2)
-    assert caplog.records == [] and limiter._fallback_until == 0.0
+    assert caplog.records == [] and limiter.limiter.fallback_until == 0.0
 
 
 async def test_several_limits_the_shortest_window_refuses_first_without_spending_the_longer(clock):
@@ -211,7 +212,7 @@ async def test_two_replicas_share_each_owners_budget_and_keep_owners_apart(redis
     await replica_a.hit(bob, "read")
     with pytest.raises(RateLimited):
         await replica_b.hit(bob, "read")
-    assert replica_a._fallback_until == replica_b._fallback_until == 0.0  # Redis answered every time
+    assert replica_a.limiter.fallback_until == replica_b.limiter.fallback_until == 0.0  # Redis answered every time
 
 
 async def test_in_redis_each_class_has_its_own_budget(redis_url):
@@ -253,14 +254,14 @@ class FailingStorage:
 async def test_after_a_storage_failure_memory_is_used_for_fallback_s_then_redis_is_tried_again(clock, caplog):
     limiter = OwnerRateLimiter({"read": "100/minute"}, redis_url="redis://127.0.0.1:1/0")
     storage = FailingStorage()
-    limiter._shared = storage
-    assert limiter.fallback_s == 30.0  # the documented default
+    limiter.limiter.shared = storage
+    assert limiter.limiter.fallback_s == 30.0  # the documented default
     failed_at = clock.now
-    with caplog.at_level(logging.WARNING, logger="services.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="core.resilience"):
         await limiter.hit(owner(), "read")
     assert storage.calls == 1
     assert [r.getMessage() for r in caplog.records] == [
-        "rate-limit storage failed (ConnectionError); using in-process limits"
+        "rate limit per-owner: storage failed (ConnectionError); using in-process limits"
     ]
     clock.now = failed_at + 29.999
     await limiter.hit(owner(), "read")
@@ -308,7 +309,7 @@ async def test_a_hung_redis_is_given_up_on_and_the_call_answered_from_memory(hun
     alice = owner()
     with anyio.fail_after(20):  # the limiter's own socket timeouts must end the wait long before this
         await limiter.hit(alice, "read")
-    assert limiter._fallback_until > 0
+    assert limiter.limiter.fallback_until > 0
     with pytest.raises(RateLimited):
         await limiter.hit(alice, "read")
 
@@ -319,12 +320,12 @@ async def test_redis_down_falls_back_to_per_process_limits_per_owner(caplog):
         dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"  # nothing listens once the socket closes
     limiter = OwnerRateLimiter({"read": "2/minute"}, redis_url=dead, fallback_s=30)
     alice, bob = owner(), owner()
-    with caplog.at_level(logging.WARNING, logger="services.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="core.resilience"):
         await limiter.hit(alice, "read")  # Redis refused: answered from memory, not an error
     assert [r.getMessage() for r in caplog.records] == [
-        "rate-limit storage failed (StorageError); using in-process limits"  # the type only: never the URL
+        "rate limit per-owner: storage failed (StorageError); using in-process limits"  # the type only: never the URL
     ]
-    assert limiter._fallback_until > 0
+    assert limiter.limiter.fallback_until > 0
     await limiter.hit(alice, "read")
     with pytest.raises(RateLimited):
         await limiter.hit(alice, "read")

@@ -17,9 +17,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from core.settings import Settings
+from core.wiring import AppState
 from server.auth import StoreTokenVerifier, build_verifier
-from server.lifespan import AppState, open_app_state
-from server.settings import Settings
+from server.lifespan import open_app_state
 from services import tokens as token_service
 from services.errors import InvalidArgument, NotFound
 from services.schemas import ALL_SCOPES

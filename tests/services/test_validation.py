@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
 
+from core.settings import Settings
+from core.wiring import AppState
 from providers.base import AssetProfile, ProviderUnavailable, Verdict
 from providers.fake import FakeProvider
-from server.lifespan import AppState, open_app_state
-from server.settings import Settings
+from server.lifespan import open_app_state
 from services.validation import PROFILE_FIELDS, ValidationConfig, ValidationService
 from storage.cache import MemoryCache
 from storage.db import utcnow
@@ -60,11 +61,6 @@ class RecordingCache(MemoryCache):
     async def set(self, key: str, value: str, ttl_s: int) -> None:
         self.writes.append((key, value, ttl_s))
         await super().set(key, value, ttl_s)
-
-    async def set_many(self, items: Mapping[str, str], ttl_s: int) -> None:
-        for key, value in items.items():
-            self.writes.append((key, value, ttl_s))
-        await super().set_many(items, ttl_s)
 
 
 class BuggyProvider(FakeProvider):

@@ -12,10 +12,10 @@ import anyio
 import pytest
 import redis.asyncio as aioredis
 
+from core.resilience import CircuitBreaker
 from storage.cache import (
     DEFAULT_PREFIX,
     Cache,
-    CircuitBreaker,
     MemoryCache,
     RedisCache,
     build_cache,
@@ -65,7 +65,8 @@ async def test_memory_round_trip_batch_and_delete() -> None:
     cache = MemoryCache()
     assert isinstance(cache, Cache)
     await cache.set("AAPL", '{"valid": true}', 60)
-    await cache.set_many({"MSFT": "m", "IBM": "i"}, 60)
+    await cache.set("MSFT", "m", 60)
+    await cache.set("IBM", "i", 60)
     assert await cache.get("AAPL") == '{"valid": true}'
     assert await cache.get("NOPE") is None
     assert await cache.get_many(["AAPL", "NOPE", "IBM", "MSFT"]) == {"AAPL": '{"valid": true}', "IBM": "i", "MSFT": "m"}
@@ -81,7 +82,7 @@ async def test_memory_entries_expire_after_their_ttl() -> None:
     clock = FakeClock()
     cache = MemoryCache(jitter=0, clock=clock)
     await cache.set("short", "s", 10)
-    await cache.set_many({"long": "l"}, 100)
+    await cache.set("long", "l", 100)
     clock.advance(9.9)
     assert await cache.get("short") == "s"
     clock.advance(0.1)
@@ -96,7 +97,8 @@ async def test_memory_entries_expire_after_their_ttl() -> None:
 async def test_memory_ttls_are_jittered_by_ten_percent() -> None:
     clock = FakeClock()
     cache = MemoryCache(clock=clock)
-    await cache.set_many({f"k{i}": "v" for i in range(200)}, 100)
+    for i in range(200):
+        await cache.set(f"k{i}", "v", 100)
     clock.advance(89.9)
     assert len(await cache.get_many(f"k{i}" for i in range(200))) == 200
     clock.advance(20.2)
@@ -106,7 +108,8 @@ async def test_memory_ttls_are_jittered_by_ten_percent() -> None:
 @pytest.mark.anyio
 async def test_memory_is_bounded_and_evicts_the_least_recently_used() -> None:
     cache = MemoryCache(max_entries=3)
-    await cache.set_many({"a": "1", "b": "2", "c": "3"}, 60)
+    for key, value in {"a": "1", "b": "2", "c": "3"}.items():
+        await cache.set(key, value, 60)
     assert await cache.get("a") == "1"  # "a" is now the most recently used; "b" the least
     await cache.set("d", "4", 60)
     assert len(cache) == 3
@@ -120,8 +123,6 @@ async def test_memory_rejects_non_string_values_and_bad_ttls() -> None:
         await cache.set("k", {"valid": True}, 60)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         await cache.set("k", "v", 0)
-    with pytest.raises(ValueError):
-        await cache.set_many({}, -1)
 
 
 def test_build_cache_picks_the_backend_from_the_url() -> None:
@@ -208,7 +209,8 @@ async def rcache(redis_url: str, prefix: str) -> AsyncIterator[RedisCache]:
 async def test_redis_round_trip_batch_and_delete(rcache: RedisCache, raw: aioredis.Redis, prefix: str) -> None:
     assert isinstance(rcache, Cache)
     await rcache.set("AAPL", '{"valid": true}', 600)
-    await rcache.set_many({"MSFT": "m", "IBM": "i"}, 600)
+    await rcache.set("MSFT", "m", 600)
+    await rcache.set("IBM", "i", 600)
     assert await rcache.get("AAPL") == '{"valid": true}'
     assert await rcache.get("NOPE") is None
     assert await rcache.get_many(["AAPL", "NOPE", "IBM", "MSFT", "IBM"]) == {
@@ -217,7 +219,6 @@ async def test_redis_round_trip_batch_and_delete(rcache: RedisCache, raw: aiored
         "MSFT": "m",
     }
     assert await rcache.get_many([]) == {}
-    await rcache.set_many({}, 600)
     await rcache.delete("AAPL")
     assert await rcache.get("AAPL") is None
     assert await raw.exists(f"{prefix}AAPL") == 0
@@ -235,7 +236,8 @@ async def test_redis_keys_carry_the_prefix_and_a_jittered_ttl(
     rcache: RedisCache, raw: aioredis.Redis, prefix: str
 ) -> None:
     await rcache.set("one", "1", 1000)
-    await rcache.set_many({f"k{i}": str(i) for i in range(50)}, 1000)
+    for i in range(50):
+        await rcache.set(f"k{i}", str(i), 1000)
     assert await raw.get(f"{prefix}one") == "1"
     assert await raw.get("one") is None, "the bare key is never written"
     assert 900 <= await raw.ttl(f"{prefix}one") <= 1100
@@ -259,7 +261,8 @@ async def test_redis_default_prefix_is_versioned(redis_url: str, raw: aioredis.R
 
 @pytest.mark.anyio
 async def test_redis_get_many_is_one_mget(rcache: RedisCache, monkeypatch: pytest.MonkeyPatch) -> None:
-    await rcache.set_many({f"k{i}": str(i) for i in range(100)}, 60)
+    for i in range(100):
+        await rcache.set(f"k{i}", str(i), 60)
     client = rcache._client
     calls: list[str] = []
     real_mget = client.mget
@@ -293,7 +296,7 @@ async def test_unreachable_redis_answers_promptly_from_the_fallback(monkeypatch:
         assert traffic.connects <= 2 and traffic.backoff_sleeps == [], (traffic.connects, traffic.backoff_sleeps)
 
         assert await cache.get("AAPL") == "a"
-        await cache.set_many({"MSFT": "m"}, 3600)
+        await cache.set("MSFT", "m", 3600)
         assert cache.breaker.state == "open"
         assert traffic.connects <= 6 and traffic.backoff_sleeps == []
 
@@ -411,7 +414,7 @@ async def test_redis_stopped_mid_run_degrades_then_recovers(throwaway_redis: Thr
     direct = aioredis.Redis.from_url(throwaway_redis.url, decode_responses=True)
     try:
         await cache.set("before", "b", 3600)
-        await cache.set_many({"many": "m"}, 3600)
+        await cache.set("many", "m", 3600)
         assert await direct.get(f"{DEFAULT_PREFIX}before") == "b"
 
         throwaway_redis.stop()
@@ -428,7 +431,7 @@ async def test_redis_stopped_mid_run_degrades_then_recovers(throwaway_redis: Thr
         await _wait_for_breaker(cache, "closed")
         assert (await cache.health())["state"] == "up"
         await cache.set("after", "a", 3600)
-        await cache.set_many({"after2": "a2"}, 3600)
+        await cache.set("after2", "a2", 3600)
         assert await direct.get(f"{DEFAULT_PREFIX}after") == "a", "writes reach Redis again"
         assert await direct.get(f"{DEFAULT_PREFIX}after2") == "a2"
         assert 3240 <= await direct.ttl(f"{DEFAULT_PREFIX}after") <= 3960
@@ -444,7 +447,8 @@ async def test_redis_restart_between_calls_costs_no_failure(throwaway_redis: Thr
     """Pooled connections the server dropped are replaced by the one immediate retry, without tripping anything."""
     cache = RedisCache(throwaway_redis.url, fail_max=1, reset_timeout_s=60)
     try:
-        await cache.set_many({f"k{i}": "v" for i in range(5)}, 60)
+        for i in range(5):
+            await cache.set(f"k{i}", "v", 60)
         async with anyio.create_task_group() as tg:  # open several pooled connections
             for i in range(5):
                 tg.start_soon(cache.get, f"k{i}")
@@ -453,13 +457,13 @@ async def test_redis_restart_between_calls_costs_no_failure(throwaway_redis: Thr
         async with anyio.create_task_group() as tg:
             for i in range(5):
                 tg.start_soon(cache.set, f"n{i}", "v", 60)
-        await cache.set_many({"m": "v"}, 60)
+        await cache.set("m", "v", 60)
         throwaway_redis.stop()
         throwaway_redis.start()
         assert await cache.get_many(["m", "n0"]) == {}, "a fresh, empty server answered"
         throwaway_redis.stop()
         throwaway_redis.start()
-        await cache.set_many({"p": "v"}, 60)
+        await cache.set("p", "v", 60)
         assert await cache.get("p") == "v"
         assert cache.breaker.state == "closed" and cache.breaker.failures == 0
     finally:

@@ -22,8 +22,8 @@ import pytest
 from mcp import Client
 from sqlalchemy.engine import make_url
 
+from core.settings import Settings
 from server.app import build_server
-from server.settings import Settings
 from tests.support.services import _run_async
 
 __all__ = ["PgStore", "Store", "pg_store", "serve", "store"]

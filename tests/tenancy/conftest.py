@@ -18,7 +18,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from sqlalchemy.engine import make_url
 
-from server.settings import Settings
+from core.settings import Settings
 from services.tokens import issue_token, parse_duration, revoke_token
 from storage import migrate
 from storage.db import make_engine, make_sessionmaker, unit_of_work

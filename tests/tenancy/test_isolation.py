@@ -166,7 +166,7 @@ async def test_read_only_token_is_forbidden_on_every_write_tool(deployment, tmp_
 
 
 async def test_rate_limit_trips_with_retry_after_over_http(tmp_path):
-    from server.settings import Settings
+    from core.settings import Settings
     from tests.tenancy.conftest import Deployment
 
     deployment = Deployment(

@@ -14,7 +14,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from mcp.types import ResourceTemplateReference
 
-from server.settings import Settings
+from core.settings import Settings
 from tests.tenancy.conftest import Deployment, connect, envelope
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

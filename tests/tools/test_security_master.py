@@ -1,4 +1,4 @@
-"""Validation and get_asset answering from the security master (DESIGN §7 step 3, issue 12 item 7), offline and
+"""Validation and get_asset answering from the security master (docs/SECURITY_MASTER.md, issue 12 item 7), offline and
 with a fake provider that says "no such symbol" to everything."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import pytest
 from mcp import Client
 from sqlalchemy import select
 
+from core.settings import Settings
 from providers.catalog import CatalogProvider
 from providers.fake import FakeProvider
 from server.app import build_server
 from server.lifespan import open_app_state
-from server.settings import Settings
 from storage.models import Asset
 from tests.conftest import Call
 

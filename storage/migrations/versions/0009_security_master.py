@@ -1,6 +1,6 @@
 """security master: listing columns on assets, ticker history details, index membership, listing syncs
 
-DESIGN §5 and §11, docs/SECURITY_MASTER.md.
+docs/SECURITY_MASTER.md.
 
 * ``assets``: ``listed_on``, ``delisted_on``, ``ipo_year``, ``source_sector`` and ``source_industry`` (the source's
   own words beside the GICS ``sector``/``industry``), ``market_cap_as_of`` and ``master_key`` (the snapshot's id of

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, select
 
+from core.settings import Settings
 from server.lifespan import open_app_state
-from server.settings import Settings
 from services.security_master.snapshot import SnapshotError, shipped_snapshot_path
 from services.security_master.store import check_snapshot_file
 from services.symbols import normalise_symbol

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from core.settings import Settings
 from server.lifespan import open_app_state
-from server.settings import Settings
 from services.security_master.sync import sync_from_dir
 from storage.models import Asset, ListingSync
 from tests.providers.listings.conftest import RECORDED

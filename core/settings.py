@@ -7,13 +7,13 @@ Every field has a description and a safe default; docs/CONFIGURATION.md is gener
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "TOOLSET_NAMES"]
+__all__ = ["Settings", "TOOLSET_NAMES", "load_settings"]
 
 TOOLSET_NAMES = ("universes", "assets", "jobs", "health", "dashboard")
 
@@ -184,9 +184,6 @@ class Settings(BaseSettings):
 
     # --- validation and providers --------------------------------------------------------------------------------
     offline: bool = Field(False, description="Disable the network providers (Yahoo, Alpha Vantage): catalog only.")
-    validate_on_add: bool = Field(
-        True, description="Validate symbols when they are added to a universe (callers may pass validate=false)."
-    )
     validation_deadline_s: float = Field(
         4.0, gt=0, le=60, description="Deadline for one inline validation call, however providers behave."
     )
@@ -454,3 +451,14 @@ class Settings(BaseSettings):
         from sqlalchemy.engine import make_url
 
         return make_url(self.sqlalchemy_url).render_as_string(hide_password=True)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The settings of a command (``universe-mcp …``): the environment and ``.env``, then the given overrides (None
+    means "not given"); invalid settings end the command with one line naming each problem, never a traceback."""
+    values = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False))
+        raise SystemExit(f"universe-mcp: invalid settings: {problems}") from None

@@ -1,4 +1,4 @@
-"""Row-level security plumbing: the owner a PostgreSQL transaction acts for."""
+"""Row-level security plumbing of a unit of work (storage/db.py): the owner a PostgreSQL transaction acts for."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from typing import Annotated
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context, Resolve
 
-from server.lifespan import AppState
+from core.wiring import AppState
 from services.assets import AssetService
 from services.errors import Forbidden, Unauthorized
 from services.schemas import Caller
