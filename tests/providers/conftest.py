@@ -33,11 +33,6 @@ def fixture_bytes(provider: str, name: str) -> bytes:
     return (FIXTURES / provider / name).read_bytes()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # --- a TCP server that accepts connections and never answers ------------------------------------------------------
 @pytest.fixture
 def black_hole() -> Iterator[tuple[str, int]]:

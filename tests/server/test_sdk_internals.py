@@ -20,11 +20,6 @@ from server import sdk
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Answer(BaseModel):
     value: int
 

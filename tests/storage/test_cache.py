@@ -25,11 +25,6 @@ from tests.support.redis_traffic import RedisTraffic
 from tests.support.services import ThrowawayRedis, free_port
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0

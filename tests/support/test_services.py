@@ -20,11 +20,6 @@ from tests.support.services import (
 )
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def test_redis_url_is_a_claimed_non_zero_database(redis_url: str) -> None:
     db = int(redis_url.rsplit("/", 1)[1])
     assert 1 <= db <= 15

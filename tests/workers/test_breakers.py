@@ -19,11 +19,6 @@ from workers.live import RedisLiveCounters
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_live_counters_skip_a_failing_redis_without_touching_it(monkeypatch):
     traffic = RedisTraffic(monkeypatch)
     live = RedisLiveCounters(redis_client(f"redis://127.0.0.1:{free_port()}/0", "live"), "umcp-breaker-test", 60)
