@@ -422,3 +422,15 @@ async def test_without_the_jobs_toolset_a_large_import_still_lands(make_settings
         assert data["job_id"] is None and data["counts"]["added"] == 5
         assert {r["validation_status"] for r in data["rows"] if r["symbol"] != "AAPL"} == {"unknown"}
         assert "added without validation" in data["rows"][0]["reason"]
+
+
+async def test_a_large_import_starts_its_job_only_when_the_caller_may_validate(make_settings):
+    # The hand-over is admitted like start_bulk_validation itself: here the caller's validate budget is spent, so
+    # the import lands and says its symbols were added without validation, and no job is started.
+    settings = make_settings(csv_job_threshold=3, local_rate_limits=True, rate_limit_validate="1/minute")
+    async with Client(build_server(settings)) as client:
+        call = Call(client)
+        await call.ok("validate_symbols", symbols=["AAPL"])  # spends the one validate call of this minute
+        data = await call.ok("import_universe_csv", csv_text="T0001\nT0002\nT0003\nT0004\n", name="No budget")
+        assert data["job_id"] is None and data["counts"]["added"] == 4
+        assert {r["reason"] for r in data["rows"]} == {"added without validation (too many to check inline)"}
