@@ -3,17 +3,18 @@ sessions, the cache, the market-data providers, the validation service, the per-
 ``AppState`` (``open_app_state``), plus the builders the worker processes use for their own (workers/entry.py).
 
 The server (server/lifespan.py) adds its job runtime (workers/runtime.py) through ``open_app_state(job_runtime=…)``:
-this module names what the tools and the server ask of it (``JobQueue``) and never imports workers/.
+services/jobs.py names what the tools and the server ask of it (``JobQueue``), and this module never imports
+workers/.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -22,6 +23,7 @@ from providers.base import MarketDataProvider
 from providers.catalog import CatalogProvider
 from providers.guard import CircuitBreaker, GuardedProvider, RateLimit
 from services.assets import seed_catalog
+from services.jobs import JobLimits, JobQueue
 from services.pagination import install_key
 from services.quotas import Quotas
 from services.ratelimit import OwnerRateLimiter
@@ -33,7 +35,6 @@ from services.validation import ValidationConfig, ValidationService
 from storage import migrate
 from storage.cache import Cache, build_cache
 from storage.db import make_engine, make_sessionmaker, unit_of_work
-from storage.repositories.jobs import ItemCounts
 from storage.repositories.server_secrets import get_or_create_secret
 from storage.repositories.users import get_or_create_user
 
@@ -44,6 +45,7 @@ __all__ = [
     "build_providers",
     "build_rate_limiter",
     "build_validation",
+    "job_limits_from",
     "limits_from",
     "open_app_state",
     "quotas_from",
@@ -66,6 +68,16 @@ def limits_from(settings: Settings) -> Limits:
         page_size_default=settings.page_size_default,
         page_size_max=settings.page_size_max,
         quotas=quotas_from(settings),
+    )
+
+
+def job_limits_from(settings: Settings) -> JobLimits:
+    return JobLimits(
+        max_symbols=settings.max_bulk_symbols,
+        max_active=settings.max_active_jobs,
+        retention_s=settings.job_retention_s,
+        page_size_default=settings.page_size_default,
+        page_size_max=settings.page_size_max,
     )
 
 
@@ -161,31 +173,6 @@ def _catalog_symbols(catalog: CatalogProvider):  # noqa: ANN202
     return known
 
 
-class JobQueue(Protocol):
-    """What the tools and the server ask of the job runtime (workers/runtime.py: ``JobRuntime``)."""
-
-    embedded: bool  # jobs run in this process (no Redis), else in `universe-mcp worker` processes
-    redis: Any  # the runtime's asyncio Redis client (distributed mode), None when embedded
-
-    async def submit(
-        self,
-        job_id: uuid.UUID | str,
-        owner_id: uuid.UUID | str,
-        symbols: Sequence[str],
-        force_refresh: bool = False,
-        *,
-        delay_s: float = 0.0,
-    ) -> int: ...
-
-    async def progress(self, job_id: uuid.UUID | str, owner_id: uuid.UUID | None = None) -> dict[str, Any] | None: ...
-
-    async def publish(self, job_id: str, status: str, counts: ItemCounts) -> None: ...
-
-    def follow(self, job_id: str, owner_id: uuid.UUID, notify: Callable[[str], Awaitable[None]]) -> None: ...
-
-    async def health(self) -> dict[str, Any]: ...
-
-
 @dataclass
 class AppState:
     settings: Settings
@@ -197,6 +184,7 @@ class AppState:
     providers: list[MarketDataProvider]
     validation: ValidationService
     rate_limiter: OwnerRateLimiter
+    job_limits: JobLimits = field(default_factory=JobLimits)
     extras: dict[str, Any] = field(default_factory=dict)
     jobs: JobQueue | None = None  # queues bulk validation jobs, reports workers (set by open_app_state)
 
@@ -273,6 +261,7 @@ async def open_app_state(
             providers=chain,
             validation=build_validation(settings, cache, chain),
             rate_limiter=build_rate_limiter(settings),
+            job_limits=job_limits_from(settings),
         )
         if job_runtime is not None:
             state.jobs = await stack.enter_async_context(job_runtime(state))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextvars
 import gc
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -17,8 +16,13 @@ from typing import Any
 
 from mcp.server.elicitation import AcceptedElicitation
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError, UnexpectedToolError
-from mcp.server.mcpserver.prompts.base import UserMessage
+from mcp.server.mcpserver.exceptions import (
+    ResourceError,
+    ResourceNotFoundError,
+    ToolError,
+    UnexpectedResourceError,
+    UnexpectedToolError,
+)
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
     INVALID_REQUEST,
@@ -38,22 +42,18 @@ from server.lifespan import open_app_state
 from server.version import __version__
 from services import telemetry
 from services.errors import InvalidArgument, NotFound, UniverseMCPError
-from services.universes import UniverseService
 from storage.repositories import universes as universe_repo
 from tools import ALL_TOOLSETS
 from tools._deps import admit, resolve_caller
-from tools._reports import register_report_resource
-from tools._toolset import ToolSpec
-from tools.jobs import register_job_resources
+from tools._toolset import Toolset, ToolSpec, describe
 
 __all__ = ["UniverseMCPServer", "build_server"]
 
+# What holds for every toolset; each enabled toolset adds its own lines (Toolset.instructions, build_instructions).
 INSTRUCTIONS = """\
 Universe MCP manages investment universes: named lists of securities you own, with validated symbols and history.
 Every tool returns {success, data, message, next_actions, metadata}; on failure data is null and
-error {code, message, hint, details} says what went wrong and how to fix it. next_actions are ready-to-make calls.
-Bulk answers give counts of every symbol and list the ones needing attention first; the rest is where they say. Never invent tickers: use search_assets or
-validate_symbols when unsure, and treat validation_status 'pending' as not yet checked, not as invalid."""
+error {code, message, hint, details} says what went wrong and how to fix it. next_actions are ready-to-make calls."""
 
 # The SDK wraps every Resolve()d dependency (our Deps) in AcceptedElicitation[Any]. pydantic keeps parametrised
 # generics in a weak-valued cache, so without a strong reference the class is collected and rebuilt (about 0.5 ms)
@@ -90,7 +90,7 @@ class UniverseMCPServer(MCPServer[AppState]):
         try:
             if context is not None:
                 await _admit_request(context.request_context.lifespan_context, "resources/read", str(uri))
-            result = await super().read_resource(uri, context)
+            result = await _read_mapped(super().read_resource(uri, context))
             code = None
             return result
         except ResourceNotFoundError:
@@ -196,6 +196,20 @@ class UniverseMCPServer(MCPServer[AppState]):
             raise UnexpectedToolError(f"Error executing tool {name}") from exc
 
 
+async def _read_mapped(read: Any) -> Any:
+    """A resource read, its domain errors mapped for every resource alike: what does not exist for the caller (or
+    an id that cannot be one) is not found, any other refusal a resource error with the error's message."""
+    try:
+        return await read
+    except UnexpectedResourceError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, (NotFound, InvalidArgument)):
+            raise ResourceNotFoundError(cause.message) from None
+        if isinstance(cause, UniverseMCPError):
+            raise ResourceError(cause.message) from None
+        raise
+
+
 def _bind_request_id() -> contextvars.Token[str | None]:
     # The HTTP edge may have set one already (X-Request-Id, server/metrics.py); a call keeps it, else gets its own.
     return telemetry.REQUEST_ID.set(telemetry.REQUEST_ID.get() or telemetry.new_request_id())
@@ -298,13 +312,33 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+def _enabled_toolsets(settings: Settings) -> list[Toolset]:
+    return [toolset for toolset in ALL_TOOLSETS if toolset.id in settings.toolsets]
+
+
 def _enabled_specs(settings: Settings) -> list[ToolSpec]:
     specs = []
-    for toolset in ALL_TOOLSETS:
-        if toolset.id not in settings.toolsets:
-            continue
+    for toolset in _enabled_toolsets(settings):
         specs.extend(s for s in toolset.tools if not (settings.read_only and not s.read_only))
     return specs
+
+
+def build_instructions(settings: Settings) -> str:
+    """The server's instructions: what holds everywhere, then the lines of each enabled toolset."""
+    lines = [INSTRUCTIONS, *(t.instructions for t in _enabled_toolsets(settings) if t.instructions)]
+    return describe("\n".join(lines), settings)
+
+
+def _describe_schema(schema: Any, settings: Settings) -> Any:
+    """Fill in the limits quoted in an input schema's descriptions (tools/_toolset.py: describe)."""
+    if isinstance(schema, dict):
+        return {
+            k: describe(v, settings) if k == "description" and isinstance(v, str) else _describe_schema(v, settings)
+            for k, v in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_describe_schema(v, settings) for v in schema]
+    return schema
 
 
 def build_server(settings: Settings, *, providers: Sequence[MarketDataProvider] | None = None) -> UniverseMCPServer:
@@ -331,7 +365,7 @@ def build_server(settings: Settings, *, providers: Sequence[MarketDataProvider] 
         name="universe-mcp",
         title="Universe MCP",
         version=__version__,
-        instructions=INSTRUCTIONS,
+        instructions=build_instructions(settings),
         lifespan=lifespan,
         log_level=settings.log_level,
         extensions=dashboard.extensions(settings),  # MCP Apps: the dashboard View (server/dashboard.py)
@@ -342,22 +376,28 @@ def build_server(settings: Settings, *, providers: Sequence[MarketDataProvider] 
             spec.fn,
             name=spec.name,
             title=spec.title,
-            description=_dedent(description),
+            description=describe(_dedent(description), settings),
             annotations=spec.annotations,
             meta=spec.meta,
         )
         server.specs[spec.name] = spec
         tool = sdk.get_tool(server, spec.name)
-        tool.parameters = output_schemas.lean_input_schema(tool.parameters)
+        tool.parameters = _describe_schema(output_schemas.lean_input_schema(tool.parameters), settings)
         metadata = tool.fn_metadata
         if metadata.output_schema is not None:
             metadata.output_schema = output_schemas.lean_output_schema(simplify_schema(metadata.output_schema))
-    if "universes" in settings.toolsets:
-        _register_universe_resources(server)
-        register_report_resource(server)  # reports://{report_id}: bulk outcomes in full (tools/_reports.py)
-    if "jobs" in settings.toolsets:
-        register_job_resources(server)  # jobs://{job_id} (tools/jobs.py)
-    dashboard.register(server, server.specs, settings)  # CSV resource, the page at /, View binding checks
+    for toolset in _enabled_toolsets(settings):  # resources and prompts are read-only: exposed in read-only mode too
+        for resource in toolset.resources:
+            server.resource(
+                resource.uri,
+                name=resource.name,
+                title=resource.title,
+                mime_type=resource.mime_type,
+                description=describe(resource.description, settings),
+            )(resource.fn)
+        for prompt in toolset.prompts:
+            server.prompt(title=prompt.title)(prompt.fn)
+    dashboard.register(server, server.specs, settings)  # the page at /, View binding checks
     _register_completions(server)
     return server
 
@@ -391,51 +431,6 @@ def _dedent(doc: str) -> str:
     import inspect
 
     return inspect.cleandoc(doc)
-
-
-def _register_universe_resources(server: UniverseMCPServer) -> None:
-    @server.resource(
-        "universe://{universe_id}",
-        title="Universe",
-        mime_type="application/json",
-        description="A universe with its first 200 member assets and counts by validation status.",
-    )
-    async def universe_resource(universe_id: str, ctx: Context) -> str:
-        state: AppState = ctx.request_context.lifespan_context
-        try:
-            caller = resolve_caller(state)
-            async with state.unit_of_work(owner_id=caller.owner_id) as session:
-                service = UniverseService(session, caller, limits=state.limits)
-                detail = await service.get(universe_id, limit=state.limits.page_size_max)
-        except NotFound as exc:
-            raise ResourceNotFoundError(exc.message) from None
-        except InvalidArgument as exc:
-            raise ResourceNotFoundError(exc.message) from None
-        except UniverseMCPError as exc:
-            raise ResourceError(exc.message) from None
-        return json.dumps(detail.model_dump(mode="json"), separators=(",", ":"))
-
-    @server.prompt(title="Build a universe")
-    def build_universe(theme: str, size: str = "20") -> list:
-        """Plan and create a universe of securities around a theme."""
-        return [
-            UserMessage(
-                f"Build an investment universe around the theme {theme!r} with about {size} securities. "
-                "Use search_assets to find real tickers (never invent them), validate_symbols if unsure, then "
-                "create_universe with the symbols, and summarise the report: what was added, rejected or pending."
-            )
-        ]
-
-    @server.prompt(title="Review a universe")
-    def review_universe(universe_id: str) -> list:
-        """Review a universe's composition, validation state and recent turnover."""
-        return [
-            UserMessage(
-                f"Review universe {universe_id}: call get_universe for members and counts by validation status, "
-                "get_universe_turnover for the last 90 days, then point out pending or invalid members, sector "
-                "concentration and anything that should be re-validated."
-            )
-        ]
 
 
 def _register_completions(server: UniverseMCPServer) -> None:

@@ -1,10 +1,10 @@
-"""The dashboard's server side: the Apps extension with the View resource, the CSV resource, the page at `/`.
+"""The dashboard's server side: the Apps extension with the View resource and the page at `/` (the CSV resource is
+the `universes` toolset's: tools/universes_csv.py).
 
 * ``extensions(settings)``: the SDK's ``Apps`` extension carrying ``ui://universe/dashboard.html`` (the single-file
   View built from ui/ and committed under server/static/), for ``MCPServer(extensions=...)``. The dashboard tools
   themselves are ordinary toolset tools (tools/dashboard.py) so they pass the server's guard like every other.
-* ``register(server, settings)``: the ``universe://{universe_id}/assets.csv`` resource, and the host page for
-  people at ``/`` on the HTTP transport (same origin as /mcp, so no CORS). The page never takes a token in its URL:
+* ``register(server, settings)``: the host page for people at ``/`` on the HTTP transport (same origin as /mcp, so no CORS). The page never takes a token in its URL:
   when /mcp answers 401 it asks for one and sends it as an Authorization header from JavaScript.
 """
 
@@ -17,15 +17,12 @@ from typing import Any
 
 from mcp.server.apps import Apps, ResourceCsp
 from mcp.server.extension import Extension
-from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.server.mcpserver import MCPServer
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from core.settings import Settings
 from server import sdk
-from services.csv_io import format_csv
-from services.errors import InvalidArgument, NotFound, UniverseMCPError
 from tools._toolset import ToolSpec
 from tools.dashboard import VIEW_URI
 
@@ -71,11 +68,9 @@ def extensions(settings: Settings) -> list[Extension]:
 
 
 def register(server: MCPServer[Any], specs: Mapping[str, ToolSpec], settings: Settings) -> None:
-    """Resources and HTTP routes beyond the toolsets; checks that every UI-bound tool (of ``specs``, the registered
+    """HTTP routes beyond the toolsets; checks that every UI-bound tool (of ``specs``, the registered
     tools) names a registered View."""
     _check_bindings(server, specs)
-    if "universes" in settings.toolsets:
-        _register_csv_resource(server)
     if "dashboard" in settings.toolsets:
         _register_host_page(server)
 
@@ -88,29 +83,6 @@ def _check_bindings(server: MCPServer[Any], specs: Mapping[str, ToolSpec]) -> No
         if uri is not None and uri not in views:
             # Same rule the Apps extension applies to its own tools: a tool must not point at a View that 404s.
             raise ValueError(f"tool {name!r} binds {uri!r}, but no such ui:// resource is registered")
-
-
-def _register_csv_resource(server: MCPServer[Any]) -> None:
-    from tools._deps import tool_deps
-    from tools.universes_csv import all_members
-
-    @server.resource(
-        "universe://{universe_id}/assets.csv",
-        name="universe-assets-csv",
-        title="Universe members (CSV)",
-        mime_type="text/csv",
-        description="A universe's members as CSV (the same as export_universe_csv).",
-    )
-    async def universe_assets_csv(universe_id: str, ctx: Context) -> str:
-        try:
-            deps = await tool_deps(ctx)
-            async with deps.unit_of_work() as session:
-                _, members = await all_members(deps.universes(session), universe_id)
-        except (NotFound, InvalidArgument) as exc:
-            raise ResourceNotFoundError(exc.message) from None
-        except UniverseMCPError as exc:
-            raise ResourceError(exc.message) from None
-        return format_csv(m.model_dump() for m in members)
 
 
 def _register_host_page(server: MCPServer[Any]) -> None:

@@ -1,23 +1,29 @@
-"""Bulk validation jobs, as tools see them: create (owner-checked), read status and outcomes, cancel.
+"""Bulk validation jobs, as tools see them: create (owner-checked), read status and outcomes, cancel, and the one
+way a job is started (``JobDesk.start``: by start_bulk_validation, the automatic job for pending members and the
+CSV import alike).
 
-MCP-free and broker-free: the tool layer queues the job's batches once the unit of work that created it has
-committed (workers/runtime.py), and workers/batches.py settles the items. Every read filters by the caller's owner id,
-so another owner's job is simply not found.
+MCP-free and broker-free: ``JobService`` works inside one unit of work; ``JobDesk`` runs the steps that span units
+of work around it (a job's batches are queued through the ``JobQueue`` — workers/runtime.py — only once the unit of
+work that created the job has committed; a job that cannot be queued is failed, so it never looks stuck), and
+workers/batches.py settles the items. Every read filters by the caller's owner id, so another owner's job is simply
+not found.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import telemetry
-from services.errors import InvalidArgument, JobNotFound, LimitExceeded
+from services.errors import InvalidArgument, JobNotFound, LimitExceeded, ProviderUnavailable, UniverseNotFound
 from services.pagination import decode_cursor, encode_cursor
 from services.schemas import Caller
 from services.symbols import normalise_symbols
@@ -27,7 +33,26 @@ from storage.models import ValidationJob, ValidationJobItem
 from storage.repositories import jobs as repo
 from storage.repositories import universes as universe_repo
 
-__all__ = ["JobCounts", "JobItem", "JobLimits", "JobService", "JobStatus", "parse_job_id", "status_of"]
+__all__ = [
+    "AUTO_SUBMIT_TIMEOUT_S",
+    "SUBMIT_TIMEOUT_S",
+    "JobCounts",
+    "JobDesk",
+    "JobItem",
+    "JobLimits",
+    "JobQueue",
+    "JobService",
+    "JobStatus",
+    "parse_job_id",
+    "status_of",
+]
+
+logger = logging.getLogger(__name__)
+
+# How long queueing a new job may hold the call that starts it: a hung Redis must not hold it for its retries' full
+# length. The automatic job follows another tool's answer, so that answer is kept fast.
+SUBMIT_TIMEOUT_S = 10.0
+AUTO_SUBMIT_TIMEOUT_S = 3.0
 
 JobState = Literal["queued", "running", "completed", "failed", "cancelled"]
 ItemState = Literal["queued", "valid", "invalid", "pending", "error", "cancelled"]
@@ -81,6 +106,32 @@ class JobLimits:
     retention_s: int = 7 * 86_400
     page_size_default: int = 50
     page_size_max: int = 200
+
+
+class JobQueue(Protocol):
+    """What the service, the tools and the server ask of the job runtime (workers/runtime.py: ``JobRuntime``)."""
+
+    embedded: bool  # jobs run in this process (no Redis), else in `universe-mcp worker` processes
+    redis: Any  # the runtime's asyncio Redis client (distributed mode), None when embedded
+
+    async def submit(
+        self,
+        job_id: uuid.UUID | str,
+        owner_id: uuid.UUID | str,
+        symbols: Sequence[str],
+        force_refresh: bool = False,
+        *,
+        delay_s: float = 0.0,
+        timeout_s: float | None = None,
+    ) -> int: ...
+
+    async def progress(self, job_id: uuid.UUID | str, owner_id: uuid.UUID | None = None) -> dict[str, Any] | None: ...
+
+    async def publish(self, job_id: str, status: str, counts: repo.ItemCounts) -> None: ...
+
+    def follow(self, job_id: str, owner_id: uuid.UUID, notify: Callable[[str], Awaitable[None]]) -> None: ...
+
+    async def health(self) -> dict[str, Any]: ...
 
 
 def parse_job_id(value: str) -> uuid.UUID:
@@ -147,8 +198,6 @@ class JobService:
     async def _symbols_of_universe(self, universe_id: str) -> tuple[uuid.UUID, list[str]]:
         uid = parse_universe_id(universe_id)
         if await universe_repo.get_universe(self.session, self.caller.owner_id, uid) is None:
-            from services.errors import UniverseNotFound
-
             raise UniverseNotFound(
                 f"No universe with id {uid} exists for you.",
                 hint="list_universes shows your universes and their ids.",
@@ -286,3 +335,88 @@ class JobService:
             self.session, job.id, now=now, expires_at=now + timedelta(seconds=self.limits.retention_s), message=message
         ):
             telemetry.job_finished(job.id, job.owner_id, "failed", job.created_at, now)
+
+
+UnitOfWork = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
+class JobDesk:
+    """A caller's jobs across units of work: start (create, commit, queue), status, cancel (and publish the live
+    counters). Built once per tool call (tools/_deps.py: ``ToolDeps.jobs``); ``queue`` is None where no job runtime
+    runs (then nothing can be started)."""
+
+    def __init__(self, unit_of_work: UnitOfWork, caller: Caller, limits: JobLimits, queue: JobQueue | None) -> None:
+        self.unit_of_work = unit_of_work
+        self.caller = caller
+        self.limits = limits
+        self.queue = queue
+
+    def service(self, session: AsyncSession) -> JobService:
+        """The job operations inside one unit of work of the caller's."""
+        return JobService(session, self.caller, self.limits)
+
+    async def start(
+        self,
+        *,
+        symbols: Sequence[str] | None = None,
+        universe_id: str | None = None,
+        force_refresh: bool = False,
+        message: str | None = None,
+        linked_universe_id: str | None = None,
+        delay_s: float = 0.0,
+        timeout_s: float = SUBMIT_TIMEOUT_S,
+    ) -> tuple[JobStatus, list[str]]:
+        """Create a job (its own unit of work, committed), then queue its batches after ``delay_s``; returns its
+        status and the normalised symbols. A queue that cannot take it within ``timeout_s`` fails the job (so it
+        never looks stuck) and raises ``provider_unavailable``."""
+        if self.queue is None:
+            raise ProviderUnavailable("No job runtime runs in this process, so no job can be started.")
+        async with self.unit_of_work() as session:
+            status, wanted = await self.service(session).create(
+                symbols=symbols,
+                universe_id=universe_id,
+                force_refresh=force_refresh,
+                message=message,
+                linked_universe_id=linked_universe_id,
+            )
+        try:
+            await self.queue.submit(
+                status.job_id, self.caller.owner_id, wanted, force_refresh, delay_s=delay_s, timeout_s=timeout_s
+            )
+        except Exception as exc:  # the broker (Redis) is unreachable or hung
+            logger.warning("job %s could not be queued (%s)", status.job_id, type(exc).__name__)
+            async with self.unit_of_work() as session:
+                await self.service(session).fail(status.job_id, "could not be queued")
+            raise ProviderUnavailable(
+                "The job queue is unreachable right now, so the job was not started.",
+                hint="Try again in a minute; get_service_health shows the broker's state.",
+                next_actions=[("get_service_health", {}, "see what is down")],
+            ) from None
+        return status, wanted
+
+    async def status(
+        self,
+        job_id: str,
+        *,
+        include_items: bool = False,
+        limit: int | None = None,
+        cursor: str | None = None,
+        item_status: str | None = None,
+    ) -> JobStatus:
+        async with self.unit_of_work() as session:
+            return await self.service(session).status(
+                job_id, include_items=include_items, limit=limit, cursor=cursor, item_status=item_status
+            )
+
+    async def cancel(self, job_id: str) -> tuple[JobStatus, bool]:
+        """Cancel (committed), then publish the cancelled counters to the live copy pollers read."""
+        async with self.unit_of_work() as session:
+            status, cancelled = await self.service(session).cancel(job_id)
+        if cancelled and self.queue is not None:
+            await self.queue.publish(status.job_id, "cancelled", live_counts(status))
+        return status, cancelled
+
+    def follow(self, status: JobStatus, notify: Callable[[str], Awaitable[None]]) -> None:
+        """Push ``jobs://`` resource-updated events to ``notify`` while the job runs."""
+        if not status.done and self.queue is not None:
+            self.queue.follow(status.job_id, self.caller.owner_id, notify)

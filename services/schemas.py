@@ -187,3 +187,8 @@ class SymbolVerdict(BaseModel):
     current_symbol: str | None = Field(
         None, description="For a delisted security that traded under another ticker last: that ticker."
     )
+
+    @classmethod
+    def unknown(cls, symbol: str) -> SymbolVerdict:
+        """The verdict of a symbol nobody was asked about (added with validate=false)."""
+        return cls(symbol=symbol, status="unknown")

@@ -267,13 +267,8 @@ class ValidationService:
     async def check_many(
         self, session: AsyncSession, symbols: Sequence[str], *, owner_id: uuid.UUID | None = None
     ) -> dict[str, SymbolCheck]:
-        """The universe service's view: status, source, reason and candidates per symbol."""
-        return {
-            v.symbol: SymbolCheck(
-                symbol=v.symbol, status=v.status, source=v.source, reason=v.reason, candidates=tuple(v.candidates)
-            )
-            for v in await self.validate(session, symbols, owner_id=owner_id)
-        }
+        """The verdicts by symbol, as the universe service reads them (status, source, reason, candidates)."""
+        return {v.symbol: v for v in await self.validate(session, symbols, owner_id=owner_id)}
 
     async def suggest(self, session: AsyncSession, symbol: str, limit: int = 5) -> list[str]:
         """Symbols the caller may have meant (never ``symbol``): from the security master's listed securities (edit

@@ -4,29 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.schemas import ValidationStatus
+from services.schemas import SymbolVerdict
 
 __all__ = ["SymbolCheck", "SymbolValidator"]
 
 
-@dataclass(frozen=True, slots=True)
-class SymbolCheck:
-    """The verdict on one symbol, as far as it could be settled within the call's deadline."""
-
-    symbol: str
-    status: ValidationStatus
-    source: str | None = None  # yahoo | alpha_vantage | catalog | cache | store
-    reason: str | None = None
-    candidates: tuple[str, ...] = field(default_factory=tuple)
-
-    @classmethod
-    def unknown(cls, symbol: str) -> SymbolCheck:
-        return cls(symbol=symbol, status="unknown")
+# The verdict membership reads (status, source, reason, candidates) is the validation verdict itself: one shape from
+# the validation service to the universe service (services/schemas.py: SymbolVerdict; ``SymbolCheck.unknown(symbol)``
+# when no verdict was asked).
+SymbolCheck = SymbolVerdict
 
 
 class SymbolValidator(Protocol):

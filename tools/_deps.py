@@ -14,6 +14,7 @@ from mcp.server.mcpserver import Context, Resolve
 from core.wiring import AppState
 from services.assets import AssetService
 from services.errors import Forbidden, Unauthorized
+from services.jobs import JobDesk
 from services.schemas import Caller
 from services.universes import UniverseService
 from services.validation_api import SymbolCheck, SymbolValidator
@@ -36,6 +37,10 @@ class ToolDeps:
             limits=self.state.limits,
             validator=AdmittedValidator(self.state.validation, self.state, self.caller) if validator_enabled else None,
         )
+
+    def jobs(self) -> JobDesk:
+        """The caller's jobs: start, status, cancel (each opens the units of work it needs)."""
+        return JobDesk(self.unit_of_work, self.caller, self.state.job_limits, self.state.jobs)
 
     def assets(self, session) -> AssetService:  # noqa: ANN001
         return AssetService(

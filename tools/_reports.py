@@ -14,12 +14,12 @@ import uuid
 from typing import Any
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 
-from services.errors import UniverseMCPError
+from services.errors import NotFound
 from tools._deps import ToolDeps, resolve_caller
+from tools._toolset import ResourceSpec
 
-__all__ = ["REPORT_TTL_S", "keep_report", "register_report_resource"]
+__all__ = ["REPORT_RESOURCE", "REPORT_TTL_S", "keep_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,25 +43,21 @@ async def keep_report(deps: ToolDeps, kind: str, body: dict[str, Any]) -> str | 
     return f"reports://{report_id}"
 
 
-def register_report_resource(server: Any) -> None:
-    @server.resource(
-        "reports://{report_id}",
-        title="Bulk report",
-        mime_type="application/json",
-        description="The full per-row report of an import or a bulk add/remove whose answer listed only its first "
-        f"rows (counts, then every row). Kept {REPORT_TTL_S // 60} minutes.",
-    )
-    async def report_resource(report_id: str, ctx: Context) -> str:
-        state = ctx.request_context.lifespan_context
-        try:
-            caller = resolve_caller(state)
-        except UniverseMCPError as exc:
-            raise ResourceNotFoundError(exc.message) from None
-        text = None
-        if report_id.isalnum() and len(report_id) <= 64:
-            text = await state.cache.get(_key(caller.owner_id, report_id))
-        if text is None:  # unknown, expired or someone else's: the same answer, so ids cannot be probed
-            raise ResourceNotFoundError(
-                f"No report {report_id[:64]!r}: reports are kept {REPORT_TTL_S // 60} minutes after the call."
-            )
-        return text
+async def report_resource(report_id: str, ctx: Context) -> str:
+    state = ctx.request_context.lifespan_context
+    caller = resolve_caller(state)
+    text = None
+    if report_id.isalnum() and len(report_id) <= 64:
+        text = await state.cache.get(_key(caller.owner_id, report_id))
+    if text is None:  # unknown, expired or someone else's: the same answer, so ids cannot be probed
+        raise NotFound(f"No report {report_id[:64]!r}: reports are kept {REPORT_TTL_S // 60} minutes after the call.")
+    return text
+
+
+REPORT_RESOURCE = ResourceSpec(
+    "reports://{report_id}",
+    report_resource,
+    title="Bulk report",
+    description="The full per-row report of an import or a bulk add/remove whose answer listed only its first "
+    f"rows (counts, then every row). Kept {REPORT_TTL_S // 60} minutes.",
+)

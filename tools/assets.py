@@ -50,11 +50,13 @@ async def validate_symbols(
     deps: Deps,
     symbols: Annotated[
         list[str],
-        Field(description="Up to 50 tickers (AAPL, BRK.B, ^GSPC, EURUSD=X). For more, use start_bulk_validation."),
+        Field(
+            description="Up to {settings.max_inline_validation} tickers (AAPL, BRK.B, ^GSPC, EURUSD=X). For more, use start_bulk_validation."
+        ),
     ],
     force_refresh: Annotated[bool, Field(description="Ignore cached verdicts and ask the providers again.")] = False,
 ) -> Envelope[Verdicts]:
-    """Check whether tickers are real listed securities before using them: up to 50 inline (more: start_bulk_validation).
+    """Check whether tickers are real listed securities before using them: up to {settings.max_inline_validation} inline (more: start_bulk_validation).
 
     Each verdict is valid (with a profile: name, exchange, sector ...), invalid (with similar symbols as candidates)
     or pending (no provider could answer now: never treat pending as invalid), with its source (listings, yahoo,
@@ -64,7 +66,8 @@ async def validate_symbols(
     if len(symbols) > cap:
         raise LimitExceeded(
             f"{len(symbols)} symbols; validate_symbols answers at most {cap} inline.",
-            hint="Use start_bulk_validation for larger lists (up to 10,000 symbols); it runs in the background "
+            hint=f"Use start_bulk_validation for larger lists (up to {deps.state.settings.max_bulk_symbols:,} symbols); "
+            "it runs in the background "
             "and reports progress.",
             details={"limit": cap, "received": len(symbols), "bulk_tool": "start_bulk_validation"},
         )
@@ -206,7 +209,8 @@ async def list_sectors(deps: Deps) -> Envelope[Sectors]:
 TOOLSET = Toolset(
     id="assets",
     description="Validate tickers and look up securities.",
-    instructions="Never invent tickers: search_assets by name, or validate_symbols before adding.",
+    instructions="Never invent tickers: use search_assets or validate_symbols when unsure, and treat "
+    "validation_status 'pending' as not yet checked, not as invalid.",
     tools=[
         ToolSpec(validate_symbols, "Validate symbols", VALIDATE, scope="validate"),
         ToolSpec(search_assets, "Search assets", READ),

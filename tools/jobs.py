@@ -1,9 +1,10 @@
 """The `jobs` toolset: bulk validation as background jobs (start, follow, cancel), the ``jobs://{job_id}`` resource,
 and the hook that queues symbols added to a universe as pending.
 
-A job is created in one unit of work, then its batches are queued (workers/runtime.py): a job handle comes back at
-once. With ``wait=true`` the call stays open, streaming MCP progress notifications, until the job is done or
-job_wait_s has passed. While a job runs, ``jobs://{job_id}`` resource-updated events are published to listeners.
+Every job starts the one way (services/jobs.py: ``JobDesk.start``): created in one unit of work, then its batches are
+queued (workers/runtime.py), so a job handle comes back at once. With ``wait=true`` the call stays open, streaming
+MCP progress notifications, until the job is done or job_wait_s has passed. While a job runs, ``jobs://{job_id}``
+resource-updated events are published to listeners.
 """
 
 from __future__ import annotations
@@ -15,35 +16,21 @@ from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from pydantic import Field
 
-from services.errors import InvalidArgument, NotFound, ProviderUnavailable, UniverseMCPError
-from services.jobs import JobLimits, JobService, JobStatus, live_counts
+from services.errors import UniverseMCPError
+from services.jobs import AUTO_SUBMIT_TIMEOUT_S, JobDesk, JobStatus
 from services.schemas import MembershipReport
-from tools._deps import Deps, ToolDeps, resolve_caller
+from tools._deps import Deps, ToolDeps, tool_deps
 from tools._results import Envelope, NextAction, ok
-from tools._toolset import DESTRUCTIVE, READ, WRITE, Toolset, ToolSpec
+from tools._toolset import DESTRUCTIVE, READ, WRITE, ResourceSpec, Toolset, ToolSpec
 
-__all__ = ["TOOLSET", "queue_pending_symbols", "register_job_resources"]
+__all__ = ["TOOLSET", "queue_pending_symbols"]
 
 logger = logging.getLogger(__name__)
 
 JobId = Annotated[str, Field(description="Job id (a UUID) as returned by start_bulk_validation.")]
 POLL_S = 0.25
-SUBMIT_TIMEOUT_S = 10.0
-AUTO_SUBMIT_TIMEOUT_S = 3.0  # the automatic job follows another tool's answer: keep that answer fast
-
-
-def _limits(state: Any) -> JobLimits:
-    s = state.settings
-    return JobLimits(
-        max_symbols=s.max_bulk_symbols,
-        max_active=s.max_active_jobs,
-        retention_s=s.job_retention_s,
-        page_size_default=s.page_size_default,
-        page_size_max=s.page_size_max,
-    )
 
 
 def _describe(status: JobStatus) -> str:
@@ -94,26 +81,10 @@ def _follow_up(status: JobStatus) -> list[NextAction]:
     return actions
 
 
-async def _submit(
-    deps: ToolDeps, status: JobStatus, symbols: list[str], force_refresh: bool, delay_s: float, timeout_s: float
-) -> None:
-    try:
-        with anyio.fail_after(timeout_s):  # a hung Redis must not hold the call for its retries' full length
-            await deps.state.jobs.submit(status.job_id, deps.caller.owner_id, symbols, force_refresh, delay_s=delay_s)
-    except Exception as exc:  # the broker (Redis) is unreachable: fail the job so it never looks stuck
-        logger.warning("job %s could not be queued (%s)", status.job_id, type(exc).__name__)
-        async with deps.unit_of_work() as session:
-            await JobService(session, deps.caller, _limits(deps.state)).fail(status.job_id, "could not be queued")
-        raise ProviderUnavailable(
-            "The job queue is unreachable right now, so the job was not started.",
-            hint="Try again in a minute; get_service_health shows the broker's state.",
-            next_actions=[("get_service_health", {}, "see what is down")],
-        ) from None
-
-
-async def _wait(deps: ToolDeps, ctx: Context, status: JobStatus) -> JobStatus:
+async def _wait(deps: ToolDeps, jobs: JobDesk, ctx: Context, status: JobStatus) -> JobStatus:
     """Stream progress until the job is done or job_wait_s has passed; then the exact status from the store."""
     runtime = deps.state.jobs
+    assert runtime is not None  # a job was just started through it
     deadline = time.monotonic() + deps.state.settings.job_wait_s
     last: tuple[Any, ...] | None = None
     while True:
@@ -132,8 +103,7 @@ async def _wait(deps: ToolDeps, ctx: Context, status: JobStatus) -> JobStatus:
         if live["status"] in ("completed", "failed", "cancelled") or time.monotonic() >= deadline:
             break
         await anyio.sleep(POLL_S)
-    async with deps.unit_of_work() as session:
-        return await JobService(session, deps.caller, _limits(deps.state)).status(status.job_id)
+    return await jobs.status(status.job_id)
 
 
 async def start_bulk_validation(
@@ -142,7 +112,7 @@ async def start_bulk_validation(
     symbols: Annotated[
         list[str] | None,
         Field(
-            description="Tickers to validate, up to 10,000 (AAPL, BRK.B, ^GSPC, EURUSD=X). Give this or universe_id."
+            description="Tickers to validate, up to {settings.max_bulk_symbols} (AAPL, BRK.B, ^GSPC, EURUSD=X). Give this or universe_id."
         ),
     ] = None,
     universe_id: Annotated[str | None, Field(description="Or validate every member of this universe (its id).")] = None,
@@ -151,27 +121,25 @@ async def start_bulk_validation(
     ] = False,
     wait: Annotated[
         bool,
-        Field(description="Stream progress until the job is done (at most about 45 s), then return its status."),
+        Field(
+            description="Stream progress until the job is done (at most about {settings.job_wait_s} s), then return its status."
+        ),
     ] = False,
 ) -> Envelope[JobStatus]:
-    """Validate many tickers (up to 10,000) or a universe's members as a background job; returns a job handle at once.
+    """Validate many tickers (up to {settings.max_bulk_symbols}) or a universe's members as a background job; returns a job handle at once.
 
     Use it for more than 50 symbols or to re-check a universe. Symbols a provider cannot answer yet (rate limits,
     outages) are retried. Follow the job with get_job_status (per-symbol outcomes, paged) or jobs://{job_id}, stop it
     with cancel_job.
     """
-    state = deps.state
-    async with deps.unit_of_work() as session:
-        status, wanted = await JobService(session, deps.caller, _limits(state)).create(
-            symbols=symbols, universe_id=universe_id, force_refresh=force_refresh
-        )
-    await _submit(deps, status, wanted, force_refresh, 0.0, SUBMIT_TIMEOUT_S)
-    state.jobs.follow(status.job_id, deps.caller.owner_id, ctx.notify_resource_updated)
+    jobs = deps.jobs()
+    status, _ = await jobs.start(symbols=symbols, universe_id=universe_id, force_refresh=force_refresh)
+    jobs.follow(status, ctx.notify_resource_updated)
     if wait:
-        status = await _wait(deps, ctx, status)
+        status = await _wait(deps, jobs, ctx, status)
         message = _describe(status) + ("" if status.done else " Still running: follow it with get_job_status.")
     else:
-        batches = -(-status.counts.total // state.settings.job_batch_size)
+        batches = -(-status.counts.total // deps.state.settings.job_batch_size)
         message = (
             f"Started job {status.job_id}: {status.counts.total} symbols in {batches} batches. "
             "Follow it with get_job_status."
@@ -184,7 +152,10 @@ async def get_job_status(
     ctx: Context,
     job_id: JobId,
     include_items: Annotated[bool, Field(description="Include per-symbol outcomes, one page at a time.")] = False,
-    limit: Annotated[int | None, Field(description="Items per page (default 50, at most 200).")] = None,
+    limit: Annotated[
+        int | None,
+        Field(description="Items per page (default {settings.page_size_default}, at most {settings.page_size_max})."),
+    ] = None,
     cursor: Annotated[str | None, Field(description="next_cursor from the previous page; omit for the first.")] = None,
     item_status: Annotated[
         Literal["queued", "valid", "invalid", "pending", "error", "cancelled"] | None,
@@ -199,12 +170,9 @@ async def get_job_status(
     """
     if (limit is not None or cursor is not None or item_status is not None) and not include_items:
         include_items = True
-    async with deps.unit_of_work() as session:
-        status = await JobService(session, deps.caller, _limits(deps.state)).status(
-            job_id, include_items=include_items, limit=limit, cursor=cursor, item_status=item_status
-        )
-    if not status.done:
-        deps.state.jobs.follow(status.job_id, deps.caller.owner_id, ctx.notify_resource_updated)
+    jobs = deps.jobs()
+    status = await jobs.status(job_id, include_items=include_items, limit=limit, cursor=cursor, item_status=item_status)
+    jobs.follow(status, ctx.notify_resource_updated)
     actions = _follow_up(status)
     if status.next_cursor:
         args: dict[str, Any] = {"job_id": status.job_id, "include_items": True, "cursor": status.next_cursor}
@@ -221,10 +189,8 @@ async def cancel_job(deps: Deps, job_id: JobId) -> Envelope[JobStatus]:
 
     Cancelling a finished job changes nothing and says so.
     """
-    async with deps.unit_of_work() as session:
-        status, cancelled = await JobService(session, deps.caller, _limits(deps.state)).cancel(job_id)
+    status, cancelled = await deps.jobs().cancel(job_id)
     if cancelled:
-        await deps.state.jobs.publish(status.job_id, "cancelled", live_counts(status))
         message = (
             f"Cancelled job {status.job_id}: {status.counts.cancelled} symbols skipped, "
             f"{status.counts.processed} already validated."
@@ -242,15 +208,15 @@ async def queue_pending_symbols(
     pending = [r.symbol for r in report.results if r.outcome == "added" and r.validation_status == "pending"]
     if not pending or deps.state.jobs is None:
         return envelope
-    state = deps.state
+    settings = deps.state.settings
     try:
-        async with deps.unit_of_work() as session:
-            status, wanted = await JobService(session, deps.caller, _limits(state)).create(
-                symbols=pending[: state.settings.max_bulk_symbols],
-                message="automatic: symbols added to a universe while no provider could answer",
-                linked_universe_id=universe_id,
-            )
-        await _submit(deps, status, wanted, False, state.settings.job_auto_delay_s, AUTO_SUBMIT_TIMEOUT_S)
+        status, wanted = await deps.jobs().start(
+            symbols=pending[: settings.max_bulk_symbols],
+            message="automatic: symbols added to a universe while no provider could answer",
+            linked_universe_id=universe_id,
+            delay_s=settings.job_auto_delay_s,
+            timeout_s=AUTO_SUBMIT_TIMEOUT_S,
+        )
     except UniverseMCPError as exc:  # e.g. too many active jobs: the periodic refresh will still take them
         logger.info("pending symbols not queued as a job: %s", exc.code)
         return envelope
@@ -274,37 +240,17 @@ def _starts_job_for(action: NextAction, universe_id: str) -> bool:
     return action.tool == "start_bulk_validation" and action.arguments.get("universe_id") == universe_id
 
 
-def register_job_resources(server: Any) -> None:
-    """``jobs://{job_id}``: the job as JSON (status, counts, first page of outcomes), owner-checked."""
-
-    @server.resource(
-        "jobs://{job_id}",
-        title="Validation job",
-        mime_type="application/json",
-        description="A bulk validation job: status, counts and the first 200 per-symbol outcomes. "
-        "Listeners get resource-updated events while it runs.",
-    )
-    async def job_resource(job_id: str, ctx: Context) -> str:
-        state = ctx.request_context.lifespan_context
-        try:
-            caller = resolve_caller(state)
-            async with state.unit_of_work(owner_id=caller.owner_id) as session:
-                status = await JobService(session, caller, _limits(state)).status(
-                    job_id, include_items=True, limit=state.settings.page_size_max
-                )
-        except (NotFound, InvalidArgument) as exc:
-            raise ResourceNotFoundError(exc.message) from None
-        except UniverseMCPError as exc:
-            raise ResourceError(exc.message) from None
-        if not status.done and state.jobs is not None:
-            state.jobs.follow(status.job_id, caller.owner_id, ctx.notify_resource_updated)
-        return json.dumps(status.model_dump(mode="json"), separators=(",", ":"))
+async def job_resource(job_id: str, ctx: Context) -> str:
+    jobs = (await tool_deps(ctx)).jobs()
+    status = await jobs.status(job_id, include_items=True, limit=jobs.limits.page_size_max)
+    jobs.follow(status, ctx.notify_resource_updated)
+    return json.dumps(status.model_dump(mode="json"), separators=(",", ":"))
 
 
 TOOLSET = Toolset(
     id="jobs",
     description="Bulk validation as background jobs: start, follow with progress, cancel.",
-    instructions="Use start_bulk_validation for more than 50 symbols; follow the job with get_job_status.",
+    instructions="Use start_bulk_validation for more than {settings.max_inline_validation} symbols; follow the job with get_job_status.",
     tools=[
         ToolSpec(
             start_bulk_validation,
@@ -314,5 +260,14 @@ TOOLSET = Toolset(
         ),
         ToolSpec(get_job_status, "Job status", READ),
         ToolSpec(cancel_job, "Cancel job", DESTRUCTIVE, scope="write"),
+    ],
+    resources=[
+        ResourceSpec(
+            "jobs://{job_id}",
+            job_resource,
+            title="Validation job",
+            description="A bulk validation job: status, counts and the first {settings.page_size_max} per-symbol "
+            "outcomes. Listeners get resource-updated events while it runs.",
+        )
     ],
 )

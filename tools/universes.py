@@ -1,13 +1,16 @@
-"""The `universes` toolset: thin adapters over services/universes.py."""
+"""The `universes` toolset: thin adapters over services/universes.py, the ``universe://{universe_id}`` resource,
+the universe prompts, and (tools/universes_csv.py) CSV import and export."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated
 
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.prompts.base import UserMessage
 from pydantic import BaseModel, Field
 
-from services.jobs import JobService
 from services.schemas import (
     MembershipReport,
     SymbolOutcome,
@@ -16,10 +19,11 @@ from services.schemas import (
     UniversePage,
     UniverseSummary,
 )
-from tools._deps import Deps
-from tools._reports import keep_report
+from tools import universes_csv
+from tools._deps import Deps, tool_deps
+from tools._reports import REPORT_RESOURCE, keep_report
 from tools._results import Envelope, NextAction, attention_first, ok
-from tools._toolset import DESTRUCTIVE, READ, WRITE, Toolset, ToolSpec
+from tools._toolset import DESTRUCTIVE, READ, WRITE, PromptSpec, ResourceSpec, Toolset, ToolSpec
 from tools.jobs import queue_pending_symbols
 
 __all__ = ["TOOLSET"]
@@ -28,12 +32,16 @@ UniverseId = Annotated[str, Field(description="Universe id (a UUID), from list_u
 Symbols = Annotated[
     list[str],
     Field(
-        description="Tickers such as AAPL, BRK.B, ^GSPC or EURUSD=X (normalised, duplicates dropped); at most 1,000."
+        description="Tickers such as AAPL, BRK.B, ^GSPC or EURUSD=X (normalised, duplicates dropped); at most {settings.max_symbols_per_call}."
     ),
 ]
-Limit = Annotated[int | None, Field(description="Page size (default 50, at most 200).")]
+Limit = Annotated[
+    int | None, Field(description="Page size (default {settings.page_size_default}, at most {settings.page_size_max}).")
+]
 MEMBERS_PAGE = 25  # get_universe's default page: 25 members (~450 bytes each) keep the answer under 16 KB
-MemberLimit = Annotated[int | None, Field(description="Members per page (default 25, at most 200).")]
+MemberLimit = Annotated[
+    int | None, Field(description="Members per page (default 25, at most {settings.page_size_max}).")
+]
 Cursor = Annotated[str | None, Field(description="next_cursor from the previous page; omit for the first page.")]
 
 
@@ -141,13 +149,16 @@ async def create_universe(
         str | None, Field(description="What the universe is for (optional, up to 2,000 characters).")
     ] = None,
     symbols: Annotated[
-        list[str] | None, Field(description="Initial tickers (optional, at most 1,000); see add_assets_to_universe.")
+        list[str] | None,
+        Field(
+            description="Initial tickers (optional, at most {settings.max_symbols_per_call}); see add_assets_to_universe."
+        ),
     ] = None,
     validate: Annotated[
         bool, Field(description="Check each symbol with market-data providers first (default true).")
     ] = True,
 ) -> Envelope[UniverseWithReport]:
-    """Create a named universe (a list of securities), optionally with up to 1,000 initial symbols.
+    """Create a named universe (a list of securities), optionally with up to {settings.max_symbols_per_call} initial symbols.
 
     Symbols are validated by default: unknown tickers are rejected with suggestions, ones no provider could check now
     are added as pending. Returns the universe (its id is what the other universe tools take) and a report: counts
@@ -243,7 +254,7 @@ async def get_universe(
         )
         unvalidated = bool(detail.counts_by_status.get("pending") or detail.counts_by_status.get("unknown"))
         if unvalidated:  # a job may already be validating them (e.g. the automatic one after an add)
-            job_id = await JobService(session, deps.caller).active_for_universe(detail.universe.id)
+            job_id = await deps.jobs().service(session).active_for_universe(detail.universe.id)
     actions = []
     if detail.next_cursor:
         actions.append(
@@ -403,10 +414,40 @@ async def get_universe_turnover(
     )
 
 
+async def universe_resource(universe_id: str, ctx: Context) -> str:
+    deps = await tool_deps(ctx)
+    async with deps.unit_of_work() as session:
+        detail = await deps.universes(session).get(universe_id, limit=deps.state.limits.page_size_max)
+    return json.dumps(detail.model_dump(mode="json"), separators=(",", ":"))
+
+
+def build_universe(theme: str, size: str = "20") -> list:
+    """Plan and create a universe of securities around a theme."""
+    return [
+        UserMessage(
+            f"Build an investment universe around the theme {theme!r} with about {size} securities. "
+            "Use search_assets to find real tickers (never invent them), validate_symbols if unsure, then "
+            "create_universe with the symbols, and summarise the report: what was added, rejected or pending."
+        )
+    ]
+
+
+def review_universe(universe_id: str) -> list:
+    """Review a universe's composition, validation state and recent turnover."""
+    return [
+        UserMessage(
+            f"Review universe {universe_id}: call get_universe for members and counts by validation status, "
+            "get_universe_turnover for the last 90 days, then point out pending or invalid members, sector "
+            "concentration and anything that should be re-validated."
+        )
+    ]
+
+
 TOOLSET = Toolset(
     id="universes",
     description="Create, read, change and delete investment universes and their membership history.",
-    instructions="Universes are named lists of securities owned by you. Find ids with list_universes.",
+    instructions="Bulk answers give counts of every symbol and list the ones needing attention first; the rest is "
+    "where they say. Find a universe's id with list_universes.",
     tools=[
         # create/add validate symbols with outside providers by default: open world.
         ToolSpec(create_universe, "Create universe", WRITE.model_copy(update={"open_world_hint": True}), scope="write"),
@@ -427,5 +468,18 @@ TOOLSET = Toolset(
         ),
         ToolSpec(remove_assets_from_universe, "Remove assets from a universe", DESTRUCTIVE, scope="write"),
         ToolSpec(get_universe_turnover, "Universe turnover", READ),
+        *universes_csv.TOOLS,
     ],
+    resources=[
+        ResourceSpec(
+            "universe://{universe_id}",
+            universe_resource,
+            title="Universe",
+            description="A universe with its first {settings.page_size_max} member assets and counts by validation "
+            "status.",
+        ),
+        REPORT_RESOURCE,  # reports://{report_id}: bulk outcomes in full (tools/_reports.py)
+        universes_csv.CSV_RESOURCE,
+    ],
+    prompts=[PromptSpec(build_universe, "Build a universe"), PromptSpec(review_universe, "Review a universe")],
 )

@@ -1,7 +1,7 @@
 """CSV interchange tools (part of the `universes` toolset): import a symbol file with a per-row report, export CSV.
 
-Parsing and formatting live in services/csv_io.py; membership changes go through UniverseService, so owner checks,
-limits and history are the same as for add/remove. An import is one transaction: it lands whole or not at all.
+Parsing and formatting live in services/csv_io.py, the import itself (guards, apply, per-row verdicts) in
+services/csv_import.py; this module presents them. An import is one transaction: it lands whole or not at all.
 """
 
 from __future__ import annotations
@@ -9,27 +9,24 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from functools import partial
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal
 
-import anyio
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
-from core.settings import Settings
-from services.csv_io import EXPORT_COLUMNS, ParsedFile, csv_line, csv_row, parse_symbol_file
-from services.errors import InvalidArgument, LimitExceeded
+from services.csv_import import CsvImport, CsvImportResult, ImportRow, apply_import, read_import
+from services.csv_io import EXPORT_COLUMNS, csv_line, csv_row, format_csv
+from services.errors import UniverseMCPError
 from services.pagination import decode_cursor, encode_cursor, invalid_cursor
-from services.schemas import MembershipReport, UniverseSummary, ValidationStatus
-from services.symbols import normalise_symbols
+from services.schemas import UniverseSummary
 from services.universes import UniverseService
-from tools._deps import Deps
+from tools._deps import Deps, ToolDeps, admit, tool_deps
 from tools._reports import keep_report
 from tools._results import Envelope, NextAction, attention_first, ok
-from tools._toolset import READ, WRITE, Toolset, ToolSpec
+from tools._toolset import READ, WRITE, ResourceSpec, ToolSpec
 from tools.jobs import queue_pending_symbols
 
-__all__ = ["TOOLSET", "all_members"]
+__all__ = ["CSV_RESOURCE", "TOOLS", "all_members"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,36 +38,6 @@ EXPORT_CURSOR = "csv_export"
 # the rest of the envelope (EXPORT_ENVELOPE_BYTES: keys, the cursor twice, message, next action) leave.
 EXPORT_ANSWER_BYTES = 14_000
 EXPORT_ENVELOPE_BYTES = 1_500
-
-
-class ImportRow(BaseModel):
-    line: int = Field(description="1-based line number in the file.")
-    input: str = Field(description="The cell or line as written (shortened to 60 characters).")
-    symbol: str | None = Field(None, description="The ticker read from it (normalised), when there is one.")
-    verdict: Literal["added", "duplicate", "invalid"] = Field(
-        description="added | duplicate (already in the universe, or repeated in the file) | invalid (see reason)."
-    )
-    validation_status: ValidationStatus | None = Field(None, description="For added rows: valid, pending or unknown.")
-    reason: str | None = None
-    candidates: list[str] = Field(default_factory=list, description="Similar known symbols, for invalid rows.")
-
-
-class CsvImport(BaseModel):
-    universe: UniverseSummary
-    format: Literal["csv", "list", "tradingview", "ibkr"] = Field(description="The file format that was recognised.")
-    mode: Literal["append", "replace"]
-    counts: dict[str, int] = Field(description="Rows per verdict (added, duplicate, invalid), plus removed members.")
-    rows: list[ImportRow] = Field(description="Per-row verdicts: problems first, then added rows (the first ones).")
-    rows_truncated: bool = Field(description="True when more rows were judged than are listed.")
-    report_uri: str | None = Field(None, description="When truncated: the resource with every row's verdict.")
-    removed: list[str] = Field(
-        default_factory=list, description="Members removed because the file lacks them (replace; the first ones)."
-    )
-    ignored_columns: list[str] = Field(default_factory=list, description="CSV columns other than the symbol column.")
-    notes: list[str] = Field(default_factory=list, description="What was noticed about the file (BOM, encoding ...).")
-    job_id: str | None = Field(
-        None, description="Bulk validation job for the imported symbols (follow with get_job_status)."
-    )
 
 
 class CsvExport(BaseModel):
@@ -99,50 +66,21 @@ async def all_members(service: UniverseService, universe_id: str) -> tuple[Unive
             return detail.universe, members
 
 
-async def _start_job(ctx: Context, symbols: list[str]) -> str | None:
-    """Start bulk validation through the registered jobs tool, when there is one (it has its own scope check)."""
-    server = ctx.mcp_server
-    if not symbols or JOB_TOOL not in getattr(server, "specs", {}):
+async def _start_job(deps: ToolDeps, ctx: Context, symbols: list[str]) -> str | None:
+    """Hand the symbols to a bulk validation job as start_bulk_validation would (services/jobs.py: JobDesk.start):
+    only when the jobs toolset is exposed, and admitted like that tool (the validate scope and its rate limit)."""
+    state = deps.state
+    if not symbols or "jobs" not in state.settings.toolsets or state.jobs is None:
         return None
-    result = await server.call_tool(JOB_TOOL, {"symbols": symbols}, ctx)
-    envelope = result.structured_content or {}
-    if result.is_error or not envelope.get("success"):
-        logger.info("import: bulk validation not started: %s", (envelope.get("error") or {}).get("code"))
+    try:
+        await admit(state, JOB_TOOL, ("validate",), deps.caller)
+        jobs = deps.jobs()
+        status, _ = await jobs.start(symbols=symbols)
+    except UniverseMCPError as exc:  # e.g. no validate scope, too many active jobs, the queue unreachable
+        logger.info("import: bulk validation not started: %s", exc.code)
         return None
-    data = envelope.get("data") or {}
-    job = data.get("job") if isinstance(data.get("job"), dict) else data
-    job_id = job.get("job_id") or job.get("id")
-    return str(job_id) if job_id else None
-
-
-class _Outcome(NamedTuple):
-    """What became of one symbol of the file."""
-
-    verdict: str
-    status: str | None = None
-    reason: str | None = None
-    candidates: tuple[str, ...] = ()
-
-
-def _report_rows(parsed: ParsedFile, outcomes: dict[str, _Outcome]) -> list[ImportRow]:
-    rows = []
-    for row in parsed.rows:
-        if row.verdict != "ok" or row.symbol is None:  # judged by the parser: invalid or repeated in the file
-            outcome = _Outcome(row.verdict, None, row.reason, tuple(row.candidates))
-        else:
-            outcome = outcomes[row.symbol]
-        rows.append(
-            ImportRow(
-                line=row.line,
-                input=row.raw,
-                symbol=row.symbol,
-                verdict=outcome.verdict,  # type: ignore[arg-type]
-                validation_status=outcome.status,
-                reason=outcome.reason,  # type: ignore[arg-type]
-                candidates=list(outcome.candidates),
-            )
-        )
-    return rows
+    jobs.follow(status, ctx.notify_resource_updated)
+    return status.job_id
 
 
 def _rank(row: ImportRow) -> int:
@@ -154,50 +92,6 @@ def _rank(row: ImportRow) -> int:
     if row.verdict == "duplicate":
         return 2
     return 3 if row.validation_status != "valid" else 4
-
-
-def _check_target(settings: Settings, csv_text: str, universe_id: str | None, name: str | None) -> None:
-    size = len(csv_text.encode("utf-8", errors="replace"))
-    if size > settings.csv_max_bytes:
-        raise LimitExceeded(
-            f"The file is {size:,} bytes; imports take at most {settings.csv_max_bytes:,}.",
-            hint="Split the file and import the parts with mode append.",
-            details={"limit_bytes": settings.csv_max_bytes, "received_bytes": size},
-        )
-    if (universe_id is None) == (name is None):
-        raise InvalidArgument(
-            "Pass exactly one of universe_id (import into it) or name (create a new universe).",
-            next_actions=[("list_universes", {}, "find the id of the universe to import into")],
-        )
-
-
-async def _apply(
-    service: UniverseService,
-    symbols: list[str],
-    universe_id: str | None,
-    name: str | None,
-    *,
-    mode: str,
-    validate: bool,
-) -> tuple[UniverseSummary, dict[str, _Outcome], list[str], MembershipReport]:
-    """Create (by name), then import (replace: removing what the file lacks): all in the caller's transaction."""
-    symbols = normalise_symbols(symbols)
-    checks = await service.check_symbols(symbols, validate=validate)  # before any lock: providers may be slow
-    if name is not None:
-        universe_id = (await service.create(name))[0].id
-    assert universe_id is not None
-    universe, report, removed = await service.import_members(
-        universe_id, symbols, replace=mode == "replace", validate=validate, checks=checks
-    )
-    outcomes: dict[str, _Outcome] = {}
-    for r in report.results:
-        if r.outcome == "added":
-            outcomes[r.symbol] = _Outcome("added", r.validation_status, r.reason)
-        elif r.outcome == "already_present":
-            outcomes[r.symbol] = _Outcome("duplicate", r.validation_status, "already in the universe")
-        else:
-            outcomes[r.symbol] = _Outcome("invalid", r.validation_status, r.reason, tuple(r.candidates))
-    return universe, outcomes, removed, report
 
 
 def _actions(universe: UniverseSummary, rows: list[ImportRow], job_id: str | None, unchecked: int) -> list[NextAction]:
@@ -251,44 +145,36 @@ async def import_universe_csv(
     """Import a CSV or watchlist file of tickers into a universe (universe_id) or a new one (name).
 
     Each row is added, duplicate or invalid (with the reason and candidates). Returns counts per verdict and the rows
-    needing attention first (every row at report_uri). Files over 1,000 symbols are added at once and validated by a
+    needing attention first (every row at report_uri). Files over {settings.csv_job_threshold} symbols are added at once and validated by a
     background job (job_id: follow it with get_job_status). Whole-file problems change nothing.
     """
     settings = deps.state.settings
-    _check_target(settings, csv_text, universe_id, name)
-    # Parsing a large file is plain CPU work: a worker thread does it, so other callers are served meanwhile.
-    parsed = await anyio.to_thread.run_sync(partial(parse_symbol_file, csv_text, max_rows=settings.csv_max_rows))
-    symbols = parsed.symbols
-    if not symbols:
-        problems = [{"line": r.line, "input": r.raw, "reason": r.reason} for r in parsed.rows if r.verdict == "invalid"]
-        raise InvalidArgument(
-            f"None of the file's {len(parsed.rows)} row(s) holds an importable ticker; nothing was changed.",
-            hint="Check the rows in details; tickers look like AAPL, BRK.B or NASDAQ:MSFT.",
-            details={"format": parsed.format, "rows": problems[:50]},
-        )
-    # Large files skip inline validation (it would take minutes) and hand the new symbols to a bulk job instead.
-    large = len(symbols) > settings.csv_job_threshold
+    parsed = await read_import(settings, csv_text, universe_id, name)
     async with deps.unit_of_work() as session:
-        universe, outcomes, removed, report = await _apply(
-            deps.universes(session), symbols, universe_id, name, mode=mode, validate=validate and not large
+        result = await apply_import(
+            deps.universes(session),
+            parsed,
+            universe_id,
+            name,
+            mode=mode,
+            validate=validate,
+            job_threshold=settings.csv_job_threshold,
         )
-    unchecked = [s for s, o in outcomes.items() if o.verdict == "added" and o.status in ("pending", "unknown")]
-    job_id = await _start_job(ctx, unchecked[: settings.max_bulk_symbols]) if large and validate else None
-    if large and validate:  # say per row what happens to the symbols that were not validated inline
-        note = (
-            f"added; validation job {job_id} checks it"
-            if job_id
-            else "added without validation (too many to check inline)"
-        )
-        outcomes.update({s: outcomes[s]._replace(reason=note) for s in unchecked if outcomes[s].status == "unknown"})
-    rows = await anyio.to_thread.run_sync(_report_rows, parsed, outcomes)  # up to csv_max_rows models: off the loop
-    counts = {"added": 0, "duplicate": 0, "invalid": 0}
-    for row in rows:
-        counts[row.verdict] += 1
-    if mode == "replace":
-        counts["removed"] = len(removed)
-    # The answer stays under 16 KB however long the file: counts of every row, the rows that need attention first,
-    # and the whole per-row report as a resource when that is not all of them.
+    if result.needs_job:
+        result.with_job(await _start_job(deps, ctx, result.unchecked[: settings.max_bulk_symbols]))
+    envelope = await _answer(deps, result)
+    if validate and not result.large:  # as for add_assets_to_universe: members added as pending are re-checked
+        envelope = await queue_pending_symbols(deps, envelope, result.report, result.universe.id)
+    return envelope
+
+
+async def _answer(deps: ToolDeps, result: CsvImportResult) -> Envelope[CsvImport]:
+    """The answer stays under 16 KB however long the file: counts of every row, the rows that need attention
+    first, and the whole per-row report as a resource when that is not all of them."""
+    universe, parsed, removed, job_id = result.universe, result.parsed, result.removed, result.job_id
+    rows = await result.rows()
+    counts = result.counts(rows)
+    unchecked = result.unchecked
     problems_first = [r for r in rows if r.verdict != "added"] + [r for r in rows if r.verdict == "added"]
     listed = attention_first(problems_first, _rank)
     report_uri = None
@@ -308,7 +194,7 @@ async def import_universe_csv(
     data = CsvImport(
         universe=universe,
         format=parsed.format,
-        mode=mode,
+        mode=result.mode,
         counts=counts,
         rows=listed,
         rows_truncated=len(rows) > len(listed),
@@ -323,17 +209,14 @@ async def import_universe_csv(
     if data.rows_truncated:
         where = f"; every row is in {report_uri}" if report_uri else ""
         job_note += f" Listed {len(listed)} of {len(rows)} rows, problems first{where}."
-    envelope = ok(
+    return ok(
         data,
         f"Imported a {parsed.format} file into {universe.name!r}: {summary}; "
         f"{universe.asset_count} members now.{job_note}",
-        next_actions=_actions(universe, rows, job_id, len(unchecked) if validate and large else 0),
+        next_actions=_actions(universe, rows, job_id, len(unchecked) if result.needs_job else 0),
         asset_count=universe.asset_count,
         rows=len(rows),
     )
-    if validate and not large:  # as for add_assets_to_universe: members added as pending are re-checked by a job
-        envelope = await queue_pending_symbols(deps, envelope, report, universe.id)
-    return envelope
 
 
 def _same_id(issued: object, given: str) -> bool:
@@ -370,7 +253,10 @@ async def export_universe_csv(
         str | None, Field(description="next_cursor from the previous page; omit for the first page.")
     ] = None,
     limit: Annotated[
-        int | None, Field(description="At most this many rows per page (default: as many as fit, at most 200).")
+        int | None,
+        Field(
+            description="At most this many rows per page (default: as many as fit, at most {settings.page_size_max})."
+        ),
     ] = None,
 ) -> Envelope[CsvExport]:
     """Export a universe's members as CSV in the universe's order: symbol, name, exchange, type, currency, sector,
@@ -437,17 +323,29 @@ async def export_universe_csv(
     return ok(data, message, next_actions=actions, row_count=taken, total_rows=universe.asset_count)
 
 
-TOOLSET = Toolset(
-    # Same id as tools/universes.py: --toolsets universes selects both modules.
-    id="universes",
-    description="Import and export universes as CSV and watchlist files.",
-    tools=[
-        ToolSpec(
-            import_universe_csv,
-            "Import universe from CSV",
-            WRITE.model_copy(update={"open_world_hint": True}),
-            scope="write",
-        ),
-        ToolSpec(export_universe_csv, "Export universe as CSV", READ),
-    ],
+async def universe_assets_csv(universe_id: str, ctx: Context) -> str:
+    deps = await tool_deps(ctx)
+    async with deps.unit_of_work() as session:
+        _, members = await all_members(deps.universes(session), universe_id)
+    return format_csv(m.model_dump() for m in members)
+
+
+# Part of the `universes` toolset (tools/universes.py declares it): --toolsets universes selects them too.
+TOOLS = [
+    ToolSpec(
+        import_universe_csv,
+        "Import universe from CSV",
+        WRITE.model_copy(update={"open_world_hint": True}),
+        scope="write",
+    ),
+    ToolSpec(export_universe_csv, "Export universe as CSV", READ),
+]
+
+CSV_RESOURCE = ResourceSpec(
+    "universe://{universe_id}/assets.csv",
+    universe_assets_csv,
+    name="universe-assets-csv",
+    title="Universe members (CSV)",
+    mime_type="text/csv",
+    description="A universe's members as CSV (the same as export_universe_csv).",
 )

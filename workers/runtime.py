@@ -143,10 +143,25 @@ class JobRuntime:
         force_refresh: bool = False,
         *,
         delay_s: float = 0.0,
+        timeout_s: float | None = None,
     ) -> int:
-        """Queue the job's symbols in batches (after the unit of work that created the job has committed)."""
+        """Queue the job's symbols in batches (after the unit of work that created the job has committed).
+
+        ``timeout_s`` bounds the whole step (TimeoutError past it): a hung Redis must not hold the caller for its
+        retries' full length. services/jobs.py: ``JobDesk.start`` fails the job when this raises."""
         if not symbols:
             return 0
+        with anyio.fail_after(timeout_s):
+            return await self._submit(job_id, owner_id, symbols, force_refresh, delay_s)
+
+    async def _submit(
+        self,
+        job_id: uuid.UUID | str,
+        owner_id: uuid.UUID | str,
+        symbols: Sequence[str],
+        force_refresh: bool,
+        delay_s: float,
+    ) -> int:
         if self.live is not None:
             counts = job_repo.ItemCounts(total=len(symbols), queued=len(symbols))
             await self.live.publish(str(job_id), "queued", counts)

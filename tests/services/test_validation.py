@@ -373,7 +373,7 @@ async def test_check_many_gives_the_universe_services_view(state):
     assert (checks["MSFTT"].status, checks["MSFTT"].reason, checks["MSFTT"].candidates) == (
         "invalid",
         "yahoo does not list MSFTT",
-        ("MSFT",),
+        ["MSFT"],
     )
 
 

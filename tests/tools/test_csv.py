@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import threading
+from typing import Any
 
 import anyio
 import pytest
@@ -19,8 +20,6 @@ from server.app import build_server
 from services.csv_io import parse_symbol_file
 from services.errors import LimitExceeded
 from tests.conftest import Call
-from tools._results import Envelope, ok
-from tools._toolset import READ, ToolSpec
 
 pytestmark = pytest.mark.anyio
 
@@ -273,7 +272,7 @@ def test_parsing_stops_at_the_row_limit_instead_of_judging_every_row(monkeypatch
 async def test_parsing_a_large_file_leaves_the_event_loop_free_for_other_calls(make_settings, monkeypatch):
     """While a 1 MB file is being parsed, another call is answered: the parse runs off the event loop. Checked by
     order, not speed: the parse is held open (in its thread) until the other call has been answered."""
-    import tools.universes_csv as module
+    import services.csv_import as module
 
     real_parse = module.parse_symbol_file
     parsing, release = threading.Event(), threading.Event()
@@ -326,31 +325,27 @@ async def test_replace_mode_removes_members_the_file_lacks(fcall):
 
 
 async def test_a_10000_row_file_runs_the_bulk_path(make_settings):
-    # A stand-in jobs toolset, so this test checks the hand-over alone (the real one is exercised below).
-    settings = make_settings(toolsets=["universes", "assets"])
-    server = build_server(settings)
+    # The job runtime records what the import hands it instead of queueing it, so this test checks the hand-over
+    # alone (a real job is run below): the job itself is created for real, through the one job-start path.
+    server = build_server(make_settings())
     started: list[list[str]] = []
 
-    # Stand-in for the jobs toolset's start_bulk_validation: same name, called through the guarded server.
-    async def start_bulk_validation(symbols: list[str] | None = None, universe_id: str | None = None) -> Envelope[dict]:
-        """Fake bulk validation for this test: records the symbols and returns a job handle at once."""
-        started.append(symbols or [])
-        return ok({"job": {"id": "job-1", "status": "queued", "total": len(symbols or [])}}, "queued")
+    class RecordingQueue:
+        def __init__(self, real: Any) -> None:
+            self.real = real
 
-    async def get_job_status(job_id: str) -> Envelope[dict]:
-        """Fake job status for this test (the import's next action points here)."""
-        return ok({"job": {"id": job_id, "status": "completed"}}, "done")
+        async def submit(self, job_id: Any, owner_id: Any, symbols: Any, force_refresh: bool = False, **_: Any) -> int:
+            started.append(list(symbols))
+            return 1
 
-    for spec in (
-        ToolSpec(start_bulk_validation, "Start bulk validation", READ, scope="validate"),
-        ToolSpec(get_job_status, "Job status", READ),
-    ):
-        server.add_tool(spec.fn, name=spec.name, description=spec.fn.__doc__)
-        server.specs[spec.name] = spec
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
     symbols = [f"T{i:05d}" for i in range(10_000)]
     text = "symbol,weight\n" + "\n".join(f"{s},0.0001" for s in symbols)
     async with Client(server) as client:
         call = Call(client)
+        server.app_state.jobs = RecordingQueue(server.app_state.jobs)
         statements: list[str] = []
         event.listen(
             server.app_state.engine.sync_engine,
@@ -368,12 +363,14 @@ async def test_a_10000_row_file_runs_the_bulk_path(make_settings):
         # The answer lists the first rows; every row's verdict is in the report resource.
         report = json.loads((await client.read_resource(data["report_uri"])).contents[0].text)
         assert [r["line"] for r in report["rows"]] == list(range(2, 10_002)) and report["counts"] == data["counts"]
-        assert data["job_id"] == "job-1" and started == [symbols]  # not validated inline: handed to the job
+        assert data["job_id"] and started == [symbols]  # not validated inline: handed to the job
         assert envelope["next_actions"][0] == {
             "tool": "get_job_status",
-            "arguments": {"job_id": "job-1"},
+            "arguments": {"job_id": data["job_id"]},
             "reason": "follow the validation job",
         }
+        job = await call.ok("get_job_status", job_id=data["job_id"])
+        assert job["counts"]["total"] == job["counts"]["queued"] == 10_000 and job["status"] == "queued"
         pages, cursor = [], None
         while not pages or cursor:  # an export comes a page at a time (each under 16 KB); joined, the whole file
             out = await call.ok("export_universe_csv", universe_id=data["universe"]["id"], cursor=cursor)
@@ -425,3 +422,15 @@ async def test_without_the_jobs_toolset_a_large_import_still_lands(make_settings
         assert data["job_id"] is None and data["counts"]["added"] == 5
         assert {r["validation_status"] for r in data["rows"] if r["symbol"] != "AAPL"} == {"unknown"}
         assert "added without validation" in data["rows"][0]["reason"]
+
+
+async def test_a_large_import_starts_its_job_only_when_the_caller_may_validate(make_settings):
+    # The hand-over is admitted like start_bulk_validation itself: here the caller's validate budget is spent, so
+    # the import lands and says its symbols were added without validation, and no job is started.
+    settings = make_settings(csv_job_threshold=3, local_rate_limits=True, rate_limit_validate="1/minute")
+    async with Client(build_server(settings)) as client:
+        call = Call(client)
+        await call.ok("validate_symbols", symbols=["AAPL"])  # spends the one validate call of this minute
+        data = await call.ok("import_universe_csv", csv_text="T0001\nT0002\nT0003\nT0004\n", name="No budget")
+        assert data["job_id"] is None and data["counts"]["added"] == 4
+        assert {r["reason"] for r in data["rows"]} == {"added without validation (too many to check inline)"}

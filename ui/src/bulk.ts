@@ -33,7 +33,14 @@ interface ImportResult {
   job_id: string | null;
 }
 
-const TERMINAL = new Set(["completed", "failed", "cancelled", "canceled", "done", "succeeded", "finished"]);
+// The statuses get_job_status reports (services/jobs.py, JobState) once a job has ended.
+const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+
+/** get_job_status's data (services/jobs.py, JobStatus): the fields the bar reads. */
+interface JobStatus {
+  status: string;
+  counts: { total: number; processed: number };
+}
 
 function progress(value: number | null, max: number, text: string): void {
   const bar = $("import-progress") as HTMLProgressElement;
@@ -45,22 +52,11 @@ function progress(value: number | null, max: number, text: string): void {
   $("import-status").textContent = text;
 }
 
-/** The job's progress, whatever the jobs toolset calls its fields (job.processed/total/status, flat or nested). */
-function jobProgress(data: Record<string, unknown>): { done: number; total: number; status: string } {
-  const job = (typeof data.job === "object" && data.job !== null ? data.job : data) as Record<string, unknown>;
-  const counts = (job.counts ?? {}) as Record<string, unknown>;
-  const num = (...values: unknown[]) => Number(values.find((v) => typeof v === "number") ?? 0);
-  return {
-    done: num(job.processed, job.done, counts.processed),
-    total: num(job.total, counts.total),
-    status: String(job.status ?? job.state ?? "running"),
-  };
-}
-
 /** Poll get_job_status until the job ends, driving the bar with its processed/total counts. */
 async function followJob(jobId: string, rows: number): Promise<{ done: number; total: number; status: string }> {
   for (;;) {
-    const job = jobProgress(await call<Record<string, unknown>>("get_job_status", { job_id: jobId }));
+    const status = await call<JobStatus>("get_job_status", { job_id: jobId });
+    const job = { done: status.counts.processed, total: status.counts.total, status: status.status };
     const percent = job.total ? Math.floor((job.done / job.total) * 100) : 0;
     progress(job.done, job.total, `Imported ${rows} rows; validating ${job.done} of ${job.total} new symbols (${percent} %)`);
     if (TERMINAL.has(job.status)) return job;
