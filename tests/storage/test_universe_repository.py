@@ -174,7 +174,7 @@ async def test_membership_queries_see_only_the_universe_they_name(store):  # noq
             ids = {
                 s: a.id for s, a in (await get_assets_by_symbols(session, ["AAPL", "MSFT", "NVDA", unknown])).items()
             }
-            assert [s for s, _ in await repo.member_symbols(session, mine)] == ["MSFT", "AAPL", unknown]
+            assert await repo.member_symbols(session, mine) == [(s, ids[s]) for s in ["MSFT", "AAPL", unknown]]
             assert await repo.members_by_symbol(session, mine, ["NVDA", "AAPL", "KO"]) == {"AAPL": ids["AAPL"]}
             assert await repo.member_asset_ids(session, mine, [ids["NVDA"], ids["MSFT"]]) == {ids["MSFT"]}
             assert await repo.member_asset_ids(session, mine, []) == set()
@@ -288,7 +288,7 @@ async def test_simultaneous_events_are_ordered_by_when_they_were_recorded(store)
     # replica whose clock is behind dates its event exactly then): the one recorded last decides.
     async with opened(store) as state:
         alice = await owner(state, store, "alice")
-        uid = await create(state, alice, "Same instant")
+        uid, other = await create(state, alice, "Same instant"), await create(state, alice, "Other universe")
         at = datetime(2026, 3, 1, tzinfo=UTC)
         async with state.unit_of_work(alice.id) as session:
             assets = await get_assets_by_symbols(session, ["AAPL", "MSFT"])
@@ -303,6 +303,10 @@ async def test_simultaneous_events_are_ordered_by_when_they_were_recorded(store)
                 await repo.record_events(
                     session, universe_id=uid, owner_id=alice.id, asset_ids=[asset], action=action, at=at
                 )
+            # The same asset's history in another universe of the same owner is not this one's.
+            await repo.record_events(
+                session, universe_id=other, owner_id=alice.id, asset_ids=[aapl], action="added", at=at
+            )
         async with state.unit_of_work(alice.id) as session:
             assert [a.symbol for a, _ in await repo.list_members_as_of(session, uid, at)] == ["MSFT"]
             assert await repo.turnover_counts(session, uid, None, at) == (3, 2, 0, 1)
