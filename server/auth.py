@@ -123,7 +123,9 @@ class JwtVerifier(_BoundVerifier):
         super().__init__(settings)
         import jwt
 
-        self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url or "", cache_keys=True, lifespan=300, timeout=5)
+        # The key set is cached for 5 minutes (lifespan), so a key the provider withdraws stops working within
+        # them. No per-key cache (cache_keys): PyJWT's never expires, and would trust a withdrawn key until restart.
+        self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url or "", lifespan=300, timeout=5)
 
     async def _verify(self, token: str) -> AccessToken | None:
         import jwt

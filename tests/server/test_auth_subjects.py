@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 from server.auth import subject_user_name
 
 
@@ -23,3 +26,14 @@ def test_a_subject_that_looks_like_a_digest_cannot_impersonate_one():
     digest_name = subject_user_name(long_subject)
     # A short subject spelled exactly like that digest is itself digested, so it names another owner.
     assert subject_user_name(digest_name) != digest_name
+
+
+def test_long_subjects_map_to_the_documented_digest_form():
+    # sub~sha256~ + unpadded base64url SHA-256 of the whole subject (54 characters). The mapping names stored owners,
+    # so it must stay exactly this across releases: any other spelling would orphan every long-subject tenant.
+    for n in range(300):
+        subject = f"https://idp.example.org/users/{n:04d}/" + "s" * 40
+        digest = base64.urlsafe_b64encode(hashlib.sha256(subject.encode()).digest()).decode().removesuffix("=")
+        name = subject_user_name(subject)
+        assert name == "sub~sha256~" + digest and len(name) == 54, subject
+        assert "=" not in name

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import string
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -340,16 +341,62 @@ async def test_verifier_cache_bounds_revocation_and_refusals_are_cached_too(stat
     assert await uncached.verify_token(token) is None
 
 
-async def test_verifier_records_last_use_once_a_minute(state):
+class MonotonicClock:
+    """server/auth.py's view of time: a monotonic clock the test moves; wall time stays real."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def monotonic(self) -> float:
+        return self.now
+
+    time = staticmethod(time.time)
+
+
+async def test_verifier_records_last_use_once_a_minute(state, monkeypatch):
+    clock = MonotonicClock()
+    monkeypatch.setattr("server.auth.time", clock)
     token = await issue(state)
     verifier = StoreTokenVerifier(state.settings.model_copy(update={"token_cache_s": 0}))
     verifier.bind(state)
     assert (await verify(state, token)).last_used_at is None
-    await verifier.verify_token(token)
+    assert await verifier.verify_token(token) is not None
     first = (await verify(state, token)).last_used_at
     assert first is not None
-    await verifier.verify_token(token)
+    clock.now += 30
+    assert await verifier.verify_token(token) is not None  # verified again (no cache), and still accepted
     assert (await verify(state, token)).last_used_at == first  # not rewritten within the minute
+    clock.now += 30.5
+    assert await verifier.verify_token(token) is not None
+    assert (await verify(state, token)).last_used_at > first  # more than a minute later: written again
+
+
+async def test_with_the_cache_off_revocation_applies_to_the_very_next_request(state, monkeypatch):
+    # token_cache_s=0: no verification is reused, even by a request arriving in the same tick of the clock.
+    monkeypatch.setattr("server.auth.time", MonotonicClock())
+    token = await issue(state)
+    verifier = StoreTokenVerifier(state.settings.model_copy(update={"token_cache_s": 0}))
+    verifier.bind(state)
+    assert await verifier.verify_token(token) is not None
+    async with state.unit_of_work() as session:
+        await revoke_token(session, token[:12])
+    assert await verifier.verify_token(token) is None
+
+
+async def test_a_cached_verification_lasts_token_cache_s_and_no_longer(state, monkeypatch):
+    clock = MonotonicClock()
+    monkeypatch.setattr("server.auth.time", clock)
+    token = await issue(state)
+    verifier = StoreTokenVerifier(state.settings)  # token_cache_s=60
+    verifier.bind(state)
+    assert await verifier.verify_token(token) is not None
+    async with state.unit_of_work() as session:
+        await revoke_token(session, token[:12])
+    checked_at = clock.now
+    clock.now = checked_at + 59.9
+    assert await verifier.verify_token(token) is not None  # the documented bound: cached for token_cache_s
+    clock.now = checked_at + 60
+    assert await verifier.verify_token(token) is None  # token_cache_s after the check, the revocation applies
 
 
 async def test_verifier_answers_none_when_the_store_fails(state, monkeypatch, caplog):
@@ -362,4 +409,8 @@ async def test_verifier_answers_none_when_the_store_fails(state, monkeypatch, ca
 
     monkeypatch.setattr("server.auth.verify_token", broken)
     assert await verifier.verify_token(token) is None
-    assert "RuntimeError" in caplog.text and token not in caplog.text  # the type is logged, never the token
+    # A failure of the store is the server's problem: a WARNING that says so and names the error type, never the
+    # token or the exception's message (which here holds the token).
+    records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "server.auth"]
+    assert records == [("WARNING", "token verification failed: RuntimeError")]
+    assert token not in caplog.text

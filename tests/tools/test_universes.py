@@ -71,6 +71,26 @@ async def test_add_and_remove_are_idempotent(call):
     assert [a["symbol"] for a in detail["assets"]] == ["AAPL", "GOOGL", "MSFT"]
 
 
+async def test_universes_sharing_a_symbol_keep_their_memberships_apart(call):
+    # One asset, many universes: being a member of one says nothing about another, and a removal is local.
+    first = (await call.ok("create_universe", name="First", symbols=["AAPL", "MSFT"], validate=False))["universe"]["id"]
+    second = (await call.ok("create_universe", name="Second", validate=False))["universe"]["id"]
+    added = await call.ok("add_assets_to_universe", universe_id=second, symbols=["AAPL"], validate=False)
+    assert added["report"]["counts"] == {"added": 1} and added["universe"]["asset_count"] == 1
+    removed = await call.ok("remove_assets_from_universe", universe_id=second, symbols=["AAPL", "MSFT"])
+    assert {r["symbol"]: r["outcome"] for r in removed["report"]["results"]} == {
+        "AAPL": "removed",
+        "MSFT": "not_present",
+    }
+    assert [a["symbol"] for a in (await call.ok("get_universe", universe_id=first))["assets"]] == ["AAPL", "MSFT"]
+    assert (await call.ok("get_universe", universe_id=second))["assets"] == []
+
+    # Emptied by removals (members gone, history kept), a universe takes members again.
+    again = await call.ok("add_assets_to_universe", universe_id=second, symbols=["MSFT", "AAPL"], validate=False)
+    assert again["report"]["counts"] == {"added": 2} and again["universe"]["asset_count"] == 2
+    assert [a["symbol"] for a in (await call.ok("get_universe", universe_id=second))["assets"]] == ["MSFT", "AAPL"]
+
+
 async def test_list_universes_paginates_with_cursor_and_filters_by_name(call):
     for i in range(7):
         await call.ok("create_universe", name=f"Universe {i:02d}")
