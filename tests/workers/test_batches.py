@@ -7,14 +7,21 @@ into ``dramatiq.Retry(delay=...)``), so the schedule is checked as numbers, try 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
+from mcp import Client
+from sqlalchemy import update
 
 from providers.base import AssetProfile
 from providers.fake import FakeProvider
+from server.app import build_server
 from server.lifespan import open_app_state
 from services.jobs import JobService
+from storage.db import utcnow
+from storage.models import Asset
 from storage.repositories import jobs as repo
+from tests.conftest import Call
 from workers import batches
 from workers.batches import JobConfig, JobEnv
 
@@ -78,3 +85,160 @@ async def test_a_rate_limit_is_retried_after_the_providers_wait_unless_it_asks_f
         status, attempts, reason = (await _items(state, later))["BUSY"]
         assert (status, attempts) == ("pending", 1)
         assert "rate limited" in reason and "asked to wait too long" in reason
+
+
+async def _job_row(state, job_id: uuid.UUID):
+    async with state.unit_of_work() as session:
+        return await repo.get_job(session, job_id)
+
+
+async def test_a_batch_comes_back_after_the_longest_wait_any_of_its_symbols_needs(make_settings):
+    # OUTA has failed twice already (its next wait is 4 s), OUTB not yet (1 s): waking after the shorter wait would
+    # ask OUTA's provider again before its backoff is over.
+    down = FakeProvider(known={s: AssetProfile(symbol=s) for s in ("OUTA", "OUTB")}, fail_symbols={"OUTA", "OUTB"})
+    async with open_app_state(make_settings(), providers=[down]) as state:
+        env = JobEnv(JobConfig(retry_base_s=1.0, max_retries=6), state.sessions, state.validation, jitter=lambda: 1.0)
+        job_id, owner = await _job(state, ["OUTA", "OUTB"]), state.local_caller.owner_id
+        first = await batches.process_batch(env, job_id, owner, ["OUTA"])
+        second = await batches.process_batch(env, job_id, owner, ["OUTA"])
+        both = await batches.process_batch(env, job_id, owner, ["OUTA", "OUTB"])
+        assert [r.retry_in_s for r in (first, second, both)] == [1.0, 2.0, 4.0]
+        assert (both.waiting, both.settled, both.skipped, both.status) == (2, 0, False, "running")
+        items = await _items(state, job_id)
+        assert items["OUTA"] == ("queued", 3, "no provider could answer (fake: simulated outage); retry 3 of 6 queued")
+        assert items["OUTB"] == ("queued", 1, "no provider could answer (fake: simulated outage); retry 1 of 6 queued")
+        # Each symbol was asked once per batch that held it, no more.
+        assert (down.calls_by_symbol["OUTA"], down.calls_by_symbol["OUTB"]) == (3, 1)
+
+
+async def test_a_provider_asking_for_exactly_the_maximum_wait_is_still_waited_for(make_settings):
+    limited = FakeProvider(known={"BUSY": AssetProfile(symbol="BUSY")}, rate_limit_every=1, retry_after_s=10.0)
+    async with open_app_state(make_settings(), providers=[limited]) as state:
+        config = JobConfig(retry_base_s=1.0, max_rate_limit_retries=3, retry_max_delay_s=10.0)
+        env = JobEnv(config, state.sessions, state.validation, jitter=lambda: 1.0)
+        job_id = await _job(state, ["BUSY"])
+        result = await batches.process_batch(env, job_id, state.local_caller.owner_id, ["BUSY"])
+        assert (result.retry_in_s, result.waiting, result.settled) == (10.0, 1, 0)
+        assert (await _items(state, job_id))["BUSY"][:2] == ("queued", 1)
+
+
+async def test_a_job_runs_marks_itself_running_then_completes_with_a_summary_of_its_outcomes(make_settings):
+    known = {s: AssetProfile(symbol=s) for s in ("GOOD1", "GOOD2", "LATE")}
+    fake = FakeProvider(known=known, fail_symbols={"LATE"})
+    async with open_app_state(make_settings(), providers=[fake]) as state:
+        env = JobEnv(JobConfig(max_retries=0), state.sessions, state.validation, jitter=lambda: 1.0)
+        owner = state.local_caller.owner_id
+        job_id = await _job(state, ["GOOD1", "NOPE1", "GOOD2", "LATE"])
+        queued = await _job_row(state, job_id)
+        assert (queued.status, queued.started_at, queued.message) == ("queued", None, None)
+
+        part = await batches.process_batch(env, job_id, owner, ["GOOD1", "NOPE1"])
+        assert (part.settled, part.waiting, part.retry_in_s, part.status) == (2, 0, None, "running")
+        running = await _job_row(state, job_id)
+        assert running.status == "running" and running.started_at is not None and running.finished_at is None
+        assert (running.processed, running.valid_count, running.invalid_count) == (2, 1, 1)
+
+        rest = await batches.process_batch(env, job_id, owner, ["GOOD2", "LATE"])
+        assert (rest.settled, rest.status) == (2, "completed")
+        done = await _job_row(state, job_id)
+        assert done.status == "completed" and done.finished_at is not None and done.started_at == running.started_at
+        assert done.message == "Validated 4 of 4 symbols: 2 valid, 1 invalid, 1 pending."
+        assert (done.processed, done.valid_count, done.invalid_count, done.pending_count) == (4, 2, 1, 1)
+        status, attempts, reason = (await _items(state, job_id))["LATE"]
+        assert (status, attempts, reason) == (
+            "pending",
+            1,
+            "no provider could answer (fake: simulated outage) (gave up after 1 tries)",
+        )
+
+        # A redelivered batch of a finished job is skipped and says why.
+        again = await batches.process_batch(env, job_id, owner, ["GOOD2", "LATE"])
+        assert (again.skipped, again.status, again.settled) == (True, "completed", 0)
+        assert fake.calls_by_symbol["LATE"] == 1
+        missing = await batches.process_batch(env, uuid.uuid4(), owner, ["GOOD1"])
+        assert (missing.skipped, missing.status) == (True, None)
+
+
+def test_the_job_settings_reach_the_batches(make_settings):
+    settings = make_settings(
+        job_batch_size=7,
+        job_batch_deadline_s=11.5,
+        job_max_retries=2,
+        job_max_rate_limit_retries=9,
+        job_retry_base_s=0.5,
+        job_retry_max_delay_s=42.0,
+        job_retention_s=3600,
+        job_stall_s=120,
+        job_max_resumes=5,
+        job_watch_interval_s=4,
+        refresh_max_age_s=7200,
+        refresh_limit=33,
+    )
+    assert JobConfig.from_settings(settings) == JobConfig(
+        batch_size=7,
+        batch_deadline_s=11.5,
+        max_retries=2,
+        max_rate_limit_retries=9,
+        retry_base_s=0.5,
+        retry_max_delay_s=42.0,
+        retention_s=3600,
+        stall_s=120,
+        max_resumes=5,
+        lost_grace_s=4.0,
+        refresh_max_age_s=7200,
+        refresh_limit=33,
+    )
+    # The grace before a job counts as lost is the watch interval, but never more than 10 s.
+    assert JobConfig.from_settings(make_settings(job_watch_interval_s=300)).lost_grace_s == 10.0
+
+
+def test_the_default_jitter_only_ever_stretches_a_delay_by_up_to_a_fifth(make_settings):
+    env = JobEnv(JobConfig(), sessions=None, validation=None)  # type: ignore[arg-type]
+    factors = [env.jitter() for _ in range(2000)]
+    assert all(1.0 <= f <= 1.2 for f in factors)
+    # Spread over the whole range (2,000 draws all in one half: a chance of 2**-2000).
+    assert min(factors) < 1.1 < max(factors)
+
+
+async def test_the_refresh_plans_pending_symbols_first_then_members_by_the_age_of_their_verdict(make_settings):
+    symbols = ["ZPEND", "ZLONEPEND", "ZOLD", "ZOLDER", "ZFRESH", "ZNEVER", "ZGONE", "ZLONE", "ZUNK"]
+    fake = FakeProvider(known={s: AssetProfile(symbol=s) for s in symbols})
+    settings = make_settings(refresh_max_age_s=86_400, refresh_limit=100)
+    server = build_server(settings, providers=[fake])
+    async with Client(server) as client:
+        call = Call(client)
+        members = [s for s in symbols if s not in ("ZLONEPEND", "ZLONE")]
+        await call.ok("create_universe", name="Held", symbols=members, validate=False)
+        await call.ok("validate_symbols", symbols=["ZLONEPEND", "ZLONE"])  # known to the store, in no universe
+        state = server.app_state
+        now = utcnow()
+        days = lambda n: now - timedelta(days=n)  # noqa: E731
+        verdicts = {  # symbol: (validation_status, last_validated_at, listing_status)
+            "ZPEND": ("pending", days(1), "listed"),
+            "ZLONEPEND": ("pending", days(2), "listed"),  # pending is re-checked even outside any universe
+            "ZOLD": ("valid", days(3), "listed"),
+            "ZOLDER": ("invalid", days(5), "listed"),
+            "ZFRESH": ("valid", now - timedelta(hours=1), "listed"),  # younger than refresh_max_age_s
+            "ZNEVER": ("valid", None, "listed"),
+            "ZGONE": ("valid", days(5), "delisted"),  # delisted: nothing more to learn
+            "ZLONE": ("valid", days(5), "listed"),  # in no universe: nobody relies on it
+            "ZUNK": ("unknown", days(5), "listed"),  # never validated: not the refresh's business
+        }
+        async with state.unit_of_work() as session:
+            for symbol, (status, at, listing) in verdicts.items():
+                await session.execute(
+                    update(Asset)
+                    .where(Asset.symbol == symbol)
+                    .values(validation_status=status, last_validated_at=at, listing_status=listing)
+                )
+        env = JobEnv(JobConfig.from_settings(settings), state.sessions, state.validation)
+        due = await batches.plan_refresh(env)
+        # Pending first (oldest first), then stale verdicts oldest first; a never-dated verdict is due as well
+        # (where it sorts depends on the database's NULL order).
+        assert [s for s in due if s != "ZNEVER"] == ["ZLONEPEND", "ZPEND", "ZOLDER", "ZOLD"] and "ZNEVER" in due
+        capped = JobEnv(JobConfig(refresh_max_age_s=86_400, refresh_limit=2), state.sessions, state.validation)
+        assert await batches.plan_refresh(capped) == ["ZLONEPEND", "ZPEND"]
+        fake.calls_by_symbol.clear()
+        # The refresh asks the providers again even about a verdict that is still fresh.
+        assert await batches.revalidate(env, ["ZFRESH", "ZOLD", "ZNOTLISTED"]) == {"valid": 2, "invalid": 1}
+        assert fake.calls_by_symbol == {"ZFRESH": 1, "ZOLD": 1, "ZNOTLISTED": 1}
