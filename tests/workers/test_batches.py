@@ -19,11 +19,12 @@ from server.app import build_server
 from server.lifespan import open_app_state
 from services.jobs import JobService
 from storage.db import utcnow
-from storage.models import Asset
+from storage.models import Asset, ValidationJob
 from storage.repositories import jobs as repo
 from tests.conftest import Call
 from workers import batches
 from workers.batches import JobConfig, JobEnv
+from workers.live import RedisLiveCounters, async_redis_client, queued_key
 
 pytestmark = pytest.mark.anyio
 
@@ -242,3 +243,63 @@ async def test_the_refresh_plans_pending_symbols_first_then_members_by_the_age_o
         # The refresh asks the providers again even about a verdict that is still fresh.
         assert await batches.revalidate(env, ["ZFRESH", "ZOLD", "ZNOTLISTED"]) == {"valid": 2, "invalid": 1}
         assert fake.calls_by_symbol == {"ZFRESH": 1, "ZOLD": 1, "ZNOTLISTED": 1}
+
+
+async def _idle(state, job_id: uuid.UUID, *, for_s: float, status: str = "running") -> None:
+    """Make the job look as if nothing happened to it for ``for_s`` seconds."""
+    async with state.unit_of_work() as session:
+        await session.execute(
+            update(ValidationJob)
+            .where(ValidationJob.id == job_id)
+            .values(status=status, updated_at=utcnow() - timedelta(seconds=for_s))
+        )
+
+
+async def test_the_watch_resumes_only_the_job_whose_batches_redis_lost_once_its_grace_is_over(make_settings, redis_url):
+    fake = FakeProvider.with_generated(12)
+    async with open_app_state(make_settings(), providers=[fake]) as state:
+        client = async_redis_client(redis_url)
+        namespace = f"umcp-test-{uuid.uuid4().hex[:10]}"
+        live = RedisLiveCounters(client, namespace, ttl_s=60)
+        config = JobConfig(stall_s=1800, max_resumes=3, lost_grace_s=10.0)
+        env = JobEnv(config, state.sessions, state.validation, live=live, jitter=lambda: 1.0)
+        owner = state.local_caller.owner_id
+        sym = [f"SYM{i:05d}" for i in range(1, 13)]
+        lost = await _job(state, sym[0:3])  # marker gone, idle for a minute: its batches are gone
+        marked = await _job(state, sym[3:6])  # idle for a minute, but its batches are still queued
+        fresh = await _job(state, sym[6:9])  # marker gone, but idle for less than the grace: may still be sending
+        finished = await _job(state, sym[9:12])  # every item settled; only its completion was missed
+        await batches.process_batch(env, finished, owner, sym[9:12])
+        await batches.process_batch(env, lost, owner, sym[0:1])  # one of the lost job's symbols had settled
+        for job_id in (lost, marked, finished):
+            await _idle(state, job_id, for_s=60)
+        await _idle(state, fresh, for_s=1, status="queued")
+        await _idle(state, finished, for_s=3600)
+        try:
+            await client.set(queued_key(namespace, str(marked)), "1")
+            before = await _job_row(state, lost)
+            report = await batches.watch(env)
+
+            assert report.failed == []
+            [resumed] = report.resumed
+            assert (resumed.job_id, resumed.owner_id, resumed.symbols) == (lost, owner, sym[1:3])
+            row = await _job_row(state, lost)
+            assert row.resumes == 1 and row.updated_at > before.updated_at and row.status == "running"
+            assert row.message.startswith("Resumed at ") and row.message.endswith(
+                ": the job queue had lost its batches (the broker restarted without its data); 2 symbols queued "
+                "again (resumption 1 of at most 3 without progress)."
+            ), row.message
+            # The live copy (which a Redis restart loses too) is written again.
+            assert (await live.read(str(lost)))["processed"] == 1
+            for untouched in (marked, fresh):
+                row = await _job_row(state, untouched)
+                assert (row.resumes, row.message) == (0, None), row
+            done = await _job_row(state, finished)
+            assert (done.status, done.resumes) == ("completed", 0)
+            assert done.message == "Validated 3 of 3 symbols: 3 valid."
+            assert (await live.read(str(finished)))["status"] == "completed"
+        finally:
+            keys = [k async for k in client.scan_iter(f"{namespace}:*")]
+            if keys:
+                await client.delete(*keys)
+            await client.aclose()
