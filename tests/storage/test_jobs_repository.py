@@ -1,0 +1,290 @@
+"""storage/repositories/jobs.py on a real store: the guards that keep a job's record right when batches are delivered
+twice, recounts race, a watch and a batch run at once, or two job starts of one owner race (PostgreSQL).
+
+Each test drives the repository the way the workers and services do and asserts what a user of the job would see:
+an outcome written once, counters that never go back, a job failed or resumed only as the watch saw it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import anyio
+import pytest
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import DBAPIError
+
+from server.lifespan import open_app_state
+from storage.db import utcnow
+from storage.models import ValidationJob
+from storage.repositories import jobs as repo
+from tests.workers.stores import postgres_store
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def state(make_settings) -> AsyncIterator:
+    async with open_app_state(make_settings(), providers=[]) as app_state:
+        yield app_state
+
+
+async def _job(state, symbols: list[str], *, now: datetime | None = None, universe_id=None) -> uuid.UUID:
+    now = now or utcnow()
+    async with state.unit_of_work() as session:
+        job = await repo.create_job(
+            session,
+            owner_id=state.local_caller.owner_id,
+            total=len(symbols),
+            universe_id=universe_id,
+            force_refresh=False,
+            now=now,
+            expires_at=now + timedelta(days=7),
+        )
+        await repo.create_job_items(session, job.id, state.local_caller.owner_id, symbols)
+        return job.id
+
+
+async def _row(state, job_id: uuid.UUID) -> ValidationJob:
+    async with state.unit_of_work() as session:
+        return await repo.get_job(session, job_id)
+
+
+async def _items(state, job_id: uuid.UUID) -> dict[str, tuple]:
+    async with state.unit_of_work() as session:
+        rows = await repo.list_items(session, job_id, after_position=None, limit=10_000)
+    return {r.symbol: (r.status, r.attempts, r.reason, r.source) for r in rows}
+
+
+async def test_an_outcome_is_written_once_and_only_over_a_queued_item(state):
+    job_id = await _job(state, ["AAA", "BBB", "CCC"])
+    async with state.unit_of_work() as session:
+        await repo.settle_items(
+            session,
+            job_id,
+            [
+                {"symbol": "AAA", "status": "valid", "source": "fake", "reason": ""},
+                {"symbol": "BBB", "status": "invalid", "source": "fake", "reason": "x" * 400},
+            ],
+            utcnow(),
+        )
+        # A second delivery of the same outcomes, with other answers, changes nothing.
+        await repo.settle_items(session, job_id, [{"symbol": "AAA", "status": "invalid", "source": "other"}], utcnow())
+        await repo.bump_attempts(session, job_id, {"AAA": "should not count", "CCC": "y" * 400})
+        await repo.settle_items(session, job_id, [], utcnow())
+        await repo.bump_attempts(session, job_id, {})
+    items = await _items(state, job_id)
+    assert items["AAA"] == ("valid", 1, None, "fake")  # an empty reason is stored as none
+    assert items["BBB"] == ("invalid", 1, "x" * 300, "fake")  # reasons are cut to the column's 300 characters
+    assert items["CCC"] == ("queued", 1, "y" * 300, None)
+    async with state.unit_of_work() as session:
+        counts = await repo.item_counts(session, job_id)
+        assert await repo.queued_items(session, job_id) == {"CCC": 1}
+    assert counts.as_dict() == {
+        "total": 3,
+        "processed": 2,
+        "valid": 1,
+        "invalid": 1,
+        "pending": 0,
+        "error": 0,
+        "cancelled": 0,
+        "queued": 1,
+        "retrying": 1,
+    }
+
+
+async def test_long_jobs_are_written_and_read_in_chunks_without_losing_an_item(state):
+    symbols = [f"S{i:04d}" for i in range(1_203)]  # more than two chunks of 500 bound rows
+    job_id = await _job(state, symbols)
+    settled = symbols[::2]
+    async with state.unit_of_work() as session:
+        await repo.settle_items(session, job_id, [{"symbol": s, "status": "valid"} for s in settled], utcnow())
+        queued = await repo.queued_items(session, job_id, symbols)
+        every = await repo.queued_items(session, job_id)
+        counts = await repo.item_counts(session, job_id)
+    assert queued == dict.fromkeys(symbols[1::2], 0)
+    assert list(every) == symbols[1::2]  # in input order
+    assert (counts.total, counts.valid, counts.queued) == (1_203, 602, 601)
+    async with state.unit_of_work() as session:
+        page = await repo.list_items(session, job_id, after_position=499, limit=3)
+        valid = await repo.list_items(session, job_id, after_position=None, limit=2, status="valid")
+    assert [(i.symbol, i.position) for i in page] == [("S0500", 500), ("S0501", 501), ("S0502", 502)]
+    assert [i.symbol for i in valid] == ["S0000", "S0002"]
+
+
+async def test_a_stale_recount_never_overwrites_a_newer_one_and_only_progress_clears_resumptions(state):
+    job_id = await _job(state, ["AAA", "BBB", "CCC"])
+    t0 = utcnow()
+    async with state.unit_of_work() as session:
+        await session.execute(update(ValidationJob).where(ValidationJob.id == job_id).values(resumes=2))
+        await repo.write_counts(session, job_id, repo.ItemCounts(total=3, valid=1, invalid=1, queued=1), t0)
+    row = await _row(state, job_id)
+    assert (row.processed, row.valid_count, row.invalid_count, row.resumes) == (2, 1, 1, 0)  # progress: reset
+
+    async with state.unit_of_work() as session:
+        # (updated_at given: the column's onupdate would stamp this statement's time)
+        await session.execute(update(ValidationJob).where(ValidationJob.id == job_id).values(resumes=1, updated_at=t0))
+        # A recount that lost a race (fewer processed) lands later: ignored, heartbeat included.
+        await repo.write_counts(session, job_id, repo.ItemCounts(total=3, valid=1, queued=2), t0 + timedelta(1))
+    row = await _row(state, job_id)
+    assert (row.processed, row.invalid_count, row.resumes, row.updated_at) == (2, 1, 1, t0)
+
+    # The same count again (a batch whose symbols all wait for a retry): a heartbeat, but not progress.
+    later = t0 + timedelta(minutes=5)
+    async with state.unit_of_work() as session:
+        same = repo.ItemCounts(total=3, valid=1, pending=1, error=0, queued=1)
+        await repo.write_counts(session, job_id, same, later)
+    row = await _row(state, job_id)
+    assert (row.processed, row.pending_count, row.invalid_count, row.resumes, row.updated_at) == (2, 1, 0, 1, later)
+    async with state.unit_of_work() as session:
+        await repo.write_counts(session, job_id, repo.ItemCounts(total=3, valid=1, error=2), later)
+    row = await _row(state, job_id)
+    assert (row.processed, row.error_count, row.resumes) == (3, 2, 0)
+
+
+async def test_the_watch_fails_or_resumes_a_job_only_as_it_saw_it(state):
+    """A batch that ran between the watch reading a job and acting on it moved ``updated_at``: the job is not stuck,
+    and neither failing nor resuming may touch it."""
+    job_id = await _job(state, ["AAA", "BBB"])
+    seen = (await _row(state, job_id)).updated_at
+    now = seen + timedelta(hours=1)
+    long_message = "m" * 600
+    async with state.unit_of_work() as session:
+        stale = seen - timedelta(seconds=1)
+        assert not await repo.fail_job(
+            session, job_id, now=now, expires_at=now, message="x", item_reason="y", seen_updated_at=stale
+        )
+        assert not await repo.mark_resumed(session, job_id, seen_updated_at=stale, now=now, message="x")
+    row = await _row(state, job_id)
+    assert (row.status, row.resumes, row.message, row.updated_at) == ("queued", 0, None, seen)
+    assert {s for s, *_ in (await _items(state, job_id)).values()} == {"queued"}
+
+    async with state.unit_of_work() as session:
+        assert await repo.mark_resumed(session, job_id, seen_updated_at=seen, now=now, message=long_message)
+        assert not await repo.mark_resumed(session, job_id, seen_updated_at=seen, now=now, message="again")
+    row = await _row(state, job_id)
+    assert (row.status, row.resumes, row.message, row.updated_at) == ("queued", 1, "m" * 500, now)
+
+    later = now + timedelta(minutes=1)
+    async with state.unit_of_work() as session:
+        await repo.settle_items(session, job_id, [{"symbol": "AAA", "status": "valid"}], later)
+        assert await repo.fail_job(
+            session, job_id, now=later, expires_at=later, message=long_message, seen_updated_at=now
+        )
+    row = await _row(state, job_id)
+    assert (row.status, row.finished_at, row.expires_at, row.message) == ("failed", later, later, "m" * 500)
+    items = await _items(state, job_id)
+    assert items["AAA"][0] == "valid" and items["BBB"] == ("error", 0, "m" * 300, None)  # the message, cut
+    async with state.unit_of_work() as session:
+        assert not await repo.fail_job(session, job_id, now=later, expires_at=later, message="twice")
+        assert not await repo.complete_job(session, job_id, now=later, expires_at=later, message="done")
+        assert not await repo.cancel_job(session, job_id, now=later, expires_at=later)
+    assert (await _row(state, job_id)).message == "m" * 500
+
+
+async def test_failing_a_job_gives_its_queued_items_the_item_reason(state):
+    job_id = await _job(state, ["AAA", "BBB"])
+    now = utcnow()
+    async with state.unit_of_work() as session:
+        assert await repo.fail_job(session, job_id, now=now, expires_at=now, message="stopped", item_reason="r" * 400)
+    assert {v[:3] for v in (await _items(state, job_id)).values()} == {("error", 0, "r" * 300)}
+
+
+async def test_cancel_and_complete_touch_only_an_active_job_and_its_queued_items(state):
+    job_id = await _job(state, ["AAA", "BBB"])
+    now = utcnow()
+    async with state.unit_of_work() as session:
+        await repo.settle_items(session, job_id, [{"symbol": "AAA", "status": "valid"}], now)
+        assert await repo.cancel_job(session, job_id, now=now, expires_at=now + timedelta(days=1))
+    row = await _row(state, job_id)
+    assert (row.status, row.finished_at, row.message) == ("cancelled", now, "cancelled by its owner")
+    items = await _items(state, job_id)
+    assert items["AAA"][0] == "valid"
+    assert items["BBB"] == ("cancelled", 0, "job cancelled before this symbol was validated", None)
+
+    other = await _job(state, ["CCC"])
+    async with state.unit_of_work() as session:
+        await repo.mark_running(session, other, now)
+        assert await repo.complete_job(session, other, now=now, expires_at=now, message="d" * 600)
+        await repo.mark_running(session, other, now + timedelta(1))  # never back to running
+    row = await _row(state, other)
+    assert (row.status, row.started_at, row.message) == ("completed", now, "d" * 500)
+
+
+async def test_expiry_cleanup_deletes_only_jobs_past_their_expiry_with_their_items(state):
+    now = utcnow()
+    old, due, kept = [await _job(state, ["AAA"]) for _ in range(3)]
+    async with state.unit_of_work() as session:
+        for job_id, expires in ((old, now - timedelta(1)), (due, now), (kept, now + timedelta(1))):
+            await session.execute(update(ValidationJob).where(ValidationJob.id == job_id).values(expires_at=expires))
+    async with state.unit_of_work() as session:
+        assert await repo.delete_expired_jobs(session, now) == 1  # expiring exactly now: not yet
+        assert await repo.delete_expired_jobs(session, now) == 0
+    assert await _row(state, old) is None and await _items(state, old) == {}
+    assert await _row(state, due) is not None and await _row(state, kept) is not None
+
+
+async def test_active_jobs_by_owner_universe_age_and_status(state, make_settings):
+    now = utcnow()
+    early = await _job(state, ["AAA"], now=now - timedelta(hours=2))
+    late = await _job(state, ["BBB"], now=now - timedelta(hours=1))
+    done = await _job(state, ["CCC"], now=now - timedelta(hours=3))
+    owner = state.local_caller.owner_id
+    async with state.unit_of_work() as session:
+        await repo.mark_running(session, late, now)
+        await repo.complete_job(session, done, now=now, expires_at=now, message="done")
+    async with state.unit_of_work() as session:
+        assert [j.id for j in await repo.unfinished_jobs(session)] == [early, late]  # oldest first
+        assert [j.id for j in await repo.unfinished_jobs(session, created_before=now - timedelta(hours=1))] == [early]
+        assert await repo.unfinished_counts(session) == {"queued": 1, "running": 1}
+        assert await repo.active_job_count(session, owner) == 2
+        assert await repo.active_job_count(session, uuid.uuid4()) == 0
+        assert await repo.get_owned_job(session, owner, late) is not None
+        assert await repo.get_owned_job(session, uuid.uuid4(), late) is None
+
+
+# --- PostgreSQL: job starts of one owner are serialised ---------------------------------------------------------------
+async def _lock_times_out(state, owner_id: uuid.UUID) -> bool:
+    """Whether ``lock_owner_jobs`` has to wait (gives up after 300 ms: a hang detector, not a speed bound)."""
+    try:
+        async with state.unit_of_work() as session:
+            await session.execute(text("SET LOCAL lock_timeout = '300ms'"))
+            await repo.lock_owner_jobs(session, owner_id)
+    except DBAPIError as exc:
+        assert "lock timeout" in str(exc.orig).lower() or "canceling statement" in str(exc.orig).lower(), exc
+        return True
+    return False
+
+
+async def test_on_postgresql_two_job_starts_of_one_owner_wait_for_each_other_and_other_owners_do_not(
+    make_settings, postgres_url
+):
+    # Owner ids whose first bytes have the top bit set: the lock key is read as a signed 32-bit number.
+    alice, bob = uuid.UUID("f1000000-0000-4000-8000-000000000001"), uuid.UUID("e2000000-0000-4000-8000-000000000002")
+    async with (
+        postgres_store(postgres_url) as overrides,
+        open_app_state(make_settings(**overrides), providers=[]) as st,
+    ):
+        held = anyio.Event()
+        release = anyio.Event()
+
+        async def hold() -> None:
+            async with st.unit_of_work() as session:
+                await repo.lock_owner_jobs(session, alice)
+                held.set()
+                await release.wait()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hold)
+            with anyio.fail_after(30):
+                await held.wait()
+            try:
+                assert await _lock_times_out(st, alice)  # the same owner waits for the first start to commit
+                assert not await _lock_times_out(st, bob)  # another owner does not
+            finally:
+                release.set()
+        assert not await _lock_times_out(st, alice)  # released at the end of the transaction
+        async with st.unit_of_work() as session:  # the owners' rows need not exist: nothing was written
+            assert await session.scalar(select(ValidationJob.id).limit(1)) is None
