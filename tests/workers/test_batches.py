@@ -6,6 +6,7 @@ into ``dramatiq.Retry(delay=...)``), so the schedule is checked as numbers, try 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import timedelta
 
@@ -245,18 +246,21 @@ async def test_the_refresh_plans_pending_symbols_first_then_members_by_the_age_o
         assert fake.calls_by_symbol == {"ZFRESH": 1, "ZOLD": 1, "ZNOTLISTED": 1}
 
 
-async def _idle(state, job_id: uuid.UUID, *, for_s: float, status: str = "running") -> None:
-    """Make the job look as if nothing happened to it for ``for_s`` seconds."""
+async def _idle(state, job_id: uuid.UUID, *, for_s: float, status: str = "running", resumes: int = 0) -> None:
+    """Make the job look as if nothing happened to it for ``for_s`` seconds (after ``resumes`` resumptions)."""
     async with state.unit_of_work() as session:
         await session.execute(
             update(ValidationJob)
             .where(ValidationJob.id == job_id)
-            .values(status=status, updated_at=utcnow() - timedelta(seconds=for_s))
+            .values(status=status, resumes=resumes, updated_at=utcnow() - timedelta(seconds=for_s))
         )
 
 
-async def test_the_watch_resumes_only_the_job_whose_batches_redis_lost_once_its_grace_is_over(make_settings, redis_url):
-    fake = FakeProvider.with_generated(12)
+async def test_the_watch_resumes_only_the_job_whose_batches_redis_lost_once_its_grace_is_over(
+    make_settings, redis_url, caplog
+):
+    caplog.set_level(logging.WARNING, logger="workers.batches")
+    fake = FakeProvider.with_generated(15)
     async with open_app_state(make_settings(), providers=[fake]) as state:
         client = async_redis_client(redis_url)
         namespace = f"umcp-test-{uuid.uuid4().hex[:10]}"
@@ -264,31 +268,34 @@ async def test_the_watch_resumes_only_the_job_whose_batches_redis_lost_once_its_
         config = JobConfig(stall_s=1800, max_resumes=3, lost_grace_s=10.0)
         env = JobEnv(config, state.sessions, state.validation, live=live, jitter=lambda: 1.0)
         owner = state.local_caller.owner_id
-        sym = [f"SYM{i:05d}" for i in range(1, 13)]
+        sym = [f"SYM{i:05d}" for i in range(1, 16)]
         lost = await _job(state, sym[0:3])  # marker gone, idle for a minute: its batches are gone
         marked = await _job(state, sym[3:6])  # idle for a minute, but its batches are still queued
         fresh = await _job(state, sym[6:9])  # marker gone, but idle for less than the grace: may still be sending
         finished = await _job(state, sym[9:12])  # every item settled; only its completion was missed
+        hopeless = await _job(state, sym[12:15])  # batches still queued, but no progress through three resumptions
         await batches.process_batch(env, finished, owner, sym[9:12])
         await batches.process_batch(env, lost, owner, sym[0:1])  # one of the lost job's symbols had settled
         for job_id in (lost, marked, finished):
             await _idle(state, job_id, for_s=60)
         await _idle(state, fresh, for_s=1, status="queued")
         await _idle(state, finished, for_s=3600)
+        await _idle(state, hopeless, for_s=3600, resumes=3)
         try:
-            await client.set(queued_key(namespace, str(marked)), "1")
+            for job_id in (marked, hopeless):
+                await client.set(queued_key(namespace, str(job_id)), "1")
             before = await _job_row(state, lost)
             report = await batches.watch(env)
 
-            assert report.failed == []
+            assert report.failed == [hopeless]
             [resumed] = report.resumed
             assert (resumed.job_id, resumed.owner_id, resumed.symbols) == (lost, owner, sym[1:3])
             row = await _job_row(state, lost)
             assert row.resumes == 1 and row.updated_at > before.updated_at and row.status == "running"
-            assert row.message.startswith("Resumed at ") and row.message.endswith(
-                ": the job queue had lost its batches (the broker restarted without its data); 2 symbols queued "
-                "again (resumption 1 of at most 3 without progress)."
-            ), row.message
+            assert row.message == (
+                f"Resumed at {row.updated_at:%Y-%m-%d %H:%M} UTC: the job queue had lost its batches (the broker "
+                "restarted without its data); 2 symbols queued again (resumption 1 of at most 3 without progress)."
+            )
             # The live copy (which a Redis restart loses too) is written again.
             assert (await live.read(str(lost)))["processed"] == 1
             for untouched in (marked, fresh):
@@ -298,6 +305,22 @@ async def test_the_watch_resumes_only_the_job_whose_batches_redis_lost_once_its_
             assert (done.status, done.resumes) == ("completed", 0)
             assert done.message == "Validated 3 of 3 symbols: 3 valid."
             assert (await live.read(str(finished)))["status"] == "completed"
+            failed = await _job_row(state, hopeless)
+            assert (failed.status, failed.error_count) == ("failed", 3)
+            assert failed.message == (
+                f"Stopped at {failed.finished_at:%Y-%m-%d %H:%M} UTC: no progress for 60 min, after its remaining "
+                "symbols had been queued again 3 times without progress (is any worker running? see "
+                "get_service_health); 3 symbols recorded as error. Start a new job for them."
+            )
+            reasons = {reason for _, _, reason in (await _items(state, hopeless)).values()}
+            assert reasons == {"not validated: the job stalled (no progress for 60 min) and was stopped"}
+            assert (await live.read(str(hopeless)))["status"] == "failed"
+            # What the operator's log says.
+            warnings = [r.getMessage() for r in caplog.records if r.name == "workers.batches"]
+            assert warnings == [
+                f"job {lost} resumed: 2 symbols queued again",
+                f"job {hopeless} stopped: it made no progress after 3 resumptions",
+            ]
         finally:
             keys = [k async for k in client.scan_iter(f"{namespace}:*")]
             if keys:
