@@ -10,11 +10,13 @@ import logging
 import uuid
 from datetime import timedelta
 
+import anyio
 import pytest
 from mcp import Client
 from sqlalchemy import update
 
 from providers.base import AssetProfile
+from providers.catalog import CatalogProvider
 from providers.fake import FakeProvider
 from server.app import build_server
 from server.lifespan import open_app_state
@@ -326,3 +328,64 @@ async def test_the_watch_resumes_only_the_job_whose_batches_redis_lost_once_its_
             if keys:
                 await client.delete(*keys)
             await client.aclose()
+
+
+async def test_an_unlisted_symbols_outcome_names_the_symbols_the_user_may_have_meant(make_settings):
+    async with open_app_state(make_settings(), providers=[FakeProvider(), CatalogProvider()]) as state:
+        env = JobEnv(JobConfig(), state.sessions, state.validation, jitter=lambda: 1.0)
+        job_id = await _job(state, ["AAPLX"])
+        await batches.process_batch(env, job_id, state.local_caller.owner_id, ["AAPLX"])
+        status, _, reason = (await _items(state, job_id))["AAPLX"]
+        suggested = await state.validation.suggest(None, "AAPLX")  # type: ignore[arg-type]
+        assert status == "invalid" and "AAPL" in suggested and len(suggested) <= 5
+        assert reason == f"fake does not list AAPLX; similar: {', '.join(suggested)}"
+
+
+async def test_a_batch_never_waits_past_its_deadline_for_a_hanging_provider(make_settings):
+    async with open_app_state(make_settings(), providers=[FakeProvider(hang=True)]) as state:
+        env = JobEnv(JobConfig(batch_deadline_s=0.2), state.sessions, state.validation, jitter=lambda: 1.0)
+        job_id = await _job(state, ["ZZHANG"])
+        with anyio.fail_after(30):  # a hang detector, not a speed bound: the provider never answers
+            result = await batches.process_batch(env, job_id, state.local_caller.owner_id, ["ZZHANG"])
+        assert (result.waiting, result.settled, result.retry_in_s, result.status) == (1, 0, 5.0, "running")
+        reason = "no provider answered within the deadline; retry 1 of 4 queued"
+        assert (await _items(state, job_id))["ZZHANG"] == ("queued", 1, reason)
+
+
+async def test_a_batch_out_of_retries_records_only_its_own_queued_symbols_as_error(make_settings):
+    fake = FakeProvider.with_generated(4)
+    async with open_app_state(make_settings(), providers=[fake]) as state:
+        env = JobEnv(JobConfig(), state.sessions, state.validation, jitter=lambda: 1.0)
+        owner = state.local_caller.owner_id
+        job_id = await _job(state, ["SYM00001", "SYM00002", "SYM00003", "SYM00004"])
+        await batches.process_batch(env, job_id, owner, ["SYM00001"])
+        await batches.fail_batch(env, job_id, owner, ["SYM00001", "SYM00002"], "timed out 3 times")
+        items = await _items(state, job_id)
+        assert items["SYM00001"] == ("valid", 1, None)  # settled before: kept
+        assert items["SYM00002"] == ("error", 1, "timed out 3 times")
+        assert items["SYM00003"][0] == items["SYM00004"][0] == "queued"  # another batch's
+        row = await _job_row(state, job_id)
+        assert (row.status, row.processed, row.error_count) == ("running", 2, 1)
+        await batches.fail_batch(env, job_id, owner, ["SYM00003", "SYM00004"], "timed out 3 times")
+        assert (await _job_row(state, job_id)).status == "completed"
+
+
+async def test_a_restart_requeues_the_older_active_jobs_with_only_their_queued_symbols(make_settings):
+    fake = FakeProvider.with_generated(6)
+    async with open_app_state(make_settings(), providers=[fake]) as state:
+        env = JobEnv(JobConfig(), state.sessions, state.validation, jitter=lambda: 1.0)
+        owner = state.local_caller.owner_id
+        sym = [f"SYM{i:05d}" for i in range(1, 7)]
+        async with state.unit_of_work() as session:
+            older, _ = await JobService(session, state.local_caller).create(symbols=sym[:3], force_refresh=True)
+        settled_only = await _job(state, sym[3:4])
+        await batches.process_batch(env, settled_only, owner, sym[3:4])
+        await _idle(state, settled_only, for_s=0)  # all settled, its completion missed: nothing to queue
+        cutoff = utcnow()
+        newer = await _job(state, sym[4:6])  # started by this process: already queued here
+        await batches.process_batch(env, uuid.UUID(older.job_id), owner, sym[:1])
+        [job] = await batches.unfinished(env, created_before=cutoff)
+        assert (str(job.job_id), job.owner_id, job.force_refresh, job.symbols) == (older.job_id, owner, True, sym[1:3])
+        # Only its creation time kept the newer job out.
+        later = await batches.unfinished(env, created_before=utcnow())
+        assert [j.job_id for j in later] == [uuid.UUID(older.job_id), newer]
