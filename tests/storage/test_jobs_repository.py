@@ -13,13 +13,17 @@ from datetime import datetime, timedelta
 
 import anyio
 import pytest
-from sqlalchemy import select, text, update
+from mcp import Client
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
+from server.app import build_server
 from server.lifespan import open_app_state
 from storage.db import utcnow
-from storage.models import ValidationJob
+from storage.models import Asset, ValidationJob, ValidationJobItem
 from storage.repositories import jobs as repo
+from storage.repositories.users import get_user_by_name
+from tests.conftest import Call
 from tests.workers.stores import postgres_store
 
 pytestmark = pytest.mark.anyio
@@ -288,3 +292,131 @@ async def test_on_postgresql_two_job_starts_of_one_owner_wait_for_each_other_and
         assert not await _lock_times_out(st, alice)  # released at the end of the transaction
         async with st.unit_of_work() as session:  # the owners' rows need not exist: nothing was written
             assert await session.scalar(select(ValidationJob.id).limit(1)) is None
+
+
+async def _finished_at(state, job_id: uuid.UUID) -> dict[str, datetime | None]:
+    async with state.unit_of_work() as session:
+        rows = await session.execute(
+            select(ValidationJobItem.symbol, ValidationJobItem.finished_at).where(ValidationJobItem.job_id == job_id)
+        )
+        return dict(rows.all())
+
+
+async def test_cancelling_or_failing_one_job_leaves_every_other_job_alone(state):
+    cancelled, failed, bystander = [await _job(state, [s]) for s in ("AAA", "BBB", "CCC")]
+    now = utcnow() + timedelta(minutes=5)  # not the statements' own time: shows which time was written
+    expires = now + timedelta(days=1)
+    async with state.unit_of_work() as session:
+        assert await repo.cancel_job(session, cancelled, now=now, expires_at=expires)
+        assert await repo.fail_job(session, failed, now=now, expires_at=expires, message="stopped")
+    for job_id, status in ((cancelled, "cancelled"), (failed, "failed")):
+        row = await _row(state, job_id)
+        assert (row.status, row.finished_at, row.updated_at, row.expires_at) == (status, now, now, expires)
+        assert list((await _finished_at(state, job_id)).values()) == [now]  # its one item, at the same time
+    row = await _row(state, bystander)
+    assert (row.status, row.finished_at, row.expires_at) == ("queued", None, row.created_at + timedelta(days=7))
+    assert (await _items(state, bystander))["CCC"][0] == "queued"
+
+
+async def test_a_resumption_applies_to_the_one_active_job_it_names(state):
+    seen = utcnow() - timedelta(hours=1)
+    target, twin, finished = [await _job(state, [s]) for s in ("AAA", "BBB", "CCC")]
+    async with state.unit_of_work() as session:
+        # Three jobs last touched at the same moment: only the id tells them apart.
+        await session.execute(
+            update(ValidationJob).where(ValidationJob.id.in_([target, twin, finished])).values(updated_at=seen)
+        )
+        await session.execute(
+            update(ValidationJob).where(ValidationJob.id == finished).values(status="completed", updated_at=seen)
+        )
+    now = utcnow()
+    async with state.unit_of_work() as session:
+        assert await repo.mark_resumed(session, target, seen_updated_at=seen, now=now, message="resumed")
+        assert not await repo.mark_resumed(session, finished, seen_updated_at=seen, now=now, message="resumed")
+    assert [(await _row(state, j)).resumes for j in (target, twin, finished)] == [1, 0, 0]
+    assert (await _row(state, finished)).message is None
+
+
+async def test_expiry_cleanup_keeps_the_items_of_jobs_it_keeps_and_handles_thousands(state):
+    now = utcnow()
+    kept = await _job(state, ["KEPT"])
+    owner = state.local_caller.owner_id
+    expired = [uuid.uuid4() for _ in range(1_001)]  # more than two chunks of ids
+    async with state.unit_of_work() as session:
+        await session.execute(
+            insert(ValidationJob),
+            [
+                {"id": j, "owner_id": owner, "status": "completed", "total": 1, "created_at": now, "updated_at": now,
+                 "expires_at": now - timedelta(hours=1)}
+                for j in expired
+            ],
+        )  # fmt: skip
+        await session.execute(
+            insert(ValidationJobItem),
+            [{"job_id": j, "symbol": "OLD", "owner_id": owner, "position": 0, "status": "valid"} for j in expired],
+        )
+    async with state.unit_of_work() as session:
+        assert await repo.delete_expired_jobs(session, now) == 1_001
+        left = await session.scalar(select(func.count()).select_from(ValidationJob))
+        items = (await session.execute(select(ValidationJobItem.job_id, ValidationJobItem.symbol))).all()
+    assert left == 1 and items == [(kept, "KEPT")]
+
+
+async def test_a_universes_members_and_active_job_are_read_for_their_owner_only(make_settings):
+    symbols = [f"ZM{c}" for c in "QWERTYUIOP"]  # position order, which is not alphabetical
+    async with Client(build_server(make_settings(local_user="alice"))) as client:
+        call = Call(client)
+        uid = (await call.ok("create_universe", name="Mine", symbols=symbols, validate=False))["universe"]["id"]
+        other = (await call.ok("create_universe", name="Other", symbols=["ZOTHER"], validate=False))["universe"]["id"]
+    async with Client(build_server(make_settings(local_user="bob"))) as client:
+        bobs = (await Call(client).ok("create_universe", name="B", symbols=["ZBOB"], validate=False))["universe"]["id"]
+    uid, other, bobs = uuid.UUID(uid), uuid.UUID(other), uuid.UUID(bobs)
+    async with open_app_state(make_settings(local_user="alice"), providers=[]) as state:
+        alice = state.local_caller.owner_id
+        async with state.unit_of_work() as session:
+            bob = (await get_user_by_name(session, "bob")).id
+            assert await repo.universe_member_symbols(session, alice, uid, limit=100) == symbols
+            assert await repo.universe_member_symbols(session, alice, uid, limit=3) == symbols[:3]
+            assert await repo.universe_member_symbols(session, alice, bobs, limit=100) == []
+            assert await repo.universe_member_symbols(session, bob, bobs, limit=100) == ["ZBOB"]
+
+        now = utcnow()
+        jobs = {}
+        for name, owner, universe, hours_ago, status in (
+            ("older", alice, uid, 3, "queued"),
+            ("newest active", alice, uid, 2, "running"),
+            ("finished", alice, uid, 1, "completed"),
+            ("other universe", alice, other, 0.5, "queued"),
+            ("bob's", bob, uid, 0.1, "queued"),
+        ):
+            async with state.unit_of_work() as session:
+                job = await repo.create_job(
+                    session, owner_id=owner, total=0, universe_id=universe, force_refresh=False,
+                    now=now - timedelta(hours=hours_ago), expires_at=now,
+                )  # fmt: skip
+                job.status = status
+                jobs[name] = job.id
+        async with state.unit_of_work() as session:
+            assert await repo.active_job_for_universe(session, alice, uid) == jobs["newest active"]
+            assert await repo.active_job_for_universe(session, alice, bobs) is None
+
+
+async def test_a_verdict_exactly_as_old_as_the_cutoff_is_not_stale_yet(state, make_settings):
+    cutoff = utcnow() - timedelta(days=1)
+    async with Client(build_server(make_settings())) as client:
+        await Call(client).ok("create_universe", name="Held", symbols=["ZEDGE", "ZPAST"], validate=False)
+    async with state.unit_of_work() as session:
+        for symbol, at in (("ZEDGE", cutoff), ("ZPAST", cutoff - timedelta(microseconds=1))):
+            await session.execute(
+                update(Asset).where(Asset.symbol == symbol).values(validation_status="valid", last_validated_at=at)
+            )
+    async with state.unit_of_work() as session:
+        assert await repo.refresh_candidates(session, validated_before=cutoff, limit=100) == ["ZPAST"]
+
+
+async def test_the_unfinished_job_metrics_say_zero_for_a_status_no_job_has(state):
+    async with state.unit_of_work() as session:
+        assert await repo.unfinished_counts(session) == {"queued": 0, "running": 0}
+    await _job(state, ["AAA"])
+    async with state.unit_of_work() as session:
+        assert await repo.unfinished_counts(session) == {"queued": 1, "running": 0}
