@@ -20,6 +20,7 @@ from providers.catalog import CatalogProvider
 from providers.fake import FakeProvider
 from server.app import build_server
 from server.lifespan import open_app_state
+from services import telemetry
 from services.jobs import JobService
 from storage.db import utcnow
 from storage.models import Asset, ValidationJob
@@ -262,6 +263,7 @@ async def test_the_watch_resumes_only_the_job_whose_batches_redis_lost_once_its_
     make_settings, redis_url, caplog
 ):
     caplog.set_level(logging.WARNING, logger="workers.batches")
+    caplog.set_level(logging.INFO, logger="universe_mcp.access")
     fake = FakeProvider.with_generated(15)
     async with open_app_state(make_settings(), providers=[fake]) as state:
         client = async_redis_client(redis_url)
@@ -317,6 +319,26 @@ async def test_the_watch_resumes_only_the_job_whose_batches_redis_lost_once_its_
             reasons = {reason for _, _, reason in (await _items(state, hopeless)).values()}
             assert reasons == {"not validated: the job stalled (no progress for 60 min) and was stopped"}
             assert (await live.read(str(hopeless)))["status"] == "failed"
+            # Each job that reached its end has its one line, with its counts.
+            lines = {r.fields["job_id"]: r.fields for r in caplog.records if getattr(r, "event", None) == "job"}
+            digest = telemetry.owner_digest(owner)
+            assert {k: v for k, v in lines[str(hopeless)].items() if k != "elapsed_ms"} == {
+                "job_id": str(hopeless),
+                "owner": digest,
+                "outcome": "failed",
+                "error": 3,
+            }
+            assert {k: v for k, v in lines[str(finished)].items() if k != "elapsed_ms"} == {
+                "job_id": str(finished),
+                "owner": digest,
+                "outcome": "completed",
+                "total": 3,
+                "valid": 3,
+                "invalid": 0,
+                "pending": 0,
+                "error": 0,
+            }
+            assert set(lines) == {str(hopeless), str(finished)}
             # What the operator's log says.
             warnings = [r.getMessage() for r in caplog.records if r.name == "workers.batches"]
             assert warnings == [
@@ -367,7 +389,8 @@ async def test_a_batch_out_of_retries_records_only_its_own_queued_symbols_as_err
         row = await _job_row(state, job_id)
         assert (row.status, row.processed, row.error_count) == ("running", 2, 1)
         await batches.fail_batch(env, job_id, owner, ["SYM00003", "SYM00004"], "timed out 3 times")
-        assert (await _job_row(state, job_id)).status == "completed"
+        done = await _job_row(state, job_id)
+        assert (done.status, done.message) == ("completed", "Validated 4 of 4 symbols: 1 valid, 3 error.")
 
 
 async def test_a_restart_requeues_the_older_active_jobs_with_only_their_queued_symbols(make_settings):
