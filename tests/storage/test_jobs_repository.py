@@ -420,3 +420,49 @@ async def test_the_unfinished_job_metrics_say_zero_for_a_status_no_job_has(state
     await _job(state, ["AAA"])
     async with state.unit_of_work() as session:
         assert await repo.unfinished_counts(session) == {"queued": 1, "running": 0}
+
+
+async def test_a_new_job_starts_queued_with_zero_counts_and_its_items_in_input_order(state, make_settings):
+    async with Client(build_server(make_settings())) as client:
+        uid = (await Call(client).ok("create_universe", name="U", validate=False))["universe"]["id"]
+    now, owner = utcnow(), state.local_caller.owner_id
+    async with state.unit_of_work() as session:
+        job = await repo.create_job(
+            session,
+            owner_id=owner,
+            total=3,
+            universe_id=uuid.UUID(uid),
+            force_refresh=True,
+            now=now,
+            expires_at=now + timedelta(days=2),
+            message="queued for a universe",
+        )
+        await repo.create_job_items(session, job.id, owner, ["ZCC", "ZAA", "ZBB"])
+        job_id = job.id
+    row = await _row(state, job_id)
+    assert {
+        k: getattr(row, k)
+        for k in (
+            "owner_id", "universe_id", "status", "force_refresh", "total", "processed", "valid_count",
+            "invalid_count", "pending_count", "error_count", "resumes", "message", "created_at", "updated_at",
+            "started_at", "finished_at", "expires_at",
+        )
+    } == {
+        "owner_id": owner, "universe_id": uuid.UUID(uid), "status": "queued", "force_refresh": True, "total": 3,
+        "processed": 0, "valid_count": 0, "invalid_count": 0, "pending_count": 0, "error_count": 0, "resumes": 0,
+        "message": "queued for a universe", "created_at": now, "updated_at": now, "started_at": None,
+        "finished_at": None, "expires_at": now + timedelta(days=2),
+    }  # fmt: skip
+    async with state.unit_of_work() as session:
+        items = await repo.list_items(session, job_id, after_position=None, limit=10)
+        plain = await repo.create_job(
+            session, owner_id=owner, total=0, universe_id=None, force_refresh=False, now=now, expires_at=now
+        )
+    assert [
+        (i.symbol, i.position, i.owner_id, i.status, i.attempts, i.reason, i.source, i.finished_at) for i in items
+    ] == [
+        ("ZCC", 0, owner, "queued", 0, None, None, None),
+        ("ZAA", 1, owner, "queued", 0, None, None, None),
+        ("ZBB", 2, owner, "queued", 0, None, None, None),
+    ]
+    assert ((await _row(state, plain.id)).message, (await _row(state, plain.id)).force_refresh) == (None, False)
