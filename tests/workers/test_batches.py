@@ -26,6 +26,7 @@ from storage.db import utcnow
 from storage.models import Asset, ValidationJob
 from storage.repositories import jobs as repo
 from tests.conftest import Call
+from tests.workers.stores import postgres_store
 from workers import batches
 from workers.batches import JobConfig, JobEnv
 from workers.live import RedisLiveCounters, async_redis_client, queued_key
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def _job(state, symbols: list[str]) -> uuid.UUID:
-    async with state.unit_of_work() as session:
+    async with state.unit_of_work(owner_id=state.local_caller.owner_id) as session:
         status, _ = await JobService(session, state.local_caller).create(symbols=symbols)
     return uuid.UUID(status.job_id)
 
@@ -412,3 +413,51 @@ async def test_a_restart_requeues_the_older_active_jobs_with_only_their_queued_s
         # Only its creation time kept the newer job out.
         later = await batches.unfinished(env, created_before=utcnow())
         assert [j.job_id for j in later] == [uuid.UUID(older.job_id), newer]
+
+
+async def test_the_refresh_is_bounded_by_the_batch_deadline_not_the_inline_one(make_settings):
+    # The inline deadline is a minute; the refresh's own (batch) deadline a fifth of a second.
+    settings = make_settings(validation_deadline_s=60)
+    async with open_app_state(settings, providers=[FakeProvider(hang=True)]) as state:
+        env = JobEnv(JobConfig(batch_deadline_s=0.2), state.sessions, state.validation)
+        with anyio.fail_after(30):  # a hang detector, not a speed bound: the provider never answers
+            assert await batches.revalidate(env, ["ZZHANG"]) == {"pending": 1}
+
+
+async def test_cleanup_reports_and_logs_what_it_deleted(make_settings, caplog):
+    caplog.set_level(logging.INFO, logger="workers.batches")
+    async with open_app_state(make_settings(), providers=[FakeProvider()]) as state:
+        env = JobEnv(JobConfig(), state.sessions, state.validation)
+        expired = await _job(state, ["SYM00001"])
+        await _job(state, ["SYM00002"])
+        async with state.unit_of_work() as session:
+            await session.execute(
+                update(ValidationJob).where(ValidationJob.id == expired).values(expires_at=utcnow() - timedelta(1))
+            )
+        assert (await batches.cleanup(env)).deleted_jobs == 1
+        assert (await batches.cleanup(env)).deleted_jobs == 0  # nothing more: nothing logged
+        assert await _job_row(state, expired) is None
+    assert [r.getMessage() for r in caplog.records if r.name == "workers.batches"] == [
+        "cleanup: deleted 1 expired jobs"
+    ]
+
+
+async def test_on_postgresql_a_batch_acts_for_the_jobs_owner_under_row_level_security(make_settings, postgres_url):
+    """Here the store's role does not own the tables, so row-level security shows a transaction only the rows of the
+    owner it acts for: a batch step that forgot to act for the job's owner would see no job and no items. (The job
+    runtime itself connects as the tables' owner, so that its watch sees every owner's jobs.)"""
+    fake = FakeProvider(known={s: AssetProfile(symbol=s) for s in ("ZRA", "ZRB", "ZRC")}, fail_symbols={"ZRC"})
+    async with postgres_store(postgres_url) as overrides:
+        async with open_app_state(make_settings(**overrides), providers=[fake]) as state:
+            env = JobEnv(JobConfig(max_retries=3), state.sessions, state.validation, scoped=True)
+            owner = state.local_caller.owner_id
+            job_id = await _job(state, ["ZRA", "ZRB", "ZRC"])
+            result = await batches.process_batch(env, job_id, owner, ["ZRA", "ZRB", "ZRC"])
+            assert (result.settled, result.waiting, result.status) == (2, 1, "running")
+            await batches.fail_batch(env, job_id, owner, ["ZRC"], "timed out 4 times")
+            async with state.unit_of_work(owner_id=owner) as session:
+                row = await repo.get_job(session, job_id)
+            assert (row.status, row.valid_count, row.error_count) == ("completed", 2, 1)
+            # Unscoped, this role sees nothing of it: the steps above did act for the owner.
+            async with state.unit_of_work() as session:
+                assert await repo.get_job(session, job_id) is None
