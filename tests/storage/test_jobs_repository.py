@@ -466,3 +466,11 @@ async def test_a_new_job_starts_queued_with_zero_counts_and_its_items_in_input_o
         ("ZBB", 2, owner, "queued", 0, None, None, None),
     ]
     assert ((await _row(state, plain.id)).message, (await _row(state, plain.id)).force_refresh) == (None, False)
+
+
+async def test_a_retry_counts_against_its_own_job_only(state):
+    mine, other = await _job(state, ["SAME"]), await _job(state, ["SAME"])  # two jobs validating one symbol
+    async with state.unit_of_work() as session:
+        await repo.bump_attempts(session, mine, {"SAME": "rate limited; retry 1 of 4 queued"})
+    assert (await _items(state, mine))["SAME"] == ("queued", 1, "rate limited; retry 1 of 4 queued", None)
+    assert (await _items(state, other))["SAME"] == ("queued", 0, None, None)
