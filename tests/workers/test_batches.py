@@ -34,9 +34,9 @@ from workers.live import RedisLiveCounters, async_redis_client, queued_key
 pytestmark = pytest.mark.anyio
 
 
-async def _job(state, symbols: list[str]) -> uuid.UUID:
+async def _job(state, symbols: list[str], *, force_refresh: bool = False) -> uuid.UUID:
     async with state.unit_of_work(owner_id=state.local_caller.owner_id) as session:
-        status, _ = await JobService(session, state.local_caller).create(symbols=symbols)
+        status, _ = await JobService(session, state.local_caller).create(symbols=symbols, force_refresh=force_refresh)
     return uuid.UUID(status.job_id)
 
 
@@ -143,6 +143,7 @@ async def test_a_job_runs_marks_itself_running_then_completes_with_a_summary_of_
         running = await _job_row(state, job_id)
         assert running.status == "running" and running.started_at is not None and running.finished_at is None
         assert (running.processed, running.valid_count, running.invalid_count) == (2, 1, 1)
+        assert (await _items(state, job_id))["NOPE1"] == ("invalid", 1, "fake does not list NOPE1")  # nothing similar
 
         rest = await batches.process_batch(env, job_id, owner, ["GOOD2", "LATE"])
         assert (rest.settled, rest.status) == (2, "completed")
@@ -265,36 +266,58 @@ async def test_the_watch_resumes_only_the_job_whose_batches_redis_lost_once_its_
 ):
     caplog.set_level(logging.WARNING, logger="workers.batches")
     caplog.set_level(logging.INFO, logger="universe_mcp.access")
-    fake = FakeProvider.with_generated(15)
+    fake = FakeProvider.with_generated(21)
+    racing: list[uuid.UUID] = []
+
+    class RacingCounters(RedisLiveCounters):
+        """The real counters, with a batch of each job in ``racing`` committing while the watch is at work: after it
+        read the jobs, before it acts on them."""
+
+        async def lost(self, job_ids):  # noqa: ANN001, ANN202
+            found = await super().lost(job_ids)
+            for job_id in racing:
+                queued = await _items(state, job_id)
+                await batches.process_batch(env, job_id, owner, [s for s, v in queued.items() if v[0] == "queued"][:1])
+            return found
+
     async with open_app_state(make_settings(), providers=[fake]) as state:
         client = async_redis_client(redis_url)
         namespace = f"umcp-test-{uuid.uuid4().hex[:10]}"
-        live = RedisLiveCounters(client, namespace, ttl_s=60)
+        live = RacingCounters(client, namespace, ttl_s=60)
         config = JobConfig(stall_s=1800, max_resumes=3, lost_grace_s=10.0)
         env = JobEnv(config, state.sessions, state.validation, live=live, jitter=lambda: 1.0)
         owner = state.local_caller.owner_id
-        sym = [f"SYM{i:05d}" for i in range(1, 16)]
-        lost = await _job(state, sym[0:3])  # marker gone, idle for a minute: its batches are gone
+        sym = [f"SYM{i:05d}" for i in range(1, 22)]
+        lost = await _job(state, sym[0:3], force_refresh=True)  # marker gone, idle for a minute: batches gone
         marked = await _job(state, sym[3:6])  # idle for a minute, but its batches are still queued
         fresh = await _job(state, sym[6:9])  # marker gone, but idle for less than the grace: may still be sending
         finished = await _job(state, sym[9:12])  # every item settled; only its completion was missed
         hopeless = await _job(state, sym[12:15])  # batches still queued, but no progress through three resumptions
+        # As lost and as hopeless, but a batch of each commits while the watch is at work: neither is stuck.
+        lost_but_running, hopeless_but_running = await _job(state, sym[15:18]), await _job(state, sym[18:21])
+        racing += [lost_but_running, hopeless_but_running]
         await batches.process_batch(env, finished, owner, sym[9:12])
         await batches.process_batch(env, lost, owner, sym[0:1])  # one of the lost job's symbols had settled
-        for job_id in (lost, marked, finished):
+        for job_id in (lost, marked, finished, lost_but_running):
             await _idle(state, job_id, for_s=60)
         await _idle(state, fresh, for_s=1, status="queued")
         await _idle(state, finished, for_s=3600)
         await _idle(state, hopeless, for_s=3600, resumes=3)
+        await _idle(state, hopeless_but_running, for_s=3600, resumes=3)
         try:
-            for job_id in (marked, hopeless):
+            for job_id in (marked, hopeless, hopeless_but_running):
                 await client.set(queued_key(namespace, str(job_id)), "1")
             before = await _job_row(state, lost)
             report = await batches.watch(env)
 
             assert report.failed == [hopeless]
             [resumed] = report.resumed
-            assert (resumed.job_id, resumed.owner_id, resumed.symbols) == (lost, owner, sym[1:3])
+            assert (resumed.job_id, resumed.owner_id, resumed.force_refresh, resumed.symbols) == (
+                lost,
+                owner,
+                True,
+                sym[1:3],
+            )
             row = await _job_row(state, lost)
             assert row.resumes == 1 and row.updated_at > before.updated_at and row.status == "running"
             assert row.message == (
@@ -306,12 +329,16 @@ async def test_the_watch_resumes_only_the_job_whose_batches_redis_lost_once_its_
             for untouched in (marked, fresh):
                 row = await _job_row(state, untouched)
                 assert (row.resumes, row.message) == (0, None), row
+            for raced in (lost_but_running, hopeless_but_running):
+                row = await _job_row(state, raced)
+                assert (row.status, row.message, row.processed) == ("running", None, 1), row
             done = await _job_row(state, finished)
             assert (done.status, done.resumes) == ("completed", 0)
             assert done.message == "Validated 3 of 3 symbols: 3 valid."
             assert (await live.read(str(finished)))["status"] == "completed"
             failed = await _job_row(state, hopeless)
             assert (failed.status, failed.error_count) == ("failed", 3)
+            assert failed.expires_at == failed.finished_at + timedelta(seconds=config.retention_s)  # then cleaned
             assert failed.message == (
                 f"Stopped at {failed.finished_at:%Y-%m-%d %H:%M} UTC: no progress for 60 min, after its remaining "
                 "symbols had been queued again 3 times without progress (is any worker running? see "
@@ -340,6 +367,7 @@ async def test_the_watch_resumes_only_the_job_whose_batches_redis_lost_once_its_
                 "error": 0,
             }
             assert set(lines) == {str(hopeless), str(finished)}
+            assert lines[str(hopeless)]["elapsed_ms"] > 0  # from its creation to its failure
             # What the operator's log says.
             warnings = [r.getMessage() for r in caplog.records if r.name == "workers.batches"]
             assert warnings == [
