@@ -182,21 +182,32 @@ def _reason(entries: list[dict[str, str]], function: str, diff: str) -> str | No
     return None
 
 
-def run_target(target: Target, base: Path, max_children: int) -> ModuleResult:
+def run_target(target: Target, base: Path, max_children: int, *, report_only: bool = False) -> ModuleResult:
+    """Mutate ``target.module`` in a fresh workspace and summarise; with ``report_only``, summarise the results the
+    workspace already holds (after a run, or after re-testing its survivors there with ``mutmut run NAME...``)."""
     started = time.monotonic()
-    work = prepare_workspace(target, base)
+    work = base / target.slug
     log = base / f"{target.slug}.log"
-    names: list[str] = []  # no names: every mutant of the module
-    for pattern in target.functions:
-        names += [f"{target.dotted}.x_{pattern}__mutmut_*", f"{target.dotted}.xǁ{pattern.replace('.', 'ǁ')}__mutmut_*"]
-    # Generate all mutants of the module, then test the selected ones (names are globs over mutant names).
-    done = _mutmut(work, "run", "--max-children", str(max_children), *names, log=log)
+    returncode = 0
+    if not report_only:
+        work = prepare_workspace(target, base)
+        names: list[str] = []  # no names: every mutant of the module
+        for pattern in target.functions:
+            names += [
+                f"{target.dotted}.x_{pattern}__mutmut_*",
+                f"{target.dotted}.xǁ{pattern.replace('.', 'ǁ')}__mutmut_*",
+            ]
+        # Generate all mutants of the module, then test the selected ones (names are globs over mutant names).
+        returncode = _mutmut(work, "run", "--max-children", str(max_children), *names, log=log).returncode
     seconds = time.monotonic() - started
     codes = read_results(work, target)
     error = None
-    if done.returncode != 0 or not codes:
-        tail = log.read_text(errors="replace").strip().splitlines()[-15:]
-        error = f"mutmut run exited {done.returncode}; see {log.relative_to(ROOT)}:\n" + "\n".join(tail)
+    if returncode != 0 or not codes:
+        if report_only:
+            error = f"no mutation results in {work}"
+        else:
+            tail = log.read_text(errors="replace").strip().splitlines()[-15:]
+            error = f"mutmut run exited {returncode}; see {log}:\n" + "\n".join(tail)
     counts: dict[str, int] = {}
     survivors: list[Survivor] = []
     for name, code in sorted(codes.items(), key=lambda item: _mutant_order(item[0])):
@@ -271,6 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "mutation", help="workspaces and report")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="parallel mutant runs")
     parser.add_argument("--list", action="store_true", help="print the targets and their tests, run nothing")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: report what the workspaces under --out already hold (e.g. after re-testing survivors)",
+    )
     args = parser.parse_args(argv)
 
     args.out = args.out.resolve()
@@ -289,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for module in chosen:
         print(f"mutating {module} (tests: {' '.join(targets[module].tests)}) ...", flush=True)
-        result = run_target(targets[module], args.out, args.max_children)
+        result = run_target(targets[module], args.out, args.max_children, report_only=args.report_only)
         results.append(result)
         killed = sum(n for status, n in result.counts.items() if status in KILLED)
         score = f"{result.score:.1f} %" if result.score is not None else "n/a"

@@ -59,3 +59,35 @@ def test_mutate_reports_a_score_and_the_surviving_mutants(tmp_path: Path):
     assert all(s["function"] == "symbol_problem" and s["diff"].startswith("---") for s in survivors)
     assert "| services/symbols.py |" in (out / "report.md").read_text()
     assert "services/symbols.py: score" in done.stdout
+
+    # --report-only summarises what the workspace holds without running anything: the same counts and score.
+    again = subprocess.run(
+        [sys.executable, "scripts/mutate.py", "--targets", str(targets), "--out", str(out), "--report-only"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    (reread,) = json.loads((out / "report.json").read_text())["modules"]
+    assert (reread["counts"], reread["score"], reread["equivalent"]) == (counts, module["score"], 1)
+    assert [s["name"] for s in reread["survivors"]] == [s["name"] for s in module["survivors"]]
+    # With no workspace there is nothing to report: an error, never a score.
+    empty = subprocess.run(
+        [
+            sys.executable,
+            "scripts/mutate.py",
+            "--targets",
+            str(targets),
+            "--out",
+            str(tmp_path / "none"),
+            "--report-only",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert empty.returncode == 1 and "no mutation results" in empty.stdout, empty.stdout

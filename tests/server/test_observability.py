@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -80,11 +81,13 @@ async def test_one_json_line_per_tool_call_with_every_field(settings, json_lines
     server = build_server(settings)
     async with Client(server) as client:
         call = Call(client)
+        began = time.perf_counter()
         created = await call.ok("create_universe", name="Secret Fund Alpha", symbols=["AAPL"])
         await call.ok("list_universes")
         await call.error("get_universe", "not_found", universe_id=str(uuid.uuid4()))
         await call.error("list_universes", "invalid_argument", bogus=1)
         await call.error("no_such_tool", "not_found")
+        spent_ms = (time.perf_counter() - began) * 1000
         owner_id = str(server.app_state.local_caller.owner_id)
 
     lines = json_lines.events("tool_call")
@@ -98,7 +101,8 @@ async def test_one_json_line_per_tool_call_with_every_field(settings, json_lines
     for line in lines:
         assert FIELDS <= set(line), line
         assert line["level"] == "INFO" and line["logger"] == "universe_mcp.access"
-        assert isinstance(line["elapsed_ms"], float) and line["elapsed_ms"] >= 0
+        # A duration in milliseconds: more than nothing, and within the time the five calls took together.
+        assert isinstance(line["elapsed_ms"], float) and 0 < line["elapsed_ms"] <= spent_ms, (line, spent_ms)
         assert line["owner"] == telemetry.owner_digest(owner_id) and len(line["owner"]) == 12
     assert len({line["request_id"] for line in lines}) == len(lines), "each call has its own request id"
     raw = json_lines.stream.getvalue()
@@ -135,6 +139,8 @@ async def test_a_finished_job_has_its_line_and_the_starting_call_names_it(make_s
     line = finished[0]
     assert line["job_id"] == job["job_id"] and line["outcome"] == "completed"
     assert line["owner"] == started[0]["owner"] and line["total"] == 3
+    # Offline, the catalog knows AAPL and MSFT; NOPE1 no source can settle: pending.
+    assert (line["valid"], line["invalid"], line["pending"], line["error"]) == (2, 0, 1, 0)
     assert isinstance(line["elapsed_ms"], float)
 
 

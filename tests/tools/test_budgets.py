@@ -145,11 +145,12 @@ async def test_validate_symbols_and_a_universe_page_fit_by_default(make_settings
         assert sum(data["counts"].values()) == 50
         listed = [v["symbol"] for v in data["verdicts"]]
         assert sorted(listed + data["unlisted"]) == sorted(symbols)
-        if data["unlisted"]:  # the rest: one call away, answered from the cache
-            assert data["verdicts"][0]["status"] != "valid"
-            action = next(a for a in envelope["next_actions"] if a["arguments"].get("symbols") == data["unlisted"])
-            again = await call.ok(action["tool"], **action["arguments"])
-            assert {v["symbol"] for v in again["verdicts"]} | set(again["unlisted"]) == set(data["unlisted"])
+        # Fifty full verdicts do not fit: the ones that matter most come first, the rest are one call away,
+        # answered from the cache.
+        assert data["unlisted"] and data["verdicts"][0]["status"] != "valid"
+        action = next(a for a in envelope["next_actions"] if a["arguments"].get("symbols") == data["unlisted"])
+        again = await call.ok(action["tool"], **action["arguments"])
+        assert {v["symbol"] for v in again["verdicts"]} | set(again["unlisted"]) == set(data["unlisted"])
 
         universe = (await call.ok("create_universe", name="Big", symbols=_catalog_symbols()[:400], validate=False))[
             "universe"
