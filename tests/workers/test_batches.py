@@ -15,6 +15,7 @@ import pytest
 from mcp import Client
 from sqlalchemy import update
 
+from core.redis import redis_client
 from providers.base import AssetProfile
 from providers.catalog import CatalogProvider
 from providers.fake import FakeProvider
@@ -29,7 +30,7 @@ from tests.conftest import Call
 from tests.workers.stores import postgres_store
 from workers import batches
 from workers.batches import JobConfig, JobEnv
-from workers.live import RedisLiveCounters, async_redis_client, queued_key
+from workers.live import RedisLiveCounters, queued_key
 
 pytestmark = pytest.mark.anyio
 
@@ -281,7 +282,7 @@ async def test_the_watch_resumes_only_the_job_whose_batches_redis_lost_once_its_
             return found
 
     async with open_app_state(make_settings(), providers=[fake]) as state:
-        client = async_redis_client(redis_url)
+        client = redis_client(redis_url, "live")
         namespace = f"umcp-test-{uuid.uuid4().hex[:10]}"
         live = RacingCounters(client, namespace, ttl_s=60)
         config = JobConfig(stall_s=1800, max_resumes=3, lost_grace_s=10.0)
