@@ -40,12 +40,12 @@ def clock(monkeypatch) -> Clock:
 
 # --- the circuit breaker ------------------------------------------------------------------------------------------
 def test_the_breaker_refuses_nonsense_settings():
-    with pytest.raises(ValueError, match="fail_max"):
+    with pytest.raises(ValueError, match="^fail_max must be at least 1$"):
         CircuitBreaker(fail_max=0)
-    with pytest.raises(ValueError, match="reset_timeout_s"):
+    with pytest.raises(ValueError, match="^reset_timeout_s must be positive$"):
         CircuitBreaker(reset_timeout_s=0)
     breaker = CircuitBreaker(fail_max=1, reset_timeout_s=0.001)  # the smallest allowed values work
-    assert breaker.state == "closed" and breaker.failures == 0 and not breaker.probing
+    assert breaker.state == "closed" and breaker.failures == 0 and breaker.probing is False
 
 
 def test_it_opens_on_exactly_fail_max_consecutive_failures_and_a_success_forgets_them(clock, caplog):
@@ -74,7 +74,7 @@ def test_after_the_reset_timeout_exactly_one_caller_probes(clock, caplog):
     assert breaker.probing and breaker.state == "half_open"
     assert breaker.acquire() is None  # one probe at a time
     breaker.success("probe")
-    assert breaker.state == "closed" and breaker.failures == 0 and not breaker.probing
+    assert breaker.state == "closed" and breaker.failures == 0 and breaker.probing is False
     assert breaker.acquire() == "call"
     assert "circuit dep closed: the dependency answers again" in [r.getMessage() for r in caplog.records]
 
@@ -86,7 +86,7 @@ def test_a_failed_probe_opens_it_for_another_timeout_and_a_released_probe_lets_a
     clock.now += 5
     assert breaker.acquire() == "probe"
     assert breaker.failure("probe") is True  # one failed probe is enough, whatever fail_max
-    assert breaker.state == "open" and not breaker.probing
+    assert breaker.state == "open" and breaker.probing is False
     clock.now += 4.9
     assert breaker.acquire() is None
     clock.now += 0.1
@@ -94,7 +94,7 @@ def test_a_failed_probe_opens_it_for_another_timeout_and_a_released_probe_lets_a
     breaker.release("call")  # a call's release changes nothing
     assert breaker.probing
     breaker.release("probe")
-    assert not breaker.probing and breaker.acquire() == "probe"
+    assert breaker.probing is False and breaker.acquire() == "probe"
 
 
 def test_hold_opens_it_for_the_chosen_time_whatever_the_state(clock):
