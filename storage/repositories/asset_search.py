@@ -180,12 +180,9 @@ def _part(rank: int, sector: bool, *conditions: ColumnElement[bool]) -> Select:
     """
     if sector:
         conditions = (*conditions, func.coalesce(Asset.sector, "") == bindparam("sector"))
-    # Listed is tested the same non-indexable way: nearly every asset is listed, and given the listing_status
-    # index SQLite read all of them and sorted them (a ticker-prefix search went from ~1 ms to 40-190 ms).
-    listed = func.coalesce(Asset.listing_status, "") == "listed"
     return (
         select(Asset.id, Asset.symbol, literal(rank).label("search_rank"))
-        .where(listed, Asset.validation_status != "invalid", _visible(), *conditions)
+        .where(Asset.listing_status == "listed", Asset.validation_status != "invalid", _visible(), *conditions)
         .order_by(func.length(Asset.symbol), Asset.symbol)
         .limit(bindparam("needed"))
     )
