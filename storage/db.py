@@ -229,10 +229,9 @@ async def begin_write(session: AsyncSession) -> None:
     if bind.dialect.name != "sqlite" or session.info.get(_WRITER):
         return
     connection = await session.connection()
-    raw = await connection.get_raw_connection()
     if not event.contains(session.sync_session, "after_transaction_end", _release_writer):
         event.listen(session.sync_session, "after_transaction_end", _release_writer)
-    if raw.driver_connection.in_transaction:
+    if await _has_written(session):
         # The transaction has written already, so it holds the database's write lock: waiting for the in-process
         # lock now could deadlock with its holder, which waits for this transaction's database lock.
         session.info[_WRITER] = True
@@ -272,10 +271,12 @@ async def _holds_write_lock(session: AsyncSession) -> bool:
     """Whether the session's own transaction is the writer already, or has written (and so holds SQLite's lock)."""
     if session.info.get(_WRITER):
         return True
-    if not session.in_transaction():
-        return False
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
+    return session.in_transaction() and await _has_written(session)
+
+
+async def _has_written(session: AsyncSession) -> bool:
+    """Whether SQLite is inside a transaction on the session's connection (it begins one at the first write)."""
+    raw = await (await session.connection()).get_raw_connection()
     return bool(raw.driver_connection.in_transaction)
 
 
