@@ -7,15 +7,19 @@ Every field has a description and a safe default; docs/CONFIGURATION.md is gener
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "TOOLSET_NAMES", "load_settings"]
+__all__ = ["Settings", "TOOLSET_NAMES", "ToolsetName", "load_settings"]
 
-TOOLSET_NAMES = ("universes", "assets", "jobs", "health", "dashboard")
+# The one list of toolset names. tools/ declares each toolset with ``id: ToolsetName`` (settings sit below tools and
+# cannot import their declarations), so the type checker refuses a toolset these names do not know, and
+# tests/server/test_toolsets.py checks that every name is declared exactly once.
+ToolsetName = Literal["universes", "assets", "jobs", "health", "dashboard"]
+TOOLSET_NAMES: tuple[ToolsetName, ...] = get_args(ToolsetName)
 
 
 def _default_data_dir() -> Path:

@@ -68,6 +68,7 @@ def limits_from(settings: Settings) -> Limits:
         page_size_default=settings.page_size_default,
         page_size_max=settings.page_size_max,
         quotas=quotas_from(settings),
+        max_bulk_symbols=settings.max_bulk_symbols if "jobs" in settings.toolsets else 0,
     )
 
 

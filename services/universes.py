@@ -49,6 +49,9 @@ class Limits:
     page_size_default: int = 50
     page_size_max: int = 200
     quotas: Quotas = Quotas()
+    # Most symbols one background validation job takes, quoted in the hint of a too-large call; 0 when the jobs
+    # toolset is not served, so the hint never points at a tool the caller cannot see.
+    max_bulk_symbols: int = 10_000
 
 
 def name_key(name: str) -> str:
@@ -236,12 +239,18 @@ class UniverseService:
     def _check_size(self, symbols: Sequence[str]) -> None:
         cap = self.limits.max_symbols_per_call
         if len(symbols) > cap:
+            bulk = self.limits.max_bulk_symbols
+            hint = f"Send at most {cap} symbols per call"
+            details: dict[str, Any] = {"limit": cap, "received": len(symbols)}
+            if bulk:
+                hint += (
+                    ", or validate a large list first as a background job with start_bulk_validation "
+                    f"(up to {bulk:,} symbols), then add it in chunks"
+                )
+                details["bulk_tool"] = "start_bulk_validation"
+            # No next action carrying the list: the error must stay small and never echo a huge input back.
             raise LimitExceeded(
-                f"{len(symbols)} symbols in one call; the limit is {cap}.",
-                hint=f"Send at most {cap} symbols per call, or validate a large list first as a background job with "
-                "start_bulk_validation (up to 10,000 symbols), then add it in chunks.",
-                # No next action carrying the list: the error must stay small and never echo a huge input back.
-                details={"limit": cap, "received": len(symbols), "bulk_tool": "start_bulk_validation"},
+                f"{len(symbols)} symbols in one call; the limit is {cap}.", hint=hint + ".", details=details
             )
 
     async def _ensure_unique_name(self, key: str, *, except_id: uuid.UUID | None = None) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from mcp.types import ToolAnnotations
 
-from core.settings import Settings
+from core.settings import Settings, ToolsetName
 
 __all__ = ["READ", "WRITE", "DESTRUCTIVE", "PromptSpec", "ResourceSpec", "ToolSpec", "Toolset", "describe"]
 
@@ -78,7 +78,7 @@ class PromptSpec:
 
 @dataclass(frozen=True)
 class Toolset:
-    id: str
+    id: ToolsetName
     description: str
     tools: list[ToolSpec] = field(default_factory=list)
     resources: list[ResourceSpec] = field(default_factory=list)

@@ -59,6 +59,26 @@ async def test_limits_in_descriptions_follow_the_settings(make_settings):
     assert not [t for t in texts if PLACEHOLDER.search(t)]  # every placeholder was filled in
 
 
+@pytest.mark.parametrize(
+    ("toolsets", "bulk_hint"),
+    [(None, "start_bulk_validation (up to 2,500 symbols)"), (["universes", "assets"], None)],
+)
+async def test_the_too_many_symbols_hint_quotes_the_bulk_limit_and_only_a_served_tool(
+    make_settings, toolsets, bulk_hint
+):
+    overrides: dict[str, Any] = {"max_bulk_symbols": 2_500, "max_symbols_per_call": 20}
+    if toolsets:
+        overrides["toolsets"] = toolsets
+    async with Client(build_server(make_settings(**overrides))) as client:
+        result = await client.call_tool("create_universe", {"name": "Too big", "symbols": [f"S{i}" for i in range(21)]})
+    error = (result.structured_content or {})["error"]
+    assert error["code"] == "limit_exceeded" and error["details"]["limit"] == 20
+    if bulk_hint:
+        assert bulk_hint in error["hint"] and error["details"]["bulk_tool"] == "start_bulk_validation"
+    else:
+        assert "start_bulk_validation" not in json.dumps(error) and "background job" not in error["hint"]
+
+
 async def test_instructions_are_joined_from_the_enabled_toolsets(make_settings):
     by_id = {t.id: t for t in ALL_TOOLSETS}
     everything = build_server(make_settings()).instructions or ""
