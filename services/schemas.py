@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "AssetInfo",
+    "ScreenHit",
+    "ScreenPage",
     "Caller",
     "DelistedMember",
     "MembershipReport",
@@ -71,6 +73,33 @@ class AssetInfo(_Model):
     last_validated_at: datetime | None = None
     listing_status: Literal["listed", "delisted"] = "listed"
     delisted_on: date | None = Field(None, description="For a delisted security: the day it stopped trading.")
+
+
+class ScreenHit(_Model):
+    """One security a screen found: the compact fields (get_asset has the rest)."""
+
+    symbol: str
+    name: str | None = None
+    asset_type: str | None = None
+    exchange: str | None = None
+    sector: str | None = None
+    industry: str | None = None
+    country: str | None = None
+    market_cap: float | None = Field(None, description="US dollars, as of the listings data.")
+    ipo_year: int | None = None
+    listing_status: Literal["listed", "delisted"] = "listed"
+    validation_status: ValidationStatus
+
+
+class ScreenPage(BaseModel):
+    total: int = Field(description="How many securities match the rules in all (this page is part of them).")
+    assets: list[ScreenHit]
+    rules: dict[str, Any] = Field(
+        description="The rules as applied: checked and normalised (sector and other names in their stored spelling)."
+    )
+    sort_by: str
+    data_as_of: date | None = Field(None, description="The date of the listings data the screen ran on.")
+    next_cursor: str | None = Field(None, description="Pass as cursor (with the same rules) for the next page.")
 
 
 class UniverseMember(AssetInfo):

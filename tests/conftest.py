@@ -55,6 +55,24 @@ def seeded_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data_dir / "universe.db"
 
 
+@pytest.fixture(scope="session")
+def master_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite store loaded with the whole shipped listings snapshot (~30,000 securities), once per session: for
+    tests that must see the real security master (screening themes, index and sector counts). Copy it per test."""
+    import asyncio
+
+    from server.lifespan import open_app_state
+
+    data_dir = tmp_path_factory.mktemp("master")
+
+    async def build() -> None:
+        async with open_app_state(Settings(data_dir=data_dir, offline=True, log_level="WARNING", listings_load=True)):
+            pass
+
+    asyncio.run(build())
+    return data_dir / "universe.db"
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path, seeded_store: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:

@@ -10,12 +10,14 @@ from typing import Annotated
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context, Resolve
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.wiring import AppState
 from services.assets import AssetService
 from services.errors import Forbidden, Unauthorized
 from services.jobs import JobDesk
 from services.schemas import Caller
+from services.screening import ScreeningService
 from services.universes import UniverseService
 from services.validation_api import SymbolCheck, SymbolValidator
 
@@ -49,6 +51,9 @@ class ToolDeps:
             page_size_max=self.state.limits.page_size_max,
             viewer=self.caller.owner_id,
         )
+
+    def screening(self, session: AsyncSession) -> ScreeningService:
+        return ScreeningService(session, page_size_max=self.state.limits.page_size_max, viewer=self.caller.owner_id)
 
 
 def resolve_caller(state: AppState) -> Caller:

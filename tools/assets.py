@@ -1,15 +1,16 @@
-"""The `assets` toolset: validate symbols, search the catalogue, read one asset, list sectors."""
+"""The `assets` toolset: validate symbols, search and screen the security master, read one asset, list sectors."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from services.assets import SearchPage, SectorCount
 from services.errors import LimitExceeded
-from services.schemas import AssetInfo, SymbolVerdict
+from services.schemas import AssetInfo, ScreenPage, SymbolVerdict
+from services.screening import FIELDS, MAX_CONDITIONS, MAX_DEPTH, MAX_IN_VALUES, SORT_KEYS
 from services.symbols import normalise_symbols
 from tools._deps import Deps
 from tools._results import Envelope, NextAction, attention_first, ok
@@ -199,6 +200,123 @@ async def get_asset(
     )
 
 
+_SCALAR: dict[str, Any] = {"type": ["string", "number"]}
+# The published shape of a rule. The tree is recursive; its inner rules are described, not re-expanded, and every
+# level is checked by services/screening.py, which names the exact place of a problem (pydantic's union errors
+# would not).
+RULES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": (
+        'A rule: {"field": F, "op": OP, "value": V}, or {"all": [rule, ...]}, {"any": [rule, ...]}, {"not": rule}. '
+        "Fields: "
+        + "; ".join(f"{name} ({spec.about}; ops {', '.join(spec.ops)})" for name, spec in FIELDS.items())
+        + f". in/not_in take a list (at most {MAX_IN_VALUES}), between takes [low, high]. At most {MAX_CONDITIONS} "
+        f"conditions, {MAX_DEPTH} levels deep."
+    ),
+    "anyOf": [
+        {
+            "title": "condition",
+            "type": "object",
+            "properties": {
+                "field": {"enum": list(FIELDS)},
+                "op": {"enum": sorted({op for spec in FIELDS.values() for op in spec.ops})},
+                "value": {"anyOf": [_SCALAR, {"type": "array", "items": _SCALAR}]},
+            },
+            "required": ["field", "op", "value"],
+            "additionalProperties": False,
+        },
+        *(
+            {
+                "title": group,
+                "type": "object",
+                "properties": {group: {"type": "array", "items": {"type": "object"}, "minItems": 1}},
+                "required": [group],
+                "additionalProperties": False,
+            }
+            for group in ("all", "any")
+        ),
+        {
+            "title": "not",
+            "type": "object",
+            "properties": {"not": {"type": "object"}},
+            "required": ["not"],
+            "additionalProperties": False,
+        },
+    ],
+}
+
+
+def _title(node: dict[str, Any]) -> str:
+    """The rules in words, for the name a next action proposes ("industry contains semiconductor and ...")."""
+    if "all" in node or "any" in node:
+        group = "all" if "all" in node else "any"
+        return f" {'and' if group == 'all' else 'or'} ".join(_title(r) for r in node[group])
+    if "not" in node:
+        return f"not ({_title(node['not'])})"
+    value = node["value"]
+    shown = (
+        "/".join(str(v) for v in value[:3])
+        if isinstance(value, list)
+        else f"{value:g}"
+        if isinstance(value, float)
+        else value
+    )
+    return f"{node['field']} {node['op']} {shown}"
+
+
+async def screen_assets(
+    deps: Deps,
+    rules: Annotated[dict[str, Any], WithJsonSchema(RULES_SCHEMA)],
+    sort_by: Annotated[
+        str,
+        WithJsonSchema({"enum": list(SORT_KEYS)}),
+        Field(description="market_cap (largest first, the default), name, symbol or ipo_year (newest first)."),
+    ] = "market_cap",
+    limit: Annotated[int, Field(description="Results per page (1-{settings.page_size_max}).")] = 50,
+    cursor: Annotated[str | None, Field(description="next_cursor from the previous page (same rules).")] = None,
+) -> Envelope[ScreenPage]:
+    """Find every listed security matching rules over the security master: sector, industry, country, exchange,
+    asset type, market cap, IPO year, index membership, name and ticker, combined with all/any/not.
+
+    Example, large US semiconductor companies: {"all": [{"field": "industry", "op": "contains", "value":
+    "semiconductor"}, {"field": "country", "op": "eq", "value": "United States"}, {"field": "market_cap", "op":
+    "gte", "value": 1e10}]}. Returns the total count, a page (largest first by default), the rules as applied
+    (names normalised) and the data's date. Delisted securities appear only when a rule asks about
+    listing_status. Use the symbols with create_universe; a misspelled sector, industry or country gets candidates.
+    """
+    async with deps.unit_of_work() as session:
+        page = await deps.screening(session).screen(rules, sort_by=sort_by, limit=limit, cursor=cursor)
+    actions: list[NextAction] = []
+    if page.next_cursor:
+        actions.append(
+            NextAction(
+                tool="screen_assets",
+                arguments={"rules": page.rules, "sort_by": page.sort_by, "limit": limit, "cursor": page.next_cursor},
+                reason=f"the next {limit} of {page.total}",
+            )
+        )
+    symbols = [a.symbol for a in page.assets if a.listing_status == "listed"]
+    if symbols:
+        cap = deps.state.limits.max_symbols_per_call
+        actions.append(
+            NextAction(
+                tool="create_universe",
+                arguments={"name": f"Screen: {_title(page.rules)}"[:100].rstrip(), "symbols": symbols[:cap]},
+                reason="keep these securities as a universe (rename it to say what it is for)",
+            )
+        )
+    shown = ", ".join(a.symbol for a in page.assets[:10]) + (", …" if len(page.assets) > 10 else "")
+    return ok(
+        page,
+        f"{page.total} securities match"
+        + (f"; showing {len(page.assets)}: {shown}" if page.assets else "")
+        + (f" (listings as of {page.data_as_of.isoformat()})." if page.data_as_of else "."),
+        next_actions=actions,
+        count=len(page.assets),
+        total=page.total,
+    )
+
+
 async def list_sectors(deps: Deps) -> Envelope[Sectors]:
     """List the 11 GICS sectors with how many known assets each has. Use these names for search_assets(sector=...)."""
     async with deps.unit_of_work() as session:
@@ -216,6 +334,7 @@ TOOLSET = Toolset(
         ToolSpec(search_assets, "Search assets", READ),
         # get_asset validates unknown tickers on the spot: it may spend provider quotas, so it is validate class.
         ToolSpec(get_asset, "Get asset", VALIDATE, scope="validate"),
+        ToolSpec(screen_assets, "Screen assets", READ),
         ToolSpec(list_sectors, "List sectors", READ),
     ],
 )

@@ -116,6 +116,7 @@ async def open_hostile(settings: Settings) -> AsyncIterator[Hostile]:
             "query": "apple",
             "symbol": "AAPL",
             "csv_text": "symbol\nAAPL\n",
+            "rules": {"field": "sector", "op": "eq", "value": "Energy"},
         }
         text_targets, cursor_targets = [], []
         for tool in (await client.list_tools()).tools:

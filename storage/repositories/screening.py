@@ -1,0 +1,175 @@
+"""Screening: a checked rule tree (services/screening.py) compiled to one SQL statement over the asset table.
+
+The tree arrives already validated and normalised (known fields, ops and values; vocabulary values in the stored
+spelling), as the plain data classes below, so this module only builds SQL. Every condition compiles to a
+predicate that is TRUE or FALSE, never NULL: a bare ``sector <> 'X'`` is NULL for an asset with no sector, and
+``NOT`` of NULL is NULL again, so ``not`` and ``ne`` would both silently drop assets whose field is unknown. Here
+``ne``/``not_in`` keep them (an unknown sector is not Financials) and every other op excludes them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Asset, AssetIndex
+
+__all__ = [
+    "AllOf",
+    "AnyOf",
+    "Condition",
+    "Not",
+    "Rule",
+    "SortKey",
+    "distinct_values",
+    "screen",
+]
+
+Op = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between", "contains"]
+SortKey = Literal["market_cap", "name", "symbol", "ipo_year"]
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    field: str
+    op: Op
+    value: Any  # a scalar; a list for in/not_in; [low, high] for between
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    rules: tuple[Rule, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    rules: tuple[Rule, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    rule: Rule
+
+
+Rule = Condition | AllOf | AnyOf | Not
+
+_COLUMNS: dict[str, Any] = {
+    "symbol": Asset.symbol,
+    "name": Asset.name,
+    "asset_type": Asset.asset_type,
+    "exchange": Asset.exchange,
+    "sector": Asset.sector,
+    "industry": Asset.industry,
+    "country": Asset.country,
+    "market_cap": Asset.market_cap,
+    "ipo_year": Asset.ipo_year,
+    "listing_status": Asset.listing_status,
+}
+# Compared case-blind: free text the caller types (the vocabulary fields arrive in the stored spelling instead).
+_CASE_BLIND = {"name"}
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _in_index(names: Sequence[str]) -> ColumnElement[bool]:
+    return (
+        select(AssetIndex.asset_id)
+        .where(AssetIndex.asset_id == Asset.id, AssetIndex.index_name.in_(list(names)))
+        .exists()
+    )
+
+
+def _condition(c: Condition) -> ColumnElement[bool]:
+    if c.field == "index":
+        names = c.value if c.op in ("in", "not_in") else [c.value]
+        inside = _in_index(names)
+        return not_(inside) if c.op in ("ne", "not_in") else inside
+    column = _COLUMNS[c.field]
+    if c.field in _CASE_BLIND:
+        column = func.lower(column)
+    known = column.is_not(None)
+    if c.op == "contains":
+        # Case-blind substring; %, _ and \ in the value match themselves.
+        pattern = "%" + _like_escape(str(c.value).lower()) + "%"
+        return and_(known, func.lower(_COLUMNS[c.field]).like(pattern, escape="\\"))
+    if c.op == "eq":
+        return and_(known, column == c.value)
+    if c.op == "ne":
+        return or_(column.is_(None), column != c.value)
+    if c.op == "in":
+        return and_(known, column.in_(list(c.value)))
+    if c.op == "not_in":
+        return or_(column.is_(None), column.not_in(list(c.value)))
+    if c.op == "between":
+        low, high = c.value
+        return and_(known, column.between(low, high))
+    compare = {"gt": column > c.value, "gte": column >= c.value, "lt": column < c.value, "lte": column <= c.value}
+    return and_(known, compare[c.op])
+
+
+def compile_rule(rule: Rule) -> ColumnElement[bool]:
+    """The predicate of ``rule`` (TRUE or FALSE for every asset, never NULL)."""
+    if isinstance(rule, Condition):
+        return _condition(rule)
+    if isinstance(rule, Not):
+        return not_(compile_rule(rule.rule))
+    parts = [compile_rule(r) for r in rule.rules]
+    if isinstance(rule, AllOf):
+        return and_(true(), *parts)
+    return or_(false(), *parts)
+
+
+def _order(sort_by: SortKey) -> list[Any]:
+    # Unknown values last whatever the direction (NULLS LAST is spelled the same on both stores), then the ticker,
+    # so that pages never overlap.
+    if sort_by == "market_cap":
+        return [Asset.market_cap.desc().nulls_last(), Asset.symbol]
+    if sort_by == "ipo_year":
+        return [Asset.ipo_year.desc().nulls_last(), Asset.market_cap.desc().nulls_last(), Asset.symbol]
+    if sort_by == "name":
+        return [func.lower(Asset.name).asc().nulls_last(), Asset.symbol]
+    return [Asset.symbol, Asset.id]
+
+
+def _where(rule: Rule, *, listed_only: bool, viewer: uuid.UUID | None) -> list[ColumnElement[bool]]:
+    visible = or_(Asset.created_by.is_(None), Asset.created_by == viewer) if viewer else Asset.created_by.is_(None)
+    # A delisted security's verdict is invalid ("delisted on ..."); other invalid rows are tickers no source knows.
+    real = or_(Asset.validation_status != "invalid", Asset.listing_status == "delisted")
+    where = [compile_rule(rule), real, visible]
+    if listed_only:
+        where.append(Asset.listing_status == "listed")
+    return where
+
+
+async def screen(
+    session: AsyncSession,
+    rule: Rule,
+    *,
+    sort_by: SortKey,
+    offset: int,
+    limit: int,
+    listed_only: bool,
+    viewer: uuid.UUID | None,
+) -> tuple[int, list[Asset]]:
+    """(how many assets match in all, the page of them at ``offset``): two statements, one predicate."""
+    where = _where(rule, listed_only=listed_only, viewer=viewer)
+    total = await session.scalar(select(func.count()).select_from(Asset).where(*where))
+    page: Select[tuple[Asset]] = select(Asset).where(*where).order_by(*_order(sort_by)).offset(offset).limit(limit)
+    return int(total or 0), list((await session.scalars(page)).all())
+
+
+async def distinct_values(session: AsyncSession, field: str) -> list[str]:
+    """The spellings a vocabulary field holds among visible listed or delisted assets (index: the index names)."""
+    if field == "index":
+        stmt = select(AssetIndex.index_name).distinct()
+    else:
+        column = _COLUMNS[field]
+        stmt = select(column).where(column.is_not(None), Asset.created_by.is_(None)).distinct()
+    return sorted(str(v) for v in (await session.scalars(stmt)).all())
