@@ -21,7 +21,15 @@ from services.validation import PROFILE_FIELDS, ValidationService
 from storage.repositories import assets as repo
 from storage.repositories import listings as listings_repo
 
-__all__ = ["AssetLookup", "AssetService", "SearchPage", "SectorCount", "resolve_sector", "seed_catalog"]
+__all__ = [
+    "AssetLookup",
+    "AssetService",
+    "IndustryCount",
+    "SearchPage",
+    "SectorCount",
+    "resolve_sector",
+    "seed_catalog",
+]
 
 MAX_SEARCH_OFFSET = 1_000
 _WORD = re.compile(r"[a-z0-9&]+")
@@ -40,9 +48,19 @@ class SearchPage(BaseModel):
     sector: str | None = Field(None, description="The GICS sector the results were filtered by (after correction).")
 
 
+class IndustryCount(BaseModel):
+    industry: str
+    asset_count: int
+
+
 class SectorCount(BaseModel):
     sector: str
     asset_count: int = Field(description="Known listed assets in this sector.")
+    industries: list[IndustryCount] = Field(
+        default_factory=list,
+        description="The listing sources' industries filed under this sector, most assets first: values for "
+        "screen_assets' industry field.",
+    )
 
 
 def resolve_sector(text: str) -> str:
@@ -208,4 +226,19 @@ class AssetService:
 
     async def sectors(self) -> list[SectorCount]:
         counts = await repo.sector_counts(self.session)
-        return [SectorCount(sector=s, asset_count=counts.get(s, 0)) for s in GICS_SECTORS]
+        totals: dict[str, int] = {}
+        industries: dict[str, list[IndustryCount]] = {}
+        for (sector, industry), n in counts.items():
+            if sector is None:
+                continue
+            totals[sector] = totals.get(sector, 0) + n
+            if industry:
+                industries.setdefault(sector, []).append(IndustryCount(industry=industry, asset_count=n))
+        return [
+            SectorCount(
+                sector=s,
+                asset_count=totals.get(s, 0),
+                industries=sorted(industries.get(s, []), key=lambda i: (-i.asset_count, i.industry)),
+            )
+            for s in GICS_SECTORS
+        ]

@@ -318,7 +318,8 @@ async def screen_assets(
 
 
 async def list_sectors(deps: Deps) -> Envelope[Sectors]:
-    """List the 11 GICS sectors with how many known assets each has. Use these names for search_assets(sector=...)."""
+    """List the 11 GICS sectors with how many known assets each has, and the industries filed under each (with
+    counts). Use these names for search_assets(sector=...) and in screen_assets rules (sector, industry)."""
     async with deps.unit_of_work() as session:
         sectors = await deps.assets(session).sectors()
     return ok(Sectors(sectors=sectors), f"{len(sectors)} sectors.")

@@ -138,15 +138,16 @@ async def update_asset(session: AsyncSession, asset: Asset, values: Mapping[str,
     return asset
 
 
-async def sector_counts(session: AsyncSession) -> dict[str | None, int]:
+async def sector_counts(session: AsyncSession) -> dict[tuple[str | None, str | None], int]:
+    """(sector, industry) -> how many listed, not-invalid, confirmed assets have them."""
     from sqlalchemy import func
 
     rows = await session.execute(
-        select(Asset.sector, func.count())
-        .where(Asset.listing_status == "listed", Asset.validation_status != "invalid")
-        .group_by(Asset.sector)
+        select(Asset.sector, Asset.industry, func.count())
+        .where(Asset.listing_status == "listed", Asset.validation_status != "invalid", Asset.created_by.is_(None))
+        .group_by(Asset.sector, Asset.industry)
     )
-    return {sector: int(n) for sector, n in rows.all()}
+    return {(sector, industry): int(n) for sector, industry, n in rows.all()}
 
 
 async def asset_by_past_symbol(session: AsyncSession, symbol: str) -> Asset | None:

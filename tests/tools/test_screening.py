@@ -156,3 +156,23 @@ async def test_delisted_securities_only_when_the_rules_ask(call):
 async def test_nan_and_infinity_are_refused(call):
     for value in (math.inf, -math.inf):
         await call.error("screen_assets", "invalid_argument", rules=_cond("market_cap", "gt", value))
+
+
+async def test_list_sectors_names_the_industries_that_screens_then_count_alike(call):
+    sectors = {s["sector"]: s for s in (await call.ok("list_sectors"))["sectors"]}
+    assert len(sectors) == 11
+    tech = sectors["Information Technology"]
+    assert "Semiconductors" in {i["industry"] for i in tech["industries"]}
+    for sector in sectors.values():
+        counts = [i["asset_count"] for i in sector["industries"]]
+        assert counts == sorted(counts, reverse=True) and sum(counts) <= sector["asset_count"]
+    top = tech["industries"][0]
+    rules = {
+        "all": [
+            {"field": "sector", "op": "eq", "value": "Information Technology"},
+            {"field": "industry", "op": "eq", "value": top["industry"]},
+        ]
+    }
+    assert (await call.ok("screen_assets", rules=rules, limit=1))["total"] == top["asset_count"]
+    whole = await call.ok("screen_assets", rules={"field": "sector", "op": "eq", "value": "Energy"}, limit=1)
+    assert whole["total"] == sectors["Energy"]["asset_count"]
