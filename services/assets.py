@@ -6,20 +6,23 @@ import difflib
 import re
 import uuid
 from datetime import UTC, date, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from providers.catalog import CatalogProvider
 from providers.sectors import GICS_SECTORS, to_gics_sector
+from services import screening
 from services.errors import InvalidArgument, InvalidSymbol, NotFound
 from services.pagination import decode_cursor, encode_cursor, invalid_cursor
-from services.schemas import AssetInfo
+from services.schemas import AssetHit, AssetInfo
 from services.security_master.resolver import Resolution
 from services.symbols import normalise_symbol, symbol_problem
 from services.validation import PROFILE_FIELDS, ValidationService
 from storage.repositories import assets as repo
 from storage.repositories import listings as listings_repo
+from storage.repositories import screening as screening_repo
 
 __all__ = [
     "AssetLookup",
@@ -33,6 +36,22 @@ __all__ = [
 
 MAX_SEARCH_OFFSET = 1_000
 _WORD = re.compile(r"[a-z0-9&]+")
+_ISIN = re.compile(r"[A-Z]{2}[A-Z0-9]{9}[0-9]")
+_FIGI = re.compile(r"BBG[A-Z0-9]{9}")
+_CIK = re.compile(r"(?:CIK)?0*([0-9]{1,10})")
+
+
+def _identifier(text: str) -> tuple[str, str] | None:
+    """(kind, value) when ``text`` is an ISIN, a FIGI or a CIK (digits only, with or without CIK and zeros)."""
+    upper = text.upper().replace(" ", "")
+    if _ISIN.fullmatch(upper) and not upper.isalpha():
+        return "isin", upper
+    if _FIGI.fullmatch(upper):
+        return "figi", upper
+    cik = _CIK.fullmatch(upper)
+    if cik and (upper.startswith("CIK") or len(upper) >= 6):  # short digit strings are tickers' prefixes too
+        return "cik", cik.group(1).zfill(10)
+    return None
 
 
 class AssetLookup(BaseModel):
@@ -43,9 +62,15 @@ class AssetLookup(BaseModel):
 
 
 class SearchPage(BaseModel):
-    assets: list[AssetInfo]
+    assets: list[AssetHit]
     next_cursor: str | None = Field(None, description="Pass as cursor for more results; null when there are no more.")
     sector: str | None = Field(None, description="The GICS sector the results were filtered by (after correction).")
+    filters: dict[str, Any] = Field(
+        default_factory=dict, description="The filters as applied (names in their stored spelling)."
+    )
+    matched_by: Literal["isin", "cik", "figi"] | None = Field(
+        None, description="Set when the query was an identifier, found exactly."
+    )
 
 
 class IndustryCount(BaseModel):
@@ -128,21 +153,67 @@ class AssetService:
         self.viewer = viewer
 
     async def search(
-        self, query: str, *, sector: str | None = None, limit: int = 20, cursor: str | None = None
+        self,
+        query: str | None,
+        *,
+        sector: str | None = None,
+        asset_type: str | None = None,
+        industry: str | None = None,
+        country: str | None = None,
+        exchange: str | None = None,
+        index: str | None = None,
+        min_market_cap: float | None = None,
+        max_market_cap: float | None = None,
+        include_delisted: bool = False,
+        limit: int = 20,
+        cursor: str | None = None,
     ) -> SearchPage:
-        text = query.strip()
-        if not text:
-            raise InvalidArgument(
-                "query is empty.", hint='Search by ticker prefix ("NVD") or company name words ("nvidia").'
-            )
-        if not 1 <= limit <= self.page_size_max:
-            raise InvalidArgument(f"limit must be between 1 and {self.page_size_max}; got {limit}.")
-        gics = resolve_sector(sector) if sector else None
+        """Ranked text search, exact identifier lookups, and filters (each combinable, each usable alone)."""
+        text = (query or "").strip()
+        wanted = {
+            "asset_type": asset_type,
+            "industry": industry,
+            "country": country,
+            "exchange": exchange,
+            "index": index,
+            "min_market_cap": min_market_cap,
+            "max_market_cap": max_market_cap,
+        }
+        filters = {k: v for k, v in wanted.items() if v is not None}
+        # A cursor is checked first: a forged or foreign one is named as such whatever else is missing.
         offset = decode_cursor("search", cursor) if cursor else 0
         if type(offset) is not int or not 0 <= offset <= MAX_SEARCH_OFFSET:
             raise invalid_cursor()
-        symbol_prefix = normalise_symbol(text) if symbol_problem(normalise_symbol(text)) is None else None
+        if not text and not filters and not sector:
+            raise InvalidArgument(
+                "Give a query or at least one filter.",
+                hint='Search by ticker prefix ("NVD"), company name words ("nvidia"), an ISIN or CIK, or filter by '
+                "sector, industry, country, exchange, index, asset_type or market cap (screen_assets combines more).",
+            )
+        if not 1 <= limit <= self.page_size_max:
+            raise InvalidArgument(f"limit must be between 1 and {self.page_size_max}; got {limit}.")
+        identifier = _identifier(text)
+        if identifier is not None:
+            kind, value = identifier
+            found = await screening_repo.asset_by_identifier(self.session, **{kind: value})
+            if found:
+                return SearchPage(assets=[AssetHit.model_validate(a) for a in found[:limit]], matched_by=kind)
+        symbol_prefix = normalise_symbol(text) if text and symbol_problem(normalise_symbol(text)) is None else None
         words = _WORD.findall(text.casefold())[:6]
+        if text and not words and not symbol_prefix:
+            raise InvalidArgument(
+                f"{text[:40]!r} holds no letters or digits to search for.",
+                hint='Search by ticker prefix ("NVD") or company name words ("nvidia").',
+            )
+        if not filters and not include_delisted and text:
+            return await self._search_text(text, symbol_prefix, words, sector, offset, limit)
+        return await self._search_filtered(text, symbol_prefix, words, sector, filters, include_delisted, offset, limit)
+
+    async def _search_text(
+        self, text: str, symbol_prefix: str | None, words: list[str], sector: str | None, offset: int, limit: int
+    ) -> SearchPage:
+        """A query, perhaps a sector: the word-index route (storage/repositories/asset_search.py), fast at any size."""
+        gics = resolve_sector(sector) if sector else None
         rows = await repo.search_assets(
             self.session,
             symbol_prefix=symbol_prefix,
@@ -154,9 +225,57 @@ class AssetService:
         )
         more = len(rows) > limit and offset + limit < MAX_SEARCH_OFFSET
         return SearchPage(
-            assets=[AssetInfo.model_validate(a) for a in rows[:limit]],
+            assets=[AssetHit.model_validate(a) for a in rows[:limit]],
             next_cursor=encode_cursor("search", offset + limit) if more else None,
             sector=gics,
+            filters={"sector": gics} if gics else {},
+        )
+
+    async def _search_filtered(
+        self,
+        text: str,
+        symbol_prefix: str | None,
+        words: list[str],
+        sector: str | None,
+        filters: dict[str, Any],
+        include_delisted: bool,
+        offset: int,
+        limit: int,
+    ) -> SearchPage:
+        """Filters (and perhaps a query): the screening predicate (services/screening.py), ranked by the query, then
+        by market cap."""
+        low, high = filters.get("min_market_cap"), filters.get("max_market_cap")
+        if low is not None and high is not None and low > high:
+            raise InvalidArgument(f"min_market_cap ({low:g}) is above max_market_cap ({high:g}).")
+        fields = {"min_market_cap": ("market_cap", "gte"), "max_market_cap": ("market_cap", "lte")}
+        # industry is matched in part ("semiconductor" finds "Semiconductors"); the others are names to resolve.
+        ops = {"industry": "contains"}
+        conditions = [("sector", {"field": "sector", "op": "eq", "value": sector})] if sector else []
+        for argument, value in filters.items():
+            field, op = fields.get(argument, (argument, ops.get(argument, "eq")))
+            conditions.append((argument, {"field": field, "op": op, "value": value}))
+        tree, expansions = await screening.check_filters(self.session, conditions) if conditions else ({}, {})
+        rows = await screening_repo.search_screened(
+            self.session,
+            screening.compiled(tree, expansions) if conditions else screening_repo.AllOf(()),
+            symbol_prefix=symbol_prefix,
+            words=words,
+            phrase=text.casefold(),
+            offset=offset,
+            limit=limit + 1,
+            listed_only=not include_delisted,
+            viewer=self.viewer,
+        )
+        more = len(rows) > limit and offset + limit < MAX_SEARCH_OFFSET
+        applied = {
+            argument: condition["value"]
+            for (argument, _), condition in zip(conditions, tree.get("all", []), strict=True)
+        }
+        return SearchPage(
+            assets=[AssetHit.model_validate(a) for a in rows[:limit]],
+            next_cursor=encode_cursor("search", offset + limit) if more else None,
+            sector=applied.get("sector"),
+            filters=applied | ({"include_delisted": True} if include_delisted else {}),
         )
 
     async def get(self, raw_symbol: str, as_of: date | None = None) -> AssetLookup:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
 __all__ = [
     "AssetInfo",
-    "ScreenHit",
+    "AssetHit",
     "ScreenPage",
     "Caller",
     "DelistedMember",
@@ -75,8 +76,17 @@ class AssetInfo(_Model):
     delisted_on: date | None = Field(None, description="For a delisted security: the day it stopped trading.")
 
 
-class ScreenHit(_Model):
-    """One security a screen found: the compact fields (get_asset has the rest)."""
+# Security names as the listing files write them carry the share's description ("Apple Inc. - Common Stock"):
+# a result list drops the common-share boilerplate, which says nothing a model can use and costs a page 1-2 KB.
+_SHARE_BOILERPLATE = re.compile(
+    r"\s*-?\s*(?:Class [A-Z] )?(?:Common Stock|Common Shares|Ordinary Shares)(?:,? (?:par value|\$).*)?$",
+    re.IGNORECASE,
+)
+
+
+class AssetHit(_Model):
+    """One security a search or a screen found: the compact fields (get_asset has the rest). Unknown fields are
+    left out rather than sent as null, and listing_status only appears for a delisted security."""
 
     symbol: str
     name: str | None = None
@@ -87,13 +97,25 @@ class ScreenHit(_Model):
     country: str | None = None
     market_cap: float | None = Field(None, description="US dollars, as of the listings data.")
     ipo_year: int | None = None
-    listing_status: Literal["listed", "delisted"] = "listed"
+    listing_status: Literal["listed", "delisted"] = Field("listed", description="Left out when listed.")
     validation_status: ValidationStatus
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str | None) -> str | None:
+        if name is None:
+            return None
+        return _SHARE_BOILERPLATE.sub("", name) or name
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None and not (k == "listing_status" and v == "listed")}
 
 
 class ScreenPage(BaseModel):
     total: int = Field(description="How many securities match the rules in all (this page is part of them).")
-    assets: list[ScreenHit]
+    assets: list[AssetHit]
     rules: dict[str, Any] = Field(
         description="The rules as applied: checked and normalised (sector and other names in their stored spelling)."
     )

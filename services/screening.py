@@ -19,6 +19,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -31,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from providers.sectors import GICS_SECTORS, to_gics_sector
 from services.errors import InvalidArgument
 from services.pagination import decode_cursor, encode_cursor, invalid_cursor
-from services.schemas import ScreenHit, ScreenPage
+from services.schemas import AssetHit, ScreenPage
 from services.symbols import normalise_symbol
 from storage.repositories import listings as listings_repo
 from storage.repositories import screening as repo
@@ -45,6 +46,8 @@ __all__ = [
     "OPS",
     "SORT_KEYS",
     "ScreeningService",
+    "check_filters",
+    "compiled",
     "parse_rules",
 ]
 
@@ -266,12 +269,12 @@ def _replace_values(tree: dict[str, Any], resolved: dict[str, str]) -> None:
     walk(tree, "rules")
 
 
-def _compiled(node: dict[str, Any], expansions: dict[str, list[str]], path: str = "rules") -> Rule:
+def compiled(node: dict[str, Any], expansions: dict[str, list[str]], path: str = "rules") -> Rule:
     for group, kind in (("all", AllOf), ("any", AnyOf)):
         if group in node:
-            return kind(tuple(_compiled(r, expansions, f"{path}.{group}[{i}]") for i, r in enumerate(node[group])))
+            return kind(tuple(compiled(r, expansions, f"{path}.{group}[{i}]") for i, r in enumerate(node[group])))
     if "not" in node:
-        return Not(_compiled(node["not"], expansions, f"{path}.not"))
+        return Not(compiled(node["not"], expansions, f"{path}.not"))
     expanded = expansions.get(f"{path}.value")
     if expanded is not None:
         return Condition(node["field"], "in", tuple(expanded))
@@ -343,6 +346,27 @@ async def _expand_contains(session: AsyncSession, contains: list[tuple[str, str,
     return found
 
 
+async def check_filters(
+    session: AsyncSession, filters: list[tuple[str, dict[str, Any]]]
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The conditions of search filters (argument name, condition) as one checked ``all`` rule; a problem is
+    reported under the argument's name (``country: no country 'Untied States' ...``), not a path in a rule tree."""
+    try:
+        return await parse_rules(session, {"all": [condition for _, condition in filters]})
+    except InvalidArgument as error:
+        path = str(error.details.get("path", ""))
+        found = re.match(r"rules\.all\[(\d+)\]", path)
+        if found is None:
+            raise
+        argument = filters[int(found.group(1))][0]
+        message = error.message.split(": ", 1)[-1]
+        raise InvalidArgument(
+            f"{argument}: {message}",
+            hint=error.hint,
+            details={**error.details, "path": argument},
+        ) from None
+
+
 def _digest(tree: dict[str, Any], sort_by: str) -> str:
     text = json.dumps([tree, sort_by], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -380,7 +404,7 @@ class ScreeningService:
         listed_only = not _mentions(tree, "listing_status")
         total, assets = await repo.screen(
             self.session,
-            _compiled(tree, expansions),
+            compiled(tree, expansions),
             sort_by=cast(SortKey, sort_by),  # checked against SORT_KEYS above
             offset=offset,
             limit=limit,
@@ -392,7 +416,7 @@ class ScreeningService:
         as_of: date | None = await listings_repo.newest_ok_as_of(self.session)
         return ScreenPage(
             total=total,
-            assets=[ScreenHit.model_validate(a) for a in assets],
+            assets=[AssetHit.model_validate(a) for a in assets],
             rules=tree,
             sort_by=sort_by,
             data_as_of=as_of,

@@ -11,7 +11,7 @@ from services.assets import SearchPage, SectorCount
 from services.errors import LimitExceeded
 from services.schemas import AssetInfo, ScreenPage, SymbolVerdict
 from services.screening import FIELDS, MAX_CONDITIONS, MAX_DEPTH, MAX_IN_VALUES, SORT_KEYS
-from services.symbols import normalise_symbols
+from services.symbols import normalise_symbol, normalise_symbols, symbol_problem
 from tools._deps import Deps
 from tools._results import Envelope, NextAction, attention_first, ok
 from tools._toolset import READ, Toolset, ToolSpec
@@ -127,50 +127,111 @@ async def validate_symbols(
     )
 
 
+_MarketCap = Annotated[float | None, Field(ge=0, allow_inf_nan=False)]
+
+
 async def search_assets(
     deps: Deps,
     query: Annotated[
-        str, Field(description='Ticker prefix ("NVD") or company name words ("nvidia", "bank of am").', max_length=100)
-    ],
+        str | None,
+        Field(
+            description='Ticker prefix ("NVD"), company name or industry words ("nvidia", "semiconductor"), or an '
+            "identifier (ISIN US0378331005, CIK 320193, FIGI). Optional when a filter is given.",
+            max_length=100,
+        ),
+    ] = None,
+    asset_type: Annotated[
+        str | None, Field(description="stock, etf, adr, fund, preferred, unit, warrant, …", max_length=32)
+    ] = None,
     sector: Annotated[
         str | None,
         Field(description='Only this GICS sector, e.g. "Information Technology" (see list_sectors).', max_length=60),
     ] = None,
-    limit: Annotated[int, Field(description="Results per page (1-200).")] = 20,
+    industry: Annotated[
+        str | None,
+        Field(
+            description='Industry words, matched in part ("semiconductor"); list_sectors names them.', max_length=128
+        ),
+    ] = None,
+    country: Annotated[
+        str | None, Field(description='The issuer\'s country, e.g. "United States".', max_length=64)
+    ] = None,
+    exchange: Annotated[
+        str | None, Field(description="NASDAQ, NYSE, NYSE Arca, NYSE American, …", max_length=64)
+    ] = None,
+    index: Annotated[
+        str | None, Field(description='An index the security belongs to, e.g. "S&P 500".', max_length=64)
+    ] = None,
+    min_market_cap: Annotated[_MarketCap, Field(description="US dollars, e.g. 1e10.")] = None,
+    max_market_cap: Annotated[_MarketCap, Field(description="US dollars.")] = None,
+    include_delisted: Annotated[bool, Field(description="Also securities that no longer trade.")] = False,
+    limit: Annotated[int, Field(description="Results per page (1-{settings.page_size_max}).")] = 20,
     cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
 ) -> Envelope[SearchPage]:
-    """Find securities by ticker prefix or company name in the known catalogue, ranked: exact ticker, ticker prefix,
-    then name matches, each with its validation status. Use it to turn a name into a ticker instead of guessing.
+    """Find securities in the security master (every US listing, ETFs included) by ticker prefix, company name or
+    industry words, or an ISIN/CIK/FIGI, narrowed by any of the filters (each also usable alone). Ranked: exact
+    ticker, ticker prefix, name start, name words, industry words; with filters, ties go to the largest market cap.
+    Use it to turn a name or a theme into tickers instead of guessing; screen_assets combines conditions freely.
     """
     async with deps.unit_of_work() as session:
-        page = await deps.assets(session).search(query, sector=sector, limit=limit, cursor=cursor)
+        page = await deps.assets(session).search(
+            query,
+            sector=sector,
+            asset_type=asset_type,
+            industry=industry,
+            country=country,
+            exchange=exchange,
+            index=index,
+            min_market_cap=min_market_cap,
+            max_market_cap=max_market_cap,
+            include_delisted=include_delisted,
+            limit=limit,
+            cursor=cursor,
+        )
+    asked = {"query": query} if query else {}
     actions = []
     if page.next_cursor:
         actions.append(
             NextAction(
                 tool="search_assets",
-                arguments={
-                    "query": query,
-                    "cursor": page.next_cursor,
-                    **({"sector": page.sector} if page.sector else {}),
-                },
+                arguments={**asked, **page.filters, "limit": limit, "cursor": page.next_cursor},
                 reason="more results",
             )
         )
-    if not page.assets:
+    listed = [a.symbol for a in page.assets if a.listing_status == "listed"]
+    if len(listed) > 1:
+        actions.append(
+            NextAction(
+                tool="create_universe",
+                arguments={"name": _search_title(query, page.filters), "symbols": listed},
+                reason="keep these securities as a universe (drop the ones that do not fit first)",
+            )
+        )
+    if not page.assets and query and symbol_problem(normalise_symbol(query)) is None:
         actions.append(
             NextAction(
                 tool="validate_symbols",
-                arguments={"symbols": [query.strip().upper()[:20]]},
+                arguments={"symbols": [normalise_symbol(query)]},
                 reason="ask the market-data providers directly",
             )
         )
+    described = " ".join(f"{k}={v}" for k, v in page.filters.items())
     return ok(
         page,
-        f"{len(page.assets)} asset(s) match {query!r}" + (f" in {page.sector}" if page.sector else "") + ".",
+        f"{len(page.assets)} asset(s) match"
+        + (f" {query!r}" if query else "")
+        + (f" ({described})" if described else "")
+        + (f" by {page.matched_by}" if page.matched_by else "")
+        + ".",
         next_actions=actions,
         count=len(page.assets),
     )
+
+
+def _search_title(query: str | None, filters: dict[str, Any]) -> str:
+    words = [query.strip()] if query else []
+    words += [str(v) for k, v in filters.items() if k not in ("include_delisted", "min_market_cap", "max_market_cap")]
+    return ("Search: " + ", ".join(words))[:100].rstrip()
 
 
 async def get_asset(
@@ -201,6 +262,15 @@ async def get_asset(
 
 
 _SCALAR: dict[str, Any] = {"type": ["string", "number"]}
+
+
+def _fields_by_ops() -> dict[tuple[str, ...], list[str]]:
+    grouped: dict[tuple[str, ...], list[str]] = {}
+    for name, spec in FIELDS.items():
+        grouped.setdefault(spec.ops, []).append(name)
+    return grouped
+
+
 # The published shape of a rule. The tree is recursive; its inner rules are described, not re-expanded, and every
 # level is checked by services/screening.py, which names the exact place of a problem (pydantic's union errors
 # would not).
@@ -208,10 +278,9 @@ RULES_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": (
         'A rule: {"field": F, "op": OP, "value": V}, or {"all": [rule, ...]}, {"any": [rule, ...]}, {"not": rule}. '
-        "Fields: "
-        + "; ".join(f"{name} ({spec.about}; ops {', '.join(spec.ops)})" for name, spec in FIELDS.items())
-        + f". in/not_in take a list (at most {MAX_IN_VALUES}), between takes [low, high]. At most {MAX_CONDITIONS} "
-        f"conditions, {MAX_DEPTH} levels deep."
+        + "; ".join(f"{', '.join(names)} take {', '.join(ops)}" for ops, names in _fields_by_ops().items())
+        + f". market_cap is in US dollars; in/not_in take a list (at most {MAX_IN_VALUES}), between [low, high]. "
+        f"At most {MAX_CONDITIONS} conditions, {MAX_DEPTH} levels deep."
     ),
     "anyOf": [
         {
@@ -275,14 +344,11 @@ async def screen_assets(
     limit: Annotated[int, Field(description="Results per page (1-{settings.page_size_max}).")] = 50,
     cursor: Annotated[str | None, Field(description="next_cursor from the previous page (same rules).")] = None,
 ) -> Envelope[ScreenPage]:
-    """Find every listed security matching rules over the security master: sector, industry, country, exchange,
-    asset type, market cap, IPO year, index membership, name and ticker, combined with all/any/not.
-
-    Example, large US semiconductor companies: {"all": [{"field": "industry", "op": "contains", "value":
-    "semiconductor"}, {"field": "country", "op": "eq", "value": "United States"}, {"field": "market_cap", "op":
-    "gte", "value": 1e10}]}. Returns the total count, a page (largest first by default), the rules as applied
-    (names normalised) and the data's date. Delisted securities appear only when a rule asks about
-    listing_status. Use the symbols with create_universe; a misspelled sector, industry or country gets candidates.
+    """Find every listed security matching rules over the security master (sector, industry, country, exchange,
+    asset type, market cap, IPO year, index, name, ticker; all/any/not). E.g. large US chip makers: {"all":
+    [{"field": "industry", "op": "contains", "value": "semiconductor"}, {"field": "country", "op": "eq", "value":
+    "United States"}, {"field": "market_cap", "op": "gte", "value": 1e10}]}. Returns the total, a page (largest
+    first), the rules as applied and the data's date; delisted securities only when a rule names listing_status.
     """
     async with deps.unit_of_work() as session:
         page = await deps.screening(session).screen(rules, sort_by=sort_by, limit=limit, cursor=cursor)
@@ -328,8 +394,9 @@ async def list_sectors(deps: Deps) -> Envelope[Sectors]:
 TOOLSET = Toolset(
     id="assets",
     description="Validate tickers and look up securities.",
-    instructions="Never invent tickers: use search_assets or validate_symbols when unsure, and treat "
-    "validation_status 'pending' as not yet checked, not as invalid.",
+    instructions="Never invent tickers: find securities for a theme with search_assets (words and filters) or "
+    "screen_assets (rules), check a ticker you already have with validate_symbols, and treat validation_status "
+    "'pending' as not yet checked, not as invalid.",
     tools=[
         ToolSpec(validate_symbols, "Validate symbols", VALIDATE, scope="validate"),
         ToolSpec(search_assets, "Search assets", READ),

@@ -426,8 +426,11 @@ def build_universe(theme: str, size: str = "20") -> list:
     return [
         UserMessage(
             f"Build an investment universe around the theme {theme!r} with about {size} securities. "
-            "Use search_assets to find real tickers (never invent them), validate_symbols if unsure, then "
-            "create_universe with the symbols, and summarise the report: what was added, rejected or pending."
+            "Find real securities in the server, never from memory: list_sectors shows the sectors and industries; "
+            "search_assets takes words and filters (industry, country, asset_type, index, market cap) and "
+            "screen_assets takes rules for anything more precise. Pick the ones that fit the theme, then "
+            "create_universe with their symbols (a search or screen offers it as a next action), and summarise the "
+            "report: what was added, rejected or pending."
         )
     ]
 

@@ -121,6 +121,7 @@ RESULT_COLUMNS = (
     "validation_source",
     "last_validated_at",
     "listing_status",
+    "ipo_year",
 )
 # Candidate counts (capped) steer which route a search takes, never what it returns: they are reused for a while
 # instead of being counted on every search (one statement less), and may be stale without harm.
@@ -170,8 +171,9 @@ def _capped_count(stmt: Select) -> Any:
     return select(func.count()).select_from(stmt.limit(bindparam("cap")).subquery()).scalar_subquery()
 
 
-def _part(rank: int, sector: bool, *conditions: ColumnElement[bool]) -> Select:
-    """Listed, not-invalid assets meeting ``conditions``, by (length(symbol), symbol), ``needed`` at most.
+def _part(rank: int, sector: bool, *conditions: ColumnElement[bool], by_cap: bool = False) -> Select:
+    """Listed, not-invalid assets meeting ``conditions``, by (length(symbol), symbol), ``needed`` at most;
+    ``by_cap``: largest market cap first (for candidates that are all read anyway), then that order.
 
     When ``conditions`` name the candidates (a ticker range, ids from the word index), those are read and sorted;
     when they name none (a walk), the planner reads assets in ranking order (ix_assets_symbol_order) until enough
@@ -180,10 +182,12 @@ def _part(rank: int, sector: bool, *conditions: ColumnElement[bool]) -> Select:
     """
     if sector:
         conditions = (*conditions, func.coalesce(Asset.sector, "") == bindparam("sector"))
+    cap = Asset.market_cap if by_cap else literal(None, type_=Asset.market_cap.type)
+    order = [*([Asset.market_cap.desc().nulls_last()] if by_cap else []), func.length(Asset.symbol), Asset.symbol]
     return (
-        select(Asset.id, Asset.symbol, literal(rank).label("search_rank"))
+        select(Asset.id, Asset.symbol, literal(rank).label("search_rank"), cap.label("search_cap"))
         .where(Asset.listing_status == "listed", Asset.validation_status != "invalid", _visible(), *conditions)
-        .order_by(func.length(Asset.symbol), Asset.symbol)
+        .order_by(*order)
         .limit(bindparam("needed"))
     )
 
@@ -218,7 +222,7 @@ def _candidates(used: tuple[int, ...], sector: bool, *columns: Any) -> Select:
 
 def _main_statement(shape: tuple[Any, ...]) -> Select:
     """The page of the parts' concatenation in rank order: exact ticker (0), other ticker-prefix matches (1), name
-    matches that are neither (2). Each part supplies up to offset+limit rows; one statement returns the assets."""
+    matches that are neither (2), ties by market cap where the route read every candidate, else by ticker. Each part supplies up to offset+limit rows; one statement returns the assets."""
     postgres, prefix, ticker_walk, words, name_route, used, sector = shape
     parts: list[Select] = []
     if prefix:
@@ -239,12 +243,19 @@ def _main_statement(shape: tuple[Any, ...]) -> Select:
             )
             parts.append(_part(2, sector, Asset.id.in_(shortlist), *conditions))
         else:
-            parts.append(_part(2, sector, Asset.id.in_(_candidates(used, sector)), *conditions))
+            # Every candidate is read here, so name matches can rank as a person expects: "apple" finds Apple Inc.
+            # before the small companies and ETFs whose names also start with Apple.
+            parts.append(_part(2, sector, Asset.id.in_(_candidates(used, sector)), *conditions, by_cap=True))
     matches = union_all(*[select(p.subquery()) for p in parts]).subquery("matches")
     return (
         select(*[Asset.__table__.c[name] for name in RESULT_COLUMNS])
         .join(matches, matches.c.id == Asset.id)
-        .order_by(matches.c.search_rank, func.length(matches.c.symbol), matches.c.symbol)
+        .order_by(
+            matches.c.search_rank,
+            matches.c.search_cap.desc().nulls_last(),
+            func.length(matches.c.symbol),
+            matches.c.symbol,
+        )
         .offset(bindparam("offset"))
         .limit(bindparam("limit"))
     )

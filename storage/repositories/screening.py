@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, case, false, func, literal, not_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Asset, AssetIndex
@@ -26,8 +26,10 @@ __all__ = [
     "Not",
     "Rule",
     "SortKey",
+    "asset_by_identifier",
     "distinct_values",
     "screen",
+    "search_screened",
 ]
 
 Op = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between", "contains"]
@@ -173,3 +175,70 @@ async def distinct_values(session: AsyncSession, field: str) -> list[str]:
         column = _COLUMNS[field]
         stmt = select(column).where(column.is_not(None), Asset.created_by.is_(None)).distinct()
     return sorted(str(v) for v in (await session.scalars(stmt)).all())
+
+
+def _words_match(column: Any, words: Sequence[str]) -> ColumnElement[bool]:
+    """Every word at the start of ``column``'s text or of one of its words (case-blind)."""
+    text = func.lower(column)
+    return and_(
+        column.is_not(None),
+        *[
+            or_(text.like(_like_escape(w) + "%", escape="\\"), text.like("% " + _like_escape(w) + "%", escape="\\"))
+            for w in words
+        ],
+    )
+
+
+async def search_screened(
+    session: AsyncSession,
+    rule: Rule,
+    *,
+    symbol_prefix: str | None,
+    words: Sequence[str],
+    phrase: str,
+    offset: int,
+    limit: int,
+    listed_only: bool,
+    viewer: uuid.UUID | None,
+) -> list[Asset]:
+    """Search within the securities ``rule`` admits, ranked: exact ticker (0), ticker prefix (1), name starting with
+    ``phrase`` (2), name words (3), industry words (4); ties by market cap, largest first. Without a symbol prefix
+    or words, every admitted security, largest first."""
+    where = _where(rule, listed_only=listed_only, viewer=viewer)
+    ranks: list[tuple[ColumnElement[bool], int]] = []
+    if symbol_prefix:
+        ranks += [
+            (Asset.symbol == symbol_prefix, 0),
+            (Asset.symbol.like(_like_escape(symbol_prefix) + "%", escape="\\"), 1),
+        ]
+    if words:
+        ranks += [
+            (and_(Asset.name.is_not(None), func.lower(Asset.name).like(_like_escape(phrase) + "%", escape="\\")), 2),
+            (_words_match(Asset.name, words), 3),
+            (_words_match(Asset.industry, words), 4),
+        ]
+    rank: Any = case(*ranks, else_=None) if ranks else literal(0)
+    if ranks:
+        where.append(or_(*[condition for condition, _ in ranks]))
+    stmt = (
+        select(Asset)
+        .where(*where)
+        .order_by(rank, Asset.market_cap.desc().nulls_last(), Asset.symbol)
+        .offset(offset)
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def asset_by_identifier(
+    session: AsyncSession, *, isin: str | None = None, cik: str | None = None, figi: str | None = None
+) -> list[Asset]:
+    """Confirmed securities carrying an identifier (an issuer's CIK can name several listings), listed first."""
+    column, value = (Asset.isin, isin) if isin else (Asset.cik, cik) if cik else (Asset.figi, figi)
+    stmt = (
+        select(Asset)
+        .where(column == value, Asset.created_by.is_(None))
+        .order_by(Asset.listing_status.desc(), Asset.market_cap.desc().nulls_last(), Asset.symbol)
+        .limit(50)
+    )
+    return list((await session.scalars(stmt)).all())

@@ -84,8 +84,10 @@ async def test_instructions_are_joined_from_the_enabled_toolsets(make_settings):
     everything = build_server(make_settings()).instructions or ""
     only_assets = build_server(make_settings(toolsets=["assets"])).instructions or ""
     assert "search_assets" in by_id["assets"].instructions and "start_bulk_validation" in by_id["jobs"].instructions
-    assert "search_assets or validate_symbols" in everything and "start_bulk_validation" in everything
-    assert "search_assets or validate_symbols" in only_assets and "start_bulk_validation" not in only_assets
+    assert "find securities for a theme with search_assets" in everything and "start_bulk_validation" in everything
+    assert (
+        "find securities for a theme with search_assets" in only_assets and "start_bulk_validation" not in only_assets
+    )
     assert "list_universes" not in only_assets  # the universes toolset's line
     assert everything.startswith(only_assets.splitlines()[0])  # the common part first
 

@@ -46,7 +46,7 @@ async def test_us_semiconductor_companies_are_the_real_chip_makers_largest_first
     assert caps == sorted(caps, reverse=True) and symbols[0] == "NVDA"
     for asset in data["assets"]:
         assert asset["country"] == "United States" and "semiconductor" in asset["industry"].lower()
-        assert asset["listing_status"] == "listed"
+        assert asset.get("listing_status", "listed") == "listed"
     # The rules come back as applied: the country in its stored spelling.
     assert data["rules"]["all"][1] == {"field": "country", "op": "eq", "value": "United States"}
     assert data["data_as_of"]
@@ -147,7 +147,7 @@ async def test_delisted_securities_only_when_the_rules_ask(call):
         "screen_assets",
         rules={"all": [_cond("symbol", "eq", "TWTR"), _cond("listing_status", "eq", "delisted")]},
     )
-    assert [(a["symbol"], a["listing_status"]) for a in asked["assets"]] == [("TWTR", "delisted")]
+    assert [(a["symbol"], a.get("listing_status", "listed")) for a in asked["assets"]] == [("TWTR", "delisted")]
     assert not any(
         a["tool"] == "create_universe" for a in (await call("screen_assets", rules=asked["rules"]))["next_actions"]
     )
