@@ -448,7 +448,7 @@ def verdict_resolution(query: str, as_of: date | None, verdict: Any, data_as_of:
             name=str(profile.get("name") or verdict.reason or ""),
             asset_type=str(profile.get("asset_type") or "stock"),
             listing_status="delisted" if status == "delisted" else "listed",
-            sector=profile.get("sector"),  # type: ignore[arg-type]
+            sector=profile.get("sector"),
         )
     return Resolution(
         query=query,

@@ -8,7 +8,7 @@ import secrets
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
 
 from server.lifespan import open_app_state
 from services.assets import AssetService
@@ -28,7 +28,7 @@ def _like_escape(text: str) -> str:
 async def reference(session, *, symbol_prefix, name_words, sector, offset, limit) -> list[str]:
     """The search as it was before the index (a LIKE scan over every asset): the definition of the right answer."""
     name = func.lower(Asset.name)
-    matches = []
+    matches: list[ColumnElement[bool]] = []
     if symbol_prefix:
         matches.append(Asset.symbol.like(_like_escape(symbol_prefix) + "%", escape="\\"))
     if name_words:
@@ -72,7 +72,7 @@ def synthetic_rows(n: int) -> list[dict]:
     rng = random.Random(7)
     sectors = ["Financials", "Energy", "Information Technology", None]
     checked = datetime(2026, 1, 2, tzinfo=UTC)
-    rows = []
+    rows: list[dict] = []
     for i in range(n):
         words = rng.sample(WORDS, rng.choice((1, 2, 3)))
         if rng.random() < 0.1:

@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import anyio
 import pytest
@@ -262,7 +263,7 @@ async def test_redis_get_many_is_one_mget(rcache: RedisCache, monkeypatch: pytes
     calls: list[str] = []
     real_mget = client.mget
 
-    async def counting_mget(*args: object, **kwargs: object) -> object:
+    async def counting_mget(*args: Any, **kwargs: Any) -> Any:
         calls.append("mget")
         return await real_mget(*args, **kwargs)
 

@@ -53,7 +53,9 @@ async def _job(state, symbols: list[str], *, now: datetime | None = None, univer
 
 async def _row(state, job_id: uuid.UUID) -> ValidationJob:
     async with state.unit_of_work() as session:
-        return await repo.get_job(session, job_id)
+        job = await repo.get_job(session, job_id)
+    assert job is not None
+    return job
 
 
 async def _items(state, job_id: uuid.UUID) -> dict[str, tuple]:
