@@ -6,9 +6,11 @@ from __future__ import annotations
 import random
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, case, func, literal, or_, select
+from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
 
 from server.lifespan import open_app_state
 from services.assets import AssetService
@@ -250,7 +252,14 @@ async def test_sqlite_plans_never_read_every_listed_asset(make_settings, monkeyp
             await repo.insert_assets_bulk(session, synthetic_rows(300))
         seen: list[tuple[str, object]] = []
 
-        def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        def capture(
+            conn: Connection,
+            cursor: DBAPICursor,
+            statement: str,
+            parameters: Any,
+            context: ExecutionContext | None,
+            executemany: bool,
+        ) -> None:
             if statement.lstrip().upper().startswith("SELECT"):
                 seen.append((statement, parameters))
 

@@ -53,7 +53,7 @@ def test_jittered_ttl_stays_within_ten_percent_and_varies() -> None:
 @pytest.mark.parametrize("bad", [0, -5, 1.5, True, None])
 def test_jittered_ttl_rejects_non_positive_or_non_integer_ttls(bad: object) -> None:
     with pytest.raises(ValueError):
-        jittered_ttl(bad)  # type: ignore[arg-type]
+        jittered_ttl(bad)  # type: ignore[arg-type]  # the wrong types are the point
 
 
 @pytest.mark.anyio
@@ -116,7 +116,7 @@ async def test_memory_is_bounded_and_evicts_the_least_recently_used() -> None:
 async def test_memory_rejects_non_string_values_and_bad_ttls() -> None:
     cache = MemoryCache()
     with pytest.raises(TypeError):
-        await cache.set("k", {"valid": True}, 60)  # type: ignore[arg-type]
+        await cache.set("k", {"valid": True}, 60)  # type: ignore[arg-type]  # a dict where a str belongs, on purpose
     with pytest.raises(ValueError):
         await cache.set("k", "v", 0)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 import anyio
@@ -274,7 +275,7 @@ async def test_the_watch_resumes_only_the_job_whose_batches_redis_lost_once_its_
         """The real counters, with a batch of each job in ``racing`` committing while the watch is at work: after it
         read the jobs, before it acts on them."""
 
-        async def lost(self, job_ids):  # noqa: ANN001, ANN202
+        async def lost(self, job_ids: Sequence[str]) -> set[str]:
             found = await super().lost(job_ids)
             for job_id in racing:
                 queued = await _items(state, job_id)
