@@ -51,11 +51,9 @@ async def _job(state, symbols: list[str], *, now: datetime | None = None, univer
         return job.id
 
 
-async def _row(state, job_id: uuid.UUID) -> ValidationJob:
+async def _row(state, job_id: uuid.UUID) -> ValidationJob | None:
     async with state.unit_of_work() as session:
-        job = await repo.get_job(session, job_id)
-    assert job is not None
-    return job
+        return await repo.get_job(session, job_id)
 
 
 async def _items(state, job_id: uuid.UUID) -> dict[str, tuple]:
