@@ -68,7 +68,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        # Both come with a record's ``extra`` (services/telemetry.py, core/context.py), so LogRecord does not declare them.
+        # Attributes LogRecord does not declare: ``event`` from services.telemetry's extra, ``request_id`` from the
+        # filter above.
         if event := getattr(record, "event", None):
             out["event"] = event
         if request_id := getattr(record, "request_id", None):
