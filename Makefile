@@ -58,10 +58,12 @@ mutate: $(DEV_STAMP)
 	$(BIN)/python scripts/mutate.py $(if $(MODULES),--module $(MODULES)) $(MUTATE_ARGS)
 
 # lint-imports: the layering contracts of pyproject.toml ([tool.importlinter]; docs/ARCHITECTURE.md, "Layers").
+# mypy: the type check of the project's packages ([tool.mypy]; docs/TESTING.md, "Lint").
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo
+	$(BIN)/mypy
 
 # mcp.json with the absolute path of this checkout's server, for clients that start servers elsewhere than in the
 # repository (Claude Desktop: README, "Connect a client").
@@ -79,4 +81,4 @@ constraints:
 	@rm -rf $(VENV)-lock
 
 clean:
-	rm -rf $(VENV) $(VENV)-lock .pytest_cache
+	rm -rf $(VENV) $(VENV)-lock .pytest_cache .mypy_cache

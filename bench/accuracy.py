@@ -36,9 +36,9 @@ from providers.listings.base import ListingRow
 from providers.listings.corporate_actions import parse_corporate_actions
 from providers.listings.indices import index_membership_batch
 from providers.listings.recorded import RecordedListings, read_recorded
-from providers.listings.symbols import canonical_symbol, parse_symbol, spell
+from providers.listings.symbols import SpellingStyle, canonical_symbol, parse_symbol, spell
 from services.security_master.names import names_similar
-from services.security_master.resolver import Resolution
+from services.security_master.resolver import Resolution, Status
 
 __all__ = ["CASES_PATH", "Report", "build_cases", "judge", "score"]
 
@@ -218,12 +218,12 @@ def _renamed(facts: _Facts, actions: Sequence[Any]) -> list[dict[str, Any]]:
         )
     # CIK continuity: one-ticker issuers whose ticker changed between the two SEC copies.
     older, newer = facts.sec[0], facts.sec[-1]
-    by_cik_old: dict[int, list[str]] = defaultdict(list)
-    by_cik_new: dict[int, list[str]] = defaultdict(list)
+    by_cik_old: dict[int | None, list[str]] = defaultdict(list)
+    by_cik_new: dict[int | None, list[str]] = defaultdict(list)
     for symbol, row in older.items():
-        by_cik_old[row.cik].append(symbol)  # type: ignore[index]
+        by_cik_old[row.cik].append(symbol)
     for symbol, row in newer.items():
-        by_cik_new[row.cik].append(symbol)  # type: ignore[index]
+        by_cik_new[row.cik].append(symbol)
     pairs: list[tuple[str, str]] = []
     for cik, old_symbols in by_cik_old.items():
         new_symbols = by_cik_new.get(cik, [])
@@ -263,9 +263,9 @@ def _share_classes(facts: _Facts) -> list[dict[str, Any]]:
             _case("share_class", spelling, {"status": "listed", "symbol": canonical_symbol(spelling)}, "class share")
         )
     classes = [r.symbol for r in _listed_now(facts) if parse_symbol(r.symbol).kind == "class" and not r.is_etf]
-    styles = ["sec", "screener", "alpha_vantage", "yahoo"]
+    styles: list[SpellingStyle] = ["sec", "screener", "alpha_vantage", "yahoo"]
     for index, symbol in enumerate(_sample([s for s in classes if not s.startswith(("BRK", "BF."))], 12, "class")):
-        spelling = spell(symbol, styles[index % len(styles)])  # type: ignore[arg-type]
+        spelling = spell(symbol, styles[index % len(styles)])
         cases.append(_case("share_class", spelling, {"status": "listed", "symbol": symbol}, f"{symbol} spelled"))
     return cases
 
@@ -432,7 +432,7 @@ def verdict_resolution(query: str, as_of: date | None, verdict: Any, data_as_of:
     from services.security_master.model import Security
 
     profile = verdict.profile or {}
-    status = "unknown"
+    status: Status = "unknown"
     if verdict.status == "valid":
         status = "listed"
     elif verdict.listing_status in ("delisted", "renamed"):
@@ -448,12 +448,12 @@ def verdict_resolution(query: str, as_of: date | None, verdict: Any, data_as_of:
             name=str(profile.get("name") or verdict.reason or ""),
             asset_type=str(profile.get("asset_type") or "stock"),
             listing_status="delisted" if status == "delisted" else "listed",
-            sector=profile.get("sector"),  # type: ignore[arg-type]
+            sector=profile.get("sector"),
         )
     return Resolution(
         query=query,
         symbol=verdict.symbol,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         reason=verdict.reason or "",
         data_as_of=data_as_of,
         as_of=as_of,

@@ -13,7 +13,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -161,7 +164,7 @@ def quiet_logging() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def bench_settings(data_dir: Path, **overrides: Any):  # noqa: ANN201 - core.settings.Settings
+def bench_settings(data_dir: Path, **overrides: Any) -> Settings:
     from core.settings import Settings
 
     values: dict[str, Any] = {

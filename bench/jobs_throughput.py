@@ -30,6 +30,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import cast
 
 import redis
 from mcp import Client
@@ -54,7 +55,8 @@ def env_for(settings: dict[str, str]) -> dict[str, str]:
 def wait_workers(client: redis.Redis, namespace: str, count: int, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        alive, _, _ = read_workers(client.hgetall(workers_key(namespace)), dead_after_s=5)
+        entries = cast(dict[str, str], client.hgetall(workers_key(namespace)))  # the client decodes (main)
+        alive, _, _ = read_workers(entries, dead_after_s=5)
         if len(alive) >= count:
             return
         time.sleep(0.1)

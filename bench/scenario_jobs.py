@@ -25,8 +25,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from bench.common import ROOT, Config, Row, child_env, free_port, fresh_dir, stdio_client
+
+if TYPE_CHECKING:
+    from mcp import Client
+    from redis.asyncio import Redis as AsyncRedis
 
 THREADS = 8
 IN_FLIGHT_PER_THREAD = 8  # services/validation.py ValidationConfig.concurrency
@@ -76,19 +81,20 @@ def jobs_available() -> str | None:
     return None
 
 
-async def wait_workers(client, namespace: str, count: int, timeout_s: float = 60) -> None:  # noqa: ANN001
+async def wait_workers(client: AsyncRedis, namespace: str, count: int, timeout_s: float = 60) -> None:
     from workers.heartbeat import read_workers, workers_key
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        alive, _, _ = read_workers(await client.hgetall(workers_key(namespace)), dead_after_s=5)
+        entries = cast(dict[str, str], await client.hgetall(workers_key(namespace)))  # the client decodes replies
+        alive, _, _ = read_workers(entries, dead_after_s=5)
         if len(alive) >= count:
             return
         await asyncio.sleep(0.1)
     raise RuntimeError(f"{count} worker process(es) did not report in {timeout_s:g} s")
 
 
-async def timed_job(mcp, client, namespace: str, symbols: list[str]) -> float:  # noqa: ANN001
+async def timed_job(mcp: Client, client: AsyncRedis, namespace: str, symbols: list[str]) -> float:
     from workers.live import job_key
 
     started = time.perf_counter()

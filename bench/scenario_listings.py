@@ -16,9 +16,13 @@ import statistics
 import time
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench.accuracy import TARGET, load_cases, score, verdict_resolution
+from bench.accuracy import TARGET, Report, load_cases, score, verdict_resolution
 from bench.common import Config, Row, bench_settings, fresh_dir
+
+if TYPE_CHECKING:
+    from services.security_master.resolver import Resolution
 
 
 async def _start(data_dir: Path) -> tuple[float, float]:
@@ -30,7 +34,7 @@ async def _start(data_dir: Path) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-async def accuracy(data_dir: Path):  # noqa: ANN201 - bench.accuracy.Report
+async def accuracy(data_dir: Path) -> Report:
     """Score every labelled case through the validation path of a store holding the shipped snapshot."""
     from server.lifespan import open_app_state
     from services.symbols import normalise_symbol
@@ -38,12 +42,15 @@ async def accuracy(data_dir: Path):  # noqa: ANN201 - bench.accuracy.Report
     cases = load_cases()
     async with open_app_state(bench_settings(data_dir, listings_load=True)) as state:
         validation = state.validation
-        answers = {}
+        answers: dict[tuple[str, str | None], Resolution] = {}
+        assert validation.master is not None, "open_app_state gives validation the security master"
         async with state.unit_of_work() as session:
             data_as_of = await validation.master.data_as_of(session)
+            assert data_as_of is not None, "the shipped snapshot is loaded"
             for case in cases:
                 as_of = date.fromisoformat(case["as_of"]) if case.get("as_of") else None
                 symbol = normalise_symbol(case["query"])
+                answer: Resolution | None
                 if as_of is None:
                     verdict = (await validation.validate(session, [symbol]))[0]
                     answer = verdict_resolution(case["query"], None, verdict, data_as_of)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import random
 import statistics
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from bench.common import (
@@ -49,7 +51,8 @@ def label(args: dict[str, Any]) -> str:
     return args["query"] + (f" [{args['sector']}]" if "sector" in args else "")
 
 
-def fresh_stems(seed: int = 2):  # noqa: ANN201 - an endless iterator of three-syllable stems, each used once
+def fresh_stems(seed: int = 2) -> Iterator[str]:
+    """An endless iterator of three-syllable stems, each used once."""
     from bench.store import SYLLABLES
 
     rng = random.Random(seed)
@@ -61,11 +64,11 @@ def fresh_stems(seed: int = 2):  # noqa: ANN201 - an endless iterator of three-s
             yield stem
 
 
-def arguments(args: dict[str, Any], stems) -> dict[str, Any]:  # noqa: ANN001
+def arguments(args: dict[str, Any], stems: Iterator[str]) -> dict[str, Any]:
     return {**args, "query": next(stems)} if args["query"] == FRESH else args
 
 
-async def service_times(cfg: Config, data_dir) -> dict[str, list[float]]:  # noqa: ANN001
+async def service_times(cfg: Config, data_dir: Path) -> dict[str, list[float]]:
     """AssetService.search alone, in this process (query + conversion, no MCP)."""
     from server.lifespan import open_app_state
     from services.assets import AssetService

@@ -14,9 +14,16 @@ import argparse
 import asyncio
 import logging
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+    from core.settings import Settings
+    from server.app import UniverseMCPServer
 
 
-def floor_server():  # noqa: ANN201 - MCPServer
+def floor_server() -> MCPServer:
     from mcp.server.mcpserver import MCPServer
 
     floor = MCPServer("floor", log_level="WARNING")
@@ -29,7 +36,7 @@ def floor_server():  # noqa: ANN201 - MCPServer
     return floor
 
 
-def product_server(fake: int, latency_ms: float):  # noqa: ANN201 - (UniverseMCPServer, Settings)
+def product_server(fake: int, latency_ms: float) -> tuple[UniverseMCPServer, Settings]:
     from core.settings import Settings
     from providers.catalog import CatalogProvider
     from providers.fake import FakeProvider

@@ -118,7 +118,7 @@ def synthetic_rows(n: int, seed: int = 6) -> list[dict]:
     rng = random.Random(seed)
     profiles = FakeProvider.with_generated(n, prefix=SYNTHETIC_PREFIX).known
     checked = datetime(2026, 1, 2, tzinfo=UTC)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for symbol, p in sorted(profiles.items()):
         stem = "".join(rng.choice(SYLLABLES) for _ in range(rng.choice((2, 3)))).capitalize()
         name = f"{stem} {rng.choice(INDUSTRIES)} {rng.choice(SUFFIXES)}"

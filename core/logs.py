@@ -68,10 +68,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if getattr(record, "event", None):
-            out["event"] = record.event  # type: ignore[attr-defined]
-        if getattr(record, "request_id", None):
-            out["request_id"] = record.request_id  # type: ignore[attr-defined]
+        # Attributes LogRecord does not declare: ``event`` from services.telemetry's extra, ``request_id`` from the
+        # filter above.
+        if event := getattr(record, "event", None):
+            out["event"] = event
+        if request_id := getattr(record, "request_id", None):
+            out["request_id"] = request_id
         for key, value in _fields(record).items():
             out.setdefault(key, value)
         if record.exc_info:
@@ -88,8 +90,8 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         pairs = _fields(record)
-        if getattr(record, "request_id", None):
-            pairs["request_id"] = record.request_id  # type: ignore[attr-defined]
+        if request_id := getattr(record, "request_id", None):
+            pairs["request_id"] = request_id
         if not pairs:
             return line
         head, sep, tail = line.partition("\n")  # a traceback stays below the line

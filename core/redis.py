@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from redis.asyncio.retry import Retry as AsyncRetry
+    from redis.retry import Retry as SyncRetry
+
     from core.settings import Settings
 
 __all__ = ["POLICIES", "Purpose", "RedisPolicy", "limits_storage", "redis_client"]
@@ -83,10 +86,16 @@ def _options(purpose: Purpose, source: Settings | str, timeout_s: float | None) 
     backoff = (
         ExponentialWithJitterBackoff(base=policy.backoff[0], cap=policy.backoff[1]) if policy.backoff else NoBackoff()
     )
+    # The same constructor in two classes: the sync client's and the asyncio client's.
+    Retry: type[SyncRetry] | type[AsyncRetry]
     if policy.sync:
-        from redis.retry import Retry
+        from redis.retry import Retry as SyncRetry
+
+        Retry = SyncRetry
     else:
-        from redis.asyncio.retry import Retry  # type: ignore[assignment]
+        from redis.asyncio.retry import Retry as AsyncRetry
+
+        Retry = AsyncRetry
     if policy.connection_errors_only:
         options["retry"] = Retry(backoff, policy.retries, supported_errors=(RedisConnectionError,))
     else:

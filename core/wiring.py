@@ -163,7 +163,7 @@ def build_validation(settings: Settings, cache: Cache, providers: Sequence[Marke
     )
 
 
-def _catalog_symbols(catalog: CatalogProvider):  # noqa: ANN202
+def _catalog_symbols(catalog: CatalogProvider) -> Callable[[], list[str]]:
     symbols: list[str] = []
 
     def known() -> list[str]:
@@ -189,7 +189,7 @@ class AppState:
     extras: dict[str, Any] = field(default_factory=dict)
     jobs: JobQueue | None = None  # queues bulk validation jobs, reports workers (set by open_app_state)
 
-    def unit_of_work(self, owner_id: uuid.UUID | None = None):  # noqa: ANN201 - yields an AsyncSession
+    def unit_of_work(self, owner_id: uuid.UUID | None = None) -> AbstractAsyncContextManager[AsyncSession]:
         """One transaction; with ``owner_id`` on PostgreSQL, row-level security is scoped to that owner."""
         return unit_of_work(self.sessions, owner_id=owner_id if self.engine.dialect.name == "postgresql" else None)
 

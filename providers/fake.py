@@ -38,7 +38,8 @@ class FakeProvider:
     ) -> None:
         if not 0.0 <= fail_rate <= 1.0:
             raise ValueError("fail_rate must be between 0 and 1")
-        # A fake may stand in for a real provider in tests ("yahoo"), so any name is accepted.
+        # A fake may stand in for a real provider in tests ("yahoo"), so any name is accepted and typed as a
+        # provider's name.
         self.name: ProviderName = name  # type: ignore[assignment]
         self.known: dict[str, AssetProfile] = {sym.upper(): prof for sym, prof in (known or {}).items()}
         self.latency_s = latency_s

@@ -91,16 +91,18 @@ def _default_session(timeout_s: float) -> Any:
         import requests
 
         class ClampedRequestsSession(requests.Session):
-            def request(self, method: Any, url: Any, *args: Any, timeout: Any = None, **kwargs: Any) -> Any:
-                return super().request(method, url, *args, timeout=_clamp(timeout, timeout_s), **kwargs)
+            def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
+                kwargs["timeout"] = _clamp(kwargs.get("timeout"), timeout_s)
+                return super().request(method, url, *args, **kwargs)
 
         return ClampedRequestsSession()
 
     from curl_cffi import requests as curl_requests
 
     class ClampedCurlSession(curl_requests.Session):
-        def request(self, method: Any, url: Any, *args: Any, timeout: Any = None, **kwargs: Any) -> Any:
-            return super().request(method, url, *args, timeout=_clamp(timeout, timeout_s), **kwargs)
+        def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
+            kwargs["timeout"] = _clamp(kwargs.get("timeout"), timeout_s)
+            return super().request(method, url, *args, **kwargs)
 
     return ClampedCurlSession(impersonate="chrome")
 

@@ -162,7 +162,7 @@ class UniverseMCPServer(MCPServer[AppState]):
         if isinstance(result, dict):
             envelope = result
         elif not isinstance(result, CallToolResult) or result.structured_content is None:
-            return result  # type: ignore[return-value]
+            return result
         else:
             envelope = dict(result.structured_content)
         envelope["next_actions"] = errors.next_action_filter(envelope.get("next_actions", []), self.tool_names)
@@ -317,7 +317,7 @@ def _enabled_toolsets(settings: Settings) -> list[Toolset]:
 
 
 def _enabled_specs(settings: Settings) -> list[ToolSpec]:
-    specs = []
+    specs: list[ToolSpec] = []
     for toolset in _enabled_toolsets(settings):
         specs.extend(s for s in toolset.tools if not (settings.read_only and not s.read_only))
     return specs

@@ -175,7 +175,11 @@ def auth_settings(settings: Settings) -> AuthSettings | None:
     if settings.auth == "none":
         return None
     public = settings.public_url or f"http://{settings.host}:{settings.port}/mcp"
-    issuer = settings.jwt_issuer if settings.auth == "jwt" else public.rsplit("/mcp", 1)[0] or public
+    if settings.auth == "jwt":
+        assert settings.jwt_issuer is not None, "build_verifier stops the server first when auth=jwt has no issuer"
+        issuer = settings.jwt_issuer
+    else:
+        issuer = public.rsplit("/mcp", 1)[0] or public
     return AuthSettings(
         issuer_url=AnyHttpUrl(issuer),
         resource_server_url=AnyHttpUrl(public),

@@ -44,11 +44,16 @@ class JobView:
         return self.status in FINISHED
 
 
+def _mapping(value: object) -> dict[str, Any]:
+    """``value`` if the envelope holds an object there, else an empty one (a missing or malformed part)."""
+    return value if isinstance(value, dict) else {}
+
+
 def job_view(envelope: dict[str, Any]) -> JobView:
     """What the bar shows, from a get_job_status envelope."""
-    data = envelope.get("data") if isinstance(envelope.get("data"), dict) else {}
-    metadata = envelope.get("metadata") if isinstance(envelope.get("metadata"), dict) else {}
-    counts = data.get("counts") if isinstance(data.get("counts"), dict) else {}
+    data = _mapping(envelope.get("data"))
+    metadata = _mapping(envelope.get("metadata"))
+    counts = _mapping(data.get("counts"))
     status = str(data.get("status") or metadata.get("job_status") or "unknown")
     total = int(counts.get("total") or 0)
     processed = int(counts.get("processed") or 0) + int(counts.get("cancelled") or 0)

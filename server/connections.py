@@ -53,6 +53,7 @@ def guarded_protocol(settings: Settings) -> type[asyncio.Protocol]:
         _phase: str | None = None  # "headers" | "body" | None (nothing owed)
         _address: str | None = None
 
+        # uvicorn's own signature, which narrows asyncio's BaseTransport the same way (and carries the same ignore).
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             address = self.client[0] if self.client else None

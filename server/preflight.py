@@ -15,12 +15,16 @@ import logging
 import os
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
 
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = ["EXIT_STORE_UNAVAILABLE", "StoreUnavailable", "check_listings_snapshot", "check_store"]
 
@@ -121,7 +125,7 @@ def _describe_url(url: str) -> str:
         return "(not a URL)"
 
 
-async def _check_rls_applies(conn, where: str) -> None:  # noqa: ANN001 - an AsyncConnection
+async def _check_rls_applies(conn: AsyncConnection, where: str) -> None:
     """With an owner role and a server role configured, the server's role must be subject to row-level security."""
     from storage.repositories.tenancy_admin import rls_exemption
 
@@ -177,8 +181,9 @@ async def check_store(settings: Settings, *, migrate_store: bool = True) -> None
         except Exception as exc:  # anything the driver or the file system raises: one line, no traceback
             logger.debug("store check failed", exc_info=exc)
             reason = _sqlite_reason(exc) if is_sqlite else _database_reason(exc)
-            if isinstance(getattr(exc, "orig", None) or exc, OSError) and is_sqlite:
-                reason = _os_reason(getattr(exc, "orig", None) or exc)
+            cause = getattr(exc, "orig", None) or exc  # the driver's own exception under SQLAlchemy's wrapper
+            if isinstance(cause, OSError) and is_sqlite:
+                reason = _os_reason(cause)
             raise StoreUnavailable(f"cannot use {where}: {reason}") from None
         finally:
             await engine.dispose()

@@ -6,6 +6,7 @@ import io
 import ipaddress
 import logging
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -36,10 +37,10 @@ class _GuardedLines:
     def __init__(self, inner: Any, settings: Settings, rejects: Any) -> None:
         self.inner, self.settings, self.rejects = inner, settings, rejects
 
-    def __aiter__(self):  # noqa: ANN204
+    def __aiter__(self) -> AsyncIterator[str]:
         return self._lines()
 
-    async def _lines(self):  # noqa: ANN202
+    async def _lines(self) -> AsyncIterator[str]:
         async for line in self.inner:
             verdict = inspect_message(
                 line, max_depth=self.settings.max_json_depth, max_bytes=self.settings.max_request_bytes
@@ -55,6 +56,8 @@ async def run_stdio(server: UniverseMCPServer, settings: Settings) -> None:
     send_reject, receive_reject = anyio.create_memory_object_stream[dict[str, Any]](16)
     raw = anyio.wrap_file(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
     stdin = _GuardedLines(raw, settings, send_reject)
+    # stdio_server only iterates its stdin (async for line in stdin): an async iterable of lines is enough, though
+    # the SDK types it as an AsyncFile.
     async with stdio_server(stdin=stdin) as (read_stream, write_stream):  # type: ignore[arg-type]
 
         async def answer_rejections() -> None:

@@ -147,9 +147,10 @@ class CsvImportResult:
     def _rows(self) -> list[ImportRow]:
         rows = []
         for row in self.parsed.rows:
-            if row.verdict != "ok" or row.symbol is None:  # judged by the parser: invalid or repeated in the file
+            if row.verdict != "ok":  # judged by the parser: invalid or repeated in the file
                 outcome = _Outcome(row.verdict, None, row.reason, tuple(row.candidates))
             else:
+                assert row.symbol is not None, "the parser gives every ok row its symbol"
                 outcome = self.outcomes[row.symbol]
             rows.append(
                 ImportRow(

@@ -231,8 +231,8 @@ def _parse_ibkr(numbered: Numbered, rows: _Rows) -> ParsedFile:
             rows.append(_invalid(number, line, "not an IBKR contract line (expected DES, SYM or CON first)"))
             continue
         name = fields[1] if len(fields) > 1 else ""
-        exchange = fields[3] if kind == "DES" and len(fields) > 3 else fields[2] if len(fields) > 2 else ""
-        exchange = exchange.split("/")[-1] or None  # SMART/AMEX: SMART routing, AMEX primary listing
+        route = fields[3] if kind == "DES" and len(fields) > 3 else fields[2] if len(fields) > 2 else ""
+        exchange = route.split("/")[-1] or None  # SMART/AMEX: SMART routing, AMEX primary listing
         if kind == "CON":
             rows.append(
                 _invalid(

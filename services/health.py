@@ -176,7 +176,7 @@ async def service_health(
 ) -> ServiceHealth:
     store = await store_health(engine)
     cache = await cache_health()
-    jobs = (
+    jobs: dict[str, Any] = (
         await jobs_health()
         if jobs_health is not None
         else {"broker": {"ok": False, "error": "no job runtime"}, "workers": None, "queues": None}
@@ -225,7 +225,7 @@ async def service_health(
         store=store,
         cache=cache,
         broker=jobs["broker"],
-        workers=workers,  # type: ignore[arg-type]
+        workers=workers,
         queues=jobs.get("queues"),
         providers=provider_list,
         problems=problems,
@@ -241,7 +241,7 @@ async def own_unfinished_jobs(session: Any, owner_id: uuid.UUID, *, limit: int) 
     return [
         OwnJob(
             job_id=str(j.id),
-            status=j.status,  # type: ignore[arg-type]
+            status=j.status,
             universe_id=str(j.universe_id) if j.universe_id else None,
             total=j.total,
             processed=j.processed,

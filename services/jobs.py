@@ -154,7 +154,7 @@ def status_of(job: ValidationJob, counts: repo.ItemCounts) -> JobStatus:
     return JobStatus(
         job_id=str(job.id),
         status=job.status,
-        universe_id=str(job.universe_id) if job.universe_id else None,  # type: ignore[arg-type]
+        universe_id=str(job.universe_id) if job.universe_id else None,
         force_refresh=job.force_refresh,
         counts=JobCounts(**counts.as_dict()),
         progress=round(done / counts.total, 4) if counts.total else 1.0,
@@ -171,7 +171,7 @@ def _item(row: ValidationJobItem) -> JobItem:
         symbol=row.symbol,
         status=row.status,
         source=row.source,
-        reason=row.reason,  # type: ignore[arg-type]
+        reason=row.reason,
         attempts=row.attempts,
         finished_at=row.finished_at,
     )

@@ -188,15 +188,14 @@ def job_finished(
     JOBS_FINISHED.labels(status).inc()
     if elapsed is not None:
         JOB_SECONDS.labels(status).observe(elapsed)
-    event(
-        "job",
-        f"job {job_id} {status}" + (f" after {elapsed:.1f} s" if elapsed is not None else ""),
-        job_id=str(job_id),
-        owner=owner_digest(owner_id),
-        outcome=status,
-        elapsed_ms=round(elapsed * 1000, 3) if elapsed is not None else None,
+    fields: dict[str, Any] = {
+        "job_id": str(job_id),
+        "owner": owner_digest(owner_id),
+        "outcome": status,
+        "elapsed_ms": round(elapsed * 1000, 3) if elapsed is not None else None,
         **counts,
-    )
+    }
+    event("job", f"job {job_id} {status}" + (f" after {elapsed:.1f} s" if elapsed is not None else ""), **fields)
 
 
 def _aware(at: Any) -> Any:

@@ -5,6 +5,9 @@ Every function takes the caller and filters by its owner id; none commits (the t
 
 from __future__ import annotations
 
+# UniverseService.list (the tool's verb) shadows the builtin in the class body, so its signatures spell the type
+# builtins.list.
+import builtins
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -108,7 +111,7 @@ def _summary(universe: Universe, asset_count: int) -> UniverseSummary:
         id=str(universe.id),
         name=universe.name,
         description=universe.description,
-        kind=universe.kind,  # type: ignore[arg-type]
+        kind=universe.kind,
         asset_count=asset_count,
         created_at=universe.created_at,
         updated_at=universe.updated_at,
@@ -178,7 +181,7 @@ class UniverseService:
             self.caller.owner_id,
             limit=size + 1,
             after=after,
-            name_contains=filter_text,  # type: ignore[arg-type]
+            name_contains=filter_text,
         )
         more = len(rows) > size
         rows = rows[:size]
@@ -324,7 +327,7 @@ class UniverseService:
 
     async def update(
         self, universe_id: str, *, name: str | None = None, description: str | None = None
-    ) -> tuple[UniverseSummary, list[str]]:
+    ) -> tuple[UniverseSummary, builtins.list[str]]:
         if name is None and description is None:
             raise InvalidArgument("Nothing to change: pass name and/or description.")
         universe = await self._lock(universe_id)
@@ -340,12 +343,15 @@ class UniverseService:
             cleaned_description = clean_description(description)
             if cleaned_description != universe.description:
                 values["description"] = cleaned_description
-        changed = [field for field in ("name", "description") if field in values]
+        changed: list[str] = [field for field in ("name", "description") if field in values]
         if values:
             values["updated_at"] = utcnow()
-            await self._flush_named(
-                key, lambda: [setattr(universe, k, v) for k, v in values.items()], except_id=universe.id
-            )
+
+            def rename() -> None:
+                for k, v in values.items():
+                    setattr(universe, k, v)
+
+            await self._flush_named(key, rename, except_id=universe.id)
         return _summary(universe, await repo.count_members(self.session, universe.id)), changed
 
     async def delete(self, universe_id: str) -> UniverseSummary:
@@ -381,7 +387,7 @@ class UniverseService:
         self,
         session: Session,
         universe_id: uuid.UUID,
-        symbols: list[str],
+        symbols: builtins.list[str],
         checks: dict[str, SymbolCheck],
         assets: dict[str, Asset],
     ) -> tuple[Universe, MembershipReport]:
@@ -401,7 +407,7 @@ class UniverseService:
         replace: bool = False,
         validate: bool = True,
         checks: dict[str, SymbolCheck] | None = None,
-    ) -> tuple[UniverseSummary, MembershipReport, list[str]]:
+    ) -> tuple[UniverseSummary, MembershipReport, builtins.list[str]]:
         """Add any number of symbols (a file's), in chunks; ``replace``: first remove the members not among them.
 
         One locked write: a concurrent add cannot slip in between reading the members and removing them. Verdicts
@@ -422,11 +428,11 @@ class UniverseService:
         self,
         session: Session,
         universe_id: uuid.UUID,
-        symbols: list[str],
+        symbols: builtins.list[str],
         replace: bool,
         checks: dict[str, SymbolCheck],
         assets: dict[str, Asset],
-    ) -> tuple[Universe, MembershipReport, list[str]]:
+    ) -> tuple[Universe, MembershipReport, builtins.list[str]]:
         universe = self._locked(session, universe_id)
         removed: list[str] = []
         if replace:
@@ -447,7 +453,7 @@ class UniverseService:
             session.flush()
         return universe, MembershipReport.build(results, count), removed
 
-    async def _check_members_quota(self, universe: Universe, symbols: list[str]) -> None:
+    async def _check_members_quota(self, universe: Universe, symbols: builtins.list[str]) -> None:
         """Refuse an add that would take the universe past its member quota, looking before the lock (so before
         any provider is asked): symbols not yet members all count as new, rejected ones too."""
         limit = self.limits.quotas.members_per_universe
@@ -459,7 +465,7 @@ class UniverseService:
             new -= len(await self.session.run_sync(repo.members_by_symbol, universe.id, symbols))
         quotas.check_members(current, new, self.limits.quotas, universe_id=str(universe.id))
 
-    async def _assets_for(self, symbols: list[str], checks: dict[str, SymbolCheck]) -> dict[str, Asset]:
+    async def _assets_for(self, symbols: builtins.list[str], checks: dict[str, SymbolCheck]) -> dict[str, Asset]:
         """The asset of each symbol that is not rejected, created where missing (before any lock: creating an asset
         is safe to race, see asset_repo.create_assets, and keeps the locked part of an add short)."""
         existing = await asset_repo.get_assets_by_symbols(self.session, symbols)
@@ -487,7 +493,7 @@ class UniverseService:
         self,
         session: Session,
         universe: Universe,
-        symbols: list[str],
+        symbols: builtins.list[str],
         checks: dict[str, SymbolCheck],
         existing: dict[str, Asset],
     ) -> MembershipReport:
@@ -521,7 +527,7 @@ class UniverseService:
                     SymbolOutcome(
                         symbol=symbol,
                         outcome="already_present",
-                        validation_status=status,  # type: ignore[arg-type]
+                        validation_status=status,
                         source=check.source if check else asset.validation_source,
                     )
                 )
@@ -541,7 +547,7 @@ class UniverseService:
                 SymbolOutcome(
                     symbol=symbol,
                     outcome="added",
-                    validation_status=status,  # type: ignore[arg-type]
+                    validation_status=status,
                     source=check.source if check else asset.validation_source,
                     reason=reason,
                 )
@@ -560,7 +566,9 @@ class UniverseService:
         )
         return MembershipReport.build(results, count + len(ids))
 
-    def _remove(self, session: Session, universe: Universe, asset_ids: list[uuid.UUID]) -> tuple[set[uuid.UUID], int]:
+    def _remove(
+        self, session: Session, universe: Universe, asset_ids: builtins.list[uuid.UUID]
+    ) -> tuple[set[uuid.UUID], int]:
         """Delete members inside a write unit; events only for the rows actually deleted. Returns the deleted ids
         and the member count after."""
         _, last, count = repo.membership_state(session, universe.id)
@@ -587,7 +595,7 @@ class UniverseService:
         return _summary(universe, report.asset_count), report
 
     def _remove_unit(
-        self, session: Session, universe_id: uuid.UUID, symbols: list[str]
+        self, session: Session, universe_id: uuid.UUID, symbols: builtins.list[str]
     ) -> tuple[Universe, MembershipReport]:
         universe = self._locked(session, universe_id)
         members = repo.members_by_symbol(session, universe.id, symbols)

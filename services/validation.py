@@ -103,7 +103,7 @@ def _profile_dict(profile: AssetProfile | None) -> dict[str, Any] | None:
 def _from_asset(asset: Asset, *, stale: bool) -> SymbolVerdict:
     return SymbolVerdict(
         symbol=asset.symbol,
-        status=asset.validation_status,  # type: ignore[arg-type]
+        status=asset.validation_status,
         source=asset.validation_source,
         reason=asset.validation_reason,
         checked_at=asset.last_validated_at,

@@ -216,6 +216,11 @@ class _Failed:
 _FAILED = _Failed()
 
 
+def _text(value: bytes | str) -> str:
+    """A reply of the cache's client: str already, as that client decodes replies (core/redis.py)."""
+    return value if isinstance(value, str) else value.decode()
+
+
 class RedisCache:
     """Redis as the shared cache, degrading to an in-process :class:`MemoryCache` and recovering by itself.
 
@@ -297,9 +302,11 @@ class RedisCache:
         value = await self._redis(lambda: self._client.get(full_key))
         if isinstance(value, _Failed):
             return self._fallback.peek(key)
-        if value is not None:
-            self._fallback.put(key, value, self._fallback_ttl_s)
-        return value
+        if value is None:
+            return None
+        text = _text(value)
+        self._fallback.put(key, text, self._fallback_ttl_s)
+        return text
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, str]:
         wanted = list(dict.fromkeys(keys))  # dedupe, keep order
@@ -309,7 +316,7 @@ class RedisCache:
         values = await self._redis(lambda: self._client.mget(full_keys))
         if isinstance(values, _Failed):
             return self._fallback.peek_many(wanted)
-        found = {key: value for key, value in zip(wanted, values, strict=True) if value is not None}
+        found = {key: _text(value) for key, value in zip(wanted, values, strict=True) if value is not None}
         if found:
             self._fallback.put_many((key, value, self._fallback_ttl_s) for key, value in found.items())
         return found

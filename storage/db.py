@@ -14,19 +14,23 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event
-from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy import DateTime, Engine, MetaData, Table, TypeDecorator, create_engine, event
+from sqlalchemy.engine import CursorResult, Dialect, Result, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 __all__ = [
     "Base",
     "UTCDateTime",
     "begin_write",
+    "driver_connection",
     "make_engine",
     "make_sessionmaker",
+    "rowcount",
     "run_write",
     "unit_of_work",
     "utcnow",
@@ -46,6 +50,9 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # Every model here maps one Table (DeclarativeBase types it as any FromClause); the repositories' Core
+    # statements use its insert() and indexes.
+    __table__: ClassVar[Table]
 
 
 def utcnow() -> datetime:
@@ -73,7 +80,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI objects are untyped
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers run while one writer writes; NORMAL sync is durable across process crashes in WAL mode.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -215,6 +222,12 @@ def _close_writer(engine: Engine) -> None:
         writer.close()
 
 
+def _engine_of(session: AsyncSession) -> Engine:
+    """The engine behind the session: the key of its writer and lock (sessions here are bound to an engine)."""
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
 def _writer_lock(engine: Engine) -> asyncio.Lock:
     lock = _writer_locks.get(engine)
     if lock is None:
@@ -225,7 +238,7 @@ def _writer_lock(engine: Engine) -> asyncio.Lock:
 async def begin_write(session: AsyncSession) -> None:
     """Make the session's transaction its store's single writer until it ends (SQLite; a no-op elsewhere, where
     the repositories lock the rows they change). Safe to call more than once per transaction."""
-    bind = session.get_bind()
+    bind = _engine_of(session)
     if bind.dialect.name != "sqlite" or session.info.get(_WRITER):
         return
     connection = await session.connection()
@@ -276,8 +289,21 @@ async def _holds_write_lock(session: AsyncSession) -> bool:
 
 async def _has_written(session: AsyncSession) -> bool:
     """Whether SQLite is inside a transaction on the session's connection (it begins one at the first write)."""
-    raw = await (await session.connection()).get_raw_connection()
-    return bool(raw.driver_connection.in_transaction)
+    return bool((await driver_connection(await session.connection())).in_transaction)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched: Session.execute types every result as Result, and for those
+    statements it is a CursorResult."""
+    assert isinstance(result, CursorResult), type(result)
+    return result.rowcount
+
+
+async def driver_connection(connection: AsyncConnection) -> Any:
+    """The driver's own connection under ``connection`` (aiosqlite's here), for what SQLAlchemy does not expose."""
+    raw = await connection.get_raw_connection()
+    assert raw.driver_connection is not None, "a checked-out connection always has its driver's connection"
+    return raw.driver_connection
 
 
 async def run_write(session: AsyncSession, fn: Callable[..., T], *args: Any) -> T:
@@ -289,7 +315,7 @@ async def run_write(session: AsyncSession, fn: Callable[..., T], *args: Any) -> 
     the queue withdraws it; once running, the unit commits or rolls back on its own. Elsewhere: inside the session's
     transaction (``AsyncSession.run_sync``), where ``fn`` locks the rows it changes (SELECT ... FOR UPDATE).
     """
-    bind = session.get_bind()
+    bind = _engine_of(session)
     sqlite = bind.dialect.name == "sqlite"
     writer = _writer_for(bind) if sqlite else None
     if writer is None or await _holds_write_lock(session):

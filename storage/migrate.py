@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["alembic_config", "downgrade", "upgrade"]
@@ -26,7 +27,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "head", *, app_role: str 
     not own, so row-level security applies to it.
     """
 
-    def run(connection) -> None:  # noqa: ANN001 - a sync Connection inside run_sync
+    def run(connection: Connection) -> None:
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
@@ -40,7 +41,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "head", *, app_role: str 
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
-    def run(connection) -> None:  # noqa: ANN001
+    def run(connection: Connection) -> None:
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
         command.downgrade(cfg, revision)

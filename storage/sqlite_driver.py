@@ -21,6 +21,7 @@ import collections
 import sqlite3
 from typing import Any
 
+from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
@@ -28,6 +29,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
     SQLiteDialect_aiosqlite,
 )
+from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 __all__ = ["DRIVER", "OneHopDialect"]
@@ -57,12 +59,12 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
     __slots__ = ("_description", "_rowcount", "_lastrowid")
 
-    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
+    def __init__(self, adapt_connection: AsyncAdapt_dbapi_connection) -> None:
         # No aiosqlite cursor: it would cost a hop to open and one to close.
         self._adapt_connection = adapt_connection
         self._connection = adapt_connection._connection
-        self._cursor = None  # type: ignore[assignment]
-        self._soft_closed_memoized = {}
+        self._cursor = None  # type: ignore[assignment]  # no cursor at all, as SQLAlchemy's adapter has once closed
+        self._soft_closed_memoized = EMPTY_DICT
         self._rows = collections.deque()
         self._description = None
         self._rowcount = -1

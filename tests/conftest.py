@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from mcp import Client
+from mcp.types import TextContent
 
 from core.settings import Settings
 from server.app import build_server
@@ -131,8 +132,10 @@ class Call:
         assert envelope["success"] is (not result.is_error)
         if result.is_error:
             assert envelope["data"] is None and envelope["error"]["code"]
-        assert result.content and result.content[0].text, "every result carries a text summary"
-        assert json.loads(result.content[1].text) == envelope
+        assert result.content, "every result carries a text summary"
+        summary, payload = result.content[0], result.content[1]
+        assert isinstance(summary, TextContent) and summary.text, "every result carries a text summary"
+        assert isinstance(payload, TextContent) and json.loads(payload.text) == envelope
         return envelope
 
     async def ok(self, tool: str, **arguments: Any) -> dict[str, Any]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context, Resolve
@@ -21,7 +22,10 @@ from services.screening import ScreeningService
 from services.universes import UniverseService
 from services.validation_api import SymbolCheck, SymbolValidator
 
-__all__ = ["Deps", "ToolDeps", "admit", "resolve_caller"]
+__all__ = ["AppContext", "Deps", "ToolDeps", "admit", "resolve_caller"]
+
+# The SDK's context of a request to this server: its lifespan context is the AppState (core/wiring.py).
+AppContext = Context[AppState, Any]
 
 
 @dataclass(slots=True)
@@ -29,10 +33,10 @@ class ToolDeps:
     state: AppState
     caller: Caller
 
-    def unit_of_work(self):  # noqa: ANN201 - an async context manager yielding an AsyncSession
+    def unit_of_work(self) -> AbstractAsyncContextManager[AsyncSession]:
         return self.state.unit_of_work(owner_id=self.caller.owner_id)
 
-    def universes(self, session, *, validator_enabled: bool = True) -> UniverseService:  # noqa: ANN001
+    def universes(self, session: AsyncSession, *, validator_enabled: bool = True) -> UniverseService:
         return UniverseService(
             session,
             self.caller,
@@ -44,7 +48,7 @@ class ToolDeps:
         """The caller's jobs: start, status, cancel (each opens the units of work it needs)."""
         return JobDesk(self.unit_of_work, self.caller, self.state.job_limits, self.state.jobs)
 
-    def assets(self, session) -> AssetService:  # noqa: ANN001
+    def assets(self, session: AsyncSession) -> AssetService:
         return AssetService(
             session,
             self.state.validation,
@@ -119,7 +123,7 @@ class AdmittedValidator:
 
     async def check_many(
         self,
-        session,  # noqa: ANN001
+        session: AsyncSession,
         symbols: Sequence[str],
         *,
         owner_id: uuid.UUID | None = None,
@@ -130,9 +134,9 @@ class AdmittedValidator:
         return await self.inner.check_many(session, symbols, owner_id=owner_id)
 
 
-async def tool_deps(ctx: Context) -> ToolDeps:
+async def tool_deps(ctx: AppContext) -> ToolDeps:
     # async on purpose: the SDK runs sync resolvers on a worker thread, which costs more than the whole call.
-    state: AppState = ctx.request_context.lifespan_context
+    state = ctx.request_context.lifespan_context
     return ToolDeps(state=state, caller=resolve_caller(state))
 
 

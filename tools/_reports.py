@@ -13,10 +13,8 @@ import logging
 import uuid
 from typing import Any
 
-from mcp.server.mcpserver import Context
-
 from services.errors import NotFound
-from tools._deps import ToolDeps, resolve_caller
+from tools._deps import AppContext, ToolDeps, resolve_caller
 from tools._toolset import ResourceSpec
 
 __all__ = ["REPORT_RESOURCE", "REPORT_TTL_S", "keep_report"]
@@ -43,7 +41,7 @@ async def keep_report(deps: ToolDeps, kind: str, body: dict[str, Any]) -> str | 
     return f"reports://{report_id}"
 
 
-async def report_resource(report_id: str, ctx: Context) -> str:
+async def report_resource(report_id: str, ctx: AppContext) -> str:
     state = ctx.request_context.lifespan_context
     caller = resolve_caller(state)
     text = None

@@ -74,7 +74,9 @@ def ok(
     **metadata: Any,
 ) -> Envelope[DataT]:
     # elapsed_ms is filled in by the server once the call is done (server/errors.py), so it covers the whole call.
-    return Envelope[type(data)](  # type: ignore[misc]
+    # Parametrised with the data's class at run time, so pydantic validates and serialises data as that model; a
+    # static checker cannot follow a run-time type argument.
+    return Envelope[type(data)](  # type: ignore[misc, operator]
         success=True, data=data, message=message, next_actions=next_actions or [], metadata=metadata
     )
 

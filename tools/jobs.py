@@ -21,7 +21,7 @@ from pydantic import Field
 from services.errors import UniverseMCPError
 from services.jobs import AUTO_SUBMIT_TIMEOUT_S, JobDesk, JobStatus
 from services.schemas import MembershipReport
-from tools._deps import Deps, ToolDeps, tool_deps
+from tools._deps import AppContext, Deps, ToolDeps, tool_deps
 from tools._results import Envelope, NextAction, ok
 from tools._toolset import DESTRUCTIVE, READ, WRITE, ResourceSpec, Toolset, ToolSpec
 
@@ -240,7 +240,7 @@ def _starts_job_for(action: NextAction, universe_id: str) -> bool:
     return action.tool == "start_bulk_validation" and action.arguments.get("universe_id") == universe_id
 
 
-async def job_resource(job_id: str, ctx: Context) -> str:
+async def job_resource(job_id: str, ctx: AppContext) -> str:
     jobs = (await tool_deps(ctx)).jobs()
     status = await jobs.status(job_id, include_items=True, limit=jobs.limits.page_size_max)
     jobs.follow(status, ctx.notify_resource_updated)

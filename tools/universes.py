@@ -7,7 +7,6 @@ import json
 from datetime import datetime
 from typing import Annotated
 
-from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.prompts.base import UserMessage
 from pydantic import BaseModel, Field
 
@@ -20,7 +19,7 @@ from services.schemas import (
     UniverseSummary,
 )
 from tools import universes_csv
-from tools._deps import Deps, tool_deps
+from tools._deps import AppContext, Deps, tool_deps
 from tools._reports import REPORT_RESOURCE, keep_report
 from tools._results import Envelope, NextAction, attention_first, ok
 from tools._toolset import DESTRUCTIVE, READ, WRITE, PromptSpec, ResourceSpec, Toolset, ToolSpec
@@ -77,7 +76,12 @@ def _validation_status(report: MembershipReport) -> str:
         return "none"
     if statuses == {"valid"}:
         return "valid"
-    return "partial" if "valid" in statuses else sorted(statuses)[0] if len(statuses) == 1 else "mixed"
+    if "valid" in statuses:
+        return "partial"
+    if len(statuses) == 1:
+        (only,) = statuses
+        return only or "none"  # added and present members always carry a status; None would mean none known
+    return "mixed"
 
 
 def _rank(outcome: SymbolOutcome) -> int:
@@ -414,7 +418,7 @@ async def get_universe_turnover(
     )
 
 
-async def universe_resource(universe_id: str, ctx: Context) -> str:
+async def universe_resource(universe_id: str, ctx: AppContext) -> str:
     deps = await tool_deps(ctx)
     async with deps.unit_of_work() as session:
         detail = await deps.universes(session).get(universe_id, limit=deps.state.limits.page_size_max)

@@ -20,7 +20,7 @@ from services.errors import UniverseMCPError
 from services.pagination import decode_cursor, encode_cursor, invalid_cursor
 from services.schemas import UniverseSummary
 from services.universes import UniverseService
-from tools._deps import Deps, ToolDeps, admit, tool_deps
+from tools._deps import AppContext, Deps, ToolDeps, admit, tool_deps
 from tools._reports import keep_report
 from tools._results import Envelope, NextAction, attention_first, ok
 from tools._toolset import READ, WRITE, ResourceSpec, ToolSpec
@@ -323,7 +323,7 @@ async def export_universe_csv(
     return ok(data, message, next_actions=actions, row_count=taken, total_rows=universe.asset_count)
 
 
-async def universe_assets_csv(universe_id: str, ctx: Context) -> str:
+async def universe_assets_csv(universe_id: str, ctx: AppContext) -> str:
     deps = await tool_deps(ctx)
     async with deps.unit_of_work() as session:
         _, members = await all_members(deps.universes(session), universe_id)

@@ -137,21 +137,21 @@ def declare_actors(broker: Broker, *, run: Run, env: EnvGetter, settings: Settin
         for job in report.resumed:
             send_job(actors, job.job_id, job.owner_id, job.symbols, job.force_refresh)
 
-    common = {"broker": broker, "time_limit": time_limit_ms}
-    validate_actor = dramatiq.actor(
-        validate_batch, actor_name="validation.validate_batch", queue_name="validation", **common
+    common: dict[str, Any] = {"broker": broker, "time_limit": time_limit_ms}
+    validate_actor = dramatiq.actor(actor_name="validation.validate_batch", queue_name="validation", **common)(
+        validate_batch
     )
     revalidate_actor = dramatiq.actor(
-        revalidate, actor_name="validation.revalidate", queue_name="background", max_retries=1, **common
+        actor_name="validation.revalidate", queue_name="background", max_retries=1, **common
+    )(revalidate)
+    refresh_actor = dramatiq.actor(actor_name="maintenance.refresh", queue_name="background", max_retries=1, **common)(
+        refresh
     )
-    refresh_actor = dramatiq.actor(
-        refresh, actor_name="maintenance.refresh", queue_name="background", max_retries=1, **common
+    cleanup_actor = dramatiq.actor(actor_name="maintenance.cleanup", queue_name="background", max_retries=1, **common)(
+        cleanup
     )
-    cleanup_actor = dramatiq.actor(
-        cleanup, actor_name="maintenance.cleanup", queue_name="background", max_retries=1, **common
-    )
-    watch_actor = dramatiq.actor(
-        watch, actor_name="maintenance.watch", queue_name="background", max_retries=1, **common
+    watch_actor = dramatiq.actor(actor_name="maintenance.watch", queue_name="background", max_retries=1, **common)(
+        watch
     )
     actors = Actors(
         broker,

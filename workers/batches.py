@@ -13,6 +13,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -115,7 +116,7 @@ class JobEnv:
     # The factor a retry delay is stretched by, so batches that waited together do not all come back at once.
     jitter: Callable[[], float] = field(default=lambda: random.uniform(1.0, 1.2))
 
-    def uow(self, owner_id: uuid.UUID | None = None):  # noqa: ANN201 - an async context manager of a session
+    def uow(self, owner_id: uuid.UUID | None = None) -> AbstractAsyncContextManager[AsyncSession]:
         return unit_of_work(self.sessions, owner_id=owner_id if self.scoped else None)
 
 
@@ -384,8 +385,8 @@ async def watch(env: JobEnv) -> WatchReport:
             report.resumed.append(resumable)
         # Counters, completion and the live copy (whose hash a Redis restart also lost).
         await refresh_counts(env, job.id, job.owner_id)
-    for job in report.resumed:
-        logger.warning("job %s resumed: %d symbols queued again", job.job_id, len(job.symbols))
+    for resumed_job in report.resumed:
+        logger.warning("job %s resumed: %d symbols queued again", resumed_job.job_id, len(resumed_job.symbols))
     for job_id in report.failed:
         logger.warning("job %s stopped: it made no progress after %d resumptions", job_id, cfg.max_resumes)
     return report

@@ -9,6 +9,7 @@ declared), never through dramatiq's global default broker.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from dramatiq import Broker
@@ -60,7 +61,7 @@ def _time_limit(embedded: bool) -> TimeLimit:
         return _embedded_time_limit
 
 
-def middleware_for(settings: Settings, *, embedded: bool, extra: list[Middleware] = ()) -> list[Middleware]:  # type: ignore[assignment]
+def middleware_for(settings: Settings, *, embedded: bool, extra: Sequence[Middleware] = ()) -> list[Middleware]:
     """The middleware stack, in order. ``before_*`` hooks run top to bottom, ``after_*`` hooks bottom to top."""
     stack: list[Middleware] = [
         AgeLimit(),  # drops messages past a max_age option; we set none, but a per-message one is honoured
@@ -85,7 +86,7 @@ def middleware_for(settings: Settings, *, embedded: bool, extra: list[Middleware
     return stack
 
 
-def build_broker(settings: Settings, *, embedded: bool | None = None, extra: list[Middleware] = ()) -> Broker:  # type: ignore[assignment]
+def build_broker(settings: Settings, *, embedded: bool | None = None, extra: Sequence[Middleware] = ()) -> Broker:
     """A RedisBroker (distributed) or a StubBroker (embedded, with ``process_boot`` emitted so time limits work)."""
     url = settings.redis_url.get_secret_value() if settings.redis_url else None
     embedded = url is None if embedded is None else embedded

@@ -11,6 +11,7 @@ for its timeouts and retries (a batch publishes after every few symbols).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -74,7 +75,7 @@ class RedisLiveCounters:
         else:
             self.breaker.success(ticket)
 
-    async def lost(self, job_ids: list[str] | tuple[str, ...]) -> set[str]:
+    async def lost(self, job_ids: Sequence[str]) -> set[str]:
         """Jobs whose queued-batches marker is gone (Redis lost its data); empty when Redis cannot tell.
 
         Not behind the breaker: the job watch runs once a minute and must ask Redis itself after it comes back."""

@@ -17,11 +17,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from dramatiq import Worker
 from dramatiq.asyncio import EventLoopThread
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import dq_name
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -41,6 +42,7 @@ from workers.live import RedisLiveCounters
 
 __all__ = ["JobRuntime", "LoopBridge", "open_job_runtime"]
 
+R = TypeVar("R")
 logger = logging.getLogger(__name__)
 
 FOLLOW_INTERVAL_S = 0.5
@@ -63,10 +65,10 @@ class LoopBridge(EventLoopThread):
         self.interrupt_check_ival = 0.1
         self.tasks: set[asyncio.Task[Any]] = set()
 
-    def run_coroutine(self, coro):  # noqa: ANN001, ANN201 - dramatiq's signature
+    def run_coroutine(self, coro: Awaitable[R]) -> R:
         return super().run_coroutine(self._tracked(coro))
 
-    async def _tracked(self, coro):  # noqa: ANN001, ANN202
+    async def _tracked(self, coro: Awaitable[R]) -> R:
         task = asyncio.current_task()
         assert task is not None
         self.tasks.add(task)
@@ -341,7 +343,7 @@ class JobRuntime:
     def _embedded_health(self) -> dict[str, Any]:
         queues = {}
         for queue in QUEUES:
-            stub_queues = self.broker.queues  # type: ignore[attr-defined]
+            stub_queues = self.broker.queues
             queues[queue] = {
                 "ready": stub_queues[queue].qsize(),
                 "delayed": stub_queues[dq_name(queue)].qsize(),
@@ -388,8 +390,8 @@ class JobRuntime:
                 self.bridge.cancel_all()
                 await anyio.to_thread.run_sync(stopped.wait, CLOSE_GRACE_S)
         self.broker.close()
-        if not self.embedded:
-            self.broker.client.close()  # type: ignore[attr-defined]
+        if isinstance(self.broker, RedisBroker):  # distributed: its Redis client (core/redis.py) is ours to close
+            self.broker.client.close()
         if self.redis is not None:
             await self.redis.aclose()
 

@@ -161,5 +161,5 @@ class AlphaVantageListingSource:
                 params=params,
                 headers={"User-Agent": "universe-mcp"},
             )
-            parsed[state] = parse_listing_status(body, state)  # type: ignore[arg-type]
+            parsed[state] = parse_listing_status(body, state)
         return listing_status_batch(parsed["active"], parsed["delisted"], datetime.now(UTC).date())

@@ -74,7 +74,7 @@ def classify_asset_type(
         if parsed.kind == "index":
             return "index"
         if parsed.kind in ("warrant", "unit", "right", "preferred"):
-            return parsed.kind  # type: ignore[return-value]
+            return parsed.kind
     if is_etf:
         return "etf"
     text = " ".join((name or "").split())

@@ -29,7 +29,8 @@ def index_membership_batch() -> SourceBatch[ListingRow]:
     rows: list[ListingRow] = []
     for profile in CatalogProvider().entries():
         parsed = parse_symbol(profile.symbol, "yahoo")
-        indices = tuple(sorted(str(i) for i in profile.extra.get("indices", []) or []))  # type: ignore[union-attr]
+        listed_in = profile.extra.get("indices")  # the catalog's list of index names (providers/catalog.py)
+        indices = tuple(sorted(str(i) for i in listed_in)) if isinstance(listed_in, list) else ()
         is_index = profile.asset_type == "index"
         rows.append(
             ListingRow(

@@ -89,6 +89,17 @@ def _other(text: str) -> ParsedSymbol:
     return ParsedSymbol(root=text, kind="other", raw=text)
 
 
+# The kinds that a lone suffix token means in the ACT spelling and in Alpha Vantage's (see _from_tokens).
+_ACT_KINDS: dict[str, SymbolKind] = {"W": "warrant", "U": "unit", "R": "right"}
+_ALPHA_VANTAGE_KINDS: dict[str, SymbolKind] = {
+    "W": "when_issued",
+    "U": "unit",
+    "R": "right",
+    "P": "preferred",
+    "CL": "called",
+}
+
+
 def _from_tokens(root: str, tokens: list[str], style: SpellingStyle, text: str) -> ParsedSymbol:
     """Interpret the suffix tokens after the root (separators already removed)."""
     if not tokens:
@@ -96,12 +107,11 @@ def _from_tokens(root: str, tokens: list[str], style: SpellingStyle, text: str) 
     if len(tokens) == 1:
         token = tokens[0]
         if style == "act" and token in ("W", "U", "R"):
-            return ParsedSymbol(root, {"W": "warrant", "U": "unit", "R": "right"}[token])  # type: ignore[arg-type]
+            return ParsedSymbol(root, _ACT_KINDS[token])
         if style == "alpha_vantage":
             # Alpha Vantage: -W is "when issued" (AA-W, "Alcoa Corporation When Issued"), -WS the warrant.
-            special = {"W": "when_issued", "U": "unit", "R": "right", "P": "preferred", "CL": "called"}
-            if token in special:
-                return ParsedSymbol(root, special[token])  # type: ignore[arg-type]
+            if token in _ALPHA_VANTAGE_KINDS:
+                return ParsedSymbol(root, _ALPHA_VANTAGE_KINDS[token])
         if token in ("U", "UN"):
             return ParsedSymbol(root, "unit")
         if token in ("R", "RT", "RI"):

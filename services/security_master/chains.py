@@ -261,19 +261,19 @@ def _attach(chains: list[Chain], inputs: MasterInputs) -> None:
             if parse_symbol(row.symbol).kind == "other":
                 continue  # not a US listing symbol (never in the recorded files, but live data may surprise)
             candidates = [c for c in by_symbol[row.symbol] if c.could_hold(when)]
-            chain = _pick(candidates, row, when)
-            if chain is None:
+            target = _pick(candidates, row, when)
+            if target is None:
                 listed = source == "nasdaq_screener" or row.exchange in LISTED_EXCHANGES
                 if listed:
                     before = [d for d in directory_dates if d < when]
                     after = [d for d in directory_dates if d > when]
-                    chain = Chain(row.symbol, "listed", max(before, default=None), min(after, default=None))
+                    target = Chain(row.symbol, "listed", max(before, default=None), min(after, default=None))
                 else:
                     before_sec = [b.as_of for b in inputs.sec if b.as_of < when]
-                    chain = Chain(row.symbol, "otc", max(before_sec, default=None), None)
-                chains.append(chain)
-                by_symbol[row.symbol].append(chain)
-            chain.add(Observation(when, source, row))
+                    target = Chain(row.symbol, "otc", max(before_sec, default=None), None)
+                chains.append(target)
+                by_symbol[row.symbol].append(target)
+            target.add(Observation(when, source, row))
         if source == "sec":  # an OTC ticker missing from a later SEC copy has gone
             for chain in chains:
                 if chain.coverage == "otc" and chain.next_absent is None and chain.last_obs < when:

@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from providers.listings.asset_types import split_security_name
 from providers.listings.base import ListingRow, SourceBatch
@@ -81,7 +81,7 @@ def _real_av_date(row: ListingRow, av: _AlphaVantage) -> date | None:
 def _sequence(head: Chain) -> list[Chain]:
     out = [head]
     while out[-1].next is not None:
-        out.append(out[-1].next)  # type: ignore[arg-type]
+        out.append(out[-1].next)
     return out
 
 
@@ -379,8 +379,8 @@ def _with_indices(securities: list[Security], batch: SourceBatch[ListingRow] | N
     return out
 
 
-def _replace(security: Security, **changes: object) -> Security:
-    return replace(security, **changes)  # type: ignore[arg-type]
+def _replace(security: Security, **changes: Any) -> Security:
+    return replace(security, **changes)
 
 
 def _keys(securities: list[Security]) -> list[Security]:

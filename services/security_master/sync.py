@@ -25,6 +25,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -115,9 +116,8 @@ async def sync_from_dir(
 
     applied: LoadReport | None = None
     if kept["nasdaq_trader"] and any(o.status == "ok" for o in outcomes):
-        inputs = dataclasses.replace(
-            _inputs(recorded), **{_FIELDS[name]: tuple(batches) for name, batches in kept.items()}
-        )
+        fields: dict[str, Any] = {_FIELDS[name]: tuple(batches) for name, batches in kept.items()}
+        inputs = dataclasses.replace(_inputs(recorded), **fields)
         securities = await anyio.to_thread.run_sync(build_securities, inputs)
         header = snapshot_header(recorded, inputs)
         applied = await apply_snapshot(

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Row,
     Select,
     and_,
@@ -214,7 +215,7 @@ def _prefix_like() -> ColumnElement[bool]:
     return Asset.symbol.like(bindparam("p_like"), escape="\\")
 
 
-def _candidates(used: tuple[int, ...], sector: bool, *columns: Any) -> Select:
+def _candidates(used: tuple[int, ...], sector: bool, *columns: Any) -> Select | CompoundSelect:
     """Assets carrying every word in ``used`` (by word index), from the index alone."""
     first = _word_range(used[0], sector, *columns)
     return first.intersect(*[_word_range(i, sector, *columns) for i in used[1:]]) if len(used) > 1 else first
@@ -328,8 +329,9 @@ async def _candidate_counts(
     now = time.monotonic()
     keys = [("word", w, sector, cap) for w in words] + ([("ticker", prefix, cap)] if prefix else [])
     known = [_COUNTS.get(key) for key in keys]
-    if all(k is not None and now - k[0] < COUNTS_TTL_S for k in known):
-        return [k[1] for k in known]  # type: ignore[index]
+    fresh = [k[1] for k in known if k is not None and now - k[0] < COUNTS_TTL_S]
+    if len(fresh) == len(known):
+        return fresh
 
     def probe() -> Select:
         counts = [_capped_count(_word_range(i, bool(sector))) for i in range(len(words))]

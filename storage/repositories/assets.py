@@ -33,7 +33,12 @@ __all__ = [
 
 
 def _string_lengths() -> dict[str, int]:
-    return {c.name: c.type.length for c in Asset.__table__.columns if getattr(c.type, "length", None)}
+    lengths = {}
+    for column in Asset.__table__.columns:
+        length = getattr(column.type, "length", None)  # String(n) has one; other types have none or None
+        if length:
+            lengths[column.name] = length
+    return lengths
 
 
 _LENGTHS: dict[str, int] = {}

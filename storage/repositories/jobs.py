@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import rowcount
 from storage.models import Asset, UniverseAsset, ValidationJob, ValidationJobItem
 
 __all__ = [
@@ -89,7 +90,7 @@ async def lock_owner_jobs(session: AsyncSession, owner_id: uuid.UUID) -> None:
     atomic. PostgreSQL: a transaction-level advisory lock keyed by the owner (READ COMMITTED alone lets two
     transactions each count 9 and both insert). SQLite needs nothing here: its one writer lock, taken by the job's
     insert and held to the commit, already keeps a second creator from inserting between our count and commit."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         # Two-key form: a class for "job creation" and 32 bits of the owner id. A collision only makes two owners
         # wait for each other's (short) job insert, never wrong.
         await session.execute(
@@ -340,7 +341,7 @@ async def complete_job(
         .where(ValidationJob.id == job_id, ValidationJob.status.in_(ACTIVE))
         .values(status="completed", finished_at=now, updated_at=now, expires_at=expires_at, message=message[:500])
     )
-    return bool(result.rowcount)
+    return bool(rowcount(result))
 
 
 async def fail_job(
@@ -363,7 +364,7 @@ async def fail_job(
         .where(*guard)
         .values(status="failed", finished_at=now, updated_at=now, expires_at=expires_at, message=message[:500])
     )
-    if not result.rowcount:
+    if not rowcount(result):
         return False
     await session.execute(
         update(ValidationJobItem)
@@ -382,7 +383,7 @@ async def cancel_job(session: AsyncSession, job_id: uuid.UUID, *, now: datetime,
             status="cancelled", finished_at=now, updated_at=now, expires_at=expires_at, message="cancelled by its owner"
         )
     )
-    if not result.rowcount:
+    if not rowcount(result):
         return False
     await session.execute(
         update(ValidationJobItem)
@@ -416,7 +417,7 @@ async def mark_resumed(
         )
         .values(resumes=ValidationJob.resumes + 1, updated_at=now, message=message[:500])
     )
-    return bool(result.rowcount)
+    return bool(rowcount(result))
 
 
 async def delete_expired_jobs(session: AsyncSession, now: datetime) -> int:

@@ -12,9 +12,10 @@ from datetime import date
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Date, DateTime, TypeDecorator, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Date, DateTime, Index, TypeDecorator, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import driver_connection
 from storage.models import Asset, AssetIndex, AssetNameWord, AssetSymbol, ListingSync, UniverseAsset
 from storage.repositories.asset_search import name_word_rows
 from storage.repositories.assets import fit_sizes
@@ -143,7 +144,8 @@ async def master_keys(session: AsyncSession) -> dict[str, tuple[uuid.UUID, str, 
     rows = await session.execute(
         select(Asset.master_key, Asset.id, Asset.symbol, Asset.listing_status).where(Asset.master_key.is_not(None))
     )
-    return {key: (asset_id, symbol, status) for key, asset_id, symbol, status in rows.all()}
+    # The WHERE leaves no NULL key; the test says so to the type checker.
+    return {key: (asset_id, symbol, status) for key, asset_id, symbol, status in rows.all() if key is not None}
 
 
 async def listed_symbols_among(session: AsyncSession, symbols: Sequence[str]) -> set[str]:
@@ -199,8 +201,7 @@ async def _insert_many(session: AsyncSession, table: Any, rows: Sequence[Mapping
                 if values[i] is not None:
                     values[i] = process(values[i])
             data.append(values)
-        raw = await connection.get_raw_connection()
-        await raw.driver_connection.executemany(sql, data)
+        await (await driver_connection(connection)).executemany(sql, data)
         return
     for start in range(0, len(rows), _BULK):
         await connection.execute(table.insert(), list(rows[start : start + _BULK]))
@@ -224,6 +225,16 @@ async def _index_names(session: AsyncSession, rows: Sequence[Mapping[str, Any]],
     await _insert_many(session, AssetNameWord.__table__, words)
 
 
+def _drop_indexes(connection: Connection, indexes: list[Index]) -> None:
+    for index in indexes:
+        index.drop(connection)
+
+
+def _create_indexes(connection: Connection, indexes: list[Index]) -> None:
+    for index in indexes:
+        index.create(connection)
+
+
 async def insert_master_assets(
     session: AsyncSession, rows: Sequence[Mapping[str, Any]], *, into_empty: bool = False
 ) -> None:
@@ -233,9 +244,9 @@ async def insert_master_assets(
     if into_empty and session.get_bind().dialect.name == "sqlite":
         indexes = [*Asset.__table__.indexes, *AssetNameWord.__table__.indexes]
         connection = await session.connection()
-        await connection.run_sync(lambda sync: [index.drop(sync) for index in indexes])
+        await connection.run_sync(_drop_indexes, indexes)
         await _insert_master_assets(session, rows)
-        await connection.run_sync(lambda sync: [index.create(sync) for index in indexes])
+        await connection.run_sync(_create_indexes, indexes)
         return
     await _insert_master_assets(session, rows)
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import rowcount
 from storage.models import ApiToken, User
 
 __all__ = ["add_token", "find_by_hash", "list_tokens", "revoke", "touch"]
@@ -44,7 +45,7 @@ async def revoke(session: AsyncSession, id_or_prefix: str, at: datetime) -> int:
     result = await session.execute(
         update(ApiToken).where(condition, ApiToken.revoked_at.is_(None)).values(revoked_at=at)
     )
-    return result.rowcount or 0
+    return rowcount(result) or 0
 
 
 async def touch(session: AsyncSession, token_id: uuid.UUID, at: datetime) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import Select, and_, delete, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from storage.db import begin_write
+from storage.db import begin_write, rowcount
 from storage.models import Asset, Universe, UniverseAsset, UniverseAssetEvent
 
 __all__ = [
@@ -240,7 +240,7 @@ async def universe_ids_with_prefix(session: AsyncSession, owner_id: uuid.UUID, p
 
 async def delete_universe(session: AsyncSession, owner_id: uuid.UUID, universe_id: uuid.UUID) -> int:
     result = await session.execute(delete(Universe).where(Universe.id == universe_id, Universe.owner_id == owner_id))
-    return result.rowcount or 0
+    return rowcount(result) or 0
 
 
 async def count_members(session: AsyncSession, universe_id: uuid.UUID) -> int:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mcp import Client
+from mcp.types import TextResourceContents
 
 
 def _data(result: Any) -> dict[str, Any]:
@@ -52,7 +53,9 @@ async def check_invariants(client: Client, universe_id: str) -> dict[str, Any]:
     assert sorted(export_symbols) == sorted(pages), "the export differs from the pages"
 
     resource = await client.read_resource(f"universe://{universe_id}/assets.csv")
-    text = resource.contents[0].text
+    contents = resource.contents[0]
+    assert isinstance(contents, TextResourceContents)
+    text = contents.text
     assert sorted(row["symbol"] for row in csv.DictReader(io.StringIO(text))) == sorted(pages)
 
     # Replaying the history now gives exactly the members.

@@ -4,10 +4,12 @@ Clients connect lazily, so each is checked on a connection its pool makes, witho
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import SecretStr
 
-from core.redis import POLICIES, limits_storage, redis_client
+from core.redis import POLICIES, Purpose, limits_storage, redis_client
 from core.settings import Settings
 
 URL = "redis://127.0.0.1:1/0"
@@ -21,12 +23,12 @@ EXPECTED = {
 }
 
 
-def _connection(client):  # noqa: ANN001, ANN202
+def _connection(client: Any) -> Any:  # a redis or redis.asyncio client; its Connection, read by private fields
     return client.connection_pool.make_connection()
 
 
 @pytest.mark.parametrize("purpose", sorted(EXPECTED))
-def test_each_purpose_gets_its_row(purpose: str) -> None:
+def test_each_purpose_gets_its_row(purpose: Purpose) -> None:
     connect, timeout, retries, backoff, decode, health = EXPECTED[purpose]
     settings = Settings(redis_url=SecretStr(URL), redis_timeout_s=0.25)
     conn = _connection(redis_client(settings, purpose))

@@ -13,10 +13,12 @@ import select
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from starlette.types import ASGIApp
 
 from core.settings import Settings
 from server.app import build_server
@@ -73,7 +75,7 @@ def test_a_loopback_alias_bind_refuses_foreign_hosts_and_origins(alias_server):
 
 
 @pytest.fixture
-def wildcard_app(tmp_path):  # noqa: ANN201 - an ASGI app
+def wildcard_app(tmp_path: Path) -> ASGIApp:
     """The real ASGI app for a 0.0.0.0 bind with token auth and configured names (no port is opened)."""
     settings = Settings(
         data_dir=tmp_path / "data",

@@ -269,7 +269,7 @@ def replica_test_settings() -> set[str]:
                     and node.value.startswith("UNIVERSE_MCP_")
                 ):
                     names.add(node.value)
-                if isinstance(node, ast.keyword) and (node.arg or "").startswith("UNIVERSE_MCP_"):
+                if isinstance(node, ast.keyword) and node.arg is not None and node.arg.startswith("UNIVERSE_MCP_"):
                     names.add(node.arg)
     names -= {"UNIVERSE_MCP_DATA_DIR", "UNIVERSE_MCP_RATE_LIMIT_WRITE"}
     assert {"UNIVERSE_MCP_DATABASE_URL", "UNIVERSE_MCP_AUTH", "UNIVERSE_MCP_REDIS_URL"} <= names, names
@@ -308,6 +308,7 @@ def test_compose_refuses_to_start_without_the_passwords():
 
 def _healthcheck_module() -> Any:
     spec = importlib.util.spec_from_file_location("deploy_healthcheck", ROOT / "deploy" / "healthcheck.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -353,8 +354,9 @@ async def test_the_compose_layout_runs_from_local_binaries(postgres_server, redi
     def local(env: dict[str, str]) -> dict[str, str]:
         """A service's environment with this machine's PostgreSQL and Redis, and names private to this test."""
         out = dict(env)
-        out["UNIVERSE_MCP_DATABASE_URL"] = _local(env["UNIVERSE_MCP_DATABASE_URL"], *pg.values(), db, app)
-        out["UNIVERSE_MCP_DATABASE_ADMIN_URL"] = _local(env["UNIVERSE_MCP_DATABASE_ADMIN_URL"], *pg.values(), db, owner)
+        host, port = postgres_server.host, postgres_server.port
+        out["UNIVERSE_MCP_DATABASE_URL"] = _local(env["UNIVERSE_MCP_DATABASE_URL"], host, port, db, app)
+        out["UNIVERSE_MCP_DATABASE_ADMIN_URL"] = _local(env["UNIVERSE_MCP_DATABASE_ADMIN_URL"], host, port, db, owner)
         out["UNIVERSE_MCP_DATABASE_APP_ROLE"] = app
         out["UNIVERSE_MCP_REDIS_URL"] = redis_url
         out["UNIVERSE_MCP_BROKER_NAMESPACE"] = f"umcp-compose-{suffix}"  # this test's workers only

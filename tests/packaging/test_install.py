@@ -23,7 +23,7 @@ from tests.packaging.test_container import copy_sources, dockerfile_stages
 from tests.support.services import require_service
 
 # What `make test` adds and `make serve` must not install (Playwright alone is 165 MB).
-TEST_TOOLS = {"pytest", "playwright", "hypothesis", "ruff", "pyyaml"}
+TEST_TOOLS = {"pytest", "playwright", "hypothesis", "ruff", "pyyaml", "mypy"}
 # setuptools' warnings on an editable install of a misconfigured project: data directories taken for packages, and
 # the "meta path finder" editable mode's notice.
 SETUPTOOLS_NOISE = ("BuildBackendWarning", "would be ignored", "Editable installation", "SetuptoolsDeprecationWarning")

@@ -114,7 +114,7 @@ def av_server() -> Iterator[LocalServer]:
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    host, port = server.server_address[:2]
+    host, port = "127.0.0.1", server.server_port
     try:
         yield LocalServer(base_url=f"http://{host}:{port}/query", routes=routes, requests=seen)
     finally:
@@ -137,7 +137,15 @@ class CannedYahoo:
         canned = self
 
         class Adapter(requests.adapters.BaseAdapter):
-            def send(self, request: Any, **kwargs: Any) -> Any:
+            def send(
+                self,
+                request: Any,
+                stream: bool = False,
+                timeout: Any = None,
+                verify: Any = True,
+                cert: Any = None,
+                proxies: Any = None,
+            ) -> Any:
                 canned.urls.append(request.url)
                 route = next((r for r in canned.routes if r[0].search(request.url)), None)
                 status, body = (route[1], route[2]) if route else (404, b"")

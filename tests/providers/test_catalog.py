@@ -63,7 +63,8 @@ async def test_profiles_carry_listing_details(catalog: CatalogProvider):
         "NASDAQ",
         "US0378331005",
     )
-    assert "S&P 500" in apple.extra["indices"]
+    indices = apple.extra["indices"]
+    assert isinstance(indices, list) and "S&P 500" in indices
     assert (sap.currency, sap.exchange, sap.country) == ("EUR", "Frankfurt", "Germany")
     index = catalog.get("^GSPC")
     assert index is not None and index.asset_type == "index"

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import pytest
@@ -36,6 +36,10 @@ from providers.yahoo import YahooProvider
 from server.app import build_server
 from tests.conftest import Call
 from tests.providers.conftest import LocalServer, Reply, fixture_bytes
+
+if TYPE_CHECKING:
+    import requests
+    import requests.adapters
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("yahoo_env")]
 
@@ -117,7 +121,10 @@ def redirect_to(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
 
     original = requests.adapters.HTTPAdapter.send
 
-    def send(self, request, **kwargs):  # noqa: ANN001, ANN202
+    def send(
+        self: requests.adapters.HTTPAdapter, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        assert request.url is not None  # a prepared request has its URL
         parts = urlsplit(request.url)
         host = parts.hostname or ""
         if host == "yahoo.com" or host.endswith(".yahoo.com"):

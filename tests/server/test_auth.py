@@ -17,6 +17,7 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import anyio
 import httpx
@@ -312,8 +313,8 @@ def test_auth_settings_raise_no_deprecation_warning(make_settings):
 @asynccontextmanager
 async def started(app) -> AsyncIterator[None]:
     """Run an ASGI app's lifespan (startup ... shutdown) around the block, as uvicorn does."""
-    to_app, app_inbox = anyio.create_memory_object_stream(10)
-    app_outbox, from_app = anyio.create_memory_object_stream(10)
+    to_app, app_inbox = anyio.create_memory_object_stream[dict[str, Any]](10)
+    app_outbox, from_app = anyio.create_memory_object_stream[dict[str, Any]](10)
 
     async def send(message) -> None:
         await app_outbox.send(message)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -67,6 +67,9 @@ class Target:
     base: dict[str, Any]  # the other arguments: real values
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class Hostile:
     client: Client
@@ -76,7 +79,7 @@ class Hostile:
     uid: str
     portal: BlockingPortal | None = None
 
-    def run(self, fn: Any, *args: Any) -> Any:  # noqa: ANN401
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
         assert self.portal is not None
         return self.portal.call(fn, *args)
 

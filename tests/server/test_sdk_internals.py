@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 from mcp.server.apps import Apps
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CompleteRequestParams, CompleteResult, Completion
+from mcp.types import CompleteRequestParams, CompleteResult, Completion, ResourceTemplateReference
 from pydantic import BaseModel
 
 from server import sdk
@@ -104,7 +104,8 @@ async def test_raw_tool_calls_and_low_level_handlers_work_end_to_end() -> None:
         async with Client(server) as client:
             await client.call_tool("raw_call", {})
             completion = await client.complete(
-                {"type": "ref/resource", "uri": "canary://item/{item_id}"}, {"name": "item_id", "value": "a"}
+                ResourceTemplateReference(type="ref/resource", uri="canary://item/{item_id}"),
+                {"name": "item_id", "value": "a"},
             )
     assert raw == [Answer(value=6)], "call_tool(convert_result=False) no longer returns the function's value"
     assert seen == ["item_id"] and completion.completion.values == ["ab", "ac"]

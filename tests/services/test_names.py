@@ -16,7 +16,7 @@ def test_lookalikes_fold_to_the_plain_key():
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
-@given(st.text(alphabet=st.characters(max_codepoint=0x3000, exclude_categories=("Cs",)), max_size=30))
+@given(st.text(alphabet=st.characters(max_codepoint=0x3000, exclude_categories=["Cs"]), max_size=30))
 def test_folding_is_idempotent_and_ignores_invisible_characters(text):
     key = fold(text)
     assert fold(key) == key

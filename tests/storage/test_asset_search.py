@@ -6,9 +6,11 @@ from __future__ import annotations
 import random
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, case, func, literal, or_, select
+from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
 
 from server.lifespan import open_app_state
 from services.assets import AssetService
@@ -28,7 +30,7 @@ def _like_escape(text: str) -> str:
 async def reference(session, *, symbol_prefix, name_words, sector, offset, limit) -> list[str]:
     """The search as it was before the index (a LIKE scan over every asset): the definition of the right answer."""
     name = func.lower(Asset.name)
-    matches = []
+    matches: list[ColumnElement[bool]] = []
     if symbol_prefix:
         matches.append(Asset.symbol.like(_like_escape(symbol_prefix) + "%", escape="\\"))
     if name_words:
@@ -72,7 +74,7 @@ def synthetic_rows(n: int) -> list[dict]:
     rng = random.Random(7)
     sectors = ["Financials", "Energy", "Information Technology", None]
     checked = datetime(2026, 1, 2, tzinfo=UTC)
-    rows = []
+    rows: list[dict] = []
     for i in range(n):
         words = rng.sample(WORDS, rng.choice((1, 2, 3)))
         if rng.random() < 0.1:
@@ -250,7 +252,14 @@ async def test_sqlite_plans_never_read_every_listed_asset(make_settings, monkeyp
             await repo.insert_assets_bulk(session, synthetic_rows(300))
         seen: list[tuple[str, object]] = []
 
-        def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        def capture(
+            conn: Connection,
+            cursor: DBAPICursor,
+            statement: str,
+            parameters: Any,
+            context: ExecutionContext | None,
+            executemany: bool,
+        ) -> None:
             if statement.lstrip().upper().startswith("SELECT"):
                 seen.append((statement, parameters))
 

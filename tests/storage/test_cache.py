@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import anyio
 import pytest
@@ -52,7 +53,7 @@ def test_jittered_ttl_stays_within_ten_percent_and_varies() -> None:
 @pytest.mark.parametrize("bad", [0, -5, 1.5, True, None])
 def test_jittered_ttl_rejects_non_positive_or_non_integer_ttls(bad: object) -> None:
     with pytest.raises(ValueError):
-        jittered_ttl(bad)  # type: ignore[arg-type]
+        jittered_ttl(bad)  # type: ignore[arg-type]  # the wrong types are the point
 
 
 @pytest.mark.anyio
@@ -115,7 +116,7 @@ async def test_memory_is_bounded_and_evicts_the_least_recently_used() -> None:
 async def test_memory_rejects_non_string_values_and_bad_ttls() -> None:
     cache = MemoryCache()
     with pytest.raises(TypeError):
-        await cache.set("k", {"valid": True}, 60)  # type: ignore[arg-type]
+        await cache.set("k", {"valid": True}, 60)  # type: ignore[arg-type]  # a dict where a str belongs, on purpose
     with pytest.raises(ValueError):
         await cache.set("k", "v", 0)
 
@@ -262,7 +263,7 @@ async def test_redis_get_many_is_one_mget(rcache: RedisCache, monkeypatch: pytes
     calls: list[str] = []
     real_mget = client.mget
 
-    async def counting_mget(*args: object, **kwargs: object) -> object:
+    async def counting_mget(*args: Any, **kwargs: Any) -> Any:
         calls.append("mget")
         return await real_mget(*args, **kwargs)
 

@@ -51,7 +51,7 @@ async def _job(state, symbols: list[str], *, now: datetime | None = None, univer
         return job.id
 
 
-async def _row(state, job_id: uuid.UUID) -> ValidationJob:
+async def _row(state, job_id: uuid.UUID) -> ValidationJob | None:
     async with state.unit_of_work() as session:
         return await repo.get_job(session, job_id)
 

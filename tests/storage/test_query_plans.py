@@ -8,8 +8,11 @@ checked in test_asset_search.py.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from sqlalchemy import event
+from sqlalchemy import Connection, event
+from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
 
 from server.lifespan import open_app_state
 from storage.repositories import assets as repo
@@ -24,7 +27,14 @@ async def test_lookups_by_ticker_use_the_ticker_index(make_settings):
             await repo.insert_assets_bulk(session, synthetic_rows(300))
         seen: list[tuple[str, object]] = []
 
-        def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        def capture(
+            conn: Connection,
+            cursor: DBAPICursor,
+            statement: str,
+            parameters: Any,
+            context: ExecutionContext | None,
+            executemany: bool,
+        ) -> None:
             seen.append((statement, parameters))
 
         event.listen(state.engine.sync_engine, "before_cursor_execute", capture)

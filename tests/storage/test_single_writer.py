@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from storage.db import begin_write, make_engine, make_sessionmaker, run_write, unit_of_work
 
@@ -71,7 +72,7 @@ async def test_a_transaction_that_already_wrote_does_not_wait_for_the_lock(sessi
 
 
 # --- run_write: units on the writer thread ------------------------------------------------------------------------
-def _read_then_write(session, n: int) -> int:  # noqa: ANN001 - a synchronous Session
+def _read_then_write(session: Session, n: int) -> int:
     seen = session.scalar(text("SELECT count(*) FROM log"))
     session.execute(text("INSERT INTO log VALUES (:n)"), {"n": seen})
     return seen
@@ -103,7 +104,7 @@ async def test_a_unit_runs_on_the_writer_thread_and_commits_on_its_own(sessions)
 
     threads: list[str] = []
 
-    def unit(session) -> None:  # noqa: ANN001
+    def unit(session: Session) -> None:
         threads.append(threading.current_thread().name)
         session.execute(text("INSERT INTO log VALUES (7)"))
 
@@ -117,7 +118,7 @@ async def test_a_unit_runs_on_the_writer_thread_and_commits_on_its_own(sessions)
 
 
 async def test_a_failing_unit_changes_nothing(sessions):
-    def unit(session) -> None:  # noqa: ANN001
+    def unit(session: Session) -> None:
         session.execute(text("INSERT INTO log VALUES (1)"))
         raise LookupError("refused halfway")
 
@@ -131,7 +132,7 @@ async def test_a_session_that_wrote_runs_the_unit_in_its_own_transaction(session
     """Its transaction holds SQLite's lock: the writer thread could not get it until this session commits."""
     import threading
 
-    def unit(session) -> str:  # noqa: ANN001
+    def unit(session: Session) -> str:
         session.execute(text("INSERT INTO log VALUES (2)"))
         return threading.current_thread().name
 
@@ -155,7 +156,7 @@ async def test_a_caller_cancelled_while_queued_withdraws_its_unit(sessions):
             started.set()
             await release.wait()
 
-    def unit(session) -> None:  # noqa: ANN001
+    def unit(session: Session) -> None:
         session.execute(text("INSERT INTO log VALUES (9)"))
 
     async def queued() -> None:
@@ -186,7 +187,7 @@ async def test_an_async_writer_takes_its_turn_among_queued_units(sessions):
 
     order: list[str] = []
 
-    def unit(session, n: int) -> None:  # noqa: ANN001
+    def unit(session: Session, n: int) -> None:
         session.execute(text("INSERT INTO log VALUES (:n)"), {"n": n})
         time.sleep(0.02)  # holds SQLite's lock meanwhile
         order.append(f"unit {n}")

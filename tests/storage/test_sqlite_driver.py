@@ -4,6 +4,8 @@ never began, and the DBAPI behaviour SQLAlchemy relies on (rows, rowcount, RETUR
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+from typing import Any
 
 import aiosqlite
 import pytest
@@ -31,7 +33,7 @@ def hops(monkeypatch):
     counted: list[str] = []
     original = aiosqlite.Connection._execute
 
-    async def counting(self, fn, *args, **kwargs):  # noqa: ANN001, ANN202
+    async def counting(self: aiosqlite.Connection, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         counted.append(getattr(fn, "__name__", repr(fn)))
         return await original(self, fn, *args, **kwargs)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from services.security_master.model import Security
 from services.security_master.snapshot import Snapshot, encode_snapshot, load_shipped_snapshot
@@ -48,6 +49,6 @@ def small_snapshot_bytes(
     return encode_snapshot(chosen, _header(snapshot))
 
 
-def write_small_snapshot(path: Path, symbols: Iterable[str] = SYMBOLS, **kwargs: object) -> Path:
-    path.write_bytes(small_snapshot_bytes(symbols, **kwargs))  # type: ignore[arg-type]
+def write_small_snapshot(path: Path, symbols: Iterable[str] = SYMBOLS, **kwargs: Any) -> Path:
+    path.write_bytes(small_snapshot_bytes(symbols, **kwargs))
     return path

@@ -52,12 +52,15 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import pytest
+
+if TYPE_CHECKING:
+    import pluggy
 
 __all__ = [
     "PostgresServer",
@@ -115,7 +118,9 @@ def _skip_reason(longrepr: Any) -> str:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     outcome = yield
     report = outcome.get_result()
     if not (report.skipped and ci_requires_services()) or hasattr(report, "wasxfail"):
@@ -130,7 +135,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pluggy.Result[pytest.CollectReport], None]:
     outcome = yield
     report = outcome.get_result()
     if report.outcome == "skipped" and ci_requires_services():
@@ -338,7 +345,9 @@ def _claim_redis_db(host: str, port: int) -> int:
             with client, client.pipeline() as pipe:
                 pipe.watch(REDIS_CLAIM_KEY)
                 holder = pipe.get(REDIS_CLAIM_KEY)
-                if holder is not None and _claim_is_live(holder.decode(errors="replace")):
+                if holder is not None and _claim_is_live(
+                    holder.decode(errors="replace") if isinstance(holder, bytes) else holder
+                ):
                     continue
                 pipe.multi()
                 pipe.flushdb()

@@ -11,6 +11,7 @@ import pytest
 from mcp import Client
 from sqlalchemy import event
 
+from providers.base import Verdict
 from providers.catalog import CatalogProvider
 from server.app import UniverseMCPServer, build_server
 
@@ -24,7 +25,7 @@ class CountingCatalog(CatalogProvider):
         super().__init__()
         self.asked = 0
 
-    async def validate(self, symbol: str):  # noqa: ANN201 - the catalog's Verdict
+    async def validate(self, symbol: str) -> Verdict:
         self.asked += 1
         return await super().validate(symbol)
 

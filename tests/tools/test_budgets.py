@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from mcp import Client
+from mcp.types import TextResourceContents
 
 from providers.catalog import CatalogProvider
 from server.app import build_server
@@ -56,7 +57,9 @@ def _catalog_symbols() -> list[str]:
 
 
 async def _read_json(client: Client, uri: str) -> dict[str, Any]:
-    return json.loads((await client.read_resource(uri)).contents[0].text)
+    contents = (await client.read_resource(uri)).contents[0]
+    assert isinstance(contents, TextResourceContents)
+    return json.loads(contents.text)
 
 
 async def test_a_5000_row_import_answers_in_16_kb_with_counts_and_every_row_reachable(make_settings, capsys):

@@ -198,6 +198,7 @@ async def test_the_periodic_refresh_leaves_master_assets_to_the_listings_sync(ma
     async with open_app_state(master_settings) as state:
         async with state.unit_of_work() as session:
             old = await session.scalar(select(Asset).where(Asset.symbol == "ZZOLD"))
+            assert old is not None
             old.validation_status, old.last_validated_at = "valid", datetime(2020, 1, 1, tzinfo=UTC)
         async with state.unit_of_work() as session:
             due = await refresh_candidates(session, validated_before=datetime.now(UTC), limit=100)

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -48,7 +48,7 @@ class Workers:
         return redis.Redis.from_url(self.redis_url, decode_responses=True, socket_timeout=2)
 
     def alive(self) -> list[dict[str, Any]]:
-        entries = self.client().hgetall(workers_key(self.namespace))
+        entries = cast(dict[str, str], self.client().hgetall(workers_key(self.namespace)))  # decode_responses
         return read_workers(entries, dead_after_s=float(self.env["UNIVERSE_MCP_WORKER_HEARTBEAT_TIMEOUT_S"]))[0]
 
     def start(self, threads: int = 2, timeout_s: float = 20.0) -> WorkerProcess:

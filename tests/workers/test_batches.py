@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 import anyio
@@ -201,7 +202,7 @@ def test_the_job_settings_reach_the_batches(make_settings):
 
 
 def test_the_default_jitter_only_ever_stretches_a_delay_by_up_to_a_fifth(make_settings):
-    env = JobEnv(JobConfig(), sessions=None, validation=None)  # type: ignore[arg-type]
+    env = JobEnv(JobConfig(), sessions=None, validation=None)
     factors = [env.jitter() for _ in range(2000)]
     assert all(1.0 <= f <= 1.2 for f in factors)
     # Spread over the whole range (2,000 draws all in one half: a chance of 2**-2000).
@@ -274,7 +275,7 @@ async def test_the_watch_resumes_only_the_job_whose_batches_redis_lost_once_its_
         """The real counters, with a batch of each job in ``racing`` committing while the watch is at work: after it
         read the jobs, before it acts on them."""
 
-        async def lost(self, job_ids):  # noqa: ANN001, ANN202
+        async def lost(self, job_ids: Sequence[str]) -> set[str]:
             found = await super().lost(job_ids)
             for job_id in racing:
                 queued = await _items(state, job_id)
@@ -388,7 +389,7 @@ async def test_an_unlisted_symbols_outcome_names_the_symbols_the_user_may_have_m
         job_id = await _job(state, ["AAPLX"])
         await batches.process_batch(env, job_id, state.local_caller.owner_id, ["AAPLX"])
         status, _, reason = (await _items(state, job_id))["AAPLX"]
-        suggested = await state.validation.suggest(None, "AAPLX")  # type: ignore[arg-type]
+        suggested = await state.validation.suggest(None, "AAPLX")
         assert status == "invalid" and "AAPL" in suggested and len(suggested) <= 5
         assert reason == f"fake does not list AAPLX; similar: {', '.join(suggested)}"
 

@@ -40,7 +40,7 @@ class SyncConnects:
         self.count = 0
         real = redis.connection.Connection._connect
 
-        def counting(conn: redis.connection.Connection):  # noqa: ANN202
+        def counting(conn: redis.connection.Connection) -> None:
             self.count += 1
             return real(conn)
 

@@ -27,7 +27,7 @@ def test_embedded_broker_is_a_stub_with_the_stack_and_queues_and_leaves_the_glob
     assert kinds.index(Retries) < kinds.index(CurrentMessage)  # CurrentMessage clears after Retries has read it
     assert any(isinstance(m, TimeLimit) for m in broker.middleware) and AsyncIO not in kinds
     assert set(QUEUES) <= broker.get_declared_queues()
-    actors = declare_actors(broker, run=lambda coro: coro.close(), env=None, settings=make_settings())  # type: ignore[arg-type]
+    actors = declare_actors(broker, run=lambda coro: coro.close(), env=None, settings=make_settings())
     assert broker.get_actor("validation.validate_batch") is actors.validate_batch
     assert {a.actor_name for a in (actors.revalidate, actors.refresh, actors.cleanup)} == {
         "validation.revalidate",
@@ -60,6 +60,7 @@ def test_stub_broker_worker_runs_an_actor_retries_it_and_fires_the_time_limit(ma
 
     def flaky(n: int) -> None:
         message = dramatiq.middleware.CurrentMessage.get_current_message()
+        assert message is not None  # the broker's CurrentMessage middleware sets it for every actor call
         calls.append(message.options.get("retries", 0))
         if len(calls) < 3:
             raise dramatiq.Retry(delay=20)

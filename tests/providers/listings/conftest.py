@@ -91,7 +91,7 @@ def listing_server() -> Iterator[ListingServer]:
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    host, port = server.server_address[:2]
+    host, port = "127.0.0.1", server.server_port
     try:
         yield ListingServer(base_url=f"http://{host}:{port}", routes=routes, requests=seen)
     finally:

@@ -24,7 +24,7 @@ def test_recorded_files_parse() -> None:
     active = parse_listing_status(recorded(ACTIVE), "active")
     delisted = parse_listing_status(recorded(DELISTED), "delisted")
     assert (len(active), len(delisted)) == (13_267, 9_337)
-    assert sum(r.is_etf for r in active) == 4_628 and sum(r.is_etf for r in delisted) == 1_898
+    assert sum(bool(r.is_etf) for r in active) == 4_628 and sum(bool(r.is_etf) for r in delisted) == 1_898
     assert all(r.delisted_on is None for r in active) and all(r.delisted_on for r in delisted)
     by_symbol = {r.symbol: r for r in active}
     assert by_symbol["BRK.B"].raw_symbol == "BRK-B"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -10,7 +12,7 @@ from providers.listings.alpha_vantage import parse_listing_status
 from providers.listings.nasdaq_screener import parse_screener
 from providers.listings.nasdaq_trader import parse_otherlisted
 from providers.listings.sec import parse_sec_tickers
-from providers.listings.symbols import canonical_symbol, parse_symbol, spell, spellings
+from providers.listings.symbols import SpellingStyle, canonical_symbol, parse_symbol, spell, spellings
 from tests.providers.listings.conftest import recorded
 
 
@@ -52,8 +54,8 @@ def test_every_class_share_spelling_is_one_symbol(spelling: str) -> None:
         ("ACWV:BAT", "alpha_vantage", "ACWV:BAT"),
     ],
 )
-def test_source_spellings_parse(raw: str, style: str, canonical: str) -> None:
-    assert parse_symbol(raw, style).canonical == canonical  # type: ignore[arg-type]
+def test_source_spellings_parse(raw: str, style: SpellingStyle, canonical: str) -> None:
+    assert parse_symbol(raw, style).canonical == canonical
 
 
 def test_spell_in_each_providers_form() -> None:
@@ -74,7 +76,7 @@ def test_spell_in_each_providers_form() -> None:
     assert spell("AAPL", "yahoo") == "AAPL" and spell("^GSPC", "alpha_vantage") == "^GSPC"
 
 
-def _round_trips(rows: list, style: str) -> tuple[int, list[str]]:
+def _round_trips(rows: list, style: SpellingStyle) -> tuple[int, list[str]]:
     checked, wrong = 0, []
     for row in rows:
         parsed = parse_symbol(row.raw_symbol, style)
@@ -92,12 +94,13 @@ def test_spellings_reproduce_every_recorded_symbol() -> None:
     screener = parse_screener(recorded("nasdaq_screener/nyse_full_tickers-2026-08-22.json"), "nyse")
     sec = parse_sec_tickers(recorded("sec/company_tickers_exchange-2025-12-14.json"), date(2025, 12, 14)).rows
     av = parse_listing_status(recorded("alpha_vantage_listing_status/listing_status-active-2026-04-09.csv"), "active")
-    for rows, style, at_least in [
+    sources: list[tuple[Sequence[Any], SpellingStyle, int]] = [
         (other, "act", 6900),
         (screener, "screener", 2700),
         (sec, "sec", 10000),
         (av, "alpha_vantage", 12000),
-    ]:
+    ]
+    for rows, style, at_least in sources:
         checked, wrong = _round_trips(list(rows), style)
         assert checked >= at_least
         assert wrong == [], f"{style}: {wrong[:10]}"

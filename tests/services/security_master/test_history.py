@@ -63,12 +63,12 @@ def _cik_pairs(recorded: RecordedListings) -> list[tuple[str, str]]:
     """One-ticker issuers whose ticker changed between the two SEC copies, old ticker gone from the newest
     directory copy and new ticker in it: every one of them is a rename (the oracle the issue names)."""
     older, newer = recorded.sec[0], recorded.sec[-1]
-    tickers_old: dict[int, set[str]] = collections.defaultdict(set)
-    tickers_new: dict[int, set[str]] = collections.defaultdict(set)
+    tickers_old: dict[int | None, set[str]] = collections.defaultdict(set)
+    tickers_new: dict[int | None, set[str]] = collections.defaultdict(set)
     for row in older.rows:
-        tickers_old[row.cik].add(row.symbol)  # type: ignore[index]
+        tickers_old[row.cik].add(row.symbol)
     for row in newer.rows:
-        tickers_new[row.cik].add(row.symbol)  # type: ignore[index]
+        tickers_new[row.cik].add(row.symbol)
     directories = [{r.symbol for r in b.rows} for b in recorded.directories]
     pairs = []
     for cik, olds in tickers_old.items():
@@ -119,7 +119,8 @@ def test_a_disappearance_without_a_date_is_bounded_by_the_copies(securities: lis
     windowed = [s for s in securities if s.delisted_on_source == "snapshots"]
     assert windowed
     for security in windowed:
-        assert security.delisted_after is not None and security.delisted_after < security.delisted_on  # type: ignore[operator]
+        assert security.delisted_after is not None and security.delisted_on is not None
+        assert security.delisted_after < security.delisted_on
         assert not security.symbols[-1].exact
 
 

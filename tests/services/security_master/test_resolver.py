@@ -36,7 +36,8 @@ def test_listed_carries_the_data_date(resolver: Resolver) -> None:
 def test_former_tickers_lead_to_the_current_one(resolver: Resolver, old: str, new: str, exact: bool) -> None:
     verdict = resolver.resolve(old)
     assert verdict.status == "renamed" and verdict.renamed_to == new and verdict.renamed_on_exact is exact
-    assert new in verdict.reason and (verdict.renamed_on.isoformat() in verdict.reason)  # type: ignore[union-attr]
+    assert verdict.reason is not None and verdict.renamed_on is not None
+    assert new in verdict.reason and (verdict.renamed_on.isoformat() in verdict.reason)
 
 
 @pytest.mark.parametrize(

@@ -54,12 +54,12 @@ def test_round_trip(shipped: Snapshot, securities: list[Security]) -> None:
     assert list(shipped.securities) == sorted(securities, key=lambda s: s.key)
 
 
-def _rewrite(data: bytes, edit) -> bytes:  # type: ignore[no-untyped-def]
+def _rewrite(data: bytes, edit) -> bytes:
     lines = gzip.decompress(data).split(b"\n")
     return gzip.compress(b"\n".join(edit(lines)), mtime=0)
 
 
-def _header_edit(**changes: object):  # type: ignore[no-untyped-def]
+def _header_edit(**changes: object):
     def edit(lines: list[bytes]) -> list[bytes]:
         header = json.loads(lines[0])
         header.update(changes)

@@ -51,7 +51,7 @@ async def test_first_start_loads_the_snapshot_with_history_indices_and_verdicts(
         assert meta.sector == "Communication Services" and meta.source_sector == "Technology"
         twtr = next(a for a in assets.values() if a.symbol == "TWTR" and a.master_key)
         assert (twtr.listing_status, twtr.delisted_on) == ("delisted", date(2022, 11, 8))
-        assert twtr.validation_status == "invalid" and "delisted on 2022-11-08" in twtr.validation_reason
+        assert twtr.validation_status == "invalid" and "delisted on 2022-11-08" in (twtr.validation_reason or "")
         async with state.unit_of_work() as session:
             spans = (
                 await session.execute(
@@ -123,6 +123,7 @@ async def test_assets_created_before_the_master_are_adopted_with_their_ids(
         async with state.unit_of_work() as session:
             brk_now = await session.get(Asset, brk.id)
             twtr_now = await session.get(Asset, twtr.id)
+        assert brk_now is not None and twtr_now is not None
         assert (brk_now.symbol, brk_now.master_key, brk_now.validation_source) == (
             "BRK.B",
             "BRK.B@1996-05-09",

@@ -112,7 +112,7 @@ async def test_a_source_with_less_than_half_its_rows_is_refused_unless_forced(
             last = await session.scalar(
                 select(ListingSync).where(ListingSync.source == "nasdaq_trader").order_by(ListingSync.id.desc())
             )
-        assert (last.status, last.forced, last.new) == ("ok", True, forced.applied.new)
+        assert last is not None and (last.status, last.forced, last.new) == ("ok", True, forced.applied.new)
 
 
 @pytest.mark.parametrize(
