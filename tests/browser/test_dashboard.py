@@ -244,7 +244,7 @@ def _issue_token(db: Path, user: str) -> str:
 def test_with_token_auth_the_page_asks_for_a_token_and_keeps_it_out_of_urls_and_logs(tmp_path, seeded_store, page):
     import shutil
 
-    from tests.e2e.conftest import http_server
+    from tests.support.servers import http_server
 
     data_dir = tmp_path / "data"
     data_dir.mkdir()

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp
 from core.settings import Settings
 from server.app import build_server
 from server.transports import http_app
-from tests.e2e.conftest import http_server
+from tests.support.servers import http_server
 
 pytestmark = [pytest.mark.slow]
 

@@ -4,17 +4,13 @@ process's stderr in one format (JSON) with one line per call."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 from mcp import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import ROOT, free_port, server_env
+from tests.support.servers import serve_http
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -33,42 +29,11 @@ def value(families: dict, family: str, sample: str, **labels: str) -> float:
     return 0.0
 
 
-def start(data_dir: Path, **extra: str) -> tuple[subprocess.Popen, str, Path]:
-    port = free_port()
-    log = data_dir.parent / f"server-{port}.err"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=server_env(data_dir, **extra),
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200:
-                return proc, base, log
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("server did not start in 30 s")
-        time.sleep(0.1)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 async def test_metrics_after_calls_and_one_json_log_line_per_call(data_dir):
-    proc, base, log = start(data_dir, UNIVERSE_MCP_LOG_LEVEL="INFO", UNIVERSE_MCP_LOG_FORMAT="json")
-    try:
+    # stderr only in the log: every line of it is checked below.
+    json_logs = {"UNIVERSE_MCP_LOG_LEVEL": "INFO", "UNIVERSE_MCP_LOG_FORMAT": "json"}
+    with serve_http(data_dir, stdout_to_log=False, **json_logs) as server:
+        base = server.url
         before = scrape(base)
         async with Client(f"{base}/mcp") as client:
             created = await client.call_tool("create_universe", {"name": "Tenant Secret Name", "symbols": ["AAPL"]})
@@ -117,10 +82,8 @@ async def test_metrics_after_calls_and_one_json_log_line_per_call(data_dir):
         # No tenant data: not the universe's id or name, not a symbol anyone asked about.
         for secret in (universe_id, "Tenant Secret Name", "MSFT", "not-a-uuid"):
             assert secret not in text
-    finally:
-        stop(proc)
 
-    lines = log.read_text().splitlines()
+    lines = server.log.read_text().splitlines()
     parsed = [json.loads(line) for line in lines if line.startswith("{")]
     banner_end = next(i for i, line in enumerate(lines) if line.startswith("{"))
     assert len(parsed) == len(lines) - banner_end, "after the banner, every stderr line is one JSON object"
@@ -141,22 +104,17 @@ async def test_metrics_after_calls_and_one_json_log_line_per_call(data_dir):
 
 def test_metrics_need_the_metrics_token_once_callers_authenticate(data_dir):
     secret = "m" * 32
-    proc, base, _log = start(data_dir, UNIVERSE_MCP_AUTH="token", UNIVERSE_MCP_METRICS_TOKEN=secret)
-    try:
+    with serve_http(data_dir, UNIVERSE_MCP_AUTH="token", UNIVERSE_MCP_METRICS_TOKEN=secret) as server:
+        base = server.url
         assert httpx.get(f"{base}/metrics", timeout=5).status_code == 401
         assert httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer wrong"}, timeout=5).status_code == 401
         assert "universe_mcp_build_info" in scrape(base, Authorization=f"Bearer {secret}")["_text"]
         # An X-Request-Id from a proxy comes back, so a request can be found in the logs.
         ready = httpx.get(f"{base}/healthz", headers={"X-Request-Id": "proxy-7"}, timeout=5)
         assert ready.headers["x-request-id"] == "proxy-7"
-    finally:
-        stop(proc)
-    proc, base, _log = start(data_dir, UNIVERSE_MCP_AUTH="token")  # no metrics token: /metrics stays closed
-    try:
-        refused = httpx.get(f"{base}/metrics", timeout=5)
+    with serve_http(data_dir, UNIVERSE_MCP_AUTH="token") as server:  # no metrics token: /metrics stays closed
+        refused = httpx.get(f"{server.url}/metrics", timeout=5)
         assert refused.status_code == 401 and "UNIVERSE_MCP_METRICS_TOKEN" in refused.text
-    finally:
-        stop(proc)
 
 
 async def test_metrics_can_be_switched_off(make_settings):

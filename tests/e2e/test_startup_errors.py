@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, free_port, server_env
+from tests.support.servers import free_port, run_command, server_env
 from tests.support.services import require_service
 
 pytestmark = [pytest.mark.slow]
@@ -24,14 +23,7 @@ EXIT_STORE_UNAVAILABLE = 3  # documented in docs/DEPLOYMENT.md
 
 
 def serve(env: dict[str, str], *, prefix: list[str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*(prefix or []), sys.executable, "-m", "server", "serve", "--port", str(free_port())],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_command(["serve", "--port", str(free_port())], env=env, prefix=prefix or [])
 
 
 def one_clear_line(done: subprocess.CompletedProcess) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.e2e.conftest import ROOT, http_server, server_env
+from tests.support.servers import ROOT, http_server, run_command, server_env, spawn
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -43,29 +44,18 @@ async def test_stdio_round_trip_and_deep_nesting_is_answered_not_dropped(data_di
         assert [u["name"] for u in listed.structured_content["data"]["universes"]] == ["Over stdio"]
 
     # A raw stdio exchange: the guard answers an over-deep message with a JSON-RPC error carrying its id.
-    import subprocess
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--transport", "stdio"],
-        cwd=ROOT,
-        env=server_env(data_dir),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    server = spawn(["serve", "--transport", "stdio"], env=server_env(data_dir), log=None, pipes=True)
     # A hang detector, not a speed bound (it includes the server's start-up): a dropped message leaves readline()
     # waiting, so the watchdog kills the server and readline() returns an empty line.
-    watchdog = threading.Timer(60, proc.kill)
+    watchdog = threading.Timer(60, server.proc.kill)
     watchdog.start()
     try:
-        proc.stdin.write(json.dumps(deep_call(200, request_id=41)) + "\n")
-        proc.stdin.flush()
-        line = proc.stdout.readline()
+        server.proc.stdin.write(json.dumps(deep_call(200, request_id=41)) + "\n")
+        server.proc.stdin.flush()
+        line = server.proc.stdout.readline()
     finally:
         watchdog.cancel()
-        proc.kill()
-        proc.wait()
+        server.kill()
     assert line, "the over-deep message was dropped: no answer within 60 s"
     reply = json.loads(line)
     assert reply["id"] == 41 and reply["error"]["code"] == -32600
@@ -116,32 +106,14 @@ async def test_http_legacy_protocol_era_works(data_dir):
 
 
 def test_non_loopback_bind_without_auth_refuses_to_start(data_dir):
-    import subprocess
-
-    proc = subprocess.run(
-        [sys.executable, "-m", "server", "serve", "--host", "0.0.0.0", "--port", "0"],
-        cwd=ROOT,
-        env=server_env(data_dir),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_command(["serve", "--host", "0.0.0.0", "--port", "0"], env=server_env(data_dir))
     assert proc.returncode != 0
     assert "Refusing to serve" in proc.stderr
 
 
 def test_cli_call_in_process_and_against_a_running_server(data_dir):
-    import subprocess
-
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "server", "call", *args],
-            cwd=ROOT,
-            env=server_env(data_dir),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return run_command(["call", *args], env=server_env(data_dir))
 
     created = cli("create_universe", "--args", '{"name": "From a script", "symbols": ["AAPL"], "validate": false}')
     assert created.returncode == 0, created.stderr

@@ -35,8 +35,8 @@ from sqlalchemy.engine import make_url
 
 from core.settings import Settings
 from server.cli import build_parser
-from tests.e2e.conftest import http_server, server_env
 from tests.packaging.support import ROOT
+from tests.support.servers import http_server, run_command, server_env, spawn
 from tests.support.services import require_service
 from tests.tenancy.conftest import connect, envelope
 
@@ -382,13 +382,8 @@ async def test_the_compose_layout_runs_from_local_binaries(postgres_server, redi
 
         def run(service: str, *command: str) -> subprocess.CompletedProcess:
             """The service's command (or another one, as `docker compose run SERVICE ...` gives) in its environment."""
-            return subprocess.run(
-                [sys.executable, "-m", "server", *(command or argv(services[service])[1:])],
-                cwd=ROOT,
-                env=local(service_env(services[service])),
-                capture_output=True,
-                text=True,
-                timeout=120,
+            return run_command(
+                command or argv(services[service])[1:], env=local(service_env(services[service])), timeout_s=120
             )
 
         migrated = run("migrate")  # also checks that row-level security applies to the app role
@@ -411,26 +406,16 @@ async def test_the_compose_layout_runs_from_local_binaries(postgres_server, redi
         worker_env = local(service_env(services["worker"])) | {"UNIVERSE_MCP_WORKER_PROCESSES": "1"}
         before = _healthcheck(worker_env, "worker")
         assert before.returncode == 1 and "no heartbeat" in before.stdout, before.stdout + before.stderr
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "server", *argv(services["worker"])[1:]],
-            cwd=ROOT,
-            env=worker_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        worker = spawn(argv(services["worker"])[1:], env=worker_env, log=tmp_path / "worker.log")
         try:
             deadline = time.monotonic() + 60
             while (probe := _healthcheck(worker_env, "worker")).returncode != 0:
-                assert worker.poll() is None, "the worker exited"
-                assert time.monotonic() < deadline, probe.stdout + probe.stderr
+                assert worker.proc.poll() is None, f"the worker exited:\n{worker.tail()}"
+                assert time.monotonic() < deadline, probe.stdout + probe.stderr + worker.tail()
                 await anyio.sleep(0.5)
             assert probe.stdout.startswith("healthy")
         finally:
-            worker.terminate()
-            try:
-                worker.wait(15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            worker.stop(15)
         scheduler = _healthcheck(local(service_env(services["scheduler"])), "scheduler")
         assert scheduler.returncode == 0, scheduler.stdout + scheduler.stderr
     finally:

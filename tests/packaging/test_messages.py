@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import ast
 import re
-import subprocess
-import sys
 import tomllib
 
-from tests.e2e.conftest import server_env
 from tests.packaging.support import ROOT
+from tests.support.servers import run_command, server_env
 
 # `config docs` writes docs/CONFIGURATION.md itself: its header names the file it is meant to be saved as.
 WRITES_DOCS = {"server/config_docs.py"}
@@ -46,14 +44,7 @@ def test_no_message_points_at_a_file_of_the_repository():
 
 
 def test_a_public_bind_without_auth_says_which_settings_fix_it(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "server", "serve", "--host", "0.0.0.0", "--port", "0"],
-        cwd=ROOT,
-        env=server_env(tmp_path / "data"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_command(["serve", "--host", "0.0.0.0", "--port", "0"], env=server_env(tmp_path / "data"), timeout_s=120)
     assert done.returncode != 0
     refusal = done.stderr.strip().splitlines()[-1]
     assert refusal.startswith("Refusing to serve 0.0.0.0:0 without authentication"), done.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 import anyio
@@ -18,6 +17,7 @@ from providers.base import (
 )
 from providers.fake import FakeProvider
 from providers.guard import CircuitBreaker, GuardedProvider, RateLimit
+from tests.support.services import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -185,14 +185,8 @@ async def test_refused_burst_does_not_spend_the_longer_budget():
         assert raised.value.retry_after_s <= 1.0  # the burst window refused, not the daily one
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_limiter_falls_back_to_memory_when_redis_is_down():
-    limit = RateLimit("yahoo", "1/second", storage_uri=f"redis://127.0.0.1:{_free_port()}/0", storage_timeout_s=0.2)
+    limit = RateLimit("yahoo", "1/second", storage_uri=f"redis://127.0.0.1:{free_port()}/0", storage_timeout_s=0.2)
     await limit.acquire()  # Redis refused: the in-process limit answers instead of an error
     assert limit.degraded
     with pytest.raises(ProviderRateLimited):

@@ -7,10 +7,8 @@ import io
 import json
 import logging
 import os
-import subprocess
 import sys
 from importlib.metadata import version
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +16,7 @@ from core.settings import Settings
 from server.cli import build_parser, main
 from server.cli_progress import Progress, job_of, job_view
 from server.transports import banner
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.servers import run_command, server_env
 
 
 @pytest.fixture
@@ -108,20 +105,11 @@ def test_a_large_import_from_stdin_waits_for_its_job_with_progress(tmp_path):
     rows = ["symbol,note"] + [f"SYM{i:05d},exported from a spreadsheet with a long note column" for i in range(3000)]
     payload = json.dumps({"name": "Big import", "csv_text": "\n".join(rows)})
     assert len(payload) > 131_072
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UNIVERSE_MCP_")}
-    env |= {"UNIVERSE_MCP_DATA_DIR": str(tmp_path / "data"), "UNIVERSE_MCP_OFFLINE": "1"}
-    command = [sys.executable, "-m", "server", "call", "import_universe_csv"]
+    env = server_env(tmp_path / "data")
+    command = ["call", "import_universe_csv"]
     with pytest.raises(OSError, match="Argument list too long"):
-        subprocess.run([*command, "--args", payload], cwd=tmp_path, env=env, capture_output=True)
-    done = subprocess.run(
-        [*command, "--args-file", "-", "--wait"],
-        input=payload,
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+        run_command([*command, "--args", payload], env=env, cwd=tmp_path)
+    done = run_command([*command, "--args-file", "-", "--wait"], env=env, cwd=tmp_path, input=payload, timeout_s=180)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["success"] and out["job"]["data"]["status"] == "completed"

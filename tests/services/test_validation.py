@@ -20,6 +20,7 @@ from core.wiring import AppState
 from providers.base import AssetProfile, ProviderUnavailable, Verdict
 from providers.fake import FakeProvider
 from server.lifespan import open_app_state
+from services.schemas import SymbolVerdict
 from services.validation import PROFILE_FIELDS, ValidationConfig, ValidationService
 from storage.cache import MemoryCache
 from storage.db import utcnow
@@ -375,6 +376,78 @@ async def test_check_many_gives_the_universe_services_view(state):
         "yahoo does not list MSFTT",
         ["MSFT"],
     )
+
+
+async def test_each_symbol_is_answered_by_the_first_layer_that_knows_it_cache_then_store_then_providers(state):
+    """One call, four symbols, each settled by a different step: a cached verdict beats the store's, a fresh stored
+    verdict beats the providers', a provider answers only what neither knows, and what no provider answers is
+    pending. The provider is asked about exactly the last two."""
+    checked = utcnow() - timedelta(minutes=5)
+    async with state.unit_of_work() as session:
+        await asset_repo.create_assets(
+            session,
+            [
+                # The store says invalid, the cache valid: the cache answers first.
+                {"symbol": "ZZCACHE", "validation_status": "invalid", "validation_source": "alpha_vantage",
+                 "last_validated_at": checked},
+                # A fresh stored verdict; the provider would call it invalid (it does not know it).
+                {"symbol": "ZZSTORE", "validation_status": "valid", "validation_source": "alpha_vantage",
+                 "is_validated": True, "last_validated_at": checked},
+            ],
+        )  # fmt: skip
+    provider = FakeProvider(name="yahoo", known={"ZZCACHE": ACME, "ZZPROV": ACME}, fail_symbols={"ZZPEND"})
+    svc = service(provider)
+    cached = SymbolVerdict(symbol="ZZCACHE", status="valid", source="listings", checked_at=checked)
+    await svc.cache.set("verdict:ZZCACHE", cached.model_dump_json(), 60)
+
+    v = await run(state, svc, ["ZZPEND", "ZZPROV", "ZZSTORE", "ZZCACHE"])
+    answered = {s: (x.status, x.source, x.cached, x.stale) for s, x in v.items()}
+    assert answered == {
+        "ZZCACHE": ("valid", "listings", True, False),
+        "ZZSTORE": ("valid", "alpha_vantage", False, False),
+        "ZZPROV": ("valid", "yahoo", False, False),
+        "ZZPEND": ("pending", None, False, False),
+    }
+    assert provider.calls_by_symbol == {"ZZPROV": 1, "ZZPEND": 1}
+    rows = await stored(state, "ZZCACHE", "ZZSTORE", "ZZPROV", "ZZPEND")
+    assert {s: r.validation_status for s, r in rows.items()} == {
+        "ZZCACHE": "invalid",  # a cache hit writes nothing
+        "ZZSTORE": "valid",
+        "ZZPROV": "valid",
+        "ZZPEND": "pending",
+    }
+
+
+async def test_a_verdict_past_fresh_s_is_served_stale_when_every_provider_fails(state):
+    """Without force_refresh: an old stored verdict is not answered from the store, but when the providers cannot
+    answer it beats pending, marked stale; it is neither cached nor written back."""
+    old = utcnow() - timedelta(days=3)
+    async with state.unit_of_work() as session:
+        await asset_repo.create_assets(
+            session,
+            [
+                {"symbol": "ZZOLDV", "validation_status": "valid", "validation_source": "yahoo", "is_validated": True,
+                 "name": "Old Valid Inc", "last_validated_at": old},
+                {"symbol": "ZZOLDI", "validation_status": "invalid", "validation_source": "yahoo",
+                 "validation_reason": "yahoo does not list ZZOLDI", "last_validated_at": old},
+            ],
+        )  # fmt: skip
+    down = FakeProvider(name="yahoo", fail_symbols={"ZZOLDV", "ZZOLDI"})
+    svc = service(down, fresh_s=86_400)
+    v = await run(state, svc, ["ZZOLDV", "ZZOLDI"])
+    assert down.calls_by_symbol == {"ZZOLDV": 1, "ZZOLDI": 1}  # too old to be answered from the store
+    why = "last verdict kept: no provider could answer (yahoo: simulated outage)"
+    assert {s: (x.status, x.source, x.stale, x.reason) for s, x in v.items()} == {
+        "ZZOLDV": ("valid", "yahoo", True, why),
+        "ZZOLDI": ("invalid", "yahoo", True, why),
+    }
+    assert v["ZZOLDV"].profile == {"name": "Old Valid Inc"} and v["ZZOLDV"].checked_at == old
+    assert svc.cache.writes == []
+    rows = await stored(state, "ZZOLDV", "ZZOLDI")
+    assert {s: (r.validation_status, r.last_validated_at) for s, r in rows.items()} == {
+        "ZZOLDV": ("valid", old),
+        "ZZOLDI": ("invalid", old),
+    }
 
 
 # --- did you mean -------------------------------------------------------------------------------------------------

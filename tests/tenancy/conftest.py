@@ -22,7 +22,7 @@ from core.settings import Settings
 from services.tokens import issue_token, parse_duration, revoke_token
 from storage import migrate
 from storage.db import make_engine, make_sessionmaker, unit_of_work
-from tests.e2e.conftest import http_server
+from tests.support.servers import http_server
 
 
 @dataclass

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.e2e.conftest import ROOT, server_env
+from tests.support.servers import run_command, server_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -85,14 +84,7 @@ async def pg14_style_database(postgres_url: str) -> AsyncIterator[Roles]:
 
 
 def cli(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "server", *args],
-        cwd=ROOT,
-        env=server_env(tmp_path / "data", **env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_command(args, env=server_env(tmp_path / "data", **env), timeout_s=120)
 
 
 async def table_owners(roles: Roles) -> dict[str, str]:

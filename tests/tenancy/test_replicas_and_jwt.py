@@ -12,7 +12,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.e2e.conftest import http_server
+from tests.support.servers import http_server
 from tests.tenancy.conftest import connect, envelope
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
-from tests.e2e.conftest import ROOT, server_env
+from tests.support.servers import run_command, server_env
 
 
 def cli(data_dir, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "server", "token", *args],
-        cwd=ROOT,
-        env=server_env(data_dir),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_command(["token", *args], env=server_env(data_dir))
 
 
 @pytest.mark.slow

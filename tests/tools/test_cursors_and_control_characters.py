@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 from mcp.types import ResourceTemplateReference
 
 from tests.conftest import Call
+from tests.support.servers import run_command, server_env
 from tests.support.stores import pg_store, serve, store  # noqa: F401
 
 pytestmark = pytest.mark.anyio
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def unsigned(payload: object) -> str:
@@ -110,16 +105,8 @@ async def test_a_cursor_from_another_process_on_the_same_store_pages_on(make_set
         call = Call(client)
         for name in ("First", "Second", "Third"):
             await call.ok("create_universe", name=name)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UNIVERSE_MCP_")}
-    env.update(UNIVERSE_MCP_DATA_DIR=str(settings.data_dir), UNIVERSE_MCP_OFFLINE="1", UNIVERSE_MCP_LOG_LEVEL="WARNING")
-    out = subprocess.run(
-        [sys.executable, "-m", "server", "call", "list_universes", "--args", '{"limit": 1}'],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+    out = run_command(
+        ["call", "list_universes", "--args", '{"limit": 1}'], env=server_env(settings.data_dir), check=True
     ).stdout
     cursor = json.loads(out)["data"]["next_cursor"]
     async with serve(settings) as client:

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,22 +12,9 @@ from typing import Any, cast
 import pytest
 import redis
 
+from tests.support.servers import ServerProcess, spawn
 from tests.workers.stores import postgres_store
 from workers.heartbeat import read_workers, workers_key
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class WorkerProcess:
-    proc: subprocess.Popen
-    log: Path
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 @dataclass
@@ -42,7 +25,7 @@ class Workers:
     logs: Path
     redis_url: str
     namespace: str
-    started: list[WorkerProcess] = field(default_factory=list)
+    started: list[ServerProcess] = field(default_factory=list)
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url, decode_responses=True, socket_timeout=2)
@@ -51,43 +34,30 @@ class Workers:
         entries = cast(dict[str, str], self.client().hgetall(workers_key(self.namespace)))  # decode_responses
         return read_workers(entries, dead_after_s=float(self.env["UNIVERSE_MCP_WORKER_HEARTBEAT_TIMEOUT_S"]))[0]
 
-    def start(self, threads: int = 2, timeout_s: float = 20.0) -> WorkerProcess:
-        log = self.logs / f"worker-{len(self.started)}.log"
+    def start(self, threads: int = 2, timeout_s: float = 20.0) -> ServerProcess:
         before = {w["pid"] for w in self.alive()}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "worker", "--processes", "1", "--threads", str(threads)],
-            cwd=ROOT,
+        worker = spawn(
+            ["worker", "--processes", "1", "--threads", str(threads)],
             env=self.env,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log=self.logs / f"worker-{len(self.started)}.log",
+            # Ready once its heartbeat is in Redis.
+            ready=lambda _: bool({w["pid"] for w in self.alive()} - before),
+            timeout_s=timeout_s,
+            own_group=True,  # dramatiq's master and its child: stopped and killed together
+            name="worker",
         )
-        worker = WorkerProcess(proc, log)
         self.started.append(worker)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:  # ready once its heartbeat is in Redis
-            if {w["pid"] for w in self.alive()} - before:
-                return worker
-            if proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"worker did not start:\n{worker.tail()}")
+        return worker
 
-    def kill(self, worker: WorkerProcess) -> None:
+    def kill(self, worker: ServerProcess) -> None:
         """SIGKILL the whole worker (dramatiq's master and its child), as a crash or an OOM kill would."""
-        os.killpg(worker.proc.pid, signal.SIGKILL)
-        worker.proc.wait(10)
+        worker.kill()
 
     def stop_all(self) -> None:
         for worker in self.started:
-            if worker.proc.poll() is None:
-                worker.proc.send_signal(signal.SIGTERM)  # the master forwards it once: a graceful stop
+            worker.terminate()  # the master forwards it once: a graceful stop
         for worker in self.started:
-            try:
-                worker.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.proc.pid, signal.SIGKILL)
-                worker.proc.wait(5)
+            worker.wait(15)
 
 
 @pytest.fixture

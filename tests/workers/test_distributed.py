@@ -3,8 +3,6 @@ server in this process queueing jobs through its RedisBroker."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 
@@ -16,6 +14,7 @@ from sqlalchemy import func, select
 from server.app import build_server
 from storage.models import Asset, ValidationJob, ValidationJobItem
 from tests.conftest import Call
+from tests.support.servers import run_command
 from workers.live import job_key
 from workers.scheduler import PeriodicLock, build_scheduler
 
@@ -162,13 +161,7 @@ async def test_health_without_workers_and_the_scheduler_lock(make_settings, work
     # The CLI: `universe-mcp scheduler --once` (same settings) finds both slots taken and sends only the job watch,
     # whose slot nobody had taken yet.
     workers.env |= {"UNIVERSE_MCP_REFRESH_INTERVAL_S": "3600", "UNIVERSE_MCP_CLEANUP_INTERVAL_S": "3600"}
-    out = subprocess.run(
-        [sys.executable, "-m", "server", "scheduler", "--once"],
-        env=workers.env,
-        timeout=60,  # noqa: ASYNC221
-        capture_output=True,
-        text=True,
-    )
+    out = run_command(["scheduler", "--once"], env=workers.env)
     assert out.returncode == 0, out.stderr
     assert client.llen(f"{ns}:background") == 3
     assert not ticks_a["watch"]()  # that run went out once

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from server.app import build_server
 from tests.conftest import Call
-from tests.e2e.conftest import free_port
+from tests.support.services import free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.redis]
 
