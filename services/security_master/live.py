@@ -328,9 +328,20 @@ def _join(stored: Sequence[SymbolSpan], found: Sequence[SymbolSpan]) -> tuple[Sy
     return (*stored[:-1], joined, *found[at + 1 :])
 
 
-def _continue(stored: Security, found: Security, screened: Collection[str]) -> Security:
+def _continue(stored: Security, found: Security, screened: Collection[str], directory_as_of: date) -> Security:
     """``found`` (built from the store's state and today's copies) as the continuation of ``stored``;
-    ``screened``: the symbols today's screener lists (for the others, the stored screener fields stand)."""
+    ``screened``: the symbols today's screener lists (for the others, the stored screener fields stand);
+    ``directory_as_of``: the newest directory copy the result saw."""
+    if (
+        found.is_listed
+        and not stored.is_listed
+        and stored.delisted_on is not None
+        and directory_as_of < stored.delisted_on
+        and found.symbol == stored.symbol
+    ):
+        # A delisting dated after the newest directory copy (a cited removal, Alpha Vantage's date, which today's
+        # data may lack): no copy contradicts it, so it stands.
+        return stored
     values: dict[str, Any] = {
         "key": stored.key,
         "symbols": _join(stored.symbols, found.symbols),
@@ -391,7 +402,7 @@ def merge_with_store(
     for security in build_securities(inputs):
         before = by_key.get(security.key)
         if before is not None and security.key in continued:
-            out.append(_continue(before, security, screened))
+            out.append(_continue(before, security, screened, inputs.directories[-1].as_of))
         elif before is not None and before.symbols and not security.is_listed and not before.is_listed:
             out.append(before)  # a delisting the store already knows, said again (Alpha Vantage's older records)
         else:
