@@ -32,7 +32,6 @@ changes nothing writes no asset row.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -71,7 +70,6 @@ from storage.repositories import listings as repo
 
 __all__ = ["BREAKER_RESET_S", "live_sources", "merge_with_store", "sync_live"]
 
-logger = logging.getLogger(__name__)
 
 BREAKER_FAILURES = 3
 BREAKER_RESET_S = 900.0
@@ -223,8 +221,12 @@ async def _stored_securities(session: AsyncSession) -> list[Security]:
     rows = await repo.all_master_rows(session)
     spans = await repo.all_spans(session)
     indices = await repo.all_indices(session)
-    # Assets a sync retired (merged into another security) keep their key but no history: not securities any more.
-    return [security_of_row(r, spans[r.id], indices.get(r.id, ())) for r in rows if spans.get(r.id)]
+
+    def convert() -> list[Security]:
+        # Assets a sync retired (merged into another security) keep their key but no history: not securities now.
+        return [security_of_row(r, spans[r.id], indices.get(r.id, ())) for r in rows if spans.get(r.id)]
+
+    return await anyio.to_thread.run_sync(convert)  # tens of thousands of rows: off the event loop
 
 
 def _in_state(security: Security, directory_as_of: date | None) -> bool:
@@ -477,11 +479,10 @@ async def sync_live(
     chosen = [s for s in SOURCES if not sources or s in sources]
     started = time.perf_counter()
     fetched = await _fetch(settings, chosen, today, client)
-    logger.info(
-        "listings sync: fetched %s in %.1f s", [f.source for f in fetched if f.batch], time.perf_counter() - started
-    )
+    fetch_s = time.perf_counter() - started
     async with uow() as session:
-        return await _apply_fetched(session, settings, fetched, force=force, today=today)
+        report = await _apply_fetched(session, settings, fetched, force=force, today=today)
+    return dataclasses.replace(report, timings=(("fetch and parse", fetch_s), *report.timings))
 
 
 async def _apply_fetched(
@@ -514,10 +515,15 @@ async def _apply_fetched(
 
     applied: LoadReport | None = None
     stored: list[Security] = []
+    timings: list[tuple[str, float]] = []
     if usable:
+        started = time.perf_counter()
         stored = await _stored_securities(session)
+        timings.append(("read the master", time.perf_counter() - started))
     if usable and ("nasdaq_trader" in usable or any(s.is_listed for s in stored)):
+        started = time.perf_counter()
         securities, absorbed = await anyio.to_thread.run_sync(merge_with_store, stored, usable, previous, today)
+        timings.append(("merge", time.perf_counter() - started))
         indices = index_membership_batch()
         header = {
             "as_of": max(b.as_of for b in usable.values()).isoformat(),
@@ -545,4 +551,6 @@ async def _apply_fetched(
         await record_outcome(
             session, outcome, force=force, applied=applied if outcome.source == "nasdaq_trader" else None
         )
-    return SyncReport(tuple(outcomes), applied)
+    if applied is not None:
+        timings.append(("write", applied.seconds))
+    return SyncReport(tuple(outcomes), applied, tuple(timings))

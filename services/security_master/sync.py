@@ -61,6 +61,7 @@ class SourceOutcome:
 class SyncReport:
     outcomes: tuple[SourceOutcome, ...]
     applied: LoadReport | None
+    timings: tuple[tuple[str, float], ...] = ()  # (phase, seconds) of a live sync: fetch, read, merge
 
     @property
     def ok(self) -> bool:
@@ -173,4 +174,6 @@ def describe(report: SyncReport) -> Sequence[str]:
         )
     else:
         lines.append("master: unchanged")
+    if report.timings:
+        lines.append("time: " + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in report.timings))
     return lines

@@ -346,12 +346,17 @@ async def unchanged_assets(session: AsyncSession, rows: Sequence[Mapping[str, An
     wanted = {r["id"]: _comparable(r) for r in rows}
     ids = list(wanted)
     same: set[uuid.UUID] = set()
-    for start in range(0, len(ids), _CHUNK):
-        result = await session.execute(
-            select(Asset.__table__.c.id, *columns).where(Asset.__table__.c.id.in_(ids[start : start + _CHUNK]))
-        )
+    table = Asset.__table__
+    # Thousands of rows (a sync checks every security it mentions): one scan of the master beats IN-lists.
+    conditions = (
+        [[table.c.master_key.is_not(None)]]
+        if len(ids) > _BULK
+        else [[table.c.id.in_(ids[start : start + _CHUNK])] for start in range(0, len(ids), _CHUNK)]
+    )
+    for where in conditions:
+        result = await session.execute(select(table.c.id, *columns).where(*where))
         for row in result.mappings():
-            if _comparable(row) == wanted[row["id"]]:
+            if row["id"] in wanted and _comparable(row) == wanted[row["id"]]:
                 same.add(row["id"])
     return same
 
@@ -382,21 +387,27 @@ async def changed_history(
     new_indices: dict[uuid.UUID, set[tuple]] = {i: set() for i in asset_ids}
     for index in indices:
         new_indices[index["asset_id"]].add((index["index_name"], index["as_of"]))
-    old_spans = await spans_of(session, asset_ids)
-    changed: set[uuid.UUID] = set()
-    for start in range(0, len(asset_ids), _CHUNK):
-        chunk = list(asset_ids[start : start + _CHUNK])
-        rows = await session.execute(
-            select(AssetIndex.asset_id, AssetIndex.index_name, AssetIndex.as_of).where(AssetIndex.asset_id.in_(chunk))
-        )
-        old_indices: dict[uuid.UUID, set[tuple]] = {}
-        for asset_id, name, as_of in rows.all():
+    many = len(asset_ids) > _BULK  # one scan of each table beats IN-lists then
+    old_spans = await (all_spans(session) if many else spans_of(session, asset_ids))
+    index_query = select(AssetIndex.asset_id, AssetIndex.index_name, AssetIndex.as_of)
+    chunks = (
+        [index_query]
+        if many
+        else [
+            index_query.where(AssetIndex.asset_id.in_(list(asset_ids[start : start + _CHUNK])))
+            for start in range(0, len(asset_ids), _CHUNK)
+        ]
+    )
+    old_indices: dict[uuid.UUID, set[tuple]] = {}
+    for query in chunks:
+        for asset_id, name, as_of in (await session.execute(query)).all():
             old_indices.setdefault(asset_id, set()).add((name, as_of))
-        for asset_id in chunk:
-            if [_span_key(s) for s in old_spans.get(asset_id, ())] != new_spans[asset_id]:
-                changed.add(asset_id)
-            elif old_indices.get(asset_id, set()) != new_indices[asset_id]:
-                changed.add(asset_id)
+    changed: set[uuid.UUID] = set()
+    for asset_id in asset_ids:
+        if [_span_key(s) for s in old_spans.get(asset_id, ())] != new_spans[asset_id]:
+            changed.add(asset_id)
+        elif old_indices.get(asset_id, set()) != new_indices[asset_id]:
+            changed.add(asset_id)
     return changed
 
 
