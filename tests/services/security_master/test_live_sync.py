@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from core.settings import Settings
 from server.lifespan import open_app_state
+from services.security_master import live
 from services.security_master.live import sync_live
 from storage.models import Asset, AssetSymbol, ListingSync
 from tests.providers.listings.conftest import HTML_PAGE, RECORDED, ListingServer, Reply, recorded, truncated
@@ -248,3 +249,51 @@ async def test_an_unchanged_resync_writes_no_row(
         assert again.ok and again.applied is not None
         assert (again.applied.new, again.applied.changed, again.applied.renamed, again.applied.delisted) == (0, 0, 0, 0)
         assert await _assets(state) == before
+
+
+async def test_unconfigured_sources_are_skipped_with_the_setting_to_set(
+    make_settings: Callable[..., Settings], listing_server: ListingServer
+) -> None:
+    serve(listing_server, sec="2025-12-14", alpha_vantage="2026-04-09")
+    settings = live_settings(make_settings, listing_server, sec_user_agent=None, alpha_vantage_api_key=None)
+    async with open_app_state(settings) as state:
+        report = await _sync(state, sources=["sec", "alpha_vantage_listing_status"])
+        assert report.ok and report.applied is None  # skipped is not a failure of the sync
+        assert [(o.source, o.status) for o in report.outcomes] == [
+            ("sec", "skipped"),
+            ("alpha_vantage_listing_status", "skipped"),
+        ]
+        rows = await _syncs(state)
+    assert [(r[0], r[1]) for r in rows] == [("sec", "failed"), ("alpha_vantage_listing_status", "failed")]
+    assert "UNIVERSE_MCP_SEC_USER_AGENT" in rows[0][4] and "UNIVERSE_MCP_ALPHA_VANTAGE_API_KEY" in rows[1][4]
+    assert listing_server.requests == []  # nothing was asked of either
+
+
+async def test_a_source_that_keeps_failing_is_not_called_until_its_breaker_lets_it(
+    make_settings: Callable[..., Settings], listing_server: ListingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "_BREAKERS", {})  # this test's breakers only
+    listing_server.routes["/sec.json"] = Reply(status=503, body=b"unavailable")
+    async with open_app_state(live_settings(make_settings, listing_server)) as state:
+        for _ in range(live.BREAKER_FAILURES):
+            report = await _sync(state, sources=["sec"])
+            assert "server error (HTTP 503)" in report.outcomes[0].error
+        asked = len(listing_server.requests)
+        report = await _sync(state, sources=["sec"])
+    assert report.outcomes[0].status == "failed" and report.outcomes[0].error.startswith("not fetched: 3 failures")
+    assert len(listing_server.requests) == asked
+
+
+async def test_a_directory_with_less_than_half_its_rows_is_refused_unless_forced(
+    make_settings: Callable[..., Settings], listing_server: ListingServer
+) -> None:
+    serve(listing_server, directory="2026-03-03")
+    async with open_app_state(live_settings(make_settings, listing_server)) as state:
+        async with state.unit_of_work() as session:  # a previous sync that saw far more rows
+            session.add(ListingSync(source="nasdaq_trader", as_of=date(2026, 2, 1), status="ok", rows=100_000))
+        refused = await _sync(state, sources=["nasdaq_trader"])
+        assert [(o.status, o.rows) for o in refused.outcomes] == [("refused", 12_348)] and refused.applied is None
+        assert "fewer than half of the 100000" in refused.outcomes[0].error
+        assert (await _assets(state))["assets"] == {}
+        forced = await _sync(state, sources=["nasdaq_trader"], force=True)
+        assert forced.ok and forced.applied is not None and forced.applied.securities > 12_000
