@@ -65,7 +65,7 @@ from services.security_master.store import (
     check_snapshot_file,
     security_of_row,
 )
-from services.security_master.sync import SOURCES, SourceOutcome, SyncReport, record_outcome
+from services.security_master.sync import SKIPPED, SOURCES, SourceOutcome, SyncReport, record_outcome
 from storage.repositories import listings as repo
 
 __all__ = ["BREAKER_RESET_S", "live_sources", "merge_with_store", "sync_live"]
@@ -111,7 +111,7 @@ def live_sources(settings: Settings, client: httpx.AsyncClient) -> dict[str, Lis
     }
     problem = sec_user_agent_problem(settings.sec_user_agent)
     found["sec"] = (
-        f"skipped: {problem}"
+        f"{SKIPPED}{problem}"
         if problem
         else SecTickersSource(client, settings.sec_user_agent, url=settings.listings_sec_url, deadline_s=deadline)
     )
@@ -119,7 +119,7 @@ def live_sources(settings: Settings, client: httpx.AsyncClient) -> dict[str, Lis
     found["alpha_vantage_listing_status"] = (
         AlphaVantageListingSource(client, key, url=settings.alpha_vantage_base_url, deadline_s=deadline)
         if key is not None and key.get_secret_value().strip()
-        else "skipped: no Alpha Vantage API key (set UNIVERSE_MCP_ALPHA_VANTAGE_API_KEY)"
+        else f"{SKIPPED}no Alpha Vantage API key (set UNIVERSE_MCP_ALPHA_VANTAGE_API_KEY)"
     )
     return found
 

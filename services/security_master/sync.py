@@ -36,7 +36,10 @@ from services.security_master.snapshot import Snapshot, _inputs, snapshot_header
 from services.security_master.store import SYNC_SOURCE, LoadReport, apply_snapshot
 from storage.repositories import listings as repo
 
-__all__ = ["SOURCES", "SourceOutcome", "SyncReport", "describe", "record_outcome", "sync_from_dir"]
+__all__ = ["SKIPPED", "SOURCES", "SourceOutcome", "SyncReport", "describe", "record_outcome", "sync_from_dir"]
+
+# How the error of a source that was not configured (not fetched at all) begins: recorded as failed, never a problem.
+SKIPPED = "skipped: "
 
 # The listing sources a directory of copies holds, by the name their batches (and listing_syncs rows) carry.
 SOURCES = ("nasdaq_trader", "nasdaq_screener", "sec", "alpha_vantage_listing_status")

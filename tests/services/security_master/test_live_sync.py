@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from core.settings import Settings
 from server.lifespan import open_app_state
+from services.health import ServiceHealth, listings_health, with_listings
 from services.security_master import live
 from services.security_master.live import sync_live
 from storage.models import Asset, AssetSymbol, ListingSync
@@ -267,6 +268,13 @@ async def test_unconfigured_sources_are_skipped_with_the_setting_to_set(
     assert [(r[0], r[1]) for r in rows] == [("sec", "failed"), ("alpha_vantage_listing_status", "failed")]
     assert "UNIVERSE_MCP_SEC_USER_AGENT" in rows[0][4] and "UNIVERSE_MCP_ALPHA_VANTAGE_API_KEY" in rows[1][4]
     assert listing_server.requests == []  # nothing was asked of either
+    # Not configured is not a problem of the service (a failed fetch is).
+    async with open_app_state(settings) as state:
+        async with state.unit_of_work() as session:
+            health = with_listings(
+                ServiceHealth(status="ok", mode="embedded", providers=[]), await listings_health(session)
+            )
+    assert (health.status, health.problems) == ("ok", [])
 
 
 async def test_a_source_that_keeps_failing_is_not_called_until_its_breaker_lets_it(
