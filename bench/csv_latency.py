@@ -25,7 +25,7 @@ import httpx2  # noqa: E402
 from mcp import Client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
-from tests.e2e.conftest import http_server  # noqa: E402
+from tests.support.servers import http_server  # noqa: E402
 
 
 def make_file(kind: str) -> str:

@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     )
     # NoDecode: the environment gives a comma-separated list, not JSON.
     toolsets: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: list(TOOLSET_NAMES),
+        default_factory=lambda: [str(name) for name in TOOLSET_NAMES],
         description="Toolsets to expose, comma separated: " + ", ".join(TOOLSET_NAMES) + ".",
     )
     read_only: bool = Field(False, description="Expose only tools that change nothing.")
@@ -387,6 +387,33 @@ class Settings(BaseSettings):
     )
     fake_provider_retry_after_s: float = Field(
         1.0, ge=0, le=3600, description="With provider=fake: the retry-after of a simulated rate limit."
+    )
+    listings_sync_interval_s: int = Field(
+        86_400,
+        ge=0,
+        description="How often the listing sources are fetched live and merged into the security master "
+        "(`universe-mcp listings sync`): distributed mode by `universe-mcp scheduler`, embedded mode inside the "
+        "server, and only when online (offline=false). 0: never.",
+    )
+    listings_nasdaq_trader_url: str = Field(
+        "https://www.nasdaqtrader.com/dynamic/SymDir",
+        description="Where the NASDAQ Trader symbol directory lives (nasdaqlisted.txt and otherlisted.txt under it).",
+    )
+    listings_nasdaq_screener_url: str = Field(
+        "https://api.nasdaq.com/api/screener/stocks", description="The NASDAQ stock screener's endpoint."
+    )
+    listings_sec_url: str = Field(
+        "https://www.sec.gov/files/company_tickers_exchange.json", description="The SEC's ticker file."
+    )
+    listings_fetch_timeout_s: float = Field(
+        20.0, gt=0, le=600, description="Connect and read timeout of each request of a listings sync."
+    )
+    listings_fetch_deadline_s: float = Field(
+        90.0,
+        gt=0,
+        le=3600,
+        description="Deadline for the whole of one download of a listings sync (a server that drips bytes "
+        "never trips a read timeout); a source that misses it fails and keeps its previous data.",
     )
     sec_user_agent: str | None = Field(
         None,

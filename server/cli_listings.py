@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,17 @@ def _build_snapshot(args: argparse.Namespace) -> int:
 
 async def _sync(settings: Settings, args: argparse.Namespace) -> Any:
     from server.preflight import check_store
+    from services.security_master.live import sync_live
     from services.security_master.sync import sync_from_dir
     from storage.db import make_engine, make_sessionmaker, unit_of_work
 
     await check_store(settings)  # migrates as the owner; a store it cannot use is one line (exit code 3)
     engine = make_engine(settings.admin_sqlalchemy_url)
     try:
-        async with unit_of_work(make_sessionmaker(engine)) as session:
+        sessions = make_sessionmaker(engine)
+        if args.from_dir is None:
+            return await sync_live(lambda: unit_of_work(sessions), settings, sources=args.source, force=args.force)
+        async with unit_of_work(sessions) as session:
             return await sync_from_dir(session, args.from_dir, sources=args.source, force=args.force)
     finally:
         await engine.dispose()
@@ -36,16 +41,19 @@ async def _sync(settings: Settings, args: argparse.Namespace) -> Any:
 def _run_sync(args: argparse.Namespace) -> int:
     from services.security_master.sync import describe
 
-    if args.from_dir is None:
+    settings = Settings()
+    if args.from_dir is None and settings.offline:
         print(
-            "universe-mcp: live fetching of the listing sources is not built yet; sync from a directory of dated "
-            "copies with --from-dir DIR (the layout `listings build-snapshot --from` reads)",
+            "universe-mcp: offline=true: the listing sources are not fetched; sync from a directory of dated copies "
+            "with --from-dir DIR, or set UNIVERSE_MCP_OFFLINE=false",
             file=sys.stderr,
         )
         return 2
-    report = asyncio.run(_sync(Settings(), args))
+    started = time.perf_counter()
+    report = asyncio.run(_sync(settings, args))
     for line in describe(report):
         print(line)
+    print(f"took {time.perf_counter() - started:.1f} s")
     return 0 if report.ok else 1
 
 
@@ -73,10 +81,13 @@ def add_listings_commands(sub: Any) -> None:
     sync = actions.add_parser(
         "sync",
         help="apply the listing sources to the store",
-        description="Apply the listing sources to the store: each source all or nothing, a failed or suspicious "
-        "one (fewer than half its previous rows) keeps its previous data; every source synced is a listing_syncs "
-        "row. Live fetching is not built yet: pass --from-dir.\n\nexample:\n  universe-mcp listings sync "
-        "--from-dir ~/listings-copies",
+        description="Apply the listing sources to the store: fetched live (the NASDAQ Trader directory, the NASDAQ "
+        "screener, SEC tickers with UNIVERSE_MCP_SEC_USER_AGENT, Alpha Vantage with a key) and merged into the "
+        "master the store holds, or rebuilt from a directory of dated copies (--from-dir). Each source all or "
+        "nothing: a failed or suspicious one (fewer than half its previous rows) keeps its previous data; every "
+        "source synced is a listing_syncs row.\n\nexamples:\n  universe-mcp listings sync\n"
+        "  universe-mcp listings sync --source nasdaq_trader\n  universe-mcp listings sync --from-dir "
+        "~/listings-copies",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sync.add_argument("--source", action="append", choices=SOURCES, help="only this source (repeatable)")

@@ -269,10 +269,13 @@ async def listings_health(session: Any) -> ListingsHealth:
 
 def with_listings(report: ServiceHealth, listings: ListingsHealth) -> ServiceHealth:
     """``report`` with the listings part; a source whose last sync failed or was refused is a problem (its
-    previous data is still used)."""
+    previous data is still used) — not one that is not configured (the SEC without a User-Agent, Alpha Vantage
+    without a key: skipped on purpose, the reason in its row)."""
+    from services.security_master.sync import SKIPPED
+
     report.listings = listings
     for source in listings.sources:
-        if source.status != "ok":
+        if source.status != "ok" and not (source.error or "").startswith(SKIPPED):
             text = f"the last sync of listing source {source.source} {source.status}; its previous data is in use"
             report.problems.append(text)
             report._tenant_problems.append(text)

@@ -25,9 +25,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, cast, get_args
+from typing import Any, get_args
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from providers.sectors import GICS_SECTORS, to_gics_sector
 from services.errors import InvalidArgument
@@ -228,7 +228,7 @@ class _Vocabulary:
         """``fresh``: read the store again (a value the cached list lacks may have arrived since)."""
         if field in _STATIC_VOCABULARY:
             return list(_STATIC_VOCABULARY[field])
-        key = (str(session.bind.url) if session.bind else "", field)
+        key = (str(session.bind.url) if isinstance(session.bind, AsyncEngine) else "", field)
         hit = cls._cache.get(key)
         now = time.monotonic()
         if hit is not None and now - hit[0] < _VOCABULARY_TTL_S and not fresh:
@@ -397,15 +397,16 @@ class ScreeningService:
             position = decode_cursor("screen", cursor)
             if not isinstance(position, dict) or position.get("q") != digest:
                 raise invalid_cursor()
-            offset = position.get("o")
-            if type(offset) is not int or not 0 <= offset <= MAX_OFFSET:
+            at = position.get("o")
+            if type(at) is not int or not 0 <= at <= MAX_OFFSET:
                 raise invalid_cursor()
+            offset = at
         # Delisted securities only when the rules ask about listing_status at all.
         listed_only = not _mentions(tree, "listing_status")
         total, assets = await repo.screen(
             self.session,
             compiled(tree, expansions),
-            sort_by=cast(SortKey, sort_by),  # checked against SORT_KEYS above
+            sort_by=sort_by,  # checked against SORT_KEYS above, which narrows it to a SortKey
             offset=offset,
             limit=limit,
             listed_only=listed_only,

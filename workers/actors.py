@@ -10,6 +10,7 @@ CurrentMessage (their retry bookkeeping) is visible.
     maintenance.refresh()                                                 plan the refresh, fan out revalidate
     maintenance.cleanup()                                                 delete expired jobs
     maintenance.watch()                                                   resume (or fail) jobs that are stuck
+    maintenance.listings_sync()                                           fetch the listing sources, merge them
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage, Interrupt
 
 from core.settings import Settings
+from services.security_master.sync import describe as describe_sync
 from workers import batches
 from workers.batches import JobEnv
 from workers.live import queued_key
@@ -33,6 +35,8 @@ from workers.live import queued_key
 __all__ = ["Actors", "declare_actors", "send_job"]
 
 logger = logging.getLogger(__name__)
+
+LISTINGS_SYNC_TIME_LIMIT_MS = 30 * 60 * 1000
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 EnvGetter = Callable[[], Awaitable[JobEnv]]
@@ -46,6 +50,7 @@ class Actors:
     refresh: dramatiq.Actor
     cleanup: dramatiq.Actor
     watch: dramatiq.Actor
+    listings_sync: dramatiq.Actor
     batch_size: int
     marker_ttl_s: int = 7 * 86_400
 
@@ -137,6 +142,10 @@ def declare_actors(broker: Broker, *, run: Run, env: EnvGetter, settings: Settin
         for job in report.resumed:
             send_job(actors, job.job_id, job.owner_id, job.symbols, job.force_refresh)
 
+    def listings_sync() -> None:
+        report = in_env(lambda e: batches.sync_listings(e, settings))
+        logger.info("listings sync: %s", "; ".join(describe_sync(report)))
+
     common: dict[str, Any] = {"broker": broker, "time_limit": time_limit_ms}
     validate_actor = dramatiq.actor(actor_name="validation.validate_batch", queue_name="validation", **common)(
         validate_batch
@@ -153,6 +162,15 @@ def declare_actors(broker: Broker, *, run: Run, env: EnvGetter, settings: Settin
     watch_actor = dramatiq.actor(actor_name="maintenance.watch", queue_name="background", max_retries=1, **common)(
         watch
     )
+    # One sync downloads ~6 MB and merges ~30,000 securities: minutes at worst, never the batch time limit. Not
+    # retried: a failed source is recorded with its reason and tried again at the next run.
+    listings_actor = dramatiq.actor(
+        actor_name="maintenance.listings_sync",
+        queue_name="background",
+        max_retries=0,
+        broker=broker,
+        time_limit=LISTINGS_SYNC_TIME_LIMIT_MS,
+    )(listings_sync)
     actors = Actors(
         broker,
         validate_actor,
@@ -160,6 +178,7 @@ def declare_actors(broker: Broker, *, run: Run, env: EnvGetter, settings: Settin
         refresh_actor,
         cleanup_actor,
         watch_actor,
+        listings_actor,
         cfg.batch_size,
         marker_ttl_s=cfg.retention_s,
     )

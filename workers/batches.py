@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.settings import Settings
 from services import telemetry
 from services.schemas import SymbolVerdict
+from services.security_master.sync import SyncReport
 from services.validation import ValidationService
 from storage.db import unit_of_work, utcnow
 from storage.repositories import jobs as repo
@@ -389,4 +390,16 @@ async def watch(env: JobEnv) -> WatchReport:
         logger.warning("job %s resumed: %d symbols queued again", resumed_job.job_id, len(resumed_job.symbols))
     for job_id in report.failed:
         logger.warning("job %s stopped: it made no progress after %d resumptions", job_id, cfg.max_resumes)
+    return report
+
+
+async def sync_listings(env: JobEnv, settings: Settings) -> SyncReport:
+    """One run of the periodic listings sync: fetch every listing source live and merge it into the security master
+    (services/security_master/live.py); the validation service's master then re-reads its data date."""
+    from services.security_master.live import sync_live
+
+    report = await sync_live(env.uow, settings)
+    master = getattr(env.validation, "master", None)
+    if master is not None:
+        master.forget()
     return report

@@ -31,14 +31,19 @@ from core.redis import redis_client
 from core.resilience import CircuitBreaker
 from core.settings import Settings
 from core.wiring import AppState
+from services.security_master.store import SYNC_SOURCE
+from services.security_master.sync import SyncReport
+from services.security_master.sync import describe as describe_sync
 from storage.db import make_engine, make_sessionmaker, utcnow
 from storage.repositories import jobs as job_repo
+from storage.repositories import listings as listings_repo
 from workers import batches
 from workers.actors import Actors, declare_actors, send_job
 from workers.batches import JobConfig, JobEnv
 from workers.broker import QUEUES, build_broker
 from workers.heartbeat import WorkerHeartbeat, read_workers, workers_key
 from workers.live import RedisLiveCounters
+from workers.scheduler import listings_sync_enabled
 
 __all__ = ["JobRuntime", "LoopBridge", "open_job_runtime"]
 
@@ -48,6 +53,7 @@ logger = logging.getLogger(__name__)
 FOLLOW_INTERVAL_S = 0.5
 FOLLOW_MAX_S = 3600.0
 RESUME_DELAY_S = 1.0
+LISTINGS_FIRST_DELAY_S = 600.0  # a store that never synced: ten minutes after start, not during it
 CLOSE_GRACE_S = 5.0  # on close, running batches and background steps get this long to finish before cancellation
 
 
@@ -268,14 +274,43 @@ class JobRuntime:
             await self.submit(job.job_id, job.owner_id, job.symbols, job.force_refresh)
         return report
 
+    async def run_listings_sync(self) -> SyncReport:
+        """One run of the periodic listings sync, here and now (workers/batches.py sync_listings)."""
+        report = await batches.sync_listings(self.env, self.settings)
+        logger.info("listings sync: %s", "; ".join(describe_sync(report)))
+        return report
+
+    async def _first_listings_sync_in(self) -> float:
+        """Seconds until the first listings sync of this process: a day (the interval) after the last live sync
+        the store records — so that a server restarted daily still syncs daily — and never right at start."""
+        interval = self.settings.listings_sync_interval_s
+        try:
+            async with self.env.uow() as session:
+                last = await listings_repo.last_ok_sync(session, SYNC_SOURCE)
+        except Exception:
+            logger.warning("could not read the last listings sync; the first one runs in %d s", interval)
+            return float(interval)
+        if last is None:
+            return LISTINGS_FIRST_DELAY_S
+        elapsed = (utcnow() - last.fetched_at).total_seconds()
+        return max(LISTINGS_FIRST_DELAY_S, interval - elapsed)
+
     async def _periodic(self) -> None:
-        runs = {"refresh": self.run_refresh, "cleanup": self.run_cleanup, "watch": self.run_watch}
+        runs: dict[str, Callable[[], Awaitable[Any]]] = {
+            "refresh": self.run_refresh,
+            "cleanup": self.run_cleanup,
+            "watch": self.run_watch,
+        }
         interval = {
             "refresh": self.settings.refresh_interval_s,
             "cleanup": self.settings.cleanup_interval_s,
             "watch": self.settings.job_watch_interval_s,
         }
         due = {name: time.monotonic() + every for name, every in interval.items()}
+        if listings_sync_enabled(self.settings):
+            runs["listings_sync"] = self.run_listings_sync
+            interval["listings_sync"] = self.settings.listings_sync_interval_s
+            due["listings_sync"] = time.monotonic() + await self._first_listings_sync_in()
         while True:
             name = min(due, key=due.__getitem__)
             if not await self._pause(max(0.0, due[name] - time.monotonic())):

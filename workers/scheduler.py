@@ -4,7 +4,9 @@ Each run belongs to a time slot (``floor(now / interval)``). Before sending, a s
 ``SET NX PX``; only the first one of any number of schedulers gets it, so each slot sends exactly one message however
 many schedulers run and however their clocks drift within the slot. Workers do the work (maintenance.refresh fans
 out validation.revalidate batches; maintenance.cleanup deletes expired jobs; maintenance.watch resumes or fails jobs
-that are stuck). In embedded mode the same work runs as a task inside the server (workers/runtime.py).
+that are stuck; maintenance.listings_sync fetches the listing sources and merges them into the security master, once
+every ``listings_sync_interval_s`` and only when online). In embedded mode the same work runs as a task inside the
+server (workers/runtime.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import redis
 
 from core.settings import Settings
 
-__all__ = ["PeriodicLock", "build_scheduler", "run_scheduler"]
+__all__ = ["PeriodicLock", "build_scheduler", "listings_sync_enabled", "run_scheduler"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,11 @@ class PeriodicLock:
         key = f"{self.namespace}:scheduler:{name}:{slot}"
         # Kept two intervals, so a late scheduler still finds it set until its slot has passed.
         return bool(self.client.set(key, self.owner, nx=True, px=max(1, int(interval_s * 2000))))
+
+
+def listings_sync_enabled(settings: Settings) -> bool:
+    """Whether the periodic listings sync runs: it fetches from the internet, so never offline; 0 turns it off."""
+    return settings.listings_sync_interval_s > 0 and not settings.offline
 
 
 def build_scheduler(settings: Settings, *, blocking: bool = True) -> tuple[Any, dict[str, Any]]:
@@ -65,6 +72,8 @@ def build_scheduler(settings: Settings, *, blocking: bool = True) -> tuple[Any, 
         "cleanup": (settings.cleanup_interval_s, actors.cleanup),
         "watch": (settings.job_watch_interval_s, actors.watch),
     }
+    if listings_sync_enabled(settings):
+        plan["listings_sync"] = (settings.listings_sync_interval_s, actors.listings_sync)
 
     def tick(name: str) -> bool:
         interval, actor = plan[name]
@@ -108,10 +117,11 @@ def run_scheduler(settings: Settings, *, once: bool = False) -> int:
             tick()
         return 0
     logger.info(
-        "scheduler: refresh every %d s, cleanup every %d s, watch every %d s (namespace %s)",
+        "scheduler: refresh every %d s, cleanup every %d s, watch every %d s, listings sync %s (namespace %s)",
         settings.refresh_interval_s,
         settings.cleanup_interval_s,
         settings.job_watch_interval_s,
+        f"every {settings.listings_sync_interval_s} s" if listings_sync_enabled(settings) else "off",
         settings.broker_namespace,
     )
     try:

@@ -22,6 +22,7 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
+import anyio
 import httpx
 
 # The market-data adapter's rules, shared: HTTP-200 error bodies, and the filter that redacts `apikey=` from httpx's
@@ -161,5 +162,5 @@ class AlphaVantageListingSource:
                 params=params,
                 headers={"User-Agent": "universe-mcp"},
             )
-            parsed[state] = parse_listing_status(body, state)
+            parsed[state] = await anyio.to_thread.run_sync(parse_listing_status, body, state)  # off the loop
         return listing_status_batch(parsed["active"], parsed["delisted"], datetime.now(UTC).date())

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+import anyio
 import httpx
 
 from providers.listings.asset_types import classify_asset_type
@@ -197,5 +198,5 @@ class NasdaqScreenerSource:
                 params=params,
                 headers=BROWSER_HEADERS,
             )
-            by_exchange[exchange] = parse_screener(body, exchange)
+            by_exchange[exchange] = await anyio.to_thread.run_sync(parse_screener, body, exchange)  # off the loop
         return screener_batch(by_exchange, datetime.now(UTC).date())

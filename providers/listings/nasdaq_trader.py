@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+import anyio
 import httpx
 
 from providers.listings.asset_types import classify_asset_type
@@ -260,4 +261,5 @@ class NasdaqTraderSource:
         other_body, _ = await fetch_bytes(
             self._client, other_url, source=SOURCE, what=what, deadline_s=self._deadline_s
         )
-        return parse_directory(nasdaq_body, other_body)
+        # Parsing ~12,000 rows takes a while: off the event loop, which serves requests meanwhile.
+        return await anyio.to_thread.run_sync(parse_directory, nasdaq_body, other_body)

@@ -21,6 +21,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any
 
+import anyio
 import httpx
 
 from providers.listings.asset_types import classify_asset_type
@@ -127,4 +128,5 @@ class SecTickersSource:
             deadline_s=self._deadline_s,
             headers={"User-Agent": self._user_agent, "Accept": "application/json"},
         )
-        return parse_sec_tickers(body, datetime.now(UTC).date())
+        # Off the event loop: ~10,000 rows to check.
+        return await anyio.to_thread.run_sync(parse_sec_tickers, body, datetime.now(UTC).date())

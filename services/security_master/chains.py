@@ -37,6 +37,9 @@ class MasterInputs:
     indices: SourceBatch[ListingRow] | None = None
     actions: Sequence[CorporateAction] = ()
     sector_overrides: Mapping[int, SectorOverride] = field(default_factory=dict)
+    # Keys a new security must not be given: those of the store's securities an incremental sync feeds in
+    # (services/security_master/live.py), whether or not today's data continues them.
+    reserved_keys: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -84,7 +87,9 @@ class Chain:
 
     def latest(self, source: str) -> Observation | None:
         found = [o for o in self.obs if o.source == source]
-        return max(found, key=lambda o: o.when) if found else None
+        # On a tie the observation added last wins: an incremental sync feeds the store's state in first, and a
+        # fetch dated the same day (a second sync that day) is the newer word.
+        return max(reversed(found), key=lambda o: o.when) if found else None
 
     @property
     def ciks(self) -> set[int]:

@@ -383,8 +383,10 @@ def _replace(security: Security, **changes: Any) -> Security:
     return replace(security, **changes)
 
 
-def _keys(securities: list[Security]) -> list[Security]:
-    """Deterministic keys: the first symbol and the first date we know it by; a counter separates rare twins."""
+def _keys(securities: list[Security], reserved: frozenset[str] = frozenset()) -> list[Security]:
+    """Deterministic keys: the first symbol and the first date we know it by; a counter separates rare twins.
+    A security that already has a key (the store's, carried by an incremental sync: see ``_origin``) keeps it, and
+    no generated key takes one of those."""
 
     def base(security: Security) -> str:
         first = security.symbols[0] if security.symbols else None
@@ -394,17 +396,33 @@ def _keys(securities: list[Security]) -> list[Security]:
             return f"{symbol}@{security.exchange or 'foreign'}"
         return f"{symbol}@{start.isoformat() if start else 'before'}"
 
+    kept = {security.key for security in securities if security.key} | reserved
     ordered = sorted(
-        securities,
+        (s for s in securities if not s.key),
         key=lambda s: (base(s), s.delisted_on or date.max, s.name, s.exchange or "", s.symbol),
     )
     used: dict[str, int] = {}
-    out: list[Security] = []
+    out: list[Security] = [s for s in securities if s.key]
     for security in ordered:
         key = base(security)
-        used[key] = used.get(key, 0) + 1
-        out.append(_replace(security, key=key if used[key] == 1 else f"{key}#{used[key]}"))
-    return out
+        while True:
+            used[key] = used.get(key, 0) + 1
+            candidate = key if used[key] == 1 else f"{key}#{used[key]}"
+            if candidate not in kept:
+                break
+        out.append(_replace(security, key=candidate))
+    return sorted(out, key=lambda s: s.key)
+
+
+def _origin(sequence: list[Chain]) -> str:
+    """The store's key of the security a sequence continues, when an incremental sync (services/security_master/
+    live.py) fed the store's state in as the previous copy (rows carrying ``extra["master_key"]``); else ""."""
+    for chain in sequence:
+        for obs in chain.obs:
+            key = obs.row.extra.get("master_key")
+            if key:
+                return str(key)
+    return ""
 
 
 def build_securities(inputs: MasterInputs) -> list[Security]:
@@ -419,7 +437,11 @@ def build_securities(inputs: MasterInputs) -> list[Security]:
 
     chains = build_chains(inputs, av.active)
 
-    securities = [_security(_sequence(chain), inputs, av) for chain in chains if chain.prev is None]
+    securities = []
+    for chain in chains:
+        if chain.prev is None:
+            sequence = _sequence(chain)
+            securities.append(_replace(_security(sequence, inputs, av), key=_origin(sequence)))
     names_by_symbol: dict[str, list[str]] = defaultdict(list)
     for chain in chains:  # every name each symbol was known by (Bionomics' BNOX is Neuphoria's NEUP today)
         if chain.name:
@@ -434,4 +456,4 @@ def build_securities(inputs: MasterInputs) -> list[Security]:
     securities = _with_indices(securities, inputs.indices)
     us_symbols = {s.symbol for s in securities}
     securities += _foreign_and_indices(inputs.indices, us_symbols)
-    return _keys(securities)
+    return _keys(securities, inputs.reserved_keys)

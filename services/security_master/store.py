@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -57,6 +57,7 @@ __all__ = [
     "check_snapshot_file",
     "ensure_snapshot_loaded",
     "master_as_of",
+    "security_of_row",
 ]
 
 logger = logging.getLogger(__name__)
@@ -255,9 +256,17 @@ def _adoptions(
 
 
 async def apply_snapshot(
-    session: AsyncSession, snapshot: Snapshot, *, source: str = SNAPSHOT_SOURCE, sha256: str | None = None
+    session: AsyncSession,
+    snapshot: Snapshot,
+    *,
+    source: str = SNAPSHOT_SOURCE,
+    sha256: str | None = None,
+    retire: Collection[str] | None = None,
 ) -> LoadReport:
-    """Write ``snapshot`` into the store (no commit) and record a ``listing_syncs`` row."""
+    """Write ``snapshot`` into the store (no commit) and record a ``listing_syncs`` row. ``retire``: the keys of
+    placed assets to retire when the snapshot lacks them; None: every one it lacks (the snapshot is the whole
+    master). A live sync (live.py) passes only what today's data mentions, and retires only the securities it
+    found to be another one's past."""
     started = time.perf_counter()
     existing = await repo.master_keys(session)
     empty = await repo.store_is_empty(session)
@@ -276,7 +285,7 @@ async def apply_snapshot(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return await _apply(session, snapshot, existing, adopted, source, sha256, started, empty)
+        return await _apply(session, snapshot, existing, adopted, source, sha256, started, empty, retire)
     finally:
         if collecting:
             gc.enable()
@@ -291,6 +300,7 @@ async def _apply(
     sha256: str | None,
     started: float,
     empty: bool,
+    retire: Collection[str] | None = None,
 ) -> LoadReport:
     data_as_of = snapshot.as_of
     validated_at = datetime.combine(data_as_of, datetime.min.time(), tzinfo=UTC)
@@ -299,6 +309,7 @@ async def _apply(
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     moving: list[uuid.UUID] = []  # assets whose listed symbol changes: cleared first (repo.delist_temporarily)
+    old_ids: list[uuid.UUID] = []
     spans_new: list[dict[str, Any]] = []
     spans_old: list[dict[str, Any]] = []
     indices_new: list[dict[str, Any]] = []
@@ -329,6 +340,7 @@ async def _apply(
                     renamed += old_symbol != security.symbol
                     delisted += old_status == "listed" and security.listing_status == "delisted"
             updates.append({"id": asset_id, **values})
+            old_ids.append(asset_id)
             spans, indices = spans_old, indices_old
         else:
             asset_id = uuid.uuid4()
@@ -337,7 +349,16 @@ async def _apply(
         spans.extend(_span_rows(asset_id, security))
         indices.extend({"asset_id": asset_id, "index_name": i[:64], "as_of": indices_as_of} for i in security.indices)
 
-    retired = [asset_id for asset_id, _, _ in orphans.values()]
+    # Rows and histories the new data describes as the store already holds them are not written at all: a daily
+    # sync changes a few hundred securities of thirty thousand, and rewriting the rest would cost time, bloat
+    # PostgreSQL's tables and mark every row as updated when nothing happened to it.
+    unchanged = await repo.unchanged_assets(session, updates)
+    updates = [u for u in updates if u["id"] not in unchanged]
+    history_changed = await repo.changed_history(session, old_ids, spans_old, indices_old)
+    spans_old = [s for s in spans_old if s["asset_id"] in history_changed]
+    indices_old = [i for i in indices_old if i["asset_id"] in history_changed]
+
+    retired = [asset_id for key, (asset_id, _, _) in orphans.items() if retire is None or key in retire]
     await repo.retire_master_assets(
         session,
         retired,
@@ -348,7 +369,7 @@ async def _apply(
     await repo.delist_temporarily(session, moving)
     await repo.update_master_assets(session, updates)
     await repo.insert_master_assets(session, inserts, into_empty=empty)
-    await repo.replace_history(session, [u["id"] for u in updates], spans_old, indices_old)
+    await repo.replace_history(session, sorted(history_changed), spans_old, indices_old)
     await repo.replace_history(session, [], spans_new, indices_new, new=True)
     report = LoadReport(
         as_of=data_as_of,
@@ -412,7 +433,8 @@ async def master_as_of(session: AsyncSession) -> date | None:
 
 
 # --- lookups -------------------------------------------------------------------------------------------------------
-def _security(row: Any, spans: Sequence[Any], indices: Sequence[str]) -> Security:
+def security_of_row(row: Any, spans: Sequence[Any], indices: Sequence[str]) -> Security:
+    """A master asset (repo.MASTER_COLUMNS), its ticker history and index names as the Security they store."""
     meta = (row.asset_metadata or {}).get("master", {}) if isinstance(row.asset_metadata, dict) else {}
 
     def day(name: str) -> date | None:
@@ -498,7 +520,7 @@ class StoreMaster:
         spans = await repo.spans_of(session, ids)
         indices = await repo.indices_of(session, ids)
         securities = [
-            _security(rows[i], spans.get(i, ()), indices.get(i, ())) for i in ids if i in rows and spans.get(i)
+            security_of_row(rows[i], spans.get(i, ()), indices.get(i, ())) for i in ids if i in rows and spans.get(i)
         ]
         resolver = Resolver(securities, data_as_of, candidates=False)
         out: dict[str, Resolution] = {}

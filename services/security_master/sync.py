@@ -14,8 +14,8 @@ The rebuilt master is applied in one transaction by ``store.apply_snapshot``: ea
 key, so asset ids never change, and the history is the one the copies show (a later copy can turn a "delisting"
 into a rename: ZI -> GTM once the SEC copy links their CIK).
 
-Live fetching (no ``--from-dir``) is not built yet: it needs the previous copies of each source kept beside the
-store to rebuild from, which phase 2 does not archive (docs/SECURITY_MASTER.md).
+Live fetching (no ``--from-dir``) is services/security_master/live.py: it merges today's copies into the store's
+state instead of rebuilding from copies.
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ from services.security_master.snapshot import Snapshot, _inputs, snapshot_header
 from services.security_master.store import SYNC_SOURCE, LoadReport, apply_snapshot
 from storage.repositories import listings as repo
 
-__all__ = ["SOURCES", "SourceOutcome", "SyncReport", "sync_from_dir"]
+__all__ = ["SKIPPED", "SOURCES", "SourceOutcome", "SyncReport", "describe", "record_outcome", "sync_from_dir"]
+
+# How the error of a source that was not configured (not fetched at all) begins: recorded as failed, never a problem.
+SKIPPED = "skipped: "
 
 # The listing sources a directory of copies holds, by the name their batches (and listing_syncs rows) carry.
 SOURCES = ("nasdaq_trader", "nasdaq_screener", "sec", "alpha_vantage_listing_status")
@@ -52,7 +55,7 @@ _FIELDS = {
 @dataclass(frozen=True, slots=True)
 class SourceOutcome:
     source: str
-    status: str  # ok | failed | refused
+    status: str  # ok | failed | refused | skipped (not configured: recorded as failed, with the reason)
     as_of: date | None = None
     rows: int = 0
     error: str | None = None
@@ -62,10 +65,11 @@ class SourceOutcome:
 class SyncReport:
     outcomes: tuple[SourceOutcome, ...]
     applied: LoadReport | None
+    timings: tuple[tuple[str, float], ...] = ()  # (phase, seconds) of a live sync: fetch, read, merge
 
     @property
     def ok(self) -> bool:
-        return all(o.status == "ok" for o in self.outcomes)
+        return all(o.status in ("ok", "skipped") for o in self.outcomes)
 
 
 def _read(directory: Path) -> RecordedListings:
@@ -87,7 +91,7 @@ async def sync_from_dir(
         named = [s for s in chosen if s == exc.source] or chosen
         failed = [SourceOutcome(source=s, status="failed", error=exc.reason[:500]) for s in named]
         for outcome in failed:
-            await _record(session, outcome, force=force)
+            await record_outcome(session, outcome, force=force)
         return SyncReport(tuple(failed), None)
 
     kept = {name: getattr(recorded, field) for name, field in _FIELDS.items()}
@@ -133,17 +137,21 @@ async def sync_from_dir(
             for o in outcomes
         ]
     for outcome in outcomes:
-        await _record(session, outcome, force=force, applied=applied if outcome.source == "nasdaq_trader" else None)
+        await record_outcome(
+            session, outcome, force=force, applied=applied if outcome.source == "nasdaq_trader" else None
+        )
     return SyncReport(tuple(outcomes), applied)
 
 
-async def _record(
+async def record_outcome(
     session: AsyncSession, outcome: SourceOutcome, *, force: bool, applied: LoadReport | None = None
 ) -> None:
+    """The ``listing_syncs`` row of one source of one sync (a skipped source is a failed row: it was not synced,
+    and its error says why)."""
     values: dict = {
         "source": outcome.source,
         "as_of": outcome.as_of,
-        "status": outcome.status,
+        "status": "failed" if outcome.status == "skipped" else outcome.status,
         "rows": outcome.rows,
         "error": outcome.error,
         "forced": force,
@@ -169,4 +177,6 @@ def describe(report: SyncReport) -> Sequence[str]:
         )
     else:
         lines.append("master: unchanged")
+    if report.timings:
+        lines.append("time: " + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in report.timings))
     return lines

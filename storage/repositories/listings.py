@@ -12,7 +12,7 @@ from datetime import date
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Date, DateTime, Index, TypeDecorator, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Date, DateTime, Index, TypeDecorator, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import driver_connection
@@ -22,6 +22,11 @@ from storage.repositories.assets import fit_sizes
 
 __all__ = [
     "MasterRow",
+    "all_indices",
+    "all_master_rows",
+    "all_spans",
+    "changed_history",
+    "unchanged_assets",
     "asset_by_master_key",
     "delisted_members",
     "former_symbols",
@@ -268,11 +273,20 @@ async def delist_temporarily(session: AsyncSession, asset_ids: Sequence[uuid.UUI
 
 
 async def retire_master_assets(session: AsyncSession, asset_ids: Sequence[uuid.UUID], reason: str) -> None:
-    """Assets the master no longer holds as a security of their own: delisted, invalid with ``reason``."""
+    """Assets the master no longer holds as a security of their own: delisted, invalid with ``reason``. Rows
+    already retired with that reason are left alone (a sync that changes nothing writes nothing)."""
     for start in range(0, len(asset_ids), _CHUNK):
         await session.execute(
             update(Asset)
-            .where(Asset.id.in_(asset_ids[start : start + _CHUNK]))
+            .where(
+                Asset.id.in_(asset_ids[start : start + _CHUNK]),
+                or_(
+                    Asset.listing_status != "delisted",
+                    Asset.validation_status != "invalid",
+                    Asset.validation_reason.is_(None),
+                    Asset.validation_reason != reason[:300],
+                ),
+            )
             .values(
                 listing_status="delisted",
                 validation_status="invalid",
@@ -315,6 +329,97 @@ async def replace_history(
             await session.execute(delete(AssetIndex).where(AssetIndex.asset_id.in_(chunk)))
     await _insert_many(session, AssetSymbol.__table__, spans)
     await _insert_many(session, AssetIndex.__table__, indices)
+
+
+# --- what a sync would change ---------------------------------------------------------------------------------------
+# Columns a master row is written with that say nothing about the security: the date of the data that last wrote
+# it. A sync whose data is newer but says the same about a security leaves its row as it is.
+_VOLATILE = frozenset({"last_validated_at"})
+
+
+def _comparable(values: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in _fit(values).items() if k not in _VOLATILE and k != "id"}
+    meta = out.get("asset_metadata")
+    if isinstance(meta, dict):
+        out["asset_metadata"] = {k: v for k, v in meta.items() if k != "listings_as_of"}
+        master = meta.get("master")
+        if isinstance(master, dict):  # the last copy that showed it: moves with every sync, says nothing new
+            out["asset_metadata"]["master"] = {k: v for k, v in master.items() if k != "last_seen"}
+    return out
+
+
+async def unchanged_assets(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> set[uuid.UUID]:
+    """The ids of ``rows`` (master values with ``id``, every row the same keys) that the store already holds with
+    these values — apart from the data date they were last written with."""
+    if not rows:
+        return set()
+    columns = [Asset.__table__.c[k] for k in rows[0] if k != "id"]
+    wanted = {r["id"]: _comparable(r) for r in rows}
+    ids = list(wanted)
+    same: set[uuid.UUID] = set()
+    table = Asset.__table__
+    # Thousands of rows (a sync checks every security it mentions): one scan of the master beats IN-lists.
+    conditions = (
+        [[table.c.master_key.is_not(None)]]
+        if len(ids) > _BULK
+        else [[table.c.id.in_(ids[start : start + _CHUNK])] for start in range(0, len(ids), _CHUNK)]
+    )
+    for where in conditions:
+        result = await session.execute(select(table.c.id, *columns).where(*where))
+        for row in result.mappings():
+            if row["id"] in wanted and _comparable(dict(row)) == wanted[row["id"]]:
+                same.add(row["id"])
+    return same
+
+
+def _span_key(span: Mapping[str, Any] | Any) -> tuple:
+    get = span.get if isinstance(span, Mapping) else lambda name: getattr(span, name)
+    return (
+        get("symbol"),
+        get("valid_from"),
+        get("valid_to"),
+        get("source"),
+        bool(get("exact")),
+        get("changed_after"),
+    )
+
+
+async def changed_history(
+    session: AsyncSession,
+    asset_ids: Sequence[uuid.UUID],
+    spans: Sequence[Mapping[str, Any]],
+    indices: Sequence[Mapping[str, Any]],
+) -> set[uuid.UUID]:
+    """Which of ``asset_ids`` the store holds with another ticker history or index membership than ``spans`` and
+    ``indices`` (rows with ``asset_id``)."""
+    new_spans: dict[uuid.UUID, list[tuple]] = {i: [] for i in asset_ids}
+    for span in spans:
+        new_spans[span["asset_id"]].append(_span_key(span))
+    new_indices: dict[uuid.UUID, set[tuple]] = {i: set() for i in asset_ids}
+    for index in indices:
+        new_indices[index["asset_id"]].add((index["index_name"], index["as_of"]))
+    many = len(asset_ids) > _BULK  # one scan of each table beats IN-lists then
+    old_spans = await (all_spans(session) if many else spans_of(session, asset_ids))
+    index_query = select(AssetIndex.asset_id, AssetIndex.index_name, AssetIndex.as_of)
+    chunks = (
+        [index_query]
+        if many
+        else [
+            index_query.where(AssetIndex.asset_id.in_(list(asset_ids[start : start + _CHUNK])))
+            for start in range(0, len(asset_ids), _CHUNK)
+        ]
+    )
+    old_indices: dict[uuid.UUID, set[tuple]] = {}
+    for query in chunks:
+        for asset_id, name, as_of in (await session.execute(query)).all():
+            old_indices.setdefault(asset_id, set()).add((name, as_of))
+    changed: set[uuid.UUID] = set()
+    for asset_id in asset_ids:
+        if [_span_key(s) for s in old_spans.get(asset_id, ())] != new_spans[asset_id]:
+            changed.add(asset_id)
+        elif old_indices.get(asset_id, set()) != new_indices[asset_id]:
+            changed.add(asset_id)
+    return changed
 
 
 # --- reading the master --------------------------------------------------------------------------------------------
@@ -374,6 +479,44 @@ async def indices_of(session: AsyncSession, asset_ids: Sequence[uuid.UUID]) -> d
         )
         for asset_id, name in rows.all():
             found.setdefault(asset_id, []).append(name)
+    return found
+
+
+async def all_master_rows(session: AsyncSession) -> list[MasterRow]:
+    """Every asset the master placed (MASTER_COLUMNS), for an incremental sync (services/security_master/live.py)."""
+    rows = await session.execute(select(*MASTER_COLUMNS).where(Asset.master_key.is_not(None)).order_by(Asset.id))
+    return list(rows.all())
+
+
+async def all_spans(session: AsyncSession) -> dict[uuid.UUID, list[Any]]:
+    """The ticker history of every master asset, oldest first (as ``spans_of``)."""
+    rows = await session.execute(
+        select(
+            AssetSymbol.asset_id,
+            AssetSymbol.symbol,
+            AssetSymbol.valid_from,
+            AssetSymbol.valid_to,
+            AssetSymbol.source,
+            AssetSymbol.exact,
+            AssetSymbol.changed_after,
+        )
+        .join(Asset, Asset.id == AssetSymbol.asset_id)
+        .where(Asset.master_key.is_not(None))
+        .order_by(AssetSymbol.asset_id, AssetSymbol.id)
+    )
+    found: dict[uuid.UUID, list[Any]] = {}
+    for row in rows.all():
+        found.setdefault(row.asset_id, []).append(row)
+    return found
+
+
+async def all_indices(session: AsyncSession) -> dict[uuid.UUID, list[str]]:
+    rows = await session.execute(
+        select(AssetIndex.asset_id, AssetIndex.index_name).order_by(AssetIndex.asset_id, AssetIndex.index_name)
+    )
+    found: dict[uuid.UUID, list[str]] = {}
+    for asset_id, name in rows.all():
+        found.setdefault(asset_id, []).append(name)
     return found
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, case, false, func, literal, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, false, func, literal, not_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Asset, AssetIndex
@@ -163,7 +163,7 @@ async def screen(
     """(how many assets match in all, the page of them at ``offset``): two statements, one predicate."""
     where = _where(rule, listed_only=listed_only, viewer=viewer)
     total = await session.scalar(select(func.count()).select_from(Asset).where(*where))
-    page: Select[tuple[Asset]] = select(Asset).where(*where).order_by(*_order(sort_by)).offset(offset).limit(limit)
+    page = select(Asset).where(*where).order_by(*_order(sort_by)).offset(offset).limit(limit)
     return int(total or 0), list((await session.scalars(page)).all())
 
 

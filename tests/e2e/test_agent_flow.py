@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.e2e.conftest import ROOT, server_env
+from tests.support.servers import ROOT, server_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

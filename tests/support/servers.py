@@ -201,7 +201,7 @@ def serve_http(
 @contextmanager
 def http_server(data_dir: Path, *, host: str = "127.0.0.1", **extra: str) -> Iterator[str]:
     """``serve_http``, yielding the MCP endpoint's URL."""
-    with serve_http(data_dir, host=host, **extra) as server:
+    with serve_http(data_dir, host=host, stdout_to_log=True, **extra) as server:
         yield f"{server.url}/mcp"
 
 

@@ -14,7 +14,7 @@ from services.security_master.history import MasterInputs, build_securities
 from services.security_master.model import Security
 from services.security_master.resolver import Resolver
 from services.security_master.snapshot import Snapshot, load_shipped_snapshot
-from tests.providers.listings.conftest import RECORDED
+from tests.providers.listings.conftest import RECORDED, listing_server  # noqa: F401 - a fixture, used by live syncs
 
 
 @pytest.fixture(scope="session")

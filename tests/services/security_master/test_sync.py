@@ -141,10 +141,11 @@ async def test_a_damaged_source_fails_with_a_reason_and_changes_nothing(
         assert statuses == {"failed"}
 
 
-def test_the_cli_syncs_from_a_directory_and_refuses_live_fetching(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_the_cli_syncs_from_a_directory_or_live_and_not_live_when_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], listing_server
 ) -> None:
     from server.cli import main
+    from tests.services.security_master.test_live_sync import serve
 
     copies = stage(tmp_path / "f", DIRECTORY["2026-03-03"])
     monkeypatch.setenv("UNIVERSE_MCP_DATA_DIR", str(tmp_path / "data"))
@@ -152,5 +153,15 @@ def test_the_cli_syncs_from_a_directory_and_refuses_live_fetching(
     assert main(["listings", "sync", "--from-dir", str(copies), "--source", "nasdaq_trader"]) == 0
     out = capsys.readouterr().out
     assert "nasdaq_trader: ok, 12,348 rows as of 2026-03-03" in out and "master:" in out
+
+    serve(listing_server, directory="2026-03-03")
+    monkeypatch.setenv("UNIVERSE_MCP_LISTINGS_NASDAQ_TRADER_URL", listing_server.url("/symdir"))
+    assert main(["listings", "sync", "--source", "nasdaq_trader"]) == 0
+    out = capsys.readouterr().out
+    # The same copy again, fetched live: nothing to write.
+    assert "nasdaq_trader: ok, 12,348 rows as of 2026-03-03" in out and "(0 new, 0 updated," in out
+    assert [r.path for r in listing_server.requests] == ["/symdir/nasdaqlisted.txt", "/symdir/otherlisted.txt"]
+
+    monkeypatch.setenv("UNIVERSE_MCP_OFFLINE", "true")
     assert main(["listings", "sync"]) == 2
     assert "--from-dir" in capsys.readouterr().err
