@@ -40,7 +40,7 @@ from server import dashboard, errors, output_schemas, sdk
 from server.auth import auth_settings, build_verifier
 from server.lifespan import open_app_state
 from server.version import __version__
-from services import telemetry
+from services import screening, telemetry
 from services.errors import InvalidArgument, NotFound, UniverseMCPError
 from storage.repositories import universes as universe_repo
 from tools import ALL_TOOLSETS
@@ -448,11 +448,14 @@ def _register_completions(server: UniverseMCPServer) -> None:
             if caller is not None:
                 async with state.unit_of_work(owner_id=caller.owner_id) as session:
                     values = await _complete_universe_id(session, caller.owner_id, params.argument.value)
-        elif params.argument.name == "sector":
-            from providers.sectors import GICS_SECTORS
-
-            typed = params.argument.value.casefold()
-            values = [s for s in GICS_SECTORS if s.casefold().startswith(typed)]
+        elif params.argument.name in screening.COMPLETABLE:
+            # Sectors, industries, countries, exchanges, indices and rule words, as the security master spells
+            # them (the same vocabulary screen_assets and search_assets check their values against).
+            context = params.context.arguments if params.context and params.context.arguments else {}
+            async with state.unit_of_work() as session:
+                values = await screening.complete(
+                    session, params.argument.name, params.argument.value, field=context.get("field")
+                )
         return CompleteResult(completion=Completion(values=values[:100], total=len(values), has_more=len(values) > 100))
 
     sdk.add_request_handler(server, "completion/complete", CompleteRequestParams, handler)

@@ -48,6 +48,7 @@ __all__ = [
     "ScreeningService",
     "check_filters",
     "compiled",
+    "complete",
     "parse_rules",
 ]
 
@@ -236,6 +237,27 @@ class _Vocabulary:
         values = await repo.distinct_values(session, field)
         cls._cache[key] = (now, values)
         return values
+
+
+# Completion argument names -> what they complete: a vocabulary field, or the rule tree's own words.
+COMPLETABLE = ("sector", "industry", "country", "exchange", "index", "asset_type", "listing_status", "field", "op")
+
+
+async def complete(session: AsyncSession, name: str, typed: str, *, field: str | None = None) -> list[str]:
+    """Values for a completion of argument ``name`` starting with ``typed`` (case-blind), then those containing it;
+    ``op`` completes the ops of ``field`` when the context names one."""
+    if name == "field":
+        choices: list[str] = list(FIELDS)
+    elif name == "op":
+        choices = list(FIELDS[field].ops) if field in FIELDS else list(OPS)
+    elif name in FIELDS and FIELDS[name].kind == "vocabulary":
+        choices = await _Vocabulary.values(session, name)
+    else:
+        return []
+    needle = typed.strip().casefold()
+    starts = [c for c in choices if c.casefold().startswith(needle)]
+    inside = [c for c in choices if needle and needle in c.casefold() and c not in starts]
+    return starts + inside
 
 
 def _resolve(field: str, text: str, known: list[str]) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
+from mcp.server.mcpserver.prompts.base import UserMessage
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from services.assets import SearchPage, SectorCount
@@ -14,7 +15,7 @@ from services.screening import FIELDS, MAX_CONDITIONS, MAX_DEPTH, MAX_IN_VALUES,
 from services.symbols import normalise_symbol, normalise_symbols, symbol_problem
 from tools._deps import Deps
 from tools._results import Envelope, NextAction, attention_first, ok
-from tools._toolset import READ, Toolset, ToolSpec
+from tools._toolset import READ, PromptSpec, Toolset, ToolSpec
 
 __all__ = ["TOOLSET"]
 
@@ -383,6 +384,19 @@ async def screen_assets(
     )
 
 
+def find_securities(sector: str, industry: str = "", country: str = "United States") -> list[UserMessage]:
+    """Find the securities of a sector (and an industry, a country) and offer to keep them as a universe."""
+    where = f"in the {sector} sector" + (f", industry {industry!r}" if industry else "")
+    where += f", from {country}" if country else ""
+    return [
+        UserMessage(
+            f"Find the listed securities {where} with screen_assets (largest first), using the names exactly as "
+            "list_sectors and the completions spell them. Show the twenty largest with their market caps, say how "
+            "many match in all, and offer to keep them as a universe (create_universe)."
+        )
+    ]
+
+
 async def list_sectors(deps: Deps) -> Envelope[Sectors]:
     """List the 11 GICS sectors with how many known assets each has, and the industries filed under each (with
     counts). Use these names for search_assets(sector=...) and in screen_assets rules (sector, industry)."""
@@ -405,4 +419,5 @@ TOOLSET = Toolset(
         ToolSpec(screen_assets, "Screen assets", READ),
         ToolSpec(list_sectors, "List sectors", READ),
     ],
+    prompts=[PromptSpec(find_securities, "Find securities by sector")],
 )
