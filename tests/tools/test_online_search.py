@@ -168,3 +168,23 @@ async def test_offline_never_asks_and_online_does(make_settings, yahoo_env, av_s
     online = await search(make_settings(offline=False), providers(), query="Apple")
     assert canned.count("/v1/finance/search") == 1 and len(av_server.requests) == 1
     assert "alpha_vantage" in set(sources_of(online).values())
+
+
+async def test_only_a_caller_who_may_spend_provider_quota_searches_online(make_settings, av_server):
+    from core.wiring import open_app_state
+    from services.schemas import ALL_SCOPES, Caller
+    from tools._deps import ToolDeps
+
+    av_server.routes[("SYMBOL_SEARCH", "Apple")] = Reply(
+        body=fixture_bytes("alpha_vantage", "symbol_search_apple.json")
+    )
+    async with open_app_state(
+        make_settings(offline=False), providers=guarded(alpha_vantage(av_server.base_url))
+    ) as state:
+        owner = state.local_caller.owner_id
+        reader = ToolDeps(state, Caller(owner_id=owner, name="reader", scopes=frozenset({"read"}))).online_search()
+        assert reader is not None and await reader.find("Apple", 5) == []
+        assert av_server.requests == []  # a read-only token never makes the server ask a provider
+        checker = ToolDeps(state, Caller(owner_id=owner, name="checker", scopes=ALL_SCOPES)).online_search()
+        assert checker is not None and [f.symbol for f in await checker.find("Apple", 5)][:2] == ["APLE", "AAPL"]
+        assert len(av_server.requests) == 1
