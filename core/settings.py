@@ -189,7 +189,11 @@ class Settings(BaseSettings):
     # --- validation and providers --------------------------------------------------------------------------------
     offline: bool = Field(False, description="Disable the network providers (Yahoo, Alpha Vantage): catalog only.")
     validation_deadline_s: float = Field(
-        4.0, gt=0, le=60, description="Deadline for one inline validation call, however providers behave."
+        4.0,
+        gt=0,
+        le=60,
+        description="Deadline for one inline validation call, and for the online part of a search_assets call (Yahoo "
+        "and Alpha Vantage search, asked when the store has too few hits), however providers behave.",
     )
     yahoo_enabled: bool = Field(True, description="Use Yahoo Finance (yfinance) as the first real-time provider.")
     yahoo_timeout_s: float = Field(3.0, gt=0, le=30, description="Cap on every HTTP request yfinance makes.")

@@ -1,4 +1,5 @@
-"""Asset lookups: search (store, which holds the offline catalog), one asset, and sectors with counts."""
+"""Asset lookups: search (store, which holds the offline catalog; online providers when it has too little), one
+asset, and sectors with counts."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from providers.catalog import CatalogProvider
 from providers.sectors import GICS_SECTORS, to_gics_sector
-from services import screening
-from services.errors import InvalidArgument, InvalidSymbol, NotFound
+from services import quotas, screening
+from services.errors import InvalidArgument, InvalidSymbol, LimitExceeded, NotFound
+from services.online_search import Found, OnlineSearch
 from services.pagination import decode_cursor, encode_cursor, invalid_cursor
 from services.schemas import AssetHit, AssetInfo
 from services.security_master.resolver import Resolution
@@ -135,6 +137,34 @@ async def seed_catalog(session: AsyncSession, catalog: CatalogProvider) -> int:
     return len(rows)
 
 
+def _pending_row(found: Found) -> dict[str, Any]:
+    """The unconfirmed asset a provider's search hit becomes (validation confirms it later)."""
+    profile = found.profile
+    return {
+        **{k: getattr(profile, k) for k in PROFILE_FIELDS if getattr(profile, k) is not None},
+        "symbol": found.symbol,
+        "validation_status": "pending",
+        "validation_reason": f"found by a {found.source} search; not validated yet",
+        "asset_metadata": {"found_by": found.source},
+    }
+
+
+def _provider_hit(found: Found) -> AssetHit:
+    profile = found.profile
+    return AssetHit(
+        symbol=found.symbol,
+        name=profile.name,
+        asset_type=profile.asset_type,
+        exchange=profile.exchange,
+        sector=profile.sector,
+        industry=profile.industry,
+        country=profile.country,
+        market_cap=profile.market_cap,
+        validation_status="pending",
+        source=found.source,
+    )
+
+
 class AssetService:
     """Asset reads for one caller (``viewer``): another owner's unconfirmed assets are not there for it
     (storage/models.py, Asset.created_by). ``viewer`` None sees confirmed assets only."""
@@ -146,11 +176,13 @@ class AssetService:
         *,
         page_size_max: int = 200,
         viewer: uuid.UUID | None = None,
+        online: OnlineSearch | None = None,
     ) -> None:
         self.session = session
         self.validation = validation
         self.page_size_max = page_size_max
         self.viewer = viewer
+        self.online = online
 
     async def search(
         self,
@@ -206,7 +238,12 @@ class AssetService:
                 hint='Search by ticker prefix ("NVD") or company name words ("nvidia").',
             )
         if not filters and not include_delisted and text:
-            return await self._search_text(text, symbol_prefix, words, sector, offset, limit)
+            page = await self._search_text(text, symbol_prefix, words, sector, offset, limit)
+            # Online only for a plain name query on its first page: a provider's hit carries no reliable sector,
+            # country or market cap, so it could not be held to a filter.
+            if self.online is not None and words and not sector and offset == 0 and len(page.assets) < limit:
+                page = await self._with_online(page, text, limit)
+            return page
         return await self._search_filtered(text, symbol_prefix, words, sector, filters, include_delisted, offset, limit)
 
     async def _search_text(
@@ -230,6 +267,42 @@ class AssetService:
             sector=gics,
             filters={"sector": gics} if gics else {},
         )
+
+    async def _with_online(self, page: SearchPage, text: str, limit: int) -> SearchPage:
+        """``page`` topped up with what the providers found (store hits first, one row per canonical symbol).
+
+        A symbol the security master has ever seen is its to answer for: a listed one is shown as the store has it,
+        a delisted or renamed one is left out. A new one is kept as an unconfirmed asset of the caller (``pending``,
+        visible to it alone until validated, counted against its hourly quota); past the quota it is shown, not
+        kept. Another owner's unconfirmed asset is shown as the provider describes it, never as stored.
+        """
+        assert self.online is not None
+        have = {a.symbol for a in page.assets}
+        fresh = [f for f in await self.online.find(text, limit) if f.symbol not in have][: limit - len(page.assets)]
+        if not fresh:
+            return page
+        symbols = [f.symbol for f in fresh]
+        stored = await repo.get_assets_by_symbols(self.session, symbols)
+        visible = await repo.get_assets_by_symbols(self.session, symbols, viewer=self.viewer, visible_only=True)
+        mastered = await listings_repo.holders(self.session, symbols)
+        new = [f for f in fresh if f.symbol not in stored and f.symbol not in mastered]
+        if new and self.viewer is not None:
+            try:
+                for created in await quotas.create_assets(
+                    self.session, [_pending_row(f) for f in new], owner_id=self.viewer, quotas=self.online.quotas
+                ):
+                    if created.created_by == self.viewer:
+                        visible[created.symbol] = created
+            except LimitExceeded:
+                pass  # nothing was written (services/quotas.py): the hits are shown, not kept
+        hits = list(page.assets)
+        for f in fresh:
+            row = visible.get(f.symbol)
+            if row is not None:
+                hits.append(AssetHit.model_validate(row).model_copy(update={"source": f.source}))
+            elif f.symbol not in mastered:
+                hits.append(_provider_hit(f))
+        return page.model_copy(update={"assets": hits})
 
     async def _search_filtered(
         self,

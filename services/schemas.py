@@ -99,6 +99,11 @@ class AssetHit(_Model):
     ipo_year: int | None = None
     listing_status: Literal["listed", "delisted"] = Field("listed", description="Left out when listed.")
     validation_status: ValidationStatus
+    source: str | None = Field(
+        None,
+        description="Where an online search found it (yahoo, alpha_vantage) when the server's store had too few "
+        "matches; left out for the store's own securities.",
+    )
 
     @field_validator("name")
     @classmethod

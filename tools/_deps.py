@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.wiring import AppState
 from services.assets import AssetService
-from services.errors import Forbidden, Unauthorized
+from services.errors import Forbidden, RateLimited, Unauthorized
 from services.jobs import JobDesk
+from services.online_search import OnlineSearch
 from services.schemas import Caller
 from services.screening import ScreeningService
 from services.universes import UniverseService
@@ -54,6 +55,25 @@ class ToolDeps:
             self.state.validation,
             page_size_max=self.state.limits.page_size_max,
             viewer=self.caller.owner_id,
+            online=self.online_search(),
+        )
+
+    def online_search(self) -> OnlineSearch | None:
+        """Yahoo and Alpha Vantage search for when the store has too little: online servers only, and only for a
+        caller who may spend provider quota (the ``validate`` scope and budget, asked when a search needs it)."""
+        settings = self.state.settings
+        if settings.offline:
+            return None
+
+        async def may_spend() -> bool:
+            try:
+                await admit(self.state, SEARCHING, ("validate",), self.caller)
+            except (Forbidden, RateLimited):
+                return False  # the store's hits still come back
+            return True
+
+        return OnlineSearch.over(
+            self.state.providers, settings.validation_deadline_s, self.state.limits.quotas, admit=may_spend
         )
 
     def screening(self, session: AsyncSession) -> ScreeningService:
@@ -106,6 +126,7 @@ def _scope_hint(what: str, tool_class: str) -> str:
 
 
 VALIDATING = "validating symbols with market-data providers"
+SEARCHING = "searching market-data providers"
 
 
 class AdmittedValidator:

@@ -173,6 +173,8 @@ async def search_assets(
     industry words, or an ISIN/CIK/FIGI, narrowed by any of the filters (each also usable alone). Ranked: exact
     ticker, ticker prefix, name start, name words, industry words; with filters, ties go to the largest market cap.
     Use it to turn a name or a theme into tickers instead of guessing; screen_assets combines conditions freely.
+    When online and a plain name query finds fewer than limit, Yahoo and Alpha Vantage are searched too: their
+    results come after the store's, labelled with their source, validation_status pending until validated.
     """
     async with deps.unit_of_work() as session:
         page = await deps.assets(session).search(
@@ -208,6 +210,16 @@ async def search_assets(
                 reason="keep these securities as a universe (drop the ones that do not fit first)",
             )
         )
+    online = [a for a in page.assets if a.source]
+    found_online = [a.symbol for a in online if a.validation_status == "pending"]
+    if found_online:
+        actions.append(
+            NextAction(
+                tool="validate_symbols",
+                arguments={"symbols": found_online[: deps.state.settings.max_inline_validation]},
+                reason="confirm the securities found online before relying on them",
+            )
+        )
     if not page.assets and query and symbol_problem(normalise_symbol(query)) is None:
         actions.append(
             NextAction(
@@ -223,6 +235,11 @@ async def search_assets(
         + (f" {query!r}" if query else "")
         + (f" ({described})" if described else "")
         + (f" by {page.matched_by}" if page.matched_by else "")
+        + (
+            f", {len(online)} of them found online ({', '.join(sorted({a.source or '' for a in online}))})"
+            if online
+            else ""
+        )
         + ".",
         next_actions=actions,
         count=len(page.assets),
@@ -413,7 +430,9 @@ TOOLSET = Toolset(
     "'pending' as not yet checked, not as invalid.",
     tools=[
         ToolSpec(validate_symbols, "Validate symbols", VALIDATE, scope="validate"),
-        ToolSpec(search_assets, "Search assets", READ),
+        # Online, a search may ask Yahoo and Alpha Vantage (open world); it spends their quota only for a caller
+        # with the validate scope (tools/_deps.py), so it stays read class for everyone else.
+        ToolSpec(search_assets, "Search assets", VALIDATE),
         # get_asset validates unknown tickers on the spot: it may spend provider quotas, so it is validate class.
         ToolSpec(get_asset, "Get asset", VALIDATE, scope="validate"),
         ToolSpec(screen_assets, "Screen assets", READ),
