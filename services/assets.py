@@ -334,6 +334,7 @@ class AssetService:
             symbol_prefix=symbol_prefix,
             words=words,
             phrase=text.casefold(),
+            industries=await screening.industries_matching(self.session, words) if words else [],
             offset=offset,
             limit=limit + 1,
             listed_only=not include_delisted,

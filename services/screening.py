@@ -49,6 +49,7 @@ __all__ = [
     "check_filters",
     "compiled",
     "complete",
+    "industries_matching",
     "parse_rules",
 ]
 
@@ -258,6 +259,14 @@ async def complete(session: AsyncSession, name: str, typed: str, *, field: str |
     starts = [c for c in choices if c.casefold().startswith(needle)]
     inside = [c for c in choices if needle and needle in c.casefold() and c not in starts]
     return starts + inside
+
+
+async def industries_matching(session: AsyncSession, words: list[str]) -> list[str]:
+    """The stored industries carrying every word at a word start (case-blind): what a search's industry words
+    match, so the store compares whole industry values instead of scanning every row's text."""
+    known = await _Vocabulary.values(session, "industry")
+    patterns = [re.compile(r"(?:^| )" + re.escape(w)) for w in words]
+    return [v for v in known if all(p.search(v.lower()) for p in patterns)]
 
 
 def _resolve(field: str, text: str, known: list[str]) -> str | None:

@@ -59,7 +59,7 @@ INTERSECTION_ALL_MAX = 1_000
 # Ticker-prefix candidates are read from the table itself (no covering index), so they are walked sooner.
 TICKER_CANDIDATES_MAX = 1_000
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
-_WORD_MAX = 300
+WORD_MAX = 300  # longest indexed word (longer ones are cut to it, and so is a query word)
 
 
 # --- the index ----------------------------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ def name_words(name: str | None) -> set[str]:
     decomposed = "".join(c for c in unicodedata.normalize("NFKD", lowered) if not unicodedata.combining(c))
     words: set[str] = set()
     for variant in {name.translate(_ASCII_LOWER), lowered, decomposed}:
-        words.update(w[:_WORD_MAX] for w in variant.split(" ") if w)
+        words.update(w[:WORD_MAX] for w in variant.split(" ") if w)
     return words
 
 

@@ -17,7 +17,8 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, and_, case, false, func, literal, not_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Asset, AssetIndex
+from storage.models import Asset, AssetIndex, AssetNameWord
+from storage.repositories.asset_search import WORD_MAX
 
 __all__ = [
     "AllOf",
@@ -177,6 +178,11 @@ async def distinct_values(session: AsyncSession, field: str) -> list[str]:
     return sorted(str(v) for v in (await session.scalars(stmt)).all())
 
 
+def _after(prefix: str) -> str:
+    """The smallest string greater than every string starting with ``prefix`` (code-point order)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
 def _words_match(column: Any, words: Sequence[str]) -> ColumnElement[bool]:
     """Every word at the start of ``column``'s text or of one of its words (case-blind)."""
     text = func.lower(column)
@@ -196,6 +202,7 @@ async def search_screened(
     symbol_prefix: str | None,
     words: Sequence[str],
     phrase: str,
+    industries: Sequence[str] = (),
     offset: int,
     limit: int,
     listed_only: bool,
@@ -219,7 +226,20 @@ async def search_screened(
         ]
     rank: Any = case(*ranks, else_=None) if ranks else literal(0)
     if ranks:
-        where.append(or_(*[condition for condition, _ in ranks]))
+        # Candidates from indexes first (the ticker range, the name-word index, the industries whose words match),
+        # so that the LIKE checks of the ranks run on those rows only, never on every asset the filters admit.
+        candidates: list[ColumnElement[bool]] = []
+        if symbol_prefix:
+            candidates.append(and_(Asset.symbol >= symbol_prefix, Asset.symbol < _after(symbol_prefix)))
+        if words:
+            word = words[0][:WORD_MAX]
+            named = select(AssetNameWord.asset_id).where(AssetNameWord.word >= word, AssetNameWord.word < _after(word))
+            candidates.append(Asset.id.in_(named))
+        if industries:
+            candidates.append(Asset.industry.in_(list(industries)))
+        if not listed_only:
+            candidates.append(Asset.listing_status == "delisted")  # the name-word index holds listed names only
+        where += [or_(*candidates), or_(*[condition for condition, _ in ranks])]
     stmt = (
         select(Asset)
         .where(*where)
