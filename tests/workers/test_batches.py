@@ -22,6 +22,7 @@ from providers.fake import FakeProvider
 from server.app import build_server
 from server.lifespan import open_app_state
 from services import telemetry
+from services.schemas import SymbolVerdict
 from services.jobs import JobService
 from storage.db import utcnow
 from storage.models import Asset, ValidationJob
@@ -490,3 +491,16 @@ async def test_on_postgresql_a_batch_acts_for_the_jobs_owner_under_row_level_sec
             # Unscoped, this role sees nothing of it: the steps above did act for the owner.
             async with state.unit_of_work() as session:
                 assert await repo.get_job(session, job_id) is None
+
+
+def test_an_outcome_row_holds_only_statuses_an_item_may_hold_and_at_most_five_suggestions():
+    """``_outcome`` turns a verdict into the row ``settle_items`` writes. The items' CHECK constraint admits no
+    ``unknown``, so any status but valid, invalid and pending is stored as pending; the did-you-mean list is cut at
+    five, and an invalid verdict that came without a reason still says what it is."""
+    unknown = batches._outcome(SymbolVerdict(symbol="ZUNK", status="unknown", source="fake", reason="never asked"))
+    assert unknown == {"symbol": "ZUNK", "status": "pending", "source": "fake", "reason": "never asked"}
+    for status in ("valid", "invalid", "pending"):
+        assert batches._outcome(SymbolVerdict(symbol="ZOK", status=status))["status"] == status
+    many = [f"ZC{i}" for i in range(1, 8)]
+    bare = batches._outcome(SymbolVerdict(symbol="ZNOPE", status="invalid", candidates=many), note=" (late)")
+    assert bare["reason"] == "not a listed security; similar: ZC1, ZC2, ZC3, ZC4, ZC5 (late)"
