@@ -22,8 +22,8 @@ from providers.fake import FakeProvider
 from server.app import build_server
 from server.lifespan import open_app_state
 from services import telemetry
-from services.schemas import SymbolVerdict
 from services.jobs import JobService
+from services.schemas import SymbolVerdict
 from storage.db import utcnow
 from storage.models import Asset, ValidationJob
 from storage.repositories import jobs as repo
