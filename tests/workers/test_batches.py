@@ -446,12 +446,15 @@ async def test_a_restart_requeues_the_older_active_jobs_with_only_their_queued_s
 
 
 async def test_the_refresh_is_bounded_by_the_batch_deadline_not_the_inline_one(make_settings):
-    # The inline deadline is a minute; the refresh's own (batch) deadline a fifth of a second.
+    # The inline deadline is a minute; the refresh's own (batch) deadline a fifth of a second. The provider answers
+    # after 3 s: within the inline deadline (a wrong deadline shows as a verdict, not only as a hang), past the batch
+    # one.
     settings = make_settings(validation_deadline_s=60)
-    async with open_app_state(settings, providers=[FakeProvider(hang=True)]) as state:
+    slow = FakeProvider(known={"ZZSLOW": AssetProfile(symbol="ZZSLOW")}, latency_s=3.0)
+    async with open_app_state(settings, providers=[slow]) as state:
         env = JobEnv(JobConfig(batch_deadline_s=0.2), state.sessions, state.validation)
-        with anyio.fail_after(30):  # a hang detector, not a speed bound: the provider never answers
-            assert await batches.revalidate(env, ["ZZHANG"]) == {"pending": 1}
+        with anyio.fail_after(30):  # a hang detector, not a speed bound
+            assert await batches.revalidate(env, ["ZZSLOW"]) == {"pending": 1}
 
 
 async def test_cleanup_reports_and_logs_what_it_deleted(make_settings, caplog):
