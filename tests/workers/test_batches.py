@@ -24,6 +24,7 @@ from server.app import build_server
 from server.lifespan import open_app_state
 from services import telemetry
 from services.jobs import JobService
+from services.schemas import SymbolVerdict
 from storage.db import utcnow
 from storage.models import Asset, ValidationJob
 from storage.repositories import jobs as repo
@@ -446,12 +447,15 @@ async def test_a_restart_requeues_the_older_active_jobs_with_only_their_queued_s
 
 
 async def test_the_refresh_is_bounded_by_the_batch_deadline_not_the_inline_one(make_settings):
-    # The inline deadline is a minute; the refresh's own (batch) deadline a fifth of a second.
+    # The inline deadline is a minute; the refresh's own (batch) deadline a fifth of a second. The provider answers
+    # after 3 s: within the inline deadline (a wrong deadline shows as a verdict, not only as a hang), past the batch
+    # one.
     settings = make_settings(validation_deadline_s=60)
-    async with open_app_state(settings, providers=[FakeProvider(hang=True)]) as state:
+    slow = FakeProvider(known={"ZZSLOW": AssetProfile(symbol="ZZSLOW")}, latency_s=3.0)
+    async with open_app_state(settings, providers=[slow]) as state:
         env = JobEnv(JobConfig(batch_deadline_s=0.2), state.sessions, state.validation)
-        with anyio.fail_after(30):  # a hang detector, not a speed bound: the provider never answers
-            assert await batches.revalidate(env, ["ZZHANG"]) == {"pending": 1}
+        with anyio.fail_after(30):  # a hang detector, not a speed bound
+            assert await batches.revalidate(env, ["ZZSLOW"]) == {"pending": 1}
 
 
 async def test_cleanup_reports_and_logs_what_it_deleted(make_settings, caplog):
@@ -491,3 +495,60 @@ async def test_on_postgresql_a_batch_acts_for_the_jobs_owner_under_row_level_sec
             # Unscoped, this role sees nothing of it: the steps above did act for the owner.
             async with state.unit_of_work() as session:
                 assert await repo.get_job(session, job_id) is None
+
+
+def test_an_outcome_row_holds_only_statuses_an_item_may_hold_and_at_most_five_suggestions():
+    """``_outcome`` turns a verdict into the row ``settle_items`` writes. The items' CHECK constraint admits no
+    ``unknown``, so any status but valid, invalid and pending is stored as pending; the did-you-mean list is cut at
+    five, and an invalid verdict that came without a reason still says what it is."""
+    unknown = batches._outcome(SymbolVerdict(symbol="ZUNK", status="unknown", source="fake", reason="never asked"))
+    assert unknown == {"symbol": "ZUNK", "status": "pending", "source": "fake", "reason": "never asked"}
+    for status in ("valid", "invalid", "pending"):
+        assert batches._outcome(SymbolVerdict(symbol="ZOK", status=status))["status"] == status
+    many = [f"ZC{i}" for i in range(1, 8)]
+    bare = batches._outcome(SymbolVerdict(symbol="ZNOPE", status="invalid", candidates=many), note=" (late)")
+    assert bare["reason"] == "not a listed security; similar: ZC1, ZC2, ZC3, ZC4, ZC5 (late)"
+
+
+async def test_the_watch_judges_a_job_lost_or_stalled_only_once_it_was_idle_for_longer_than_the_limit(
+    make_settings, redis_url, monkeypatch
+):
+    """The grace and stall limits are strict: a job idle for exactly ``lost_grace_s`` (its marker gone) or exactly
+    ``stall_s`` (its marker there) is left alone; one microsecond more and it is resumed. The watch reads the clock
+    itself, so it is fixed here to stage the boundary."""
+    now = utcnow()
+    monkeypatch.setattr(batches, "utcnow", lambda: now)
+    fake = FakeProvider.with_generated(8)
+    async with open_app_state(make_settings(), providers=[fake]) as state:
+        client = redis_client(redis_url, "live")
+        namespace = f"umcp-test-{uuid.uuid4().hex[:10]}"
+        config = JobConfig(stall_s=1800, lost_grace_s=10.0)
+        env = JobEnv(config, state.sessions, state.validation, live=RedisLiveCounters(client, namespace, ttl_s=60))
+        sym = [f"SYM{i:05d}" for i in range(1, 9)]
+        tick = timedelta(microseconds=1)
+        idle = {  # job: (idle for, marker still there)
+            await _job(state, sym[0:2]): (timedelta(seconds=10), False),
+            await _job(state, sym[2:4]): (timedelta(seconds=10) + tick, False),
+            await _job(state, sym[4:6]): (timedelta(seconds=1800), True),
+            await _job(state, sym[6:8]): (timedelta(seconds=1800) + tick, True),
+        }
+        at_grace, past_grace, at_stall, past_stall = idle
+        try:
+            async with state.unit_of_work() as session:
+                for job_id, (for_, marked) in idle.items():
+                    await session.execute(
+                        update(ValidationJob)
+                        .where(ValidationJob.id == job_id)
+                        .values(status="running", updated_at=now - for_)
+                    )
+                    if marked:
+                        await client.set(queued_key(namespace, str(job_id)), "1")
+            report = await batches.watch(env)
+            assert sorted(str(j.job_id) for j in report.resumed) == sorted([str(past_grace), str(past_stall)])
+            for left_alone in (at_grace, at_stall):
+                assert (await _job_row(state, left_alone)).resumes == 0
+        finally:
+            keys = [k async for k in client.scan_iter(f"{namespace}:*")]
+            if keys:
+                await client.delete(*keys)
+            await client.aclose()
