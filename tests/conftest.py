@@ -75,6 +75,15 @@ def master_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def whole_master(master_store: Path, tmp_path: Path) -> Settings:
+    """Settings of a private copy of ``master_store`` (the whole shipped listings snapshot, already loaded)."""
+    data_dir = tmp_path / "master-copy"
+    data_dir.mkdir()
+    shutil.copyfile(master_store, data_dir / "universe.db")
+    return Settings(data_dir=data_dir, offline=True, log_level="WARNING", listings_load=True)
+
+
+@pytest.fixture
 def make_settings(tmp_path: Path, seeded_store: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         data_dir = tmp_path / "data"

@@ -65,7 +65,7 @@ from services.security_master.store import (
     check_snapshot_file,
     security_of_row,
 )
-from services.security_master.sync import SKIPPED, SOURCES, SourceOutcome, SyncReport, record_outcome
+from services.security_master.sync import SKIPPED, SOURCES, SourceOutcome, SyncReport, record_outcomes
 from storage.repositories import listings as repo
 
 __all__ = ["BREAKER_RESET_S", "live_sources", "merge_with_store", "sync_live"]
@@ -538,19 +538,7 @@ async def _apply_fetched(
             source=SYNC_SOURCE,
             retire=absorbed,
         )
-    elif usable:
-        outcomes = [
-            dataclasses.replace(
-                o, status="failed", error="not applied: no symbol directory to build on (it was refused or failed)"
-            )
-            if o.status == "ok"
-            else o
-            for o in outcomes
-        ]
-    for outcome in outcomes:
-        await record_outcome(
-            session, outcome, force=force, applied=applied if outcome.source == "nasdaq_trader" else None
-        )
+    outcomes = await record_outcomes(session, outcomes, applied=applied, force=force)
     if applied is not None:
         timings.append(("write", applied.seconds))
     return SyncReport(tuple(outcomes), applied, tuple(timings))

@@ -127,7 +127,16 @@ async def sync_from_dir(
         applied = await apply_snapshot(
             session, Snapshot(header=header, securities=tuple(securities)), source=SYNC_SOURCE
         )
-    if applied is None:  # nothing was applied: no source's new data is in effect
+    outcomes = await record_outcomes(session, outcomes, applied=applied, force=force)
+    return SyncReport(tuple(outcomes), applied)
+
+
+async def record_outcomes(
+    session: AsyncSession, outcomes: list[SourceOutcome], *, applied: LoadReport | None, force: bool
+) -> list[SourceOutcome]:
+    """One ``listing_syncs`` row per source. When nothing was applied, no source's new data is in effect: the ones
+    fetched fine are recorded as failed, saying why. Returns the outcomes as recorded."""
+    if applied is None:
         outcomes = [
             dataclasses.replace(
                 o, status="failed", error="not applied: no symbol directory to build on (it was refused or failed)"
@@ -140,7 +149,7 @@ async def sync_from_dir(
         await record_outcome(
             session, outcome, force=force, applied=applied if outcome.source == "nasdaq_trader" else None
         )
-    return SyncReport(tuple(outcomes), applied)
+    return outcomes
 
 
 async def record_outcome(

@@ -4,9 +4,7 @@ screen_assets and search_assets accept."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from mcp import Client
@@ -21,10 +19,8 @@ PROMPT = PromptReference(type="ref/prompt", name="find_securities")
 
 
 @pytest.fixture
-async def client(master_store: Path, tmp_path: Path) -> AsyncIterator[Client]:
-    shutil.copyfile(master_store, tmp_path / "universe.db")
-    settings = Settings(data_dir=tmp_path, offline=True, log_level="WARNING", listings_load=True)
-    async with Client(build_server(settings)) as c:
+async def client(whole_master: Settings) -> AsyncIterator[Client]:
+    async with Client(build_server(whole_master)) as c:
         yield c
 
 

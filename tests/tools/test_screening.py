@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,11 +19,9 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def call(master_store: Path, tmp_path: Path) -> AsyncIterator[Call]:
+async def call(whole_master: Settings) -> AsyncIterator[Call]:
     """A server on a copy of the store holding the whole shipped listings snapshot."""
-    shutil.copyfile(master_store, tmp_path / "universe.db")
-    settings = Settings(data_dir=tmp_path, offline=True, log_level="WARNING", listings_load=True)
-    async with Client(build_server(settings)) as client:
+    async with Client(build_server(whole_master)) as client:
         yield Call(client)
 
 

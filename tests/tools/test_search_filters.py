@@ -4,9 +4,7 @@ each filter narrows, and mistakes get the argument's name and candidates."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from mcp import Client
@@ -21,10 +19,9 @@ CHIP_MAKERS = {"NVDA", "AVGO", "MU", "AMD", "INTC", "TXN", "ADI", "MCHP", "ON"}
 
 
 @pytest.fixture
-async def call(master_store: Path, tmp_path: Path) -> AsyncIterator[Call]:
-    shutil.copyfile(master_store, tmp_path / "universe.db")
-    settings = Settings(data_dir=tmp_path, offline=True, log_level="WARNING", listings_load=True)
-    async with Client(build_server(settings)) as client:
+async def call(whole_master: Settings) -> AsyncIterator[Call]:
+    """A server on a copy of the store holding the whole shipped listings snapshot."""
+    async with Client(build_server(whole_master)) as client:
         yield Call(client)
 
 
