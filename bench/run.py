@@ -37,7 +37,7 @@ from bench.common import RESULTS, ROOT, Config, Row, quiet_logging
 
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
-NEEDS_STORE = {"2", "5", "6"}
+NEEDS_STORE = {"2", "5", "6", "8"}
 
 
 def scenarios() -> dict[str, Callable[[Config, dict], Awaitable[list[Row]]]]:
@@ -47,6 +47,7 @@ def scenarios() -> dict[str, Callable[[Config, dict], Awaitable[list[Row]]]]:
         scenario_jobs,
         scenario_listings,
         scenario_memory,
+        scenario_screen,
         scenario_search,
         scenario_validate,
     )
@@ -59,6 +60,7 @@ def scenarios() -> dict[str, Callable[[Config, dict], Awaitable[list[Row]]]]:
         "5": scenario_http.run,
         "6": scenario_memory.run,
         "7": scenario_listings.run,
+        "8": scenario_screen.run,
     }
 
 

@@ -204,7 +204,7 @@ def _load_row(cfg: Config, store: str, ours: dict[str, Any], floor: dict[str, An
 
 
 @contextlib.asynccontextmanager
-async def _postgres(cfg: Config, data_dir: Path) -> AsyncIterator[dict[str, str] | None]:
+async def postgres_store(cfg: Config, data_dir: Path) -> AsyncIterator[dict[str, str] | None]:
     """A scratch database holding the same store, served as a non-owner role under row-level security (the
     distributed layout); None when no PostgreSQL answers at BENCH_POSTGRES_URL (default: this machine's)."""
     import asyncpg
@@ -263,7 +263,7 @@ async def run(cfg: Config, ctx: dict) -> list[Row]:
 
     ours_load, ours_sequential, peak = await _measure(cfg, env, work, "sqlite")
     rows = [_load_row(cfg, "SQLite", ours_load, floor_load, peak)]
-    async with _postgres(cfg, work / "pg-data") as pg_env:
+    async with postgres_store(cfg, work / "pg-data") as pg_env:
         if pg_env is None:
             rows.append(
                 Row(scenario="5", metric="... on PostgreSQL", note="not run: no PostgreSQL at BENCH_POSTGRES_URL")

@@ -104,6 +104,9 @@ INDUSTRIES = (
 SUFFIXES = ("Inc", "Corp", "Holdings", "Group", "Ltd", "PLC", "SA", "AG", "NV", "Trust", "Co", "ETF")
 
 SYNTHETIC_PREFIX = "SYM"
+COUNTRIES = ("United States", "Canada", "United Kingdom", "Germany", "Japan", "China", "France", "Switzerland")
+COUNTRY_WEIGHTS = (60, 6, 8, 6, 7, 7, 3, 3)
+BENCH_INDEX = "Bench 500"  # an index of every 200th synthetic asset (index and sector screens)
 
 
 def synthetic_symbol(i: int, n: int) -> str:
@@ -116,12 +119,16 @@ def synthetic_rows(n: int, seed: int = 6) -> list[dict]:
     from providers.fake import FakeProvider
 
     rng = random.Random(seed)
+    # The screening fields draw from a generator of their own, so that names (and scenario 2's selectivity) stay
+    # exactly what they were before these fields existed.
+    more = random.Random(seed + 1)
     profiles = FakeProvider.with_generated(n, prefix=SYNTHETIC_PREFIX).known
     checked = datetime(2026, 1, 2, tzinfo=UTC)
     rows: list[dict[str, Any]] = []
     for symbol, p in sorted(profiles.items()):
         stem = "".join(rng.choice(SYLLABLES) for _ in range(rng.choice((2, 3)))).capitalize()
-        name = f"{stem} {rng.choice(INDUSTRIES)} {rng.choice(SUFFIXES)}"
+        industry = rng.choice(INDUSTRIES)
+        name = f"{stem} {industry} {rng.choice(SUFFIXES)}"
         rows.append(
             {
                 "symbol": symbol,
@@ -131,6 +138,9 @@ def synthetic_rows(n: int, seed: int = 6) -> list[dict]:
                 "currency": p.currency,
                 "sector": p.sector,
                 "market_cap": p.market_cap,
+                "industry": f"{industry} Products",
+                "country": more.choices(COUNTRIES, weights=COUNTRY_WEIGHTS)[0],
+                "ipo_year": more.randint(1970, 2026),
                 "validation_status": "valid",
                 "is_validated": True,
                 "validation_source": "fake",
@@ -156,7 +166,18 @@ async def _build(data_dir: Path, n: int, **settings_overrides: Any) -> float:
         for start in range(0, len(rows), 5_000):
             async with state.unit_of_work() as session:
                 await insert_assets_bulk(session, rows[start : start + 5_000])
+        async with state.unit_of_work() as session:
+            await _index_every_200th(session, [r["symbol"] for r in rows[::200]])
     return time.perf_counter() - started
+
+
+async def _index_every_200th(session: Any, symbols: list[str]) -> None:
+    from sqlalchemy import insert, select
+
+    from storage.models import Asset, AssetIndex
+
+    ids = (await session.scalars(select(Asset.id).where(Asset.symbol.in_(symbols)))).all()
+    await session.execute(insert(AssetIndex), [{"asset_id": i, "index_name": BENCH_INDEX} for i in ids])
 
 
 def build_store(data_dir: Path, n: int) -> float:
