@@ -210,3 +210,22 @@ async def test_universe_resource_and_prompts_and_completions(client, call):
     assert {"build_universe", "review_universe"} <= prompts
     prompt = await client.get_prompt("review_universe", {"universe_id": uid})
     assert uid in prompt.messages[0].content.text
+
+
+async def test_a_rename_moves_the_name_and_stamps_the_change(call):
+    created = (await call.ok("create_universe", name="Old name", description="first", symbols=["AAPL"]))["universe"]
+    uid = created["id"]
+    renamed = await call.ok("update_universe", universe_id=uid, name="New name", description="second")
+    assert renamed["universe"]["description"] == "second" and renamed["universe"]["asset_count"] == 1
+    assert renamed["universe"]["updated_at"] > created["updated_at"]
+    assert (await call.ok("get_universe", universe_id=uid))["universe"]["description"] == "second"
+    # The old name is free for another universe and the new one is taken, whatever its case.
+    await call.ok("create_universe", name="old NAME")
+    taken = await call.error("create_universe", "already_exists", name="NEW name")
+    assert taken["error"]["details"]["existing_id"] == uid
+    # Names sort by their normalised form: the renamed universe lists under its new name.
+    listed = await call.ok("list_universes", name_contains="name")
+    assert [u["name"] for u in listed["universes"]] == ["New name", "old NAME"]
+    # A call that changes nothing leaves the change time alone.
+    same = await call.ok("update_universe", universe_id=uid, name="New name", description="second")
+    assert same["changed"] == [] and same["universe"]["updated_at"] == renamed["universe"]["updated_at"]
