@@ -116,6 +116,11 @@ async def test_as_of_pages_keep_the_point_in_time_order(history):
 async def test_turnover_after_removals_and_re_adds(history, since, until, expected):
     report = await history.turnover(since, until)
     assert {k: report[k] for k in expected} == expected
+    # The window is echoed as asked (no since: from before the first event).
+    assert report["universe_id"] == history.uid
+    assert report["since"] == (history.t[since].isoformat().replace("+00:00", "Z") if since else None)
+    echoed_until = datetime.fromisoformat(report["until"])
+    assert echoed_until == history.t[until] if until else echoed_until > history.t["t6"]  # no until: now
     assert report["additions"] - report["removals"] == report["size_end"] - report["size_start"]
 
 

@@ -189,3 +189,25 @@ async def test_symbol_lists_empty_or_too_long(call):
     # Exactly the limit is one call.
     full = await call.ok("add_assets_to_universe", universe_id=uid, symbols=many[:1000], validate=False)
     assert full["universe"]["asset_count"] == 1000
+
+
+async def test_a_signed_cursor_of_another_shape_is_refused(call):
+    """Cursors are signed, so only this server's reach the lists; one of another shape (another version's, another
+    list's) is still refused as not this list's rather than read as a position."""
+    from services.pagination import encode_cursor
+
+    uid = (await call.ok("create_universe", name="Shaped", symbols=["AAPL"], validate=False))["universe"]["id"]
+    expected = {
+        "code": "invalid_argument",
+        "message": "The cursor is not one this list returned.",
+        "hint": None,
+        "details": {},
+    }
+    for value in (["universe"], ["a", "b", "c"], ["name", 7], [7, "id"]):
+        error, _ = await refused(call, "list_universes", "invalid_argument", cursor=encode_cursor("universes", value))
+        assert error == expected, value
+    for value in ("3", 1.5, [2]):
+        error, _ = await refused(
+            call, "get_universe", "invalid_argument", universe_id=uid, cursor=encode_cursor("members", value)
+        )
+        assert error == expected, value

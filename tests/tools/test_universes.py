@@ -146,7 +146,7 @@ async def test_update_universe_renames_and_reports_no_op(call):
 async def test_delete_universe_then_it_is_gone(call):
     uid = (await call.ok("create_universe", name="Temp", symbols=["AAPL"], validate=False))["universe"]["id"]
     deleted = await call.ok("delete_universe", universe_id=uid)
-    assert deleted["deleted"]["name"] == "Temp"
+    assert (deleted["deleted"]["name"], deleted["deleted"]["asset_count"]) == ("Temp", 1)
     await call.error("get_universe", "not_found", universe_id=uid)
     await call.error("delete_universe", "not_found", universe_id=uid)
     # The name is free again.
@@ -229,3 +229,54 @@ async def test_a_rename_moves_the_name_and_stamps_the_change(call):
     # A call that changes nothing leaves the change time alone.
     same = await call.ok("update_universe", universe_id=uid, name="New name", description="second")
     assert same["changed"] == [] and same["universe"]["updated_at"] == renamed["universe"]["updated_at"]
+
+
+async def test_pages_that_end_exactly_at_the_limit_offer_no_next_page(call):
+    # Each list fetches one row more than the page to know whether there is a next page: a last page exactly as
+    # long as the limit must not point at an empty one.
+    for i in range(4):
+        await call.ok("create_universe", name=f"Exact {i}")
+    first = await call.ok("list_universes", limit=2)
+    second = await call.ok("list_universes", limit=2, cursor=first["next_cursor"])
+    assert [u["name"] for u in first["universes"] + second["universes"]] == [f"Exact {i}" for i in range(4)]
+    assert second["next_cursor"] is None
+    assert (await call.ok("list_universes", limit=4))["next_cursor"] is None
+
+    symbols = ["AAPL", "AMZN", "MSFT", "NVDA"]  # in symbol order: as_of orders members added together by symbol
+    uid = (await call.ok("create_universe", name="Four", symbols=symbols, validate=False))["universe"]["id"]
+    page = await call.ok("get_universe", universe_id=uid, limit=2)
+    last = await call.ok("get_universe", universe_id=uid, limit=2, cursor=page["next_cursor"])
+    assert [a["symbol"] for a in page["assets"] + last["assets"]] == symbols and last["next_cursor"] is None
+    assert (await call.ok("get_universe", universe_id=uid, limit=4))["next_cursor"] is None
+
+    at = datetime.now(UTC).isoformat()
+    then = await call.ok("get_universe", universe_id=uid, as_of=at, limit=2)
+    then_last = await call.ok("get_universe", universe_id=uid, as_of=at, limit=2, cursor=then["next_cursor"])
+    assert [a["symbol"] for a in then["assets"] + then_last["assets"]] == symbols
+    assert then_last["next_cursor"] is None
+    assert (await call.ok("get_universe", universe_id=uid, as_of=at, limit=4))["next_cursor"] is None
+
+
+async def test_as_of_without_assets_still_counts_the_members_then(call):
+    uid = (await call.ok("create_universe", name="Counted", symbols=["AAPL", "ZZQA", "ZZQB"], validate=False))[
+        "universe"
+    ]["id"]
+    at = datetime.now(UTC)
+    await call.ok("remove_assets_from_universe", universe_id=uid, symbols=["ZZQA"])
+    bare = await call.ok("get_universe", universe_id=uid, as_of=at.isoformat(), include_assets=False)
+    assert bare["assets"] is None and bare["next_cursor"] is None
+    assert bare["universe"]["asset_count"] == 3 and bare["counts_by_status"] == {"valid": 1, "unknown": 2}
+    assert datetime.fromisoformat(bare["as_of"]) == at
+    now = await call.ok("get_universe", universe_id=uid, include_assets=False)
+    assert now["universe"]["asset_count"] == 2 and now["counts_by_status"] == {"valid": 1, "unknown": 1}
+    assert now["as_of"] is None
+
+
+async def test_name_filter_collapses_spaces_like_names_do(call):
+    await call.ok("create_universe", name="  Dividend    payers ")
+    await call.ok("create_universe", name="Dividend growers")
+    found = await call.ok("list_universes", name_contains="  dividend    PAYERS ")
+    assert [u["name"] for u in found["universes"]] == ["Dividend payers"]
+    assert len((await call.ok("list_universes", name_contains="dividend"))["universes"]) == 2
+    # An empty filter filters nothing.
+    assert len((await call.ok("list_universes", name_contains=""))["universes"]) == 2
