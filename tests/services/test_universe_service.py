@@ -15,12 +15,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import services.universes as universes_module
+from providers.base import AssetProfile
+from providers.fake import FakeProvider
 from server.lifespan import open_app_state
-from services.errors import UniverseExists
+from services.errors import LimitExceeded, UniverseExists
 from services.schemas import Caller
 from services.universes import UniverseService
 from storage.repositories.users import get_or_create_user
-from tests.support.stores import Store, pg_store, store  # noqa: F401
+from tests.conftest import Call
+from tests.support.stores import Store, pg_store, serve, store  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 
@@ -115,3 +118,62 @@ async def test_a_create_that_loses_the_name_to_a_concurrent_create_is_already_ex
         async with state.unit_of_work(alice.owner_id) as session:
             page = await UniverseService(session, alice).list()
             assert [(u.name, u.asset_count) for u in page.universes] == [("Wanted", 0)]
+
+
+async def test_a_full_universe_is_refused_before_any_provider_is_asked(make_settings):
+    provider = FakeProvider(known={s: AssetProfile(symbol=s) for s in ("AAPL", "MSFT", "NVDA")})
+    async with serve(make_settings(max_members_per_universe=2), providers=[provider]) as client:
+        call = Call(client)
+        uid = (await call.ok("create_universe", name="Full", symbols=["AAPL", "MSFT"], validate=False))["universe"][
+            "id"
+        ]
+        refused = await call.error("add_assets_to_universe", "limit_exceeded", universe_id=uid, symbols=["NVDA"])
+        assert refused["error"]["details"] == {
+            "quota": "members_per_universe",
+            "limit": 2,
+            "current": 2,
+            "requested": 1,
+        }
+        assert refused["next_actions"] == [
+            {
+                "tool": "get_universe",
+                "arguments": {"universe_id": uid, "include_assets": False},
+                "reason": "see the counts",
+            }
+        ]
+        assert provider.calls == 0  # the quota is looked at first: a full universe costs no provider call
+        # Symbols already present are not new: re-adding them is no growth, and the provider is asked about them.
+        again = await call.ok("add_assets_to_universe", universe_id=uid, symbols=["MSFT", "AAPL"])
+        assert again["report"]["counts"] == {"already_present": 2} and provider.calls == 2
+
+
+@pytest.mark.parametrize("store", ["postgres"], indirect=True)
+async def test_two_adds_that_each_fit_but_not_together_are_settled_under_the_lock(store):  # noqa: F811
+    async with open_app_state(store(max_members_per_universe=5)) as state:
+        alice = await _owner(state, store, "alice")
+        async with state.unit_of_work(alice.owner_id) as session:
+            universe, _ = await UniverseService(session, alice).create(
+                "Nearly full", symbols=["AAPL", "MSFT", "NVDA"], validate=False
+            )
+
+        async def second_add() -> None:
+            async with state.unit_of_work(alice.owner_id) as session:
+                await UniverseService(session, alice, limits=state.limits).add_assets(
+                    universe.id, ["META", "GOOGL"], validate=False
+                )
+
+        async with state.unit_of_work(alice.owner_id) as first:
+            await UniverseService(first, alice, limits=state.limits).add_assets(
+                universe.id, ["AMZN", "TSLA"], validate=False
+            )
+            racing = asyncio.create_task(second_add())  # its first look sees 3 members: 3 + 2 fits
+            assert await _blocked(racing)  # waiting for the universe's lock
+        with pytest.raises(LimitExceeded) as refused:
+            await asyncio.wait_for(racing, 30)
+        assert refused.value.details == {"quota": "members_per_universe", "limit": 5, "current": 5, "requested": 2}
+        assert refused.value.next_actions == [
+            ("get_universe", {"universe_id": universe.id, "include_assets": False}, "see the counts")
+        ]
+        async with state.unit_of_work(alice.owner_id) as session:
+            detail = await UniverseService(session, alice).get(universe.id)
+            assert [a.symbol for a in detail.assets] == ["AAPL", "MSFT", "NVDA", "AMZN", "TSLA"]
