@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import services.universes as universes_module
+
 pytestmark = pytest.mark.anyio
 
 
@@ -141,3 +143,32 @@ async def test_an_empty_window_on_an_empty_universe_has_no_rates(call):
     report = await call.ok("get_universe_turnover", universe_id=uid)
     assert (report["additions"], report["removals"], report["average_size"]) == (0, 0, 0.0)
     assert report["turnover"] is None and report["addition_rate"] is None and report["removal_rate"] is None
+
+
+def symbols_of(detail: dict) -> list[str]:
+    return [a["symbol"] for a in detail["assets"]]
+
+
+async def test_events_replay_in_commit_order_when_a_replicas_clock_ran_ahead(call, monkeypatch):
+    """A replica whose clock runs an hour ahead stamps its add an hour ahead; a later add or removal from a replica
+    with the right time must still come after it in the history, or as_of would replay them in the wrong order."""
+    uid = (await call.ok("create_universe", name="Skewed", symbols=["AAPL", "MSFT"], validate=False))["universe"]["id"]
+    ahead = datetime.now(UTC) + timedelta(hours=1)
+    monkeypatch.setattr(universes_module, "utcnow", lambda: ahead)
+    await call.ok("add_assets_to_universe", universe_id=uid, symbols=["NVDA"], validate=False)  # stamped `ahead`
+    await call.ok("remove_assets_from_universe", universe_id=uid, symbols=["MSFT"])  # stamped `ahead` too
+    monkeypatch.undo()  # back to the right time, which is before `ahead`
+
+    await call.ok("remove_assets_from_universe", universe_id=uid, symbols=["NVDA"])
+    await call.ok("add_assets_to_universe", universe_id=uid, symbols=["MSFT"], validate=False)
+    later = (ahead + timedelta(minutes=1)).isoformat()
+    now = await call.ok("get_universe", universe_id=uid)
+    assert symbols_of(now) == ["AAPL", "MSFT"]
+    # The history as of after every event agrees with the members: NVDA's removal came after its add, and MSFT's
+    # re-add after its removal, although the right clock read earlier than both.
+    then = await call.ok("get_universe", universe_id=uid, as_of=later)
+    assert symbols_of(then) == ["AAPL", "MSFT"]
+    readded = {a["symbol"]: datetime.fromisoformat(a["added_at"]) for a in then["assets"]}
+    assert readded["MSFT"] >= ahead
+    window = await call.ok("get_universe_turnover", universe_id=uid, until=later)
+    assert (window["additions"], window["removals"], window["size_end"]) == (4, 2, 2)

@@ -280,3 +280,28 @@ async def test_name_filter_collapses_spaces_like_names_do(call):
     assert len((await call.ok("list_universes", name_contains="dividend"))["universes"]) == 2
     # An empty filter filters nothing.
     assert len((await call.ok("list_universes", name_contains=""))["universes"]) == 2
+
+
+async def test_validate_false_asks_no_provider_anywhere(make_settings):
+    from providers.base import AssetProfile
+    from providers.fake import FakeProvider
+    from tests.conftest import Call
+    from tests.support.stores import serve
+
+    provider = FakeProvider(known={"ZZQV": AssetProfile(symbol="ZZQV")})
+    async with serve(make_settings(), providers=[provider]) as client:
+        call = Call(client)
+        created = await call.ok("create_universe", name="Unchecked", symbols=["ZZQU"], validate=False)
+        uid = created["universe"]["id"]
+        added = await call.ok("add_assets_to_universe", universe_id=uid, symbols=["ZZQV", "ZZQW"], validate=False)
+        imported = await call.ok("import_universe_csv", universe_id=uid, csv_text="symbol\nZZQX\n", validate=False)
+        assert provider.calls == 0
+        statuses = [
+            (r["symbol"], r["outcome"], r["validation_status"])
+            for r in created["report"]["results"] + added["report"]["results"]
+        ]
+        assert statuses == [("ZZQU", "added", "unknown"), ("ZZQV", "added", "unknown"), ("ZZQW", "added", "unknown")]
+        assert imported["counts"]["added"] == 1
+        # Asked, the provider confirms what it lists.
+        checked = await call.ok("add_assets_to_universe", universe_id=uid, symbols=["ZZQV"])
+        assert provider.calls == 1 and checked["report"]["results"][0]["validation_status"] == "valid"
