@@ -305,3 +305,28 @@ async def test_validate_false_asks_no_provider_anywhere(make_settings):
         # Asked, the provider confirms what it lists.
         checked = await call.ok("add_assets_to_universe", universe_id=uid, symbols=["ZZQV"])
         assert provider.calls == 1 and checked["report"]["results"][0]["validation_status"] == "valid"
+
+
+async def test_updated_at_moves_exactly_when_the_universe_changes(call):
+    uid = (await call.ok("create_universe", name="Stamped", symbols=["AAPL", "MSFT"], validate=False))["universe"]["id"]
+
+    async def stamp() -> str:
+        return (await call.ok("get_universe", universe_id=uid, include_assets=False))["universe"]["updated_at"]
+
+    async def changes(tool: str, **arguments) -> bool:
+        before = await stamp()
+        answered = await call.ok(tool, universe_id=uid, **arguments)
+        after = await stamp()
+        assert answered["universe"]["updated_at"] == after  # the answer shows the stored time
+        return after != before
+
+    # Nothing changes: no new time.
+    assert not await changes("add_assets_to_universe", symbols=["AAPL"], validate=False)
+    assert not await changes("remove_assets_from_universe", symbols=["NVDA"])
+    assert not await changes("import_universe_csv", csv_text="symbol\nMSFT\n", validate=False)
+    # Members added or removed, by a call or an import (replace that only removes, too): a new time.
+    assert await changes("add_assets_to_universe", symbols=["NVDA"], validate=False)
+    assert await changes("remove_assets_from_universe", symbols=["NVDA"])
+    assert await changes("import_universe_csv", csv_text="symbol\nKO\n", validate=False)
+    assert await changes("import_universe_csv", csv_text="symbol\nAAPL\nMSFT\n", mode="replace", validate=False)
+    assert [a["symbol"] for a in (await call.ok("get_universe", universe_id=uid))["assets"]] == ["AAPL", "MSFT"]
