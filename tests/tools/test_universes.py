@@ -330,3 +330,46 @@ async def test_updated_at_moves_exactly_when_the_universe_changes(call):
     assert await changes("import_universe_csv", csv_text="symbol\nKO\n", validate=False)
     assert await changes("import_universe_csv", csv_text="symbol\nAAPL\nMSFT\n", mode="replace", validate=False)
     assert [a["symbol"] for a in (await call.ok("get_universe", universe_id=uid))["assets"]] == ["AAPL", "MSFT"]
+
+
+async def test_each_symbols_outcome_says_what_happened_and_why(make_settings):
+    from providers.base import AssetProfile
+    from providers.fake import FakeProvider
+    from tests.conftest import Call
+    from tests.support.stores import serve
+
+    def outcomes(data: dict) -> list[tuple]:
+        return [
+            (r["symbol"], r["outcome"], r["validation_status"], r["source"], r["reason"])
+            for r in data["report"]["results"]
+        ]
+
+    provider = FakeProvider(known={"ZZQA": AssetProfile(symbol="ZZQA")}, fail_symbols=["ZZQP"])
+    async with serve(make_settings(), providers=[provider]) as client:
+        call = Call(client)
+        first = await call.ok("create_universe", name="Checked", symbols=["ZZQA", "ZZQP", "ZZQX"])
+        assert outcomes(first) == [
+            ("ZZQA", "added", "valid", "fake", None),
+            ("ZZQP", "added", "pending", None, "no provider could answer (fake: simulated outage)"),
+            ("ZZQX", "rejected", "invalid", "fake", "fake does not list ZZQX"),
+        ]
+        assert first["universe"]["asset_count"] == 2
+
+        # Unchecked, each member says what the store knows of it.
+        uid = (await call.ok("create_universe", name="Unchecked"))["universe"]["id"]
+        second = await call.ok(
+            "add_assets_to_universe", universe_id=uid, symbols=["ZZQP", "ZZQA", "ZZQN", "ZZQX"], validate=False
+        )
+        assert outcomes(second) == [
+            ("ZZQP", "added", "pending", None, "no provider could answer yet; re-checked in the background"),
+            ("ZZQA", "added", "valid", "fake", None),
+            ("ZZQN", "added", "unknown", None, "added without validation"),
+            # The rejected symbol left no asset behind: unchecked, it is as new as any.
+            ("ZZQX", "added", "unknown", None, "added without validation"),
+        ]
+        again = await call.ok("add_assets_to_universe", universe_id=uid, symbols=["ZZQA", "ZZQN"], validate=False)
+        assert outcomes(again) == [
+            ("ZZQA", "already_present", "valid", "fake", None),
+            ("ZZQN", "already_present", "unknown", None, None),
+        ]
+        assert again["universe"]["asset_count"] == 4
