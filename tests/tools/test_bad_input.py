@@ -80,6 +80,7 @@ def bad_cases(uid: str) -> list[tuple[str, str, dict]]:
         ("create_universe", "invalid_argument", {"name": "x" * 201}),
         ("create_universe", "already_exists", {"name": "existing"}),
         ("create_universe", "already_exists", {"name": " EXISTING  "}),
+        ("create_universe", "already_exists", {"name": "Existing", "symbols": ["ZZQA", "ZZQB"]}),  # before providers
         ("create_universe", "invalid_argument", {"name": "New", "symbols": ["AAPL", "not a ticker!"]}),
         ("create_universe", "limit_exceeded", {"name": "New", "symbols": [f"S{i}" for i in range(1001)]}),
         ("create_universe", "invalid_argument", {"name": 42}),
