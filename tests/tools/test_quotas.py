@@ -122,8 +122,11 @@ async def test_members_per_universe_quota(store):
         ]
         assert report["counts"] == {"already_present": 2, "added": 2}
         await call.error("add_assets_to_universe", "limit_exceeded", universe_id=uid, symbols=["GOOGL"])
-        await call.error("create_universe", "limit_exceeded", name="Big", symbols=["A", "B", "C", "D", "E", "F"])
+        big = await call.error("create_universe", "limit_exceeded", name="Big", symbols=["A", "B", "C", "D", "E", "F"])
+        assert big["error"]["details"] == {"quota": "members_per_universe", "limit": 5, "current": 0, "requested": 6}
         assert [u["name"] for u in (await call.ok("list_universes"))["universes"]] == ["Small"]
+        full = await call.ok("create_universe", name="Full", symbols=["A", "B", "C", "D", "E"], validate=False)
+        assert full["universe"]["asset_count"] == 5  # exactly the quota fits
 
 
 async def test_new_unconfirmed_assets_per_hour_quota(store):

@@ -36,6 +36,8 @@ async def test_create_universe_normalises_symbols_and_reports_each(call):
 async def test_create_without_symbols_suggests_adding_some(call):
     envelope = await call("create_universe", name="Empty")
     assert envelope["data"]["universe"]["asset_count"] == 0
+    # Never changed since it was created: one time for both.
+    assert envelope["data"]["universe"]["updated_at"] == envelope["data"]["universe"]["created_at"]
     assert envelope["next_actions"][0] == {
         "tool": "search_assets",
         "arguments": {"query": "Empty"},
