@@ -375,3 +375,19 @@ async def test_each_symbols_outcome_says_what_happened_and_why(make_settings):
             ("ZZQN", "already_present", "unknown", None, None),
         ]
         assert again["universe"]["asset_count"] == 4
+
+
+async def test_a_page_of_universes_resumes_after_its_last_row_whatever_the_ids(call):
+    # The cursor holds the last row's name and id; names are unique, so the id only breaks a tie with that very row.
+    # Names given in id order make every row's id larger than the one before it: a cursor holding any other row's
+    # id would show the page's last universe again.
+    ids = sorted([(await call.ok("create_universe", name=f"tmp {i}"))["universe"]["id"] for i in range(5)])
+    for i, uid in enumerate(ids):
+        await call.ok("update_universe", universe_id=uid, name=f"Paged {i}")
+    seen, cursor = [], None
+    while True:
+        page = await call.ok("list_universes", limit=3, **({"cursor": cursor} if cursor else {}))
+        seen += [u["id"] for u in page["universes"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert seen == ids
