@@ -82,6 +82,13 @@ async def test_as_of_counts_an_event_at_exactly_that_time(history):
     assert t["t3"] < readded_at < t["t4"]
     assert await history.members_at(readded_at) == ["C", "D", "E", "A"]  # at <= as_of: included
     assert await history.members_at(readded_at - timedelta(microseconds=1)) == ["C", "D", "E"]
+    # Today's members carry the time they (last) joined, the same the history shows.
+    then = await history.call.ok("get_universe", universe_id=history.uid, as_of=t["t6"].isoformat())
+    now = await history.call.ok("get_universe", universe_id=history.uid)
+    assert [(a["symbol"], a["added_at"]) for a in now["assets"]] == [
+        (a["symbol"], a["added_at"]) for a in then["assets"]
+    ]
+    assert t["t5"] < datetime.fromisoformat(now["assets"][-1]["added_at"]) < t["t6"]  # B, re-added last
 
 
 async def test_as_of_pages_keep_the_point_in_time_order(history):

@@ -471,3 +471,24 @@ async def test_importing_nothing_keeps_or_empties_the_members(settings):
             emptied, report, removed = await service.import_members(universe.id, [], replace=True, validate=False)
             assert (emptied.asset_count, report.asset_count, removed) == (0, 0, ["AAPL", "MSFT"])
             assert emptied.updated_at > kept.updated_at
+
+
+async def test_import_members_asks_the_providers_itself_when_given_no_verdicts(settings):
+    # The CSV tools hand import_members the verdicts they asked for before any lock; called without them, the
+    # service asks its validator itself, unless told not to validate.
+    from server.lifespan import open_app_state
+    from services.universes import UniverseService
+
+    async with open_app_state(settings) as state:
+        async with state.unit_of_work() as session:
+            service = UniverseService(session, state.local_caller, limits=state.limits, validator=state.validation)
+            universe, _ = await service.create("Self-checked", validate=False)
+            _, report, _ = await service.import_members(universe.id, ["KO", "ZZQQ"])
+            assert [(r.symbol, r.outcome, r.validation_status) for r in report.results] == [
+                ("KO", "added", "valid"),  # in the offline catalog
+                ("ZZQQ", "added", "pending"),  # not in it: no provider could settle it offline
+            ]
+            _, report, _ = await service.import_members(universe.id, ["ZZQR"], validate=False)
+            assert [(r.symbol, r.outcome, r.validation_status) for r in report.results] == [
+                ("ZZQR", "added", "unknown")
+            ]

@@ -271,7 +271,7 @@ async def test_as_of_without_assets_still_counts_the_members_then(call):
     assert datetime.fromisoformat(bare["as_of"]) == at
     now = await call.ok("get_universe", universe_id=uid, include_assets=False)
     assert now["universe"]["asset_count"] == 2 and now["counts_by_status"] == {"valid": 1, "unknown": 1}
-    assert now["as_of"] is None
+    assert now["as_of"] is None and now["delisted_members"] == []  # none of them is delisted
 
 
 async def test_name_filter_collapses_spaces_like_names_do(call):
@@ -349,11 +349,11 @@ async def test_each_symbols_outcome_says_what_happened_and_why(make_settings):
     provider = FakeProvider(known={"ZZQA": AssetProfile(symbol="ZZQA")}, fail_symbols=["ZZQP"])
     async with serve(make_settings(), providers=[provider]) as client:
         call = Call(client)
-        first = await call.ok("create_universe", name="Checked", symbols=["ZZQA", "ZZQP", "ZZQX"])
+        first = await call.ok("create_universe", name="Checked", symbols=["ZZQA", "ZZQX", "ZZQP"])
         assert outcomes(first) == [
             ("ZZQA", "added", "valid", "fake", None),
-            ("ZZQP", "added", "pending", None, "no provider could answer (fake: simulated outage)"),
             ("ZZQX", "rejected", "invalid", "fake", "fake does not list ZZQX"),
+            ("ZZQP", "added", "pending", None, "no provider could answer (fake: simulated outage)"),
         ]
         assert first["universe"]["asset_count"] == 2
 
