@@ -488,7 +488,8 @@ async def test_import_members_asks_the_providers_itself_when_given_no_verdicts(s
                 ("KO", "added", "valid"),  # in the offline catalog
                 ("ZZQQ", "added", "pending"),  # not in it: no provider could settle it offline
             ]
-            _, report, _ = await service.import_members(universe.id, ["ZZQR"], validate=False)
+            appended, report, removed = await service.import_members(universe.id, ["ZZQR"], validate=False)
             assert [(r.symbol, r.outcome, r.validation_status) for r in report.results] == [
                 ("ZZQR", "added", "unknown")
             ]
+            assert (removed, appended.asset_count) == ([], 3)  # appends unless told to replace
