@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import services.universes as universes_module
+
 pytestmark = pytest.mark.anyio
 
 
@@ -80,6 +82,13 @@ async def test_as_of_counts_an_event_at_exactly_that_time(history):
     assert t["t3"] < readded_at < t["t4"]
     assert await history.members_at(readded_at) == ["C", "D", "E", "A"]  # at <= as_of: included
     assert await history.members_at(readded_at - timedelta(microseconds=1)) == ["C", "D", "E"]
+    # Today's members carry the time they (last) joined, the same the history shows.
+    then = await history.call.ok("get_universe", universe_id=history.uid, as_of=t["t6"].isoformat())
+    now = await history.call.ok("get_universe", universe_id=history.uid)
+    assert [(a["symbol"], a["added_at"]) for a in now["assets"]] == [
+        (a["symbol"], a["added_at"]) for a in then["assets"]
+    ]
+    assert t["t5"] < datetime.fromisoformat(now["assets"][-1]["added_at"]) < t["t6"]  # B, re-added last
 
 
 async def test_as_of_pages_keep_the_point_in_time_order(history):
@@ -116,6 +125,11 @@ async def test_as_of_pages_keep_the_point_in_time_order(history):
 async def test_turnover_after_removals_and_re_adds(history, since, until, expected):
     report = await history.turnover(since, until)
     assert {k: report[k] for k in expected} == expected
+    # The window is echoed as asked (no since: from before the first event).
+    assert report["universe_id"] == history.uid
+    assert report["since"] == (history.t[since].isoformat().replace("+00:00", "Z") if since else None)
+    echoed_until = datetime.fromisoformat(report["until"])
+    assert echoed_until == history.t[until] if until else echoed_until > history.t["t6"]  # no until: now
     assert report["additions"] - report["removals"] == report["size_end"] - report["size_start"]
 
 
@@ -136,3 +150,32 @@ async def test_an_empty_window_on_an_empty_universe_has_no_rates(call):
     report = await call.ok("get_universe_turnover", universe_id=uid)
     assert (report["additions"], report["removals"], report["average_size"]) == (0, 0, 0.0)
     assert report["turnover"] is None and report["addition_rate"] is None and report["removal_rate"] is None
+
+
+def symbols_of(detail: dict) -> list[str]:
+    return [a["symbol"] for a in detail["assets"]]
+
+
+async def test_events_replay_in_commit_order_when_a_replicas_clock_ran_ahead(call, monkeypatch):
+    """A replica whose clock runs an hour ahead stamps its add an hour ahead; a later add or removal from a replica
+    with the right time must still come after it in the history, or as_of would replay them in the wrong order."""
+    uid = (await call.ok("create_universe", name="Skewed", symbols=["AAPL", "MSFT"], validate=False))["universe"]["id"]
+    ahead = datetime.now(UTC) + timedelta(hours=1)
+    monkeypatch.setattr(universes_module, "utcnow", lambda: ahead)
+    await call.ok("add_assets_to_universe", universe_id=uid, symbols=["NVDA"], validate=False)  # stamped `ahead`
+    await call.ok("remove_assets_from_universe", universe_id=uid, symbols=["MSFT"])  # stamped `ahead` too
+    monkeypatch.undo()  # back to the right time, which is before `ahead`
+
+    await call.ok("remove_assets_from_universe", universe_id=uid, symbols=["NVDA"])
+    await call.ok("add_assets_to_universe", universe_id=uid, symbols=["MSFT"], validate=False)
+    later = (ahead + timedelta(minutes=1)).isoformat()
+    now = await call.ok("get_universe", universe_id=uid)
+    assert symbols_of(now) == ["AAPL", "MSFT"]
+    # The history as of after every event agrees with the members: NVDA's removal came after its add, and MSFT's
+    # re-add after its removal, although the right clock read earlier than both.
+    then = await call.ok("get_universe", universe_id=uid, as_of=later)
+    assert symbols_of(then) == ["AAPL", "MSFT"]
+    readded = {a["symbol"]: datetime.fromisoformat(a["added_at"]) for a in then["assets"]}
+    assert readded["MSFT"] >= ahead
+    window = await call.ok("get_universe_turnover", universe_id=uid, until=later)
+    assert (window["additions"], window["removals"], window["size_end"]) == (4, 2, 2)

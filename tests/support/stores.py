@@ -11,6 +11,7 @@ Import the fixtures into a test module: ``from tests.support.stores import pg_st
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -24,9 +25,10 @@ from sqlalchemy.engine import make_url
 
 from core.settings import Settings
 from server.app import build_server
+from services.schemas import Caller
 from tests.support.services import _run_async
 
-__all__ = ["PgStore", "Store", "pg_store", "serve", "store"]
+__all__ = ["PgStore", "Store", "caller", "pg_store", "serve", "still_waiting", "store"]
 
 
 @dataclass(frozen=True)
@@ -134,3 +136,21 @@ async def serve(settings: Settings, **kwargs: Any) -> AsyncIterator[Client]:
     """An in-memory MCP client of a server built on ``settings``."""
     async with Client(build_server(settings, **kwargs)) as client:
         yield client
+
+
+async def caller(state: Any, store: Store, name: str) -> Caller:
+    """The caller ``store.user(name)`` of an open app state (core.wiring.AppState), created on first use."""
+    from storage.repositories.users import get_or_create_user
+
+    async with state.unit_of_work() as session:
+        user = await get_or_create_user(session, store.user(name))
+        return Caller(owner_id=user.id, name=user.name)
+
+
+async def still_waiting(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` is still waiting after a few hundred milliseconds (on a lock another writer holds)."""
+    for _ in range(30):
+        if task.done():
+            return False
+        await asyncio.sleep(0.01)
+    return not task.done()

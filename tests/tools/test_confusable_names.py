@@ -1,11 +1,19 @@
-"""Universe names that look alike are one name (issue 10, item 17), on SQLite and on PostgreSQL."""
+"""Universe names that look alike are one name (issue 10, item 17), on SQLite and on PostgreSQL; a name lost to a
+concurrent create or rename is already_exists (PostgreSQL, where two universes' writers do not wait for each other
+until the unique index makes the second wait; on SQLite the single writer makes that race impossible)."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+
 import pytest
 
+from server.lifespan import open_app_state
+from services.errors import UniverseExists
+from services.universes import UniverseService
 from tests.conftest import Call
-from tests.support.stores import pg_store, serve, store  # noqa: F401
+from tests.support.stores import caller, pg_store, serve, still_waiting, store  # noqa: F401
 
 LOOKALIKES = [
     "\u0421onf Leaders",  # Cyrillic capital ES
@@ -54,3 +62,53 @@ async def test_confusable_names_are_the_same_name(store):
             "Fund l",
             "Sector \u0416",
         }
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("store", ["postgres"], indirect=True)
+async def test_a_rename_that_loses_the_name_to_a_concurrent_rename_is_already_exists(store):  # noqa: F811
+    async with open_app_state(store()) as state:
+        alice = await caller(state, store, "alice")
+        ids = []
+        for name in ("First", "Second"):
+            async with state.unit_of_work(alice.owner_id) as session:
+                ids.append(uuid.UUID((await UniverseService(session, alice).create(name))[0].id))
+
+        async def second_rename() -> None:
+            async with state.unit_of_work(alice.owner_id) as session:
+                await UniverseService(session, alice).update(str(ids[1]), name="Wanted", description="second")
+
+        async with state.unit_of_work(alice.owner_id) as first:
+            await UniverseService(first, alice).update(str(ids[0]), name="WANTED")  # written, not yet committed
+            racing = asyncio.create_task(second_rename())
+            # The second writer's check saw no "Wanted" yet; its write waits on the first one's name ...
+            assert await still_waiting(racing)
+        # ... and once the first commits, it is refused with the name's holder, not a database error.
+        with pytest.raises(UniverseExists) as lost:
+            await asyncio.wait_for(racing, 30)
+        assert lost.value.details == {"existing_id": str(ids[0]), "existing_name": "WANTED"}
+        async with state.unit_of_work(alice.owner_id) as session:
+            second = await UniverseService(session, alice).get(str(ids[1]), include_assets=False)
+            assert (second.universe.name, second.universe.description) == ("Second", None)  # nothing of it written
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("store", ["postgres"], indirect=True)
+async def test_a_create_that_loses_the_name_to_a_concurrent_create_is_already_exists(store):  # noqa: F811
+    async with open_app_state(store()) as state:
+        alice = await caller(state, store, "alice")
+
+        async def second_create() -> None:
+            async with state.unit_of_work(alice.owner_id) as session:
+                await UniverseService(session, alice).create("wanted", symbols=["AAPL"], validate=False)
+
+        async with state.unit_of_work(alice.owner_id) as first:
+            winner, _ = await UniverseService(first, alice).create("Wanted")
+            racing = asyncio.create_task(second_create())
+            assert await still_waiting(racing)
+        with pytest.raises(UniverseExists) as lost:
+            await asyncio.wait_for(racing, 30)
+        assert lost.value.details == {"existing_id": winner.id, "existing_name": "Wanted"}
+        async with state.unit_of_work(alice.owner_id) as session:
+            page = await UniverseService(session, alice).list()
+            assert [(u.name, u.asset_count) for u in page.universes] == [("Wanted", 0)]

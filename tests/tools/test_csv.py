@@ -434,3 +434,62 @@ async def test_a_large_import_starts_its_job_only_when_the_caller_may_validate(m
         data = await call.ok("import_universe_csv", csv_text="T0001\nT0002\nT0003\nT0004\n", name="No budget")
         assert data["job_id"] is None and data["counts"]["added"] == 4
         assert {r["reason"] for r in data["rows"]} == {"added without validation (too many to check inline)"}
+
+
+async def test_an_import_longer_than_one_call_is_added_in_chunks_in_file_order(make_settings):
+    async with Client(build_server(make_settings(max_symbols_per_call=2))) as client:
+        call = Call(client)
+        uid = (await call.ok("create_universe", name="Chunked", symbols=["KO"], validate=False))["universe"]["id"]
+        text = "symbol\nAAPL\nKO\nMSFT\nNVDA\nJPM\n"
+        data = await call.ok("import_universe_csv", universe_id=uid, csv_text=text, validate=False)
+        assert data["counts"] == {"added": 4, "duplicate": 1, "invalid": 0}
+        assert data["universe"]["asset_count"] == 5
+        detail = await call.ok("get_universe", universe_id=uid)
+        assert [(a["symbol"], a["position"]) for a in detail["assets"]] == [
+            ("KO", 0),
+            ("AAPL", 1),
+            ("MSFT", 2),
+            ("NVDA", 3),
+            ("JPM", 4),
+        ]
+
+
+async def test_importing_nothing_keeps_or_empties_the_members(settings):
+    # The CSV tools refuse a file without a ticker; the service itself takes an empty list: appending nothing
+    # changes nothing, replacing with nothing removes every member.
+    from server.lifespan import open_app_state
+    from services.universes import UniverseService
+
+    async with open_app_state(settings) as state:
+        async with state.unit_of_work() as session:
+            service = UniverseService(session, state.local_caller, limits=state.limits)
+            universe, _ = await service.create("Emptied", symbols=["AAPL", "MSFT"], validate=False)
+        async with state.unit_of_work() as session:
+            service = UniverseService(session, state.local_caller, limits=state.limits)
+            kept, report, removed = await service.import_members(universe.id, [], validate=False)
+            assert (kept.asset_count, report.asset_count, report.results, removed) == (2, 2, [], [])
+            emptied, report, removed = await service.import_members(universe.id, [], replace=True, validate=False)
+            assert (emptied.asset_count, report.asset_count, removed) == (0, 0, ["AAPL", "MSFT"])
+            assert emptied.updated_at > kept.updated_at
+
+
+async def test_import_members_asks_the_providers_itself_when_given_no_verdicts(settings):
+    # The CSV tools hand import_members the verdicts they asked for before any lock; called without them, the
+    # service asks its validator itself, unless told not to validate.
+    from server.lifespan import open_app_state
+    from services.universes import UniverseService
+
+    async with open_app_state(settings) as state:
+        async with state.unit_of_work() as session:
+            service = UniverseService(session, state.local_caller, limits=state.limits, validator=state.validation)
+            universe, _ = await service.create("Self-checked", validate=False)
+            _, report, _ = await service.import_members(universe.id, ["KO", "ZZQQ"])
+            assert [(r.symbol, r.outcome, r.validation_status) for r in report.results] == [
+                ("KO", "added", "valid"),  # in the offline catalog
+                ("ZZQQ", "added", "pending"),  # not in it: no provider could settle it offline
+            ]
+            appended, report, removed = await service.import_members(universe.id, ["ZZQR"], validate=False)
+            assert [(r.symbol, r.outcome, r.validation_status) for r in report.results] == [
+                ("ZZQR", "added", "unknown")
+            ]
+            assert (removed, appended.asset_count) == ([], 3)  # appends unless told to replace

@@ -15,10 +15,13 @@ from sqlalchemy import func, select
 
 from providers.base import AssetProfile
 from providers.fake import FakeProvider
+from server.lifespan import open_app_state
+from services.errors import LimitExceeded
+from services.universes import UniverseService
 from storage.db import make_engine, make_sessionmaker, unit_of_work
 from storage.models import Asset, User
 from tests.conftest import Call
-from tests.support.stores import pg_store, serve, store  # noqa: F401
+from tests.support.stores import caller, pg_store, serve, still_waiting, store  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 
@@ -119,8 +122,11 @@ async def test_members_per_universe_quota(store):
         ]
         assert report["counts"] == {"already_present": 2, "added": 2}
         await call.error("add_assets_to_universe", "limit_exceeded", universe_id=uid, symbols=["GOOGL"])
-        await call.error("create_universe", "limit_exceeded", name="Big", symbols=["A", "B", "C", "D", "E", "F"])
+        big = await call.error("create_universe", "limit_exceeded", name="Big", symbols=["A", "B", "C", "D", "E", "F"])
+        assert big["error"]["details"] == {"quota": "members_per_universe", "limit": 5, "current": 0, "requested": 6}
         assert [u["name"] for u in (await call.ok("list_universes"))["universes"]] == ["Small"]
+        full = await call.ok("create_universe", name="Full", symbols=["A", "B", "C", "D", "E"], validate=False)
+        assert full["universe"]["asset_count"] == 5  # exactly the quota fits
 
 
 async def test_new_unconfirmed_assets_per_hour_quota(store):
@@ -177,3 +183,62 @@ async def test_concurrent_creators_cannot_pass_the_new_asset_quota(store):
         assert set(codes) <= {"ok", "limit_exceeded"}, codes
         assert codes.count("ok") == 2  # 2 x 5 fit in 12; a third call would make 15
         assert await created_by(settings, user) == 10
+
+
+async def test_a_full_universe_is_refused_before_any_provider_is_asked(make_settings):
+    provider = FakeProvider(known={s: AssetProfile(symbol=s) for s in ("AAPL", "MSFT", "NVDA")})
+    async with serve(make_settings(max_members_per_universe=2), providers=[provider]) as client:
+        call = Call(client)
+        uid = (await call.ok("create_universe", name="Full", symbols=["AAPL", "MSFT"], validate=False))["universe"][
+            "id"
+        ]
+        refused = await call.error("add_assets_to_universe", "limit_exceeded", universe_id=uid, symbols=["NVDA"])
+        assert refused["error"]["details"] == {
+            "quota": "members_per_universe",
+            "limit": 2,
+            "current": 2,
+            "requested": 1,
+        }
+        assert refused["next_actions"] == [
+            {
+                "tool": "get_universe",
+                "arguments": {"universe_id": uid, "include_assets": False},
+                "reason": "see the counts",
+            }
+        ]
+        assert provider.calls == 0  # the quota is looked at first: a full universe costs no provider call
+        # Symbols already present are not new: re-adding them is no growth, and the provider is asked about them.
+        again = await call.ok("add_assets_to_universe", universe_id=uid, symbols=["MSFT", "AAPL"])
+        assert again["report"]["counts"] == {"already_present": 2} and provider.calls == 2
+
+
+@pytest.mark.parametrize("store", ["postgres"], indirect=True)
+async def test_two_adds_that_each_fit_but_not_together_are_settled_under_the_lock(store):  # noqa: F811
+    async with open_app_state(store(max_members_per_universe=5)) as state:
+        alice = await caller(state, store, "alice")
+        async with state.unit_of_work(alice.owner_id) as session:
+            universe, _ = await UniverseService(session, alice).create(
+                "Nearly full", symbols=["AAPL", "MSFT", "NVDA"], validate=False
+            )
+
+        async def second_add() -> None:
+            async with state.unit_of_work(alice.owner_id) as session:
+                await UniverseService(session, alice, limits=state.limits).add_assets(
+                    universe.id, ["META", "GOOGL"], validate=False
+                )
+
+        async with state.unit_of_work(alice.owner_id) as first:
+            await UniverseService(first, alice, limits=state.limits).add_assets(
+                universe.id, ["AMZN", "TSLA"], validate=False
+            )
+            racing = asyncio.create_task(second_add())  # its first look sees 3 members: 3 + 2 fits
+            assert await still_waiting(racing)  # waiting for the universe's lock
+        with pytest.raises(LimitExceeded) as refused:
+            await asyncio.wait_for(racing, 30)
+        assert refused.value.details == {"quota": "members_per_universe", "limit": 5, "current": 5, "requested": 2}
+        assert refused.value.next_actions == [
+            ("get_universe", {"universe_id": universe.id, "include_assets": False}, "see the counts")
+        ]
+        async with state.unit_of_work(alice.owner_id) as session:
+            detail = await UniverseService(session, alice).get(universe.id)
+            assert [a.symbol for a in detail.assets] == ["AAPL", "MSFT", "NVDA", "AMZN", "TSLA"]

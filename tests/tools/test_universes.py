@@ -36,6 +36,8 @@ async def test_create_universe_normalises_symbols_and_reports_each(call):
 async def test_create_without_symbols_suggests_adding_some(call):
     envelope = await call("create_universe", name="Empty")
     assert envelope["data"]["universe"]["asset_count"] == 0
+    # Never changed since it was created: one time for both.
+    assert envelope["data"]["universe"]["updated_at"] == envelope["data"]["universe"]["created_at"]
     assert envelope["next_actions"][0] == {
         "tool": "search_assets",
         "arguments": {"query": "Empty"},
@@ -146,7 +148,7 @@ async def test_update_universe_renames_and_reports_no_op(call):
 async def test_delete_universe_then_it_is_gone(call):
     uid = (await call.ok("create_universe", name="Temp", symbols=["AAPL"], validate=False))["universe"]["id"]
     deleted = await call.ok("delete_universe", universe_id=uid)
-    assert deleted["deleted"]["name"] == "Temp"
+    assert (deleted["deleted"]["name"], deleted["deleted"]["asset_count"]) == ("Temp", 1)
     await call.error("get_universe", "not_found", universe_id=uid)
     await call.error("delete_universe", "not_found", universe_id=uid)
     # The name is free again.
@@ -210,3 +212,182 @@ async def test_universe_resource_and_prompts_and_completions(client, call):
     assert {"build_universe", "review_universe"} <= prompts
     prompt = await client.get_prompt("review_universe", {"universe_id": uid})
     assert uid in prompt.messages[0].content.text
+
+
+async def test_a_rename_moves_the_name_and_stamps_the_change(call):
+    created = (await call.ok("create_universe", name="Old name", description="first", symbols=["AAPL"]))["universe"]
+    uid = created["id"]
+    renamed = await call.ok("update_universe", universe_id=uid, name="New name", description="second")
+    assert renamed["universe"]["description"] == "second" and renamed["universe"]["asset_count"] == 1
+    assert renamed["universe"]["updated_at"] > created["updated_at"]
+    assert (await call.ok("get_universe", universe_id=uid))["universe"]["description"] == "second"
+    # The old name is free for another universe and the new one is taken, whatever its case.
+    await call.ok("create_universe", name="old NAME")
+    taken = await call.error("create_universe", "already_exists", name="NEW name")
+    assert taken["error"]["details"]["existing_id"] == uid
+    # Names sort by their normalised form: the renamed universe lists under its new name.
+    listed = await call.ok("list_universes", name_contains="name")
+    assert [u["name"] for u in listed["universes"]] == ["New name", "old NAME"]
+    # A call that changes nothing leaves the change time alone.
+    same = await call.ok("update_universe", universe_id=uid, name="New name", description="second")
+    assert same["changed"] == [] and same["universe"]["updated_at"] == renamed["universe"]["updated_at"]
+
+
+async def test_pages_that_end_exactly_at_the_limit_offer_no_next_page(call):
+    # Each list fetches one row more than the page to know whether there is a next page: a last page exactly as
+    # long as the limit must not point at an empty one.
+    for i in range(4):
+        await call.ok("create_universe", name=f"Exact {i}")
+    first = await call.ok("list_universes", limit=2)
+    second = await call.ok("list_universes", limit=2, cursor=first["next_cursor"])
+    assert [u["name"] for u in first["universes"] + second["universes"]] == [f"Exact {i}" for i in range(4)]
+    assert second["next_cursor"] is None
+    assert (await call.ok("list_universes", limit=4))["next_cursor"] is None
+
+    symbols = ["AAPL", "AMZN", "MSFT", "NVDA"]  # in symbol order: as_of orders members added together by symbol
+    uid = (await call.ok("create_universe", name="Four", symbols=symbols, validate=False))["universe"]["id"]
+    page = await call.ok("get_universe", universe_id=uid, limit=2)
+    last = await call.ok("get_universe", universe_id=uid, limit=2, cursor=page["next_cursor"])
+    assert [a["symbol"] for a in page["assets"] + last["assets"]] == symbols and last["next_cursor"] is None
+    assert (await call.ok("get_universe", universe_id=uid, limit=4))["next_cursor"] is None
+
+    at = datetime.now(UTC).isoformat()
+    then = await call.ok("get_universe", universe_id=uid, as_of=at, limit=2)
+    then_last = await call.ok("get_universe", universe_id=uid, as_of=at, limit=2, cursor=then["next_cursor"])
+    assert [a["symbol"] for a in then["assets"] + then_last["assets"]] == symbols
+    assert then_last["next_cursor"] is None
+    assert (await call.ok("get_universe", universe_id=uid, as_of=at, limit=4))["next_cursor"] is None
+
+
+async def test_as_of_without_assets_still_counts_the_members_then(call):
+    uid = (await call.ok("create_universe", name="Counted", symbols=["AAPL", "ZZQA", "ZZQB"], validate=False))[
+        "universe"
+    ]["id"]
+    at = datetime.now(UTC)
+    await call.ok("remove_assets_from_universe", universe_id=uid, symbols=["ZZQA"])
+    bare = await call.ok("get_universe", universe_id=uid, as_of=at.isoformat(), include_assets=False)
+    assert bare["assets"] is None and bare["next_cursor"] is None
+    assert bare["universe"]["asset_count"] == 3 and bare["counts_by_status"] == {"valid": 1, "unknown": 2}
+    assert datetime.fromisoformat(bare["as_of"]) == at
+    now = await call.ok("get_universe", universe_id=uid, include_assets=False)
+    assert now["universe"]["asset_count"] == 2 and now["counts_by_status"] == {"valid": 1, "unknown": 1}
+    assert now["as_of"] is None and now["delisted_members"] == []  # none of them is delisted
+
+
+async def test_name_filter_collapses_spaces_like_names_do(call):
+    await call.ok("create_universe", name="  Dividend    payers ")
+    await call.ok("create_universe", name="Dividend growers")
+    found = await call.ok("list_universes", name_contains="  dividend    PAYERS ")
+    assert [u["name"] for u in found["universes"]] == ["Dividend payers"]
+    assert len((await call.ok("list_universes", name_contains="dividend"))["universes"]) == 2
+    # An empty filter filters nothing.
+    assert len((await call.ok("list_universes", name_contains=""))["universes"]) == 2
+
+
+async def test_validate_false_asks_no_provider_anywhere(make_settings):
+    from providers.base import AssetProfile
+    from providers.fake import FakeProvider
+    from tests.conftest import Call
+    from tests.support.stores import serve
+
+    provider = FakeProvider(known={"ZZQV": AssetProfile(symbol="ZZQV")})
+    async with serve(make_settings(), providers=[provider]) as client:
+        call = Call(client)
+        created = await call.ok("create_universe", name="Unchecked", symbols=["ZZQU"], validate=False)
+        uid = created["universe"]["id"]
+        added = await call.ok("add_assets_to_universe", universe_id=uid, symbols=["ZZQV", "ZZQW"], validate=False)
+        imported = await call.ok("import_universe_csv", universe_id=uid, csv_text="symbol\nZZQX\n", validate=False)
+        assert provider.calls == 0
+        statuses = [
+            (r["symbol"], r["outcome"], r["validation_status"])
+            for r in created["report"]["results"] + added["report"]["results"]
+        ]
+        assert statuses == [("ZZQU", "added", "unknown"), ("ZZQV", "added", "unknown"), ("ZZQW", "added", "unknown")]
+        assert imported["counts"]["added"] == 1
+        # Asked, the provider confirms what it lists.
+        checked = await call.ok("add_assets_to_universe", universe_id=uid, symbols=["ZZQV"])
+        assert provider.calls == 1 and checked["report"]["results"][0]["validation_status"] == "valid"
+
+
+async def test_updated_at_moves_exactly_when_the_universe_changes(call):
+    uid = (await call.ok("create_universe", name="Stamped", symbols=["AAPL", "MSFT"], validate=False))["universe"]["id"]
+
+    async def stamp() -> str:
+        return (await call.ok("get_universe", universe_id=uid, include_assets=False))["universe"]["updated_at"]
+
+    async def changes(tool: str, **arguments) -> bool:
+        before = await stamp()
+        answered = await call.ok(tool, universe_id=uid, **arguments)
+        after = await stamp()
+        assert answered["universe"]["updated_at"] == after  # the answer shows the stored time
+        return after != before
+
+    # Nothing changes: no new time.
+    assert not await changes("add_assets_to_universe", symbols=["AAPL"], validate=False)
+    assert not await changes("remove_assets_from_universe", symbols=["NVDA"])
+    assert not await changes("import_universe_csv", csv_text="symbol\nMSFT\n", validate=False)
+    # Members added or removed, by a call or an import (replace that only removes, too): a new time.
+    assert await changes("add_assets_to_universe", symbols=["NVDA"], validate=False)
+    assert await changes("remove_assets_from_universe", symbols=["NVDA"])
+    assert await changes("import_universe_csv", csv_text="symbol\nKO\n", validate=False)
+    assert await changes("import_universe_csv", csv_text="symbol\nAAPL\nMSFT\n", mode="replace", validate=False)
+    assert [a["symbol"] for a in (await call.ok("get_universe", universe_id=uid))["assets"]] == ["AAPL", "MSFT"]
+
+
+async def test_each_symbols_outcome_says_what_happened_and_why(make_settings):
+    from providers.base import AssetProfile
+    from providers.fake import FakeProvider
+    from tests.conftest import Call
+    from tests.support.stores import serve
+
+    def outcomes(data: dict) -> list[tuple]:
+        return [
+            (r["symbol"], r["outcome"], r["validation_status"], r["source"], r["reason"])
+            for r in data["report"]["results"]
+        ]
+
+    provider = FakeProvider(known={"ZZQA": AssetProfile(symbol="ZZQA")}, fail_symbols=["ZZQP"])
+    async with serve(make_settings(), providers=[provider]) as client:
+        call = Call(client)
+        first = await call.ok("create_universe", name="Checked", symbols=["ZZQA", "ZZQX", "ZZQP"])
+        assert outcomes(first) == [
+            ("ZZQA", "added", "valid", "fake", None),
+            ("ZZQX", "rejected", "invalid", "fake", "fake does not list ZZQX"),
+            ("ZZQP", "added", "pending", None, "no provider could answer (fake: simulated outage)"),
+        ]
+        assert first["universe"]["asset_count"] == 2
+
+        # Unchecked, each member says what the store knows of it.
+        uid = (await call.ok("create_universe", name="Unchecked"))["universe"]["id"]
+        second = await call.ok(
+            "add_assets_to_universe", universe_id=uid, symbols=["ZZQP", "ZZQA", "ZZQN", "ZZQX"], validate=False
+        )
+        assert outcomes(second) == [
+            ("ZZQP", "added", "pending", None, "no provider could answer yet; re-checked in the background"),
+            ("ZZQA", "added", "valid", "fake", None),
+            ("ZZQN", "added", "unknown", None, "added without validation"),
+            # The rejected symbol left no asset behind: unchecked, it is as new as any.
+            ("ZZQX", "added", "unknown", None, "added without validation"),
+        ]
+        again = await call.ok("add_assets_to_universe", universe_id=uid, symbols=["ZZQA", "ZZQN"], validate=False)
+        assert outcomes(again) == [
+            ("ZZQA", "already_present", "valid", "fake", None),
+            ("ZZQN", "already_present", "unknown", None, None),
+        ]
+        assert again["universe"]["asset_count"] == 4
+
+
+async def test_a_page_of_universes_resumes_after_its_last_row_whatever_the_ids(call):
+    # The cursor holds the last row's name and id; names are unique, so the id only breaks a tie with that very row.
+    # Names given in id order make every row's id larger than the one before it: a cursor holding any other row's
+    # id would show the page's last universe again.
+    ids = sorted([(await call.ok("create_universe", name=f"tmp {i}"))["universe"]["id"] for i in range(5)])
+    for i, uid in enumerate(ids):
+        await call.ok("update_universe", universe_id=uid, name=f"Paged {i}")
+    seen, cursor = [], None
+    while True:
+        page = await call.ok("list_universes", limit=3, **({"cursor": cursor} if cursor else {}))
+        seen += [u["id"] for u in page["universes"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert seen == ids
