@@ -37,7 +37,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast, get_args
 
 import anyio
 import httpx
@@ -46,7 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.resilience import CircuitBreaker
 from core.settings import Settings
 from providers.listings.alpha_vantage import AlphaVantageListingSource
-from providers.listings.base import ListingRow, ListingSource, ListingSourceError, SourceBatch
+from providers.listings.base import AssetType, ListingRow, ListingSource, ListingSourceError, SourceBatch
 from providers.listings.corporate_actions import load_corporate_actions
 from providers.listings.indices import index_membership_batch
 from providers.listings.nasdaq_screener import NasdaqScreenerSource
@@ -190,6 +190,11 @@ class _Previous:
     rows: int
 
 
+def _asset_type(value: str) -> AssetType:
+    """A stored security's type as a listing row's (the store holds only the listing types; anything else: other)."""
+    return cast(AssetType, value) if value in get_args(AssetType) else "other"
+
+
 async def _previous(session: AsyncSession, settings: Settings) -> dict[str, _Previous]:
     """Each source's last applied copy: its date and row count, from its last successful sync, else from the
     header of the snapshot the store was loaded with (which lists every copy it was built from)."""
@@ -206,7 +211,8 @@ async def _previous(session: AsyncSession, settings: Settings) -> dict[str, _Pre
                     source, as_of, rows = entry["source"], date.fromisoformat(entry["as_of"]), int(entry["rows"])
                 except (KeyError, TypeError, ValueError):
                     continue
-                if source not in found or found[source].as_of is None or as_of >= found[source].as_of:  # type: ignore[operator]
+                seen = found[source].as_of if source in found else None
+                if seen is None or as_of >= seen:
                     found[source] = _Previous(as_of, rows)
     for source in SOURCES:
         last = await repo.last_ok_sync(session, source)
@@ -268,7 +274,7 @@ def _state_batches(
                     raw_symbol=s.symbol,
                     name=s.name,
                     exchange=s.exchange,
-                    asset_type=s.asset_type,  # type: ignore[arg-type]
+                    asset_type=_asset_type(s.asset_type),
                     is_etf=s.asset_type == "etf",
                     extra=extra,
                 )
@@ -280,7 +286,7 @@ def _state_batches(
                     raw_symbol=s.symbol,
                     name=s.issuer or s.name,
                     exchange=s.exchange,
-                    asset_type=s.asset_type,  # type: ignore[arg-type]
+                    asset_type=_asset_type(s.asset_type),
                     cik=s.cik,
                     extra=extra,
                 )
@@ -292,7 +298,7 @@ def _state_batches(
                     raw_symbol=s.symbol,
                     name=s.name,
                     exchange=s.exchange,
-                    asset_type=s.asset_type,  # type: ignore[arg-type]
+                    asset_type=_asset_type(s.asset_type),
                     is_etf=False,
                     source_sector=s.source_sector,
                     source_industry=s.source_industry,
