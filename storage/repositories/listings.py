@@ -445,23 +445,25 @@ async def master_assets_by_id(session: AsyncSession, asset_ids: Sequence[uuid.UU
     return found
 
 
+# A ticker span as the sync compares and rebuilds it (spans_of, all_spans).
+SPAN_COLUMNS = (
+    AssetSymbol.asset_id,
+    AssetSymbol.symbol,
+    AssetSymbol.valid_from,
+    AssetSymbol.valid_to,
+    AssetSymbol.source,
+    AssetSymbol.exact,
+    AssetSymbol.changed_after,
+)
+
+
 async def spans_of(session: AsyncSession, asset_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
     """Each asset's ticker history, oldest first."""
     found: dict[uuid.UUID, list[Any]] = {}
     for start in range(0, len(asset_ids), _CHUNK):
         chunk = list(asset_ids[start : start + _CHUNK])
         rows = await session.execute(
-            select(
-                AssetSymbol.asset_id,
-                AssetSymbol.symbol,
-                AssetSymbol.valid_from,
-                AssetSymbol.valid_to,
-                AssetSymbol.source,
-                AssetSymbol.exact,
-                AssetSymbol.changed_after,
-            )
-            .where(AssetSymbol.asset_id.in_(chunk))
-            .order_by(AssetSymbol.asset_id, AssetSymbol.id)
+            select(*SPAN_COLUMNS).where(AssetSymbol.asset_id.in_(chunk)).order_by(AssetSymbol.asset_id, AssetSymbol.id)
         )
         for row in rows.all():
             found.setdefault(row.asset_id, []).append(row)
@@ -491,15 +493,7 @@ async def all_master_rows(session: AsyncSession) -> list[MasterRow]:
 async def all_spans(session: AsyncSession) -> dict[uuid.UUID, list[Any]]:
     """The ticker history of every master asset, oldest first (as ``spans_of``)."""
     rows = await session.execute(
-        select(
-            AssetSymbol.asset_id,
-            AssetSymbol.symbol,
-            AssetSymbol.valid_from,
-            AssetSymbol.valid_to,
-            AssetSymbol.source,
-            AssetSymbol.exact,
-            AssetSymbol.changed_after,
-        )
+        select(*SPAN_COLUMNS)
         .join(Asset, Asset.id == AssetSymbol.asset_id)
         .where(Asset.master_key.is_not(None))
         .order_by(AssetSymbol.asset_id, AssetSymbol.id)
