@@ -119,6 +119,8 @@ def _mutmut_section(target: Target) -> str:
     values["source_paths"] = list(PACKAGES)
     values["only_mutate"] = [target.module]
     values["pytest_add_cli_args_test_selection"] = target.tests
+    # Each mutant's tests fastest first (tests/support/fastest_first.py): -x then stops at the cheapest failure.
+    values["pytest_add_cli_args"] = [*values.get("pytest_add_cli_args", []), "-p", "tests.support.fastest_first"]
     lines = ["[tool.mutmut]"]
     for key, value in values.items():
         lines.append(f"{key} = {json.dumps(value)}")
