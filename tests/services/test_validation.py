@@ -211,7 +211,9 @@ async def test_a_valid_verdict_carries_the_profile_fields_and_is_cached_for_a_da
     assert before <= v.checked_at <= utcnow()
     ((key, payload, ttl),) = svc.cache.writes
     assert (key, ttl) == ("verdict:NVDA", 111)
-    assert '"cached":false' in payload and '"candidates":[]' in payload
+    # The cached verdict is stored as it is sent: the fields that do not apply are left out, not null.
+    assert '"cached":false' in payload and "null" not in payload and '"candidates"' not in payload
+    assert SymbolVerdict.model_validate_json(payload) == v
 
 
 async def test_an_invalid_verdict_is_cached_for_an_hour_with_its_candidates(state):

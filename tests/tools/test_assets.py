@@ -73,6 +73,10 @@ async def test_validate_symbols_gives_verdicts_with_sources_and_caches_them(fake
     again = await fake_call.ok("validate_symbols", symbols=["NVDA", "ACMEX", "NOTREAL1"])
     assert all(v["cached"] for v in again["verdicts"])
     assert fake.calls == calls  # answered from the cache
+    # Fields that do not apply are left out, fresh or cached: no nulls, no empty candidate lists.
+    for verdict in [*data["verdicts"], *again["verdicts"]]:
+        assert None not in verdict.values() and verdict.get("candidates") != [], verdict
+    assert {"reason", "listing_status", "renamed_to", "retry_after_s"}.isdisjoint(again["verdicts"][0])
 
 
 async def test_a_cached_verdict_costs_no_provider_call_and_no_database_query(fake_call, fake):
