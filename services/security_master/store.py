@@ -7,7 +7,9 @@ with a new version, or a revision such as delisted -> renamed — keeps every as
 master knew them (the offline catalog's rows, a user's add of a then-unknown ticker) are adopted by symbol: the
 current holder of the ticker (or its last, delisted holder) takes the row over, so universes holding it keep
 pointing at the same id. Master rows carry their verdict: listed -> ``valid``, delisted -> ``invalid`` ("delisted
-on DATE"), source ``listings``.
+on DATE"), source ``listings``. An asset retired into another (a stand-in the data later merged into an issuer's
+security, a pending row under a ticker the master gives to another asset) hands its universe memberships to the
+survivor in the same transaction (members.py).
 
 Lookups (``StoreMaster``): the holders of a symbol (every asset whose ticker history has it) are read from the
 store and judged by the same rules as the in-memory resolver (resolver.py); typo candidates come from an index of
@@ -450,14 +452,14 @@ def _merges(
     by_key = {security.key: security for security in snapshot.securities}
     listed = {s.symbol: s.key for s in snapshot.securities if s.is_listed}
     pairs: list[tuple[uuid.UUID, str, str | None]] = [(a, symbol, key) for a, symbol, key in superseded]
-    for key, (asset_id, symbol, status) in retired.items():
+    for retired_key, (asset_id, symbol, status) in retired.items():
         if successors is not None:
-            pairs.append((asset_id, symbol, successors.get(key)))
+            pairs.append((asset_id, symbol, successors.get(retired_key)))
         else:
             pairs.append((asset_id, symbol, listed.get(symbol) if status == "listed" else None))
     out: list[members.Merge] = []
-    for asset_id, symbol, key in pairs:
-        survivor = by_key.get(key) if key is not None else None
+    for asset_id, symbol, survivor_key in pairs:
+        survivor = by_key.get(survivor_key) if survivor_key is not None else None
         if survivor is None or asset_of.get(survivor.key) in (None, asset_id):
             continue
         former = [span.symbol for span in survivor.symbols if span.symbol != survivor.symbol]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from core.settings import Settings
@@ -64,9 +64,7 @@ async def settings_for(
         "offline": True,
         "log_level": "WARNING",
         "seed_catalog": False,
-        "database_url": url.set(database=database, username=role, password=None).render_as_string(
-            hide_password=False
-        ),
+        "database_url": url.set(database=database, username=role, password=None).render_as_string(hide_password=False),
         "database_admin_url": url.set(database=database).render_as_string(hide_password=False),
         "database_app_role": role,
     }
@@ -232,7 +230,9 @@ async def test_members_of_retired_assets_move_to_the_survivor_for_every_owner(
             ("added", jbt),
         ]
         as_of = last.as_of.isoformat()
-        reason = f"GTM merged into GTM ({last_security(last, 'GTM').name}, formerly ZI) by the listings snapshot of {as_of}"
+        reason = (
+            f"GTM merged into GTM ({last_security(last, 'GTM').name}, formerly ZI) by the listings snapshot of {as_of}"
+        )
         assert moved[0][2] == moved[1][2] == reason[:300]
         assert moved[2][2] is not None and moved[2][2].startswith("JBTM merged into JBTM (")
         assert [(a, x) for a, x, _ in await _events(state, alice, both)][-1:] == [("removed", stand_in)]
@@ -243,7 +243,8 @@ async def test_members_of_retired_assets_move_to_the_survivor_for_every_owner(
         ]
 
         # Applying the same data again moves nothing and writes no event.
-        count = await _count_events(state, alice, bob, mixed, both, theirs)
+        held = ((alice, mixed), (alice, both), (bob, theirs))
+        count = await _count_events(state, *held)
         # As the loads and syncs run: as the role that owns the tables (row-level security hides nothing from it).
         engine = make_engine(state.settings.admin_sqlalchemy_url)
         try:
@@ -252,21 +253,13 @@ async def test_members_of_retired_assets_move_to_the_survivor_for_every_owner(
         finally:
             await engine.dispose()
         assert report.moved == 0
-        assert await _count_events(state, alice, bob, mixed, both, theirs) == count
+        assert await _count_events(state, *held) == count
 
 
 def last_security(snapshot: Snapshot, symbol: str) -> Security:
     return next(s for s in snapshot.securities if s.symbol == symbol and s.is_listed)
 
 
-async def _count_events(state: AppState, alice: Caller, bob: Caller, *universes: uuid.UUID) -> int:
-    total = 0
-    for who in (alice, bob):
-        async with state.unit_of_work(who.owner_id) as session:
-            total += int(
-                await session.scalar(
-                    select(func.count()).where(UniverseAssetEvent.universe_id.in_(universes))
-                )
-                or 0
-            )
-    return total
+async def _count_events(state: AppState, *held: tuple[Caller, uuid.UUID]) -> int:
+    """The membership events of these universes, each read as its owner."""
+    return sum([len(await _events(state, who, universe_id)) for who, universe_id in held])
