@@ -10,6 +10,7 @@ universe holding them holds ZoomInfo's and JBT's assets instead, with events say
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import secrets
 import uuid
@@ -32,7 +33,9 @@ from services.security_master.store import apply_snapshot
 from services.universes import UniverseService
 from storage.db import make_engine, make_sessionmaker, unit_of_work, utcnow
 from storage.models import Asset, UniverseAsset, UniverseAssetEvent
+from storage.repositories.universes import lock_universes_holding
 from storage.repositories.users import get_or_create_user
+from tests.support.stores import still_waiting
 
 pytestmark = pytest.mark.anyio
 
@@ -263,3 +266,34 @@ def last_security(snapshot: Snapshot, symbol: str) -> Security:
 async def _count_events(state: AppState, *held: tuple[Caller, uuid.UUID]) -> int:
     """The membership events of these universes, each read as its owner."""
     return sum([len(await _events(state, who, universe_id)) for who, universe_id in held])
+
+
+async def test_a_users_add_to_a_universe_being_moved_waits_for_the_apply_and_lands_after_it(
+    settings_for: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """The apply takes the lock of each universe whose members it moves before it writes anything (as a user's
+    change takes it first): a concurrent add to such a universe waits for the apply's commit, then reads the moved
+    membership and appends after it — the history replays to the members either way."""
+    first, second, _, last = _snapshots(tmp_path)
+    async with open_app_state(settings_for(listings_load=True, listings_snapshot=first)) as state:
+        zoominfo = (await _ids(state, "ZI"))["ZI"]
+    async with open_app_state(settings_for(listings_load=True, listings_snapshot=second)) as state:
+        alice = await _caller(state, "alice")
+        mixed = await _create(state, alice, "Mixed", ["AAPL", "GTM"])
+        stand_in = (await _ids(state, "GTM"))["GTM"]
+        sqlite = state.engine.dialect.name == "sqlite"
+        engine = state.engine if sqlite else make_engine(state.settings.admin_sqlalchemy_url)
+        try:
+            async with unit_of_work(make_sessionmaker(engine)) as session:
+                assert await lock_universes_holding(session, [stand_in]) == [mixed]
+                adding = asyncio.create_task(_add(state, alice, mixed, ["MSFT"]))
+                assert await still_waiting(adding)
+                report = await apply_snapshot(session, last)
+                assert report.moved == 1 and not adding.done()
+            await adding
+        finally:
+            if not sqlite:
+                await engine.dispose()
+        members = await _members(state, alice, mixed)
+        assert [(a, p) for a, p in members[1:]] == [(zoominfo, 1), ((await _ids(state, "MSFT"))["MSFT"], 2)]
+        assert await _agree(state, alice, mixed) == ["AAPL", "GTM", "MSFT"]
