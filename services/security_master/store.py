@@ -449,6 +449,8 @@ def _merges(
     stand-in new listing, once the SEC links ZoomInfo's ZI to it). Any other retired asset simply disappeared: no
     survivor, its members stay (and show as delisted). ``superseded``: (asset id, symbol, key of the placed
     security holding its ticker) of unplaced rows the master's asset takes the ticker of."""
+    if not retired and not superseded:
+        return []
     by_key = {security.key: security for security in snapshot.securities}
     listed = {s.symbol: s.key for s in snapshot.securities if s.is_listed}
     pairs: list[tuple[uuid.UUID, str, str | None]] = [(a, symbol, key) for a, symbol, key in superseded]
