@@ -210,23 +210,28 @@ async def open_app_state(
     async with AsyncExitStack() as stack:
         engine = make_engine(settings.sqlalchemy_url)
         stack.push_async_callback(engine.dispose)
-        if migrate_store:
-            # Migrations run as the role that owns the tables, which may differ from the server's own role.
+        if migrate_store or settings.listings_load:
+            # Migrations and the security master's load run as the role that owns the tables, which may differ
+            # from the server's own role: a load moves members of every owner's universes (row-level security
+            # would hide them from the server's role).
             admin = (
                 engine
                 if settings.admin_sqlalchemy_url == settings.sqlalchemy_url
                 else make_engine(settings.admin_sqlalchemy_url)
             )
             try:
-                await migrate.upgrade(admin, app_role=settings.database_app_role)
+                if migrate_store:
+                    await migrate.upgrade(admin, app_role=settings.database_app_role)
+                if settings.listings_load:
+                    # The security master first, so that the catalog's seeding below adds only what it does not
+                    # list.
+                    async with unit_of_work(make_sessionmaker(admin)) as session:
+                        report = await ensure_snapshot_loaded(session, settings.listings_snapshot)
             finally:
                 if admin is not engine:
                     await admin.dispose()
         sessions = make_sessionmaker(engine)
         if settings.listings_load:
-            # The security master first, so that the catalog's seeding below adds only what it does not list.
-            async with unit_of_work(sessions) as session:
-                report = await ensure_snapshot_loaded(session, settings.listings_snapshot)
             if report.loaded:
                 logger.info(
                     "loaded the US listings snapshot as of %s: %d securities (%d new, %d updated) in %.1f s",

@@ -385,7 +385,7 @@ def _replace(security: Security, **changes: Any) -> Security:
 
 def _keys(securities: list[Security], reserved: frozenset[str] = frozenset()) -> list[Security]:
     """Deterministic keys: the first symbol and the first date we know it by; a counter separates rare twins.
-    A security that already has a key (the store's, carried by an incremental sync: see ``_origin``) keeps it, and
+    A security that already has a key (the store's, carried by an incremental sync: see ``_origins``) keeps it, and
     no generated key takes one of those."""
 
     def base(security: Security) -> str:
@@ -414,19 +414,25 @@ def _keys(securities: list[Security], reserved: frozenset[str] = frozenset()) ->
     return sorted(out, key=lambda s: s.key)
 
 
-def _origin(sequence: list[Chain]) -> str:
-    """The store's key of the security a sequence continues, when an incremental sync (services/security_master/
-    live.py) fed the store's state in as the previous copy (rows carrying ``extra["master_key"]``); else ""."""
+def _origins(sequence: list[Chain]) -> list[str]:
+    """The store's keys of the securities a sequence continues, in the order of its chains, when an incremental
+    sync (services/security_master/live.py) fed the store's state in as the previous copy (rows carrying
+    ``extra["master_key"]``). The first is the one it continues; any other is a stored security that turned out to
+    be part of it (a ticker first seen on its own that today's data links to the issuer's earlier one)."""
+    keys: list[str] = []
     for chain in sequence:
         for obs in chain.obs:
             key = obs.row.extra.get("master_key")
-            if key:
-                return str(key)
-    return ""
+            if key and str(key) not in keys:
+                keys.append(str(key))
+    return keys
 
 
-def build_securities(inputs: MasterInputs) -> list[Security]:
-    """Every security the inputs describe, with identity, attributes and symbol history, sorted by key."""
+def build_securities(inputs: MasterInputs, merged: dict[str, str] | None = None) -> list[Security]:
+    """Every security the inputs describe, with identity, attributes and symbol history, sorted by key.
+
+    ``merged`` (incremental syncs): filled with stored key -> the stored key of the security that absorbed it, for
+    each stored security the inputs show to be part of another (see ``_origins``)."""
     if not inputs.directories:
         raise ValueError("the security master needs at least one symbol directory copy")
     removals: dict[str, list[CorporateAction]] = defaultdict(list)
@@ -441,7 +447,10 @@ def build_securities(inputs: MasterInputs) -> list[Security]:
     for chain in chains:
         if chain.prev is None:
             sequence = _sequence(chain)
-            securities.append(_replace(_security(sequence, inputs, av), key=_origin(sequence)))
+            origins = _origins(sequence)
+            if merged is not None:
+                merged.update((other, origins[0]) for other in origins[1:])
+            securities.append(_replace(_security(sequence, inputs, av), key=origins[0] if origins else ""))
     names_by_symbol: dict[str, list[str]] = defaultdict(list)
     for chain in chains:  # every name each symbol was known by (Bionomics' BNOX is Neuphoria's NEUP today)
         if chain.name:

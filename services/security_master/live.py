@@ -372,11 +372,12 @@ def merge_with_store(
     fetched: Mapping[str, SourceBatch[ListingRow]],
     previous: Mapping[str, _Previous],
     today: date,
-) -> tuple[list[Security], set[str]]:
+) -> tuple[list[Security], dict[str, str | None]]:
     """The securities today's batches describe, continuing the stored ones (pure; see the module docstring), and
     the keys of stored securities that turned out to be part of another one (a ticker first seen on its own that
-    today's data links to an issuer's earlier ticker). Securities the store holds and today's data does not
-    mention are not in the result."""
+    today's data links to an issuer's earlier ticker), each with the key of the security that absorbed it (None
+    where the result does not say). Securities the store holds and today's data does not mention are not in the
+    result."""
     directory_date = previous.get("nasdaq_trader", _Previous(None, 0)).as_of or today
     dates = {
         source: previous.get(source, _Previous(None, 0)).as_of or directory_date
@@ -407,7 +408,8 @@ def merge_with_store(
     continued = inputs.reserved_keys
     screened = {row.symbol for row in fetched["nasdaq_screener"].rows} if "nasdaq_screener" in fetched else set()
     out: list[Security] = []
-    for security in build_securities(inputs):
+    merged: dict[str, str] = {}  # stored key -> the stored key of the security whose chains took its rows
+    for security in build_securities(inputs, merged):
         before = by_key.get(security.key)
         if before is not None and security.key in continued:
             out.append(_continue(before, security, screened, inputs.directories[-1].as_of))
@@ -415,25 +417,28 @@ def merge_with_store(
             out.append(before)  # a delisting the store already knows, said again (Alpha Vantage's older records)
         else:
             out.append(security)
-    absorbed = set(continued) - {s.key for s in out}
+    kept = {s.key for s in out}
+    absorbed: dict[str, str | None] = {key: merged.get(key) for key in continued if key not in kept}
     revised = _revise_by_cik(out, stored)
-    absorbed |= {key for key in revised if key in by_key}
-    return out, absorbed
+    absorbed.update((key, survivor) for key, survivor in revised.items() if key in by_key)
+    # A survivor that was itself a stand-in the CIK revision replaced: the security that took its place.
+    return out, {key: revised.get(survivor, survivor) if survivor else None for key, survivor in absorbed.items()}
 
 
 _EQUITY = frozenset({"stock", "adr", "fund", "etf"})
 
 
-def _revise_by_cik(out: list[Security], stored: Sequence[Security]) -> set[str]:
+def _revise_by_cik(out: list[Security], stored: Sequence[Security]) -> dict[str, str]:
     """Turn an earlier "delisting" into a rename when today's SEC copy shows the gone ticker's CIK under a ticker
     that appeared the very day it went (ZI gone and GTM new on one day, the SEC catching up a few days later): the
     gone security's asset continues under the new ticker. Rewrites ``out`` in place; returns the keys of the
-    stand-ins it replaced (to be retired, as the snapshot's rebuild retires them)."""
+    stand-ins it replaced (to be retired, as the snapshot's rebuild retires them), each with the key of the gone
+    security that took its place."""
     gone: dict[int, list[Security]] = {}
     for s in stored:
         if not s.is_listed and s.region == "us" and s.cik is not None and s.delisted_on_source == "snapshots":
             gone.setdefault(s.cik, []).append(s)
-    replaced: set[str] = set()
+    replaced: dict[str, str] = {}
     taken: set[str] = set()
     for index, new in enumerate(out):
         if not new.is_listed or new.cik is None or new.cik not in gone or len(new.symbols) != 1:
@@ -456,7 +461,7 @@ def _revise_by_cik(out: list[Security], stored: Sequence[Security]) -> set[str]:
             SymbolSpan(last.symbol, last.valid_from, start, "snapshots", False, old.delisted_after),
             SymbolSpan(new.symbol, start, None, "snapshots", False),
         )
-        replaced.add(new.key)
+        replaced[new.key] = old.key
         taken.add(old.key)
         out[index] = dataclasses.replace(
             new,
@@ -543,6 +548,7 @@ async def _apply_fetched(
             Snapshot(header=header, securities=tuple(securities)),
             source=SYNC_SOURCE,
             retire=absorbed,
+            successors={key: survivor for key, survivor in absorbed.items() if survivor is not None},
         )
     outcomes = await record_outcomes(session, outcomes, applied=applied, force=force)
     if applied is not None:

@@ -7,7 +7,9 @@ with a new version, or a revision such as delisted -> renamed — keeps every as
 master knew them (the offline catalog's rows, a user's add of a then-unknown ticker) are adopted by symbol: the
 current holder of the ticker (or its last, delisted holder) takes the row over, so universes holding it keep
 pointing at the same id. Master rows carry their verdict: listed -> ``valid``, delisted -> ``invalid`` ("delisted
-on DATE"), source ``listings``.
+on DATE"), source ``listings``. An asset retired into another (a stand-in the data later merged into an issuer's
+security, a pending row under a ticker the master gives to another asset) hands its universe memberships to the
+survivor in the same transaction (members.py).
 
 Lookups (``StoreMaster``): the holders of a symbol (every asset whose ticker history has it) are read from the
 store and judged by the same rules as the in-memory resolver (resolver.py); typo candidates come from an index of
@@ -23,7 +25,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -33,6 +35,7 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.schemas import DelistedMember, UniverseMember
+from services.security_master import members
 from services.security_master.candidates import CandidateIndex
 from services.security_master.model import Security, SymbolSpan
 from services.security_master.resolver import Resolution, Resolver, describe_date
@@ -88,6 +91,7 @@ class LoadReport:
     delisted: int = 0
     renamed: int = 0
     seconds: float = 0.0
+    moved: int = 0  # universes whose members of retired assets moved to the surviving asset (members.py)
 
 
 # --- the snapshot file ---------------------------------------------------------------------------------------------
@@ -262,11 +266,16 @@ async def apply_snapshot(
     source: str = SNAPSHOT_SOURCE,
     sha256: str | None = None,
     retire: Collection[str] | None = None,
+    successors: Mapping[str, str] | None = None,
 ) -> LoadReport:
     """Write ``snapshot`` into the store (no commit) and record a ``listing_syncs`` row. ``retire``: the keys of
     placed assets to retire when the snapshot lacks them; None: every one it lacks (the snapshot is the whole
     master). A live sync (live.py) passes only what today's data mentions, and retires only the securities it
-    found to be another one's past."""
+    found to be another one's past. ``successors``: retired key -> the key of the security that absorbed it, as
+    the live merge knows them; None: found from the tickers (``_survivors``).
+
+    Universes holding a retired asset whose survivor is known hold the survivor afterwards (members.py), in the
+    same transaction."""
     started = time.perf_counter()
     existing = await repo.master_keys(session)
     empty = await repo.store_is_empty(session)
@@ -274,18 +283,21 @@ async def apply_snapshot(
     adopted = _adoptions(snapshot.securities, unmastered, set(existing))
     # An unplaced row under the ticker a security the master already placed now uses (a pending NEWCO created
     # before the sync that shows NEWCO as an existing issuer's new ticker): the master's asset takes the ticker.
-    taken = {s.symbol for s in snapshot.securities if s.key in existing and s.is_listed}
+    taken = {s.symbol: s.key for s in snapshot.securities if s.key in existing and s.is_listed}
     adopted_ids = {asset_id for asset_id, _ in adopted.values()}
     superseded = [
-        asset_id for asset_id, symbol in unmastered if asset_id not in adopted_ids and normalise_symbol(symbol) in taken
+        (asset_id, symbol, taken[normalise_symbol(symbol)])
+        for asset_id, symbol in unmastered
+        if asset_id not in adopted_ids and normalise_symbol(symbol) in taken
     ]
-    await repo.retire_master_assets(session, superseded, "the security master lists this ticker as another asset")
     # Hundreds of thousands of new dicts and tuples, none of them cyclic: the collector's passes over them would
     # cost more than building them.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return await _apply(session, snapshot, existing, adopted, source, sha256, started, empty, retire)
+        return await _apply(
+            session, snapshot, existing, adopted, source, sha256, started, empty, retire, successors, superseded
+        )
     finally:
         if collecting:
             gc.enable()
@@ -301,6 +313,8 @@ async def _apply(
     started: float,
     empty: bool,
     retire: Collection[str] | None = None,
+    successors: Mapping[str, str] | None = None,
+    superseded: Sequence[tuple[uuid.UUID, str, str]] = (),
 ) -> LoadReport:
     data_as_of = snapshot.as_of
     validated_at = datetime.combine(data_as_of, datetime.min.time(), tzinfo=UTC)
@@ -315,6 +329,7 @@ async def _apply(
     indices_new: list[dict[str, Any]] = []
     indices_old: list[dict[str, Any]] = []
     renamed = delisted = 0
+    asset_of: dict[str, uuid.UUID] = {}  # security key -> its asset, after this apply
     # Securities of the store the new data no longer has under their key: a later copy merged them into another
     # (GTM, first seen as a new listing, is ZoomInfo's ZI once an SEC copy links the two) or their key drifted.
     # A listed one whose ticker a new, unmatched security holds is that security (its id is kept); the others are
@@ -346,6 +361,7 @@ async def _apply(
             asset_id = uuid.uuid4()
             inserts.append({"id": asset_id, **values})
             spans, indices = spans_new, indices_new
+        asset_of[security.key] = asset_id
         spans.extend(_span_rows(asset_id, security))
         indices.extend({"asset_id": asset_id, "index_name": i[:64], "as_of": indices_as_of} for i in security.indices)
 
@@ -359,6 +375,21 @@ async def _apply(
     indices_old = [i for i in indices_old if i["asset_id"] in history_changed]
 
     retired = [asset_id for key, (asset_id, _, _) in orphans.items() if retire is None or key in retire]
+    merges = _merges(
+        snapshot,
+        {key: value for key, value in orphans.items() if retire is None or key in retire},
+        successors,
+        superseded,
+        asset_of,
+        f"the listings {'snapshot' if source == SNAPSHOT_SOURCE else 'sync'} of {data_as_of.isoformat()}",
+    )
+    # Before the first write: the universes whose members move are locked first, as a user's change locks them.
+    await members.lock_holders(session, merges)
+    await repo.retire_master_assets(
+        session,
+        [asset_id for asset_id, _, _ in superseded],
+        "the security master lists this ticker as another asset",
+    )
     await repo.retire_master_assets(
         session,
         retired,
@@ -371,6 +402,7 @@ async def _apply(
     await repo.insert_master_assets(session, inserts, into_empty=empty)
     await repo.replace_history(session, sorted(history_changed), spans_old, indices_old)
     await repo.replace_history(session, [], spans_new, indices_new, new=True)
+    moved = await members.move_members(session, merges)  # after the survivors' rows are written (foreign keys)
     report = LoadReport(
         as_of=data_as_of,
         loaded=True,
@@ -381,6 +413,7 @@ async def _apply(
         delisted=delisted,
         renamed=renamed,
         seconds=round(time.perf_counter() - started, 3),
+        moved=moved,
     )
     await repo.record_sync(
         session,
@@ -397,6 +430,45 @@ async def _apply(
         },
     )
     return report
+
+
+def _merges(
+    snapshot: Snapshot,
+    retired: Mapping[str, tuple[uuid.UUID, str, str]],
+    successors: Mapping[str, str] | None,
+    superseded: Sequence[tuple[uuid.UUID, str, str]],
+    asset_of: Mapping[str, uuid.UUID],
+    by: str,
+) -> list[members.Merge]:
+    """Each retired asset whose survivor is known, with the survivor's asset and the reason its members move.
+
+    ``retired``: key -> (asset id, symbol, listing status) of the placed assets this apply retires. Their survivor
+    is the one ``successors`` names (a live sync's merge knows which security took each one's rows); without it
+    (a rebuild from copies, a snapshot load), a retired asset that was *listed* under a ticker a placed security of
+    the new data lists now: the directory lists one security per ticker, so the data says the two are one (GTM, a
+    stand-in new listing, once the SEC links ZoomInfo's ZI to it). Any other retired asset simply disappeared: no
+    survivor, its members stay (and show as delisted). ``superseded``: (asset id, symbol, key of the placed
+    security holding its ticker) of unplaced rows the master's asset takes the ticker of."""
+    if not retired and not superseded:
+        return []
+    by_key = {security.key: security for security in snapshot.securities}
+    listed = {s.symbol: s.key for s in snapshot.securities if s.is_listed}
+    pairs: list[tuple[uuid.UUID, str, str | None]] = [(a, symbol, key) for a, symbol, key in superseded]
+    for retired_key, (asset_id, symbol, status) in retired.items():
+        if successors is not None:
+            pairs.append((asset_id, symbol, successors.get(retired_key)))
+        else:
+            pairs.append((asset_id, symbol, listed.get(symbol) if status == "listed" else None))
+    out: list[members.Merge] = []
+    for asset_id, symbol, survivor_key in pairs:
+        survivor = by_key.get(survivor_key) if survivor_key is not None else None
+        if survivor is None or asset_of.get(survivor.key) in (None, asset_id):
+            continue
+        former = [span.symbol for span in survivor.symbols if span.symbol != survivor.symbol]
+        label = f"{survivor.name}, formerly {former[-1]}" if former else survivor.name
+        reason = f"{symbol} merged into {survivor.symbol} ({label}) by {by}"
+        out.append(members.Merge(asset_id, asset_of[survivor.key], reason[:300]))
+    return out
 
 
 async def ensure_snapshot_loaded(session: AsyncSession, path: Path | str | None = None) -> LoadReport:

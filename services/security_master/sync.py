@@ -183,6 +183,7 @@ def describe(report: SyncReport) -> Sequence[str]:
         lines.append(
             f"master: {a.securities:,} securities as of {a.as_of} applied in {a.seconds:.1f} s "
             f"({a.new} new, {a.changed} updated, {a.delisted} newly delisted, {a.renamed} renamed)"
+            + (f"; members of merged securities moved in {a.moved} universes" if a.moved else "")
         )
     else:
         lines.append("master: unchanged")

@@ -20,13 +20,16 @@ __all__ = [
     "delete_universe",
     "get_universe",
     "get_universe_by_name_key",
+    "holders_of",
     "list_members",
     "list_members_as_of",
     "list_universes",
     "lock_universe",
+    "lock_universes_holding",
     "lock_writes",
     "locked_universe",
     "member_asset_ids",
+    "member_positions",
     "member_symbols",
     "members_by_symbol",
     "membership_state",
@@ -63,6 +66,29 @@ async def lock_universe(session: AsyncSession, owner_id: uuid.UUID, universe_id:
     return await session.scalar(_locking(owner_id, universe_id))
 
 
+async def lock_universes_holding(session: AsyncSession, asset_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """Lock, until the transaction ends, every universe (of any owner) holding one of ``asset_ids``; returns their
+    ids. For a system task (the security master's apply) that will move those members later in its transaction:
+    taking the locks before it writes anything else keeps a user's add, which locks its universe and then the
+    asset rows it references, from waiting on it while it waits on them. Read again until no new holder appears,
+    so an add that committed meanwhile is among them. Sees every owner only as a role row-level security does not
+    apply to (the table owner: workers, the scheduler, the CLI)."""
+    await begin_write(session)
+    ids = list(asset_ids)
+    locked: set[uuid.UUID] = set()
+    while ids:
+        holders = set(
+            await session.scalars(select(UniverseAsset.universe_id).where(UniverseAsset.asset_id.in_(ids)).distinct())
+        )
+        new = sorted(holders - locked)
+        if not new:
+            break
+        # In id order: two such tasks at once lock in the same order.
+        await session.execute(select(Universe.id).where(Universe.id.in_(new)).order_by(Universe.id).with_for_update())
+        locked.update(new)
+    return sorted(locked)
+
+
 # --- inside a write unit (storage.db.run_write): plain functions over a synchronous session ------------------------
 # The membership writes run as one function on SQLite's writer thread (or inside the caller's transaction on
 # PostgreSQL), so the statements below are synchronous: each is a call into SQLite, not a hop through the event loop.
@@ -81,6 +107,31 @@ def member_asset_ids(session: Session, universe_id: uuid.UUID, asset_ids: Iterab
         select(UniverseAsset.asset_id).where(UniverseAsset.universe_id == universe_id, UniverseAsset.asset_id.in_(ids))
     )
     return set(rows)
+
+
+def holders_of(session: Session, asset_ids: Sequence[uuid.UUID]) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(universe id, owner id) of every universe of any owner holding one of ``asset_ids``, in universe id order."""
+    if not asset_ids:
+        return []
+    rows = session.execute(
+        select(UniverseAsset.universe_id, UniverseAsset.owner_id)
+        .where(UniverseAsset.asset_id.in_(list(asset_ids)))
+        .distinct()
+        .order_by(UniverseAsset.universe_id)
+    )
+    return [(universe_id, owner_id) for universe_id, owner_id in rows.all()]
+
+
+def member_positions(session: Session, universe_id: uuid.UUID, asset_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Which of ``asset_ids`` are members, each with its position, in position order."""
+    if not asset_ids:
+        return {}
+    rows = session.execute(
+        select(UniverseAsset.asset_id, UniverseAsset.position)
+        .where(UniverseAsset.universe_id == universe_id, UniverseAsset.asset_id.in_(list(asset_ids)))
+        .order_by(UniverseAsset.position)
+    )
+    return {asset_id: int(position) for asset_id, position in rows.all()}
 
 
 def members_by_symbol(session: Session, universe_id: uuid.UUID, symbols: Sequence[str]) -> dict[str, uuid.UUID]:

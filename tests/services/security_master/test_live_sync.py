@@ -5,8 +5,9 @@ an unchanged re-sync writing no row."""
 from __future__ import annotations
 
 import csv
+import uuid
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,9 +16,12 @@ from sqlalchemy import select
 from core.settings import Settings
 from server.lifespan import open_app_state
 from services.health import ServiceHealth, listings_health, with_listings
+from services.schemas import Caller
 from services.security_master import live
 from services.security_master.live import sync_live
-from storage.models import Asset, AssetSymbol, ListingSync
+from services.universes import UniverseService
+from storage.models import Asset, AssetSymbol, ListingSync, UniverseAsset, UniverseAssetEvent
+from storage.repositories.users import get_or_create_user
 from tests.providers.listings.conftest import HTML_PAGE, RECORDED, ListingServer, Reply, recorded, truncated
 
 pytestmark = pytest.mark.anyio
@@ -193,6 +197,92 @@ async def test_two_live_syncs_over_older_then_newer_copies_give_the_cited_histor
                 )
             ).all()
     assert [tuple(s) for s in spans] == [("FB", None, date(2022, 6, 9), True), ("META", date(2022, 6, 9), None, True)]
+
+
+async def _universe(state, owner: str, name: str, symbols: list[str]) -> tuple[Caller, str]:
+    async with state.unit_of_work() as session:
+        user = await get_or_create_user(session, owner)
+        who = Caller(owner_id=user.id, name=user.name)
+        universe, _ = await UniverseService(session, who).create(name, symbols=symbols, validate=False)
+    return who, universe.id
+
+
+async def _add(state, who: Caller, universe_id: str, symbols: list[str]) -> None:
+    async with state.unit_of_work() as session:
+        _, report = await UniverseService(session, who).add_assets(universe_id, symbols, validate=False)
+    assert report.counts.get("added") == len(symbols), report
+
+
+async def _membership(state, universe_id: str) -> tuple[list[tuple], list[tuple]]:
+    """(members as (asset id, position), events as (action, asset id, reason)) of one universe."""
+    async with state.unit_of_work() as session:
+        members = await session.execute(
+            select(UniverseAsset.asset_id, UniverseAsset.position)
+            .where(UniverseAsset.universe_id == uuid.UUID(universe_id))
+            .order_by(UniverseAsset.position)
+        )
+        events = await session.execute(
+            select(UniverseAssetEvent.action, UniverseAssetEvent.asset_id, UniverseAssetEvent.reason)
+            .where(UniverseAssetEvent.universe_id == uuid.UUID(universe_id))
+            .order_by(UniverseAssetEvent.id)
+        )
+        return [tuple(r) for r in members.all()], [tuple(r) for r in events.all()]
+
+
+async def test_universes_holding_the_stand_in_hold_the_renamed_asset_once_the_sec_links_them(
+    make_settings: Callable[..., Settings], listing_server: ListingServer
+) -> None:
+    """GTM, first seen as a new listing (ZI gone the same day), is ZoomInfo's ZI once the SEC copy shows its CIK
+    under GTM: the stand-in is retired, and universes of every owner that held it hold ZoomInfo's asset at the
+    same position (or only lose the stand-in when they hold ZoomInfo's asset already), with events naming the
+    merge; the history they replay is their membership; a re-sync moves nothing."""
+    async with open_app_state(live_settings(make_settings, listing_server)) as state:
+        serve(listing_server, directory="2022-05-11")
+        assert (await _sync(state, sources=["nasdaq_trader"], today=date(2022, 5, 11))).ok
+        alice, both = await _universe(state, "alice", "Both", ["ZI"])  # ZoomInfo's asset, listed as ZI
+        serve(listing_server, sec="2024-12-19")
+        assert (await _sync(state, sources=["sec"], today=date(2024, 12, 19))).ok
+        serve(listing_server, directory="2026-03-03")
+        assert (await _sync(state, sources=["nasdaq_trader"], today=date(2026, 3, 3))).ok
+        assets = (await _assets(state))["assets"]
+        [zoominfo] = [i for i, (symbol, *_) in assets.items() if symbol == "ZI"]
+        [stand_in] = [i for i, (symbol, status, *_) in assets.items() if symbol == "GTM" and status == "listed"]
+        _, mixed = await _universe(state, "alice", "Mixed", ["AAPL", "GTM", "MSFT"])
+        await _add(state, alice, both, ["GTM"])
+        bob, theirs = await _universe(state, "bob", "Theirs", ["GTM"])
+        before, _ = await _membership(state, mixed)
+
+        serve(listing_server, sec="2025-12-14")
+        report = await _sync(state, sources=["sec"], today=date(2026, 3, 5))
+        assert report.ok and (await _assets(state))["assets"][zoominfo][:2] == ("GTM", "listed")
+        members, events = await _membership(state, mixed)
+        assert members == [(zoominfo if a == stand_in else a, p) for a, p in before]
+        assert report.applied is not None and report.applied.moved == 3
+        reason = events[-1][2]
+        assert [e[:2] for e in events[-2:]] == [("removed", stand_in), ("added", zoominfo)]
+        assert events[-2][2] == reason and "GTM merged into GTM" in reason and "formerly ZI" in reason
+        assert reason.endswith("by the listings sync of 2026-03-05")
+        assert (await _membership(state, theirs))[0] == [(zoominfo, 0)]
+        members, events = await _membership(state, both)
+        assert members == [(zoominfo, 0)] and [e[:2] for e in events[-1:]] == [("removed", stand_in)]
+        for who, universe_id in ((alice, mixed), (alice, both), (bob, theirs)):
+            members, _ = await _membership(state, universe_id)
+            async with state.unit_of_work() as session:
+                service = UniverseService(session, who)
+                now = await service.get(universe_id)
+                then = await service.get(universe_id, as_of=datetime.now(UTC) + timedelta(seconds=1))
+                turnover = await service.turnover(universe_id, until=datetime.now(UTC) + timedelta(seconds=1))
+            symbols = [m.symbol for m in now.assets or []]
+            assert len(symbols) == len(set(symbols)) == len(members)
+            assert sorted(m.symbol for m in then.assets or []) == sorted(symbols)
+            assert turnover.additions - turnover.removals == turnover.size_end == len(members)
+        assert [(m.symbol, m.former_symbol) for m in now.assets or []] == [("GTM", "ZI")]
+
+        # The next day's sync of the same copy: nothing moves, no event is written.
+        counted = [len((await _membership(state, u))[1]) for u in (mixed, both, theirs)]
+        again = await _sync(state, sources=["sec"], today=date(2026, 3, 6))
+        assert again.ok and again.applied is not None and again.applied.moved == 0
+        assert [len((await _membership(state, u))[1]) for u in (mixed, both, theirs)] == counted
 
 
 BROKEN = {

@@ -4,6 +4,7 @@ all or nothing, suspicious drops refused unless forced, every source a listing_s
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -14,7 +15,8 @@ from sqlalchemy import func, select
 from core.settings import Settings
 from server.lifespan import open_app_state
 from services.security_master.sync import sync_from_dir
-from storage.models import Asset, ListingSync
+from services.universes import UniverseService
+from storage.models import Asset, ListingSync, UniverseAsset, UniverseAssetEvent
 from tests.providers.listings.conftest import RECORDED
 
 pytestmark = pytest.mark.anyio
@@ -71,12 +73,34 @@ async def test_syncing_the_copies_in_turn_reproduces_the_history_keeping_ids(
         assert [row[0] for row in b["META"]] == [meta_id]  # the rename kept Meta's asset
         assert b["ZI"] == [(zi_id, "delisted", date(2025, 7, 21))]  # gone, nothing links it yet
         assert [row[1] for row in b["GTM"]] == ["listed"] and b["GTM"][0][0] != zi_id
+        stand_in = b["GTM"][0][0]
+        async with state.unit_of_work() as session:  # a universe holding the stand-in, between the two syncs
+            universe, _ = await UniverseService(session, state.local_caller).create(
+                "Software", symbols=["AAPL", "GTM"], validate=False
+            )
 
         report = await _sync(state, third, sources=["nasdaq_trader", "sec"])
         c = await _holders(state, "ZI", "GTM", "JBT", "JBTM")
         assert c["ZI"] == [] and c["JBT"] == []
         # Revised: the "delisting" was a rename — the same asset, listed under GTM; the stand-in is retired.
-        assert (zi_id, "listed", None) in c["GTM"] and [r[1] for r in c["GTM"] if r[0] != zi_id] == ["delisted"]
+        assert (zi_id, "listed", None) in c["GTM"] and [r[:2] for r in c["GTM"] if r[0] != zi_id] == [
+            (stand_in, "delisted")
+        ]
+        # ... and the universe that held the stand-in holds ZoomInfo's asset in its place, the events saying why.
+        async with state.unit_of_work() as session:
+            members = await session.execute(
+                select(UniverseAsset.asset_id, UniverseAsset.position)
+                .where(UniverseAsset.universe_id == uuid.UUID(universe.id))
+                .order_by(UniverseAsset.position)
+            )
+            assert [tuple(m) for m in members.all()][1:] == [(zi_id, 1)]
+            reasons = await session.scalars(
+                select(UniverseAssetEvent.reason).where(UniverseAssetEvent.reason.is_not(None))
+            )
+            reason = (
+                "GTM merged into GTM (ZoomInfo Technologies Inc. - Common Stock, formerly ZI) by the listings sync of"
+            )
+            assert list(reasons) == [f"{reason} 2026-03-03"] * 2
         assert (jbt_id, "listed", None) in c["JBTM"]
         assert report.applied is not None and report.applied.renamed > 0
         async with state.unit_of_work() as session:
