@@ -465,8 +465,10 @@ def _merges(
         if survivor is None or asset_of.get(survivor.key) in (None, asset_id):
             continue
         former = [span.symbol for span in survivor.symbols if span.symbol != survivor.symbol]
-        label = f"{survivor.name}, formerly {former[-1]}" if former else survivor.name
-        reason = f"{symbol} merged into {survivor.symbol} ({label}) by {by}"
+        name = survivor.name.split(" - ")[0]  # "ZoomInfo Technologies Inc. - Common Stock": the issuer is enough
+        label = f"{name} (formerly {former[-1]})" if former else name
+        head = symbol if symbol == survivor.symbol else f"{symbol} (now {survivor.symbol})"
+        reason = f"{head} is {label}, as {by} shows: its two records were merged into one"
         out.append(members.Merge(asset_id, asset_of[survivor.key], reason[:300]))
     return out
 

@@ -233,11 +233,10 @@ async def test_members_of_retired_assets_move_to_the_survivor_for_every_owner(
             ("added", jbt),
         ]
         as_of = last.as_of.isoformat()
-        reason = (
-            f"GTM merged into GTM ({last_security(last, 'GTM').name}, formerly ZI) by the listings snapshot of {as_of}"
-        )
+        issuer = last_security(last, "GTM").name.split(" - ")[0]
+        reason = f"GTM is {issuer} (formerly ZI), as the listings snapshot of {as_of} shows: its two records were merged into one"
         assert moved[0][2] == moved[1][2] == reason[:300]
-        assert moved[2][2] is not None and moved[2][2].startswith("JBTM merged into JBTM (")
+        assert moved[2][2] is not None and moved[2][2].startswith("JBTM is ")
         assert [(a, x) for a, x, _ in await _events(state, alice, both)][-1:] == [("removed", stand_in)]
         assert [(a, x) for a, x, _ in await _events(state, bob, theirs)] == [
             ("added", stand_in),

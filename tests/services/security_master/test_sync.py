@@ -98,9 +98,9 @@ async def test_syncing_the_copies_in_turn_reproduces_the_history_keeping_ids(
                 select(UniverseAssetEvent.reason).where(UniverseAssetEvent.reason.is_not(None))
             )
             reason = (
-                "GTM merged into GTM (ZoomInfo Technologies Inc. - Common Stock, formerly ZI) by the listings sync of"
+                "GTM is ZoomInfo Technologies Inc. (formerly ZI), as the listings sync of 2026-03-03 shows: its two"
             )
-            assert list(reasons) == [f"{reason} 2026-03-03"] * 2
+            assert list(reasons) == [f"{reason} records were merged into one"] * 2
         assert (jbt_id, "listed", None) in c["JBTM"]
         assert report.applied is not None and report.applied.renamed > 0
         async with state.unit_of_work() as session:
