@@ -247,8 +247,7 @@ def _observe_tool(
         code = ((envelope.get("error") or {}).get("code") or "internal") if result.is_error else None
     outcome = telemetry.outcome_label(code)
     tool = name if name in server.specs else "unknown"
-    telemetry.TOOL_CALLS.labels(tool, outcome).inc()
-    telemetry.TOOL_SECONDS.labels(tool, outcome).observe(elapsed)
+    telemetry.record_tool_call(tool, outcome, elapsed)
     if not telemetry.logger.isEnabledFor(logging.INFO):  # the owner digest costs a hash: only when logged
         return
     telemetry.event(

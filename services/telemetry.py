@@ -15,8 +15,10 @@ command), and dramatiq's Prometheus middleware serves every worker process's val
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import logging
+import os
 import re
 import uuid
 from collections.abc import Iterable
@@ -42,6 +44,7 @@ __all__ = [
     "outcome_label",
     "owner_digest",
     "record_cache_lookups",
+    "record_tool_call",
 ]
 
 logger = logging.getLogger("universe_mcp.access")
@@ -66,6 +69,22 @@ TOOL_SECONDS = Histogram(
     ["tool", "outcome"],
     buckets=_LATENCY_BUCKETS,
 )
+
+
+@functools.cache
+def _tool_series(tool: str, outcome: str) -> tuple[Any, Any]:
+    # labels() checks and joins the label values under a lock on every call; the (tool, outcome) pairs are a closed
+    # set (unknown tool names count as "unknown"), so each pair's two series are looked up once.
+    return TOOL_CALLS.labels(tool, outcome), TOOL_SECONDS.labels(tool, outcome)
+
+
+def record_tool_call(tool: str, outcome: str, seconds: float) -> None:
+    """Count one tool call and its latency (``tool`` from the served set or "unknown")."""
+    calls, latency = _tool_series(tool, outcome)
+    calls.inc()
+    latency.observe(seconds)
+
+
 RESOURCE_READS = Counter(
     "universe_mcp_resource_reads_total", "Resource reads by URI template and outcome.", ["resource", "outcome"]
 )
@@ -167,7 +186,7 @@ def new_request_id(offered: str | None = None) -> str:
     """``offered`` (an X-Request-Id from a proxy) when it is a sane token, else a fresh random id."""
     if offered and _REQUEST_ID_OK.match(offered):
         return offered
-    return uuid.uuid4().hex[:16]
+    return os.urandom(8).hex()  # 16 hex digits, as uuid4().hex[:16] gave, without building a UUID per call
 
 
 def event(name: str, message: str, *, level: int = logging.INFO, **fields: Any) -> None:

@@ -93,6 +93,8 @@ def attention_first(
     When they all fit they stay in input order, as a small call's answer always did; when some
     must go, the lowest ``rank`` come first (rejected, invalid, pending ...), in input order within a rank.
     """
+    if len(rows) <= 1:  # one row is always listed: no need to measure it (the common one-symbol call)
+        return list(rows)
     sizes = [len(row.__pydantic_serializer__.to_json(row)) for row in rows[: max_rows + 1]]
     if len(rows) <= max_rows and sum(sizes) <= max_bytes:
         return list(rows)
