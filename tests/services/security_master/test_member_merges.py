@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from core.settings import Settings
 from server.lifespan import AppState, open_app_state
@@ -36,6 +35,7 @@ from storage.models import Asset, UniverseAsset, UniverseAssetEvent
 from storage.repositories.universes import lock_universes_holding
 from storage.repositories.users import get_or_create_user
 from tests.support.stores import still_waiting
+from tests.workers.stores import postgres_store
 
 pytestmark = pytest.mark.anyio
 
@@ -51,35 +51,15 @@ async def settings_for(
     if request.param == "sqlite":
         yield lambda **kw: make_settings(seed_catalog=False, **kw)
         return
-    import asyncpg
-
-    url = make_url(request.getfixturevalue("postgres_url"))
-    database, role = f"umcp_merge_{secrets.token_hex(4)}", f"umcp_app_{secrets.token_hex(4)}"
-    admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f"CREATE DATABASE {database}")
-        await conn.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS")
-    finally:
-        await conn.close()
-    base: dict[str, Any] = {
-        "data_dir": tmp_path / "pg-data",
-        "offline": True,
-        "log_level": "WARNING",
-        "seed_catalog": False,
-        "database_url": url.set(database=database, username=role, password=None).render_as_string(hide_password=False),
-        "database_admin_url": url.set(database=database).render_as_string(hide_password=False),
-        "database_app_role": role,
-    }
-    try:
+    async with postgres_store(request.getfixturevalue("postgres_url")) as database:
+        base: dict[str, Any] = {
+            "data_dir": tmp_path / "pg-data",
+            "offline": True,
+            "log_level": "WARNING",
+            "seed_catalog": False,
+            **database,
+        }
         yield lambda **kw: Settings(**{**base, **kw})
-    finally:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-            await conn.execute(f"DROP ROLE IF EXISTS {role}")
-        finally:
-            await conn.close()
 
 
 def _shipped(symbols: set[str]) -> tuple[dict[str, Any], dict[str, Security]]:
