@@ -19,9 +19,11 @@ from typing import Any, ClassVar, TypeVar
 from sqlalchemy import DateTime, Engine, MetaData, Table, TypeDecorator, create_engine, event
 from sqlalchemy.engine import CursorResult, Dialect, Result, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.schema import CreateIndex
 
 __all__ = [
     "Base",
@@ -53,6 +55,14 @@ class Base(DeclarativeBase):
     # Every model here maps one Table (DeclarativeBase types it as any FromClause); the repositories' Core
     # statements use its insert() and indexes.
     __table__: ClassVar[Table]
+
+
+@compiles(CreateIndex, "sqlite")
+def _sqlite_create_index(element: CreateIndex, compiler: Any, **kw: Any) -> str:
+    """SQLite's CREATE INDEX takes no NULLS FIRST/LAST. The indexes that say NULLS LAST (storage/models.py, the
+    market-cap orders) say it with DESC, where SQLite puts NULLs last anyway: the clause is dropped, not its meaning."""
+    ddl: str = compiler.visit_create_index(element, **kw)
+    return ddl.replace(" DESC NULLS LAST", " DESC")
 
 
 def utcnow() -> datetime:
