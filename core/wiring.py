@@ -34,7 +34,7 @@ from services.universes import Limits
 from services.validation import ValidationConfig, ValidationService
 from storage import migrate
 from storage.cache import Cache, build_cache
-from storage.db import make_engine, make_sessionmaker, unit_of_work
+from storage.db import make_engine, make_sessionmaker, refresh_planner_statistics, unit_of_work
 from storage.repositories.server_secrets import get_or_create_secret
 from storage.repositories.users import get_or_create_user
 
@@ -251,6 +251,7 @@ async def open_app_state(
                 inserted = await seed_catalog(session, catalog)
                 if inserted:
                     logger.info("loaded %d offline catalog entries (as of %s)", inserted, catalog.as_of)
+            await refresh_planner_statistics(session)
         state = AppState(
             settings=settings,
             engine=engine,

@@ -119,7 +119,13 @@ class AssetHit(_Model):
 
 
 class ScreenPage(BaseModel):
-    total: int = Field(description="How many securities match the rules in all (this page is part of them).")
+    total: int = Field(
+        description="How many securities match the rules in all (this page is part of them), counted up to 1,000: "
+        "when total_capped is true, more than that match."
+    )
+    total_capped: bool = Field(
+        False, description="True when more securities match than total says (the count stops at 1,000)."
+    )
     assets: list[AssetHit]
     rules: dict[str, Any] = Field(
         description="The rules as applied: checked and normalised (sector and other names in their stored spelling)."

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import DateTime, Engine, MetaData, Table, TypeDecorator, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, Table, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import CursorResult, Dialect, Result, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.compiler import compiles
@@ -32,6 +32,7 @@ __all__ = [
     "driver_connection",
     "make_engine",
     "make_sessionmaker",
+    "refresh_planner_statistics",
     "rowcount",
     "run_write",
     "unit_of_work",
@@ -63,6 +64,21 @@ def _sqlite_create_index(element: CreateIndex, compiler: Any, **kw: Any) -> str:
     market-cap orders) say it with DESC, where SQLite puts NULLs last anyway: the clause is dropped, not its meaning."""
     ddl: str = compiler.visit_create_index(element, **kw)
     return ddl.replace(" DESC NULLS LAST", " DESC")
+
+
+async def refresh_planner_statistics(session: AsyncSession) -> None:
+    """SQLite: sample every index (ANALYZE, at most ``analysis_limit`` rows each: milliseconds on 100,000 assets), so
+    that the planner knows a sector holds 9,000 assets and an index 500, and starts from the index.
+
+    Without statistics SQLite takes every equality on an indexed column to be selective: a screen of "index and
+    sector" read the sector's 9,000 rows to find the 45 index members among them, and an ``any`` of five conditions
+    united five index ranges (15,000 rows) and sorted them instead of walking the market-cap order for one page.
+    Called on start, after the listings are loaded (the statistics of an empty store would mislead), and after each
+    listings sync. PostgreSQL keeps its own (autovacuum's ANALYZE)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    await session.execute(text("PRAGMA analysis_limit=1000"))
+    await session.execute(text("ANALYZE"))
 
 
 def utcnow() -> datetime:
