@@ -19,8 +19,8 @@ from typing import Any, ClassVar, TypeVar
 from sqlalchemy import DateTime, Engine, MetaData, Table, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import CursorResult, Dialect, Result, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.schema import CreateIndex

@@ -76,7 +76,7 @@ _COLUMNS: dict[str, Any] = {
 }
 # What a screen or a filtered search returns per security: services/schemas.py AssetHit's fields. Plain rows, not ORM
 # objects: a page is loaded (and, when no index gives the order, sorted) without the JSON and audit columns.
-HIT_COLUMNS = (
+HIT_COLUMNS: tuple[Any, ...] = (
     Asset.symbol,
     Asset.name,
     Asset.asset_type,
@@ -254,9 +254,7 @@ async def search_screened(
         # a filter's index instead (60,000 United States rows, each checked against the candidates).
         sources: list[Any] = []
         if symbol_prefix:
-            sources.append(
-                select(Asset.id).where(Asset.symbol >= symbol_prefix, Asset.symbol < _after(symbol_prefix))
-            )
+            sources.append(select(Asset.id).where(Asset.symbol >= symbol_prefix, Asset.symbol < _after(symbol_prefix)))
         if words:
             word = words[0][:WORD_MAX]
             sources.append(
