@@ -210,18 +210,13 @@ async def open_app_state(
     async with AsyncExitStack() as stack:
         engine = make_engine(settings.sqlalchemy_url)
         stack.push_async_callback(engine.dispose)
+        owner = engine  # the role that owns the tables (ANALYZE below)
         if migrate_store:
             # Migrations run as the role that owns the tables, which may differ from the server's own role.
-            admin = (
-                engine
-                if settings.admin_sqlalchemy_url == settings.sqlalchemy_url
-                else make_engine(settings.admin_sqlalchemy_url)
-            )
-            try:
-                await migrate.upgrade(admin, app_role=settings.database_app_role)
-            finally:
-                if admin is not engine:
-                    await admin.dispose()
+            if settings.admin_sqlalchemy_url != settings.sqlalchemy_url:
+                owner = make_engine(settings.admin_sqlalchemy_url)
+                stack.push_async_callback(owner.dispose)
+            await migrate.upgrade(owner, app_role=settings.database_app_role)
         sessions = make_sessionmaker(engine)
         if settings.listings_load:
             # The security master first, so that the catalog's seeding below adds only what it does not list.
@@ -251,7 +246,11 @@ async def open_app_state(
                 inserted = await seed_catalog(session, catalog)
                 if inserted:
                     logger.info("loaded %d offline catalog entries (as of %s)", inserted, catalog.as_of)
-            await refresh_planner_statistics(session)
+        # Last, so that the statistics describe the listings and the catalog just loaded (storage/db.py).
+        async with owner.begin() as conn:
+            await refresh_planner_statistics(conn)
+        if owner is not engine:
+            await owner.dispose()  # the owner's connections are not kept for the server's lifetime
         state = AppState(
             settings=settings,
             engine=engine,

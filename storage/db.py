@@ -66,19 +66,40 @@ def _sqlite_create_index(element: CreateIndex, compiler: Any, **kw: Any) -> str:
     return ddl.replace(" DESC NULLS LAST", " DESC")
 
 
-async def refresh_planner_statistics(session: AsyncSession) -> None:
-    """SQLite: sample every index (ANALYZE, at most ``analysis_limit`` rows each: milliseconds on 100,000 assets), so
-    that the planner knows a sector holds 9,000 assets and an index 500, and starts from the index.
+# The tables whose plans depend on their statistics most: screens, filtered searches, ticker lookups.
+STATISTICS_TABLES = ("assets", "asset_name_words", "asset_indices", "asset_symbols")
 
-    Without statistics SQLite takes every equality on an indexed column to be selective: a screen of "index and
-    sector" read the sector's 9,000 rows to find the 45 index members among them, and an ``any`` of five conditions
+
+async def refresh_planner_statistics(conn: AsyncConnection) -> None:
+    """Give the query planner statistics about the store: that a sector holds 9,000 assets and an index 500, so that
+    it starts a screen from the index, and that "listed" is nearly every row.
+
+    SQLite keeps none unless asked, and takes every equality on an indexed column to be selective: a screen of
+    "index and sector" read the sector's 9,000 rows to find its 45 index members, and an ``any`` of five conditions
     united five index ranges (15,000 rows) and sorted them instead of walking the market-cap order for one page.
-    Called on start, after the listings are loaded (the statistics of an empty store would mislead), and after each
-    listings sync. PostgreSQL keeps its own (autovacuum's ANALYZE)."""
-    if session.get_bind().dialect.name != "sqlite":
+    Here ANALYZE samples at most 1,000 entries of each index: milliseconds on 100,000 assets, so it runs every time.
+    PostgreSQL's autovacuum keeps them, but only some time after a bulk load, and not at all where it is off; a
+    table never analyzed was planned as if it held a handful of rows (a filtered search then joined every listed
+    asset with its candidates, seconds per call). So the tables above are analyzed here when PostgreSQL holds no
+    statistics for them or more than a tenth of their rows changed since (autovacuum's own threshold). Only the
+    tables' owner may; another role's ANALYZE is skipped with a warning, so call this as the owner.
+    Called on start, after the listings are loaded and the catalog seeded, and after each listings sync."""
+    if conn.dialect.name == "sqlite":
+        await conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+        await conn.exec_driver_sql("ANALYZE")
         return
-    await session.execute(text("PRAGMA analysis_limit=1000"))
-    await session.execute(text("ANALYZE"))
+    if conn.dialect.name != "postgresql":
+        return
+    stale = await conn.execute(
+        text(
+            "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(:tables) AND schemaname = current_schema() "
+            "AND (coalesce(last_analyze, last_autoanalyze) IS NULL OR n_mod_since_analyze > 50 + n_live_tup / 10)"
+        ),
+        {"tables": list(STATISTICS_TABLES)},
+    )
+    names = [str(name) for name in stale.scalars()]
+    if names:
+        await conn.exec_driver_sql("ANALYZE " + ", ".join(names))  # names from the fixed list above
 
 
 def utcnow() -> datetime:

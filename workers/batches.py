@@ -400,7 +400,9 @@ async def sync_listings(env: JobEnv, settings: Settings) -> SyncReport:
 
     report = await sync_live(env.uow, settings)
     async with env.uow() as session:
-        await refresh_planner_statistics(session)  # the sync may have added or moved thousands of rows
+        # The sync may have added or changed thousands of rows (as the server's role: on PostgreSQL with a role of
+        # its own, autovacuum keeps the statistics instead, storage/db.py).
+        await refresh_planner_statistics(await session.connection())
     master = getattr(env.validation, "master", None)
     if master is not None:
         master.forget()
