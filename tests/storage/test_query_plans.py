@@ -17,6 +17,7 @@ from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
 from server.lifespan import open_app_state
 from storage.repositories import assets as repo
 from tests.storage.test_asset_search import synthetic_rows
+from tests.support.stores import Store, pg_store, store  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 
@@ -118,3 +119,31 @@ async def test_a_filtered_search_starts_from_its_candidates(make_settings):
 
         [plan] = await _plans(state, run)
         assert plan[0] == "SEARCH assets USING INDEX sqlite_autoindex_assets_1 (id=?)", plan
+
+
+async def test_the_planner_has_statistics_once_the_server_started(
+    store: Store,  # noqa: F811
+    request: pytest.FixtureRequest,
+):
+    """Statistics about the loaded store (storage/db.py, refresh_planner_statistics): SQLite's sqlite_stat1 rows for
+    the asset indexes; on PostgreSQL an ANALYZE by the tables' owner, whether or not autovacuum runs."""
+    async with open_app_state(store()) as state:
+        if store.kind == "sqlite":
+            async with state.engine.connect() as conn:
+                indexes = {
+                    row[0]
+                    for row in await conn.exec_driver_sql("SELECT idx FROM sqlite_stat1 WHERE tbl = 'assets'")
+                }
+            assert "ix_assets_sector_market_cap" in indexes, indexes
+            return
+    import asyncpg
+
+    from tests.support.stores import PgStore
+
+    pg: PgStore = request.getfixturevalue("pg_store")
+    conn = await asyncpg.connect(pg.owner_dsn)
+    try:
+        analyzed = await conn.fetchval("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'assets'")
+    finally:
+        await conn.close()
+    assert analyzed is not None
