@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Row, and_, case, false, func, literal, not_, or_, select, true, union_all
+from sqlalchemy import ColumnElement, Row, and_, case, false, func, literal, not_, or_, select, text, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Asset, AssetIndex, AssetNameWord
@@ -156,6 +156,27 @@ def _order(sort_by: SortKey) -> list[Any]:
     return [Asset.symbol, Asset.id]
 
 
+async def _plan_per_call(session: AsyncSession) -> None:
+    """PostgreSQL: plan this transaction's statements for their values, never with a cached generic plan.
+
+    asyncpg prepares every statement, and after five runs PostgreSQL may switch to a plan made without the values
+    (nor the LIMIT): for "index and sector", a walk of ix_assets_market_cap through all 100,000 assets (35-48 ms)
+    instead of the index's 500 members (1.5 ms). Which plan is right depends on the values: a sector holds 9,000
+    assets, an index 500, a country 60,000. Planning costs a fraction of a millisecond here; SET LOCAL ends with the
+    transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
+# The index that gives each sort order (migrations 0003 and 0011).
+_ORDER_INDEX: dict[str, str] = {
+    "market_cap": "ix_assets_market_cap",
+    "ipo_year": "ix_assets_ipo_year_market_cap",
+    "name": "ix_assets_name_lower",
+    "symbol": "ix_assets_symbol_pattern",
+}
+
+
 def _where(rule: Rule, *, listed_only: bool, viewer: uuid.UUID | None) -> list[ColumnElement[bool]]:
     visible = or_(Asset.created_by.is_(None), Asset.created_by == viewer) if viewer else Asset.created_by.is_(None)
     # A delisted security's verdict is invalid ("delisted on ..."); other invalid rows are tickers no source knows.
@@ -183,11 +204,17 @@ async def screen(
     The count stops at the cap because an exact count of a broad screen reads every match (a sector is 9,000 rows
     of table, 60 % of the store for a country), which a page ordered by an index never has to: past the cap, the
     caller says "more than" instead."""
+    await _plan_per_call(session)
     where = _where(rule, listed_only=listed_only, viewer=viewer)
     matching = select(literal(1)).select_from(Asset).where(*where).limit(count_cap + 1).subquery()
-    total = await session.scalar(select(func.count()).select_from(matching))
+    total = int(await session.scalar(select(func.count()).select_from(matching)) or 0)
     page = select(*HIT_COLUMNS).where(*where).order_by(*_order(sort_by)).offset(offset).limit(limit)
-    return int(total or 0), list((await session.execute(page)).all())
+    if total > count_cap:
+        # Broad (over 1,000 of the store's rows): walk the index of the sort order and stop after the page, instead
+        # of reading every match and sorting them (60,000 United States rows by ticker: 130 ms; walked, under 1 ms).
+        # SQLite's statistics do not say that the order comes for free; PostgreSQL's planner weighs it itself.
+        page = page.with_hint(Asset, f"INDEXED BY {_ORDER_INDEX[sort_by]}", "sqlite")
+    return total, list((await session.execute(page)).all())
 
 
 async def distinct_values(session: AsyncSession, field: str) -> list[str]:
@@ -233,6 +260,7 @@ async def search_screened(
     """Search within the securities ``rule`` admits, ranked: exact ticker (0), ticker prefix (1), name starting with
     ``phrase`` (2), name words (3), industry words (4); ties by market cap, largest first. Without a symbol prefix
     or words, every admitted security, largest first."""
+    await _plan_per_call(session)
     where = _where(rule, listed_only=listed_only, viewer=viewer)
     ranks: list[tuple[ColumnElement[bool], int]] = []
     if symbol_prefix:

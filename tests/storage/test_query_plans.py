@@ -93,6 +93,34 @@ async def test_a_screens_page_is_read_in_market_cap_order_off_an_index(make_sett
         assert page == ["SEARCH assets USING INDEX ix_assets_sector_market_cap (sector=?)"], page
 
 
+@pytest.mark.parametrize(
+    ("sort_by", "index"),
+    [
+        ("market_cap", "ix_assets_market_cap"),
+        ("name", "ix_assets_name_lower"),
+        ("symbol", "ix_assets_symbol_pattern"),
+        ("ipo_year", "ix_assets_ipo_year_market_cap"),
+    ],
+)
+async def test_a_broad_screens_page_walks_the_index_of_its_order(make_settings, sort_by: str, index: str):
+    """More matches than the count's cap: the page walks the sort order's index and stops after it, instead of
+    reading every match through the filter's index and sorting them all."""
+    from storage.repositories import screening
+
+    async with open_app_state(make_settings()) as state:
+        async with state.unit_of_work() as session:
+            await repo.insert_assets_bulk(session, synthetic_rows(300))
+        rule = screening.Condition("sector", "eq", "Financials")
+
+        async def run(session: Any) -> None:
+            await screening.screen(
+                session, rule, sort_by=sort_by, offset=0, limit=11, count_cap=10, listed_only=True, viewer=None
+            )
+
+        _, page = await _plans(state, run)
+        assert page[0] == f"SCAN assets USING INDEX {index}", page
+
+
 async def test_a_filtered_search_starts_from_its_candidates(make_settings):
     """A query with a filter reads its candidates (ticker range, name words, industries) as one set of ids and looks
     those up, instead of walking the filter's index and checking every row against them."""
