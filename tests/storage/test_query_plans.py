@@ -159,8 +159,7 @@ async def test_the_planner_has_statistics_once_the_server_started(
         if store.kind == "sqlite":
             async with state.engine.connect() as conn:
                 indexes = {
-                    row[0]
-                    for row in await conn.exec_driver_sql("SELECT idx FROM sqlite_stat1 WHERE tbl = 'assets'")
+                    row[0] for row in await conn.exec_driver_sql("SELECT idx FROM sqlite_stat1 WHERE tbl = 'assets'")
                 }
             assert "ix_assets_sector_market_cap" in indexes, indexes
             return
