@@ -102,7 +102,7 @@ async def test_a_screens_page_is_read_in_market_cap_order_off_an_index(make_sett
         ("ipo_year", "ix_assets_ipo_year_market_cap"),
     ],
 )
-async def test_a_broad_screens_page_walks_the_index_of_its_order(make_settings, sort_by: str, index: str):
+async def test_a_broad_screens_page_walks_the_index_of_its_order(make_settings, sort_by: Any, index: str):
     """More matches than the count's cap: the page walks the sort order's index and stops after it, instead of
     reading every match through the filter's index and sorting them all."""
     from storage.repositories import screening
