@@ -34,7 +34,7 @@ from services.universes import Limits
 from services.validation import ValidationConfig, ValidationService
 from storage import migrate
 from storage.cache import Cache, build_cache
-from storage.db import make_engine, make_sessionmaker, unit_of_work
+from storage.db import make_engine, make_sessionmaker, refresh_planner_statistics, unit_of_work
 from storage.repositories.server_secrets import get_or_create_secret
 from storage.repositories.users import get_or_create_user
 
@@ -210,28 +210,20 @@ async def open_app_state(
     async with AsyncExitStack() as stack:
         engine = make_engine(settings.sqlalchemy_url)
         stack.push_async_callback(engine.dispose)
-        if migrate_store or settings.listings_load:
-            # Migrations and the security master's load run as the role that owns the tables, which may differ
-            # from the server's own role: a load moves members of every owner's universes (row-level security
-            # would hide them from the server's role).
-            admin = (
-                engine
-                if settings.admin_sqlalchemy_url == settings.sqlalchemy_url
-                else make_engine(settings.admin_sqlalchemy_url)
-            )
-            try:
-                if migrate_store:
-                    await migrate.upgrade(admin, app_role=settings.database_app_role)
-                if settings.listings_load:
-                    # The security master first, so that the catalog's seeding below adds only what it does not
-                    # list.
-                    async with unit_of_work(make_sessionmaker(admin)) as session:
-                        report = await ensure_snapshot_loaded(session, settings.listings_snapshot)
-            finally:
-                if admin is not engine:
-                    await admin.dispose()
+        # Migrations, the security master's load and ANALYZE (below) run as the role that owns the tables, which may
+        # differ from the server's own role: a load moves members of every owner's universes (row-level security
+        # would hide them from the server's role).
+        owner = engine
+        if (migrate_store or settings.listings_load) and settings.admin_sqlalchemy_url != settings.sqlalchemy_url:
+            owner = make_engine(settings.admin_sqlalchemy_url)
+            stack.push_async_callback(owner.dispose)
+        if migrate_store:
+            await migrate.upgrade(owner, app_role=settings.database_app_role)
         sessions = make_sessionmaker(engine)
         if settings.listings_load:
+            # The security master first, so that the catalog's seeding below adds only what it does not list.
+            async with unit_of_work(make_sessionmaker(owner)) as session:
+                report = await ensure_snapshot_loaded(session, settings.listings_snapshot)
             if report.loaded:
                 logger.info(
                     "loaded the US listings snapshot as of %s: %d securities (%d new, %d updated) in %.1f s",
@@ -256,6 +248,11 @@ async def open_app_state(
                 inserted = await seed_catalog(session, catalog)
                 if inserted:
                     logger.info("loaded %d offline catalog entries (as of %s)", inserted, catalog.as_of)
+        # Last, so that the statistics describe the listings and the catalog just loaded (storage/db.py).
+        async with owner.begin() as conn:
+            await refresh_planner_statistics(conn)
+        if owner is not engine:
+            await owner.dispose()  # the owner's connections are not kept for the server's lifetime
         state = AppState(
             settings=settings,
             engine=engine,

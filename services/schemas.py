@@ -115,11 +115,20 @@ class AssetHit(_Model):
     @model_serializer(mode="wrap")
     def _compact(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
+        cap = data.get("market_cap")
+        if isinstance(cap, float) and cap.is_integer():
+            data["market_cap"] = int(cap)  # 28890822815, not 28890822815.0: two bytes a row of a 12 KB page
         return {k: v for k, v in data.items() if v is not None and not (k == "listing_status" and v == "listed")}
 
 
 class ScreenPage(BaseModel):
-    total: int = Field(description="How many securities match the rules in all (this page is part of them).")
+    total: int = Field(
+        description="How many securities match the rules in all (this page is part of them), counted up to 1,000: "
+        "when total_capped is true, more than that match."
+    )
+    total_capped: bool = Field(
+        False, description="True when more securities match than total says (the count stops at 1,000)."
+    )
     assets: list[AssetHit]
     rules: dict[str, Any] = Field(
         description="The rules as applied: checked and normalised (sector and other names in their stored spelling)."

@@ -43,6 +43,7 @@ __all__ = [
     "MAX_CONDITIONS",
     "MAX_DEPTH",
     "MAX_IN_VALUES",
+    "MAX_TOTAL",
     "OPS",
     "SORT_KEYS",
     "ScreeningService",
@@ -58,6 +59,9 @@ MAX_CONDITIONS = 50
 MAX_IN_VALUES = 500
 MAX_OFFSET = 10_000  # deeper than any agent pages; a narrower rule is the answer
 MAX_TEXT = 200  # longest text value
+# A screen counts its matches up to this many and then says "more than" (ScreenPage.total_capped): an exact count
+# of a broad rule reads every match, which no page needs (docs/BENCHMARKS.md, scenario 8).
+MAX_TOTAL = 1_000
 
 _TEXT_OPS = ("eq", "ne", "in", "not_in", "contains")
 _VOCAB_OPS = ("eq", "ne", "in", "not_in")
@@ -434,20 +438,23 @@ class ScreeningService:
             offset = at
         # Delisted securities only when the rules ask about listing_status at all.
         listed_only = not _mentions(tree, "listing_status")
-        total, assets = await repo.screen(
+        counted, rows = await repo.screen(
             self.session,
             compiled(tree, expansions),
             sort_by=sort_by,  # checked against SORT_KEYS above, which narrows it to a SortKey
             offset=offset,
-            limit=limit,
+            limit=limit + 1,  # one more than the page: whether another page follows, whatever the count says
+            count_cap=MAX_TOTAL,
             listed_only=listed_only,
             viewer=self.viewer,
         )
+        assets = rows[:limit]
         end = offset + len(assets)
-        more = end < total and end < MAX_OFFSET
+        more = len(rows) > limit and end < MAX_OFFSET
         as_of: date | None = await listings_repo.newest_ok_as_of(self.session)
         return ScreenPage(
-            total=total,
+            total=min(counted, MAX_TOTAL),
+            total_capped=counted > MAX_TOTAL,
             assets=[AssetHit.model_validate(a) for a in assets],
             rules=tree,
             sort_by=sort_by,

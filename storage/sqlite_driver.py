@@ -29,10 +29,11 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
     SQLiteDialect_aiosqlite,
 )
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
-__all__ = ["DRIVER", "OneHopDialect"]
+__all__ = ["DRIVER", "IndexHintCompiler", "OneHopDialect"]
 
 DRIVER = "aiosqlite_onehop"
 
@@ -140,9 +141,19 @@ class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
         return OneHopConnection(self, adapted._connection)
 
 
+class IndexHintCompiler(SQLiteCompiler):
+    """Renders a statement's table hint (``select(...).with_hint(Asset, "INDEXED BY ix_...", "sqlite")``) after the
+    table name, which SQLAlchemy's SQLite compiler drops: storage/repositories/screening.py names the index that
+    gives a broad screen's order."""
+
+    def get_from_hint_text(self, table: Any, text: str | None) -> str | None:
+        return text
+
+
 class OneHopDialect(SQLiteDialect_aiosqlite):
     driver = DRIVER
     supports_statement_cache = True
+    statement_compiler = IndexHintCompiler
 
     @classmethod
     def import_dbapi(cls) -> OneHopDBAPI:

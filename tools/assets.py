@@ -365,18 +365,21 @@ async def screen_assets(
     """Find every listed security matching rules over the security master (sector, industry, country, exchange,
     asset type, market cap, IPO year, index, name, ticker; all/any/not). E.g. large US chip makers: {"all":
     [{"field": "industry", "op": "contains", "value": "semiconductor"}, {"field": "country", "op": "eq", "value":
-    "United States"}, {"field": "market_cap", "op": "gte", "value": 1e10}]}. Returns the total, a page (largest
-    first), the rules as applied and the data's date; delisted securities only when a rule names listing_status.
+    "United States"}, {"field": "market_cap", "op": "gte", "value": 1e10}]}. Returns the total (counted up to 1,000;
+    total_capped says when more match), a page (largest first), the rules as applied and the data's date; delisted
+    securities only when a rule names listing_status.
     """
     async with deps.unit_of_work() as session:
         page = await deps.screening(session).screen(rules, sort_by=sort_by, limit=limit, cursor=cursor)
     actions: list[NextAction] = []
+    # Past services/screening.py's MAX_TOTAL the count stops: "more than 1,000", never a made-up exact figure.
+    total = f"more than {page.total:,}" if page.total_capped else str(page.total)
     if page.next_cursor:
         actions.append(
             NextAction(
                 tool="screen_assets",
                 arguments={"rules": page.rules, "sort_by": page.sort_by, "limit": limit, "cursor": page.next_cursor},
-                reason=f"the next {limit} of {page.total}",
+                reason=f"the next {limit} of {total}",
             )
         )
     symbols = [a.symbol for a in page.assets if a.listing_status == "listed"]
@@ -392,7 +395,7 @@ async def screen_assets(
     shown = ", ".join(a.symbol for a in page.assets[:10]) + (", …" if len(page.assets) > 10 else "")
     return ok(
         page,
-        f"{page.total} securities match"
+        f"{total} securities match"
         + (f"; showing {len(page.assets)}: {shown}" if page.assets else "")
         + (f" (listings as of {page.data_as_of.isoformat()})." if page.data_as_of else "."),
         next_actions=actions,

@@ -25,7 +25,7 @@ from services import telemetry
 from services.schemas import SymbolVerdict
 from services.security_master.sync import SyncReport
 from services.validation import ValidationService
-from storage.db import unit_of_work, utcnow
+from storage.db import refresh_planner_statistics, unit_of_work, utcnow
 from storage.repositories import jobs as repo
 
 __all__ = [
@@ -399,6 +399,10 @@ async def sync_listings(env: JobEnv, settings: Settings) -> SyncReport:
     from services.security_master.live import sync_live
 
     report = await sync_live(env.uow, settings)
+    async with env.uow() as session:
+        # The sync may have added or changed thousands of rows (as the server's role: on PostgreSQL with a role of
+        # its own, autovacuum keeps the statistics instead, storage/db.py).
+        await refresh_planner_statistics(await session.connection())
     master = getattr(env.validation, "master", None)
     if master is not None:
         master.forget()

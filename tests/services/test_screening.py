@@ -179,7 +179,10 @@ async def test_a_ticker_condition_takes_any_spelling(screen: Screen):
         ("ipo_year", ["C", "B", "A", "D"]),  # newest first, unknown last
     ],
 )
-async def test_sort_orders(screen: Screen, sort_by: str, expected: list[str]):
+async def test_sort_orders(screen: Screen, sort_by: str, expected: list[str], monkeypatch: pytest.MonkeyPatch):
+    assert await screen.ordered(sort_by=sort_by) == expected
+    # Past the count's cap the page is read off the sort order's index (SQLite): the same order.
+    monkeypatch.setattr("services.screening.MAX_TOTAL", 1)
     assert await screen.ordered(sort_by=sort_by) == expected
 
 
@@ -208,3 +211,17 @@ async def test_another_owners_unconfirmed_asset_is_not_screened(screen: Screen):
             )
         )
     assert "X" not in await screen({"field": "asset_type", "op": "eq", "value": "stock"})
+
+
+async def test_the_count_stops_at_the_cap_and_says_so(screen: Screen, monkeypatch: pytest.MonkeyPatch):
+    """Past MAX_TOTAL the total is a lower bound, flagged; the pages still run to the last match."""
+    monkeypatch.setattr("services.screening.MAX_TOTAL", 2)
+    rule = {"field": "listing_status", "op": "eq", "value": "listed"}  # four securities match
+    first = await screen.page(rule, limit=3)
+    assert (first.total, first.total_capped) == (2, True)
+    assert [a.symbol[-1] for a in first.assets] == ["A", "B", "C"] and first.next_cursor
+    second = await screen.page(rule, limit=3, cursor=first.next_cursor)
+    assert [a.symbol[-1] for a in second.assets] == ["D"] and second.next_cursor is None
+    monkeypatch.setattr("services.screening.MAX_TOTAL", 4)
+    exact = await screen.page(rule, limit=3)
+    assert (exact.total, exact.total_capped) == (4, False)

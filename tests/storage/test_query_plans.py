@@ -17,6 +17,7 @@ from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
 from server.lifespan import open_app_state
 from storage.repositories import assets as repo
 from tests.storage.test_asset_search import synthetic_rows
+from tests.support.stores import Store, pg_store, store  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 
@@ -49,3 +50,127 @@ async def test_lookups_by_ticker_use_the_ticker_index(make_settings):
             steps = [row[-1] for row in (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))]
         assert len(steps) == 1 and steps[0].startswith("SEARCH assets USING INDEX"), steps
         assert "(symbol=?)" in steps[0], steps
+
+
+async def _plans(state: Any, run: Any) -> list[list[str]]:
+    """SQLite's plan of every statement ``run(session)`` sends."""
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(state.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with state.unit_of_work() as session:
+            await run(session)
+    finally:
+        event.remove(state.engine.sync_engine, "before_cursor_execute", capture)
+    async with state.engine.connect() as conn:
+        return [
+            [row[-1] for row in (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))]
+            for statement, parameters in seen
+            if statement.lstrip().upper().startswith("SELECT")
+        ]
+
+
+async def test_a_screens_page_is_read_in_market_cap_order_off_an_index(make_settings):
+    """A sector's first page is the sector's first 50 index entries (migration 0011), never a sort of the sector;
+    the count reads that index too, and stops at the cap."""
+    from storage.repositories import screening
+
+    async with open_app_state(make_settings()) as state:
+        async with state.unit_of_work() as session:
+            await repo.insert_assets_bulk(session, synthetic_rows(300))
+        rule = screening.Condition("sector", "eq", "Financials")
+
+        async def run(session: Any) -> None:
+            await screening.screen(
+                session, rule, sort_by="market_cap", offset=0, limit=51, count_cap=1_000, listed_only=True, viewer=None
+            )
+
+        count, page = await _plans(state, run)
+        assert any("USING INDEX ix_assets_sector_market_cap (sector=?)" in step for step in count), count
+        assert page == ["SEARCH assets USING INDEX ix_assets_sector_market_cap (sector=?)"], page
+
+
+@pytest.mark.parametrize(
+    ("sort_by", "index"),
+    [
+        ("market_cap", "ix_assets_market_cap"),
+        ("name", "ix_assets_name_lower"),
+        ("symbol", "ix_assets_symbol_pattern"),
+        ("ipo_year", "ix_assets_ipo_year_market_cap"),
+    ],
+)
+async def test_a_broad_screens_page_walks_the_index_of_its_order(make_settings, sort_by: Any, index: str):
+    """More matches than the count's cap: the page walks the sort order's index and stops after it, instead of
+    reading every match through the filter's index and sorting them all."""
+    from storage.repositories import screening
+
+    async with open_app_state(make_settings()) as state:
+        async with state.unit_of_work() as session:
+            await repo.insert_assets_bulk(session, synthetic_rows(300))
+        rule = screening.Condition("sector", "eq", "Financials")
+
+        async def run(session: Any) -> None:
+            await screening.screen(
+                session, rule, sort_by=sort_by, offset=0, limit=11, count_cap=10, listed_only=True, viewer=None
+            )
+
+        _, page = await _plans(state, run)
+        assert page[0] == f"SCAN assets USING INDEX {index}", page
+
+
+async def test_a_filtered_search_starts_from_its_candidates(make_settings):
+    """A query with a filter reads its candidates (ticker range, name words, industries) as one set of ids and looks
+    those up, instead of walking the filter's index and checking every row against them."""
+    from storage.repositories import screening
+
+    async with open_app_state(make_settings()) as state:
+        async with state.unit_of_work() as session:
+            await repo.insert_assets_bulk(session, synthetic_rows(300))
+        rule = screening.Condition("sector", "eq", "Financials")
+
+        async def run(session: Any) -> None:
+            await screening.search_screened(
+                session,
+                rule,
+                symbol_prefix="BANK",
+                words=["bank"],
+                phrase="bank",
+                industries=["Banks"],
+                offset=0,
+                limit=21,
+                listed_only=True,
+                viewer=None,
+            )
+
+        [plan] = await _plans(state, run)
+        assert plan[0] == "SEARCH assets USING INDEX sqlite_autoindex_assets_1 (id=?)", plan
+
+
+async def test_the_planner_has_statistics_once_the_server_started(
+    store: Store,  # noqa: F811
+    request: pytest.FixtureRequest,
+):
+    """Statistics about the loaded store (storage/db.py, refresh_planner_statistics): SQLite's sqlite_stat1 rows for
+    the asset indexes; on PostgreSQL an ANALYZE by the tables' owner, whether or not autovacuum runs."""
+    async with open_app_state(store()) as state:
+        if store.kind == "sqlite":
+            async with state.engine.connect() as conn:
+                indexes = {
+                    row[0] for row in await conn.exec_driver_sql("SELECT idx FROM sqlite_stat1 WHERE tbl = 'assets'")
+                }
+            assert "ix_assets_sector_market_cap" in indexes, indexes
+            return
+    import asyncpg
+
+    from tests.support.stores import PgStore
+
+    pg: PgStore = request.getfixturevalue("pg_store")
+    conn = await asyncpg.connect(pg.owner_dsn)
+    try:
+        analyzed = await conn.fetchval("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'assets'")
+    finally:
+        await conn.close()
+    assert analyzed is not None
