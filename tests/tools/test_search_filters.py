@@ -30,11 +30,11 @@ async def test_semiconductor_in_the_united_states_finds_the_chip_makers(call):
     assert CHIP_MAKERS <= {a["symbol"] for a in data["assets"]}
     assert {a["country"] for a in data["assets"]} == {"United States"}
     assert data["filters"] == {"country": "United States"}
-    # A page of 50 fully described rows stays near 12 KB (about 245 bytes a row; issue 13 asks for under 12 KB,
-    # missed by about 3.5 %: docs/ARCHITECTURE.md, "Screening"). 14.8 KB before names lost their share boilerplate,
-    # 12,533 bytes before whole market caps lost their ".0".
-    assert len(json.dumps(data, separators=(",", ":"))) < 12_500
+    # A page of 50 fully described rows stays under 12 KB (issue 13). 14.8 KB before names lost their share
+    # boilerplate, 12,533 bytes before whole market caps lost their ".0", 12,433 before "valid" was left out.
+    assert len(json.dumps(data, separators=(",", ":"))) < 12_000
     assert all(type(a["market_cap"]) is int for a in data["assets"])
+    assert all("validation_status" not in a and "listing_status" not in a for a in data["assets"])
 
 
 async def test_semiconductor_etfs(call):

@@ -7,19 +7,20 @@ import { addSymbols } from "./editor";
 
 interface Asset {
   symbol: string;
-  name: string | null;
-  exchange: string | null;
-  sector: string | null;
-  validation_status: string;
+  name?: string;
+  exchange?: string;
+  sector?: string;
+  validation_status?: string; // left out when valid (search results send only what is not the usual)
 }
 
+// Fields that do not apply are left out of a verdict (no nulls, no empty candidate list).
 interface Verdict {
   symbol: string;
   status: string;
-  source: string | null;
-  reason: string | null;
-  candidates: string[];
-  profile: Record<string, unknown> | null;
+  source?: string;
+  reason?: string;
+  candidates?: string[];
+  profile?: Record<string, unknown>;
 }
 
 let searchSeq = 0;
@@ -54,7 +55,7 @@ async function search(query: string): Promise<void> {
           "li",
           { attrs: { "data-symbol": a.symbol } },
           el("span", {}, el("strong", { text: a.symbol }), document.createTextNode(` ${a.name ?? ""}`)),
-          el("span", { className: "row" }, badge(a.validation_status), add),
+          el("span", { className: "row" }, badge(a.validation_status ?? "valid"), add),
         );
       }),
     );
@@ -71,7 +72,7 @@ function verdictText(v: Verdict): string {
   const name = typeof v.profile?.name === "string" ? ` (${v.profile.name})` : "";
   if (v.status === "valid") return `${v.symbol}: valid${name}`;
   if (v.status === "invalid")
-    return `${v.symbol}: invalid` + (v.candidates.length ? ` — did you mean ${v.candidates.slice(0, 3).join(", ")}?` : "");
+    return `${v.symbol}: invalid` + (v.candidates?.length ? ` — did you mean ${v.candidates.slice(0, 3).join(", ")}?` : "");
   return `${v.symbol}: ${v.status}${v.reason ? ` (${v.reason})` : ""}`;
 }
 
