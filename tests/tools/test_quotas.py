@@ -75,6 +75,26 @@ async def test_one_tenants_made_up_tickers_never_reach_another_tenants_searches(
         assert symbols_of(await bob_call.ok("search_assets", query="AA", limit=50)) == before["AA"]
 
 
+async def test_a_ticker_no_provider_knows_stays_its_adders_also_when_validated_on_add(store):
+    """validate=true on add: the providers are asked first, and the pending asset their "no answer" leaves is still
+    the adder's alone: out of everyone else's searches and lookups."""
+    alice, bob = store.user("alice"), store.user("bob")
+    symbol = f"ZQ{uuid.uuid4().hex[:4].upper()}"
+    down = FakeProvider(fail_rate=1.0)  # every call fails: the verdict is pending, the asset kept unconfirmed
+    async with serve(store(local_user=alice), providers=[down]) as a, serve(store(local_user=bob)) as b:
+        alice_call, bob_call = Call(a), Call(b)
+        created = await alice_call.ok("create_universe", name="Checked", symbols=[symbol], validate=True)
+        assert [r["validation_status"] for r in created["report"]["results"]] == ["pending"]
+        added = await alice_call.ok(
+            "add_assets_to_universe", universe_id=created["universe"]["id"], symbols=[f"{symbol}B"]
+        )
+        assert [r["outcome"] for r in added["report"]["results"]] == ["added"]
+        for ticker in (symbol, f"{symbol}B"):
+            assert symbols_of(await bob_call.ok("search_assets", query=ticker)) == []
+            await bob_call.error("get_asset", "not_found", symbol=ticker)
+            assert ticker in symbols_of(await alice_call.ok("search_assets", query=ticker))
+
+
 async def test_a_providers_confirmation_makes_an_asset_everyones(store):
     alice, bob = store.user("alice"), store.user("bob")
     symbol = f"ZQ{uuid.uuid4().hex[:4].upper()}"
