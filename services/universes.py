@@ -43,6 +43,12 @@ from storage.repositories import universes as repo
 __all__ = ["Limits", "UniverseService", "name_key", "parse_universe_id"]
 
 NAME_MAX = 200
+# What made a membership change, as its event's reason says (rebalances write their own, one per change).
+REASON_CREATED = "created with the universe"
+REASON_ADDED = "added by hand"
+REASON_REMOVED = "removed by hand"
+REASON_IMPORTED = "imported from CSV"
+REASON_IMPORT_REPLACED = "not in the imported CSV (replace)"
 DESCRIPTION_MAX = 2000
 
 
@@ -322,7 +328,10 @@ class UniverseService:
         )
         await self._flush_named(key, lambda: self.session.add(universe))
         # The session holds the write lock already (lock_writes), so the add runs inside this same transaction.
-        _, report = await run_write(self.session, self._add_unit, universe.id, normalised, checks, assets)
+        # The first members' events carry the creation time: turnover's default window starts after them.
+        _, report = await run_write(
+            self.session, self._add_unit, universe.id, normalised, checks, assets, REASON_CREATED, now
+        )
         return _summary(universe, report.asset_count), report
 
     async def update(
@@ -380,7 +389,9 @@ class UniverseService:
         if checks is None:
             checks = await self.check_symbols(normalised, validate=validate)
         assets = await self._assets_for(normalised, checks)
-        universe, report = await run_write(self.session, self._add_unit, unlocked.id, normalised, checks, assets)
+        universe, report = await run_write(
+            self.session, self._add_unit, unlocked.id, normalised, checks, assets, REASON_ADDED, None
+        )
         return _summary(universe, report.asset_count), report
 
     def _add_unit(
@@ -390,10 +401,12 @@ class UniverseService:
         symbols: builtins.list[str],
         checks: dict[str, SymbolCheck],
         assets: dict[str, Asset],
+        reason: str,
+        at: datetime | None,
     ) -> tuple[Universe, MembershipReport]:
         """The locked part of an add (a storage.db.run_write unit)."""
         universe = self._locked(session, universe_id)
-        report = self._add(session, universe, symbols, checks, assets)
+        report = self._add(session, universe, symbols, checks, assets, reason=reason, at=at)
         if report.counts.get("added"):
             universe.updated_at = utcnow()
             session.flush()
@@ -440,12 +453,12 @@ class UniverseService:
             members = repo.member_symbols(session, universe.id)
             removed = [symbol for symbol, _ in members if symbol not in wanted]
             by_symbol = dict(members)
-            self._remove(session, universe, [by_symbol[s] for s in removed])
+            self._remove(session, universe, [by_symbol[s] for s in removed], reason=REASON_IMPORT_REPLACED)
         results: list[SymbolOutcome] = []
         count = repo.membership_state(session, universe.id)[2] if not symbols else 0
         size = self.limits.max_symbols_per_call
         for start in range(0, len(symbols), size):
-            report = self._add(session, universe, symbols[start : start + size], checks, assets)
+            report = self._add(session, universe, symbols[start : start + size], checks, assets, reason=REASON_IMPORTED)
             results.extend(report.results)
             count = report.asset_count
         if removed or any(r.outcome == "added" for r in results):
@@ -496,6 +509,9 @@ class UniverseService:
         symbols: builtins.list[str],
         checks: dict[str, SymbolCheck],
         existing: dict[str, Asset],
+        *,
+        reason: str,
+        at: datetime | None = None,
     ) -> MembershipReport:
         """Add inside a write unit: what is a member, the positions and the events are read and written by one
         writer at a time, and an event is written for each row inserted, nothing else."""
@@ -556,18 +572,24 @@ class UniverseService:
             return MembershipReport.build(results, count)
         # Exact under the lock: the members now, and the rows this add really inserts.
         quotas.check_members(count, len(to_add), self.limits.quotas, universe_id=str(universe.id))
-        now = _event_time(last)
+        now = at or _event_time(last)
         ids = [a.id for a in to_add]
         repo.add_members(
             session, universe_id=universe.id, owner_id=self.caller.owner_id, asset_ids=ids, first_position=first, at=now
         )
         repo.record_events(
-            session, universe_id=universe.id, owner_id=self.caller.owner_id, asset_ids=ids, action="added", at=now
+            session,
+            universe_id=universe.id,
+            owner_id=self.caller.owner_id,
+            asset_ids=ids,
+            action="added",
+            at=now,
+            reason=reason,
         )
         return MembershipReport.build(results, count + len(ids))
 
     def _remove(
-        self, session: Session, universe: Universe, asset_ids: builtins.list[uuid.UUID]
+        self, session: Session, universe: Universe, asset_ids: builtins.list[uuid.UUID], *, reason: str
     ) -> tuple[set[uuid.UUID], int]:
         """Delete members inside a write unit; events only for the rows actually deleted. Returns the deleted ids
         and the member count after."""
@@ -582,6 +604,7 @@ class UniverseService:
                 asset_ids=removed,
                 action="removed",
                 at=now,
+                reason=reason,
             )
         return set(removed), count - len(removed)
 
@@ -599,7 +622,9 @@ class UniverseService:
     ) -> tuple[Universe, MembershipReport]:
         universe = self._locked(session, universe_id)
         members = repo.members_by_symbol(session, universe.id, symbols)
-        removed, count = self._remove(session, universe, [members[s] for s in symbols if s in members])
+        removed, count = self._remove(
+            session, universe, [members[s] for s in symbols if s in members], reason=REASON_REMOVED
+        )
         results = [
             SymbolOutcome(symbol=s, outcome="removed" if members.get(s) in removed else "not_present") for s in symbols
         ]

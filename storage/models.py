@@ -35,10 +35,12 @@ __all__ = [
     "AssetSymbol",
     "ListingSync",
     "OwnerQuota",
+    "RebalanceRun",
     "ServerSecret",
     "Universe",
     "UniverseAsset",
     "UniverseAssetEvent",
+    "UniverseRulesVersion",
     "User",
     "ValidationJob",
     "ValidationJobItem",
@@ -246,6 +248,7 @@ class Universe(Base):
         # Names are unique per owner regardless of case and surrounding space ("AI Leaders" == "ai leaders ").
         UniqueConstraint("owner_id", "name_key"),
         CheckConstraint("kind IN ('static', 'dynamic')", name="kind"),
+        CheckConstraint("rebalance IN ('daily', 'weekly', 'monthly', 'quarterly')", name="rebalance"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -256,6 +259,13 @@ class Universe(Base):
     kind: Mapped[str] = mapped_column(String(16), default="static")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Dynamic universes (DESIGN §12, migration 0012): the checked rule tree, pins, the schedule and when it is due.
+    rules: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    rules_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    include_symbols: Mapped[list[str] | None] = mapped_column(JSON)
+    exclude_symbols: Mapped[list[str] | None] = mapped_column(JSON)
+    rebalance: Mapped[str | None] = mapped_column(String(16))
+    next_rebalance_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class UniverseAsset(Base):
@@ -288,6 +298,51 @@ class UniverseAssetEvent(Base):
     effective_at: Mapped[datetime] = mapped_column(UTCDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     reason: Mapped[str | None] = mapped_column(String(300))
+    run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the rebalance run that made the change, if one did
+
+
+class RebalanceRun(Base):
+    """One rebalance of a dynamic universe, applied (a scheduled, manual or post-sync run; also one that changed
+    nothing). ``period`` is the schedule's slot ("2026-12", "2026-W49", "sync:42"): unique per universe, so two
+    schedulers, a retry or a restart can never run one universe twice in one slot."""
+
+    __tablename__ = "rebalance_runs"
+    __table_args__ = (
+        UniqueConstraint("universe_id", "period"),
+        Index("ix_rebalance_runs_universe_id_started_at", "universe_id", "started_at"),
+        CheckConstraint("trigger IN ('create', 'manual', 'scheduled', 'listings_sync')", name="trigger"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    universe_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("universes.id", ondelete="CASCADE"))
+    owner_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    trigger: Mapped[str] = mapped_column(String(16))
+    period: Mapped[str | None] = mapped_column(String(32))
+    rules_version: Mapped[int] = mapped_column(Integer)
+    data_as_of: Mapped[date | None] = mapped_column(Date)  # the security master's date the rules were run on
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)  # also the effective time of its events
+    size_before: Mapped[int] = mapped_column(Integer)
+    size_after: Mapped[int] = mapped_column(Integer)
+    additions: Mapped[int] = mapped_column(Integer)
+    removals: Mapped[int] = mapped_column(Integer)
+    turnover: Mapped[float | None] = mapped_column(Float)  # one-way: min(additions, removals) / average size
+
+
+class UniverseRulesVersion(Base):
+    """Every version of a dynamic universe's definition (rules, pins, schedule): a change of rules is history too."""
+
+    __tablename__ = "universe_rules_versions"
+
+    universe_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("universes.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    rules: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    include_symbols: Mapped[list[str] | None] = mapped_column(JSON)
+    exclude_symbols: Mapped[list[str] | None] = mapped_column(JSON)
+    rebalance: Mapped[str | None] = mapped_column(String(16))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    change: Mapped[str] = mapped_column(String(300))  # what changed, in words ("rules, rebalance")
 
 
 class ValidationJob(Base):

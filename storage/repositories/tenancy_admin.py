@@ -27,6 +27,8 @@ OWNER_SCOPED_TABLES = (
     "universe_asset_events",
     "validation_jobs",
     "validation_job_items",
+    "rebalance_runs",
+    "universe_rules_versions",
 )
 
 

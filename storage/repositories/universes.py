@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import Select, and_, delete, func, literal, or_, select
@@ -219,7 +219,12 @@ def record_events(
     action: str,
     at: datetime,
     reason: str | None = None,
+    reasons: Mapping[uuid.UUID, str] | None = None,
+    run_id: uuid.UUID | None = None,
+    recorded_at: datetime | None = None,
 ) -> None:
+    """One event per asset; ``reasons``: a reason per asset (else ``reason`` for all); ``recorded_at``: when it
+    differs from the effective time (a back-dated import)."""
     if not asset_ids:
         return
     session.execute(
@@ -231,8 +236,9 @@ def record_events(
                 "asset_id": a,
                 "action": action,
                 "effective_at": at,
-                "recorded_at": at,
-                "reason": reason,
+                "recorded_at": recorded_at or at,
+                "reason": (reasons.get(a, reason) if reasons else reason),
+                "run_id": run_id,
             }
             for a in asset_ids
         ],

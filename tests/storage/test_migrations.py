@@ -32,6 +32,8 @@ TABLES = {
     "validation_jobs",
     "validation_job_items",
     "owner_quotas",
+    "rebalance_runs",
+    "universe_rules_versions",
     "server_secrets",
 }
 
@@ -92,6 +94,8 @@ async def test_migrations_up_and_down_on_postgres(postgres_url):
                     "validation_jobs",
                     "validation_job_items",
                     "owner_quotas",
+                    "rebalance_runs",
+                    "universe_rules_versions",
                 ]
             )
             assert await check.fetchval("SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_assets_name_lower'") == 1
