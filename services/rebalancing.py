@@ -58,6 +58,11 @@ __all__ = ["DynamicUniverses", "Trigger"]
 Trigger = Literal["create", "manual", "scheduled", "listings_sync"]
 PINS_MAX = 500
 REASON_PREFIX = "rebalance: "
+RULES_RACE_ATTEMPTS = 3  # a rebalance whose rules change under it runs the new ones, up to this many times
+
+
+class RulesChanged(Conflict):
+    """The universe's definition changed between compiling its rules and taking its lock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,28 +295,37 @@ class DynamicUniverses:
         from which the next due time is reckoned (default now)."""
         started = utcnow()
         uid = universe_id if isinstance(universe_id, uuid.UUID) else parse_universe_id(universe_id)
-        universe = await universes_repo.get_universe(self.session, self.caller.owner_id, uid)
-        if universe is None:
-            raise _not_found(uid)
-        if universe.kind != "dynamic" or universe.rules is None:
-            raise _static(universe)
-        compiled = await self._rules(universe.rules, stored=True)
-        data_as_of = await listings_repo.newest_ok_as_of(self.session)
-        if dry_run:
-            plan = await self.session.run_sync(self._plan, universe, compiled)
-            return self._result(universe, plan, data_as_of=data_as_of, run=None)
-        return await run_write(
-            self.session,
-            self._rebalance_unit,
-            uid,
-            universe.rules_version,
-            compiled,
-            trigger,
-            period,
-            data_as_of,
-            started,
-            scheduled_at,
-        )
+        for attempt in range(RULES_RACE_ATTEMPTS):
+            universe = await universes_repo.get_universe(self.session, self.caller.owner_id, uid)
+            if universe is None:
+                raise _not_found(uid)
+            if universe.kind != "dynamic" or universe.rules is None:
+                raise _static(universe)
+            compiled = await self._rules(universe.rules, stored=True)
+            data_as_of = await listings_repo.newest_ok_as_of(self.session)
+            if dry_run:
+                plan = await self.session.run_sync(self._plan, universe, compiled)
+                return self._result(universe, plan, data_as_of=data_as_of, run=None)
+            try:
+                return await run_write(
+                    self.session,
+                    self._rebalance_unit,
+                    uid,
+                    universe.rules_version,
+                    compiled,
+                    trigger,
+                    period,
+                    data_as_of,
+                    started,
+                    scheduled_at,
+                )
+            except RulesChanged:
+                if attempt + 1 == RULES_RACE_ATTEMPTS:
+                    raise
+                # The rules were compiled before the lock and changed meanwhile: read them again (not from this
+                # session's identity map, which still holds the old row) and run the new ones.
+                self.session.expire_all()
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def _rebalance_unit(
         self,
@@ -329,9 +343,9 @@ class DynamicUniverses:
         if universe.kind != "dynamic" or universe.rules is None:
             raise _static(universe)
         if universe.rules_version != rules_version:
-            raise Conflict(
-                f"The rules of universe {universe.name!r} changed while it was being rebalanced.",
-                hint="Call rebalance_universe again: it runs the new rules.",
+            raise RulesChanged(
+                f"The rules of universe {universe.name!r} kept changing while it was being rebalanced.",
+                hint="Call rebalance_universe again: it runs the rules as they are then.",
                 details={"retryable": True},
             )
         if period is not None and (done := repo.run_for_period(session, universe.id, period)) is not None:
