@@ -449,7 +449,7 @@ class UniverseService:
         """The locked part of an add (a storage.db.run_write unit)."""
         universe = self._locked(session, universe_id)
         _refuse_if_dynamic(universe, "added")  # it may have been given rules since the unlocked look
-        report = self._add(session, universe, symbols, checks, assets, reason=reason, at=at)
+        report = self._add(session, universe, symbols, checks, assets, event_reason=reason, at=at)
         if report.counts.get("added"):
             universe.updated_at = utcnow()
             session.flush()
@@ -503,7 +503,9 @@ class UniverseService:
         count = repo.membership_state(session, universe.id)[2] if not symbols else 0
         size = self.limits.max_symbols_per_call
         for start in range(0, len(symbols), size):
-            report = self._add(session, universe, symbols[start : start + size], checks, assets, reason=REASON_IMPORTED)
+            report = self._add(
+                session, universe, symbols[start : start + size], checks, assets, event_reason=REASON_IMPORTED
+            )
             results.extend(report.results)
             count = report.asset_count
         if removed or any(r.outcome == "added" for r in results):
@@ -555,7 +557,7 @@ class UniverseService:
         checks: dict[str, SymbolCheck],
         existing: dict[str, Asset],
         *,
-        reason: str,
+        event_reason: str,
         at: datetime | None = None,
     ) -> MembershipReport:
         """Add inside a write unit: what is a member, the positions and the events are read and written by one
@@ -629,7 +631,7 @@ class UniverseService:
             asset_ids=ids,
             action="added",
             at=now,
-            reason=reason,
+            reason=event_reason,
         )
         return MembershipReport.build(results, count + len(ids))
 

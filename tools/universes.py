@@ -356,14 +356,24 @@ async def get_universe(
         flagged = detail.delisted_members
         first = flagged[0]
         when = f" on {first.delisted_on.isoformat()}" if first.delisted_on else ""
-        actions.append(
-            NextAction(
-                tool="remove_assets_from_universe",
-                arguments={"universe_id": universe_id, "symbols": [m.symbol for m in flagged]},
-                reason=f"{len(flagged)} member(s) are delisted ({first.symbol}{when}): review them, and remove "
-                "those you no longer want",
+        if detail.definition is not None:  # dynamic: its next rebalance drops them; members are not edited by hand
+            actions.append(
+                NextAction(
+                    tool="rebalance_universe",
+                    arguments={"universe_id": universe_id, "dry_run": True},
+                    reason=f"{len(flagged)} member(s) are delisted ({first.symbol}{when}): the next rebalance "
+                    "removes them; preview it",
+                )
             )
-        )
+        else:
+            actions.append(
+                NextAction(
+                    tool="remove_assets_from_universe",
+                    arguments={"universe_id": universe_id, "symbols": [m.symbol for m in flagged]},
+                    reason=f"{len(flagged)} member(s) are delisted ({first.symbol}{when}): review them, and remove "
+                    "those you no longer want",
+                )
+            )
     if job_id:
         actions.append(
             NextAction(

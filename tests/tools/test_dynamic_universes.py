@@ -185,3 +185,40 @@ async def test_rules_matching_more_than_the_member_quota_are_limit_exceeded(whol
         )
         assert "50" in refused["error"]["message"]
         assert (await call.ok("list_universes"))["universes"] == []
+
+
+async def test_as_of_shows_the_members_before_and_after_each_rebalance(call):
+    from datetime import UTC, datetime
+
+    uid = (await call.ok("create_universe", name="Timeline", rules=BIG_TECH))["universe"]["id"]
+    at_create = await members(call, uid)
+    t1 = datetime.now(UTC).isoformat()
+    tighter = {"all": [BIG_TECH["all"][0], {"field": "market_cap", "op": "gte", "value": 1e12}]}
+    await call.ok("update_universe", universe_id=uid, rules=tighter)
+    first = await call.ok("rebalance_universe", universe_id=uid, dry_run=False)
+    after_first = await members(call, uid)
+    t2 = datetime.now(UTC).isoformat()
+    await call.ok("update_universe", universe_id=uid, exclude=[after_first[0]])
+    second = await call.ok("rebalance_universe", universe_id=uid, dry_run=False)
+    after_second = await members(call, uid)
+    assert first["run"]["started_at"] > t1 and second["run"]["started_at"] > t2
+    assert after_second == after_first[1:] and len(after_first) < len(at_create)
+
+    async def as_of(at: str) -> list[str]:
+        return sorted(await members_as_of(call, uid, at))
+
+    assert await as_of(t1) == sorted(at_create)
+    assert await as_of(first["run"]["started_at"]) == sorted(after_first)  # effective at the run's time
+    assert await as_of(t2) == sorted(after_first)
+    assert await as_of(datetime.now(UTC).isoformat()) == sorted(after_second)
+
+
+async def members_as_of(call: Call, uid: str, at: str) -> list[str]:
+    symbols: list[str] = []
+    args: dict[str, Any] = {"universe_id": uid, "limit": 200, "as_of": at}
+    while True:
+        page = await call.ok("get_universe", **args)
+        symbols += [a["symbol"] for a in page["assets"]]
+        if not page["next_cursor"]:
+            return symbols
+        args["cursor"] = page["next_cursor"]
