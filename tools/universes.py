@@ -586,7 +586,9 @@ def build_universe(theme: str, size: str = "20") -> list:
             "search_assets takes words and filters (industry, country, asset_type, index, market cap) and "
             "screen_assets takes rules for anything more precise. Pick the ones that fit the theme, then "
             "create_universe with their symbols (a search or screen offers it as a next action), and summarise the "
-            "report: what was added, rejected or pending."
+            "report: what was added, rejected or pending. If the theme is a rule that should stay true over time "
+            "(e.g. US semiconductor companies above $10B), create_universe with those rules and a rebalance "
+            "schedule instead: the members then follow the rules, each change with its reason."
         )
     ]
 
@@ -595,9 +597,10 @@ def review_universe(universe_id: str) -> list:
     """Review a universe's composition, validation state and recent turnover."""
     return [
         UserMessage(
-            f"Review universe {universe_id}: call get_universe for members and counts by validation status, "
-            "get_universe_turnover for the last 90 days, then point out pending or invalid members, sector "
-            "concentration and anything that should be re-validated."
+            f"Review universe {universe_id}: call get_universe for members and counts by validation status (and, "
+            "for a dynamic universe, its rules and last rebalance), get_universe_turnover for the last 90 days and "
+            "get_universe_history for who came and went and why, then point out pending, invalid or delisted "
+            "members, sector concentration and anything that should be re-validated or rebalanced."
         )
     ]
 
