@@ -319,7 +319,7 @@ async def test_an_update_that_changes_nothing_asks_for_a_field(call):
     error, _ = await refused(call, "update_universe", "invalid_argument", universe_id=uid)
     assert error == {
         "code": "invalid_argument",
-        "message": "Nothing to change: pass name and/or description.",
+        "message": "Nothing to change: pass name, description, rules, rebalance, include, exclude or kind.",
         "hint": None,
         "details": {},
     }
