@@ -275,10 +275,18 @@ class JobRuntime:
         return report
 
     async def run_listings_sync(self) -> SyncReport:
-        """One run of the periodic listings sync, here and now (workers/batches.py sync_listings)."""
+        """One run of the periodic listings sync, here and now (workers/batches.py sync_listings); when it changed
+        the security master, every scheduled dynamic universe is rebalanced once for it."""
         report = await batches.sync_listings(self.env, self.settings)
         logger.info("listings sync: %s", "; ".join(describe_sync(report)))
+        sync_id = batches.sync_changed(report)
+        if sync_id is not None:
+            await batches.rebalance_after_sync(self.env, sync_id)
         return report
+
+    async def run_rebalance_due(self) -> batches.RebalanceReport:
+        """One pass of the scheduled rebalances, here and now: every dynamic universe that is due."""
+        return await batches.rebalance_due(self.env)
 
     async def _first_listings_sync_in(self) -> float:
         """Seconds until the first listings sync of this process: a day (the interval) after the last live sync
@@ -300,11 +308,13 @@ class JobRuntime:
             "refresh": self.run_refresh,
             "cleanup": self.run_cleanup,
             "watch": self.run_watch,
+            "rebalance": self.run_rebalance_due,
         }
         interval = {
             "refresh": self.settings.refresh_interval_s,
             "cleanup": self.settings.cleanup_interval_s,
             "watch": self.settings.job_watch_interval_s,
+            "rebalance": self.settings.rebalance_check_interval_s,
         }
         due = {name: time.monotonic() + every for name, every in interval.items()}
         if listings_sync_enabled(self.settings):
@@ -442,7 +452,11 @@ async def open_job_runtime(state: AppState) -> AsyncIterator[JobRuntime]:
         admin_engine = make_engine(settings.admin_sqlalchemy_url)
         sessions = make_sessionmaker(admin_engine)
     env = JobEnv(
-        JobConfig.from_settings(settings), sessions, state.validation, scoped=state.engine.dialect.name == "postgresql"
+        JobConfig.from_settings(settings),
+        sessions,
+        state.validation,
+        scoped=state.engine.dialect.name == "postgresql",
+        limits=state.limits,
     )
     try:
         async with anyio.create_task_group() as tg:
