@@ -184,6 +184,6 @@ def postpone_rebalance(session: Session, universe_id: uuid.UUID, due_by: datetim
     result = session.execute(
         update(Universe)
         .where(Universe.id == universe_id, Universe.next_rebalance_at <= due_by)
-        .values(next_rebalance_at=until)
+        .values(next_rebalance_at=until, updated_at=Universe.updated_at)  # the universe itself did not change
     )
     return rowcount(result) > 0
