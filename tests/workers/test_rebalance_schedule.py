@@ -27,7 +27,6 @@ from services.rebalancing import DynamicUniverses
 from services.schedules import next_period_start, period_key
 from services.schemas import Caller
 from services.universes import Limits
-from storage.db import utcnow
 from storage.models import RebalanceRun, Universe, UniverseAsset, UniverseAssetEvent
 from storage.repositories import universes as universes_repo
 from storage.repositories.users import get_or_create_user
@@ -119,9 +118,11 @@ class Store:
                 "updated_at": universe.updated_at,
             }
 
-    async def next_due(self, uid: str) -> datetime | None:
+    async def next_due(self, uid: str) -> datetime:
         async with self.env.uow() as session:
-            return await session.scalar(select(Universe.next_rebalance_at).where(Universe.id == uuid.UUID(uid)))
+            due = await session.scalar(select(Universe.next_rebalance_at).where(Universe.id == uuid.UUID(uid)))
+        assert due is not None
+        return due
 
     async def set_next_due(self, uid: str, at: datetime) -> None:
         async with self.env.uow() as session:
@@ -148,7 +149,7 @@ async def test_two_schedulers_at_once_rebalance_each_due_universe_once_per_perio
         await a.redefine(bob, manual, sectors("Utilities"))
         await a.redefine(alice, later, sectors("Utilities"))
         # Due at once: the start of the next week is after the next day's.
-        now = max(await a.next_due(daily), await a.next_due(weekly))  # type: ignore[type-var]
+        now = max(await a.next_due(daily), await a.next_due(weekly))
         await a.set_next_due(later, now + timedelta(hours=1))  # not due yet
         untouched = {uid: await a.state_of(uid) for uid in (manual, later)}
 
@@ -176,7 +177,7 @@ async def test_two_schedulers_at_once_rebalance_each_due_universe_once_per_perio
                 .where(UniverseAssetEvent.universe_id == uuid.UUID(daily), UniverseAssetEvent.run_id.is_not(None))
                 .group_by(UniverseAssetEvent.action)
             )
-            assert dict(events.all()) == {  # type: ignore[arg-type]
+            assert dict(events.all()) == {
                 "added": len(utilities | real_estate) + len(energy),
                 "removed": len(utilities),
             }
@@ -221,7 +222,6 @@ async def test_a_crash_inside_the_write_leaves_the_universe_exactly_as_it_was_an
         uid = await s.dynamic(owner, "Crash", sectors("Utilities", "Real Estate"))
         await s.redefine(owner, uid, sectors("Real Estate", "Energy"))
         now = await s.next_due(uid)
-        assert now is not None
         before = await s.state_of(uid)
 
         def crash(*args: Any, **kwargs: Any) -> None:
@@ -261,7 +261,6 @@ async def test_a_failing_universe_is_counted_and_postponed_while_the_others_are_
                 .values(rules={"field": "sectr", "op": "eq", "value": "Utilities"})
             )
         now = await s.next_due(fine)
-        assert now is not None
         before = {uid: await s.state_of(uid) for uid in (broken, big)}
         s.env.limits = Limits(quotas=Quotas(members_per_universe=500))
 
