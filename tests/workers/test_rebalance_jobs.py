@@ -24,9 +24,11 @@ from server.lifespan import open_app_state
 from services.rebalancing import DynamicUniverses
 from services.schedules import period_key
 from services.security_master import live
+from services.security_master.store import SYNC_SOURCE
 from services.universes import UniverseService
 from storage.db import utcnow
 from storage.models import RebalanceRun, Universe, UniverseAssetEvent
+from storage.repositories import listings as listings_repo
 from storage.repositories import universes as universes_repo
 from tests.conftest import Call
 from tests.providers.listings.conftest import ListingServer, listing_server  # noqa: F401 - a fixture
@@ -48,6 +50,11 @@ async def _runs(state: Any, uid: str) -> list[tuple[str, str | None]]:
             .order_by(RebalanceRun.started_at, RebalanceRun.id)
         )
         return [tuple(r) for r in rows.all()]
+
+
+async def _members(state: Any, uid: str) -> set[str]:
+    async with state.unit_of_work() as session:
+        return {s for s, _ in await session.run_sync(universes_repo.member_symbols, uuid.UUID(uid))}
 
 
 async def _due_now(state: Any, uid: str) -> None:
@@ -115,7 +122,7 @@ async def test_the_workers_actor_rebalances_what_is_due_and_the_scheduler_sends_
             client.delete(*keys)
 
 
-async def test_after_a_listings_sync_that_delists_a_member_a_dynamic_universe_drops_it_and_a_static_one_flags_it(
+async def test_after_each_listings_sync_a_scheduled_dynamic_universe_follows_listings_and_delistings_once(
     make_settings: Callable[..., Settings],
     listing_server: ListingServer,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
@@ -124,27 +131,41 @@ async def test_after_a_listings_sync_that_delists_a_member_a_dynamic_universe_dr
     settings = live_settings(make_settings, listing_server, alpha_vantage_api_key=None)
     async with open_app_state(settings) as state:
         assert isinstance(state.jobs, runtime.JobRuntime)
-        serve(listing_server, directory="2022-05-11")  # ZoomInfo listed as ZI
+        env = state.jobs.env
+        names = ["ZI", "ZION", "ZIMV"]  # listed in the older directory copy; ZI and ZIMV gone from the newer one
+        rules = {"field": "symbol", "op": "in", "value": names}
+        dynamic = await _dynamic(state, "Z names", rules)  # an empty master: no members yet
+        manual = await _dynamic(state, "Z names, on request", rules, None)
+
+        # The embedded server's sync: the names join the scheduled universe the day they are listed.
+        serve(listing_server, directory="2022-05-11")
         first = await state.jobs.run_listings_sync()
-        assert first.applied is not None and batches.sync_changed(first) == first.applied.sync_id
-        names = ["ZI", "ZION", "ZIMV"]  # ZI and ZIMV are gone from the newer copy
-        dynamic = await _dynamic(state, "Z names", {"field": "symbol", "op": "in", "value": names})
-        manual = await _dynamic(state, "Z names, on request", {"field": "symbol", "op": "in", "value": names}, None)
+        first_id = batches.sync_changed(first)
+        assert first.applied is not None and first_id == first.applied.sync_id is not None
+        assert await _runs(state, dynamic) == [("create", None), ("listings_sync", f"sync:{first_id}")]
+        assert await _members(state, dynamic) == set(names)
         async with state.unit_of_work() as session:
             static, _ = await UniverseService(session, state.local_caller).create(
                 "Z list", symbols=names, validate=False
             )
 
-        serve(listing_server, directory="2026-03-03")  # ZI is gone (nothing yet links it to GTM): delisted
-        second = await state.jobs.run_listings_sync()
-        sync_id = batches.sync_changed(second)
-        assert second.applied is not None and second.applied.delisted >= 1 and sync_id is not None
-        # Once for this sync, and only for the universe with a schedule.
-        assert await _runs(state, dynamic) == [("create", None), ("listings_sync", f"sync:{sync_id}")]
-        assert await _runs(state, manual) == [("create", None)]
+        # A worker's sync (distributed mode): ZI and ZIMV are gone, nothing links them to another ticker: delisted.
+        async def get_env() -> batches.JobEnv:
+            return env
+
+        actors = declare_actors(
+            StubBroker(), run=lambda coro: anyio.from_thread.run(_await, coro), env=get_env, settings=settings
+        )
+        serve(listing_server, directory="2026-03-03")
+        await anyio.to_thread.run_sync(actors.listings_sync.fn)
         async with state.unit_of_work() as session:
-            held = {s for s, _ in await session.run_sync(universes_repo.member_symbols, uuid.UUID(dynamic))}
-            assert held == {"ZION"}
+            sync_id = (await listings_repo.last_ok_sync(session, SYNC_SOURCE)).id  # type: ignore[union-attr]
+        assert sync_id != first_id
+        # Once for this sync, and only for the universe with a schedule.
+        assert (await _runs(state, dynamic))[2:] == [("listings_sync", f"sync:{sync_id}")]
+        assert await _runs(state, manual) == [("create", None)]
+        assert await _members(state, dynamic) == {"ZION"}
+        async with state.unit_of_work() as session:
             reasons = await session.execute(
                 select(UniverseAssetEvent.action, UniverseAssetEvent.reason).where(
                     UniverseAssetEvent.universe_id == uuid.UUID(dynamic), UniverseAssetEvent.action == "removed"
@@ -152,11 +173,11 @@ async def test_after_a_listings_sync_that_delists_a_member_a_dynamic_universe_dr
             )
             assert sorted(reasons.all()) == [("removed", "rebalance: delisted on 2026-03-03")] * 2
         # The same sync again (a retried message): nothing more.
-        again = await batches.rebalance_after_sync(state.jobs.env, sync_id)
+        again = await batches.rebalance_after_sync(env, sync_id)
         assert (again.applied, again.done_already) == (0, 1)
         # A sync that changed nothing is followed by no rebalance.
         assert batches.sync_changed(await state.jobs.run_listings_sync()) is None
-        assert len(await _runs(state, dynamic)) == 2
+        assert len(await _runs(state, dynamic)) == 3
 
     async with Client(build_server(settings)) as client:
         call = Call(client)
