@@ -1,5 +1,6 @@
 """What the actors do, free of Dramatiq and MCP: settle a batch of a job's symbols, fail one, refresh stale verdicts,
-clean up, rebalance the dynamic universes that are due. Each step is its own unit of work, so nothing holds a transaction open across the others.
+clean up, rebalance the dynamic universes that are due. Each step is its own unit of work, so nothing holds a
+transaction open across the others.
 
 Idempotence: a batch only looks at its items still ``queued``, and writes each outcome with an UPDATE that matches
 only a queued item, so running a batch twice (at-least-once delivery) changes nothing the second time. Counters are
