@@ -549,6 +549,8 @@ async def _rebalance_one(
         return
     if result.concurrent:
         report.done_already += 1
+        if schedule is not None:  # due again though its period is done (its due time was moved back): not again
+            await _postpone(env, universe_id, owner_id, now=now, until=next_period_start(schedule, now))
         return
     report.applied += 1
     report.additions += result.addition_count

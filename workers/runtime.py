@@ -54,6 +54,9 @@ FOLLOW_INTERVAL_S = 0.5
 FOLLOW_MAX_S = 3600.0
 RESUME_DELAY_S = 1.0
 LISTINGS_FIRST_DELAY_S = 600.0  # a store that never synced: ten minutes after start, not during it
+# The first rebalance check of a process: soon after start (a server started for one stdio session may not live for
+# a whole interval), yet not during it. Checking costs one indexed query when nothing is due.
+REBALANCE_FIRST_DELAY_S = 30.0
 CLOSE_GRACE_S = 5.0  # on close, running batches and background steps get this long to finish before cancellation
 
 
@@ -317,6 +320,7 @@ class JobRuntime:
             "rebalance": self.settings.rebalance_check_interval_s,
         }
         due = {name: time.monotonic() + every for name, every in interval.items()}
+        due["rebalance"] = time.monotonic() + min(REBALANCE_FIRST_DELAY_S, interval["rebalance"])
         if listings_sync_enabled(self.settings):
             runs["listings_sync"] = self.run_listings_sync
             interval["listings_sync"] = self.settings.listings_sync_interval_s

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -57,6 +57,13 @@ async def _members(state: Any, uid: str) -> set[str]:
         return {s for s, _ in await session.run_sync(universes_repo.member_symbols, uuid.UUID(uid))}
 
 
+async def _next_due(state: Any, uid: str) -> datetime:
+    async with state.unit_of_work() as session:
+        due = await session.scalar(select(Universe.next_rebalance_at).where(Universe.id == uuid.UUID(uid)))
+    assert due is not None
+    return due
+
+
 async def _due_now(state: Any, uid: str) -> None:
     async with state.unit_of_work() as session:
         await session.execute(
@@ -70,14 +77,37 @@ async def _dynamic(state: Any, name: str, rules: dict[str, Any], rebalance: str 
     return summary.id
 
 
-async def test_an_embedded_server_rebalances_a_due_universe_on_its_own(make_settings: Callable[..., Settings]) -> None:
-    async with open_app_state(make_settings(rebalance_check_interval_s=1)) as state:
-        uid = await _dynamic(state, "Energy", ENERGY)
-        await _due_now(state, uid)
+async def test_an_embedded_server_rebalances_due_universes_on_its_own_soon_after_start_then_every_interval(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(rebalance_check_interval_s=1)
+    async with open_app_state(settings) as state:
+        first = await _dynamic(state, "Energy", ENERGY)
+        await _due_now(state, first)
         with anyio.fail_after(60):
-            while len(await _runs(state, uid)) < 2:  # noqa: ASYNC110
+            while len(await _runs(state, first)) < 2:  # noqa: ASYNC110
                 await anyio.sleep(0.1)
-        assert (await _runs(state, uid))[1] == ("scheduled", period_key("daily", utcnow()))
+        assert (await _runs(state, first))[1] == ("scheduled", period_key("daily", utcnow()))
+        second = await _dynamic(state, "Energy again", ENERGY)
+        await _due_now(state, second)
+        with anyio.fail_after(60):
+            while len(await _runs(state, second)) < 2:  # noqa: ASYNC110
+                await anyio.sleep(0.1)
+        # Due again within the period it ran for (its due time moved back by hand): no second run; not due after.
+        await _due_now(state, first)
+        with anyio.fail_after(60):
+            while await _next_due(state, first) < utcnow():  # noqa: ASYNC110
+                await anyio.sleep(0.1)
+        assert len(await _runs(state, first)) == 2
+
+    # A universe that fell due while no server ran: the first check comes soon after start, not an interval later.
+    monkeypatch.setattr(runtime, "REBALANCE_FIRST_DELAY_S", 0.2)
+    async with open_app_state(settings.model_copy(update={"rebalance_check_interval_s": 86_400})) as state:
+        third = await _dynamic(state, "Energy once more", ENERGY)
+        await _due_now(state, third)
+        with anyio.fail_after(60):
+            while len(await _runs(state, third)) < 2:  # noqa: ASYNC110
+                await anyio.sleep(0.1)
 
 
 async def _await(coro: Any) -> Any:

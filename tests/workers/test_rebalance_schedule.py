@@ -192,7 +192,7 @@ async def test_two_schedulers_at_once_rebalance_each_due_universe_once_per_perio
         await a.set_next_due(daily, now)
         late = await batches.rebalance_due(b.env, now + timedelta(minutes=5))
         assert (late.seen, late.applied, late.done_already) == (1, 0, 1)
-        await a.set_next_due(daily, next_period_start("daily", now))
+        assert await a.next_due(daily) == next_period_start("daily", now)  # and it is not due again in this period
         for uid in (daily, weekly):
             assert await a.state_of(uid) == done[uid]
 
