@@ -527,17 +527,15 @@ async def _rebalance_one(
         report.failed += 1
         report.failures.append((universe_id, error.code))
         retryable = bool(error.details.get("retryable"))
+        postpone = schedule is not None and not retryable
+        if schedule is None:  # a sync's rebalance is not repeated: the universe's next scheduled one follows
+            then = "its next scheduled rebalance tries again"
+        else:
+            then = "not tried again before its next period" if postpone else "tried again at the next pass"
         logger.warning(
-            "rebalance (%s, %s) of universe %s not applied: %s%s",
-            trigger,
-            period,
-            universe_id,
-            error.message,
-            " (tried again next pass)"
-            if retryable or schedule is None
-            else " (not tried again before its next period)",
+            "rebalance (%s, %s) of universe %s not applied (%s): %s", trigger, period, universe_id, then, error.message
         )
-        if schedule is not None and not retryable:
+        if postpone and schedule is not None:
             await _postpone(env, universe_id, owner_id, now=now, until=next_period_start(schedule, now))
         return
     except Exception as error:  # the store or a bug: the universe stays due, the others go on
