@@ -1,4 +1,5 @@
-"""Universe business logic: create, list, read (now or as of a date), rename, delete, membership and turnover.
+"""Universe business logic: create, list, read (now or as of a date), rename, delete and membership (history and
+turnover are read by services/history.py).
 
 Every function takes the caller and filters by its owner id; none commits (the tool boundary does).
 """
@@ -26,7 +27,6 @@ from services.schemas import (
     Caller,
     MembershipReport,
     SymbolOutcome,
-    TurnoverReport,
     UniverseDetail,
     UniverseMember,
     UniversePage,
@@ -632,30 +632,3 @@ class UniverseService:
             universe.updated_at = utcnow()
             session.flush()
         return universe, MembershipReport.build(results, count)
-
-    # --- history --------------------------------------------------------------------------------------------------
-    async def turnover(
-        self, universe_id: str, *, since: datetime | None = None, until: datetime | None = None
-    ) -> TurnoverReport:
-        universe = await self._get(universe_id)
-        for label, value in (("since", since), ("until", until)):
-            if value is not None and value.tzinfo is None:
-                raise InvalidArgument(f"{label} needs a time zone, e.g. 2026-01-31T00:00:00Z.")
-        until = until or utcnow()
-        if since is not None and since >= until:
-            raise InvalidArgument("since must be earlier than until.")
-        added, removed, start, end = await repo.turnover_counts(self.session, universe.id, since, until)
-        average = (start + end) / 2
-        return TurnoverReport(
-            universe_id=str(universe.id),
-            since=since,
-            until=until,
-            additions=added,
-            removals=removed,
-            size_start=start,
-            size_end=end,
-            average_size=average,
-            turnover=round((added + removed) / (2 * average), 6) if average else None,
-            addition_rate=round(added / average, 6) if average else None,
-            removal_rate=round(removed / average, 6) if average else None,
-        )
