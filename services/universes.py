@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from services import names, quotas
+from services.backdated import DatedChange, DatedOutcome, apply_dated
 from services.errors import InvalidArgument, LimitExceeded, UniverseExists, UniverseNotFound
 from services.pagination import decode_cursor, encode_cursor
 from services.quotas import Quotas
@@ -420,22 +421,25 @@ class UniverseService:
         replace: bool = False,
         validate: bool = True,
         checks: dict[str, SymbolCheck] | None = None,
-    ) -> tuple[UniverseSummary, MembershipReport, builtins.list[str]]:
-        """Add any number of symbols (a file's), in chunks; ``replace``: first remove the members not among them.
+        dated: Sequence[DatedChange] = (),
+    ) -> tuple[UniverseSummary, MembershipReport, builtins.list[str], dict[int, DatedOutcome]]:
+        """Add any number of symbols (a file's), in chunks; ``replace``: first remove the members not among them;
+        ``dated``: past changes to write at their dates first (services/backdated.py has the rule they keep).
 
         One locked write: a concurrent add cannot slip in between reading the members and removing them. Verdicts
-        are asked before the lock (or passed in as ``checks``). Returns the universe, the report of the adds and the
-        removed symbols in their old order.
+        are asked before the lock (or passed in as ``checks``). Returns the universe, the report of the adds, the
+        removed symbols in their old order and each dated line's outcome.
         """
         unlocked = await self._get(universe_id)
         normalised = normalise_symbols(symbols)
+        every = normalise_symbols([*normalised, *(c.symbol for c in dated)])
         if checks is None:
-            checks = await self.check_symbols(normalised, validate=validate)
-        assets = await self._assets_for(normalised, checks)
-        universe, report, removed = await run_write(
-            self.session, self._import_unit, unlocked.id, normalised, replace, checks, assets
+            checks = await self.check_symbols(every, validate=validate)
+        assets = await self._assets_for(every, checks)
+        universe, report, removed, outcomes = await run_write(
+            self.session, self._import_unit, unlocked.id, normalised, replace, checks, assets, list(dated)
         )
-        return _summary(universe, report.asset_count), report, removed
+        return _summary(universe, report.asset_count), report, removed, outcomes
 
     def _import_unit(
         self,
@@ -445,15 +449,26 @@ class UniverseService:
         replace: bool,
         checks: dict[str, SymbolCheck],
         assets: dict[str, Asset],
-    ) -> tuple[Universe, MembershipReport, builtins.list[str]]:
+        dated: builtins.list[DatedChange],
+    ) -> tuple[Universe, MembershipReport, builtins.list[str], dict[int, DatedOutcome]]:
         universe = self._locked(session, universe_id)
         removed: list[str] = []
         if replace:
-            wanted = set(symbols)
+            # Wanted: the undated symbols, and those whose latest dated change in the file adds them.
+            latest: dict[str, DatedChange] = {}
+            for change in dated:
+                if change.symbol not in latest or change.effective_at > latest[change.symbol].effective_at:
+                    latest[change.symbol] = change
+            wanted = set(symbols) | {s for s, c in latest.items() if c.action == "added"}
             members = repo.member_symbols(session, universe.id)
             removed = [symbol for symbol, _ in members if symbol not in wanted]
             by_symbol = dict(members)
             self._remove(session, universe, [by_symbol[s] for s in removed], reason=REASON_IMPORT_REPLACED)
+        outcomes = (
+            apply_dated(session, universe, self.caller.owner_id, dated, checks, assets, self.limits.quotas)
+            if dated
+            else {}
+        )
         results: list[SymbolOutcome] = []
         count = repo.membership_state(session, universe.id)[2] if not symbols else 0
         size = self.limits.max_symbols_per_call
@@ -461,10 +476,11 @@ class UniverseService:
             report = self._add(session, universe, symbols[start : start + size], checks, assets, reason=REASON_IMPORTED)
             results.extend(report.results)
             count = report.asset_count
-        if removed or any(r.outcome == "added" for r in results):
+        backdated = any(o.verdict == "backdated" for o in outcomes.values())
+        if removed or backdated or any(r.outcome == "added" for r in results):
             universe.updated_at = utcnow()
             session.flush()
-        return universe, MembershipReport.build(results, count), removed
+        return universe, MembershipReport.build(results, count), removed, outcomes
 
     async def _check_members_quota(self, universe: Universe, symbols: builtins.list[str]) -> None:
         """Refuse an add that would take the universe past its member quota, looking before the lock (so before

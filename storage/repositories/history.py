@@ -13,19 +13,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select
+from sqlalchemy import ColumnElement, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from storage.db import UTCDateTime
-from storage.models import Asset, RebalanceRun, UniverseAssetEvent
+from storage.models import Asset, RebalanceRun, UniverseAsset, UniverseAssetEvent
 
 __all__ = [
     "EventRow",
+    "add_dated_members",
     "asset_histories",
     "events_in_window",
     "event_page",
     "first_event_at",
+    "record_dated_events",
     "runs_between",
 ]
 
@@ -79,8 +81,9 @@ async def event_page(
     where = _window(universe_id, since, until)
     if after is not None:
         at, last_id = after
-        # Spelled out rather than as a row value: both stores turn it into one index range on (effective_at, id).
-        where.append(or_(E.effective_at < _at(at), and_(E.effective_at == _at(at), E.id < last_id)))
+        # A row value: both stores start the index range right after the cursor's (effective_at, id), also inside
+        # a run of events sharing one time (an OR of the two conditions is no index range for SQLite).
+        where.append(tuple_(E.effective_at, E.id) < tuple_(_at(at), literal(last_id, E.id.type)))
     stmt = (
         select(*_COLUMNS)
         .join(Asset, Asset.id == E.asset_id)
@@ -153,3 +156,59 @@ def asset_histories(
     for asset_id, at, action in rows.all():
         histories.setdefault(asset_id, []).append((at, action))
     return histories
+
+
+def record_dated_events(
+    session: Session,
+    *,
+    universe_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    events: Sequence[tuple[uuid.UUID, str, datetime]],
+    recorded_at: datetime,
+    reason: str,
+) -> None:
+    """Inside a write unit: back-dated events, (asset id, action, effective_at) each, in one statement."""
+    if not events:
+        return
+    session.execute(
+        E.__table__.insert(),
+        [
+            {
+                "universe_id": universe_id,
+                "owner_id": owner_id,
+                "asset_id": asset_id,
+                "action": action,
+                "effective_at": at,
+                "recorded_at": recorded_at,
+                "reason": reason,
+                "run_id": None,
+            }
+            for asset_id, action, at in events
+        ],
+    )
+
+
+def add_dated_members(
+    session: Session,
+    *,
+    universe_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    members: Sequence[tuple[uuid.UUID, datetime]],
+    first_position: int,
+) -> None:
+    """Inside a write unit: members that joined at a past time, (asset id, added_at) each, after the others."""
+    if not members:
+        return
+    session.execute(
+        UniverseAsset.__table__.insert(),
+        [
+            {
+                "universe_id": universe_id,
+                "owner_id": owner_id,
+                "asset_id": asset_id,
+                "position": first_position + i,
+                "added_at": at,
+            }
+            for i, (asset_id, at) in enumerate(members)
+        ],
+    )

@@ -20,6 +20,7 @@ import pytest
 from core.settings import Settings
 from server.lifespan import open_app_state
 from storage.models import RebalanceRun, Universe
+from tests.support.stores import pg_store, store  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 
@@ -234,3 +235,23 @@ async def test_rebalance_runs_appear_once_on_the_page_of_their_time(call, built,
     report = await call.ok("get_universe_turnover", universe_id=built.uid, since=t["t1"].isoformat())
     assert [r["id"] for r in report["rebalances"]] == [runs["after the last change"], runs["between t2 and t3"]]
     assert report["rebalances_truncated"] is False
+
+
+async def test_pages_through_changes_sharing_one_time_on_either_store(store):  # noqa: F811
+    """Seven members created at one time, then two removed at another: pages of 3 cut through the run of equal
+    times by id, on SQLite and on PostgreSQL (row-level security on, as deployed)."""
+    from tests.conftest import Call
+    from tests.support.stores import serve
+
+    symbols = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA"]
+    async with serve(store(local_user=store.user("historian"))) as client:
+        call = Call(client)
+        uid = (await call.ok("create_universe", name="Seven", symbols=symbols, validate=False))["universe"]["id"]
+        await call.ok("remove_assets_from_universe", universe_id=uid, symbols=["AAPL", "TSLA"])
+        events, _, pages = await all_pages(call, uid, limit=3)
+        assert [len(p["events"]) for p in pages] == [3, 3, 3]
+        assert sorted(signature(events[:2])) == [("removed", "AAPL"), ("removed", "TSLA")]
+        assert sorted(signature(events[2:])) == sorted(("added", s) for s in symbols)
+        report = await call.ok("get_universe_turnover", universe_id=uid)
+        assert (report["additions"], report["removals"], report["size_start"], report["size_end"]) == (0, 2, 7, 5)
+        assert report["one_way_turnover"] == 0.0 and report["turnover"] == round(2 / 12, 6)
