@@ -58,7 +58,9 @@ async def _measure(cfg: Config, settings: Any) -> dict[str, list[float]]:
                 cursor = envelope["data"]["next_cursor"]
                 arguments = {"universe_id": uid, "cursor": cursor} if cursor else None
             for since, until in zip(marks, marks[1:], strict=False):
-                envelope = await _ok(client, "get_universe_history", {"universe_id": uid, "since": since, "until": until})
+                envelope = await _ok(
+                    client, "get_universe_history", {"universe_id": uid, "since": since, "until": until}
+                )
                 if p:
                     times["history window"].append(envelope["metadata"]["elapsed_ms"])
             envelope = await _ok(client, "get_universe_turnover", {"universe_id": uid})

@@ -47,6 +47,9 @@ class ImportRow(BaseModel):
     )
     action: Literal["added", "removed"] | None = Field(None, description="Dated rows only: the change.")
     effective_at: datetime | None = Field(None, description="Dated rows only: when the change took effect.")
+    validation_status: ValidationStatus | None = Field(None, description="For added rows: valid, pending or unknown.")
+    reason: str | None = None
+    candidates: list[str] = Field(default_factory=list, description="Similar known symbols, for invalid rows.")
 
     @model_serializer(mode="wrap")
     def _dated_fields_only_when_dated(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -55,9 +58,6 @@ class ImportRow(BaseModel):
             data.pop("action", None)
             data.pop("effective_at", None)
         return data
-    validation_status: ValidationStatus | None = Field(None, description="For added rows: valid, pending or unknown.")
-    reason: str | None = None
-    candidates: list[str] = Field(default_factory=list, description="Similar known symbols, for invalid rows.")
 
 
 class CsvImport(BaseModel):

@@ -82,7 +82,7 @@ class RebalanceRunInfo(BaseModel):
     def of(cls, run: RebalanceRun) -> RebalanceRunInfo:
         return cls(
             id=str(run.id),
-            trigger=run.trigger,  # type: ignore[arg-type]  # the table's check constraint allows only these
+            trigger=run.trigger,
             period=run.period,
             rules_version=run.rules_version,
             data_as_of=run.data_as_of,
@@ -243,7 +243,7 @@ class HistoryService:
                     effective_at=row.effective_at,
                     recorded_at=row.recorded_at if row.recorded_at != row.effective_at else None,
                     symbol=row.symbol,
-                    action=row.action,  # type: ignore[arg-type]  # the table's check constraint allows only these
+                    action=row.action,
                     reason=row.reason,
                     run_id=str(row.run_id) if row.run_id else None,
                 )
