@@ -264,7 +264,9 @@ class HistoryService:
     ) -> TurnoverReport:
         _ordered(since, until)
         universe = await self._universe(universe_id)
-        until = until or utcnow()
+        if until is None:
+            until = utcnow()
+            _ordered(since, until)  # a since in the future
         if since is None:
             since = await self.history_start(universe)
             if since >= until:

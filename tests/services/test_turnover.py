@@ -257,3 +257,13 @@ async def test_events_replay_in_commit_order_when_a_replicas_clock_ran_ahead(cal
     window = await call.ok("get_universe_turnover", universe_id=uid, until=later)
     # After the creation (AAPL, MSFT): +NVDA -MSFT -NVDA +MSFT.
     assert (window["additions"], window["removals"], window["size_start"], window["size_end"]) == (2, 2, 2, 2)
+
+
+async def test_a_since_in_the_future_is_refused(call):
+    uid = (await call.ok("create_universe", name="Ahead", symbols=["AAPL"], validate=False))["universe"]["id"]
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    envelope = await call.error("get_universe_turnover", "invalid_argument", universe_id=uid, since=later)
+    assert envelope["error"]["message"].startswith(f"since ({later}) must be earlier than until (")
+    before = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    envelope = await call.error("get_universe_turnover", "invalid_argument", universe_id=uid, until=before)
+    assert envelope["error"]["message"].startswith(f"until ({before}) is not after the start of the universe's")
