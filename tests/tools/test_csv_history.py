@@ -216,3 +216,29 @@ async def test_history_shows_when_a_back_dated_change_was_recorded(call):
     [event] = await history_events(call.client, data["universe"]["id"])
     assert event["effective_at"] == "2020-01-02T00:00:00Z"
     assert datetime.fromisoformat(event["recorded_at"]) >= start
+
+
+async def test_two_changes_of_one_security_at_one_time_are_invalid(call):
+    text = "symbol,date,action\nKO,2020-01-02,added\nKO,2020-01-02,removed\nPEP,2020-01-02,added\n"
+    data, _ = await imported(call, csv_text=text, name="Same time", validate=False)
+    rows = {(r["symbol"], r["action"]): r for r in data["rows"]}
+    reason = "KO has two changes at 2020-01-02; one security changes once at a time"
+    assert rows[("KO", "added")]["verdict"] == rows[("KO", "removed")]["verdict"] == "invalid"
+    assert rows[("KO", "added")]["reason"] == rows[("KO", "removed")]["reason"] == reason
+    assert (rows[("PEP", "added")]["verdict"], data["backdated"]) == ("backdated", 1)
+    assert await members_at(call, data["universe"]["id"], "2020-01-02T00:00:00Z") == ["PEP"]
+
+
+async def test_replace_keeps_what_the_file_leaves_in_and_removes_the_rest(call, client):
+    """Members AAPL MSFT; a replace with KO added in 2020, MSFT added in 2019 and removed in 2021 (before its
+    recorded add: it alternates), PEP undated: AAPL goes (not in the file), MSFT goes (its latest row removes it,
+    and the file leaves it out), KO and PEP stay."""
+    uid = (await call.ok("create_universe", name="Replaced", symbols=["AAPL", "MSFT"], validate=False))["universe"][
+        "id"
+    ]
+    text = "symbol,date,action\nKO,2020-01-02,added\nMSFT,2019-01-02,added\nMSFT,2021-01-04,removed\nPEP,,\n"
+    data, _ = await imported(call, csv_text=text, universe_id=uid, mode="replace", validate=False)
+    assert sorted(data["removed"]) == ["AAPL", "MSFT"] and data["backdated"] == 3
+    figures = await check_invariants(client, uid)
+    assert sorted(figures["members"]) == ["KO", "PEP"]
+    assert await members_at(call, uid, "2020-06-01T00:00:00Z") == ["KO", "MSFT"]
