@@ -10,7 +10,7 @@ docs/ARCHITECTURE.md, "Turnover and point-in-time membership", has the definitio
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.errors import InvalidArgument
 from services.pagination import decode_cursor, encode_cursor, invalid_cursor
-from services.schemas import Caller
+from services.schemas import Caller, RebalanceRunInfo
 from services.universes import Limits, _not_found, parse_universe_id
 from storage.db import utcnow
-from storage.models import RebalanceRun, Universe
+from storage.models import Universe
 from storage.repositories import history as repo
 from storage.repositories import universes as universe_repo
 
@@ -31,7 +31,6 @@ __all__ = [
     "HistoryPage",
     "HistoryService",
     "NameChange",
-    "RebalanceRunInfo",
     "TurnoverReport",
 ]
 
@@ -61,38 +60,6 @@ class HistoryEvent(BaseModel):
     @model_serializer(mode="wrap")
     def _leave_out_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         return _compact(handler(self))
-
-
-class RebalanceRunInfo(BaseModel):
-    """One applied rebalance of a dynamic universe (also one that changed nothing)."""
-
-    id: str
-    trigger: Literal["create", "manual", "scheduled", "listings_sync"]
-    period: str | None = Field(None, description="The schedule's slot (2026-12, 2026-W49 ...).")
-    rules_version: int
-    data_as_of: date | None = Field(None, description="The date of the security-master data it ran on.")
-    started_at: datetime = Field(description="Also the effective time of its changes.")
-    size_before: int
-    size_after: int
-    additions: int
-    removals: int
-    turnover: float | None = Field(None, description="One-way: min(additions, removals) / average size.")
-
-    @classmethod
-    def of(cls, run: RebalanceRun) -> RebalanceRunInfo:
-        return cls(
-            id=str(run.id),
-            trigger=run.trigger,
-            period=run.period,
-            rules_version=run.rules_version,
-            data_as_of=run.data_as_of,
-            started_at=run.started_at,
-            size_before=run.size_before,
-            size_after=run.size_after,
-            additions=run.additions,
-            removals=run.removals,
-            turnover=run.turnover,
-        )
 
 
 class HistoryPage(BaseModel):
@@ -249,7 +216,7 @@ class HistoryService:
                 )
                 for row in rows
             ],
-            rebalances=[RebalanceRunInfo.of(run) for run in runs[:RUNS_PER_PAGE]],
+            rebalances=[RebalanceRunInfo.model_validate(run) for run in runs[:RUNS_PER_PAGE]],
             rebalances_truncated=len(runs) > RUNS_PER_PAGE,
             next_cursor=next_cursor,
         )
@@ -301,6 +268,6 @@ class HistoryService:
             added=[NameChange(symbol=r.symbol, effective_at=r.effective_at) for r in names["added"]],
             removed=[NameChange(symbol=r.symbol, effective_at=r.effective_at) for r in names["removed"]],
             names_truncated=added > NAMES_MAX or removed > NAMES_MAX,
-            rebalances=[RebalanceRunInfo.of(run) for run in runs[:RUNS_PER_WINDOW]],
+            rebalances=[RebalanceRunInfo.model_validate(run) for run in runs[:RUNS_PER_WINDOW]],
             rebalances_truncated=len(runs) > RUNS_PER_WINDOW,
         )

@@ -9,9 +9,11 @@ run happen at most once per period. A universe is due from the start of the peri
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
-__all__ = ["SCHEDULES", "Schedule", "next_period_start", "period_key", "period_start"]
+from services.errors import InvalidArgument
+
+__all__ = ["SCHEDULES", "Schedule", "check_schedule", "next_period_start", "period_key", "period_start"]
 
 Schedule = Literal["daily", "weekly", "monthly", "quarterly"]
 SCHEDULES: tuple[str, ...] = get_args(Schedule)
@@ -56,3 +58,15 @@ def period_key(schedule: Schedule, at: datetime) -> str:
     if schedule == "monthly":
         return f"{start.year}-{start.month:02d}"
     return f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+
+
+def check_schedule(value: str | None) -> Schedule | None:
+    if value is None:
+        return None
+    if value not in SCHEDULES:
+        raise InvalidArgument(
+            f"rebalance {str(value)[:30]!r} is not a schedule.",
+            hint="Use one of daily, weekly, monthly, quarterly, or leave it out to rebalance only on request.",
+            candidates=list(SCHEDULES),
+        )
+    return cast(Schedule, value)  # one of the Literal's values, checked just above

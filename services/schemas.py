@@ -16,6 +16,10 @@ __all__ = [
     "ScreenPage",
     "Caller",
     "DelistedMember",
+    "DynamicDefinition",
+    "RebalanceChange",
+    "RebalanceResult",
+    "RebalanceRunInfo",
     "MembershipReport",
     "SymbolOutcome",
     "UniverseDetail",
@@ -173,8 +177,71 @@ class UniverseDetail(BaseModel):
     as_of: datetime | None = Field(None, description="Set when the membership shown is as it was at this time.")
     delisted_members: list[DelistedMember] = Field(
         default_factory=list,
-        description="Members whose security is delisted (up to 20; membership is never changed for it): review them.",
+        description="Members whose security is delisted (up to 20; a static universe keeps them, a dynamic one drops "
+        "them at its next rebalance): review them.",
     )
+    definition: DynamicDefinition | None = Field(
+        None, description="For a dynamic universe: its rules, pins, schedule, next and last rebalance."
+    )
+
+
+class RebalanceRunInfo(_Model):
+    id: str
+    trigger: Literal["create", "manual", "scheduled", "listings_sync"]
+    period: str | None = Field(None, description="Schedule slot (2026-12, 2026-W49).")
+    rules_version: int
+    data_as_of: date | None = Field(None, description="Security-master data date.")
+    started_at: datetime
+    size_before: int
+    size_after: int
+    additions: int
+    removals: int
+    turnover: float | None = Field(None, description="min(additions, removals) / average size.")
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, UUID) else value
+
+
+class DynamicDefinition(BaseModel):
+    """What makes a universe dynamic: the rules it is rebalanced to, its pins and its schedule."""
+
+    rules: dict[str, Any] = Field(description="As screen_assets takes them.")
+    rules_version: int
+    rebalance: Literal["daily", "weekly", "monthly", "quarterly"] | None = Field(
+        None, description="null: only by rebalance_universe."
+    )
+    include: list[str] = Field(default_factory=list, description="Pinned in.")
+    exclude: list[str] = Field(default_factory=list, description="Pinned out.")
+    next_rebalance_at: datetime | None = None
+    last_run: RebalanceRunInfo | None = None
+
+
+class RebalanceChange(BaseModel):
+    symbol: str
+    name: str | None = None
+    reason: str
+
+
+class RebalanceResult(BaseModel):
+    universe: UniverseSummary
+    dry_run: bool
+    run: RebalanceRunInfo | None = Field(None, description="The applied run; null for a dry run.")
+    rules_version: int
+    data_as_of: date | None = Field(None, description="Security-master data date.")
+    size_before: int
+    size_after: int
+    additions: list[RebalanceChange] = Field(description="Joining, largest first (the first ones).")
+    removals: list[RebalanceChange] = Field(description="Leaving (the first ones).")
+    addition_count: int
+    removal_count: int
+    unchanged: int
+    one_way_turnover: float | None = None
+    truncated: bool = Field(False, description="Not every change listed; all in report_uri.")
+    report_uri: str | None = None
+    concurrent: bool = Field(False, description="Another call's run, made meanwhile, is returned.")
+    warnings: list[str] = Field(default_factory=list)
 
 
 class SymbolOutcome(BaseModel):

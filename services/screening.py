@@ -316,11 +316,11 @@ def compiled(node: dict[str, Any], expansions: dict[str, list[str]], path: str =
     return Condition(node["field"], node["op"], node["value"])
 
 
-def _mentions(node: dict[str, Any], field: str) -> bool:
+def mentions(node: dict[str, Any], field: str) -> bool:
     if "all" in node or "any" in node:
-        return any(_mentions(r, field) for r in node.get("all", node.get("any", [])))
+        return any(mentions(r, field) for r in node.get("all", node.get("any", [])))
     if "not" in node:
-        return _mentions(node["not"], field)
+        return mentions(node["not"], field)
     return node["field"] == field
 
 
@@ -437,7 +437,7 @@ class ScreeningService:
                 raise invalid_cursor()
             offset = at
         # Delisted securities only when the rules ask about listing_status at all.
-        listed_only = not _mentions(tree, "listing_status")
+        listed_only = not mentions(tree, "listing_status")
         counted, rows = await repo.screen(
             self.session,
             compiled(tree, expansions),

@@ -21,12 +21,15 @@ from sqlalchemy.orm import Session
 
 from services import names, quotas
 from services.backdated import DatedChange, DatedOutcome, apply_dated
-from services.errors import InvalidArgument, LimitExceeded, UniverseExists, UniverseNotFound
+from services.errors import Conflict, InvalidArgument, LimitExceeded, UniverseExists, UniverseNotFound
 from services.pagination import decode_cursor, encode_cursor
 from services.quotas import Quotas
+from services.schedules import check_schedule
 from services.schemas import (
     Caller,
+    DynamicDefinition,
     MembershipReport,
+    RebalanceRunInfo,
     SymbolOutcome,
     UniverseDetail,
     UniverseMember,
@@ -37,8 +40,9 @@ from services.security_master import store as master
 from services.symbols import normalise_symbols
 from services.validation_api import SymbolCheck, SymbolValidator
 from storage.db import run_write, utcnow
-from storage.models import Asset, Universe
+from storage.models import Asset, RebalanceRun, Universe
 from storage.repositories import assets as asset_repo
+from storage.repositories import rebalancing as rebalancing_repo
 from storage.repositories import universes as repo
 
 __all__ = ["Limits", "UniverseService", "name_key", "parse_universe_id"]
@@ -125,6 +129,20 @@ def _summary(universe: Universe, asset_count: int) -> UniverseSummary:
     )
 
 
+def definition_of(universe: Universe, last: RebalanceRun | None) -> DynamicDefinition | None:
+    if universe.kind != "dynamic" or universe.rules is None:
+        return None
+    return DynamicDefinition(
+        rules=universe.rules,
+        rules_version=universe.rules_version,
+        rebalance=check_schedule(universe.rebalance),
+        include=list(universe.include_symbols or []),
+        exclude=list(universe.exclude_symbols or []),
+        next_rebalance_at=universe.next_rebalance_at,
+        last_run=RebalanceRunInfo.model_validate(last) if last else None,
+    )
+
+
 def _member(asset: Asset, position: int | None, added_at: datetime | None) -> UniverseMember:
     return UniverseMember.model_validate(asset).model_copy(update={"position": position, "added_at": added_at})
 
@@ -134,6 +152,22 @@ def _not_found(uid: uuid.UUID) -> UniverseNotFound:
         f"No universe with id {uid} exists for you.",
         hint="The id may be mistyped or the universe deleted; list_universes shows the ones you have.",
         next_actions=[("list_universes", {}, "see your universes and their ids")],
+    )
+
+
+def _refuse_if_dynamic(universe: Universe, verb: str) -> None:
+    """Manual membership changes on a dynamic universe would be undone by its next rebalance: a conflict."""
+    if universe.kind != "dynamic":
+        return
+    raise Conflict(
+        f"Universe {universe.name!r} is dynamic: its members follow its rules, so they cannot be {verb} by hand.",
+        hint="Pin symbols in or out with update_universe(include=[...] / exclude=[...]) or change the rules, then "
+        "rebalance_universe; or freeze it as a static list with update_universe(kind='static').",
+        details={"kind": "dynamic"},
+        next_actions=[
+            ("update_universe", {"universe_id": str(universe.id)}, "change the rules or pins of the universe"),
+            ("rebalance_universe", {"universe_id": str(universe.id), "dry_run": True}, "preview its next rebalance"),
+        ],
     )
 
 
@@ -229,6 +263,7 @@ class UniverseService:
                 )
                 if offset + size < len(members):
                     detail.next_cursor = encode_cursor("members_as_of", offset + size)
+            await self._define(universe, detail)
             return detail
         if include_assets:
             after = decode_cursor("members", cursor) if cursor else None
@@ -243,7 +278,13 @@ class UniverseService:
             if more:
                 detail.next_cursor = encode_cursor("members", rows[-1][0].position)
         detail.delisted_members = await master.delisted_members(self.session, universe.id)
+        await self._define(universe, detail)
         return detail
+
+    async def _define(self, universe: Universe, detail: UniverseDetail) -> None:
+        if universe.kind == "dynamic":
+            last = await self.session.run_sync(rebalancing_repo.latest_run, universe.id)
+            detail.definition = definition_of(universe, last)
 
     # --- writing --------------------------------------------------------------------------------------------------
     def _check_size(self, symbols: Sequence[str]) -> None:
@@ -380,6 +421,7 @@ class UniverseService:
     ) -> tuple[UniverseSummary, MembershipReport]:
         """Add symbols; ``checks``: verdicts the caller already has (check_symbols), so none is asked under lock."""
         unlocked = await self._get(universe_id)
+        _refuse_if_dynamic(unlocked, "added")
         self._check_size(symbols)
         if not symbols:
             raise InvalidArgument("symbols is empty.", hint='Pass one or more tickers, e.g. ["AAPL", "MSFT"].')
@@ -407,7 +449,8 @@ class UniverseService:
     ) -> tuple[Universe, MembershipReport]:
         """The locked part of an add (a storage.db.run_write unit)."""
         universe = self._locked(session, universe_id)
-        report = self._add(session, universe, symbols, checks, assets, reason=reason, at=at)
+        _refuse_if_dynamic(universe, "added")  # it may have been given rules since the unlocked look
+        report = self._add(session, universe, symbols, checks, assets, event_reason=reason, at=at)
         if report.counts.get("added"):
             universe.updated_at = utcnow()
             session.flush()
@@ -431,6 +474,7 @@ class UniverseService:
         removed symbols in their old order and each dated line's outcome.
         """
         unlocked = await self._get(universe_id)
+        _refuse_if_dynamic(unlocked, "imported")
         normalised = normalise_symbols(symbols)
         every = normalise_symbols([*normalised, *(c.symbol for c in dated)])
         if checks is None:
@@ -452,6 +496,7 @@ class UniverseService:
         dated: builtins.list[DatedChange],
     ) -> tuple[Universe, MembershipReport, builtins.list[str], dict[int, DatedOutcome]]:
         universe = self._locked(session, universe_id)
+        _refuse_if_dynamic(universe, "imported")
         removed: list[str] = []
         if replace:
             # Wanted: the undated symbols, and those whose latest dated change in the file adds them.
@@ -473,7 +518,9 @@ class UniverseService:
         count = repo.membership_state(session, universe.id)[2] if not symbols else 0
         size = self.limits.max_symbols_per_call
         for start in range(0, len(symbols), size):
-            report = self._add(session, universe, symbols[start : start + size], checks, assets, reason=REASON_IMPORTED)
+            report = self._add(
+                session, universe, symbols[start : start + size], checks, assets, event_reason=REASON_IMPORTED
+            )
             results.extend(report.results)
             count = report.asset_count
         backdated = any(o.verdict == "backdated" for o in outcomes.values())
@@ -526,7 +573,7 @@ class UniverseService:
         checks: dict[str, SymbolCheck],
         existing: dict[str, Asset],
         *,
-        reason: str,
+        event_reason: str,
         at: datetime | None = None,
     ) -> MembershipReport:
         """Add inside a write unit: what is a member, the positions and the events are read and written by one
@@ -600,7 +647,7 @@ class UniverseService:
             asset_ids=ids,
             action="added",
             at=now,
-            reason=reason,
+            reason=event_reason,
         )
         return MembershipReport.build(results, count + len(ids))
 
@@ -637,6 +684,7 @@ class UniverseService:
         self, session: Session, universe_id: uuid.UUID, symbols: builtins.list[str]
     ) -> tuple[Universe, MembershipReport]:
         universe = self._locked(session, universe_id)
+        _refuse_if_dynamic(universe, "removed")
         members = repo.members_by_symbol(session, universe.id, symbols)
         removed, count = self._remove(
             session, universe, [members[s] for s in symbols if s in members], reason=REASON_REMOVED

@@ -18,6 +18,7 @@ from services.assets import AssetService
 from services.errors import Forbidden, RateLimited, Unauthorized
 from services.jobs import JobDesk
 from services.online_search import OnlineSearch
+from services.rebalancing import DynamicUniverses
 from services.schemas import Caller
 from services.screening import ScreeningService
 from services.universes import UniverseService
@@ -44,6 +45,10 @@ class ToolDeps:
             limits=self.state.limits,
             validator=AdmittedValidator(self.state.validation, self.state, self.caller) if validator_enabled else None,
         )
+
+    def dynamic(self, session: AsyncSession) -> DynamicUniverses:
+        """Dynamic universes: create from rules, redefine, freeze, rebalance."""
+        return DynamicUniverses(session, self.caller, limits=self.state.limits)
 
     def jobs(self) -> JobDesk:
         """The caller's jobs: start, status, cancel (each opens the units of work it needs)."""

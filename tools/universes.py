@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver.prompts.base import UserMessage
 from pydantic import BaseModel, Field
 
+from services.errors import InvalidArgument
 from services.schemas import (
     MembershipReport,
     SymbolOutcome,
@@ -18,7 +19,7 @@ from services.schemas import (
     UniversePage,
     UniverseSummary,
 )
-from tools import universes_csv, universes_history
+from tools import universes_csv, universes_dynamic, universes_history
 from tools._deps import AppContext, Deps, tool_deps
 from tools._reports import REPORT_RESOURCE, keep_report
 from tools._results import Envelope, NextAction, attention_first, ok
@@ -52,6 +53,19 @@ class UniverseWithReport(BaseModel):
 class UpdatedUniverse(BaseModel):
     universe: UniverseSummary
     changed: list[str] = Field(description="Fields that actually changed (empty when the values were already so).")
+    rules_version: int | None = Field(
+        None, description="A dynamic universe's definition version after the change (get_universe shows it)."
+    )
+
+
+Rules = Annotated[
+    dict[str, Any] | None,
+    Field(description="Rules as screen_assets takes them: the universe is dynamic, its members what they select."),
+]
+Schedule = Annotated[
+    str | None,
+    Field(description="daily, weekly, monthly or quarterly (UTC): when a dynamic universe is rebalanced."),
+]
 
 
 class DeletedUniverse(BaseModel):
@@ -161,13 +175,30 @@ async def create_universe(
     validate: Annotated[
         bool, Field(description="Check each symbol with market-data providers first (default true).")
     ] = True,
+    rules: Rules = None,
+    rebalance: Schedule = None,
 ) -> Envelope[UniverseWithReport]:
-    """Create a named universe (a list of securities), optionally with up to {settings.max_symbols_per_call} initial symbols.
+    """Create a named universe: a static list of symbols, or a dynamic universe defined by rules.
 
-    Symbols are validated by default: unknown tickers are rejected with suggestions, ones no provider could check now
-    are added as pending. Returns the universe (its id is what the other universe tools take) and a report: counts
-    per outcome, problems first. Fails with already_exists if the name is taken.
+    With symbols (up to {settings.max_symbols_per_call}): validated by default; unknown tickers are rejected with
+    suggestions, ones no provider could check now are added as pending. With rules (as screen_assets takes them; try
+    them there first): the members are what the rules select from the security master now, each with its reason, and
+    rebalance (daily, weekly, monthly, quarterly) re-runs them on a schedule. Give symbols or rules, not both.
+    Returns the universe (its id is what the other universe tools take) and a report: counts per outcome, problems
+    first. Fails with already_exists if the name is taken.
     """
+    if rules is not None:
+        if symbols:
+            raise InvalidArgument(
+                "Give symbols or rules, not both: a dynamic universe's members are what its rules select.",
+                hint="Create it with rules, then pin extra symbols with update_universe(include=[...]).",
+            )
+        return await _create_dynamic(deps, name, description, rules, rebalance)
+    if rebalance is not None:
+        raise InvalidArgument(
+            "rebalance needs rules: a static list has nothing to re-evaluate.",
+            hint="Give rules too (see screen_assets), or leave rebalance out.",
+        )
     async with deps.unit_of_work() as session:
         universe, report = await deps.universes(session).create(
             name, description=description, symbols=symbols or [], validate=validate
@@ -195,6 +226,46 @@ async def create_universe(
         ),
         report,
         universe.id,
+    )
+
+
+async def _create_dynamic(
+    deps: Deps, name: str, description: str | None, rules: dict[str, Any], rebalance: str | None
+) -> Envelope[UniverseWithReport]:
+    async with deps.unit_of_work() as session:
+        universe, result = await deps.dynamic(session).create(name, rules, description=description, rebalance=rebalance)
+    shown = await universes_dynamic.listed(deps, result)
+    # The members in the report's words too, so a client reading report.counts sees what an add would show.
+    report = MembershipReport(
+        results=[SymbolOutcome(symbol=c.symbol, outcome="added", reason=c.reason) for c in shown.additions],
+        counts={"added": result.addition_count} if result.addition_count else {},
+        asset_count=universe.asset_count,
+        truncated=shown.truncated,
+        report_uri=shown.report_uri,
+    )
+    actions = [
+        NextAction(tool="get_universe", arguments={"universe_id": universe.id}, reason="review the members"),
+    ]
+    if not universe.asset_count:
+        actions.insert(
+            0,
+            NextAction(
+                tool="update_universe",
+                arguments={"universe_id": universe.id},
+                reason="the rules select nothing yet: loosen them (screen_assets previews a rule)",
+            ),
+        )
+    schedule = f", rebalanced {rebalance}" if rebalance else ", rebalanced when you call rebalance_universe"
+    message = (
+        f"Created dynamic universe {universe.name!r} (id {universe.id}) with {universe.asset_count} assets{schedule}."
+    )
+    if result.warnings:
+        message += " " + " ".join(result.warnings)
+    return ok(
+        UniverseWithReport(universe=universe, report=report),
+        message,
+        next_actions=actions,
+        asset_count=universe.asset_count,
     )
 
 
@@ -276,14 +347,24 @@ async def get_universe(
         flagged = detail.delisted_members
         first = flagged[0]
         when = f" on {first.delisted_on.isoformat()}" if first.delisted_on else ""
-        actions.append(
-            NextAction(
-                tool="remove_assets_from_universe",
-                arguments={"universe_id": universe_id, "symbols": [m.symbol for m in flagged]},
-                reason=f"{len(flagged)} member(s) are delisted ({first.symbol}{when}): review them, and remove "
-                "those you no longer want",
+        if detail.definition is not None:  # dynamic: its next rebalance drops them; members are not edited by hand
+            actions.append(
+                NextAction(
+                    tool="rebalance_universe",
+                    arguments={"universe_id": universe_id, "dry_run": True},
+                    reason=f"{len(flagged)} member(s) are delisted ({first.symbol}{when}): the next rebalance "
+                    "removes them; preview it",
+                )
             )
-        )
+        else:
+            actions.append(
+                NextAction(
+                    tool="remove_assets_from_universe",
+                    arguments={"universe_id": universe_id, "symbols": [m.symbol for m in flagged]},
+                    reason=f"{len(flagged)} member(s) are delisted ({first.symbol}{when}): review them, and remove "
+                    "those you no longer want",
+                )
+            )
     if job_id:
         actions.append(
             NextAction(
@@ -314,19 +395,82 @@ async def update_universe(
     universe_id: UniverseId,
     name: Annotated[str | None, Field(description="New name (unique among your universes).")] = None,
     description: Annotated[str | None, Field(description="New description; an empty string clears it.")] = None,
+    rules: Rules = None,
+    rebalance: Annotated[
+        str | None,
+        Field(description="daily, weekly, monthly, quarterly, or none."),
+    ] = None,
+    include: Annotated[
+        list[str] | None,
+        Field(description="Symbols pinned in whatever the rules say (replaces the list)."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        Field(description="Symbols pinned out (replaces the list)."),
+    ] = None,
+    kind: Annotated[str | None, Field(description='"static" freezes a dynamic universe as the list it now is.')] = None,
 ) -> Envelope[UpdatedUniverse]:
-    """Rename a universe or change its description; membership is untouched.
+    """Rename or describe a universe, or change what makes it dynamic: its rules, pins and schedule.
 
-    Setting the same values again changes nothing and says so. Fails with already_exists if the name is taken.
+    Name and description never touch membership. rules (as screen_assets takes them) make a universe dynamic or
+    change its rules; include/exclude pin symbols in or out; rebalance sets the schedule. Each such change bumps
+    rules_version and is recorded; the members follow at the next rebalance (rebalance_universe previews it).
+    kind="static" freezes a dynamic universe as its current list. Setting the same values again changes nothing
+    and says so. Fails with already_exists if the name is taken.
     """
+    freeze = kind == "static"
+    if kind not in (None, "static", "dynamic"):
+        raise InvalidArgument(
+            f"kind {str(kind)[:20]!r} is not static or dynamic.",
+            hint='Use kind="static" to freeze a dynamic universe; give rules to make one dynamic.',
+            candidates=["static"],
+        )
+    if kind == "dynamic" and rules is None:
+        raise InvalidArgument(
+            "A universe becomes dynamic by its rules: give rules (kind can be left out).",
+            hint='e.g. rules={"field": "index", "op": "eq", "value": "S&P 500"}.',
+        )
+    defining = freeze or any(v is not None for v in (rules, rebalance, include, exclude))
+    if name is None and description is None and not defining:
+        raise InvalidArgument(
+            "Nothing to change: pass name, description, rules, rebalance, include, exclude or kind.",
+        )
+    clear = rebalance is not None and rebalance.strip().lower() in ("none", "")
+    changed: list[str] = []
+    definition = None
     async with deps.unit_of_work() as session:
-        universe, changed = await deps.universes(session).update(universe_id, name=name, description=description)
+        if name is not None or description is not None:
+            universe, changed = await deps.universes(session).update(universe_id, name=name, description=description)
+        if defining:
+            universe, redefined = await deps.dynamic(session).redefine(
+                universe_id,
+                rules=rules,
+                rebalance=None if clear else rebalance,
+                clear_rebalance=clear,
+                include=include,
+                exclude=exclude,
+                freeze=freeze,
+            )
+            changed += redefined
+            detail = await deps.universes(session).get(universe_id, include_assets=False)
+            definition = detail.definition
     message = (
         f"Updated {', '.join(changed)} of universe {universe.name!r}."
         if changed
         else f"Universe {universe.name!r} already had those values; nothing changed."
     )
-    return ok(UpdatedUniverse(universe=universe, changed=changed), message)
+    actions = []
+    if definition is not None and {"rules", "include", "exclude", "kind"} & set(changed):
+        message += " Its members follow at the next rebalance."
+        actions.append(
+            NextAction(
+                tool="rebalance_universe",
+                arguments={"universe_id": universe.id, "dry_run": True},
+                reason="preview who joins and leaves under the new definition, then apply it",
+            )
+        )
+    version = definition.rules_version if definition else None
+    return ok(UpdatedUniverse(universe=universe, changed=changed, rules_version=version), message, next_actions=actions)
 
 
 async def delete_universe(deps: Deps, universe_id: UniverseId) -> Envelope[DeletedUniverse]:
@@ -408,7 +552,9 @@ def build_universe(theme: str, size: str = "20") -> list:
             "search_assets takes words and filters (industry, country, asset_type, index, market cap) and "
             "screen_assets takes rules for anything more precise. Pick the ones that fit the theme, then "
             "create_universe with their symbols (a search or screen offers it as a next action), and summarise the "
-            "report: what was added, rejected or pending."
+            "report: what was added, rejected or pending. If the theme is a rule that should stay true over time "
+            "(e.g. US semiconductor companies above $10B), create_universe with those rules and a rebalance "
+            "schedule instead: the members then follow the rules, each change with its reason."
         )
     ]
 
@@ -417,9 +563,10 @@ def review_universe(universe_id: str) -> list:
     """Review a universe's composition, validation state and recent turnover."""
     return [
         UserMessage(
-            f"Review universe {universe_id}: call get_universe for members and counts by validation status, "
-            "get_universe_turnover for the last 90 days, then point out pending or invalid members, sector "
-            "concentration and anything that should be re-validated."
+            f"Review universe {universe_id}: call get_universe for members and counts by validation status (and, "
+            "for a dynamic universe, its rules and last rebalance), get_universe_turnover for the last 90 days and "
+            "get_universe_history for who came and went and why, then point out pending, invalid or delisted "
+            "members, sector concentration and anything that should be re-validated or rebalanced."
         )
     ]
 
@@ -436,7 +583,7 @@ TOOLSET = Toolset(
         ToolSpec(get_universe, "Get universe", READ),
         ToolSpec(
             update_universe,
-            "Rename or describe a universe",
+            "Rename, describe or redefine a universe",
             WRITE.model_copy(update={"idempotent_hint": True}),
             scope="write",
         ),
@@ -449,6 +596,7 @@ TOOLSET = Toolset(
         ),
         ToolSpec(remove_assets_from_universe, "Remove assets from a universe", DESTRUCTIVE, scope="write"),
         *universes_history.TOOLS,
+        *universes_dynamic.TOOLS,
         *universes_csv.TOOLS,
     ],
     resources=[

@@ -30,7 +30,9 @@ __all__ = [
     "SortKey",
     "asset_by_identifier",
     "distinct_values",
+    "order_by",
     "screen",
+    "screen_where",
     "search_screened",
 ]
 
@@ -144,7 +146,7 @@ def compile_rule(rule: Rule) -> ColumnElement[bool]:
     return or_(false(), *parts)
 
 
-def _order(sort_by: SortKey) -> list[Any]:
+def order_by(sort_by: SortKey) -> list[Any]:
     # Unknown values last whatever the direction (NULLS LAST is spelled the same on both stores), then the ticker,
     # so that pages never overlap.
     if sort_by == "market_cap":
@@ -177,7 +179,7 @@ _ORDER_INDEX: dict[str, str] = {
 }
 
 
-def _where(rule: Rule, *, listed_only: bool, viewer: uuid.UUID | None) -> list[ColumnElement[bool]]:
+def screen_where(rule: Rule, *, listed_only: bool, viewer: uuid.UUID | None) -> list[ColumnElement[bool]]:
     visible = or_(Asset.created_by.is_(None), Asset.created_by == viewer) if viewer else Asset.created_by.is_(None)
     # A delisted security's verdict is invalid ("delisted on ..."); other invalid rows are tickers no source knows.
     real = or_(Asset.validation_status != "invalid", Asset.listing_status == "delisted")
@@ -205,10 +207,10 @@ async def screen(
     of table, 60 % of the store for a country), which a page ordered by an index never has to: past the cap, the
     caller says "more than" instead."""
     await _plan_per_call(session)
-    where = _where(rule, listed_only=listed_only, viewer=viewer)
+    where = screen_where(rule, listed_only=listed_only, viewer=viewer)
     matching = select(literal(1)).select_from(Asset).where(*where).limit(count_cap + 1).subquery()
     total = int(await session.scalar(select(func.count()).select_from(matching)) or 0)
-    page = select(*HIT_COLUMNS).where(*where).order_by(*_order(sort_by)).offset(offset).limit(limit)
+    page = select(*HIT_COLUMNS).where(*where).order_by(*order_by(sort_by)).offset(offset).limit(limit)
     if total > count_cap:
         # Broad (over 1,000 of the store's rows): walk the index of the sort order and stop after the page, instead
         # of reading every match and sorting them (60,000 United States rows by ticker: 130 ms; walked, under 1 ms).
@@ -261,7 +263,7 @@ async def search_screened(
     ``phrase`` (2), name words (3), industry words (4); ties by market cap, largest first. Without a symbol prefix
     or words, every admitted security, largest first."""
     await _plan_per_call(session)
-    where = _where(rule, listed_only=listed_only, viewer=viewer)
+    where = screen_where(rule, listed_only=listed_only, viewer=viewer)
     ranks: list[tuple[ColumnElement[bool], int]] = []
     if symbol_prefix:
         ranks += [

@@ -146,6 +146,59 @@ async def _job_starts(clients: list[Any]) -> None:
     assert set(codes) <= {"ok", "limit_exceeded"}, codes
 
 
+TECH = {"field": "sector", "op": "eq", "value": "Information Technology"}
+
+
+def _cap_floor(floor: float) -> dict[str, Any]:
+    return {"all": [TECH, {"field": "market_cap", "op": "gte", "value": floor}]}
+
+
+async def _dynamic_rebalances(clients: list[Any]) -> None:
+    """Issue 14: rebalances and redefinitions of one dynamic universe at once. Every call succeeds or is a
+    conflict; the history still replays to the members; several rebalances of one definition change it once; and a
+    last rebalance leaves exactly what the rules select."""
+    a = clients[0]
+    created = envelope(await a.call_tool("create_universe", {"name": "Dynamic race", "rules": _cap_floor(2e11)}))
+    assert created["success"], created.get("error")
+    uid = created["data"]["universe"]["id"]
+    calls = [
+        c.call_tool("update_universe", {"universe_id": uid, "rules": _cap_floor(5e10 if i % 8 == 0 else 1e11)})
+        if i % 4 == 0
+        else c.call_tool("rebalance_universe", {"universe_id": uid, "dry_run": False})
+        for i, c in enumerate(clients)
+    ]
+    results = await asyncio.gather(*calls)
+    codes = Counter(code_of(r) for r in results)
+    assert set(codes) <= {"ok", "conflict"}, [envelope(r).get("error") for r in results]
+    await check_invariants(a, uid)
+
+    # One definition, many rebalances at once: one run makes the changes; the others return it or find nothing.
+    updated = envelope(await a.call_tool("update_universe", {"universe_id": uid, "rules": _cap_floor(3e10)}))
+    assert updated["success"], updated.get("error")
+    results = await asyncio.gather(
+        *(c.call_tool("rebalance_universe", {"universe_id": uid, "dry_run": False}) for c in clients[:6])
+    )
+    assert [code_of(r) for r in results] == ["ok"] * 6, [envelope(r).get("error") for r in results]
+    runs = [envelope(r)["data"] for r in results]
+    changing = {r["run"]["id"] for r in runs if r["addition_count"] or r["removal_count"]}
+    assert len(changing) == 1, runs
+    for r in runs:
+        assert r["run"]["id"] in changing or (r["addition_count"] == r["removal_count"] == 0)
+    figures = await check_invariants(a, uid)
+
+    selected: list[str] = []
+    args: dict[str, Any] = {"rules": _cap_floor(3e10), "limit": 200}
+    while True:
+        page = envelope(await a.call_tool("screen_assets", args))["data"]
+        selected += [x["symbol"] for x in page["assets"]]
+        if not page["next_cursor"]:
+            break
+        args["cursor"] = page["next_cursor"]
+    assert sorted(figures["members"]) == sorted(selected)
+    refused = envelope(await a.call_tool("add_assets_to_universe", {"universe_id": uid, "symbols": ["KO"]}))
+    assert refused["error"]["code"] == "conflict"
+
+
 async def _scenarios(clients: list[Any]) -> None:
     for round_ in range(2):
         await _disjoint_adds(clients, round_)
@@ -169,6 +222,22 @@ async def test_many_writers_keep_membership_and_history_consistent(deployment, t
             try:
                 await _scenarios(clients)
             except AssertionError as exc:  # raised after the clients close, not wrapped in their task groups
+                failure = exc
+    if failure is not None:
+        raise failure
+
+
+async def test_rebalances_and_redefinitions_at_once_keep_history_consistent(deployment, tmp_path):
+    """Issue 14 over real HTTP on both stores: dynamic universes need the security master, so this server loads it."""
+    token = await deployment.token("rebalancer")
+    failure: AssertionError | None = None
+    unlimited = {f"UNIVERSE_MCP_RATE_LIMIT_{kind}": "" for kind in ("READ", "WRITE", "VALIDATE")}
+    with deployment.server(tmp_path / "run", UNIVERSE_MCP_LISTINGS_LOAD="1", **unlimited) as url:
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [await stack.enter_async_context(connect(url, token)) for _ in range(8)]
+            try:
+                await _dynamic_rebalances(clients)
+            except AssertionError as exc:
                 failure = exc
     if failure is not None:
         raise failure
