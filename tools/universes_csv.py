@@ -139,9 +139,9 @@ async def import_universe_csv(
     csv_text: Annotated[
         str,
         Field(
-            description="The file's text: a CSV with a symbol/ticker/code column (optionally a date column "
-            "and an action column: added|removed), tickers one per line or comma separated, a TradingView watchlist "
-            "(EXCHANGE:SYMBOL, ###SECTION headers) or an IBKR/TWS export (DES,AAPL,STK,SMART/AMEX,,,,)."
+            description="The file's text: a CSV with a symbol/ticker/code column, tickers one "
+            "per line or comma separated, a TradingView watchlist (EXCHANGE:SYMBOL, ###SECTION "
+            "headers) or an IBKR/TWS export (DES,AAPL,STK,SMART/AMEX,,,,)."
         ),
     ],
     universe_id: Annotated[str | None, Field(description="Import into this existing universe (its id).")] = None,
@@ -160,10 +160,9 @@ async def import_universe_csv(
     needing attention first (every row at report_uri). Files over {settings.csv_job_threshold} symbols are added at once and validated by a
     background job (job_id: follow it with get_job_status). Whole-file problems change nothing.
 
-    Past changes: a CSV with a date column (date, effective_date or as_of: YYYY-MM-DD or ISO date-times, UTC by
-    default, 1900 to now) and an optional action column (added|removed, default added) records each row at its
-    date (verdict backdated; get_universe with as_of shows them). Per security, changes must alternate added,
-    removed, ... with what is already recorded, or its rows are invalid. A bad date or action changes nothing.
+    A date column (date, effective_date or as_of: YYYY-MM-DD or ISO, UTC, 1900 to now) and an action column
+    (added|removed) import past changes at their dates (verdict backdated); per security they must alternate
+    added/removed with the recorded history. A bad date changes nothing.
     """
     settings = deps.state.settings
     parsed = await read_import(settings, csv_text, universe_id, name)

@@ -89,13 +89,11 @@ async def get_universe_turnover(
 ) -> Envelope[TurnoverReport]:
     """Measure how much a universe's membership changed in the window (since, until], and name what came and went.
 
-    additions, removals: changes in the window; size_start, size_end: members at since and until; average_size =
-    (size_start + size_end) / 2. one_way_turnover = min(additions, removals) / average_size (the usual portfolio
-    figure: the share of the list replaced); turnover = (additions + removals) / (2 x average_size);
-    addition_rate = additions / average_size, removal_rate = removals / average_size. 0 means no change; each is
-    null when average_size is 0. With no since the window starts after the universe's first members (its creation,
-    or its earliest back-dated change), so an unchanged universe gives 0. Also the names added and removed (newest
-    first, at most 50 each) and the window's rebalance runs.
+    size_start, size_end: members at since and until; average_size = their mean. one_way_turnover =
+    min(additions, removals) / average_size (the usual portfolio figure); turnover = (additions + removals) /
+    (2 x average_size); addition_rate, removal_rate = additions or removals / average_size. 0: no change; null
+    when average_size is 0. No since: from the universe's first members (its creation, or its earliest back-dated
+    change), so an unchanged universe gives 0. Lists the names added and removed (newest 50 each) and the runs.
     """
     async with deps.unit_of_work() as session:
         report = await _service(deps, session).turnover(universe_id, since=since, until=until)
