@@ -108,12 +108,7 @@ async def test_paging_gives_every_change_once_newest_first(call, built, limit):
     assert all("recorded_at" not in e and "run_id" not in e for e in events)  # left out: same time, no run
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/universes.py _add: the per-symbol outcome reason (`reason = None` in its loop) overwrites the "
-    "event's reason argument, so additions record 'added without validation' or nothing instead of the call's reason",
-)
-async def test_additions_carry_the_reason_of_the_call(call, built):
+async def test_every_change_carries_the_reason_of_its_call(call, built):
     events, _, _ = await all_pages(call, built.uid)
     reasons = {(e["action"], e.get("reason")) for e in events}
     assert reasons == {
