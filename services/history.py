@@ -35,8 +35,10 @@ __all__ = [
 ]
 
 HISTORY_PAGE_DEFAULT = 50
-# Events per page at most: 100 events with a reason and a run id are ~15 KB, the most one answer may take (issue 16).
-HISTORY_PAGE_MAX = 100
+HISTORY_PAGE_MAX = 100  # events per page at most
+# A page's events take at most this many bytes of JSON, so that with 10 runs (~2.8 KB) and the envelope an answer
+# stays under the 16 KB every result keeps to (issue 16): ~70 events when each has a run id and a long reason.
+PAGE_EVENT_BYTES = 12_000
 RUNS_PER_PAGE = 10  # rebalance runs one history page lists at most
 NAMES_MAX = 50  # names added (and removed) one turnover answer lists at most
 RUNS_PER_WINDOW = 20  # rebalance runs one turnover answer lists at most
@@ -122,6 +124,17 @@ def _ordered(since: datetime | None, until: datetime | None) -> None:
         )
 
 
+def _event(row: repo.EventRow) -> HistoryEvent:
+    return HistoryEvent(
+        effective_at=row.effective_at,
+        recorded_at=row.recorded_at if row.recorded_at != row.effective_at else None,
+        symbol=row.symbol,
+        action=row.action,
+        reason=row.reason,
+        run_id=str(row.run_id) if row.run_id else None,
+    )
+
+
 def _rate(value: float, average: float) -> float | None:
     return round(value / average, 6) if average else None
 
@@ -187,8 +200,17 @@ class HistoryService:
         universe = await self._universe(universe_id)
         after = self._after(universe, cursor)
         rows = await repo.event_page(self.session, universe.id, since=since, until=until, after=after, limit=size + 1)
-        more = len(rows) > size
-        rows = rows[:size]
+        events = [_event(row) for row in rows[:size]]
+        # Events while they fit the page's bytes (at least one, so every page moves on): long reasons and run ids
+        # must not take an answer past 16 KB. The cursor continues after the last one listed.
+        used, taken = 0, 0
+        for event in events:
+            used += len(event.model_dump_json()) + 1
+            if taken and used > PAGE_EVENT_BYTES:
+                break
+            taken += 1
+        more = len(rows) > taken
+        rows, events = rows[:taken], events[:taken]
         span: dict[str, datetime | None] = {"before": after[0]} if after else {"through": until}
         if more:
             span["since"] = rows[-1].effective_at
@@ -205,17 +227,7 @@ class HistoryService:
             universe_id=str(universe.id),
             since=since,
             until=until,
-            events=[
-                HistoryEvent(
-                    effective_at=row.effective_at,
-                    recorded_at=row.recorded_at if row.recorded_at != row.effective_at else None,
-                    symbol=row.symbol,
-                    action=row.action,
-                    reason=row.reason,
-                    run_id=str(row.run_id) if row.run_id else None,
-                )
-                for row in rows
-            ],
+            events=events,
             rebalances=[RebalanceRunInfo.model_validate(run) for run in runs[:RUNS_PER_PAGE]],
             rebalances_truncated=len(runs) > RUNS_PER_PAGE,
             next_cursor=next_cursor,

@@ -42,7 +42,9 @@ async def get_universe_history(
     until: Annotated[
         datetime | None, Field(description="Only changes at or before this time (inclusive; ISO 8601 with zone).")
     ] = None,
-    limit: Annotated[int | None, Field(description="Changes per page (default 50, at most 100).")] = None,
+    limit: Annotated[
+        int | None, Field(description="Changes per page (default 50, at most 100; fewer when they are long).")
+    ] = None,
     cursor: Annotated[
         str | None, Field(description="next_cursor from the previous page; omit for the newest changes.")
     ] = None,

@@ -250,3 +250,28 @@ async def test_pages_through_changes_sharing_one_time_on_either_store(store):  #
         report = await call.ok("get_universe_turnover", universe_id=uid)
         assert (report["additions"], report["removals"], report["size_start"], report["size_end"]) == (0, 2, 7, 5)
         assert report["one_way_turnover"] == 0.0 and report["turnover"] == round(2 / 12, 6)
+
+
+async def test_pages_of_long_reasons_stay_under_16_kb_and_lose_nothing(call, settings):
+    """100 changes each with a 300-character reason and a run id: a page of 100 would be ~40 KB, so the page ends
+    when its events reach the byte bound, and the next page continues right after the last one listed."""
+    import json
+
+    from sqlalchemy import update
+
+    from storage.models import UniverseAssetEvent
+
+    symbols = [f"ZL{i:03d}" for i in range(100)]
+    uid = (await call.ok("create_universe", name="Verbose", symbols=symbols, validate=False))["universe"]["id"]
+    async with open_app_state(settings) as state:
+        async with state.unit_of_work() as session:
+            await session.execute(
+                update(UniverseAssetEvent)
+                .where(UniverseAssetEvent.universe_id == uuid.UUID(uid))
+                .values(reason="r" * 300, run_id=uuid.uuid4())
+            )
+    envelope = await call("get_universe_history", universe_id=uid, limit=100)
+    size = len(json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode())
+    assert size <= 16 * 1024 and 1 <= len(envelope["data"]["events"]) < 100, size
+    events, _, _ = await all_pages(call, uid, limit=100)
+    assert sorted(e["symbol"] for e in events) == symbols
