@@ -222,3 +222,14 @@ async def members_as_of(call: Call, uid: str, at: str) -> list[str]:
         if not page["next_cursor"]:
             return symbols
         args["cursor"] = page["next_cursor"]
+
+
+async def test_a_screen_offers_a_dynamic_universe_of_its_rules_that_can_be_created_as_it_stands(call):
+    rules = {"all": [{"field": "industry", "op": "contains", "value": "semiconductor"}, BIG_TECH["all"][1]]}
+    envelope = await call("screen_assets", rules=rules, limit=5)
+    offered = [a for a in envelope["next_actions"] if a["tool"] == "create_universe" and "rules" in a["arguments"]]
+    assert len(offered) == 1
+    created = await call.ok("create_universe", **offered[0]["arguments"])
+    assert created["universe"]["kind"] == "dynamic"
+    assert created["universe"]["asset_count"] == envelope["data"]["total"]
+    assert sorted(await members(call, created["universe"]["id"])) == sorted(await screened(call, rules))
