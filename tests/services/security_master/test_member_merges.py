@@ -24,13 +24,13 @@ from sqlalchemy import select
 
 from core.settings import Settings
 from server.lifespan import AppState, open_app_state
+from services import universes
 from services.csv_io import format_csv
 from services.history import HistoryService
 from services.schemas import Caller
 from services.security_master.model import Security, SymbolSpan
 from services.security_master.snapshot import Snapshot, encode_snapshot, load_shipped_snapshot
 from services.security_master.store import apply_snapshot
-from services import universes
 from services.universes import UniverseService
 from storage.db import make_engine, make_sessionmaker, unit_of_work, utcnow
 from storage.models import Asset, UniverseAsset, UniverseAssetEvent
