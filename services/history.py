@@ -64,6 +64,15 @@ class HistoryEvent(BaseModel):
         return _compact(handler(self))
 
 
+class DefinitionChange(BaseModel):
+    """A new version of a dynamic universe's definition (rules, pins, schedule), or its freezing."""
+
+    version: int
+    changed_at: datetime
+    change: str = Field(description='What changed: "created", "changed rules, include", "frozen as a static list".')
+    rebalance: str | None = None
+
+
 class HistoryPage(BaseModel):
     universe_id: str
     since: datetime | None = None
@@ -74,6 +83,9 @@ class HistoryPage(BaseModel):
         f"{RUNS_PER_PAGE}."
     )
     rebalances_truncated: bool = Field(False, description="More runs than listed: narrow since/until.")
+    definitions: list[DefinitionChange] = Field(
+        default_factory=list, description="Changes of the rules, pins or schedule in the same stretch, newest first."
+    )
     next_cursor: str | None = Field(None, description="Pass as cursor for older changes; null on the last page.")
 
 
@@ -230,6 +242,7 @@ class HistoryService:
         else:
             span["after"] = since
         runs = await repo.runs_between(self.session, universe.id, limit=RUNS_PER_PAGE + 1, **span)
+        versions = await repo.definitions_between(self.session, universe.id, limit=RUNS_PER_PAGE, **span)
         next_cursor = None
         if more:
             last = rows[-1]
@@ -243,6 +256,10 @@ class HistoryService:
             events=events,
             rebalances=[RebalanceRunInfo.model_validate(run) for run in runs[:RUNS_PER_PAGE]],
             rebalances_truncated=len(runs) > RUNS_PER_PAGE,
+            definitions=[
+                DefinitionChange(version=v.version, changed_at=v.changed_at, change=v.change, rebalance=v.rebalance)
+                for v in versions
+            ],
             next_cursor=next_cursor,
         )
 

@@ -12,18 +12,20 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from storage.db import UTCDateTime
-from storage.models import Asset, RebalanceRun, UniverseAsset, UniverseAssetEvent
+from storage.models import Asset, RebalanceRun, UniverseAsset, UniverseAssetEvent, UniverseRulesVersion
 
 __all__ = [
     "EventRow",
     "add_dated_members",
     "asset_histories",
+    "definitions_between",
     "events_in_window",
     "event_page",
     "first_event_at",
@@ -125,19 +127,43 @@ async def runs_between(
 ) -> list[RebalanceRun]:
     """Up to ``limit`` rebalance runs started in a span, newest first. Its start: ``after`` (exclusive) or
     ``since`` (inclusive); its end: ``before`` (exclusive) or ``through`` (inclusive); any may be open."""
-    where: list[ColumnElement[bool]] = [RebalanceRun.universe_id == universe_id]
-    if after is not None:
-        where.append(RebalanceRun.started_at > _at(after))
-    if since is not None:
-        where.append(RebalanceRun.started_at >= _at(since))
-    if before is not None:
-        where.append(RebalanceRun.started_at < _at(before))
-    if through is not None:
-        where.append(RebalanceRun.started_at <= _at(through))
+    where = [RebalanceRun.universe_id == universe_id, *_span(RebalanceRun.started_at, after, since, before, through)]
     stmt = (
         select(RebalanceRun).where(*where).order_by(RebalanceRun.started_at.desc(), RebalanceRun.id.desc()).limit(limit)
     )
     return list((await session.scalars(stmt)).all())
+
+
+async def definitions_between(
+    session: AsyncSession,
+    universe_id: uuid.UUID,
+    *,
+    after: datetime | None = None,
+    since: datetime | None = None,
+    before: datetime | None = None,
+    through: datetime | None = None,
+    limit: int,
+) -> list[UniverseRulesVersion]:
+    """Up to ``limit`` versions of the universe's definition made in a span (as runs_between), newest first."""
+    V = UniverseRulesVersion
+    where = [V.universe_id == universe_id, *_span(V.changed_at, after, since, before, through)]
+    stmt = select(V).where(*where).order_by(V.changed_at.desc(), V.version.desc()).limit(limit)
+    return list((await session.scalars(stmt)).all())
+
+
+def _span(
+    column: Any, after: datetime | None, since: datetime | None, before: datetime | None, through: datetime | None
+) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if after is not None:
+        where.append(column > _at(after))
+    if since is not None:
+        where.append(column >= _at(since))
+    if before is not None:
+        where.append(column < _at(before))
+    if through is not None:
+        where.append(column <= _at(through))
+    return where
 
 
 def asset_histories(

@@ -53,6 +53,14 @@ async def test_rebalances_show_in_the_history_and_the_turnover(call):
     assert [r["id"] for r in runs] == [second["id"], first["id"], runs[-1]["id"]]
     assert [r["trigger"] for r in runs] == ["manual", "manual", "create"]
     assert runs[-1]["additions"] == len(at_create)
+    # Every change of definition once, newest first, beside the runs: the pin, the tighter rules, the creation.
+    versions = [d for p in pages for d in p["definitions"]]
+    assert [(d["version"], d["change"]) for d in versions] == [
+        (3, "changed exclude"),
+        (2, "changed rules"),
+        (1, "created"),
+    ]
+    assert versions[0]["changed_at"] < second["started_at"] and versions[1]["changed_at"] < first["started_at"]
     # A run is listed with the first page that reaches its time: the creation's with the first creation events.
     created_at = events[-1]["effective_at"]
     reaching = next(p for p in pages if p["events"][-1]["effective_at"] == created_at)
