@@ -45,9 +45,10 @@ async def screened(call: Call, rules: dict[str, Any]) -> list[str]:
         args["cursor"] = page["next_cursor"]
 
 
-async def members(call: Call, uid: str) -> list[str]:
+async def members(call: Call, uid: str, *, as_of: str | None = None) -> list[str]:
+    """Every member (at ``as_of``, when given), page by page."""
     symbols: list[str] = []
-    args: dict[str, Any] = {"universe_id": uid, "limit": 200}
+    args: dict[str, Any] = {"universe_id": uid, "limit": 200, **({"as_of": as_of} if as_of else {})}
     while True:
         page = await call.ok("get_universe", **args)
         symbols += [a["symbol"] for a in page["assets"]]
@@ -205,23 +206,12 @@ async def test_as_of_shows_the_members_before_and_after_each_rebalance(call):
     assert after_second == after_first[1:] and len(after_first) < len(at_create)
 
     async def as_of(at: str) -> list[str]:
-        return sorted(await members_as_of(call, uid, at))
+        return sorted(await members(call, uid, as_of=at))
 
     assert await as_of(t1) == sorted(at_create)
     assert await as_of(first["run"]["started_at"]) == sorted(after_first)  # effective at the run's time
     assert await as_of(t2) == sorted(after_first)
     assert await as_of(datetime.now(UTC).isoformat()) == sorted(after_second)
-
-
-async def members_as_of(call: Call, uid: str, at: str) -> list[str]:
-    symbols: list[str] = []
-    args: dict[str, Any] = {"universe_id": uid, "limit": 200, "as_of": at}
-    while True:
-        page = await call.ok("get_universe", **args)
-        symbols += [a["symbol"] for a in page["assets"]]
-        if not page["next_cursor"]:
-            return symbols
-        args["cursor"] = page["next_cursor"]
 
 
 async def test_a_screen_offers_a_dynamic_universe_of_its_rules_that_can_be_created_as_it_stands(call):
