@@ -365,6 +365,7 @@ class UniverseService:
             name=cleaned,
             name_key=key,
             description=description,
+            rules_version=0,
             created_at=now,
             updated_at=now,
         )

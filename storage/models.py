@@ -261,7 +261,8 @@ class Universe(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # Dynamic universes (DESIGN §12, migration 0012): the checked rule tree, pins, the schedule and when it is due.
     rules: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    rules_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # No Python-side default: the store's fills it, so inserting a universe names no column older stores lack.
+    rules_version: Mapped[int] = mapped_column(Integer, server_default="0")
     include_symbols: Mapped[list[str] | None] = mapped_column(JSON)
     exclude_symbols: Mapped[list[str] | None] = mapped_column(JSON)
     rebalance: Mapped[str | None] = mapped_column(String(16))

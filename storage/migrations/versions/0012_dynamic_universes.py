@@ -27,17 +27,21 @@ CURRENT_OWNER = "NULLIF(current_setting('app.owner_id', true), '')::uuid"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("universes", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("rules", sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column("rules_version", sa.Integer(), server_default="0", nullable=False))
-        batch_op.add_column(sa.Column("include_symbols", sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column("exclude_symbols", sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column("rebalance", sa.String(length=16), nullable=True))
-        batch_op.add_column(sa.Column("next_rebalance_at", storage.db.UTCDateTime(), nullable=True))
-        batch_op.create_index(batch_op.f("ix_universes_next_rebalance_at"), ["next_rebalance_at"], unique=False)
-        batch_op.create_check_constraint("rebalance", "rebalance IN ('daily', 'weekly', 'monthly', 'quarterly')")
-    with op.batch_alter_table("universe_asset_events", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("run_id", sa.Uuid(), nullable=True))
+    # Plain ALTER TABLE ... ADD COLUMN, never a batch rebuild: on SQLite a rebuild drops the old universes table,
+    # and with foreign keys on, that deletes every member and event (ON DELETE CASCADE). The CHECK on the schedule
+    # is added on PostgreSQL only (SQLite cannot add one to a table in place); the service checks it everywhere.
+    op.add_column("universes", sa.Column("rules", sa.JSON(), nullable=True))
+    op.add_column("universes", sa.Column("rules_version", sa.Integer(), server_default="0", nullable=False))
+    op.add_column("universes", sa.Column("include_symbols", sa.JSON(), nullable=True))
+    op.add_column("universes", sa.Column("exclude_symbols", sa.JSON(), nullable=True))
+    op.add_column("universes", sa.Column("rebalance", sa.String(length=16), nullable=True))
+    op.add_column("universes", sa.Column("next_rebalance_at", storage.db.UTCDateTime(), nullable=True))
+    op.create_index(op.f("ix_universes_next_rebalance_at"), "universes", ["next_rebalance_at"], unique=False)
+    if op.get_bind().dialect.name == "postgresql":
+        op.create_check_constraint(
+            op.f("ck_universes_rebalance"), "universes", "rebalance IN ('daily', 'weekly', 'monthly', 'quarterly')"
+        )
+    op.add_column("universe_asset_events", sa.Column("run_id", sa.Uuid(), nullable=True))
 
     op.create_table(
         "rebalance_runs",
@@ -66,9 +70,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rebalance_runs")),
         sa.UniqueConstraint("universe_id", "period", name=op.f("uq_rebalance_runs_universe_id_period")),
     )
-    with op.batch_alter_table("rebalance_runs", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_rebalance_runs_owner_id"), ["owner_id"], unique=False)
-        batch_op.create_index("ix_rebalance_runs_universe_id_started_at", ["universe_id", "started_at"], unique=False)
+    op.create_index(op.f("ix_rebalance_runs_owner_id"), "rebalance_runs", ["owner_id"], unique=False)
+    op.create_index(
+        "ix_rebalance_runs_universe_id_started_at", "rebalance_runs", ["universe_id", "started_at"], unique=False
+    )
 
     op.create_table(
         "universe_rules_versions",
@@ -90,8 +95,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("universe_id", "version", name=op.f("pk_universe_rules_versions")),
     )
-    with op.batch_alter_table("universe_rules_versions", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_universe_rules_versions_owner_id"), ["owner_id"], unique=False)
+    op.create_index(op.f("ix_universe_rules_versions_owner_id"), "universe_rules_versions", ["owner_id"], unique=False)
 
     if op.get_bind().dialect.name == "postgresql":
         for table in NEW_OWNER_TABLES:
@@ -105,17 +109,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("universe_rules_versions")
     op.drop_table("rebalance_runs")
-    with op.batch_alter_table("universe_asset_events", schema=None) as batch_op:
-        batch_op.drop_column("run_id")
-    with op.batch_alter_table("universes", schema=None) as batch_op:
-        batch_op.drop_constraint(op.f("ck_universes_rebalance"), type_="check")
-        batch_op.drop_index(batch_op.f("ix_universes_next_rebalance_at"))
-        for column in (
-            "next_rebalance_at",
-            "rebalance",
-            "exclude_symbols",
-            "include_symbols",
-            "rules_version",
-            "rules",
-        ):
-            batch_op.drop_column(column)
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+), as 0009 does: no batch rebuild of tables with dependants.
+    op.drop_column("universe_asset_events", "run_id")
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_constraint(op.f("ck_universes_rebalance"), "universes", type_="check")
+    op.drop_index(op.f("ix_universes_next_rebalance_at"), table_name="universes")
+    for column in ("next_rebalance_at", "rebalance", "exclude_symbols", "include_symbols", "rules_version", "rules"):
+        op.drop_column("universes", column)

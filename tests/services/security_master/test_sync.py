@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from core.settings import Settings
 from server.lifespan import open_app_state
+from services import universes
 from services.security_master.sync import sync_from_dir
 from services.universes import UniverseService
 from storage.models import Asset, ListingSync, UniverseAsset, UniverseAssetEvent
@@ -94,8 +95,9 @@ async def test_syncing_the_copies_in_turn_reproduces_the_history_keeping_ids(
                 .order_by(UniverseAsset.position)
             )
             assert [tuple(m) for m in members.all()][1:] == [(zi_id, 1)]
+            # Every event has a reason; the merge's are those not written at the universe's creation.
             reasons = await session.scalars(
-                select(UniverseAssetEvent.reason).where(UniverseAssetEvent.reason.is_not(None))
+                select(UniverseAssetEvent.reason).where(UniverseAssetEvent.reason != universes.REASON_CREATED)
             )
             reason = (
                 "GTM is ZoomInfo Technologies Inc. (formerly ZI), as the listings sync of 2026-03-03 shows: its two"
