@@ -1,6 +1,9 @@
 // Dashboard state and rendering: the universe list, the member table (sort, filter, select), errors and status.
 import { call, type DashboardData, type Detail, type ErrorInfo, type ListedUniverse, type Member, ToolFailure, tellModel } from "./api";
-import { $, badge, el, sortRows } from "./dom";
+import { renderComposition } from "./composition";
+import { $, el, sortRows } from "./dom";
+import { notify } from "./notices";
+import { explain, statusCell } from "./status";
 
 export const state = {
   data: null as DashboardData | null,
@@ -19,6 +22,11 @@ export const has = (tool: string): boolean => state.data?.tools.includes(tool) ?
 
 export function setStatus(text: string): void {
   $("status").textContent = text;
+}
+
+/** An action's result: a dismissable notice (and the status line). */
+export function done(text: string, tone: "ok" | "warn" = "ok"): void {
+  notify(text, tone);
 }
 
 export function showError(err: unknown): void {
@@ -89,11 +97,18 @@ export function render(data: DashboardData): void {
     const tool = node.dataset.needsTool;
     node.hidden = (tool !== undefined && !has(tool)) || (node.hasAttribute("data-needs-universe") && !detail);
   });
+  // First impression: with no universe at all, one card that leads to creating or finding one.
+  const none = state.universes.length === 0 && !detail;
+  $("empty").hidden = !none;
+  $("empty-readonly").hidden = !data.read_only;
+  $("bulk-panel").hidden = none || (!has("import_universe_csv") && !has("export_universe_csv"));
+  $("app").classList.toggle("read-only", data.read_only);
   $("import-target").textContent = detail
     ? `Imports into “${detail.universe.name}”.`
     : "With no universe selected, an import creates a new universe named after the file.";
   renderUniverses();
   renderDetail(detail);
+  renderComposition(detail ? data.composition : null);
   $("app").setAttribute("aria-busy", "false");
   setStatus(detail ? `${detail.universe.name}: ${detail.universe.asset_count} assets` : `${universeCount()} universes`);
   void tellModel(summary(data));
@@ -138,6 +153,9 @@ function renderDetail(detail: Detail | null): void {
   $("universe-panel").hidden = detail === null;
   if (!detail) return;
   $("universe-name").textContent = detail.universe.name;
+  const dynamic = detail.universe.kind === "dynamic";
+  $("universe-kind").textContent = dynamic ? "dynamic" : "static";
+  $("universe-kind").title = dynamic ? "Kept up to date by its rules (see Rules)." : "Hand-picked: members change only when you change them.";
   $("universe-description").textContent = detail.universe.description ?? "";
   $("universe-description").hidden = !detail.universe.description;
   const counts = Object.entries(detail.counts_by_status).map(([s, n]) => `${n} ${s}`).join(" · ");
@@ -153,25 +171,29 @@ export function renderMembers(): void {
   const status = ($("status-filter") as HTMLSelectElement).value;
   let rows = state.members.filter(
     (m) =>
-      (!status || m.validation_status === status) &&
+      (!status || m.validation_status === status || explain(m).key === status) &&
       (!text || [m.symbol, m.name, m.sector, m.exchange].some((v) => v?.toLowerCase().includes(text))),
   );
   if (state.memberSort) rows = sortRows(rows, state.memberSort.key, state.memberSort.dir);
-  const canRemove = has("remove_assets_from_universe");
+  // Read-only (or a dynamic universe, which its rules keep): no selection boxes at all, not disabled ones.
+  const canRemove = has("remove_assets_from_universe") && state.data?.selected?.universe.kind !== "dynamic";
+  $("assets").querySelector("th.check")!.toggleAttribute("hidden", !canRemove);
+  $("remove-selected").hidden = !canRemove;
   $("assets").querySelector("tbody")!.replaceChildren(
     ...rows.map((m) => {
       const box = el("input", { attrs: { type: "checkbox", "data-symbol": m.symbol, "aria-label": `Select ${m.symbol}` } });
       box.checked = state.checked.has(m.symbol);
-      box.disabled = !canRemove;
+      const symbol = el("td", { text: m.symbol });
+      if (m.former_symbol) symbol.append(el("span", { className: "former", text: ` (was ${m.former_symbol})` }));
       return el(
         "tr",
         { attrs: { "data-symbol": m.symbol } },
-        el("td", { className: "check" }, box),
-        el("td", { text: m.symbol }),
+        canRemove ? el("td", { className: "check" }, box) : null,
+        symbol,
         el("td", { text: m.name ?? "" }),
         el("td", { className: "wide", text: m.sector ?? "" }),
         el("td", { className: "wide", text: m.exchange ?? "" }),
-        el("td", {}, badge(m.validation_status)),
+        el("td", {}, statusCell(m)),
       );
     }),
   );

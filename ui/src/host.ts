@@ -34,7 +34,7 @@ function status(text: string): void {
 
 function applyTheme(): void {
   document.documentElement.dataset.theme = theme;
-  $("theme").textContent = theme === "dark" ? "Light theme" : "Dark theme";
+  $("theme").setAttribute("aria-label", theme === "dark" ? "Use the light theme" : "Use the dark theme");
   $("theme").setAttribute("aria-pressed", String(theme === "dark"));
 }
 
@@ -189,5 +189,7 @@ $("token-form").addEventListener("submit", (event) => {
   if (token) void start(token);
 });
 
+// The developer panel (tools offered to the model, the View's model context, the call log) only when asked for.
+$("debug").hidden = params.get("debug") !== "1";
 applyTheme();
 void start(null);
