@@ -36,10 +36,11 @@ function frame(width: number, height: number, name: string): SVGSVGElement {
 }
 
 /** A visually hidden table with the chart's numbers (what a screen reader reads instead of the picture). */
-export function dataTable(caption: string, head: string[], rows: string[][], name: string): HTMLTableElement {
-  return el(
+export function dataTable(caption: string, head: string[], rows: string[][], name: string): HTMLElement {
+  // Wrapped: a table ignores overflow, so a hidden one would still widen the page at phone widths.
+  return el("div", { className: "sr-only" }, el(
     "table",
-    { className: "sr-only chart-table", attrs: { "data-table": name } },
+    { className: "chart-table", attrs: { "data-table": name } },
     el("caption", { text: caption }),
     el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { text: h, attrs: { scope: "col" } })))),
     el(
@@ -47,7 +48,7 @@ export function dataTable(caption: string, head: string[], rows: string[][], nam
       {},
       ...rows.map((r) => el("tr", {}, ...r.map((c, i) => (i === 0 ? el("th", { text: c, attrs: { scope: "row" } }) : el("td", { text: c }))))),
     ),
-  );
+  ));
 }
 
 function fit(text: string, px: number, charPx = 7): string {

@@ -14,7 +14,7 @@ function figureWidth(id: string): number {
   return Math.max(200, Math.floor(node.clientWidth || 300));
 }
 
-function place(id: string, chart: SVGSVGElement, table: HTMLTableElement): void {
+function place(id: string, chart: SVGSVGElement, table: HTMLElement): void {
   $(id).querySelector(".chart-body")!.replaceChildren(chart, table);
 }
 

@@ -16,8 +16,8 @@ export function explain(m: Member): Explained {
   const delisted = state.data?.selected?.delisted_members?.find((d) => d.symbol === m.symbol);
   if (m.listing_status === "delisted") {
     const on = m.delisted_on ?? delisted?.delisted_on ?? null;
-    const why = delisted?.reason ? ` (${delisted.reason})` : "";
-    return { key: "delisted", reason: `${m.symbol} stopped trading${on ? ` on ${on}` : ""}${why}: it no longer belongs in a list of tradable securities.`, date: on ? `delisted ${on}` : "" };
+    const why = delisted?.reason ? ` ${delisted.reason.replace(/\.$/, "")}.` : "";
+    return { key: "delisted", reason: `${m.symbol} stopped trading${on ? ` on ${on}` : ""}.${why} It can no longer be traded.`, date: on ? `delisted ${on}` : "" };
   }
   if (m.former_symbol) {
     return {
