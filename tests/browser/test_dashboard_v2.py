@@ -8,6 +8,7 @@ them, then the small listings snapshot is loaded), one empty, one read-only. Eve
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from collections import Counter
@@ -261,3 +262,69 @@ def test_keyboard_only_every_stop_is_labelled_and_shows_focus(master, page):
     page.page.keyboard.press("Enter")
     expect(view.locator("tr.explain[data-explains=ZZZQX]")).to_have_count(0)
     assert not page.errors
+
+
+def _screen(server: Running, rules: dict[str, Any]) -> tuple[int, set[str]]:
+    page = server.call("screen_assets", rules=rules, limit=200)
+    return page["total"], {a["symbol"] for a in page["assets"]}
+
+
+@pytest.mark.parametrize(("theme", "width"), [("light", 1280), ("dark", 375)])
+def test_rules_editor_preview_create_then_rebalance_preview_and_apply(master, page, theme, width):
+    page.page.set_viewport_size({"width": width, "height": 900})
+    name = f"Tech giants {theme}"
+    view = page.open(f"{master.base_url}/?theme={theme}")
+    view.locator("#open-rules").click()
+    panel = view.locator("#rules-panel")
+    expect(panel).to_be_visible()
+    expect(view.locator("#rules-name")).to_be_focused()
+    first = view.locator("#rules-conditions li").nth(0)
+    first.locator("select[aria-label='Value of condition 1']").select_option("Information Technology")
+    view.locator("#rules-add").click()
+    second = view.locator("#rules-conditions li").nth(1)
+    expect(second.locator("[data-role=field]")).to_have_value("market_cap")
+    second.locator("[data-role=op]").select_option("gte")
+    second.locator("select[aria-label='Value of condition 2']").select_option(str(int(1e12)))
+    view.locator("details.json summary").click()
+    expected = {
+        "all": [
+            {"field": "sector", "op": "eq", "value": "Information Technology"},
+            {"field": "market_cap", "op": "gte", "value": 1e12},
+        ]
+    }
+    expect(view.locator("#rules-json")).to_contain_text('"market_cap"')
+    assert json.loads(view.locator("#rules-json").text_content()) == expected  # what screen_assets is sent
+    total, symbols = _screen(master, expected)
+    assert total >= 2
+    expect(view.locator("#rules-count")).to_have_attribute("data-total", str(total))  # the live preview's count
+    expect(view.locator("#rules-preview li")).to_have_count(min(total, 8))
+    page.shot(f"v2-rules-{theme}-{width}.png")
+
+    view.locator("#rules-name").fill(name)
+    view.locator("#rules-create").click()
+    expect(view.locator("#universe-name")).to_have_text(name)
+    expect(view.locator("#universe-kind")).to_have_text("dynamic")
+    assert set(master.members(name)) == symbols
+    expect(view.locator("#rules-title")).to_have_text("Rules (version 1)")
+    expect(view.locator("#add-form")).to_be_hidden()  # the rules keep the members: no manual adds
+
+    # Tighten the rules: saved, the members stay until a rebalance is applied.
+    view.locator("#rules-conditions li").nth(1).locator("select[aria-label='Value of condition 2']").select_option(str(int(4e12)))
+    view.locator("#rules-save").click()
+    expect(view.locator("#rules-title")).to_have_text("Rules (version 2)")
+    tighter = {"all": [expected["all"][0], {"field": "market_cap", "op": "gte", "value": 4e12}]}
+    _, kept = _screen(master, tighter)
+    assert kept < symbols and set(master.members(name)) == symbols
+    view.locator("#rebalance-preview").click()
+    expect(view.locator("#rebalance-summary")).to_contain_text(f"remove {len(symbols - kept)}")
+    leaving = view.locator("[data-changes=removed] li")
+    expect(leaving).to_have_count(len(symbols - kept))
+    assert {li.get_attribute("data-symbol") for li in leaving.all()} == symbols - kept
+    expect(leaving.first).to_contain_text("market_cap")  # each with its reason
+    assert set(master.members(name)) == symbols  # a preview changes nothing
+    page.shot(f"v2-rebalance-preview-{theme}-{width}.png")
+    view.locator("#rebalance-apply").click()
+    expect(view.locator("#notices .notice").first).to_contain_text(f"{len(symbols - kept)} removed")
+    assert set(master.members(name)) == kept
+    expect(view.locator("#assets tbody tr[data-symbol]")).to_have_count(len(kept))
+    assert page.view_requests() == [] and not page.errors

@@ -3,6 +3,7 @@ import { call, type DashboardData, type Detail, type ErrorInfo, type ListedUnive
 import { renderComposition } from "./composition";
 import { $, el, sortRows } from "./dom";
 import { notify } from "./notices";
+import { syncRules } from "./rules";
 import { explain, statusCell } from "./status";
 
 export const state = {
@@ -97,6 +98,8 @@ export function render(data: DashboardData): void {
     const tool = node.dataset.needsTool;
     node.hidden = (tool !== undefined && !has(tool)) || (node.hasAttribute("data-needs-universe") && !detail);
   });
+  // A dynamic universe's members are what its rules select: no manual adds (the server would refuse them).
+  if (detail?.universe.kind === "dynamic") $("add-form").hidden = true;
   // First impression: with no universe at all, one card that leads to creating or finding one.
   const none = state.universes.length === 0 && !detail;
   $("empty").hidden = !none;
@@ -109,6 +112,7 @@ export function render(data: DashboardData): void {
   renderUniverses();
   renderDetail(detail);
   renderComposition(detail ? data.composition : null);
+  syncRules();
   $("app").setAttribute("aria-busy", "false");
   setStatus(detail ? `${detail.universe.name}: ${detail.universe.asset_count} assets` : `${universeCount()} universes`);
   void tellModel(summary(data));

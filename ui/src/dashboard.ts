@@ -6,12 +6,14 @@ import { wireComposition } from "./composition";
 import { clearError, refresh, render, setStatus, showError, state } from "./core";
 import { $ } from "./dom";
 import { wireEditor } from "./editor";
+import { wireRules } from "./rules";
 import { wireSearch } from "./search";
 
 wireEditor();
 wireSearch();
 wireBulk();
 wireComposition();
+wireRules();
 $("error-close").addEventListener("click", clearError);
 
 // Theme: the host's (applyContext), else the system's (CSS media query); the small toggle overrides either until the

@@ -45,7 +45,7 @@ async function search(query: string): Promise<void> {
     const page = await call<{ assets: Asset[] }>("search_assets", { query, limit: 10 });
     if (seq !== searchSeq) return;
     stateLine.textContent = page.assets.length ? `${page.assets.length} match(es)` : `Nothing matches “${query}”.`;
-    const canAdd = has("add_assets_to_universe") && state.selectedId !== null;
+    const canAdd = has("add_assets_to_universe") && state.selectedId !== null && state.data?.selected?.universe.kind !== "dynamic";
     list.replaceChildren(
       ...page.assets.filter((a, i, all) => all.findIndex((b) => b.symbol === a.symbol) === i).map((a) => {
         const add = el("button", { text: "Add", className: "ghost", attrs: { type: "button", "data-add": a.symbol } });
