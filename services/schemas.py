@@ -187,17 +187,17 @@ class UniverseDetail(BaseModel):
 
 
 class RebalanceRunInfo(_Model):
-    id: str = Field(description="Run id: the membership events it wrote carry it (get_universe_history).")
+    id: str
     trigger: Literal["create", "manual", "scheduled", "listings_sync"]
-    period: str | None = Field(None, description="The schedule's slot it ran for (2026-12, 2026-W49), if scheduled.")
+    period: str | None = Field(None, description="Schedule slot (2026-12, 2026-W49).")
     rules_version: int
-    data_as_of: date | None = Field(None, description="Date of the security-master data the rules were run on.")
-    started_at: datetime = Field(description="When it took effect (its events' effective time).")
+    data_as_of: date | None = Field(None, description="Security-master data date.")
+    started_at: datetime
     size_before: int
     size_after: int
     additions: int
     removals: int
-    turnover: float | None = Field(None, description="One-way: min(additions, removals) / average size.")
+    turnover: float | None = Field(None, description="min(additions, removals) / average size.")
 
     @field_validator("id", mode="before")
     @classmethod
@@ -208,44 +208,40 @@ class RebalanceRunInfo(_Model):
 class DynamicDefinition(BaseModel):
     """What makes a universe dynamic: the rules it is rebalanced to, its pins and its schedule."""
 
-    rules: dict[str, Any] = Field(description="The rule tree, as screen_assets takes it (normalised).")
-    rules_version: int = Field(description="Bumped by every change of rules, pins or schedule.")
+    rules: dict[str, Any] = Field(description="As screen_assets takes them.")
+    rules_version: int
     rebalance: Literal["daily", "weekly", "monthly", "quarterly"] | None = Field(
-        None, description="Schedule; null: only when rebalance_universe is called (and never automatically)."
+        None, description="null: only by rebalance_universe."
     )
-    include: list[str] = Field(default_factory=list, description="Symbols pinned in whatever the rules say.")
-    exclude: list[str] = Field(default_factory=list, description="Symbols pinned out whatever the rules say.")
-    next_rebalance_at: datetime | None = Field(None, description="When the scheduler next rebalances it.")
+    include: list[str] = Field(default_factory=list, description="Pinned in.")
+    exclude: list[str] = Field(default_factory=list, description="Pinned out.")
+    next_rebalance_at: datetime | None = None
     last_run: RebalanceRunInfo | None = None
 
 
 class RebalanceChange(BaseModel):
     symbol: str
     name: str | None = None
-    reason: str = Field(description='Why it comes or goes: "market_cap 9.1e10 < 1e11", "delisted on …", "pinned".')
+    reason: str
 
 
 class RebalanceResult(BaseModel):
     universe: UniverseSummary
-    dry_run: bool = Field(description="True: nothing was changed; apply with dry_run=false.")
-    run: RebalanceRunInfo | None = Field(
-        None, description="The applied run (null for a dry run, or when a scheduled slot was already done)."
-    )
+    dry_run: bool
+    run: RebalanceRunInfo | None = Field(None, description="The applied run; null for a dry run.")
     rules_version: int
-    data_as_of: date | None = Field(None, description="Date of the security-master data the rules were run on.")
+    data_as_of: date | None = Field(None, description="Security-master data date.")
     size_before: int
     size_after: int
-    additions: list[RebalanceChange] = Field(description="Securities that join (the first ones, largest first).")
-    removals: list[RebalanceChange] = Field(description="Members that leave (the first ones).")
+    additions: list[RebalanceChange] = Field(description="Joining, largest first (the first ones).")
+    removals: list[RebalanceChange] = Field(description="Leaving (the first ones).")
     addition_count: int
     removal_count: int
-    unchanged: int = Field(description="Members that stay.")
-    one_way_turnover: float | None = Field(None, description="min(additions, removals) / average size.")
-    truncated: bool = Field(False, description="True when not every change is listed (counts are complete).")
-    report_uri: str | None = Field(None, description="When truncated: the resource with every change.")
-    concurrent: bool = Field(
-        False, description="True when another call rebalanced this universe meanwhile: its run is returned."
-    )
+    unchanged: int
+    one_way_turnover: float | None = None
+    truncated: bool = Field(False, description="Not every change listed; all in report_uri.")
+    report_uri: str | None = None
+    concurrent: bool = Field(False, description="Another call's run, made meanwhile, is returned.")
     warnings: list[str] = Field(default_factory=list)
 
 

@@ -383,6 +383,17 @@ async def screen_assets(
             )
         )
     symbols = [a.symbol for a in page.assets if a.listing_status == "listed"]
+    quota = deps.state.limits.quotas.members_per_universe
+    if symbols and not page.total_capped and (not quota or page.total <= quota):
+        # Listed before the static list: a client keying next actions by tool keeps the last of two.
+        actions.append(
+            NextAction(
+                tool="create_universe",
+                arguments={"name": f"Rules: {_title(page.rules)}"[:100].rstrip(), "rules": page.rules},
+                reason=f"keep all {total} as a dynamic universe that follows these rules (add rebalance, e.g. "
+                "monthly, to re-run them on a schedule)",
+            )
+        )
     if symbols:
         cap = deps.state.limits.max_symbols_per_call
         actions.append(

@@ -12,9 +12,7 @@ from pydantic import BaseModel, Field
 
 from services.errors import InvalidArgument
 from services.schemas import (
-    DynamicDefinition,
     MembershipReport,
-    RebalanceResult,
     SymbolOutcome,
     TurnoverReport,
     UniverseDetail,
@@ -50,30 +48,23 @@ Cursor = Annotated[str | None, Field(description="next_cursor from the previous 
 class UniverseWithReport(BaseModel):
     universe: UniverseSummary
     report: MembershipReport
-    rebalance: RebalanceResult | None = Field(
-        None, description="Created with rules: the first rebalance, which chose the members (each with its reason)."
-    )
 
 
 class UpdatedUniverse(BaseModel):
     universe: UniverseSummary
     changed: list[str] = Field(description="Fields that actually changed (empty when the values were already so).")
-    definition: DynamicDefinition | None = Field(
-        None, description="A dynamic universe's rules, pins and schedule after the change."
+    rules_version: int | None = Field(
+        None, description="A dynamic universe's definition version after the change (get_universe shows it)."
     )
 
 
 Rules = Annotated[
     dict[str, Any] | None,
-    Field(
-        description='A rule tree as screen_assets takes it, e.g. {"all": [{"field": "sector", "op": "eq", "value": '
-        '"Information Technology"}, {"field": "market_cap", "op": "gte", "value": 1e11}]}. Makes the universe '
-        "dynamic: its members are what the rules select, re-evaluated by rebalance_universe or on the schedule."
-    ),
+    Field(description="Rules as screen_assets takes them: the universe is dynamic, its members what they select."),
 ]
 Schedule = Annotated[
     str | None,
-    Field(description="Rebalance schedule of a dynamic universe: daily, weekly, monthly or quarterly (UTC periods)."),
+    Field(description="daily, weekly, monthly or quarterly (UTC): when a dynamic universe is rebalanced."),
 ]
 
 
@@ -271,7 +262,7 @@ async def _create_dynamic(
     if result.warnings:
         message += " " + " ".join(result.warnings)
     return ok(
-        UniverseWithReport(universe=universe, report=report, rebalance=shown),
+        UniverseWithReport(universe=universe, report=report),
         message,
         next_actions=actions,
         asset_count=universe.asset_count,
@@ -407,15 +398,15 @@ async def update_universe(
     rules: Rules = None,
     rebalance: Annotated[
         str | None,
-        Field(description="New schedule: daily, weekly, monthly, quarterly, or none (only on request)."),
+        Field(description="daily, weekly, monthly, quarterly, or none."),
     ] = None,
     include: Annotated[
         list[str] | None,
-        Field(description="Symbols pinned in whatever the rules say (replaces the list; [] clears it)."),
+        Field(description="Symbols pinned in whatever the rules say (replaces the list)."),
     ] = None,
     exclude: Annotated[
         list[str] | None,
-        Field(description="Symbols pinned out whatever the rules say (replaces the list; [] clears it)."),
+        Field(description="Symbols pinned out (replaces the list)."),
     ] = None,
     kind: Annotated[str | None, Field(description='"static" freezes a dynamic universe as the list it now is.')] = None,
 ) -> Envelope[UpdatedUniverse]:
@@ -478,7 +469,8 @@ async def update_universe(
                 reason="preview who joins and leaves under the new definition, then apply it",
             )
         )
-    return ok(UpdatedUniverse(universe=universe, changed=changed, definition=definition), message, next_actions=actions)
+    version = definition.rules_version if definition else None
+    return ok(UpdatedUniverse(universe=universe, changed=changed, rules_version=version), message, next_actions=actions)
 
 
 async def delete_universe(deps: Deps, universe_id: UniverseId) -> Envelope[DeletedUniverse]:
@@ -586,7 +578,9 @@ def build_universe(theme: str, size: str = "20") -> list:
             "search_assets takes words and filters (industry, country, asset_type, index, market cap) and "
             "screen_assets takes rules for anything more precise. Pick the ones that fit the theme, then "
             "create_universe with their symbols (a search or screen offers it as a next action), and summarise the "
-            "report: what was added, rejected or pending."
+            "report: what was added, rejected or pending. If the theme is a rule that should stay true over time "
+            "(e.g. US semiconductor companies above $10B), create_universe with those rules and a rebalance "
+            "schedule instead: the members then follow the rules, each change with its reason."
         )
     ]
 
@@ -595,9 +589,10 @@ def review_universe(universe_id: str) -> list:
     """Review a universe's composition, validation state and recent turnover."""
     return [
         UserMessage(
-            f"Review universe {universe_id}: call get_universe for members and counts by validation status, "
-            "get_universe_turnover for the last 90 days, then point out pending or invalid members, sector "
-            "concentration and anything that should be re-validated."
+            f"Review universe {universe_id}: call get_universe for members and counts by validation status (and, "
+            "for a dynamic universe, its rules and last rebalance), get_universe_turnover for the last 90 days and "
+            "get_universe_history for who came and went and why, then point out pending, invalid or delisted "
+            "members, sector concentration and anything that should be re-validated or rebalanced."
         )
     ]
 

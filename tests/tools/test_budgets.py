@@ -47,7 +47,7 @@ async def test_tools_list_with_every_toolset_fits_its_budget(make_settings, caps
             f"\ntools/list: {len(tools)} tools, {total / 1024:.1f} KB in all, "
             f"{model_facing / 1024:.1f} KB model-facing (name, description, input schema)"
         )
-    assert len(tools) == 21
+    assert len(tools) == 22
     assert total <= TOOLS_LIST_MAX, f"tools/list is {total:,} bytes"
     assert model_facing <= MODEL_FACING_MAX, f"the model-facing part is {model_facing:,} bytes"
 

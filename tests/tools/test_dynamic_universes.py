@@ -63,7 +63,7 @@ async def test_created_from_rules_its_members_are_what_the_screen_selects_each_w
     uid = created["universe"]["id"]
     assert created["universe"]["kind"] == "dynamic"
     assert await members(call, uid) == expected  # same names, same order (largest first)
-    first = created["rebalance"]["additions"][0]
+    first = created["report"]["results"][0]
     assert first["symbol"] == expected[0]
     assert "market_cap" in first["reason"] and ">= 2e11" in first["reason"]
     assert created["report"]["counts"] == {"added": len(expected)}
@@ -80,7 +80,7 @@ async def test_a_dry_run_changes_nothing_and_applying_tighter_rules_removes_with
     before = await members(call, uid)
     tighter = {"all": [BIG_TECH["all"][0], {"field": "market_cap", "op": "gte", "value": 1e12}]}
     updated = await call.ok("update_universe", universe_id=uid, rules=tighter)
-    assert updated["changed"] == ["rules"] and updated["definition"]["rules_version"] == 2
+    assert updated["changed"] == ["rules"] and updated["rules_version"] == 2
     assert await members(call, uid) == before  # redefining alone moves no member
 
     dry = await call.ok("rebalance_universe", universe_id=uid)
@@ -222,3 +222,14 @@ async def members_as_of(call: Call, uid: str, at: str) -> list[str]:
         if not page["next_cursor"]:
             return symbols
         args["cursor"] = page["next_cursor"]
+
+
+async def test_a_screen_offers_a_dynamic_universe_of_its_rules_that_can_be_created_as_it_stands(call):
+    rules = {"all": [{"field": "industry", "op": "contains", "value": "semiconductor"}, BIG_TECH["all"][1]]}
+    envelope = await call("screen_assets", rules=rules, limit=5)
+    offered = [a for a in envelope["next_actions"] if a["tool"] == "create_universe" and "rules" in a["arguments"]]
+    assert len(offered) == 1
+    created = await call.ok("create_universe", **offered[0]["arguments"])
+    assert created["universe"]["kind"] == "dynamic"
+    assert created["universe"]["asset_count"] == envelope["data"]["total"]
+    assert sorted(await members(call, created["universe"]["id"])) == sorted(await screened(call, rules))
