@@ -107,7 +107,11 @@ class DashboardData(BaseModel):
     selected: UniverseDetail | None = Field(
         None, description="The universe shown: its counts and first 15 members (next_cursor for more)."
     )
-    composition: Composition | None = Field(None, description="The selected universe's make-up, for the charts.")
+    # Typed by Composition, published as an object: the View reads it, and its schema would cost every client's
+    # tools/list about 1.8 KB (twice: both dashboard tools carry it).
+    composition: dict[str, Any] | None = Field(
+        None, description="The selected universe's make-up for the charts (sectors, industries, caps, statuses)."
+    )
     tools: list[str] = Field(description="Tools this server exposes to the dashboard (it hides what is missing).")
     read_only: bool = Field(description="True when the server exposes no tool that changes data.")
     limits: DashboardLimits
@@ -229,7 +233,9 @@ async def _load(deps: Deps, ctx: Context, universe_id: str | None) -> DashboardD
         # An explicit id goes through the owner check (not_found for anyone else's universe).
         selected = await service.get(selected_id, limit=FIRST_MEMBERS) if selected_id else None
         composition = (
-            await _composition(service, selected.universe.id, service.limits.page_size_max) if selected else None
+            (await _composition(service, selected.universe.id, service.limits.page_size_max)).model_dump(mode="json")
+            if selected
+            else None
         )
         data = DashboardData(
             universes=[],
