@@ -133,3 +133,29 @@ export function stepLine(name: string, points: Point[], width: number, height = 
   for (const p of points) svg.append(svgEl("circle", { cx: x(p.at), cy: y(p.value), r: 3, class: "chart-dot", "data-value": p.value }));
   return svg;
 }
+
+export interface Period {
+  label: string;
+  up: number; // additions, drawn above the axis
+  down: number; // removals, drawn below it
+}
+
+/** Additions above and removals below a middle axis, one slot per period. */
+export function diverging(name: string, periods: Period[], width: number, height = 150): SVGSVGElement {
+  const svg = frame(width, height, name);
+  const bottom = 18;
+  const x = scaleBand().domain(periods.map((p) => p.label)).range([0, width]).padding(0.25);
+  const max = Math.max(1, ...periods.map((p) => Math.max(p.up, p.down)));
+  const y = scaleLinear().domain([-max, max]).range([height - bottom, 4]);
+  svg.append(svgEl("line", { x1: 0, x2: width, y1: y(0) + 0.5, y2: y(0) + 0.5, class: "chart-axis" }));
+  const every = Math.max(1, Math.ceil(periods.length / Math.max(1, Math.floor(width / 56))));
+  periods.forEach((p, i) => {
+    const left = x(p.label) ?? 0;
+    const g = svgEl("g", { "data-label": p.label, "data-up": p.up, "data-down": p.down });
+    if (p.up) g.append(svgEl("rect", { x: left, y: y(p.up), width: x.bandwidth(), height: y(0) - y(p.up), class: "chart-bar added" }));
+    if (p.down) g.append(svgEl("rect", { x: left, y: y(0) + 1, width: x.bandwidth(), height: y(-p.down) - y(0), class: "chart-bar removed" }));
+    if (i % every === 0) g.append(svgEl("text", { x: left + x.bandwidth() / 2, y: height - 4, class: "chart-tick", "text-anchor": "middle" }, p.label));
+    svg.append(g);
+  });
+  return svg;
+}

@@ -3,6 +3,7 @@ import { call, type DashboardData, type Detail, type ErrorInfo, type ListedUnive
 import { renderComposition } from "./composition";
 import { $, el, sortRows } from "./dom";
 import { notify } from "./notices";
+import { syncHistory } from "./history";
 import { syncRules } from "./rules";
 import { explain, statusCell } from "./status";
 
@@ -17,6 +18,8 @@ export const state = {
   memberSort: null as { key: keyof Member; dir: 1 | -1 } | null,
   universeSort: { key: "name" as keyof ListedUniverse, dir: 1 as 1 | -1 },
   checked: new Set<string>(),
+  // Set while the member table shows a past date's members (the as_of picker): nothing there can be edited.
+  asOf: null as string | null,
 };
 
 export const has = (tool: string): boolean => state.data?.tools.includes(tool) ?? false;
@@ -92,6 +95,8 @@ export function render(data: DashboardData): void {
   if (detail?.universe.id !== state.selectedId) state.checked.clear();
   state.selectedId = detail?.universe.id ?? null;
   state.members = detail?.assets ?? [];
+  state.asOf = null;
+  $("as-of-banner").hidden = true;
   state.nextCursor = detail?.next_cursor ?? null;
   // Hide what this server does not offer (read-only mode, toolsets) and what needs a selected universe.
   document.querySelectorAll<HTMLElement>("[data-needs-tool], [data-needs-universe]").forEach((node) => {
@@ -113,6 +118,7 @@ export function render(data: DashboardData): void {
   renderDetail(detail);
   renderComposition(detail ? data.composition : null);
   syncRules();
+  syncHistory();
   $("app").setAttribute("aria-busy", "false");
   setStatus(detail ? `${detail.universe.name}: ${detail.universe.asset_count} assets` : `${universeCount()} universes`);
   void tellModel(summary(data));
@@ -180,7 +186,7 @@ export function renderMembers(): void {
   );
   if (state.memberSort) rows = sortRows(rows, state.memberSort.key, state.memberSort.dir);
   // Read-only (or a dynamic universe, which its rules keep): no selection boxes at all, not disabled ones.
-  const canRemove = has("remove_assets_from_universe") && state.data?.selected?.universe.kind !== "dynamic";
+  const canRemove = has("remove_assets_from_universe") && state.data?.selected?.universe.kind !== "dynamic" && !state.asOf;
   $("assets").querySelector("th.check")!.toggleAttribute("hidden", !canRemove);
   $("remove-selected").hidden = !canRemove;
   $("assets").querySelector("tbody")!.replaceChildren(
@@ -201,7 +207,7 @@ export function renderMembers(): void {
       );
     }),
   );
-  const total = state.data?.selected?.universe.asset_count ?? 0;
+  const total = state.asOf ? Number($("as-of-banner").dataset.count ?? 0) : (state.data?.selected?.universe.asset_count ?? 0);
   const empty = $("assets-empty");
   empty.hidden = rows.length > 0;
   empty.textContent = state.members.length ? "No member matches the filter." : "This universe has no members yet: add some below.";

@@ -6,6 +6,7 @@ import { wireComposition } from "./composition";
 import { clearError, refresh, render, setStatus, showError, state } from "./core";
 import { $ } from "./dom";
 import { wireEditor } from "./editor";
+import { wireHistory } from "./history";
 import { wireRules } from "./rules";
 import { wireSearch } from "./search";
 
@@ -14,6 +15,7 @@ wireSearch();
 wireBulk();
 wireComposition();
 wireRules();
+wireHistory();
 $("error-close").addEventListener("click", clearError);
 
 // Theme: the host's (applyContext), else the system's (CSS media query); the small toggle overrides either until the

@@ -112,7 +112,7 @@ export function wireEditor(): void {
 
   $("load-more").addEventListener("click", () => {
     void busy($("load-more") as HTMLButtonElement, "Loading…", async () => {
-      const page = await call<Detail>("get_universe", { universe_id: state.selectedId, cursor: state.nextCursor, limit: 200 });
+      const page = await call<Detail>("get_universe", { universe_id: state.selectedId, cursor: state.nextCursor, limit: 200, ...(state.asOf ? { as_of: state.asOf } : {}) });
       state.members = state.members.concat(page.assets ?? []);
       state.nextCursor = page.next_cursor;
       renderMembers();

@@ -101,6 +101,7 @@ function toggleExplanation(chip: HTMLButtonElement, m: Member, e: Explained): vo
 }
 
 function fixes(m: Member, e: Explained, actions: HTMLElement): void {
+  if (state.asOf) return; // a past date's members: nothing to fix there
   const dynamic = state.data?.selected?.universe.kind === "dynamic";
   const button = (text: string, handler: (b: HTMLButtonElement) => void, cls = "") => {
     const b = el("button", { text, className: cls, attrs: { type: "button", "data-fix": text.split(" ")[0].toLowerCase() } });
