@@ -328,3 +328,78 @@ def test_rules_editor_preview_create_then_rebalance_preview_and_apply(master, pa
     assert set(master.members(name)) == kept
     expect(view.locator("#assets tbody tr[data-symbol]")).to_have_count(len(kept))
     assert page.view_requests() == [] and not page.errors
+
+
+DATED = """symbol,date,action
+AAPL,2020-01-02,added
+MSFT,2020-01-02,added
+NVDA,2021-06-01,added
+MSFT,2022-03-15,removed
+KO,2023-01-03T14:30:00Z,added
+JPM,2023-01-03T14:30:00Z,added
+KO,2024-05-06,removed
+"""
+
+
+def _sizes_from_store(server: Running, uid: str) -> list[int]:
+    """Members after each distinct change time, oldest first, from the event rows themselves."""
+    rows = server.rows(
+        "SELECT effective_at, action FROM universe_asset_events WHERE universe_id = ? ORDER BY effective_at, id",
+        uid.replace("-", ""),
+    ) or server.rows(
+        "SELECT effective_at, action FROM universe_asset_events WHERE universe_id = ? ORDER BY effective_at, id", uid
+    )
+    sizes: list[int] = []
+    size, last = 0, None
+    for at, action in rows:
+        size += 1 if action == "added" else -1
+        if at == last:
+            sizes[-1] = size
+        else:
+            sizes.append(size)
+        last = at
+    return sizes
+
+
+@pytest.mark.parametrize(("theme", "width"), [("dark", 1280), ("light", 375)])
+def test_history_chart_events_and_as_of_picker_match_the_store(master, page, theme, width):
+    page.page.set_viewport_size({"width": width, "height": 900})
+    name = f"Dated {theme}"
+    if "get_universe_history" not in master.call("get_dashboard_state")["tools"]:  # pragma: no cover
+        pytest.skip("get_universe_history is not on this branch yet (issue 14's history tools)")
+    uid = master.call("import_universe_csv", csv_text=DATED, name=name, validate=False)["universe"]["id"]
+    view = page.open(f"{master.base_url}/?theme={theme}&universe={uid}")
+    expect(view.locator("#history-panel")).to_be_visible()
+    events = view.locator("#history-events tbody tr")
+    expect(events).to_have_count(7)
+    assert [r.get_attribute("data-symbol") for r in events.all()][:2] == ["KO", "JPM"]  # newest first
+    expect(events.first).to_have_attribute("data-action", "removed")
+
+    stored = _sizes_from_store(master, uid)
+    dots = view.locator("svg[data-chart=size] circle")
+    shown = [int(d.get_attribute("data-value")) for d in dots.all()]
+    # The line starts empty, steps through every change time, and ends at today's size.
+    assert shown == [0, *stored, len(master.members(name))]
+    turnover = master.call("get_universe_turnover", universe_id=uid)
+    summary = view.locator("#history-summary")
+    expect(summary).to_have_attribute("data-additions", str(turnover["additions"]))
+    expect(summary).to_have_attribute("data-removals", str(turnover["removals"]))
+    per = {r[0]: (int(r[1]), int(r[2])) for r in _table(view, "turnover")}
+    assert sum(a for a, _ in per.values()) == 5 and sum(r for _, r in per.values()) == 2
+    assert per["2022"] == (0, 1) and per["2023"] == (2, 0)
+    page.shot(f"v2-history-{theme}-{width}.png")
+
+    view.locator("#as-of").fill("2021-06-01")
+    view.locator("#as-of-show").click()
+    expect(view.locator("#as-of-banner")).to_be_visible()
+    past = master.call("get_universe", universe_id=uid, as_of="2021-06-01T23:59:59Z")
+    expected = [a["symbol"] for a in past["assets"]]
+    assert sorted(expected) == ["AAPL", "MSFT", "NVDA"]
+    expect(view.locator("#assets tbody tr[data-symbol]")).to_have_count(len(expected))
+    assert view.locator("#assets tbody tr[data-symbol]").evaluate_all("rs => rs.map(r => r.dataset.symbol)") == expected
+    expect(view.locator("#as-of-text")).to_contain_text("3 members")
+    expect(view.locator("#assets th.check")).to_be_hidden()  # the past cannot be edited
+    page.shot(f"v2-as-of-{theme}-{width}.png")
+    view.locator("#as-of-clear").click()
+    expect(view.locator("#assets tbody tr[data-symbol]")).to_have_count(len(master.members(name)))
+    assert page.view_requests() == [] and not page.errors

@@ -152,8 +152,15 @@ export function diverging(name: string, periods: Period[], width: number, height
   periods.forEach((p, i) => {
     const left = x(p.label) ?? 0;
     const g = svgEl("g", { "data-label": p.label, "data-up": p.up, "data-down": p.down });
-    if (p.up) g.append(svgEl("rect", { x: left, y: y(p.up), width: x.bandwidth(), height: y(0) - y(p.up), class: "chart-bar added" }));
-    if (p.down) g.append(svgEl("rect", { x: left, y: y(0) + 1, width: x.bandwidth(), height: y(-p.down) - y(0), class: "chart-bar removed" }));
+    const mid = left + x.bandwidth() / 2;
+    if (p.up) {
+      g.append(svgEl("rect", { x: left, y: y(p.up), width: x.bandwidth(), height: y(0) - y(p.up), class: "chart-bar added" }));
+      if (x.bandwidth() >= 14) g.append(svgEl("text", { x: mid, y: y(p.up) + 12, class: "chart-value on-bar", "text-anchor": "middle" }, `+${p.up}`));
+    }
+    if (p.down) {
+      g.append(svgEl("rect", { x: left, y: y(0) + 1, width: x.bandwidth(), height: y(-p.down) - y(0), class: "chart-bar removed" }));
+      if (x.bandwidth() >= 14) g.append(svgEl("text", { x: mid, y: y(-p.down) - 3, class: "chart-value on-bar", "text-anchor": "middle" }, `−${p.down}`));
+    }
     if (i % every === 0) g.append(svgEl("text", { x: left + x.bandwidth() / 2, y: height - 4, class: "chart-tick", "text-anchor": "middle" }, p.label));
     svg.append(g);
   });
