@@ -146,7 +146,7 @@ export function diverging(name: string, periods: Period[], width: number, height
   const bottom = 18;
   const x = scaleBand().domain(periods.map((p) => p.label)).range([0, width]).padding(0.25);
   const max = Math.max(1, ...periods.map((p) => Math.max(p.up, p.down)));
-  const y = scaleLinear().domain([-max, max]).range([height - bottom, 4]);
+  const y = scaleLinear().domain([-max, max]).range([height - bottom - 14, 16]);
   svg.append(svgEl("line", { x1: 0, x2: width, y1: y(0) + 0.5, y2: y(0) + 0.5, class: "chart-axis" }));
   const every = Math.max(1, Math.ceil(periods.length / Math.max(1, Math.floor(width / 56))));
   periods.forEach((p, i) => {
@@ -155,11 +155,11 @@ export function diverging(name: string, periods: Period[], width: number, height
     const mid = left + x.bandwidth() / 2;
     if (p.up) {
       g.append(svgEl("rect", { x: left, y: y(p.up), width: x.bandwidth(), height: y(0) - y(p.up), class: "chart-bar added" }));
-      if (x.bandwidth() >= 14) g.append(svgEl("text", { x: mid, y: y(p.up) + 12, class: "chart-value on-bar", "text-anchor": "middle" }, `+${p.up}`));
+      if (x.bandwidth() >= 14) g.append(svgEl("text", { x: mid, y: y(p.up) - 4, class: "chart-value", "text-anchor": "middle" }, `+${p.up}`));
     }
     if (p.down) {
       g.append(svgEl("rect", { x: left, y: y(0) + 1, width: x.bandwidth(), height: y(-p.down) - y(0), class: "chart-bar removed" }));
-      if (x.bandwidth() >= 14) g.append(svgEl("text", { x: mid, y: y(-p.down) - 3, class: "chart-value on-bar", "text-anchor": "middle" }, `−${p.down}`));
+      if (x.bandwidth() >= 14) g.append(svgEl("text", { x: mid, y: y(-p.down) + 13, class: "chart-value", "text-anchor": "middle" }, `−${p.down}`));
     }
     if (i % every === 0) g.append(svgEl("text", { x: left + x.bandwidth() / 2, y: height - 4, class: "chart-tick", "text-anchor": "middle" }, p.label));
     svg.append(g);
