@@ -301,8 +301,9 @@ UniverseIdOpt = Annotated[
 async def open_universe_dashboard(
     deps: Deps, ctx: Context, universe_id: UniverseIdOpt = None
 ) -> Envelope[DashboardData]:
-    """Open the interactive universe dashboard when the user wants to see or manage universes visually: member
-    table, asset search, editor, CSV import and export. Clients that cannot show apps get a markdown table instead.
+    """Open the interactive universe dashboard when the user wants to see or manage universes visually: composition
+    charts, member table with status reasons, history, rules editor, asset search, CSV import and export. Clients
+    that cannot show apps get a markdown table instead.
     """
     data = await _load(deps, ctx, universe_id)
     if client_supports_apps(ctx):

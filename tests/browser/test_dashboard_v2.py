@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import Page, Running, expect
+from tests.browser.conftest import Running, expect
 from tests.support.servers import http_server
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,9 @@ OLD_LIST = ["AAPL", "MSFT", "NVDA", "KO", "JPM", "BRK.B", "TWTR", "ZI", "ZZZQX"]
 
 
 @pytest.fixture(scope="module")
-def master(seeded_store: Path, small_snapshot: Path, tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[Running]:
+def master(
+    seeded_store: Path, small_snapshot: Path, tmp_path_factory: pytest.TempPathFactory, browser: Any
+) -> Iterator[Running]:
     data_dir = tmp_path_factory.mktemp("v2") / "data"
     data_dir.mkdir()
     shutil.copyfile(seeded_store, data_dir / "universe.db")
@@ -58,13 +60,18 @@ def _stored_members(server: Running, name: str) -> list[dict[str, Any]]:
 
 
 def _table(view: Any, name: str) -> list[list[str]]:
-    rows = view.locator(f"table[data-table={name}] tbody tr")
-    return [[c.strip() for c in r.locator("th, td").all_text_contents()] for r in rows.all()]
+    """A chart's table for screen readers, row by row (one round trip)."""
+    return view.locator(f"table[data-table={name}] tbody tr").evaluate_all(
+        "rows => rows.map(r => [...r.cells].map(c => c.textContent.trim()))"
+    )
 
 
 def _bars(view: Any, name: str) -> dict[str, float]:
-    groups = view.locator(f"svg[data-chart={name}] g[data-label]")
-    return {g.get_attribute("data-label"): float(g.get_attribute("data-value")) for g in groups.all()}
+    """A chart's drawn bars: label -> value."""
+    pairs = view.locator(f"svg[data-chart={name}] g[data-label]").evaluate_all(
+        "gs => gs.map(g => [g.dataset.label, Number(g.dataset.value)])"
+    )
+    return dict(pairs)
 
 
 @pytest.mark.parametrize(("theme", "width"), [("light", 1280), ("dark", 375)])
@@ -91,7 +98,17 @@ def test_composition_charts_match_the_store(master, page, theme, width):
     def band(cap: float | None) -> str:
         if cap is None:
             return "Unknown"
-        return "Mega" if cap >= 200e9 else "Large" if cap >= 10e9 else "Mid" if cap >= 2e9 else "Small" if cap >= 300e6 else "Micro"
+        return (
+            "Mega"
+            if cap >= 200e9
+            else "Large"
+            if cap >= 10e9
+            else "Mid"
+            if cap >= 2e9
+            else "Small"
+            if cap >= 300e6
+            else "Micro"
+        )
 
     bands = Counter(band(m["market_cap"]) for m in stored)
     assert {k: int(v) for k, v in _bars(view, "caps").items() if v} == dict(bands)
@@ -103,8 +120,10 @@ def test_composition_charts_match_the_store(master, page, theme, width):
     assert status[("renamed", "listing")] == 1  # ZI, now GTM
 
     frame = page.frame
-    print(frame.evaluate("""(() => { const w = document.documentElement.clientWidth; return [w, document.documentElement.scrollWidth,
-      [...document.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > w + 1).slice(0, 12).map(e => e.tagName + '#' + e.id + '.' + e.className.baseVal + e.className + ' ' + Math.round(e.getBoundingClientRect().right))] })()"""))
+    print(
+        frame.evaluate("""(() => { const w = document.documentElement.clientWidth; return [w, document.documentElement.scrollWidth,
+      [...document.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > w + 1).slice(0, 12).map(e => e.tagName + '#' + e.id + '.' + e.className.baseVal + e.className + ' ' + Math.round(e.getBoundingClientRect().right))] })()""")
+    )
     assert frame.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     page.shot(f"v2-composition-{theme}-{width}.png")
     assert page.view_requests() == [] and not page.errors
@@ -170,7 +189,9 @@ def test_the_empty_state_leads_to_create_or_find_and_nothing_else(empty, page, t
     expect(view.locator("#empty")).to_be_visible()
     for hidden in ("#universe-panel", "#bulk-panel", "#add-form", "#import-mode", "#import", "#export"):
         expect(view.locator(hidden)).to_be_hidden()
-    expect(view.locator("#empty button:visible")).to_have_text(["Create a universe", "Find securities", "Build one from rules"])
+    expect(view.locator("#empty button:visible")).to_have_text(
+        ["Create a universe", "Find securities", "Build one from rules"]
+    )
     expect(page.page.locator("#debug")).to_be_hidden()  # no developer panel unless ?debug=1
     expect(view.locator("#theme-toggle")).to_be_hidden()  # this host sends its theme: the host's toggle rules
     page.shot(f"v2-empty-{theme}-{width}.png")
@@ -309,7 +330,9 @@ def test_rules_editor_preview_create_then_rebalance_preview_and_apply(master, pa
     expect(view.locator("#add-form")).to_be_hidden()  # the rules keep the members: no manual adds
 
     # Tighten the rules: saved, the members stay until a rebalance is applied.
-    view.locator("#rules-conditions li").nth(1).locator("select[aria-label='Value of condition 2']").select_option(str(int(4e12)))
+    view.locator("#rules-conditions li").nth(1).locator("select[aria-label='Value of condition 2']").select_option(
+        str(int(4e12))
+    )
     view.locator("#rules-save").click()
     expect(view.locator("#rules-title")).to_have_text("Rules (version 2)")
     tighter = {"all": [expected["all"][0], {"field": "market_cap", "op": "gte", "value": 4e12}]}
