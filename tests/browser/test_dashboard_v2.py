@@ -319,6 +319,10 @@ def test_rules_editor_preview_create_then_rebalance_preview_and_apply(master, pa
     assert total >= 2
     expect(view.locator("#rules-count")).to_have_attribute("data-total", str(total))  # the live preview's count
     expect(view.locator("#rules-preview li")).to_have_count(min(total, 8))
+    unlabelled = panel.locator("select, input").evaluate_all(
+        "els => els.filter(e => !(e.getAttribute('aria-label') || (e.labels && e.labels.length))).map(e => e.outerHTML)"
+    )
+    assert unlabelled == []  # every control of the editor says what it is
     page.shot(f"v2-rules-{theme}-{width}.png")
 
     view.locator("#rules-name").fill(name)
@@ -328,6 +332,7 @@ def test_rules_editor_preview_create_then_rebalance_preview_and_apply(master, pa
     assert set(master.members(name)) == symbols
     expect(view.locator("#rules-title")).to_have_text("Rules (version 1)")
     expect(view.locator("#add-form")).to_be_hidden()  # the rules keep the members: no manual adds
+    expect(view.locator("#import-form")).to_be_hidden()
 
     # Tighten the rules: saved, the members stay until a rebalance is applied.
     view.locator("#rules-conditions li").nth(1).locator("select[aria-label='Value of condition 2']").select_option(

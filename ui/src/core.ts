@@ -63,7 +63,14 @@ export async function busy(button: HTMLButtonElement | null, label: string, fn: 
     button?.removeAttribute("aria-busy");
     if (button) button.disabled = false;
     $("app").setAttribute("aria-busy", "false");
+    // The "…ing" label is done: back to what is shown, unless a notice or an error has said something since.
+    if ($("status").textContent === label) setStatus(shownLine());
   }
+}
+
+function shownLine(): string {
+  const d = state.data?.selected;
+  return d ? `${d.universe.name}: ${d.universe.asset_count} assets` : `${universeCount()} universes`;
 }
 
 /** Reload everything from the server (after each change), keeping the selection when it still exists. */
@@ -104,7 +111,10 @@ export function render(data: DashboardData): void {
     node.hidden = (tool !== undefined && !has(tool)) || (node.hasAttribute("data-needs-universe") && !detail);
   });
   // A dynamic universe's members are what its rules select: no manual adds (the server would refuse them).
-  if (detail?.universe.kind === "dynamic") $("add-form").hidden = true;
+  if (detail?.universe.kind === "dynamic") {
+    $("add-form").hidden = true;
+    $("import-form").hidden = true;
+  }
   // First impression: with no universe at all, one card that leads to creating or finding one.
   const none = state.universes.length === 0 && !detail;
   $("empty").hidden = !none;
@@ -120,7 +130,7 @@ export function render(data: DashboardData): void {
   syncRules();
   syncHistory();
   $("app").setAttribute("aria-busy", "false");
-  setStatus(detail ? `${detail.universe.name}: ${detail.universe.asset_count} assets` : `${universeCount()} universes`);
+  setStatus(shownLine());
   void tellModel(summary(data));
 }
 

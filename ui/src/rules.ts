@@ -296,6 +296,7 @@ function changeList(title: string, kind: string, changes: Change[], count: numbe
     "div",
     { className: `changes ${kind}` },
     el("h4", { text: `${title} (${count})` }),
+    count ? null : el("p", { className: "muted", text: "None." }),
     el(
       "ul",
       { attrs: { "data-changes": kind } },
