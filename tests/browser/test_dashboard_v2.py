@@ -213,6 +213,24 @@ def test_the_empty_state_leads_to_create_or_find_and_nothing_else(empty, page, t
     assert page.view_requests() == [] and not page.errors
 
 
+def test_without_a_host_theme_the_view_follows_the_system_and_offers_its_own_toggle(master, page):
+    page.page.emulate_media(color_scheme="dark")
+    view = page.open(f"{master.base_url}/?theme=none")
+    body = view.locator("body")
+    expect(body).to_have_css("background-color", "rgb(23, 24, 28)")  # the system's dark, painted
+    toggle = view.locator("#theme-toggle")
+    expect(toggle).to_be_visible()
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    box = toggle.bounding_box()
+    assert box["width"] <= 44 and box["height"] <= 36  # small: not the page's most prominent control
+    toggle.click()
+    expect(body).to_have_css("background-color", "rgb(255, 255, 255)")
+    expect(toggle).to_have_attribute("aria-label", "Use the dark theme")
+    page.page.locator("#theme").click()  # a host that starts sending a theme owns it again
+    expect(toggle).to_be_hidden()
+    assert not page.errors
+
+
 def test_the_developer_panel_only_with_debug(empty, page):
     page.open(f"{empty.base_url}/?debug=1")
     expect(page.page.locator("#debug")).to_be_visible()

@@ -124,7 +124,8 @@ async function render(mcp: Client): Promise<void> {
     { serverTools: {}, logging: {}, downloadFile: {}, updateModelContext: { text: {} } },
     {
       hostContext: {
-        theme,
+        // ?theme=none: a host that sends no theme (the View then follows the system, with its own toggle).
+        ...(params.get("theme") === "none" ? {} : { theme }),
         platform: "web",
         displayMode: "inline",
         availableDisplayModes: ["inline"],
