@@ -187,7 +187,7 @@ def test_the_empty_state_leads_to_create_or_find_and_nothing_else(empty, page, t
     page.page.set_viewport_size({"width": width, "height": 900})
     view = page.open(f"{empty.base_url}/?theme={theme}")
     expect(view.locator("#empty")).to_be_visible()
-    for hidden in ("#universe-panel", "#bulk-panel", "#add-form", "#import-mode", "#import", "#export"):
+    for hidden in ("#universes-card", "#universe-panel", "#bulk-panel", "#add-form", "#import-mode", "#import", "#export"):
         expect(view.locator(hidden)).to_be_hidden()
     expect(view.locator("#empty button:visible")).to_have_text(
         ["Create a universe", "Find securities", "Build one from rules"]

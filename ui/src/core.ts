@@ -2,6 +2,7 @@
 import { call, type DashboardData, type Detail, type ErrorInfo, type ListedUniverse, type Member, ToolFailure, tellModel } from "./api";
 import { renderComposition } from "./composition";
 import { $, el, sortRows } from "./dom";
+import { plainName } from "./format";
 import { notify } from "./notices";
 import { syncHistory } from "./history";
 import { syncRules } from "./rules";
@@ -118,6 +119,7 @@ export function render(data: DashboardData): void {
   // First impression: with no universe at all, one card that leads to creating or finding one.
   const none = state.universes.length === 0 && !detail;
   $("empty").hidden = !none;
+  $("universes-card").hidden = none; // the empty state says it: no empty list beside it
   $("empty-readonly").hidden = !data.read_only;
   $("bulk-panel").hidden = none || (!has("import_universe_csv") && !has("export_universe_csv"));
   $("app").classList.toggle("read-only", data.read_only);
@@ -210,7 +212,7 @@ export function renderMembers(): void {
         { attrs: { "data-symbol": m.symbol } },
         canRemove ? el("td", { className: "check" }, box) : null,
         symbol,
-        el("td", { text: m.name ?? "" }),
+        el("td", { text: plainName(m.name), attrs: m.name ? { title: m.name } : {} }),
         el("td", { className: "wide", text: m.sector ?? "" }),
         el("td", { className: "wide", text: m.exchange ?? "" }),
         el("td", {}, statusCell(m)),

@@ -20,3 +20,12 @@ export function percent(value: number | null | undefined): string {
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n.toLocaleString("en-US")} ${n === 1 ? one : many}`;
 }
+
+// Listing files write the share's description into the name ("Apple Inc. - Common Stock"): shown without it, as
+// search results already are (services/schemas.py, AssetHit).
+const BOILERPLATE = /\s*-?\s*(?:Class [A-Z] )?(?:Common Stock|Common Shares|Ordinary Shares)(?:,? (?:par value|\$).*)?$/i;
+
+export function plainName(name: string | null | undefined): string {
+  if (!name) return "";
+  return name.replace(BOILERPLATE, "") || name;
+}

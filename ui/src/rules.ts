@@ -231,6 +231,7 @@ export async function openRules(forNew: boolean): Promise<void> {
   $("rules-panel").hidden = false;
   $("rules-title").textContent = mode === "edit" ? `Rules (version ${def!.rules_version})` : "A universe from rules";
   $("rules-create-row").hidden = mode === "edit" || !has("create_universe");
+  $("rules-name-row").hidden = $("rules-create-row").hidden;
   $("rules-edit-row").hidden = mode === "create" || !has("update_universe");
   $("rebalance").hidden = mode === "create" || !has("rebalance_universe");
   $("rebalance-result").replaceChildren();
