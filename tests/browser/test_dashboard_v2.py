@@ -187,7 +187,15 @@ def test_the_empty_state_leads_to_create_or_find_and_nothing_else(empty, page, t
     page.page.set_viewport_size({"width": width, "height": 900})
     view = page.open(f"{empty.base_url}/?theme={theme}")
     expect(view.locator("#empty")).to_be_visible()
-    for hidden in ("#universes-card", "#universe-panel", "#bulk-panel", "#add-form", "#import-mode", "#import", "#export"):
+    for hidden in (
+        "#universes-card",
+        "#universe-panel",
+        "#bulk-panel",
+        "#add-form",
+        "#import-mode",
+        "#import",
+        "#export",
+    ):
         expect(view.locator(hidden)).to_be_hidden()
     expect(view.locator("#empty button:visible")).to_have_text(
         ["Create a universe", "Find securities", "Build one from rules"]
@@ -448,4 +456,25 @@ def test_history_chart_events_and_as_of_picker_match_the_store(master, page, the
     page.shot(f"v2-as-of-{theme}-{width}.png")
     view.locator("#as-of-clear").click()
     expect(view.locator("#assets tbody tr[data-symbol]")).to_have_count(len(master.members(name)))
+    assert page.view_requests() == [] and not page.errors
+
+
+def test_an_unchecked_typo_is_revalidated_then_replaced_by_its_candidate(master, page):
+    uid = master.call("create_universe", name="Typos", symbols=["MSFT", "APPL"], validate=False)["universe"]["id"]
+    view = page.open(f"{master.base_url}/?universe={uid}")
+    chip = view.locator("#assets tr[data-symbol=APPL] button.chip")
+    expect(chip).to_have_attribute("data-status", "unknown")
+    chip.click()
+    view.locator("tr.explain[data-explains=APPL] [data-fix=re-validate]").click()
+    # Offline nobody can say APPL does not exist: it stays unconfirmed (pending), with AAPL as the near miss.
+    expect(view.locator("#notices .notice").first).to_contain_text("APPL: pending")
+    chip = view.locator("#assets tr[data-symbol=APPL] button.chip")
+    expect(chip).to_have_attribute("data-status", "pending")
+    chip.click()
+    replace = view.locator("tr.explain[data-explains=APPL] [data-fix=replace]").first
+    expect(replace).to_have_text("Replace with AAPL")
+    page.shot("v2-status-replace.png")
+    replace.click()
+    expect(view.locator("#notices .notice").first).to_contain_text("Replaced APPL with AAPL")
+    assert master.members("Typos") == ["MSFT", "AAPL"]
     assert page.view_requests() == [] and not page.errors

@@ -128,12 +128,16 @@ function fixes(m: Member, e: Explained, actions: HTMLElement): void {
       actions.append(el("span", { className: "muted", text: "A dynamic universe drops it at its next rebalance (see Rules)." }));
     return;
   }
-  if ((e.key === "invalid" || e.key === "delisted") && has("validate_symbols") && has("add_assets_to_universe") && has("remove_assets_from_universe")) {
-    // Candidates come from validate_symbols (a rename's new ticker, typo neighbours).
+  if (has("validate_symbols") && has("add_assets_to_universe") && has("remove_assets_from_universe")) {
+    // Candidates come from validate_symbols (a rename's new ticker, typo neighbours: APPL -> AAPL), for a ticker that
+    // is wrong or not confirmed.
+    // They arrive after the other fixes are drawn: a slot keeps them in their place (after re-validate).
+    const slot = el("span", { className: "row wrap slot" });
+    actions.append(slot);
     void call<{ verdicts: { candidates?: string[] }[] }>("validate_symbols", { symbols: [m.symbol] }).then(
       (out) => {
         for (const candidate of (out.verdicts[0]?.candidates ?? []).slice(0, 3)) {
-          button(`Replace with ${candidate}`, (b) =>
+          const b = button(`Replace with ${candidate}`, (b) =>
             void busy(b, "Replacing…", async () => {
               await call("add_assets_to_universe", { universe_id: state.selectedId, symbols: [candidate] });
               await call("remove_assets_from_universe", { universe_id: state.selectedId, symbols: [m.symbol] });
@@ -141,6 +145,7 @@ function fixes(m: Member, e: Explained, actions: HTMLElement): void {
               notify(`Replaced ${m.symbol} with ${candidate}`);
             }),
           );
+          slot.append(b);
         }
       },
       () => undefined,
