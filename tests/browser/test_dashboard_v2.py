@@ -477,4 +477,12 @@ def test_an_unchecked_typo_is_revalidated_then_replaced_by_its_candidate(master,
     replace.click()
     expect(view.locator("#notices .notice").first).to_contain_text("Replaced APPL with AAPL")
     assert master.members("Typos") == ["MSFT", "AAPL"]
+
+    # An add's result is a notice that says what happened and what was meant.
+    view.locator("#add-symbols").fill("NVDA, ZI")
+    view.locator("#add").click()
+    notice = view.locator("#notices .notice").first
+    expect(notice).to_contain_text("1 added · 1 rejected — ZI: did you mean GTM?")
+    expect(notice).to_have_attribute("data-tone", "warn")
+    assert master.members("Typos") == ["MSFT", "AAPL", "NVDA"]
     assert page.view_requests() == [] and not page.errors
