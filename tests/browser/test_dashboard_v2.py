@@ -308,6 +308,21 @@ def test_keyboard_only_every_stop_is_labelled_and_shows_focus(master, page):
     expect(view.locator("tr.explain[data-explains=ZZZQX]")).to_be_visible()
     page.page.keyboard.press("Enter")
     expect(view.locator("tr.explain[data-explains=ZZZQX]")).to_have_count(0)
+
+    # Another, by keyboard alone: a universe from rules (the first condition as it opens: the first sector).
+    view.locator("#open-rules").focus()
+    page.page.keyboard.press("Enter")
+    expect(view.locator("#rules-name")).to_be_focused()
+    page.page.keyboard.type("Keyboard sector")
+    rules = json.loads(view.locator("#rules-json").text_content())
+    expect(view.locator("#rules-count")).to_be_visible()
+    for _ in range(30):
+        if page.frame.evaluate("document.activeElement.id") == "rules-create":
+            break
+        page.page.keyboard.press("Tab")
+    page.page.keyboard.press("Enter")
+    expect(view.locator("#universe-name")).to_have_text("Keyboard sector")
+    assert set(master.members("Keyboard sector")) == _screen(master, rules)[1]
     assert not page.errors
 
 
