@@ -12,6 +12,9 @@ run (not --quick, not --only), rewrites the measured section of docs/BENCHMARKS.
 5. 32 concurrent streamable-HTTP clients for 30 s           (scenario_http.py)
 6. server RSS with 100,000 assets                           (scenario_memory.py)
 7. the listings snapshot: first and later start, accuracy   (scenario_listings.py)
+8. screen_assets / search_assets with filters, SQLite + PG  (scenario_screen.py)
+9. dynamic universes: a rebalance, a scheduler tick          (scenario_rebalance.py)
+10. get_universe_history pages over 9,000 events           (scenario_history.py)
 
 All load stays on 127.0.0.1; every server process is started and stopped here.
 """
@@ -37,16 +40,18 @@ from bench.common import RESULTS, ROOT, Config, Row, quiet_logging
 
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
-NEEDS_STORE = {"2", "5", "6", "8"}
+NEEDS_STORE = {"2", "5", "6", "8", "9"}
 
 
 def scenarios() -> dict[str, Callable[[Config, dict], Awaitable[list[Row]]]]:
     from bench import (
         scenario_add,
+        scenario_history,
         scenario_http,
         scenario_jobs,
         scenario_listings,
         scenario_memory,
+        scenario_rebalance,
         scenario_screen,
         scenario_search,
         scenario_validate,
@@ -61,6 +66,8 @@ def scenarios() -> dict[str, Callable[[Config, dict], Awaitable[list[Row]]]]:
         "6": scenario_memory.run,
         "7": scenario_listings.run,
         "8": scenario_screen.run,
+        "9": scenario_rebalance.run,
+        "10": scenario_history.run,
     }
 
 

@@ -377,6 +377,13 @@ class Settings(BaseSettings):
     )
     refresh_limit: int = Field(2_000, ge=1, le=100_000, description="Most symbols one periodic refresh re-validates.")
     cleanup_interval_s: int = Field(21_600, ge=1, description="How often expired job data is deleted.")
+    rebalance_check_interval_s: int = Field(
+        300,
+        ge=1,
+        description="How often the dynamic universes whose scheduled rebalance is due (daily, weekly, monthly, "
+        "quarterly) are rebalanced: distributed mode by `universe-mcp scheduler`, embedded mode inside the server. "
+        "Each universe is rebalanced at most once per period however often this runs.",
+    )
     provider: Literal["auto", "fake"] = Field(
         "auto",
         description="`fake` replaces every provider by a deterministic in-memory one (it knows SYM00001 ... "

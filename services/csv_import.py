@@ -12,13 +12,15 @@ unvalidated symbols are handed to a bulk validation job once the import has comm
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from core.settings import Settings
+from services.backdated import DatedChange, DatedOutcome
 from services.csv_io import ParsedFile, parse_symbol_file
 from services.errors import InvalidArgument, LimitExceeded
 from services.schemas import MembershipReport, Outcome, UniverseSummary, ValidationStatus
@@ -27,7 +29,7 @@ from services.universes import UniverseService
 
 __all__ = ["CsvImport", "CsvImportResult", "ImportRow", "apply_import", "read_import"]
 
-Verdict = Literal["added", "duplicate", "invalid"]
+Verdict = Literal["added", "backdated", "duplicate", "invalid"]
 
 # One outcome vocabulary inside (services/schemas.py: Outcome, as add_assets_to_universe reports it); an import's
 # rows speak the file's words, which are part of the tool's output: a symbol already in the universe is a
@@ -40,18 +42,33 @@ class ImportRow(BaseModel):
     input: str = Field(description="The cell or line as written (shortened to 60 characters).")
     symbol: str | None = Field(None, description="The ticker read from it (normalised), when there is one.")
     verdict: Verdict = Field(
-        description="added | duplicate (already in the universe, or repeated in the file) | invalid (see reason)."
+        description="added | backdated (a dated change, recorded at its date) | duplicate (already in the universe "
+        "or its history, or repeated in the file) | invalid (see reason)."
     )
+    action: Literal["added", "removed"] | None = Field(None, description="Dated rows only: the change.")
+    effective_at: datetime | None = Field(None, description="Dated rows only: when the change took effect.")
     validation_status: ValidationStatus | None = Field(None, description="For added rows: valid, pending or unknown.")
     reason: str | None = None
     candidates: list[str] = Field(default_factory=list, description="Similar known symbols, for invalid rows.")
+
+    @model_serializer(mode="wrap")
+    def _dated_fields_only_when_dated(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.effective_at is None:  # an undated row (every row of most files): no two nulls per row
+            data.pop("action", None)
+            data.pop("effective_at", None)
+        return data
 
 
 class CsvImport(BaseModel):
     universe: UniverseSummary
     format: Literal["csv", "list", "tradingview", "ibkr"] = Field(description="The file format that was recognised.")
     mode: Literal["append", "replace"]
-    counts: dict[str, int] = Field(description="Rows per verdict (added, duplicate, invalid), plus removed members.")
+    counts: dict[str, int] = Field(
+        description="Rows per verdict (added, duplicate, invalid; backdated when the file has dates), plus removed "
+        "members."
+    )
+    backdated: int = Field(0, description="Changes recorded at their dates from the file's date column.")
     rows: list[ImportRow] = Field(description="Per-row verdicts: problems first, then added rows (the first ones).")
     rows_truncated: bool = Field(description="True when more rows were judged than are listed.")
     report_uri: str | None = Field(None, description="When truncated: the resource with every row's verdict.")
@@ -120,6 +137,12 @@ class CsvImportResult:
     removed: list[str]
     outcomes: dict[str, _Outcome] = field(default_factory=dict)
     job_id: str | None = None
+    dated: dict[int, DatedOutcome] = field(default_factory=dict)  # by line
+
+    @property
+    def backdated(self) -> int:
+        """How many of the file's dated changes were recorded at their dates."""
+        return sum(o.verdict == "backdated" for o in self.dated.values())
 
     @property
     def unchecked(self) -> list[str]:
@@ -149,6 +172,9 @@ class CsvImportResult:
         for row in self.parsed.rows:
             if row.verdict != "ok":  # judged by the parser: invalid or repeated in the file
                 outcome = _Outcome(row.verdict, None, row.reason, tuple(row.candidates))
+            elif row.effective_at is not None:
+                dated = self.dated[row.line]
+                outcome = _Outcome(dated.verdict, None, dated.reason, dated.candidates)
             else:
                 assert row.symbol is not None, "the parser gives every ok row its symbol"
                 outcome = self.outcomes[row.symbol]
@@ -161,6 +187,8 @@ class CsvImportResult:
                     validation_status=outcome.status,
                     reason=outcome.reason,
                     candidates=list(outcome.candidates),
+                    action=row.action if row.effective_at is not None else None,
+                    effective_at=row.effective_at,
                 )
             )
         return rows
@@ -172,6 +200,8 @@ class CsvImportResult:
     def counts(self, rows: list[ImportRow]) -> dict[str, int]:
         """Rows per verdict, plus the removed members in replace mode."""
         counts = {"added": 0, "duplicate": 0, "invalid": 0}
+        if self.parsed.date_column:
+            counts["backdated"] = 0
         for row in rows:
             counts[row.verdict] += 1
         if self.mode == "replace":
@@ -197,10 +227,20 @@ async def apply_import(
     if name is not None:
         universe_id = (await service.create(name))[0].id
     assert universe_id is not None
-    universe, report, removed = await service.import_members(
-        universe_id, symbols, replace=mode == "replace", validate=inline, checks=checks
+    dated = [
+        DatedChange(line=r.line, symbol=r.symbol, action=r.action, effective_at=r.effective_at)
+        for r in parsed.dated_rows
+        if r.symbol is not None and r.effective_at is not None
+    ]
+    universe, report, removed, outcomes = await service.import_members(
+        universe_id,
+        normalise_symbols(parsed.undated_symbols),
+        replace=mode == "replace",
+        validate=inline,
+        checks=checks,
+        dated=dated,
     )
-    result = CsvImportResult(parsed, universe, mode, validate, large, report, removed)
+    result = CsvImportResult(parsed, universe, mode, validate, large, report, removed, dated=outcomes)
     for r in report.results:
         reason = "already in the universe" if r.outcome == "already_present" else r.reason
         candidates = tuple(r.candidates) if r.outcome == "rejected" else ()

@@ -3,7 +3,9 @@
 Reading accepts four shapes and says which it saw:
 
 * ``csv``: a delimited file (comma, semicolon, tab or pipe, sniffed from the first line) whose header names a
-  symbol column (symbol, ticker, code ...); other columns are ignored and reported.
+  symbol column (symbol, ticker, code ...); other columns are ignored and reported, except two optional ones: a
+  date column (date, effective_date, as_of ...) dating each row's change, and an action column (added | removed,
+  default added). A dated row is a past membership change (services/backdated.py); an undated one adds now.
 * ``list``: tickers one per line or comma separated, no header.
 * ``tradingview``: a TradingView watchlist export, ``EXCHANGE:SYMBOL`` items separated by commas or newlines, with
   ``###SECTION`` headers.
@@ -11,8 +13,10 @@ Reading accepts four shapes and says which it saw:
   (``DES,symbol,sectype,exchange,expiry,strike,right,multiplier``), ``SYM,symbol,exchange`` lines and
   ``CON,conid,exchange`` lines (contract ids cannot be mapped to tickers, so those rows are reported invalid).
 
-Every data row gets a verdict with its line number; nothing here raises for a bad row. Whole-file problems (empty,
-binary, too many rows, no symbol column) raise InvalidArgument/LimitExceeded before anything is changed.
+Every data row gets a verdict with its line number; nothing here raises for a bad ticker. Whole-file problems (empty,
+binary, too many rows, no symbol column) raise InvalidArgument/LimitExceeded before anything is changed, and so do
+bad dates and actions (malformed, in the future, before 1900, a removal without a date), naming their lines: a file
+of history is imported as written or not at all.
 
 Parsing is plain CPU work (about 25 µs a row), so callers run it off the event loop (tools/universes_csv.py), and it
 stops as soon as a file has more rows than the limit instead of judging every row of a huge file first. The format
@@ -29,12 +33,14 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Literal
 
 from services.errors import InvalidArgument, LimitExceeded
 from services.symbols import normalise_symbol, symbol_problem
 
 __all__ = [
+    "DATE_HEADERS",
     "EXPORT_COLUMNS",
     "FORMULA_PREFIXES",
     "ParsedFile",
@@ -43,6 +49,7 @@ __all__ = [
     "csv_row",
     "format_csv",
     "neutralise_cell",
+    "parse_change_date",
     "parse_symbol_file",
 ]
 
@@ -63,6 +70,12 @@ SYMBOL_HEADERS = frozenset(
         "symbol_code",
     }
 )
+# Optional columns of a csv file with a header (compared as _header_key makes them: "effective_date" is
+# "effective date").
+DATE_HEADERS = frozenset({"date", "effective date", "effective at", "as of", "as of date", "asof", "change date"})
+ACTION_HEADERS = frozenset({"action", "change"})
+ACTIONS = {"added": "added", "add": "added", "removed": "removed", "remove": "removed"}
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 DELIMITERS = (",", ";", "\t", "|")
 EXPORT_COLUMNS = (
     "symbol",
@@ -93,6 +106,8 @@ class ParsedRow:
     verdict: Literal["ok", "invalid", "duplicate"] = "ok"
     reason: str | None = None
     candidates: list[str] = field(default_factory=list)
+    effective_at: datetime | None = None  # a dated row: when the change took effect (aware UTC)
+    action: Literal["added", "removed"] = "added"
 
 
 @dataclass(slots=True)
@@ -104,11 +119,23 @@ class ParsedFile:
     ignored_columns: list[str] = field(default_factory=list)
     sections: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    date_column: str | None = None
+    action_column: str | None = None
 
     @property
     def symbols(self) -> list[str]:
-        """The importable symbols, each once, in file order."""
-        return [r.symbol for r in self.rows if r.verdict == "ok" and r.symbol]
+        """The importable symbols (of dated and undated rows), each once, in file order."""
+        return list(dict.fromkeys(r.symbol for r in self.rows if r.verdict == "ok" and r.symbol))
+
+    @property
+    def undated_symbols(self) -> list[str]:
+        """The symbols of the importable rows without a date (added now), each once, in file order."""
+        return list(dict.fromkeys(r.symbol for r in self.rows if r.verdict == "ok" and r.symbol and not r.effective_at))
+
+    @property
+    def dated_rows(self) -> list[ParsedRow]:
+        """The importable rows with a date (past changes), in file order."""
+        return [r for r in self.rows if r.verdict == "ok" and r.symbol and r.effective_at is not None]
 
 
 class _TooManyRows(Exception):
@@ -157,8 +184,9 @@ def csv_line(cells: Sequence[str]) -> str:
 
 
 # --- reading --------------------------------------------------------------------------------------------------------
-def parse_symbol_file(text: str, *, max_rows: int) -> ParsedFile:
-    """Parse ``text`` into per-row verdicts. Raises InvalidArgument/LimitExceeded for whole-file problems."""
+def parse_symbol_file(text: str, *, max_rows: int, now: datetime | None = None) -> ParsedFile:
+    """Parse ``text`` into per-row verdicts. Raises InvalidArgument/LimitExceeded for whole-file problems; ``now``:
+    the time a date may not pass (default: the current time)."""
     notes: list[str] = []
     for bom in ("\ufeff", "\u00ef\u00bb\u00bf"):  # the mark itself, or its bytes read as Windows-1252/latin-1
         if text.startswith(bom):
@@ -185,7 +213,7 @@ def parse_symbol_file(text: str, *, max_rows: int) -> ParsedFile:
         elif _looks_tradingview(sample):
             parsed = _parse_tradingview(numbered, rows)
         else:
-            parsed = _parse_delimited(numbered, rows)
+            parsed = _parse_delimited(numbered, rows, now or datetime.now(UTC))
     except _TooManyRows:
         raise LimitExceeded(
             f"The file has more than {max_rows:,} data rows ({len(numbered):,} non-blank lines); one import takes at "
@@ -279,18 +307,28 @@ def _header_key(cell: str) -> str:
     return " ".join(cell.strip().strip("\"'").replace("_", " ").split()).casefold()
 
 
-def _parse_delimited(numbered: Numbered, rows: _Rows) -> ParsedFile:
+def _parse_delimited(numbered: Numbered, rows: _Rows, now: datetime) -> ParsedFile:
     delimiter = _sniff_delimiter([line for _, line in numbered[:5]])
     split = (lambda s: next(csv.reader([s], delimiter=delimiter))) if delimiter else (lambda s: [s])
     header = split(numbered[0][1])
     keys = [_header_key(c) for c in header]
     column = next((i for i, k in enumerate(keys) if k in SYMBOL_HEADERS), None)
     if column is not None:
-        ignored = [c.strip() for i, c in enumerate(header) if i != column and c.strip()]
+        date_at = next((i for i, k in enumerate(keys) if k in DATE_HEADERS), None)
+        action_at = next((i for i, k in enumerate(keys) if k in ACTION_HEADERS), None)
+        used = {column, date_at, action_at}
+        ignored = [c.strip() for i, c in enumerate(header) if i not in used and c.strip()]
+        problems: list[dict[str, object]] = []
         for number, line in numbered[1:]:
             cells = split(line)
             cell = cells[column] if column < len(cells) else ""
             rows.append(_cell_row(number, cell) if cell.strip() else _invalid(number, line, "the symbol cell is empty"))
+            if date_at is not None or action_at is not None:
+                problem = _date_and_action(rows[-1], _cell(cells, date_at), _cell(cells, action_at), now)
+                if problem is not None:
+                    problems.append({"line": number, "input": _shown(line), "reason": problem})
+        if problems:
+            _refuse_dates(problems, header[date_at].strip() if date_at is not None else None)
         notes = [] if rows else ["the file has a header but no data rows"]
         return ParsedFile(
             format="csv",
@@ -299,6 +337,8 @@ def _parse_delimited(numbered: Numbered, rows: _Rows) -> ParsedFile:
             symbol_column=header[column].strip(),
             ignored_columns=ignored,
             notes=notes,
+            date_column=header[date_at].strip() if date_at is not None else None,
+            action_column=header[action_at].strip() if action_at is not None else None,
         )
     cells = [c for c in header if c.strip()]
     # A table (several rows, all as wide as the first) with no symbol header has unknown columns; guessing which one
@@ -322,6 +362,59 @@ def _parse_delimited(numbered: Numbered, rows: _Rows) -> ParsedFile:
             if cell.strip():
                 rows.append(_cell_row(number, cell))
     return ParsedFile(format="list", rows=rows, delimiter=delimiter)
+
+
+def _cell(cells: list[str], index: int | None) -> str:
+    return cells[index].strip() if index is not None and index < len(cells) else ""
+
+
+def parse_change_date(text: str) -> datetime:
+    """A date (YYYY-MM-DD: that day at 00:00 UTC) or an ISO 8601 date-time (UTC unless it names a zone), as an
+    aware UTC datetime; ValueError when it is neither."""
+    value = text.strip()
+    if len(value) == 10:
+        day = date.fromisoformat(value)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    if len(value) < 16 or value[4] != "-" or value[10] not in "T ":
+        raise ValueError(value)
+    at = datetime.fromisoformat(value)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _date_and_action(row: ParsedRow, date_text: str, action_text: str, now: datetime) -> str | None:
+    """Set a row's date and action from its cells; what is wrong with them, if anything."""
+    action = ACTIONS.get(action_text.casefold()) if action_text else "added"
+    if action is None:
+        return f"the action {action_text[:30]!r} is not added or removed"
+    row.action = action  # type: ignore[assignment]  # ACTIONS maps to the two actions only
+    if not date_text:
+        return (
+            "a removal needs its date (remove members now with remove_assets_from_universe)"
+            if action == "removed"
+            else None
+        )
+    try:
+        at = parse_change_date(date_text)
+    except ValueError:
+        return f"the date {date_text[:40]!r} is not a date (YYYY-MM-DD) or an ISO 8601 date-time"
+    if at < EARLIEST:
+        return f"the date {date_text[:40]!r} is before 1900"
+    if at > now:
+        return f"the date {date_text[:40]!r} is in the future (after {now.isoformat(timespec='seconds')})"
+    row.effective_at = at
+    return None
+
+
+def _refuse_dates(problems: list[dict[str, object]], column: str | None) -> None:
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more line(s))" if len(problems) > 1 else ""
+    raise InvalidArgument(
+        f"Line {first['line']}: {first['reason']}{more}; nothing was imported.",
+        hint=(f"The {column!r} column dates each row's change: " if column else "")
+        + "write dates as YYYY-MM-DD or ISO 8601 date-times (UTC unless they name a zone), from 1900 up to now; "
+        "the action column takes added or removed (default added), and a removal needs a date.",
+        details={"rows": problems[:50], "problem_rows": len(problems)},
+    )
 
 
 def _delimiter_name(delimiter: str | None) -> str:
@@ -365,11 +458,13 @@ def _symbol_row(line: int, value: str, exchange: str | None, *, raw: str) -> Par
 
 
 def _mark_duplicates(rows: list[ParsedRow]) -> None:
-    first: dict[str, int] = {}
+    """A row repeating an earlier one: the same symbol (undated rows), the same change at the same time (dated)."""
+    first: dict[tuple[object, ...], int] = {}
     for row in rows:
         if row.verdict != "ok" or row.symbol is None:
             continue
-        if row.symbol in first:
-            row.verdict, row.reason = "duplicate", f"repeats line {first[row.symbol]}"
+        key = (row.symbol,) if row.effective_at is None else (row.symbol, row.effective_at, row.action)
+        if key in first:
+            row.verdict, row.reason = "duplicate", f"repeats line {first[key]}"
         else:
-            first[row.symbol] = row.line
+            first[key] = row.line

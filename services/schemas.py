@@ -22,7 +22,6 @@ __all__ = [
     "RebalanceRunInfo",
     "MembershipReport",
     "SymbolOutcome",
-    "TurnoverReport",
     "UniverseDetail",
     "UniverseMember",
     "UniversePage",
@@ -272,22 +271,6 @@ class MembershipReport(BaseModel):
         for r in results:
             counts[r.outcome] = counts.get(r.outcome, 0) + 1
         return cls(results=results, counts=counts, asset_count=asset_count)
-
-
-class TurnoverReport(BaseModel):
-    universe_id: str
-    since: datetime | None = Field(description="Window start (exclusive); null = since the universe was created.")
-    until: datetime = Field(description="Window end (inclusive).")
-    additions: int
-    removals: int
-    size_start: int
-    size_end: int
-    average_size: float = Field(description="(size_start + size_end) / 2.")
-    turnover: float | None = Field(
-        description="(additions + removals) / (2 * average_size); null when the universe was empty throughout."
-    )
-    addition_rate: float | None = Field(description="additions / average_size.")
-    removal_rate: float | None = Field(description="removals / average_size.")
 
 
 class SymbolVerdict(BaseModel):

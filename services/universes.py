@@ -1,4 +1,5 @@
-"""Universe business logic: create, list, read (now or as of a date), rename, delete, membership and turnover.
+"""Universe business logic: create, list, read (now or as of a date), rename, delete and membership (history and
+turnover are read by services/history.py).
 
 Every function takes the caller and filters by its owner id; none commits (the tool boundary does).
 """
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from services import names, quotas
+from services.backdated import DatedChange, DatedOutcome, apply_dated
 from services.errors import Conflict, InvalidArgument, LimitExceeded, UniverseExists, UniverseNotFound
 from services.pagination import decode_cursor, encode_cursor
 from services.quotas import Quotas
@@ -29,7 +31,6 @@ from services.schemas import (
     MembershipReport,
     RebalanceRunInfo,
     SymbolOutcome,
-    TurnoverReport,
     UniverseDetail,
     UniverseMember,
     UniversePage,
@@ -463,23 +464,26 @@ class UniverseService:
         replace: bool = False,
         validate: bool = True,
         checks: dict[str, SymbolCheck] | None = None,
-    ) -> tuple[UniverseSummary, MembershipReport, builtins.list[str]]:
-        """Add any number of symbols (a file's), in chunks; ``replace``: first remove the members not among them.
+        dated: Sequence[DatedChange] = (),
+    ) -> tuple[UniverseSummary, MembershipReport, builtins.list[str], dict[int, DatedOutcome]]:
+        """Add any number of symbols (a file's), in chunks; ``replace``: first remove the members not among them;
+        ``dated``: past changes to write at their dates first (services/backdated.py has the rule they keep).
 
         One locked write: a concurrent add cannot slip in between reading the members and removing them. Verdicts
-        are asked before the lock (or passed in as ``checks``). Returns the universe, the report of the adds and the
-        removed symbols in their old order.
+        are asked before the lock (or passed in as ``checks``). Returns the universe, the report of the adds, the
+        removed symbols in their old order and each dated line's outcome.
         """
         unlocked = await self._get(universe_id)
         _refuse_if_dynamic(unlocked, "imported")
         normalised = normalise_symbols(symbols)
+        every = normalise_symbols([*normalised, *(c.symbol for c in dated)])
         if checks is None:
-            checks = await self.check_symbols(normalised, validate=validate)
-        assets = await self._assets_for(normalised, checks)
-        universe, report, removed = await run_write(
-            self.session, self._import_unit, unlocked.id, normalised, replace, checks, assets
+            checks = await self.check_symbols(every, validate=validate)
+        assets = await self._assets_for(every, checks)
+        universe, report, removed, outcomes = await run_write(
+            self.session, self._import_unit, unlocked.id, normalised, replace, checks, assets, list(dated)
         )
-        return _summary(universe, report.asset_count), report, removed
+        return _summary(universe, report.asset_count), report, removed, outcomes
 
     def _import_unit(
         self,
@@ -489,16 +493,27 @@ class UniverseService:
         replace: bool,
         checks: dict[str, SymbolCheck],
         assets: dict[str, Asset],
-    ) -> tuple[Universe, MembershipReport, builtins.list[str]]:
+        dated: builtins.list[DatedChange],
+    ) -> tuple[Universe, MembershipReport, builtins.list[str], dict[int, DatedOutcome]]:
         universe = self._locked(session, universe_id)
         _refuse_if_dynamic(universe, "imported")
         removed: list[str] = []
         if replace:
-            wanted = set(symbols)
+            # Wanted: the undated symbols, and those whose latest dated change in the file adds them.
+            latest: dict[str, DatedChange] = {}
+            for change in dated:
+                if change.symbol not in latest or change.effective_at > latest[change.symbol].effective_at:
+                    latest[change.symbol] = change
+            wanted = set(symbols) | {s for s, c in latest.items() if c.action == "added"}
             members = repo.member_symbols(session, universe.id)
             removed = [symbol for symbol, _ in members if symbol not in wanted]
             by_symbol = dict(members)
             self._remove(session, universe, [by_symbol[s] for s in removed], reason=REASON_IMPORT_REPLACED)
+        outcomes = (
+            apply_dated(session, universe, self.caller.owner_id, dated, checks, assets, self.limits.quotas)
+            if dated
+            else {}
+        )
         results: list[SymbolOutcome] = []
         count = repo.membership_state(session, universe.id)[2] if not symbols else 0
         size = self.limits.max_symbols_per_call
@@ -508,10 +523,11 @@ class UniverseService:
             )
             results.extend(report.results)
             count = report.asset_count
-        if removed or any(r.outcome == "added" for r in results):
+        backdated = any(o.verdict == "backdated" for o in outcomes.values())
+        if removed or backdated or any(r.outcome == "added" for r in results):
             universe.updated_at = utcnow()
             session.flush()
-        return universe, MembershipReport.build(results, count), removed
+        return universe, MembershipReport.build(results, count), removed, outcomes
 
     async def _check_members_quota(self, universe: Universe, symbols: builtins.list[str]) -> None:
         """Refuse an add that would take the universe past its member quota, looking before the lock (so before
@@ -680,30 +696,3 @@ class UniverseService:
             universe.updated_at = utcnow()
             session.flush()
         return universe, MembershipReport.build(results, count)
-
-    # --- history --------------------------------------------------------------------------------------------------
-    async def turnover(
-        self, universe_id: str, *, since: datetime | None = None, until: datetime | None = None
-    ) -> TurnoverReport:
-        universe = await self._get(universe_id)
-        for label, value in (("since", since), ("until", until)):
-            if value is not None and value.tzinfo is None:
-                raise InvalidArgument(f"{label} needs a time zone, e.g. 2026-01-31T00:00:00Z.")
-        until = until or utcnow()
-        if since is not None and since >= until:
-            raise InvalidArgument("since must be earlier than until.")
-        added, removed, start, end = await repo.turnover_counts(self.session, universe.id, since, until)
-        average = (start + end) / 2
-        return TurnoverReport(
-            universe_id=str(universe.id),
-            since=since,
-            until=until,
-            additions=added,
-            removals=removed,
-            size_start=start,
-            size_end=end,
-            average_size=average,
-            turnover=round((added + removed) / (2 * average), 6) if average else None,
-            addition_rate=round(added / average, 6) if average else None,
-            removal_rate=round(removed / average, 6) if average else None,
-        )

@@ -286,7 +286,8 @@ class UniverseAssetEvent(Base):
 
     __tablename__ = "universe_asset_events"
     __table_args__ = (
-        Index("ix_universe_asset_events_universe_id_effective_at", "universe_id", "effective_at"),
+        # History pages read (effective_at, id) newest first off this index (migration 0013).
+        Index("ix_universe_asset_events_universe_id_effective_at_id", "universe_id", "effective_at", "id"),
         CheckConstraint("action IN ('added', 'removed')", name="action"),
     )
 

@@ -1,5 +1,6 @@
 """The `universes` toolset: thin adapters over services/universes.py, the ``universe://{universe_id}`` resource,
-the universe prompts, and (tools/universes_csv.py) CSV import and export."""
+the universe prompts, (tools/universes_history.py) history and turnover, and (tools/universes_csv.py) CSV import
+and export."""
 
 from __future__ import annotations
 
@@ -14,12 +15,11 @@ from services.errors import InvalidArgument
 from services.schemas import (
     MembershipReport,
     SymbolOutcome,
-    TurnoverReport,
     UniverseDetail,
     UniversePage,
     UniverseSummary,
 )
-from tools import universes_csv, universes_dynamic
+from tools import universes_csv, universes_dynamic, universes_history
 from tools._deps import AppContext, Deps, tool_deps
 from tools._reports import REPORT_RESOURCE, keep_report
 from tools._results import Envelope, NextAction, attention_first, ok
@@ -536,32 +536,6 @@ async def remove_assets_from_universe(
     )
 
 
-async def get_universe_turnover(
-    deps: Deps,
-    universe_id: UniverseId,
-    since: Annotated[
-        datetime | None,
-        Field(description="Window start, exclusive (ISO 8601 with zone). Default: the universe's creation."),
-    ] = None,
-    until: Annotated[
-        datetime | None, Field(description="Window end, inclusive (ISO 8601 with zone). Default: now.")
-    ] = None,
-) -> Envelope[TurnoverReport]:
-    """Measure how much a universe's membership changed over a time window, from its add/remove history.
-
-    turnover = (additions + removals) / (2 x average size), average size = (start size + end size) / 2: 0 means no
-    change, 1.0 as many changes as replacing the whole list. Also returns the counts, sizes and one-sided rates.
-    """
-    async with deps.unit_of_work() as session:
-        report = await deps.universes(session).turnover(universe_id, since=since, until=until)
-    value = "n/a (empty universe)" if report.turnover is None else f"{report.turnover:.2%}"
-    return ok(
-        report,
-        f"Turnover {value}: {report.additions} additions and {report.removals} removals; "
-        f"size {report.size_start} -> {report.size_end}.",
-    )
-
-
 async def universe_resource(universe_id: str, ctx: AppContext) -> str:
     deps = await tool_deps(ctx)
     async with deps.unit_of_work() as session:
@@ -621,7 +595,7 @@ TOOLSET = Toolset(
             scope="write",
         ),
         ToolSpec(remove_assets_from_universe, "Remove assets from a universe", DESTRUCTIVE, scope="write"),
-        ToolSpec(get_universe_turnover, "Universe turnover", READ),
+        *universes_history.TOOLS,
         *universes_dynamic.TOOLS,
         *universes_csv.TOOLS,
     ],

@@ -91,12 +91,24 @@ def _rank(row: ImportRow) -> int:
         return 1
     if row.verdict == "duplicate":
         return 2
+    if row.verdict == "backdated":
+        return 4
     return 3 if row.validation_status != "valid" else 4
 
 
-def _actions(universe: UniverseSummary, rows: list[ImportRow], job_id: str | None, unchecked: int) -> list[NextAction]:
+def _actions(
+    universe: UniverseSummary, rows: list[ImportRow], job_id: str | None, unchecked: int, backdated: int = 0
+) -> list[NextAction]:
     uid = universe.id
     actions = []
+    if backdated:
+        actions.append(
+            NextAction(
+                tool="get_universe_history",
+                arguments={"universe_id": uid},
+                reason=f"see the {backdated} back-dated changes in the universe's history",
+            )
+        )
     if job_id:
         actions.append(
             NextAction(tool="get_job_status", arguments={"job_id": job_id}, reason="follow the validation job")
@@ -147,6 +159,10 @@ async def import_universe_csv(
     Each row is added, duplicate or invalid (with the reason and candidates). Returns counts per verdict and the rows
     needing attention first (every row at report_uri). Files over {settings.csv_job_threshold} symbols are added at once and validated by a
     background job (job_id: follow it with get_job_status). Whole-file problems change nothing.
+
+    A date column (date, effective_date or as_of: YYYY-MM-DD or ISO, UTC, 1900 to now) and an action column
+    (added|removed) import past changes at their dates (verdict backdated); per security they must alternate
+    added/removed with the recorded history. A bad date changes nothing.
     """
     settings = deps.state.settings
     parsed = await read_import(settings, csv_text, universe_id, name)
@@ -175,7 +191,8 @@ async def _answer(deps: ToolDeps, result: CsvImportResult) -> Envelope[CsvImport
     rows = await result.rows()
     counts = result.counts(rows)
     unchecked = result.unchecked
-    problems_first = [r for r in rows if r.verdict != "added"] + [r for r in rows if r.verdict == "added"]
+    applied = ("added", "backdated")
+    problems_first = [r for r in rows if r.verdict not in applied] + [r for r in rows if r.verdict in applied]
     listed = attention_first(problems_first, _rank)
     report_uri = None
     if len(listed) < len(rows) or len(removed) > REMOVED_LISTED:
@@ -196,6 +213,7 @@ async def _answer(deps: ToolDeps, result: CsvImportResult) -> Envelope[CsvImport
         format=parsed.format,
         mode=result.mode,
         counts=counts,
+        backdated=result.backdated,
         rows=listed,
         rows_truncated=len(rows) > len(listed),
         report_uri=report_uri,
@@ -205,7 +223,8 @@ async def _answer(deps: ToolDeps, result: CsvImportResult) -> Envelope[CsvImport
         job_id=job_id,
     )
     summary = ", ".join(f"{n} {verdict}" for verdict, n in counts.items() if n) or "no rows"
-    job_note = f" Validation job {job_id} is checking {len(unchecked)} symbols." if job_id else ""
+    job_note = f" {result.backdated} change(s) recorded at their dates." if result.backdated else ""
+    job_note += f" Validation job {job_id} is checking {len(unchecked)} symbols." if job_id else ""
     if data.rows_truncated:
         where = f"; every row is in {report_uri}" if report_uri else ""
         job_note += f" Listed {len(listed)} of {len(rows)} rows, problems first{where}."
@@ -213,7 +232,7 @@ async def _answer(deps: ToolDeps, result: CsvImportResult) -> Envelope[CsvImport
         data,
         f"Imported a {parsed.format} file into {universe.name!r}: {summary}; "
         f"{universe.asset_count} members now.{job_note}",
-        next_actions=_actions(universe, rows, job_id, len(unchecked) if result.needs_job else 0),
+        next_actions=_actions(universe, rows, job_id, len(unchecked) if result.needs_job else 0, result.backdated),
         asset_count=universe.asset_count,
         rows=len(rows),
     )

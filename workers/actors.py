@@ -11,6 +11,9 @@ CurrentMessage (their retry bookkeeping) is visible.
     maintenance.cleanup()                                                 delete expired jobs
     maintenance.watch()                                                   resume (or fail) jobs that are stuck
     maintenance.listings_sync()                                           fetch the listing sources, merge them
+                                                                          (then rebalance the scheduled dynamic
+                                                                          universes once, when it changed anything)
+    maintenance.rebalance_due()                                           rebalance the dynamic universes now due
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class Actors:
     cleanup: dramatiq.Actor
     watch: dramatiq.Actor
     listings_sync: dramatiq.Actor
+    rebalance_due: dramatiq.Actor
     batch_size: int
     marker_ttl_s: int = 7 * 86_400
 
@@ -145,6 +149,12 @@ def declare_actors(broker: Broker, *, run: Run, env: EnvGetter, settings: Settin
     def listings_sync() -> None:
         report = in_env(lambda e: batches.sync_listings(e, settings))
         logger.info("listings sync: %s", "; ".join(describe_sync(report)))
+        sync_id = batches.sync_changed(report)
+        if sync_id is not None:
+            in_env(lambda e: batches.rebalance_after_sync(e, sync_id))
+
+    def rebalance_due() -> None:
+        in_env(batches.rebalance_due)
 
     common: dict[str, Any] = {"broker": broker, "time_limit": time_limit_ms}
     validate_actor = dramatiq.actor(actor_name="validation.validate_batch", queue_name="validation", **common)(
@@ -171,6 +181,10 @@ def declare_actors(broker: Broker, *, run: Run, env: EnvGetter, settings: Settin
         broker=broker,
         time_limit=LISTINGS_SYNC_TIME_LIMIT_MS,
     )(listings_sync)
+    # Retried once: a universe's run is keyed by its period, so a second delivery only does what the first did not.
+    rebalance_actor = dramatiq.actor(
+        actor_name="maintenance.rebalance_due", queue_name="background", max_retries=1, **common
+    )(rebalance_due)
     actors = Actors(
         broker,
         validate_actor,
@@ -179,6 +193,7 @@ def declare_actors(broker: Broker, *, run: Run, env: EnvGetter, settings: Settin
         cleanup_actor,
         watch_actor,
         listings_actor,
+        rebalance_actor,
         cfg.batch_size,
         marker_ttl_s=cfg.retention_s,
     )

@@ -1,5 +1,6 @@
 """What the actors do, free of Dramatiq and MCP: settle a batch of a job's symbols, fail one, refresh stale verdicts,
-clean up. Each step is its own unit of work, so nothing holds a transaction open across the others.
+clean up, rebalance the dynamic universes that are due. Each step is its own unit of work, so nothing holds a
+transaction open across the others.
 
 Idempotence: a batch only looks at its items still ``queued``, and writes each outcome with an UPDATE that matches
 only a queued item, so running a batch twice (at-least-once delivery) changes nothing the second time. Counters are
@@ -22,11 +23,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.settings import Settings
 from services import telemetry
-from services.schemas import SymbolVerdict
+from services.errors import UniverseMCPError
+from services.rebalancing import DynamicUniverses, Trigger
+from services.schedules import check_schedule, next_period_start, period_key
+from services.schemas import Caller, SymbolVerdict
 from services.security_master.sync import SyncReport
+from services.universes import Limits
 from services.validation import ValidationService
-from storage.db import refresh_planner_statistics, unit_of_work, utcnow
+from storage.db import refresh_planner_statistics, run_write, unit_of_work, utcnow
 from storage.repositories import jobs as repo
+from storage.repositories import rebalancing as rebalancing_repo
+from storage.repositories import universes as universes_repo
 
 __all__ = [
     "BatchResult",
@@ -34,6 +41,7 @@ __all__ = [
     "JobEnv",
     "LiveCounters",
     "NoLiveCounters",
+    "RebalanceReport",
     "ResumableJob",
     "CleanupReport",
     "WatchReport",
@@ -41,8 +49,11 @@ __all__ = [
     "fail_batch",
     "plan_refresh",
     "process_batch",
+    "rebalance_after_sync",
+    "rebalance_due",
     "refresh_counts",
     "revalidate",
+    "sync_changed",
     "unfinished",
     "watch",
 ]
@@ -116,6 +127,8 @@ class JobEnv:
     scoped: bool = False  # PostgreSQL: each transaction acts for the job's owner (row-level security)
     # The factor a retry delay is stretched by, so batches that waited together do not all come back at once.
     jitter: Callable[[], float] = field(default=lambda: random.uniform(1.0, 1.2))
+    # What a rebalance may select (the member quota): the settings' limits (core/wiring.py limits_from).
+    limits: Limits = field(default_factory=Limits)
 
     def uow(self, owner_id: uuid.UUID | None = None) -> AbstractAsyncContextManager[AsyncSession]:
         return unit_of_work(self.sessions, owner_id=owner_id if self.scoped else None)
@@ -407,3 +420,163 @@ async def sync_listings(env: JobEnv, settings: Settings) -> SyncReport:
     if master is not None:
         master.forget()
     return report
+
+
+# --- dynamic universes --------------------------------------------------------------------------------------------
+SCHEDULER = "scheduler"  # the caller name a scheduled rebalance acts under, for the universe's owner
+REBALANCE_DUE_LIMIT = 1_000  # most universes one pass rebalances; the rest stay due and come first next time
+
+
+@dataclass
+class RebalanceReport:
+    """What one pass over the dynamic universes did."""
+
+    trigger: Trigger
+    period: str | None = None  # a sync's key ("sync:<id>"); scheduled runs take their own schedule's period
+    seen: int = 0
+    applied: int = 0
+    done_already: int = 0  # another scheduler, a retry or an earlier pass had done this universe's slot
+    skipped: int = 0  # no longer due when its turn came (rebalanced, rescheduled, frozen or deleted meanwhile)
+    failed: int = 0
+    additions: int = 0
+    removals: int = 0
+    failures: list[tuple[uuid.UUID, str]] = field(default_factory=list)  # (universe id, the error's code)
+
+
+async def rebalance_due(
+    env: JobEnv, now: datetime | None = None, *, limit: int = REBALANCE_DUE_LIMIT
+) -> RebalanceReport:
+    """Rebalance each dynamic universe whose scheduled rebalance is due at ``now`` (default: now), the longest
+    waiting first.
+
+    Each universe in its own unit of work, acting for its owner (row-level security on PostgreSQL), recorded under
+    its schedule's period (services/schedules.py ``period_key``): the store keeps one run per universe and period,
+    so a second scheduler, a retry or a restart within the period finds the run made and changes nothing. A
+    universe that fails is logged and counted and the others go on. One whose rebalance cannot succeed as it stands
+    (its stored rules no longer check, they select more than a universe may hold) is not tried again before its
+    next period; any other failure (the store briefly unavailable) leaves it due for the next pass."""
+    now = now or utcnow()
+    async with env.uow() as session:  # every owner's universes: the tables' owner, unscoped
+        due = await session.run_sync(rebalancing_repo.due_universes, now, limit=limit)
+    report = RebalanceReport(trigger="scheduled")
+    for universe_id, owner_id in due:
+        await _rebalance_one(env, report, universe_id, owner_id, now=now)
+    _log_pass(report, len(due))
+    return report
+
+
+async def rebalance_after_sync(env: JobEnv, sync_id: int | str) -> RebalanceReport:
+    """Rebalance every dynamic universe with a schedule once for the listings sync ``sync_id`` (its listing_syncs
+    row): delistings and changed facts reach the universes the day they are known. Recorded under the period
+    ``sync:<id>``, so a retried or repeated call changes nothing more; the universes' schedules are left as they
+    are."""
+    key = f"sync:{sync_id}"
+    async with env.uow() as session:
+        scheduled = await session.run_sync(rebalancing_repo.scheduled_universes)
+    report = RebalanceReport(trigger="listings_sync", period=key)
+    for universe_id, owner_id in scheduled:
+        await _rebalance_one(env, report, universe_id, owner_id, now=utcnow(), period=key)
+    _log_pass(report, len(scheduled))
+    return report
+
+
+def sync_changed(report: SyncReport) -> int | None:
+    """The id of the listings sync's own row when it changed the security master (new, changed, delisted, renamed,
+    adopted or merged securities), else None: a sync that changed nothing gives the universes nothing to follow."""
+    applied = report.applied
+    if applied is None or applied.sync_id is None:
+        return None
+    moved = (applied.new, applied.changed, applied.delisted, applied.renamed, applied.adopted, applied.moved)
+    return applied.sync_id if any(moved) else None
+
+
+async def _rebalance_one(
+    env: JobEnv,
+    report: RebalanceReport,
+    universe_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    *,
+    now: datetime,
+    period: str | None = None,
+) -> None:
+    report.seen += 1
+    trigger = report.trigger
+    schedule = None
+    try:
+        async with env.uow(owner_id) as session:
+            if trigger == "scheduled":
+                universe = await universes_repo.get_universe(session, owner_id, universe_id)
+                due_at = universe.next_rebalance_at if universe is not None else None
+                if universe is None or universe.kind != "dynamic" or due_at is None or due_at > now:
+                    report.skipped += 1
+                    return
+                schedule = check_schedule(universe.rebalance)
+                if schedule is None:
+                    report.skipped += 1
+                    return
+                period = period_key(schedule, now)
+            service = DynamicUniverses(session, Caller(owner_id=owner_id, name=SCHEDULER), limits=env.limits)
+            result = await service.rebalance(
+                universe_id,
+                dry_run=False,
+                trigger=trigger,
+                period=period,
+                scheduled_at=now if trigger == "scheduled" else None,
+            )
+    except UniverseMCPError as error:
+        report.failed += 1
+        report.failures.append((universe_id, error.code))
+        retryable = bool(error.details.get("retryable"))
+        postpone = schedule is not None and not retryable
+        if schedule is None:  # a sync's rebalance is not repeated: the universe's next scheduled one follows
+            then = "its next scheduled rebalance tries again"
+        else:
+            then = "not tried again before its next period" if postpone else "tried again at the next pass"
+        logger.warning(
+            "rebalance (%s, %s) of universe %s not applied (%s): %s", trigger, period, universe_id, then, error.message
+        )
+        if postpone and schedule is not None:
+            await _postpone(env, universe_id, owner_id, now=now, until=next_period_start(schedule, now))
+        return
+    except Exception as error:  # the store or a bug: the universe stays due, the others go on
+        report.failed += 1
+        report.failures.append((universe_id, "internal"))
+        logger.exception(
+            "rebalance (%s, %s) of universe %s failed (%s)", trigger, period, universe_id, type(error).__name__
+        )
+        return
+    if result.concurrent:
+        report.done_already += 1
+        if schedule is not None:  # due again though its period is done (its due time was moved back): not again
+            await _postpone(env, universe_id, owner_id, now=now, until=next_period_start(schedule, now))
+        return
+    report.applied += 1
+    report.additions += result.addition_count
+    report.removals += result.removal_count
+
+
+async def _postpone(
+    env: JobEnv, universe_id: uuid.UUID, owner_id: uuid.UUID, *, now: datetime, until: datetime
+) -> None:
+    try:
+        async with env.uow(owner_id) as session:
+            await run_write(session, rebalancing_repo.postpone_rebalance, universe_id, now, until)
+    except Exception:  # it stays due: tried again (and logged again) at the next pass
+        logger.exception("could not postpone the rebalance of universe %s", universe_id)
+
+
+def _log_pass(report: RebalanceReport, candidates: int) -> None:
+    if not candidates:
+        return
+    logger.info(
+        "rebalance (%s%s): %d universes, %d rebalanced (+%d -%d members), %d done already, %d skipped, %d failed",
+        report.trigger,
+        f", {report.period}" if report.period else "",
+        candidates,
+        report.applied,
+        report.additions,
+        report.removals,
+        report.done_already,
+        report.skipped,
+        report.failed,
+    )

@@ -57,7 +57,7 @@ class WorkerEnv(Middleware):
 
     async def _build(self) -> Any:
         from core.redis import redis_client
-        from core.wiring import build_cache_for, build_providers, build_validation
+        from core.wiring import build_cache_for, build_providers, build_validation, limits_from
         from storage.db import make_engine, make_sessionmaker
         from workers.batches import JobConfig, JobEnv
         from workers.live import RedisLiveCounters
@@ -75,6 +75,7 @@ class WorkerEnv(Middleware):
             build_validation(s, cache, providers),
             live=RedisLiveCounters(redis, s.broker_namespace, s.job_retention_s),
             scoped=engine.dialect.name == "postgresql",
+            limits=limits_from(s),
         )
         logger.info("worker ready: store %s, providers %s", s.describe_store(), [p.name for p in providers])
         return env

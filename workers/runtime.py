@@ -54,6 +54,9 @@ FOLLOW_INTERVAL_S = 0.5
 FOLLOW_MAX_S = 3600.0
 RESUME_DELAY_S = 1.0
 LISTINGS_FIRST_DELAY_S = 600.0  # a store that never synced: ten minutes after start, not during it
+# The first rebalance check of a process: soon after start (a server started for one stdio session may not live for
+# a whole interval), yet not during it. Checking costs one indexed query when nothing is due.
+REBALANCE_FIRST_DELAY_S = 30.0
 CLOSE_GRACE_S = 5.0  # on close, running batches and background steps get this long to finish before cancellation
 
 
@@ -275,10 +278,18 @@ class JobRuntime:
         return report
 
     async def run_listings_sync(self) -> SyncReport:
-        """One run of the periodic listings sync, here and now (workers/batches.py sync_listings)."""
+        """One run of the periodic listings sync, here and now (workers/batches.py sync_listings); when it changed
+        the security master, every scheduled dynamic universe is rebalanced once for it."""
         report = await batches.sync_listings(self.env, self.settings)
         logger.info("listings sync: %s", "; ".join(describe_sync(report)))
+        sync_id = batches.sync_changed(report)
+        if sync_id is not None:
+            await batches.rebalance_after_sync(self.env, sync_id)
         return report
+
+    async def run_rebalance_due(self) -> batches.RebalanceReport:
+        """One pass of the scheduled rebalances, here and now: every dynamic universe that is due."""
+        return await batches.rebalance_due(self.env)
 
     async def _first_listings_sync_in(self) -> float:
         """Seconds until the first listings sync of this process: a day (the interval) after the last live sync
@@ -300,13 +311,16 @@ class JobRuntime:
             "refresh": self.run_refresh,
             "cleanup": self.run_cleanup,
             "watch": self.run_watch,
+            "rebalance": self.run_rebalance_due,
         }
         interval = {
             "refresh": self.settings.refresh_interval_s,
             "cleanup": self.settings.cleanup_interval_s,
             "watch": self.settings.job_watch_interval_s,
+            "rebalance": self.settings.rebalance_check_interval_s,
         }
         due = {name: time.monotonic() + every for name, every in interval.items()}
+        due["rebalance"] = time.monotonic() + min(REBALANCE_FIRST_DELAY_S, interval["rebalance"])
         if listings_sync_enabled(self.settings):
             runs["listings_sync"] = self.run_listings_sync
             interval["listings_sync"] = self.settings.listings_sync_interval_s
@@ -442,7 +456,11 @@ async def open_job_runtime(state: AppState) -> AsyncIterator[JobRuntime]:
         admin_engine = make_engine(settings.admin_sqlalchemy_url)
         sessions = make_sessionmaker(admin_engine)
     env = JobEnv(
-        JobConfig.from_settings(settings), sessions, state.validation, scoped=state.engine.dialect.name == "postgresql"
+        JobConfig.from_settings(settings),
+        sessions,
+        state.validation,
+        scoped=state.engine.dialect.name == "postgresql",
+        limits=state.limits,
     )
     try:
         async with anyio.create_task_group() as tg:

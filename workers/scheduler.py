@@ -5,8 +5,10 @@ Each run belongs to a time slot (``floor(now / interval)``). Before sending, a s
 many schedulers run and however their clocks drift within the slot. Workers do the work (maintenance.refresh fans
 out validation.revalidate batches; maintenance.cleanup deletes expired jobs; maintenance.watch resumes or fails jobs
 that are stuck; maintenance.listings_sync fetches the listing sources and merges them into the security master, once
-every ``listings_sync_interval_s`` and only when online). In embedded mode the same work runs as a task inside the
-server (workers/runtime.py).
+every ``listings_sync_interval_s`` and only when online; maintenance.rebalance_due rebalances the dynamic universes
+whose scheduled rebalance is due, every ``rebalance_check_interval_s``). In embedded mode the same work runs as a task
+inside the server (workers/runtime.py). The slot lock only saves work: what makes a scheduled rebalance happen once
+per universe and period is its period key in the store (services/schedules.py).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def build_scheduler(settings: Settings, *, blocking: bool = True) -> tuple[Any, 
         "refresh": (settings.refresh_interval_s, actors.refresh),
         "cleanup": (settings.cleanup_interval_s, actors.cleanup),
         "watch": (settings.job_watch_interval_s, actors.watch),
+        "rebalance": (settings.rebalance_check_interval_s, actors.rebalance_due),
     }
     if listings_sync_enabled(settings):
         plan["listings_sync"] = (settings.listings_sync_interval_s, actors.listings_sync)
@@ -117,10 +120,12 @@ def run_scheduler(settings: Settings, *, once: bool = False) -> int:
             tick()
         return 0
     logger.info(
-        "scheduler: refresh every %d s, cleanup every %d s, watch every %d s, listings sync %s (namespace %s)",
+        "scheduler: refresh every %d s, cleanup every %d s, watch every %d s, rebalance check every %d s, "
+        "listings sync %s (namespace %s)",
         settings.refresh_interval_s,
         settings.cleanup_interval_s,
         settings.job_watch_interval_s,
+        settings.rebalance_check_interval_s,
         f"every {settings.listings_sync_interval_s} s" if listings_sync_enabled(settings) else "off",
         settings.broker_namespace,
     )

@@ -18,6 +18,7 @@ the listed symbols, built once per data date.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import gzip
 import hashlib
@@ -92,6 +93,7 @@ class LoadReport:
     renamed: int = 0
     seconds: float = 0.0
     moved: int = 0  # universes whose members of retired assets moved to the surviving asset (members.py)
+    sync_id: int | None = None  # its listing_syncs row: what the rebalances that follow a sync are keyed by
 
 
 # --- the snapshot file ---------------------------------------------------------------------------------------------
@@ -415,7 +417,7 @@ async def _apply(
         seconds=round(time.perf_counter() - started, 3),
         moved=moved,
     )
-    await repo.record_sync(
+    row = await repo.record_sync(
         session,
         {
             "source": source,
@@ -429,7 +431,7 @@ async def _apply(
             "sha256": sha256 or str(snapshot.header.get("sha256") or ""),
         },
     )
-    return report
+    return dataclasses.replace(report, sync_id=row.id)
 
 
 def _merges(

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from storage.db import rowcount
 from storage.models import Asset, AssetIndex, RebalanceRun, Universe, UniverseAsset, UniverseRulesVersion
 from storage.repositories.screening import Rule, order_by, screen_where
 
@@ -25,6 +26,7 @@ __all__ = [
     "latest_run",
     "members_with_symbols",
     "pinned_assets",
+    "postpone_rebalance",
     "record_version",
     "run_for_period",
     "scheduled_universes",
@@ -174,3 +176,14 @@ def scheduled_universes(session: Session) -> list[tuple[uuid.UUID, uuid.UUID]]:
         .order_by(Universe.id)
     )
     return [(universe_id, owner_id) for universe_id, owner_id in rows.all()]
+
+
+def postpone_rebalance(session: Session, universe_id: uuid.UUID, due_by: datetime, until: datetime) -> bool:
+    """Move a universe's next scheduled rebalance to ``until`` if it is still due by ``due_by`` (a scheduled run
+    that cannot succeed as the universe stands is not tried again within its period); False when it was not."""
+    result = session.execute(
+        update(Universe)
+        .where(Universe.id == universe_id, Universe.next_rebalance_at <= due_by)
+        .values(next_rebalance_at=until, updated_at=Universe.updated_at)  # the universe itself did not change
+    )
+    return rowcount(result) > 0

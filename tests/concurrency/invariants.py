@@ -2,7 +2,9 @@
 
 After any interleaving of writers: every member appears exactly once on the pages, in the export and in the CSV
 resource, and their number is the universe's asset_count; replaying the history (get_universe as_of now) gives
-exactly the members; additions - removals since creation == size (get_universe_turnover).
+exactly the members; additions - removals since before creation == size (get_universe_turnover); the
+history (get_universe_history), replayed per security oldest first, alternates added/removed starting with added
+and ends with exactly the members.
 """
 
 from __future__ import annotations
@@ -63,15 +65,46 @@ async def check_invariants(client: Client, universe_id: str) -> dict[str, Any]:
     replayed = await paged_members(client, universe_id, as_of=now)
     assert sorted(replayed) == sorted(pages), "replaying the events does not give the members"
 
-    # From before the universe existed, so that its first members count as additions too.
+    # From before the universe existed, so that its first members count as additions too (size_start: members
+    # before then, from a back-dated import of older history).
     turnover = _data(
         await client.call_tool(
             "get_universe_turnover", {"universe_id": universe_id, "since": "2000-01-01T00:00:00Z", "until": now}
         )
     )
-    assert turnover["additions"] - turnover["removals"] == count, turnover
+    assert turnover["additions"] - turnover["removals"] == count - turnover["size_start"], turnover
     assert turnover["size_end"] == count, turnover
-    return {"count": count, "members": pages, "turnover": turnover}
+    events = await check_history(client, universe_id, pages)
+    return {"count": count, "members": pages, "turnover": turnover, "events": events}
+
+
+async def history_events(client: Client, universe_id: str, **extra: Any) -> list[dict[str, Any]]:
+    """Every membership event, page by page through get_universe_history (newest first)."""
+    events: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        args = {"universe_id": universe_id, "limit": 41, **extra, **({"cursor": cursor} if cursor else {})}
+        data = _data(await client.call_tool("get_universe_history", args))
+        events += data["events"]
+        cursor = data.get("next_cursor")
+        if not cursor:
+            return events
+
+
+async def check_history(client: Client, universe_id: str, members: list[str]) -> list[dict[str, Any]]:
+    """The history, replayed oldest first, alternates added/removed per security starting with added, and ends
+    with exactly the members. Returns the events (newest first)."""
+    events = await history_events(client, universe_id)
+    times = [datetime.fromisoformat(e["effective_at"]) for e in events]
+    assert times == sorted(times, reverse=True), "the history is not newest first"
+    state: dict[str, str] = {}
+    for event in reversed(events):
+        previous = state.get(event["symbol"], "removed")
+        assert event["action"] != previous, f"{event['symbol']}: {event['action']} twice in a row"
+        state[event["symbol"]] = event["action"]
+    replayed = sorted(s for s, action in state.items() if action == "added")
+    assert replayed == sorted(members), "replaying the history does not give the members"
+    return events
 
 
 def code_of(result: Any) -> str:

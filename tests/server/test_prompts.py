@@ -7,6 +7,7 @@ import re
 
 import pytest
 from mcp import Client
+from mcp.types import TextContent
 
 pytestmark = pytest.mark.anyio
 
@@ -19,7 +20,8 @@ async def test_every_tool_a_prompt_names_is_served(client: Client):
     assert prompts
     for prompt in prompts:
         args = {a.name: ARGUMENTS.get(a.name, "Energy") for a in prompt.arguments or []}
-        text = " ".join(m.content.text for m in (await client.get_prompt(prompt.name, args)).messages)
+        messages = (await client.get_prompt(prompt.name, args)).messages
+        text = " ".join(m.content.text for m in messages if isinstance(m.content, TextContent))
         named = set(re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", text)) - {"as_of", "dry_run", "asset_type", "market_cap"}
         assert named, prompt.name
         assert named <= tools, (prompt.name, sorted(named - tools))

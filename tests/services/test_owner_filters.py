@@ -35,6 +35,7 @@ async def test_another_owner_cannot_see_or_touch_anything(make_settings):
         job_id = (await alice.ok("start_bulk_validation", symbols=["AAPL", "MSFT"], wait=True))["job_id"]
         before = await alice.ok("get_universe", universe_id=uid)
         history_before = await alice.ok("get_universe_turnover", universe_id=uid)
+        events_before = await alice.ok("get_universe_history", universe_id=uid)
 
     attempts: list[tuple[str, dict]] = [
         ("get_universe", {"universe_id": uid}),
@@ -44,8 +45,10 @@ async def test_another_owner_cannot_see_or_touch_anything(make_settings):
         ("add_assets_to_universe", {"universe_id": uid, "symbols": ["NVDA"], "validate": False}),
         ("remove_assets_from_universe", {"universe_id": uid, "symbols": ["AAPL"]}),
         ("get_universe_turnover", {"universe_id": uid}),
+        ("get_universe_history", {"universe_id": uid}),
         ("export_universe_csv", {"universe_id": uid}),
         ("import_universe_csv", {"universe_id": uid, "csv_text": "symbol\nNVDA\n"}),
+        ("import_universe_csv", {"universe_id": uid, "csv_text": "symbol,date\nNVDA,2020-01-02\n"}),
         ("import_universe_csv", {"universe_id": uid, "csv_text": "symbol\nNVDA\n", "mode": "replace"}),
         ("start_bulk_validation", {"universe_id": uid}),
         ("get_job_status", {"job_id": job_id}),
@@ -81,6 +84,7 @@ async def test_another_owner_cannot_see_or_touch_anything(make_settings):
         assert (await alice.ok("get_universe_turnover", universe_id=uid)) | {"until": None} == history_before | {
             "until": None
         }
+        assert await alice.ok("get_universe_history", universe_id=uid) == events_before
         assert (await alice.ok("get_job_status", job_id=job_id))["status"] == "completed"
         assert [u["id"] for u in (await alice.ok("list_universes"))["universes"]] == [uid]
         await alice.error("create_universe", "already_exists", name="alice CORE")  # her own name is still hers

@@ -7,8 +7,10 @@ The history (each step a tool call; tN is a time taken between calls):
     members at  t1: A B C D (4)   t2: C D (2)   t3: C D E (3)   t4: C D E A (4)   t5: D E (2)   t6: D E B (3)
 
 Every expected number below is computed from that table, not from the tool's answer. Docs: ARCHITECTURE.md,
-"Turnover and point-in-time membership": turnover = (additions + removals) / (2 x average size),
-addition_rate = additions / average size, removal_rate = removals / average size, average = (start + end) / 2.
+"Turnover and point-in-time membership": average = (start + end) / 2, turnover = (additions + removals) /
+(2 x average), one_way_turnover = min(additions, removals) / average, addition_rate = additions / average,
+removal_rate = removals / average. With no since the window starts at the creation: A B C D are the first members,
+not additions.
 """
 
 from __future__ import annotations
@@ -107,30 +109,105 @@ async def test_as_of_pages_keep_the_point_in_time_order(history):
     [
         # (t1, t6]: +E +A +B, -A -B -A -C; 4 members -> 3.
         ("t1", "t6", dict(additions=3, removals=4, size_start=4, size_end=3, average_size=3.5,
-                          turnover=1.0, addition_rate=0.857143, removal_rate=1.142857)),
+                          turnover=1.0, one_way_turnover=0.857143, addition_rate=0.857143, removal_rate=1.142857)),
         # (t2, t4]: +E +A, nothing removed; 2 -> 4.
         ("t2", "t4", dict(additions=2, removals=0, size_start=2, size_end=4, average_size=3.0,
-                          turnover=0.333333, addition_rate=0.666667, removal_rate=0.0)),
+                          turnover=0.333333, one_way_turnover=0.0, addition_rate=0.666667, removal_rate=0.0)),
         # (t3, t5]: +A, -A -C; 3 -> 2.
         ("t3", "t5", dict(additions=1, removals=2, size_start=3, size_end=2, average_size=2.5,
-                          turnover=0.6, addition_rate=0.4, removal_rate=0.8)),
-        # From before creation to t4: +A +B +C +D +E +A, -A -B; 0 -> 4.
-        (None, "t4", dict(additions=6, removals=2, size_start=0, size_end=4, average_size=2.0,
-                          turnover=2.0, addition_rate=3.0, removal_rate=1.0)),
-        # The whole history up to now: 7 additions, 4 removals; 0 -> 3.
-        (None, None, dict(additions=7, removals=4, size_start=0, size_end=3, average_size=1.5,
-                          turnover=3.666667, addition_rate=4.666667, removal_rate=2.666667)),
+                          turnover=0.6, one_way_turnover=0.4, addition_rate=0.4, removal_rate=0.8)),
+        # From the creation (A B C D, the first members) to t4: -A -B +E +A; 4 -> 4.
+        (None, "t4", dict(additions=2, removals=2, size_start=4, size_end=4, average_size=4.0,
+                          turnover=0.5, one_way_turnover=0.5, addition_rate=0.5, removal_rate=0.5)),
+        # From the creation to now: the same changes as (t1, t6].
+        (None, None, dict(additions=3, removals=4, size_start=4, size_end=3, average_size=3.5,
+                          turnover=1.0, one_way_turnover=0.857143, addition_rate=0.857143, removal_rate=1.142857)),
     ],
 )  # fmt: skip
 async def test_turnover_after_removals_and_re_adds(history, since, until, expected):
     report = await history.turnover(since, until)
     assert {k: report[k] for k in expected} == expected
-    # The window is echoed as asked (no since: from before the first event).
     assert report["universe_id"] == history.uid
-    assert report["since"] == (history.t[since].isoformat().replace("+00:00", "Z") if since else None)
+    created_at = (await history.call.ok("get_universe", universe_id=history.uid))["universe"]["created_at"]
+    # The window is echoed: since as asked, or the creation when not given.
+    assert report["since"] == (history.t[since].isoformat().replace("+00:00", "Z") if since else created_at)
     echoed_until = datetime.fromisoformat(report["until"])
     assert echoed_until == history.t[until] if until else echoed_until > history.t["t6"]  # no until: now
     assert report["additions"] - report["removals"] == report["size_end"] - report["size_start"]
+
+
+def names(changes: list[dict]) -> list[str]:
+    return [c["symbol"] for c in changes]
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "added", "removed"),
+    [
+        # Newest first; a removal of two names at once lists them in either order.
+        ("t1", "t6", ["B", "A", "E"], [{"A", "C"}, {"A", "B"}]),
+        ("t2", "t4", ["A", "E"], []),
+        ("t3", "t5", ["A"], [{"A", "C"}]),
+        (None, "t2", [], [{"A", "B"}]),  # the first members are not additions
+    ],
+)
+async def test_turnover_names_what_came_and_went(history, since, until, added, removed):
+    report = await history.turnover(since, until)
+    assert names(report["added"]) == added
+    grouped: list[set[str]] = []
+    last = None
+    for change in report["removed"]:
+        if change["effective_at"] != last:
+            grouped.append(set())
+            last = change["effective_at"]
+        grouped[-1].add(change["symbol"])
+    assert grouped == removed
+    assert report["names_truncated"] is False and report["rebalances"] == []
+    times = [c["effective_at"] for c in report["added"] + report["removed"]]
+    start = history.t[since] if since else datetime.fromisoformat(report["since"])
+    assert all(start < datetime.fromisoformat(t) <= history.t[until] for t in times)
+
+
+async def test_an_unchanged_universe_turns_over_nothing(call):
+    """Created with members and never changed: 0, not the 100 % it reported when its first members counted as
+    additions."""
+    uid = (await call.ok("create_universe", name="Still", symbols=["AAPL", "MSFT", "NVDA"], validate=False))[
+        "universe"
+    ]["id"]
+    report = await call.ok("get_universe_turnover", universe_id=uid)
+    assert {k: report[k] for k in ("additions", "removals", "size_start", "size_end", "average_size")} == {
+        "additions": 0,
+        "removals": 0,
+        "size_start": 3,
+        "size_end": 3,
+        "average_size": 3.0,
+    }
+    assert (report["turnover"], report["one_way_turnover"], report["addition_rate"], report["removal_rate"]) == (
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+    )
+    assert report["added"] == [] and report["removed"] == []
+
+
+async def test_turnover_names_are_bounded_and_point_at_the_history(call):
+    """60 additions: the newest 50 are named, names_truncated says so and the next action pages the history."""
+    uid = (await call.ok("create_universe", name="Growing", symbols=["AAPL"], validate=False))["universe"]["id"]
+    symbols = [f"ZQ{i:02d}" for i in range(60)]
+    for chunk in (symbols[:30], symbols[30:]):
+        await call.ok("add_assets_to_universe", universe_id=uid, symbols=chunk, validate=False)
+    envelope = await call("get_universe_turnover", universe_id=uid)
+    report = envelope["data"]
+    assert (report["additions"], report["size_start"], report["size_end"]) == (60, 1, 61)
+    # min(60, 0) / 31 = 0 one-way; (60 + 0) / (2 x 31) two-way.
+    assert (report["one_way_turnover"], report["turnover"]) == (0.0, round(60 / 62, 6))
+    assert len(report["added"]) == 50 and report["names_truncated"] is True
+    assert set(names(report["added"])) == set(symbols[30:]) | set(symbols[10:30])  # the newest 50
+    assert set(names(report["added"][:30])) == set(symbols[30:])  # the later call's first
+    [action] = envelope["next_actions"]
+    assert action["tool"] == "get_universe_history"
+    assert action["arguments"] == {"universe_id": uid, "since": report["since"].replace("Z", "+00:00"),
+                                   "until": report["until"].replace("Z", "+00:00")}  # fmt: skip
 
 
 async def test_the_window_excludes_its_start_and_includes_its_end(history):
@@ -178,4 +255,15 @@ async def test_events_replay_in_commit_order_when_a_replicas_clock_ran_ahead(cal
     readded = {a["symbol"]: datetime.fromisoformat(a["added_at"]) for a in then["assets"]}
     assert readded["MSFT"] >= ahead
     window = await call.ok("get_universe_turnover", universe_id=uid, until=later)
-    assert (window["additions"], window["removals"], window["size_end"]) == (4, 2, 2)
+    # After the creation (AAPL, MSFT): +NVDA -MSFT -NVDA +MSFT.
+    assert (window["additions"], window["removals"], window["size_start"], window["size_end"]) == (2, 2, 2, 2)
+
+
+async def test_a_since_in_the_future_is_refused(call):
+    uid = (await call.ok("create_universe", name="Ahead", symbols=["AAPL"], validate=False))["universe"]["id"]
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    envelope = await call.error("get_universe_turnover", "invalid_argument", universe_id=uid, since=later)
+    assert envelope["error"]["message"].startswith(f"since ({later}) must be earlier than until (")
+    before = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    envelope = await call.error("get_universe_turnover", "invalid_argument", universe_id=uid, until=before)
+    assert envelope["error"]["message"].startswith(f"until ({before}) is not after the start of the universe's")

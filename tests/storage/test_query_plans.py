@@ -174,3 +174,40 @@ async def test_the_planner_has_statistics_once_the_server_started(
     finally:
         await conn.close()
     assert analyzed is not None
+
+
+async def test_a_history_page_is_a_backward_range_of_the_event_index(make_settings):
+    """get_universe_history's page, first and later ones, reads (universe_id, effective_at, id) backwards off
+    ix_universe_asset_events_universe_id_effective_at_id (migration 0013) and stops after the page: no sort of the
+    universe's events, however many share one time (every member of a creation does)."""
+    from services.history import HistoryService
+    from services.universes import UniverseService
+    from storage.repositories import history
+
+    async with open_app_state(make_settings()) as state:
+        async with state.unit_of_work() as session:
+            await repo.insert_assets_bulk(session, synthetic_rows(300))
+        async with state.unit_of_work() as session:
+            symbols = [row["symbol"] for row in synthetic_rows(300)]
+            universe, _ = await UniverseService(session, state.local_caller).create(
+                "Planned", symbols=symbols, validate=False
+            )
+        async with state.unit_of_work() as session:
+            page = await HistoryService(session, state.local_caller).history(universe.id, limit=20)
+        assert page.next_cursor
+        last = page.events[-1]
+
+        async def run(session: Any) -> None:
+            import uuid
+
+            uid = uuid.UUID(universe.id)
+            await history.event_page(session, uid, since=None, until=None, after=None, limit=21)
+            await history.event_page(session, uid, since=None, until=None, after=(last.effective_at, 10**6), limit=21)
+
+        first, later = await _plans(state, run)
+        # A later page starts its range at the cursor instead of walking the newer events again.
+        assert "(universe_id=? AND effective_at<?)" in later[0], later
+        for plan in (first, later):
+            events = [step for step in plan if "universe_asset_events" in step]
+            assert events and "USING INDEX ix_universe_asset_events_universe_id_effective_at_id" in events[0], plan
+            assert not any("TEMP B-TREE" in step for step in plan), plan

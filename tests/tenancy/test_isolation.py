@@ -43,6 +43,7 @@ async def test_nothing_crosses_the_tenant_line(deployment, tmp_path):
             ("add_assets_to_universe", {"universe_id": uid, "symbols": ["NVDA"]}),
             ("remove_assets_from_universe", {"universe_id": uid, "symbols": ["AAPL"]}),
             ("get_universe_turnover", {"universe_id": uid}),
+            ("get_universe_history", {"universe_id": uid}),
         ]
         attempts += [
             ("get_job_status", {"job_id": job_id}),

@@ -116,6 +116,8 @@ def bad_cases(uid: str) -> list[tuple[str, str, dict]]:
         ("remove_assets_from_universe", "invalid_argument", {"universe_id": uid, "symbols": ["bad symbol"]}),
         ("remove_assets_from_universe", "limit_exceeded", {"universe_id": uid, "symbols": ["X"] * 1001}),
         ("get_universe_turnover", "not_found", {"universe_id": missing}),
+        ("get_universe_history", "not_found", {"universe_id": missing}),
+        ("get_universe_history", "invalid_argument", {"universe_id": uid, "cursor": "not-a-cursor"}),
         ("no_such_tool", "not_found", {}),
     ]
 
@@ -233,6 +235,7 @@ async def refused(call, tool: str, code: str, **arguments) -> tuple[dict, list]:
         ("add_assets_to_universe", {"symbols": ["AAPL"], "validate": False}),
         ("remove_assets_from_universe", {"symbols": ["AAPL"]}),
         ("get_universe_turnover", {}),
+        ("get_universe_history", {}),
     ],
 )
 async def test_a_missing_universe_is_not_found_with_the_way_to_find_its_id(call, tool, arguments):
@@ -319,7 +322,7 @@ async def test_an_update_that_changes_nothing_asks_for_a_field(call):
     error, _ = await refused(call, "update_universe", "invalid_argument", universe_id=uid)
     assert error == {
         "code": "invalid_argument",
-        "message": "Nothing to change: pass name and/or description.",
+        "message": "Nothing to change: pass name, description, rules, rebalance, include, exclude or kind.",
         "hint": None,
         "details": {},
     }
@@ -337,14 +340,20 @@ async def test_page_sizes_cursors_and_times_are_checked(call):
     assert members_cursor is None  # one member, one page
     naive, _ = await refused(call, "get_universe", "invalid_argument", universe_id=uid, as_of="2026-01-31T00:00:00")
     assert naive["message"] == "as_of needs a time zone, e.g. 2026-01-31T00:00:00Z."
-    for label in ("since", "until"):
-        error, _ = await refused(
-            call, "get_universe_turnover", "invalid_argument", universe_id=uid, **{label: "2026-01-31T00:00:00"}
-        )
-        assert error["message"] == f"{label} needs a time zone, e.g. 2026-01-31T00:00:00Z."
-    at = "2026-01-31T00:00:00+00:00"
-    same, _ = await refused(call, "get_universe_turnover", "invalid_argument", universe_id=uid, since=at, until=at)
-    assert same["message"] == "since must be earlier than until."
+    for tool in ("get_universe_turnover", "get_universe_history"):
+        for label in ("since", "until"):
+            error, _ = await refused(call, tool, "invalid_argument", universe_id=uid, **{label: "2026-01-31T00:00:00"})
+            assert error["message"] == f"{label} needs a time zone, e.g. 2026-01-31T00:00:00Z.", tool
+            assert error["details"] == {"field": label}
+        at, earlier = "2026-01-31T00:00:00+00:00", "2026-01-30T00:00:00+00:00"
+        for since, until in ((at, at), (at, earlier)):
+            error, _ = await refused(call, tool, "invalid_argument", universe_id=uid, since=since, until=until)
+            assert error["message"] == f"since ({since}) must be earlier than until ({until}).", tool
+    for limit in (0, 101):
+        error, _ = await refused(call, "get_universe_history", "invalid_argument", universe_id=uid, limit=limit)
+        assert error["message"] == f"limit must be between 1 and 100; got {limit}."
+    for limit in (1, 100):
+        await call.ok("get_universe_history", universe_id=uid, limit=limit)
 
 
 async def test_symbol_lists_empty_or_too_long(call):

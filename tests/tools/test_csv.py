@@ -466,9 +466,9 @@ async def test_importing_nothing_keeps_or_empties_the_members(settings):
             universe, _ = await service.create("Emptied", symbols=["AAPL", "MSFT"], validate=False)
         async with state.unit_of_work() as session:
             service = UniverseService(session, state.local_caller, limits=state.limits)
-            kept, report, removed = await service.import_members(universe.id, [], validate=False)
+            kept, report, removed, _ = await service.import_members(universe.id, [], validate=False)
             assert (kept.asset_count, report.asset_count, report.results, removed) == (2, 2, [], [])
-            emptied, report, removed = await service.import_members(universe.id, [], replace=True, validate=False)
+            emptied, report, removed, _ = await service.import_members(universe.id, [], replace=True, validate=False)
             assert (emptied.asset_count, report.asset_count, removed) == (0, 0, ["AAPL", "MSFT"])
             assert emptied.updated_at > kept.updated_at
 
@@ -483,12 +483,12 @@ async def test_import_members_asks_the_providers_itself_when_given_no_verdicts(s
         async with state.unit_of_work() as session:
             service = UniverseService(session, state.local_caller, limits=state.limits, validator=state.validation)
             universe, _ = await service.create("Self-checked", validate=False)
-            _, report, _ = await service.import_members(universe.id, ["KO", "ZZQQ"])
+            _, report, _, _ = await service.import_members(universe.id, ["KO", "ZZQQ"])
             assert [(r.symbol, r.outcome, r.validation_status) for r in report.results] == [
                 ("KO", "added", "valid"),  # in the offline catalog
                 ("ZZQQ", "added", "pending"),  # not in it: no provider could settle it offline
             ]
-            appended, report, removed = await service.import_members(universe.id, ["ZZQR"], validate=False)
+            appended, report, removed, _ = await service.import_members(universe.id, ["ZZQR"], validate=False)
             assert [(r.symbol, r.outcome, r.validation_status) for r in report.results] == [
                 ("ZZQR", "added", "unknown")
             ]

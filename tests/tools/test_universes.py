@@ -169,8 +169,11 @@ async def test_turnover_and_point_in_time_membership_from_events(call):
     assert window["turnover"] == pytest.approx(3 / 9, rel=1e-5)
     assert window["addition_rate"] == pytest.approx(2 / 4.5, rel=1e-5)
 
-    whole = await call.ok("get_universe_turnover", universe_id=uid)
-    assert (whole["additions"], whole["removals"], whole["size_start"], whole["size_end"]) == (6, 1, 0, 5)
+    whole = await call.ok("get_universe_turnover", universe_id=uid)  # from the creation: A1-D1 are not additions
+    assert (whole["additions"], whole["removals"], whole["size_start"], whole["size_end"]) == (2, 1, 4, 5)
+    assert whole["one_way_turnover"] == pytest.approx(1 / 4.5, rel=1e-5)
+    assert [c["symbol"] for c in whole["removed"]] == ["A1"]
+    assert sorted(c["symbol"] for c in whole["added"]) == ["E1", "F1"]
 
     then = await call.ok("get_universe", universe_id=uid, as_of=after_create.isoformat())
     assert [a["symbol"] for a in then["assets"]] == ["A1", "B1", "C1", "D1"]

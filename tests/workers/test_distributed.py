@@ -158,13 +158,13 @@ async def test_health_without_workers_and_the_scheduler_lock(make_settings, work
     assert lock.acquire("x", 60, now=now) and not lock.acquire("x", 60, now=now)
     assert lock.acquire("x", 60, now=now + 60)  # the next slot
 
-    # The CLI: `universe-mcp scheduler --once` (same settings) finds both slots taken and sends only the job watch,
-    # whose slot nobody had taken yet.
+    # The CLI: `universe-mcp scheduler --once` (same settings) finds both slots taken and sends only the job watch
+    # and the rebalance check, whose slots nobody had taken yet.
     workers.env |= {"UNIVERSE_MCP_REFRESH_INTERVAL_S": "3600", "UNIVERSE_MCP_CLEANUP_INTERVAL_S": "3600"}
     out = run_command(["scheduler", "--once"], env=workers.env)
     assert out.returncode == 0, out.stderr
-    assert client.llen(f"{ns}:background") == 3
-    assert not ticks_a["watch"]()  # that run went out once
+    assert client.llen(f"{ns}:background") == 4
+    assert not ticks_a["watch"]() and not ticks_a["rebalance"]()  # those runs went out once
 
     # A worker then runs what is queued: the periodic messages and the two batches.
     workers.start(threads=2)
@@ -236,3 +236,58 @@ async def test_a_job_whose_batches_a_restarted_redis_lost_is_resumed_and_finishe
         assert dict(attempts) == {1: 400}, attempts  # each symbol settled once
     log = "\n".join(w.tail(400) for w in workers.started)
     assert f"job {job_id} resumed" in log, log[-3000:]
+
+
+@pytest.mark.parametrize("store_settings", ["sqlite", "postgres"], indirect=True)
+async def test_a_worker_rebalances_every_owners_due_universe_sent_by_the_scheduler(
+    make_settings, worker_settings, workers
+):
+    """The scheduler's maintenance.rebalance_due message, run by a real worker (on PostgreSQL as the tables' owner,
+    while the server's role sees one owner at a time): each owner's due universe gets its scheduled run."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from server.lifespan import open_app_state
+    from services.rebalancing import DynamicUniverses
+    from services.schemas import Caller
+    from storage.db import utcnow
+    from storage.models import RebalanceRun, Universe
+    from storage.repositories.users import get_or_create_user
+
+    settings = make_settings(**worker_settings)
+    async with open_app_state(settings) as state:
+        async with state.unit_of_work() as session:
+            owners = [state.local_caller.owner_id, (await get_or_create_user(session, "bob")).id]
+        universes = []
+        for owner in owners:
+            async with state.unit_of_work(owner) as session:
+                summary, _ = await DynamicUniverses(session, Caller(owner_id=owner, name="test")).create(
+                    "Utilities", {"field": "sector", "op": "eq", "value": "Utilities"}, rebalance="daily"
+                )
+                await session.execute(
+                    update(Universe)
+                    .where(Universe.id == uuid.UUID(summary.id))
+                    .values(next_rebalance_at=utcnow() - timedelta(days=1))
+                )
+            universes.append((owner, uuid.UUID(summary.id)))
+
+        _, ticks = build_scheduler(settings, blocking=False)
+        assert ticks["rebalance"]()
+        workers.start(threads=2)
+
+        async def triggers() -> list[list[str]]:
+            out = []
+            for owner, uid in universes:
+                async with state.unit_of_work(owner) as session:
+                    rows = await session.scalars(
+                        select(RebalanceRun.trigger)
+                        .where(RebalanceRun.universe_id == uid)
+                        .order_by(RebalanceRun.started_at)
+                    )
+                    out.append(list(rows.all()))
+            return out
+
+        with anyio.fail_after(60):
+            while await triggers() != [["create", "scheduled"]] * 2:  # noqa: ASYNC110
+                await anyio.sleep(0.1)

@@ -1,0 +1,214 @@
+"""A universe's recorded history: its membership events page by page, the events of a window, its rebalance runs.
+
+Events are ordered by (effective_at, id): the time a change took effect, then the order it was written in. Pages
+are read newest first off ``ix_universe_asset_events_universe_id_effective_at_id`` (migration 0013) and continue
+after the last (effective_at, id) of the previous page (keyset pagination), so a page costs the same however deep.
+The caller has already checked that the universe is the caller's (services/history.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, literal, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from storage.db import UTCDateTime
+from storage.models import Asset, RebalanceRun, UniverseAsset, UniverseAssetEvent
+
+__all__ = [
+    "EventRow",
+    "add_dated_members",
+    "asset_histories",
+    "events_in_window",
+    "event_page",
+    "first_event_at",
+    "record_dated_events",
+    "runs_between",
+]
+
+E = UniverseAssetEvent
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: int
+    effective_at: datetime
+    recorded_at: datetime
+    symbol: str
+    action: str
+    reason: str | None
+    run_id: uuid.UUID | None
+
+
+def _at(value: datetime) -> ColumnElement[datetime]:
+    """A time as a bound value of the events' own type (SQLite compares the stored text form)."""
+    return literal(value, UTCDateTime())
+
+
+def _window(universe_id: uuid.UUID, since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    """Events of one universe in (since, until]."""
+    where: list[ColumnElement[bool]] = [E.universe_id == universe_id]
+    if since is not None:
+        where.append(E.effective_at > _at(since))
+    if until is not None:
+        where.append(E.effective_at <= _at(until))
+    return where
+
+
+def _rows(result: Sequence[tuple[int, datetime, datetime, str, str, str | None, uuid.UUID | None]]) -> list[EventRow]:
+    return [EventRow(*row) for row in result]
+
+
+_COLUMNS = (E.id, E.effective_at, E.recorded_at, Asset.symbol, E.action, E.reason, E.run_id)
+
+
+async def event_page(
+    session: AsyncSession,
+    universe_id: uuid.UUID,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    after: tuple[datetime, int] | None,
+    limit: int,
+) -> list[EventRow]:
+    """Up to ``limit`` events of (since, until], newest first; ``after``: the (effective_at, id) of the last event
+    of the previous page, the page continuing with the events older than it."""
+    where = _window(universe_id, since, until)
+    if after is not None:
+        at, last_id = after
+        # A row value: both stores start the index range right after the cursor's (effective_at, id), also inside
+        # a run of events sharing one time (an OR of the two conditions is no index range for SQLite).
+        where.append(tuple_(E.effective_at, E.id) < tuple_(_at(at), literal(last_id, E.id.type)))
+    stmt = (
+        select(*_COLUMNS)
+        .join(Asset, Asset.id == E.asset_id)
+        .where(*where)
+        .order_by(E.effective_at.desc(), E.id.desc())
+        .limit(limit)
+    )
+    return _rows((await session.execute(stmt)).all())
+
+
+async def events_in_window(
+    session: AsyncSession, universe_id: uuid.UUID, *, since: datetime, until: datetime, action: str, limit: int
+) -> list[EventRow]:
+    """The newest ``limit`` events of one action in (since, until], newest first (turnover's names)."""
+    stmt = (
+        select(*_COLUMNS)
+        .join(Asset, Asset.id == E.asset_id)
+        .where(*_window(universe_id, since, until), E.action == action)
+        .order_by(E.effective_at.desc(), E.id.desc())
+        .limit(limit)
+    )
+    return _rows((await session.execute(stmt)).all())
+
+
+async def first_event_at(session: AsyncSession, universe_id: uuid.UUID) -> datetime | None:
+    """When the universe's earliest recorded change took effect (a back-dated import can predate its creation)."""
+    return await session.scalar(select(func.min(E.effective_at)).where(E.universe_id == universe_id))
+
+
+async def runs_between(
+    session: AsyncSession,
+    universe_id: uuid.UUID,
+    *,
+    after: datetime | None = None,
+    since: datetime | None = None,
+    before: datetime | None = None,
+    through: datetime | None = None,
+    limit: int,
+) -> list[RebalanceRun]:
+    """Up to ``limit`` rebalance runs started in a span, newest first. Its start: ``after`` (exclusive) or
+    ``since`` (inclusive); its end: ``before`` (exclusive) or ``through`` (inclusive); any may be open."""
+    where: list[ColumnElement[bool]] = [RebalanceRun.universe_id == universe_id]
+    if after is not None:
+        where.append(RebalanceRun.started_at > _at(after))
+    if since is not None:
+        where.append(RebalanceRun.started_at >= _at(since))
+    if before is not None:
+        where.append(RebalanceRun.started_at < _at(before))
+    if through is not None:
+        where.append(RebalanceRun.started_at <= _at(through))
+    stmt = (
+        select(RebalanceRun).where(*where).order_by(RebalanceRun.started_at.desc(), RebalanceRun.id.desc()).limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+def asset_histories(
+    session: Session, universe_id: uuid.UUID, asset_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[tuple[datetime, str]]]:
+    """Inside a write unit: each asset's recorded (effective_at, action) events in this universe, oldest first (a
+    back-dated import checks its changes against them)."""
+    if not asset_ids:
+        return {}
+    rows = session.execute(
+        select(E.asset_id, E.effective_at, E.action)
+        .where(E.universe_id == universe_id, E.asset_id.in_(list(asset_ids)))
+        .order_by(E.asset_id, E.effective_at, E.id)
+    )
+    histories: dict[uuid.UUID, list[tuple[datetime, str]]] = {}
+    for asset_id, at, action in rows.all():
+        histories.setdefault(asset_id, []).append((at, action))
+    return histories
+
+
+def record_dated_events(
+    session: Session,
+    *,
+    universe_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    events: Sequence[tuple[uuid.UUID, str, datetime]],
+    recorded_at: datetime,
+    reason: str,
+) -> None:
+    """Inside a write unit: back-dated events, (asset id, action, effective_at) each, in one statement."""
+    if not events:
+        return
+    session.execute(
+        E.__table__.insert(),
+        [
+            {
+                "universe_id": universe_id,
+                "owner_id": owner_id,
+                "asset_id": asset_id,
+                "action": action,
+                "effective_at": at,
+                "recorded_at": recorded_at,
+                "reason": reason,
+                "run_id": None,
+            }
+            for asset_id, action, at in events
+        ],
+    )
+
+
+def add_dated_members(
+    session: Session,
+    *,
+    universe_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    members: Sequence[tuple[uuid.UUID, datetime]],
+    first_position: int,
+) -> None:
+    """Inside a write unit: members that joined at a past time, (asset id, added_at) each, after the others."""
+    if not members:
+        return
+    session.execute(
+        UniverseAsset.__table__.insert(),
+        [
+            {
+                "universe_id": universe_id,
+                "owner_id": owner_id,
+                "asset_id": asset_id,
+                "position": first_position + i,
+                "added_at": at,
+            }
+            for i, (asset_id, at) in enumerate(members)
+        ],
+    )
