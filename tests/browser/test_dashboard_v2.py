@@ -434,8 +434,6 @@ def _sizes_from_store(server: Running, uid: str) -> list[int]:
 def test_history_chart_events_and_as_of_picker_match_the_store(master, page, theme, width):
     page.page.set_viewport_size({"width": width, "height": 900})
     name = f"Dated {theme}"
-    if "get_universe_history" not in master.call("get_dashboard_state")["tools"]:  # pragma: no cover
-        pytest.skip("get_universe_history is not on this branch yet (issue 14's history tools)")
     uid = master.call("import_universe_csv", csv_text=DATED, name=name, validate=False)["universe"]["id"]
     view = page.open(f"{master.base_url}/?theme={theme}&universe={uid}")
     expect(view.locator("#history-panel")).to_be_visible()
