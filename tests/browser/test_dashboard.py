@@ -197,9 +197,11 @@ def test_dark_theme_narrow_viewport_and_error_state(server, page):
     frame = page.frame
     # No sideways scrolling at phone width.
     assert frame.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
-    sidebar = view.locator(".sidebar").bounding_box()
+    listed = view.locator("#universes-card").bounding_box()
     main = view.locator(".main").bounding_box()
-    assert main["y"] >= sidebar["y"] + sidebar["height"] - 1  # one column: the list stacks above the table
+    new = view.locator("#new-card").bounding_box()
+    # One column: the list, then the universe itself, then the form for a new one.
+    assert main["y"] >= listed["y"] + listed["height"] - 1 and new["y"] >= main["y"] + main["height"] - 1
     expect(view.locator("#assets th.wide").first).to_be_hidden()
     rename, delete = view.locator("#rename").bounding_box(), view.locator("#delete").bounding_box()
     assert rename["x"] + rename["width"] <= delete["x"] or rename["y"] + rename["height"] <= delete["y"]  # no overlap

@@ -167,3 +167,47 @@ async def test_next_actions_of_the_csv_and_dashboard_tools_are_valid_calls(make_
     for n, overrides in enumerate(configs):  # one store for all: each run makes its own universe
         async with Client(build_server(make_settings(**overrides))) as client:
             assert await _drive(client, n) > 0
+
+
+async def test_the_state_carries_the_composition_of_every_member_not_only_the_first_page(master_settings):
+    """The charts' numbers: counted over all members (here more than one page of the service), from the store."""
+    from collections import Counter
+
+    from tools import dashboard
+
+    symbols = ["AAPL", "MSFT", "NVDA", "AMD", "KO", "JPM", "BRK.B", "TSLA", "ZZZQX"]
+    async with Client(build_server(master_settings), extensions=APPS) as client:
+        call = Call(client)
+        uid = (await call.ok("create_universe", name="Mixed", symbols=symbols))["universe"]["id"]
+        members: list[dict] = []
+        cursor = None
+        while True:
+            page = await call.ok("get_universe", universe_id=uid, limit=4, **({"cursor": cursor} if cursor else {}))
+            members += page["assets"]
+            if not (cursor := page["next_cursor"]):
+                break
+        original = dashboard.COMPOSITION_MAX
+        data = await call.ok("get_dashboard_state", universe_id=uid)
+        try:
+            dashboard.COMPOSITION_MAX = 4  # a larger universe is charted from its first members, and says so
+            partial = (await call.ok("get_dashboard_state", universe_id=uid))["composition"]
+        finally:
+            dashboard.COMPOSITION_MAX = original
+    c = data["composition"]
+    assert c["members"] == len(members) == len(symbols) and c["partial"] is False
+    assert {s["name"]: s["count"] for s in c["sectors"]} == Counter(m["sector"] or "Unknown" for m in members)
+    caps = Counter()
+    for m in members:
+        caps[m["sector"] or "Unknown"] += m["market_cap"] or 0
+    assert {s["name"]: s["market_cap"] for s in c["sectors"]} == pytest.approx(dict(caps))
+    assert c["market_cap"] == pytest.approx(sum(m["market_cap"] or 0 for m in members))
+    assert [s["count"] for s in c["sectors"]] == sorted((s["count"] for s in c["sectors"]), reverse=True)
+    industries = Counter(m["industry"] for m in members if m["industry"])
+    assert {i["name"]: i["count"] for i in c["industries"]} == dict(industries.most_common(8))
+    bands = {b["label"]: b["count"] for b in c["market_caps"]}
+    assert list(bands) == ["Mega", "Large", "Mid", "Small", "Micro", "Unknown"]
+    assert bands["Unknown"] == sum(m["market_cap"] is None for m in members) and sum(bands.values()) == len(members)
+    assert bands["Mega"] == sum((m["market_cap"] or 0) >= 200e9 for m in members)
+    assert c["validation"] == Counter(m["validation_status"] for m in members)
+    assert c["listing"] == {"listed": len(members), "delisted": 0, "renamed": 0}
+    assert (partial["members"], partial["partial"]) == (4, True)

@@ -5,6 +5,7 @@ export interface UniverseSummary {
   id: string;
   name: string;
   description: string | null;
+  kind?: "static" | "dynamic";
   asset_count: number;
   created_at: string;
   updated_at: string;
@@ -27,6 +28,50 @@ export interface Member {
   validation_source: string | null;
   position: number | null;
   added_at: string | null;
+  industry?: string | null;
+  market_cap?: number | null;
+  last_validated_at?: string | null;
+  listing_status?: "listed" | "delisted";
+  delisted_on?: string | null;
+  former_symbol?: string | null;
+  renamed_on?: string | null;
+}
+
+export interface RunInfo {
+  id: string;
+  trigger: string;
+  period: string | null;
+  rules_version: number;
+  data_as_of: string | null;
+  started_at: string;
+  size_before: number;
+  size_after: number;
+  additions: number;
+  removals: number;
+  turnover: number | null;
+}
+
+export type Rule = { field: string; op: string; value: unknown } | { all: Rule[] } | { any: Rule[] } | { not: Rule };
+
+export interface Definition {
+  rules: Rule;
+  rules_version: number;
+  rebalance: "daily" | "weekly" | "monthly" | "quarterly" | null;
+  include: string[];
+  exclude: string[];
+  next_rebalance_at: string | null;
+  last_run: RunInfo | null;
+}
+
+export interface Composition {
+  members: number;
+  partial: boolean;
+  market_cap: number;
+  sectors: { name: string; count: number; market_cap: number }[];
+  industries: { name: string; count: number }[];
+  market_caps: { label: string; min: number | null; max: number | null; count: number }[];
+  validation: Record<string, number>;
+  listing: Record<string, number>;
 }
 
 export interface Detail {
@@ -34,6 +79,9 @@ export interface Detail {
   counts_by_status: Record<string, number>;
   assets: Member[] | null;
   next_cursor: string | null;
+  as_of?: string | null;
+  delisted_members?: { symbol: string; delisted_on: string | null; reason: string | null }[];
+  definition?: Definition | null;
 }
 
 export interface DashboardData {
@@ -41,6 +89,7 @@ export interface DashboardData {
   more_universes: boolean;
   universes_next_cursor: string | null;
   selected: Detail | null;
+  composition?: Composition | null;
   tools: string[];
   read_only: boolean;
   limits: { csv_max_bytes: number; csv_max_rows: number; max_symbols_per_call: number; max_inline_validation: number };

@@ -2,7 +2,7 @@
 // Small imports are settled by the import call itself; large ones return a validation job, and the bar then
 // follows get_job_status until the job ends.
 import { app, call, ToolFailure, type UniverseSummary } from "./api";
-import { busy, has, refresh, setStatus, state } from "./core";
+import { busy, done, has, refresh, setStatus, state } from "./core";
 import { $, decodeFile, el, sleep } from "./dom";
 
 interface ExportPage {
@@ -108,7 +108,7 @@ async function importText(text: string, fileName: string | null, note: string | 
   } else {
     progress(rows, rows, `Import complete: ${rows} rows (100 %)`);
   }
-  setStatus(`Imported into ${result.universe.name}`);
+  done(`Imported into ${result.universe.name}: ${Object.entries(result.counts).map(([k, n]) => `${n} ${k}`).join(" · ")}`);
 }
 
 export function wireBulk(): void {
@@ -162,7 +162,7 @@ export function wireBulk(): void {
         box.value = text;
         box.hidden = false;
       }
-      setStatus(`Exported ${rows} rows to ${out.filename}`);
+      done(`Exported ${rows} rows to ${out.filename}`);
     });
   });
 }

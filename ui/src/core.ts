@@ -1,6 +1,12 @@
 // Dashboard state and rendering: the universe list, the member table (sort, filter, select), errors and status.
 import { call, type DashboardData, type Detail, type ErrorInfo, type ListedUniverse, type Member, ToolFailure, tellModel } from "./api";
-import { $, badge, el, sortRows } from "./dom";
+import { renderComposition } from "./composition";
+import { $, el, sortRows } from "./dom";
+import { plainName } from "./format";
+import { notify } from "./notices";
+import { syncHistory } from "./history";
+import { syncRules } from "./rules";
+import { explain, statusCell } from "./status";
 
 export const state = {
   data: null as DashboardData | null,
@@ -13,12 +19,19 @@ export const state = {
   memberSort: null as { key: keyof Member; dir: 1 | -1 } | null,
   universeSort: { key: "name" as keyof ListedUniverse, dir: 1 as 1 | -1 },
   checked: new Set<string>(),
+  // Set while the member table shows a past date's members (the as_of picker): nothing there can be edited.
+  asOf: null as string | null,
 };
 
 export const has = (tool: string): boolean => state.data?.tools.includes(tool) ?? false;
 
 export function setStatus(text: string): void {
   $("status").textContent = text;
+}
+
+/** An action's result: a dismissable notice (and the status line). */
+export function done(text: string, tone: "ok" | "warn" = "ok"): void {
+  notify(text, tone);
 }
 
 export function showError(err: unknown): void {
@@ -51,7 +64,14 @@ export async function busy(button: HTMLButtonElement | null, label: string, fn: 
     button?.removeAttribute("aria-busy");
     if (button) button.disabled = false;
     $("app").setAttribute("aria-busy", "false");
+    // The "…ing" label is done: back to what is shown, unless a notice or an error has said something since.
+    if ($("status").textContent === label) setStatus(shownLine());
   }
+}
+
+function shownLine(): string {
+  const d = state.data?.selected;
+  return d ? `${d.universe.name}: ${d.universe.asset_count} assets` : `${universeCount()} universes`;
 }
 
 /** Reload everything from the server (after each change), keeping the selection when it still exists. */
@@ -83,19 +103,36 @@ export function render(data: DashboardData): void {
   if (detail?.universe.id !== state.selectedId) state.checked.clear();
   state.selectedId = detail?.universe.id ?? null;
   state.members = detail?.assets ?? [];
+  state.asOf = null;
+  $("as-of-banner").hidden = true;
   state.nextCursor = detail?.next_cursor ?? null;
   // Hide what this server does not offer (read-only mode, toolsets) and what needs a selected universe.
   document.querySelectorAll<HTMLElement>("[data-needs-tool], [data-needs-universe]").forEach((node) => {
     const tool = node.dataset.needsTool;
     node.hidden = (tool !== undefined && !has(tool)) || (node.hasAttribute("data-needs-universe") && !detail);
   });
+  // A dynamic universe's members are what its rules select: no manual adds (the server would refuse them).
+  if (detail?.universe.kind === "dynamic") {
+    $("add-form").hidden = true;
+    $("import-form").hidden = true;
+  }
+  // First impression: with no universe at all, one card that leads to creating or finding one.
+  const none = state.universes.length === 0 && !detail;
+  $("empty").hidden = !none;
+  $("universes-card").hidden = none; // the empty state says it: no empty list beside it
+  $("empty-readonly").hidden = !data.read_only;
+  $("bulk-panel").hidden = none || (!has("import_universe_csv") && !has("export_universe_csv"));
+  $("app").classList.toggle("read-only", data.read_only);
   $("import-target").textContent = detail
     ? `Imports into “${detail.universe.name}”.`
     : "With no universe selected, an import creates a new universe named after the file.";
   renderUniverses();
   renderDetail(detail);
+  renderComposition(detail ? data.composition : null);
+  syncRules();
+  syncHistory();
   $("app").setAttribute("aria-busy", "false");
-  setStatus(detail ? `${detail.universe.name}: ${detail.universe.asset_count} assets` : `${universeCount()} universes`);
+  setStatus(shownLine());
   void tellModel(summary(data));
 }
 
@@ -138,6 +175,9 @@ function renderDetail(detail: Detail | null): void {
   $("universe-panel").hidden = detail === null;
   if (!detail) return;
   $("universe-name").textContent = detail.universe.name;
+  const dynamic = detail.universe.kind === "dynamic";
+  $("universe-kind").textContent = dynamic ? "dynamic" : "static";
+  $("universe-kind").title = dynamic ? "Kept up to date by its rules (see Rules)." : "Hand-picked: members change only when you change them.";
   $("universe-description").textContent = detail.universe.description ?? "";
   $("universe-description").hidden = !detail.universe.description;
   const counts = Object.entries(detail.counts_by_status).map(([s, n]) => `${n} ${s}`).join(" · ");
@@ -153,29 +193,33 @@ export function renderMembers(): void {
   const status = ($("status-filter") as HTMLSelectElement).value;
   let rows = state.members.filter(
     (m) =>
-      (!status || m.validation_status === status) &&
+      (!status || m.validation_status === status || explain(m).key === status) &&
       (!text || [m.symbol, m.name, m.sector, m.exchange].some((v) => v?.toLowerCase().includes(text))),
   );
   if (state.memberSort) rows = sortRows(rows, state.memberSort.key, state.memberSort.dir);
-  const canRemove = has("remove_assets_from_universe");
+  // Read-only (or a dynamic universe, which its rules keep): no selection boxes at all, not disabled ones.
+  const canRemove = has("remove_assets_from_universe") && state.data?.selected?.universe.kind !== "dynamic" && !state.asOf;
+  $("assets").querySelector("th.check")!.toggleAttribute("hidden", !canRemove);
+  $("remove-selected").hidden = !canRemove;
   $("assets").querySelector("tbody")!.replaceChildren(
     ...rows.map((m) => {
       const box = el("input", { attrs: { type: "checkbox", "data-symbol": m.symbol, "aria-label": `Select ${m.symbol}` } });
       box.checked = state.checked.has(m.symbol);
-      box.disabled = !canRemove;
+      const symbol = el("td", { text: m.symbol });
+      if (m.former_symbol) symbol.append(el("span", { className: "former", text: ` (was ${m.former_symbol})` }));
       return el(
         "tr",
         { attrs: { "data-symbol": m.symbol } },
-        el("td", { className: "check" }, box),
-        el("td", { text: m.symbol }),
-        el("td", { text: m.name ?? "" }),
+        canRemove ? el("td", { className: "check" }, box) : null,
+        symbol,
+        el("td", { text: plainName(m.name), attrs: m.name ? { title: m.name } : {} }),
         el("td", { className: "wide", text: m.sector ?? "" }),
         el("td", { className: "wide", text: m.exchange ?? "" }),
-        el("td", {}, badge(m.validation_status)),
+        el("td", {}, statusCell(m)),
       );
     }),
   );
-  const total = state.data?.selected?.universe.asset_count ?? 0;
+  const total = state.asOf ? Number($("as-of-banner").dataset.count ?? 0) : (state.data?.selected?.universe.asset_count ?? 0);
   const empty = $("assets-empty");
   empty.hidden = rows.length > 0;
   empty.textContent = state.members.length ? "No member matches the filter." : "This universe has no members yet: add some below.";

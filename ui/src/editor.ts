@@ -1,7 +1,7 @@
 // The editor: select, create, rename, add, remove and delete (with confirmation). Every action is one tool call,
 // then a refresh, so the table always shows the server's state.
 import { call, type Detail, type ListedUniverse, type Member, ToolFailure, type UniverseSummary } from "./api";
-import { busy, loadMoreUniverses, refresh, renderMembers, renderUniverses, setStatus, state } from "./core";
+import { busy, done, loadMoreUniverses, refresh, renderMembers, renderUniverses, setStatus, state } from "./core";
 import { $, onSubmit, sortable, tickers } from "./dom";
 
 interface Report {
@@ -9,14 +9,17 @@ interface Report {
   counts: Record<string, number>;
 }
 
-function reportText(report: Report): string {
+/** "3 added · 1 rejected — ZI: did you mean GTM?" */
+export function reportText(report: Report): string {
   const parts = Object.entries(report.counts).map(([outcome, n]) => `${n} ${outcome.replace("_", " ")}`);
   const rejected = report.results.filter((r) => r.outcome === "rejected");
   const why = rejected
     .slice(0, 5)
-    .map((r) => `${r.symbol}${r.candidates?.length ? ` (did you mean ${r.candidates.slice(0, 3).join(", ")}?)` : ""}`);
-  return parts.join(", ") + (why.length ? ` — rejected: ${why.join("; ")}` : "");
+    .map((r) => (r.candidates?.length ? `${r.symbol}: did you mean ${r.candidates.slice(0, 3).join(", ")}?` : `${r.symbol}${r.reason ? ` (${r.reason})` : ""}`));
+  return parts.join(" · ") + (why.length ? ` — ${why.join("; ")}` : "");
 }
+
+const tone = (report: Report) => (report.results.some((r) => r.outcome === "rejected") ? "warn" : "ok");
 
 export function wireEditor(): void {
   $("universes").addEventListener("click", (event) => {
@@ -43,7 +46,7 @@ export function wireEditor(): void {
       ($("create-name") as HTMLInputElement).value = "";
       ($("create-symbols") as HTMLInputElement).value = "";
       await refresh(made.universe.id);
-      setStatus(`Created ${made.universe.name}` + (symbols.length ? `: ${reportText(made.report)}` : ""));
+      done(`Created ${made.universe.name}` + (symbols.length ? `: ${reportText(made.report)}` : ""), symbols.length ? tone(made.report) : "ok");
     });
   });
 
@@ -53,7 +56,7 @@ export function wireEditor(): void {
       await call("update_universe", { universe_id: state.selectedId, name });
       ($("rename-name") as HTMLInputElement).blur();
       await refresh();
-      setStatus(`Renamed to ${name.trim()}`);
+      done(`Renamed to ${name.trim()}`);
     });
   });
 
@@ -71,7 +74,7 @@ export function wireEditor(): void {
       const gone = await call<{ deleted: UniverseSummary }>("delete_universe", { universe_id: id });
       state.selectedId = null;
       await refresh(null);
-      setStatus(`Deleted ${gone.deleted.name}`);
+      done(`Deleted ${gone.deleted.name}`);
     });
   });
 
@@ -96,7 +99,7 @@ export function wireEditor(): void {
       state.checked.clear();
       ($("select-all") as HTMLInputElement).checked = false;
       await refresh();
-      setStatus(`Removed ${symbols.join(", ")}`);
+      done(`Removed ${symbols.join(", ")}`);
     });
   });
 
@@ -109,7 +112,7 @@ export function wireEditor(): void {
 
   $("load-more").addEventListener("click", () => {
     void busy($("load-more") as HTMLButtonElement, "Loading…", async () => {
-      const page = await call<Detail>("get_universe", { universe_id: state.selectedId, cursor: state.nextCursor, limit: 200 });
+      const page = await call<Detail>("get_universe", { universe_id: state.selectedId, cursor: state.nextCursor, limit: 200, ...(state.asOf ? { as_of: state.asOf } : {}) });
       state.members = state.members.concat(page.assets ?? []);
       state.nextCursor = page.next_cursor;
       renderMembers();
@@ -122,8 +125,8 @@ export function wireEditor(): void {
 export async function addSymbols(symbols: string[], button: HTMLButtonElement | null): Promise<void> {
   await busy(button, "Adding…", async () => {
     if (!state.selectedId) throw new ToolFailure({ code: "invalid_argument", message: "Select or create a universe first." });
-    const done = await call<{ report: Report }>("add_assets_to_universe", { universe_id: state.selectedId, symbols });
+    const added = await call<{ report: Report }>("add_assets_to_universe", { universe_id: state.selectedId, symbols });
     await refresh();
-    setStatus(reportText(done.report));
+    done(reportText(added.report), tone(added.report));
   });
 }

@@ -34,7 +34,7 @@ function status(text: string): void {
 
 function applyTheme(): void {
   document.documentElement.dataset.theme = theme;
-  $("theme").textContent = theme === "dark" ? "Light theme" : "Dark theme";
+  $("theme").setAttribute("aria-label", theme === "dark" ? "Use the light theme" : "Use the dark theme");
   $("theme").setAttribute("aria-pressed", String(theme === "dark"));
 }
 
@@ -124,7 +124,8 @@ async function render(mcp: Client): Promise<void> {
     { serverTools: {}, logging: {}, downloadFile: {}, updateModelContext: { text: {} } },
     {
       hostContext: {
-        theme,
+        // ?theme=none: a host that sends no theme (the View then follows the system, with its own toggle).
+        ...(params.get("theme") === "none" ? {} : { theme }),
         platform: "web",
         displayMode: "inline",
         availableDisplayModes: ["inline"],
@@ -189,5 +190,7 @@ $("token-form").addEventListener("submit", (event) => {
   if (token) void start(token);
 });
 
+// The developer panel (tools offered to the model, the View's model context, the call log) only when asked for.
+$("debug").hidden = params.get("debug") !== "1";
 applyTheme();
 void start(null);

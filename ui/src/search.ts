@@ -45,9 +45,9 @@ async function search(query: string): Promise<void> {
     const page = await call<{ assets: Asset[] }>("search_assets", { query, limit: 10 });
     if (seq !== searchSeq) return;
     stateLine.textContent = page.assets.length ? `${page.assets.length} match(es)` : `Nothing matches “${query}”.`;
-    const canAdd = has("add_assets_to_universe") && state.selectedId !== null;
+    const canAdd = has("add_assets_to_universe") && state.selectedId !== null && state.data?.selected?.universe.kind !== "dynamic";
     list.replaceChildren(
-      ...page.assets.map((a) => {
+      ...page.assets.filter((a, i, all) => all.findIndex((b) => b.symbol === a.symbol) === i).map((a) => {
         const add = el("button", { text: "Add", className: "ghost", attrs: { type: "button", "data-add": a.symbol } });
         add.hidden = !canAdd || state.members.some((m) => m.symbol === a.symbol);
         add.addEventListener("click", () => void addSymbols([a.symbol], add));
@@ -90,7 +90,10 @@ async function check(text: string): Promise<void> {
   try {
     const result = await call<{ verdicts: Verdict[] }>("validate_symbols", { symbols });
     if (seq !== checkSeq) return;
-    box.replaceChildren(...result.verdicts.map((v) => {
+    // Share-class spellings (BRK-B, BRK/B, brk.b) come back as one symbol: show it once.
+    const seen = new Set<string>();
+    const verdicts = result.verdicts.filter((v) => !seen.has(v.symbol) && Boolean(seen.add(v.symbol)));
+    box.replaceChildren(...verdicts.map((v) => {
       const b = badge(v.status, verdictText(v));
       b.dataset.verdict = v.symbol;
       return b;
