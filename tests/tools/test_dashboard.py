@@ -173,7 +173,7 @@ async def test_the_state_carries_the_composition_of_every_member_not_only_the_fi
     """The charts' numbers: counted over all members (here more than one page of the service), from the store."""
     from collections import Counter
 
-    from tools import dashboard
+    from services import composition
 
     symbols = ["AAPL", "MSFT", "NVDA", "AMD", "KO", "JPM", "BRK.B", "TSLA", "ZZZQX"]
     async with Client(build_server(master_settings), extensions=APPS) as client:
@@ -186,13 +186,13 @@ async def test_the_state_carries_the_composition_of_every_member_not_only_the_fi
             members += page["assets"]
             if not (cursor := page["next_cursor"]):
                 break
-        original = dashboard.COMPOSITION_MAX
+        original = composition.COMPOSITION_MAX
         data = await call.ok("get_dashboard_state", universe_id=uid)
         try:
-            dashboard.COMPOSITION_MAX = 4  # a larger universe is charted from its first members, and says so
+            composition.COMPOSITION_MAX = 4  # a larger universe is charted from its first members, and says so
             partial = (await call.ok("get_dashboard_state", universe_id=uid))["composition"]
         finally:
-            dashboard.COMPOSITION_MAX = original
+            composition.COMPOSITION_MAX = original
     c = data["composition"]
     assert c["members"] == len(members) == len(symbols) and c["partial"] is False
     assert {s["name"]: s["count"] for s in c["sectors"]} == Counter(m["sector"] or "Unknown" for m in members)
