@@ -101,11 +101,16 @@ export function render(data: DashboardData): void {
   state.universesCursor = data.universes_next_cursor ?? null;
   const detail = data.selected;
   if (detail?.universe.id !== state.selectedId) state.checked.clear();
+  // A refresh of the universe being looked at on a past date keeps that date's members (and the banner); another
+  // universe, or none, ends it.
+  const keepAsOf = state.asOf !== null && detail !== null && detail?.universe.id === state.selectedId;
   state.selectedId = detail?.universe.id ?? null;
-  state.members = detail?.assets ?? [];
-  state.asOf = null;
-  $("as-of-banner").hidden = true;
-  state.nextCursor = detail?.next_cursor ?? null;
+  if (!keepAsOf) {
+    state.members = detail?.assets ?? [];
+    state.asOf = null;
+    $("as-of-banner").hidden = true;
+    state.nextCursor = detail?.next_cursor ?? null;
+  }
   // Hide what this server does not offer (read-only mode, toolsets) and what needs a selected universe.
   document.querySelectorAll<HTMLElement>("[data-needs-tool], [data-needs-universe]").forEach((node) => {
     const tool = node.dataset.needsTool;
