@@ -110,18 +110,25 @@ export function stepLine(name: string, points: Point[], width: number, height = 
   const bottom = 22;
   const start = points[0]?.at ?? new Date();
   const end = points[points.length - 1]?.at ?? new Date();
-  const x = scaleUtc().domain([start, end.getTime() > start.getTime() ? end : new Date(start.getTime() + 86_400_000)]).range([left, width - 8]);
+  // At least a day wide; a history of a day or two (every change at creation, say) is labelled by its dates, since
+  // time ticks inside one day read as ":10" and ".500".
+  const dayMs = 86_400_000;
+  const stop = end.getTime() - start.getTime() >= dayMs ? end : new Date(start.getTime() + dayMs);
+  const short = stop.getTime() - start.getTime() <= 2 * dayMs;
+  const x = scaleUtc().domain([start, stop]).range([left, width - 8]);
   const max = Math.max(1, ...points.map((p) => p.value));
   const y = scaleLinear().domain([0, max]).nice().range([height - bottom, 8]);
   for (const t of y.ticks(4)) {
     svg.append(svgEl("line", { x1: left, x2: width - 8, y1: y(t), y2: y(t), class: "chart-grid" }));
     svg.append(svgEl("text", { x: left - 6, y: y(t) + 4, class: "chart-tick", "text-anchor": "end" }, String(t)));
   }
-  const ticks = x.ticks(Math.max(2, Math.floor(width / 110)));
-  const fmt = x.tickFormat(ticks.length);
-  for (const t of ticks) {
-    svg.append(svgEl("text", { x: x(t), y: height - 6, class: "chart-tick", "text-anchor": "middle" }, fmt(t)));
-  }
+  const ticks = short ? [start, stop] : x.ticks(Math.max(2, Math.floor(width / 110)));
+  const fmt = short ? (d: Date) => d.toISOString().slice(0, 10) : x.tickFormat(ticks.length);
+  ticks.forEach((t, i) => {
+    // The two dates of a short history sit at the chart's edges: anchored inwards so neither is cut off.
+    const anchor = short ? (i === 0 ? "start" : "end") : "middle";
+    svg.append(svgEl("text", { x: x(t), y: height - 6, class: "chart-tick", "text-anchor": anchor }, fmt(t)));
+  });
   const shape = { x: (p: Point) => x(p.at), y: (p: Point) => y(p.value) };
   const stepped: Point[] = [];
   points.forEach((p, i) => {
