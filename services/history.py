@@ -10,6 +10,7 @@ docs/ARCHITECTURE.md, "Turnover and point-in-time membership", has the definitio
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
@@ -21,7 +22,7 @@ from services.pagination import decode_cursor, encode_cursor, invalid_cursor
 from services.schemas import Caller, RebalanceRunInfo
 from services.universes import Limits, _not_found, parse_universe_id
 from storage.db import utcnow
-from storage.models import Universe
+from storage.models import RebalanceRun, UniverseRulesVersion
 from storage.repositories import history as repo
 from storage.repositories import universes as universe_repo
 
@@ -172,9 +173,9 @@ class HistoryService:
         self.caller = caller
         self.limits = limits or Limits()
 
-    async def _universe(self, universe_id: str) -> Universe:
+    async def _universe(self, universe_id: str) -> repo.UniverseHeader:
         uid = parse_universe_id(universe_id)
-        universe = await universe_repo.get_universe(self.session, self.caller.owner_id, uid)
+        universe = await repo.universe_header(self.session, self.caller.owner_id, uid)
         if universe is None:
             raise _not_found(uid)
         return universe
@@ -192,12 +193,12 @@ class HistoryService:
         return limit
 
     @staticmethod
-    def _after(universe: Universe, cursor: str | None) -> tuple[datetime, int] | None:
+    def _after(universe_id: uuid.UUID, cursor: str | None) -> tuple[datetime, int] | None:
         """The (effective_at, id) a cursor continues after; a cursor of another universe is refused."""
         if cursor is None:
             return None
         position = decode_cursor(CURSOR_KIND, cursor)
-        if not isinstance(position, dict) or position.get("u") != str(universe.id):
+        if not isinstance(position, dict) or position.get("u") != str(universe_id):
             raise invalid_cursor()
         at, last_id = position.get("e"), position.get("i")
         if not isinstance(at, str) or not isinstance(last_id, int):
@@ -222,9 +223,13 @@ class HistoryService:
         pages' stretches meet without overlapping, so paging through lists every run in the window once."""
         _ordered(since, until)
         size = self._page_size(limit)
-        universe = await self._universe(universe_id)
-        after = self._after(universe, cursor)
-        rows = await repo.event_page(self.session, universe.id, since=since, until=until, after=after, limit=size + 1)
+        uid = parse_universe_id(universe_id)
+        after = self._after(uid, cursor)
+        rows, rules_version = await repo.event_page(
+            self.session, uid, owner_id=self.caller.owner_id, since=since, until=until, after=after, limit=size + 1
+        )
+        if rules_version is None:  # no event in the window: is the universe there (and the caller's) at all?
+            rules_version = (await self._universe(universe_id)).rules_version
         events = [_event(row) for row in rows[:size]]
         # Events while they fit the page's bytes (at least one, so every page moves on): long reasons and run ids
         # must not take an answer past 16 KB. The cursor continues after the last one listed.
@@ -241,16 +246,17 @@ class HistoryService:
             span["since"] = rows[-1].effective_at
         else:
             span["after"] = since
-        runs = await repo.runs_between(self.session, universe.id, limit=RUNS_PER_PAGE + 1, **span)
-        versions = await repo.definitions_between(self.session, universe.id, limit=RUNS_PER_PAGE, **span)
+        runs: list[RebalanceRun] = []
+        versions: list[UniverseRulesVersion] = []
+        if rules_version:  # never given rules (version 0): it has neither runs nor definitions to read
+            runs = await repo.runs_between(self.session, uid, limit=RUNS_PER_PAGE + 1, **span)
+            versions = await repo.definitions_between(self.session, uid, limit=RUNS_PER_PAGE, **span)
         next_cursor = None
         if more:
             last = rows[-1]
-            next_cursor = encode_cursor(
-                CURSOR_KIND, {"u": str(universe.id), "e": last.effective_at.isoformat(), "i": last.id}
-            )
+            next_cursor = encode_cursor(CURSOR_KIND, {"u": str(uid), "e": last.effective_at.isoformat(), "i": last.id})
         return HistoryPage(
-            universe_id=str(universe.id),
+            universe_id=str(uid),
             since=since,
             until=until,
             events=events,
@@ -263,7 +269,7 @@ class HistoryService:
             next_cursor=next_cursor,
         )
 
-    async def history_start(self, universe: Universe) -> datetime:
+    async def history_start(self, universe: repo.UniverseHeader) -> datetime:
         """Where the universe's history starts: its creation, or its earliest change if that is earlier."""
         first = await repo.first_event_at(self.session, universe.id)
         return min(universe.created_at, first) if first is not None else universe.created_at

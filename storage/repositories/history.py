@@ -14,15 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, and_, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from storage.db import UTCDateTime
-from storage.models import Asset, RebalanceRun, UniverseAsset, UniverseAssetEvent, UniverseRulesVersion
+from storage.models import Asset, RebalanceRun, Universe, UniverseAsset, UniverseAssetEvent, UniverseRulesVersion
 
 __all__ = [
     "EventRow",
+    "UniverseHeader",
     "add_dated_members",
     "asset_histories",
     "definitions_between",
@@ -31,6 +32,7 @@ __all__ = [
     "first_event_at",
     "record_dated_events",
     "runs_between",
+    "universe_header",
 ]
 
 E = UniverseAssetEvent
@@ -50,6 +52,27 @@ class EventRow:
 def _at(value: datetime) -> ColumnElement[datetime]:
     """A time as a bound value of the events' own type (SQLite compares the stored text form)."""
     return literal(value, UTCDateTime())
+
+
+@dataclass(frozen=True, slots=True)
+class UniverseHeader:
+    """What reading a universe's history needs of the universe: three columns, not the whole row (its rules, pins
+    and the ORM's bookkeeping cost a history page about a millisecond more)."""
+
+    id: uuid.UUID
+    created_at: datetime
+    rules_version: int
+
+
+async def universe_header(session: AsyncSession, owner_id: uuid.UUID, universe_id: uuid.UUID) -> UniverseHeader | None:
+    row = (
+        await session.execute(
+            select(Universe.id, Universe.created_at, Universe.rules_version).where(
+                Universe.id == universe_id, Universe.owner_id == owner_id
+            )
+        )
+    ).first()
+    return UniverseHeader(*row) if row is not None else None
 
 
 def _window(universe_id: uuid.UUID, since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
@@ -73,13 +96,16 @@ async def event_page(
     session: AsyncSession,
     universe_id: uuid.UUID,
     *,
+    owner_id: uuid.UUID,
     since: datetime | None,
     until: datetime | None,
     after: tuple[datetime, int] | None,
     limit: int,
-) -> list[EventRow]:
-    """Up to ``limit`` events of (since, until], newest first; ``after``: the (effective_at, id) of the last event
-    of the previous page, the page continuing with the events older than it."""
+) -> tuple[list[EventRow], int | None]:
+    """Up to ``limit`` events of (since, until], newest first, of the owner's universe, and the universe's rules
+    version (None when no event came back: an empty window, or no such universe of the owner's). ``after``: the
+    (effective_at, id) of the last event of the previous page, the page continuing with the events older than it.
+    One statement: the owner check rides on the page (a statement costs a history page ~1.5 ms)."""
     where = _window(universe_id, since, until)
     if after is not None:
         at, last_id = after
@@ -87,13 +113,15 @@ async def event_page(
         # a run of events sharing one time (an OR of the two conditions is no index range for SQLite).
         where.append(tuple_(E.effective_at, E.id) < tuple_(_at(at), literal(last_id, E.id.type)))
     stmt = (
-        select(*_COLUMNS)
+        select(*_COLUMNS, Universe.rules_version)
         .join(Asset, Asset.id == E.asset_id)
+        .join(Universe, and_(Universe.id == E.universe_id, Universe.owner_id == owner_id))
         .where(*where)
         .order_by(E.effective_at.desc(), E.id.desc())
         .limit(limit)
     )
-    return _rows((await session.execute(stmt)).all())
+    result = (await session.execute(stmt)).all()
+    return [EventRow(*row[:-1]) for row in result], (int(result[0][-1]) if result else None)
 
 
 async def events_in_window(

@@ -161,6 +161,7 @@ async def _add_runs(settings: Settings, uid: str, times: dict[str, datetime]) ->
         async with state.unit_of_work() as session:
             universe = await session.get(Universe, uuid.UUID(uid))
             assert universe is not None
+            universe.rules_version = 1  # as a dynamic universe's: only those have runs
             for i, (name, at) in enumerate(sorted(times.items(), key=lambda kv: kv[1])):
                 run = RebalanceRun(
                     id=uuid.uuid4(),
