@@ -206,6 +206,11 @@ export function renderMembers(): void {
   const canRemove = has("remove_assets_from_universe") && state.data?.selected?.universe.kind !== "dynamic" && !state.asOf;
   $("assets").querySelector("th.check")!.toggleAttribute("hidden", !canRemove);
   $("remove-selected").hidden = !canRemove;
+  // A refresh must not take the keyboard's place away: the control focused in a member's row is focused again in
+  // its new row (which also shows a status chip's reason again).
+  const focused = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+  const focusedRow = focused?.closest<HTMLElement>("#assets tbody tr[data-symbol]");
+  const refocus = focusedRow && focused ? { symbol: focusedRow.dataset.symbol, chip: focused.matches("button.chip") } : null;
   $("assets").querySelector("tbody")!.replaceChildren(
     ...rows.map((m) => {
       const box = el("input", { attrs: { type: "checkbox", "data-symbol": m.symbol, "aria-label": `Select ${m.symbol}` } });
@@ -231,4 +236,8 @@ export function renderMembers(): void {
   $("assets-shown").textContent = `${rows.length} shown of ${total}`;
   $("load-more").hidden = state.nextCursor === null;
   ($("remove-selected") as HTMLButtonElement).disabled = state.checked.size === 0;
+  if (refocus?.symbol) {
+    const row = [...$("assets").querySelectorAll<HTMLElement>("tbody tr[data-symbol]")].find((r) => r.dataset.symbol === refocus.symbol);
+    row?.querySelector<HTMLElement>(refocus.chip ? "button.chip" : "input[type=checkbox]")?.focus();
+  }
 }

@@ -72,8 +72,10 @@ export function statusCell(m: Member): HTMLElement {
   });
   chip.addEventListener("mouseenter", () => showTip(chip, e));
   chip.addEventListener("focus", () => showTip(chip, e));
-  chip.addEventListener("mouseleave", hideTip);
-  chip.addEventListener("blur", hideTip);
+  // The pointer leaving (or the page scrolling under a still pointer) leaves a reason shown for keyboard focus.
+  chip.addEventListener("mouseleave", () => document.activeElement !== chip && hideTip());
+  // Focus moving on hides it; the whole window or frame losing focus (the chip still its document's focus) does not.
+  chip.addEventListener("blur", () => document.activeElement !== chip && hideTip());
   chip.addEventListener("keydown", (ev) => ev.key === "Escape" && hideTip());
   chip.addEventListener("click", () => toggleExplanation(chip, m, e));
   return chip;
