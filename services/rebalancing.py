@@ -457,7 +457,7 @@ class DynamicUniverses:
                 details={"quota": "members_per_universe", "limit": cap},
                 next_actions=[("screen_assets", {"rules": universe.rules}, "see what the rules select")],
             )
-        members = repo.members_with_symbols(session, universe.id)
+        members = {asset_id: symbol for symbol, asset_id in universes_repo.member_symbols(session, universe.id)}
         plan = Plan(size_before=len(members))
         coming = [a for a in wanted if a not in members]
         going = [a for a in members if a not in wanted]
@@ -465,11 +465,9 @@ class DynamicUniverses:
         pinned_in = set(pins_in.values())
         for asset_id in coming:
             fact = facts[asset_id]
-            why = (
-                "pinned (include)"
-                if asset_id in pinned_in and not self._holds(compiled, fact)
-                else explain(compiled.rule, fact)[1]
-            )
+            held, why = explain(compiled.rule, fact)
+            if asset_id in pinned_in and not held:
+                why = "pinned (include)"
             plan.additions.append((asset_id, fact["symbol"], fact["name"], why))
         for asset_id in going:
             fact = facts.get(asset_id, {"symbol": members[asset_id], "name": None})
@@ -479,10 +477,6 @@ class DynamicUniverses:
         if not wanted:
             plan.warnings.append("The rules match no security: applying this rebalance empties the universe.")
         return plan
-
-    @staticmethod
-    def _holds(compiled: Rules, fact: dict[str, Any]) -> bool:
-        return explain(compiled.rule, fact)[0]
 
     @staticmethod
     def _why_out(compiled: Rules, fact: dict[str, Any], pinned_out: set[uuid.UUID], asset_id: uuid.UUID) -> str:

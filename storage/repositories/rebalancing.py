@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from storage.db import rowcount
-from storage.models import Asset, AssetIndex, RebalanceRun, Universe, UniverseAsset, UniverseRulesVersion
+from storage.models import Asset, AssetIndex, RebalanceRun, Universe, UniverseRulesVersion
 from storage.repositories.screening import Rule, order_by, screen_where
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "due_universes",
     "insert_run",
     "latest_run",
-    "members_with_symbols",
     "pinned_assets",
     "postpone_rebalance",
     "record_version",
@@ -64,17 +63,6 @@ def target(
         .limit(limit)
     )
     return [(asset_id, symbol) for asset_id, symbol in rows.all()]
-
-
-def members_with_symbols(session: Session, universe_id: uuid.UUID) -> dict[uuid.UUID, str]:
-    """Every member: asset id -> current ticker, in position order."""
-    rows = session.execute(
-        select(UniverseAsset.asset_id, Asset.symbol)
-        .join(Asset, Asset.id == UniverseAsset.asset_id)
-        .where(UniverseAsset.universe_id == universe_id)
-        .order_by(UniverseAsset.position)
-    )
-    return {asset_id: symbol for asset_id, symbol in rows.all()}
 
 
 def pinned_assets(session: Session, symbols: Sequence[str]) -> dict[str, uuid.UUID]:
