@@ -6,10 +6,19 @@ import argparse
 import asyncio
 import sys
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from services.universes import Limits
 
 __all__ = ["add_listings_commands"]
 
@@ -20,22 +29,57 @@ def _build_snapshot(args: argparse.Namespace) -> int:
     return build(["--from", str(args.source), *(["--out", str(args.out)] if args.out else [])])
 
 
-async def _sync(settings: Settings, args: argparse.Namespace) -> Any:
+@dataclass
+class _Store:
+    """The store as the tables' owner, acting for each universe's owner on PostgreSQL (workers/batches.StoreEnv)."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    scoped: bool
+    limits: Limits
+
+    def uow(self, owner_id: uuid.UUID | None = None) -> AbstractAsyncContextManager[AsyncSession]:
+        from storage.db import unit_of_work
+
+        return unit_of_work(self.sessions, owner_id=owner_id if self.scoped else None)
+
+
+async def _sync(settings: Settings, args: argparse.Namespace) -> tuple[Any, Any]:
+    """The sync's report and, when it changed the security master, the report of the rebalances that followed it
+    (every scheduled dynamic universe once, as after the periodic sync: workers/runtime.py), else None."""
+    from core.wiring import limits_from
     from server.preflight import check_store
     from services.security_master.live import sync_live
     from services.security_master.sync import sync_from_dir
     from storage.db import make_engine, make_sessionmaker, unit_of_work
+    from workers.batches import rebalance_after_sync, sync_changed
 
     await check_store(settings)  # migrates as the owner; a store it cannot use is one line (exit code 3)
     engine = make_engine(settings.admin_sqlalchemy_url)
     try:
         sessions = make_sessionmaker(engine)
         if args.from_dir is None:
-            return await sync_live(lambda: unit_of_work(sessions), settings, sources=args.source, force=args.force)
-        async with unit_of_work(sessions) as session:
-            return await sync_from_dir(session, args.from_dir, sources=args.source, force=args.force)
+            report = await sync_live(lambda: unit_of_work(sessions), settings, sources=args.source, force=args.force)
+        else:
+            async with unit_of_work(sessions) as session:
+                report = await sync_from_dir(session, args.from_dir, sources=args.source, force=args.force)
+        sync_id = sync_changed(report)
+        if sync_id is None:
+            return report, None
+        store = _Store(sessions, scoped=engine.dialect.name == "postgresql", limits=limits_from(settings))
+        return report, await rebalance_after_sync(store, sync_id)
     finally:
         await engine.dispose()
+
+
+def _describe_rebalances(report: Any) -> str:
+    text = (
+        f"rebalanced {report.applied} of {report.seen} scheduled dynamic universes for this sync "
+        f"(+{report.additions} -{report.removals} members)"
+    )
+    if report.failed:
+        codes = ", ".join(sorted({code for _, code in report.failures}))
+        text += f"; {report.failed} not rebalanced ({codes}): their next scheduled rebalance tries again"
+    return text
 
 
 def _run_sync(args: argparse.Namespace) -> int:
@@ -50,9 +94,11 @@ def _run_sync(args: argparse.Namespace) -> int:
         )
         return 2
     started = time.perf_counter()
-    report = asyncio.run(_sync(settings, args))
+    report, rebalances = asyncio.run(_sync(settings, args))
     for line in describe(report):
         print(line)
+    if rebalances is not None:
+        print(_describe_rebalances(rebalances))
     print(f"took {time.perf_counter() - started:.1f} s")
     return 0 if report.ok else 1
 

@@ -116,6 +116,15 @@ class NoLiveCounters:
         return set()
 
 
+class StoreEnv(Protocol):
+    """What a rebalance pass needs: units of work on the store and the member quota. A JobEnv is one; so is the
+    command line's store after `universe-mcp listings sync` (server/cli_listings.py), which has no validation."""
+
+    limits: Limits
+
+    def uow(self, owner_id: uuid.UUID | None = None) -> AbstractAsyncContextManager[AsyncSession]: ...
+
+
 @dataclass
 class JobEnv:
     """What batch processing needs, in whichever process runs it (the server in embedded mode, or a worker)."""
@@ -444,7 +453,7 @@ class RebalanceReport:
 
 
 async def rebalance_due(
-    env: JobEnv, now: datetime | None = None, *, limit: int = REBALANCE_DUE_LIMIT
+    env: StoreEnv, now: datetime | None = None, *, limit: int = REBALANCE_DUE_LIMIT
 ) -> RebalanceReport:
     """Rebalance each dynamic universe whose scheduled rebalance is due at ``now`` (default: now), the longest
     waiting first.
@@ -465,7 +474,7 @@ async def rebalance_due(
     return report
 
 
-async def rebalance_after_sync(env: JobEnv, sync_id: int | str) -> RebalanceReport:
+async def rebalance_after_sync(env: StoreEnv, sync_id: int | str) -> RebalanceReport:
     """Rebalance every dynamic universe with a schedule once for the listings sync ``sync_id`` (its listing_syncs
     row): delistings and changed facts reach the universes the day they are known. Recorded under the period
     ``sync:<id>``, so a retried or repeated call changes nothing more; the universes' schedules are left as they
@@ -491,7 +500,7 @@ def sync_changed(report: SyncReport) -> int | None:
 
 
 async def _rebalance_one(
-    env: JobEnv,
+    env: StoreEnv,
     report: RebalanceReport,
     universe_id: uuid.UUID,
     owner_id: uuid.UUID,
@@ -556,7 +565,7 @@ async def _rebalance_one(
 
 
 async def _postpone(
-    env: JobEnv, universe_id: uuid.UUID, owner_id: uuid.UUID, *, now: datetime, until: datetime
+    env: StoreEnv, universe_id: uuid.UUID, owner_id: uuid.UUID, *, now: datetime, until: datetime
 ) -> None:
     try:
         async with env.uow(owner_id) as session:

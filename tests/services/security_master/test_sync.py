@@ -191,3 +191,51 @@ def test_the_cli_syncs_from_a_directory_or_live_and_not_live_when_offline(
     monkeypatch.setenv("UNIVERSE_MCP_OFFLINE", "true")
     assert main(["listings", "sync"]) == 2
     assert "--from-dir" in capsys.readouterr().err
+
+
+def test_a_sync_from_the_command_line_rebalances_each_scheduled_dynamic_universe_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As after the server's or a worker's periodic sync (tests/workers/test_rebalance_jobs.py): the names a manual
+    sync lists join the scheduled dynamic universes that select them, once per sync; one without a schedule waits."""
+    import asyncio
+
+    from server.cli import main
+    from services.rebalancing import DynamicUniverses
+    from storage.models import RebalanceRun
+    from storage.repositories import universes as universes_repo
+
+    for name, value in {"DATA_DIR": str(tmp_path / "data"), "SEED_CATALOG": "0", "LISTINGS_LOAD": "0"}.items():
+        monkeypatch.setenv(f"UNIVERSE_MCP_{name}", value)
+    monkeypatch.setenv("UNIVERSE_MCP_OFFLINE", "true")
+    rules = {"field": "symbol", "op": "in", "value": ["AAPL", "ZION"]}
+
+    async def create() -> tuple[str, str]:
+        async with open_app_state(Settings()) as state, state.unit_of_work() as session:
+            service = DynamicUniverses(session, state.local_caller)
+            scheduled, _ = await service.create("Two names", rules, rebalance="daily")
+            on_request, _ = await service.create("Two names, on request", rules, rebalance=None)
+            return scheduled.id, on_request.id
+
+    async def read(uid: str) -> tuple[set[str], list[str]]:
+        async with open_app_state(Settings()) as state, state.unit_of_work() as session:
+            members = {s for s, _ in await session.run_sync(universes_repo.member_symbols, uuid.UUID(uid))}
+            triggers = await session.scalars(
+                select(RebalanceRun.trigger).where(RebalanceRun.universe_id == uuid.UUID(uid))
+            )
+            return members, sorted(triggers)
+
+    scheduled, on_request = asyncio.run(create())
+    assert asyncio.run(read(scheduled)) == (set(), ["create"])  # an empty master: nothing to select yet
+
+    copies = stage(tmp_path / "g", DIRECTORY["2026-03-03"])
+    assert main(["listings", "sync", "--from-dir", str(copies), "--source", "nasdaq_trader"]) == 0
+    out = capsys.readouterr().out
+    assert "rebalanced 1 of 1 scheduled dynamic universes for this sync (+2 -0 members)" in out
+    assert asyncio.run(read(scheduled)) == ({"AAPL", "ZION"}, ["create", "listings_sync"])
+    assert asyncio.run(read(on_request)) == (set(), ["create"])
+
+    # The same copies again change nothing in the master: no rebalance follows.
+    assert main(["listings", "sync", "--from-dir", str(copies), "--source", "nasdaq_trader"]) == 0
+    assert "rebalanced" not in capsys.readouterr().out
+    assert asyncio.run(read(scheduled)) == ({"AAPL", "ZION"}, ["create", "listings_sync"])
