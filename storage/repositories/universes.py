@@ -33,7 +33,6 @@ __all__ = [
     "member_symbols",
     "members_by_symbol",
     "membership_state",
-    "membership_counts",
     "record_events",
     "remove_members",
     "turnover_counts",
@@ -312,17 +311,6 @@ async def count_members_by_status(session: AsyncSession, universe_id: uuid.UUID)
         .group_by(Asset.validation_status)
     )
     return {status: int(n) for status, n in rows.all()}
-
-
-async def membership_counts(session: AsyncSession, universe_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
-    if not universe_ids:
-        return {}
-    rows = await session.execute(
-        select(UniverseAsset.universe_id, func.count())
-        .where(UniverseAsset.universe_id.in_(universe_ids))
-        .group_by(UniverseAsset.universe_id)
-    )
-    return {uid: int(n) for uid, n in rows.all()}
 
 
 async def list_members(
