@@ -56,6 +56,7 @@ class HistoryEvent(BaseModel):
     effective_at: datetime = Field(description="When the change took effect.")
     recorded_at: datetime | None = Field(None, description="When recorded, if later (a back-dated import).")
     symbol: str = Field(description="The current ticker.")
+    symbol_then: str | None = Field(None, description="The ticker at effective_at, if another (FB before META).")
     action: Literal["added", "removed"]
     reason: str | None = None
     run_id: str | None = Field(None, description="The rebalance run that made the change.")
@@ -142,6 +143,7 @@ def _event(row: repo.EventRow) -> HistoryEvent:
         effective_at=row.effective_at,
         recorded_at=row.recorded_at if row.recorded_at != row.effective_at else None,
         symbol=row.symbol,
+        symbol_then=row.symbol_then,
         action=row.action,
         reason=row.reason,
         run_id=str(row.run_id) if row.run_id else None,
@@ -152,6 +154,8 @@ def _json_bytes(event: HistoryEvent) -> int:
     """About what ``event`` costs in the JSON answer (an upper bound but for escapes in its reason), without
     serialising it twice: keys, punctuation and the time take 72 bytes."""
     size = 72 + len(event.symbol) + len(event.action)
+    if event.symbol_then is not None:
+        size += 17 + len(event.symbol_then)
     if event.recorded_at is not None:
         size += 45
     if event.reason is not None:

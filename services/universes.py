@@ -9,6 +9,7 @@ from __future__ import annotations
 # UniverseService.list (the tool's verb) shadows the builtin in the class body, so its signatures spell the type
 # builtins.list.
 import builtins
+import dataclasses
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -476,6 +477,7 @@ class UniverseService:
         """
         unlocked = await self._get(universe_id)
         _refuse_if_dynamic(unlocked, "imported")
+        dated, notes = await self._as_traded_then(dated)
         normalised = normalise_symbols(symbols)
         every = normalise_symbols([*normalised, *(c.symbol for c in dated)])
         if checks is None:
@@ -484,7 +486,26 @@ class UniverseService:
         universe, report, removed, outcomes = await run_write(
             self.session, self._import_unit, unlocked.id, normalised, replace, checks, assets, list(dated)
         )
+        for line, note in notes.items():
+            if outcomes[line].verdict != "invalid":
+                outcomes[line] = dataclasses.replace(outcomes[line], reason=note)
         return _summary(universe, report.asset_count), report, removed, outcomes
+
+    async def _as_traded_then(self, dated: Sequence[DatedChange]) -> tuple[builtins.list[DatedChange], dict[int, str]]:
+        """Each dated change's security as it traded on its date: a ticker renamed since, or given to another
+        security since, names the security that held it then (today's ticker), by the master's ticker history;
+        with a note per line so changed."""
+        held = await asset_repo.tickers_then(self.session, [(c.symbol, c.effective_at.date()) for c in dated])
+        changes: builtins.list[DatedChange] = []
+        notes: dict[int, str] = {}
+        for change in dated:
+            today = held.get((change.symbol, change.effective_at.date()))
+            if today is None:
+                changes.append(change)
+                continue
+            changes.append(dataclasses.replace(change, symbol=today))
+            notes[change.line] = f"{change.symbol} on {change.effective_at.date()} was the ticker of today's {today}"
+        return changes, notes
 
     def _import_unit(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, or_, select
@@ -11,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Asset, UniverseAsset
+from storage.models import Asset, AssetSymbol, UniverseAsset
 from storage.repositories.asset_search import indexed, name_word_rows, replace_name_words, search_assets
 
 # search_assets lives in asset_search.py with the name-word index it reads; it is re-exported here, where the
@@ -68,6 +69,35 @@ def visible_to(viewer: uuid.UUID | None, *, members_too: bool = False) -> Column
         )
         condition = or_(condition, exists(held))
     return condition
+
+
+async def tickers_then(session: AsyncSession, pairs: Sequence[tuple[str, date]]) -> dict[tuple[str, date], str]:
+    """(ticker, day) -> today's ticker of the listed security that traded under ``ticker`` on ``day``, where that is
+    another ticker: renamed since (FB in 2021 is META) or the ticker given to another security since (FB is an ETF's
+    today). From the master's ticker history; pairs it knows nothing of are left out."""
+    spans: dict[str, list[tuple[date | None, date, str]]] = {}
+    symbols = sorted({symbol for symbol, _ in pairs})
+    for start in range(0, len(symbols), 500):  # SQLite caps bound parameters per statement
+        rows = await session.execute(
+            select(AssetSymbol.symbol, AssetSymbol.valid_from, AssetSymbol.valid_to, Asset.symbol)
+            .join(Asset, Asset.id == AssetSymbol.asset_id)
+            .where(
+                AssetSymbol.symbol.in_(symbols[start : start + 500]),
+                AssetSymbol.symbol != Asset.symbol,
+                AssetSymbol.valid_to.is_not(None),
+                Asset.listing_status == "listed",
+            )
+        )
+        for then, valid_from, valid_to, today in rows.all():
+            if valid_to is not None:  # (the statement asks for ended spans only)
+                spans.setdefault(then, []).append((valid_from, valid_to, today))
+    found: dict[tuple[str, date], str] = {}
+    for symbol, day in pairs:
+        for valid_from, valid_to, today in spans.get(symbol, []):
+            if (valid_from is None or valid_from <= day) and day < valid_to:  # valid_to: the next ticker's first day
+                found[(symbol, day)] = today
+                break
+    return found
 
 
 async def get_assets_by_symbols(

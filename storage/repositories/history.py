@@ -14,12 +14,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from storage.db import UTCDateTime
-from storage.models import Asset, RebalanceRun, Universe, UniverseAsset, UniverseAssetEvent, UniverseRulesVersion
+from storage.models import (
+    Asset,
+    AssetSymbol,
+    RebalanceRun,
+    Universe,
+    UniverseAsset,
+    UniverseAssetEvent,
+    UniverseRulesVersion,
+)
 
 __all__ = [
     "EventRow",
@@ -47,6 +55,7 @@ class EventRow:
     action: str
     reason: str | None
     run_id: uuid.UUID | None
+    symbol_then: str | None = None  # the ticker at effective_at when it was another (FB before META's rename)
 
 
 def _at(value: datetime) -> ColumnElement[datetime]:
@@ -85,11 +94,29 @@ def _window(universe_id: uuid.UUID, since: datetime | None, until: datetime | No
     return where
 
 
-def _rows(result: Sequence[tuple[int, datetime, datetime, str, str, str | None, uuid.UUID | None]]) -> list[EventRow]:
+def _rows(
+    result: Sequence[tuple[int, datetime, datetime, str, str, str | None, uuid.UUID | None, str | None]],
+) -> list[EventRow]:
     return [EventRow(*row) for row in result]
 
 
-_COLUMNS = (E.id, E.effective_at, E.recorded_at, Asset.symbol, E.action, E.reason, E.run_id)
+# The ticker an event's security traded under at the event's time, when that was not today's: the span of its
+# ticker history holding the time (valid_to: the day the next ticker took over; dates against timestamps compare as
+# the day's start on both stores). One index probe per row of the page, in the page's statement.
+_SYMBOL_THEN = (
+    select(AssetSymbol.symbol)
+    .where(
+        AssetSymbol.asset_id == E.asset_id,
+        AssetSymbol.symbol != Asset.symbol,
+        AssetSymbol.valid_to.is_not(None),
+        AssetSymbol.valid_to > E.effective_at,
+        or_(AssetSymbol.valid_from.is_(None), AssetSymbol.valid_from <= E.effective_at),
+    )
+    .order_by(AssetSymbol.valid_to)
+    .limit(1)
+    .scalar_subquery()
+)
+_COLUMNS = (E.id, E.effective_at, E.recorded_at, Asset.symbol, E.action, E.reason, E.run_id, _SYMBOL_THEN)
 
 
 async def event_page(

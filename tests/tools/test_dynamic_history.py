@@ -82,3 +82,21 @@ async def test_rebalances_show_in_the_history_and_the_turnover(call):
     assert sorted(c["symbol"] for c in report["removed"]) == sorted([*left_first, after_first[0]])
     assert report["added"] == []
     assert [r["id"] for r in report["rebalances"]] == [second["id"], first["id"]]
+
+
+async def test_history_names_the_ticker_a_security_traded_under_at_each_change(call):
+    """FB became META on 2022-06-09 and is an ETF's ticker today (the shipped master's ticker history). A dated file
+    that says FB in 2021 means Meta, not today's ETF: the change is Meta's, its history shows FB beside today's
+    ticker, a change after the rename shows META alone, and a security never renamed its ticker alone."""
+    dated = "symbol,date,action\nFB,2021-01-04,added\nAAPL,2021-01-04,added\nMETA,2023-03-01,removed\n"
+    imported = await call.ok("import_universe_csv", csv_text=dated, name="Renamed in between")
+    assert imported["backdated"] == 3, imported["rows"]
+    fb = next(r for r in imported["rows"] if r["input"] == "FB")
+    assert fb["reason"] == "FB on 2021-01-04 was the ticker of today's META"
+    history = await call.ok("get_universe_history", universe_id=imported["universe"]["id"])
+    events = {(e["effective_at"][:10], e["symbol"], e["action"]): e.get("symbol_then") for e in history["events"]}
+    assert events == {
+        ("2023-03-01", "META", "removed"): None,
+        ("2021-01-04", "META", "added"): "FB",
+        ("2021-01-04", "AAPL", "added"): None,
+    }
