@@ -12,6 +12,7 @@ interface HistoryEvent {
   effective_at: string;
   recorded_at: string | null;
   symbol: string;
+  symbol_then?: string | null; // the ticker it traded under then, when another (FB beside META)
   action: "added" | "removed";
   reason: string | null;
   run_id: string | null;
@@ -155,7 +156,7 @@ function draw(current: number, turnover: Turnover | null): void {
         "tr",
         { attrs: { "data-symbol": e.symbol, "data-action": e.action } },
         el("td", { text: day(e.effective_at) }),
-        el("td", { text: e.symbol }),
+        el("td", { text: e.symbol_then ? `${e.symbol} (then ${e.symbol_then})` : e.symbol }),
         el("td", {}, el("span", { className: `badge ${e.action}`, text: e.action })),
         el("td", { className: "wide-ok", text: e.reason ?? (e.run_id ? "rebalance" : "") }),
       ),
