@@ -40,7 +40,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, ROOT, Config, LoadSampler, Row, error_text, quiet_logging
+from bench.common import RESULTS, ROOT, Check, Config, LoadSampler, Row, error_text, quiet_logging
 
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
@@ -192,9 +192,14 @@ def update_docs(report: dict[str, Any], rows: list[Row]) -> None:
             f"(medians of {report['config']['runs']} runs).",
             "",
             f"Machine: {m['nproc']} CPU ({m['cpu']}), {m['os']}, Python {m['python']}, mcp {m['mcp']}, "
-            f"SQLite {m['sqlite']}.",
+            f"SQLite {m['sqlite']}. The load column is the 1-minute load average while each scenario ran: median "
+            "(min-max) of /proc/loadavg sampled every second.",
             "",
             table(rows, markdown=True),
+            "",
+            "```",
+            summary(rows),
+            "```",
             END,
         ]
     )
@@ -268,6 +273,17 @@ async def main(args: argparse.Namespace) -> int:
     return 1 if crashed else 0
 
 
+def rows_of(report: dict[str, Any]) -> list[Row]:
+    """The rows of a saved JSON report (``--docs-from``)."""
+    fields = set(Row.__dataclass_fields__)
+    rows = []
+    for data in report["rows"]:
+        row = Row(**{k: v for k, v in data.items() if k in fields and k != "checks"})
+        row.checks = [Check(**{k: c[k] for k in ("name", "value", "op", "bound")}) for c in data.get("checks", [])]
+        rows.append(row)
+    return rows
+
+
 async def run_one(
     key: str, run: Callable[[Config, dict], Awaitable[list[Row]]], cfg: Config, ctx: dict[str, Any]
 ) -> list[Row]:
@@ -295,7 +311,14 @@ if __name__ == "__main__":
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
     parser.add_argument("--out", help="write the JSON report to this file only (not bench/results/)")
     parser.add_argument("--work-dir", help="scratch directory for stores and logs (default bench/results/work)")
+    parser.add_argument(
+        "--docs-from", help="rewrite docs/BENCHMARKS.md's measured section from a saved JSON report, run nothing"
+    )
     parsed = parser.parse_args()
+    if parsed.docs_from:
+        saved = json.loads(Path(parsed.docs_from).read_text())
+        update_docs(saved, rows_of(saved))
+        sys.exit(0)
     # Absolute before any scenario runs: servers and workers start with the repository as their directory.
     parsed.out = parsed.out and os.path.abspath(parsed.out)
     parsed.work_dir = parsed.work_dir and os.path.abspath(parsed.work_dir)

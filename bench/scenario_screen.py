@@ -91,7 +91,8 @@ async def _measure(cfg: Config, settings: Any) -> tuple[Times, Times, str | None
     ]
     ours: Times = {tool: {name: [] for t, name, _ in calls if t == tool} for tool in TOOLS}
     floor: Times = {tool: {name: [] for t, name, _ in calls if t == tool} for tool in TOOLS}
-    rounds = max(10, cfg.calls // (2 * len(calls)))
+    # Each call is followed by its floor: a third fewer rounds than before the floors keeps the scenario's time.
+    rounds = max(10, cfg.calls // (3 * len(calls)))
     per_run = max(1, -(-rounds // cfg.runs))
     error: str | None = None
     engine: Any = None

@@ -139,8 +139,15 @@ def test_a_floor_that_failed_is_an_error_not_a_pass() -> None:
 def test_http_row_ratio_targets_and_a_floor_without_throughput() -> None:
     cfg = Config.make(quick=True)
     floor = {"throughput_per_s": 400.0, "p50_ms": 50.0, "p99_ms": 100.0}
-    ours = {"throughput_per_s": 200.0, "p50_ms": 100.0, "p99_ms": 900.0, "max_ms": 990.0, "calls": 10, "errors": 0}
-    ours["error_samples"] = []
+    ours: dict[str, Any] = {
+        "throughput_per_s": 200.0,
+        "p50_ms": 100.0,
+        "p99_ms": 900.0,
+        "max_ms": 990.0,
+        "calls": 10,
+        "errors": 0,
+        "error_samples": [],
+    }
     assert _load_row(cfg, "PostgreSQL (app role, RLS)", ours, floor, 100.0).status == "met"  # 0.5x >= 0.5
     assert _load_row(cfg, "SQLite", {**ours, "throughput_per_s": 150.0}, floor, 100.0).status == "MISSED"  # 0.375x
     assert _load_row(cfg, "SQLite", {**ours, "max_ms": 1500.0}, floor, 100.0).status == "MISSED"  # a call over 1 s
@@ -256,3 +263,14 @@ def test_replay_of_a_broken_statement_raises(tmp_path: Path) -> None:
 def test_capture_of_a_function_that_is_gone_fails_loudly() -> None:
     with pytest.raises(AttributeError, match="follow the code"), capture("storage.repositories.assets.no_such_search"):
         pass
+
+
+def test_a_saved_report_gives_back_its_rows_and_verdicts() -> None:
+    rows = [
+        latency_row("1", "m", [[2.0, 2.0]], [[1.0, 1.0]], floor="SDK ping", p50_max=1.25),
+        Row("3", "add", error="boom", checks=[Check("r", None, "<=", 2.0)]),
+        Row("7", "accuracy", value=100.0, unit="%", checks=[Check("accuracy", 1.0, ">=", 0.995)]),
+    ]
+    again = bench_run.rows_of({"rows": [r.as_dict() for r in rows]})
+    assert [r.status for r in again] == ["MISSED", "error", "met"]
+    assert again[0].ratio == 2.0 and again[0].ratio_p50_runs == [2.0]
