@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -57,7 +59,9 @@ class Config:
                 runs=runs or 2,
                 calls=300,
                 warmup=50,
-                store_assets=100_000,
+                # A fifth of the store: building 100,000 assets alone takes 20-65 s on 2 cores (figures of a quick
+                # run are indicative only, and its docs section is never written).
+                store_assets=20_000,
                 http_seconds=5.0,
                 http_clients=32,
                 job_symbols=1_000,
@@ -66,8 +70,49 @@ class Config:
 
 
 @dataclass
+class Check:
+    """One condition of a target: ``value`` (a ratio, a fraction, a count, ms, MB ...) ``op`` ``bound``.
+
+    ``value`` None means the figure could not be measured (its floor failed, say): an error, never a pass."""
+
+    name: str
+    value: float | None
+    op: str  # "<=" or ">="
+    bound: float
+
+    def __post_init__(self) -> None:
+        if self.op not in ("<=", ">="):
+            raise ValueError(f"op must be <= or >=, not {self.op!r}")
+
+    @property
+    def ok(self) -> bool | None:
+        if self.value is None or math.isnan(self.value):
+            return None
+        return self.value <= self.bound if self.op == "<=" else self.value >= self.bound
+
+    def describe(self) -> str:
+        shown = "not measured" if self.value is None else f"{self.value:.3g}"
+        return f"{self.name} {shown} (target {self.op} {self.bound:g})"
+
+
+def verdict_of(checks: list[Check], error: str | None = None) -> str:
+    """met / MISSED / error / n/a for a row's checks: an error (given, or a figure that could not be measured)
+    wins over everything; no checks at all is n/a (a reference row)."""
+    if error:
+        return "error"
+    if not checks:
+        return "n/a"
+    if any(c.ok is None for c in checks):
+        return "error"
+    return "met" if all(c.ok for c in checks) else "MISSED"
+
+
+@dataclass
 class Row:
-    """One line of the results table (and one object of the JSON)."""
+    """One line of the results table (and one object of the JSON).
+
+    ``checks`` decide the verdict (``status``): all met -> "met", any missed -> "MISSED", a figure missing or
+    ``error`` set -> "error" (``met`` False). Rows without checks are references ("n/a", ``met`` None)."""
 
     scenario: str
     metric: str
@@ -78,20 +123,82 @@ class Row:
     value: float | None = None
     unit: str = ""
     target: str = ""
-    met: bool | None = None
+    checks: list[Check] = field(default_factory=list)
+    error: str | None = None
+    floor: str = ""  # what the floor is: "SDK ping, stdio", "search SQL, bare connection" ...
+    ratio_p50_runs: list[float] = field(default_factory=list)  # ours / floor, one per run
+    ratio_p99_runs: list[float] = field(default_factory=list)
+    load: dict[str, Any] = field(default_factory=dict)
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def status(self) -> str:
+        return verdict_of(self.checks, self.error)
+
+    @property
+    def met(self) -> bool | None:
+        return {"met": True, "MISSED": False, "error": False, "n/a": None}[self.status]
+
+    @property
     def ratio(self) -> float | None:
-        if self.p50_ms is None or not self.floor_p50_ms:
-            return None
-        return self.p50_ms / self.floor_p50_ms
+        """ours / floor at p50: the median of the runs' ratios, else the ratio of the medians."""
+        if self.ratio_p50_runs:
+            return statistics.median(self.ratio_p50_runs)
+        return ratio(self.p50_ms, self.floor_p50_ms)
+
+    @property
+    def ratio_p99(self) -> float | None:
+        if self.ratio_p99_runs:
+            return statistics.median(self.ratio_p99_runs)
+        return ratio(self.p99_ms, self.floor_p99_ms)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out["status"] = self.status
+        out["met"] = self.met
         out["ratio_to_floor_p50"] = None if self.ratio is None else round(self.ratio, 3)
+        out["ratio_to_floor_p99"] = None if self.ratio_p99 is None else round(self.ratio_p99, 3)
+        out["ratio_p50_spread"] = spread(self.ratio_p50_runs)
+        out["ratio_p99_spread"] = spread(self.ratio_p99_runs)
+        for check in out["checks"]:
+            check["ok"] = Check(**check).ok
         return out
+
+
+def ratio(ours: float | None, floor: float | None) -> float | None:
+    """ours / floor; None when either is missing or the floor is not positive (no ratio, not infinity)."""
+    if ours is None or floor is None or floor <= 0 or math.isnan(ours) or math.isnan(floor):
+        return None
+    return ours / floor
+
+
+def spread(values: list[float]) -> list[float] | None:
+    """[min, median, max] of repeated runs' figures (None without any)."""
+    if not values:
+        return None
+    return [round(min(values), 4), round(statistics.median(values), 4), round(max(values), 4)]
+
+
+def stat(values: list[float], p: float) -> float:
+    """p50 is the median (as everywhere in these tables); other percentiles are nearest-rank."""
+    return statistics.median(values) if p == 50 else percentile(values, p)
+
+
+def run_ratios(ours: list[list[float]], floor: list[list[float]], p: float) -> list[float]:
+    """Per run: ours' percentile ``p`` / the floor's, runs paired in order (an empty or zero floor is skipped)."""
+    out = []
+    for o, f in zip(ours, floor, strict=False):
+        if not o or not f:
+            continue
+        r = ratio(stat(o, p), stat(f, p))
+        if r is not None:
+            out.append(r)
+    return out
+
+
+def error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -104,10 +211,12 @@ def percentile(values: list[float], p: float) -> float:
 
 @dataclass
 class Latency:
-    """Median over runs of each run's p50 and p99 (ms), with the spread of the per-run p99s."""
+    """Median over runs of each run's p50 and p99 (ms), with the spread (min, max) of the per-run figures."""
 
     p50: float
     p99: float
+    p50_min: float
+    p50_max: float
     p99_min: float
     p99_max: float
     calls_per_run: int
@@ -115,11 +224,16 @@ class Latency:
 
     @classmethod
     def of(cls, runs: list[list[float]]) -> Latency:
+        runs = [r for r in runs if r]
+        if not runs:
+            raise ValueError("no measurements")
         p50s = [statistics.median(r) for r in runs]
         p99s = [percentile(r, 99) for r in runs]
         return cls(
             p50=statistics.median(p50s),
             p99=statistics.median(p99s),
+            p50_min=min(p50s),
+            p50_max=max(p50s),
             p99_min=min(p99s),
             p99_max=max(p99s),
             calls_per_run=len(runs[0]) if runs else 0,
@@ -277,3 +391,117 @@ def rss_mb(pid: int) -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             fields[key] = int(value.split()[0]) / 1024
     return fields.get("VmRSS", float("nan")), fields.get("VmHWM", float("nan"))
+
+
+class LoadSampler:
+    """The machine's load while a scenario runs: /proc/loadavg every ``every_s`` (a background thread), the load
+    averages before and after (os.getloadavg), and this process's CPU time (plus reaped children's).
+
+    Figures from a shared machine are only comparable with the load they were measured under."""
+
+    def __init__(self, every_s: float = 1.0) -> None:
+        self.every_s = every_s
+        self.samples: list[float] = []
+        self.result: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def read() -> float | None:
+        try:
+            return float(Path("/proc/loadavg").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            try:
+                return os.getloadavg()[0]
+            except OSError:
+                return None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            value = self.read()
+            if value is not None:
+                self.samples.append(value)
+
+    def __enter__(self) -> LoadSampler:
+        self.before = os.getloadavg()
+        self.wall = time.monotonic()
+        self.cpu = os.times()
+        self._thread = threading.Thread(target=self._loop, name="bench-load", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+        self.after = os.getloadavg()
+        end = os.times()
+        self.result = {
+            "loadavg_before": [round(x, 2) for x in self.before],
+            "loadavg_after": [round(x, 2) for x in self.after],
+            "load1_samples": len(self.samples),
+            "load1_min": round(min(self.samples), 2) if self.samples else None,
+            "load1_median": round(statistics.median(self.samples), 2) if self.samples else None,
+            "load1_max": round(max(self.samples), 2) if self.samples else None,
+            "wall_s": round(time.monotonic() - self.wall, 1),
+            "bench_cpu_s": round((end.user - self.cpu.user) + (end.system - self.cpu.system), 2),
+            "children_cpu_s": round(
+                (end.children_user - self.cpu.children_user) + (end.children_system - self.cpu.children_system), 2
+            ),
+        }
+
+    @staticmethod
+    def describe(load: dict[str, Any]) -> str:
+        if not load:
+            return ""
+        if load.get("load1_median") is not None:
+            return f"{load['load1_median']:.1f} ({load['load1_min']:.1f}-{load['load1_max']:.1f})"
+        return f"{load['loadavg_before'][0]:.1f}->{load['loadavg_after'][0]:.1f}"
+
+
+def latency_row(
+    scenario: str,
+    metric: str,
+    ours_runs: list[list[float]],
+    floor_runs: list[list[float]] | None,
+    *,
+    floor: str,
+    p50_max: float | None = None,
+    p99_max: float | None = None,
+    floor_error: str | None = None,
+    note: str = "",
+    extra: dict[str, Any] | None = None,
+) -> Row:
+    """A row of ours against a floor measured in the same run, runs paired: its ratios are the median of each
+    run's ratio (p50 / floor p50, p99 / floor p99), checked against ``p50_max`` / ``p99_max``. A floor that failed
+    (``floor_error``, or no floor figures) makes the row an error, never a pass."""
+    ours = Latency.of(ours_runs)
+    floor_runs = [] if floor_error else [r for r in (floor_runs or []) if r]
+    floor_lat = Latency.of(floor_runs) if floor_runs else None
+    r50 = run_ratios(ours_runs, floor_runs, 50)
+    r99 = run_ratios(ours_runs, floor_runs, 99)
+    checks = []
+    targets = []
+    if p50_max is not None:
+        checks.append(Check("p50 / floor p50", statistics.median(r50) if r50 else None, "<=", p50_max))
+        targets.append(f"p50 <= {p50_max:g}x")
+    if p99_max is not None:
+        checks.append(Check("p99 / floor p99", statistics.median(r99) if r99 else None, "<=", p99_max))
+        targets.append(f"p99 <= {p99_max:g}x")
+    error = floor_error or (None if floor_lat is not None else "the floor gave no figures")
+    return Row(
+        scenario=scenario,
+        metric=metric,
+        p50_ms=ours.p50,
+        p99_ms=ours.p99,
+        floor_p50_ms=floor_lat.p50 if floor_lat else None,
+        floor_p99_ms=floor_lat.p99 if floor_lat else None,
+        target=(", ".join(targets) + f" {floor}") if targets else "",
+        checks=checks,
+        error=error if (checks or floor_error) else None,
+        floor=floor,
+        ratio_p50_runs=r50,
+        ratio_p99_runs=r99,
+        note=note,
+        extra={"ours": ours.as_dict(), "floor": floor_lat.as_dict() if floor_lat else None, **(extra or {})},
+    )

@@ -1,9 +1,13 @@
 """`make bench`: every performance target (docs/BENCHMARKS.md), measured against the SDK's own floor in the same run.
 
-    python -m bench.run [--quick] [--only 1,2,...] [--runs N] [--no-docs]
+    python -m bench.run [--quick] [--only 1,2,...] [--runs N] [--no-docs] [--out FILE] [--work-dir DIR]
 
-Prints a table, writes bench/results/bench-<time>.json and bench/results/latest.json (git-ignored), and, after a full
-run (not --quick, not --only), rewrites the measured section of docs/BENCHMARKS.md. Scenarios:
+Prints a table and a summary of the verdicts, writes bench/results/bench-<time>.json and bench/results/latest.json
+(git-ignored; ``--out`` writes the JSON to that one file instead), and, after a full run (not --quick, not --only,
+not --no-docs), rewrites the measured section of docs/BENCHMARKS.md. Every target is a ratio to a floor measured in
+the same run (docs/BENCHMARKS.md, "Floors and targets"); each row says met, MISSED, error (a figure or its floor
+could not be measured: never a pass) or n/a (a reference row). The exit status is 0 when every scenario ran, MISSED
+rows included (the summary names them), and 1 when a scenario or a floor failed to run. Scenarios:
 
 1. cached validate_symbols (1 symbol) over stdio          (scenario_validate.py)
 2. search_assets over 100,000 assets                        (scenario_search.py)
@@ -36,7 +40,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, ROOT, Config, Row, quiet_logging
+from bench.common import RESULTS, ROOT, Check, Config, LoadSampler, Row, error_text, quiet_logging
 
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
@@ -95,11 +99,33 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 
 def verdict(row: Row) -> str:
-    return {True: "met", False: "MISSED", None: "n/a"}[row.met]
+    return row.status
+
+
+def ratio_cell(values: list[float], median: float | None) -> str:
+    """The median ratio of the runs, with their range when there were several: "1.31 (1.22-1.40)"."""
+    if median is None:
+        return ""
+    if len(values) > 1:
+        return f"{median:.2f} ({min(values):.2f}-{max(values):.2f})"
+    return f"{median:.2f}"
 
 
 def table(rows: list[Row], markdown: bool = False) -> str:
-    head = ["#", "scenario", "p50 ms", "p99 ms", "floor p50", "floor p99", "x floor", "value", "target", "result"]
+    head = [
+        "#",
+        "scenario",
+        "p50 ms",
+        "p99 ms",
+        "floor p50",
+        "floor p99",
+        "x floor p50",
+        "x floor p99",
+        "value",
+        "target",
+        "load",
+        "result",
+    ]
     body = []
     for r in rows:
         value = f"{r.value:g} {r.unit}".strip() if r.value is not None else ""
@@ -111,24 +137,50 @@ def table(rows: list[Row], markdown: bool = False) -> str:
                 fmt(r.p99_ms),
                 fmt(r.floor_p50_ms),
                 fmt(r.floor_p99_ms),
-                fmt(r.ratio),
+                ratio_cell(r.ratio_p50_runs, r.ratio),
+                ratio_cell(r.ratio_p99_runs, r.ratio_p99),
                 value,
                 r.target,
+                LoadSampler.describe(r.load),
                 verdict(r),
             ]
         )
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
-        notes = [f"- **{r.scenario}. {r.metric}**: {r.note}" for r in rows if r.note]
+        notes = [f"- **{r.scenario}. {r.metric}**: {note}" for r in rows if (note := row_note(r))]
         return "\n".join(lines + ([""] + notes if notes else []))
     widths = [max(len(str(x)) for x in column) for column in zip(head, *body, strict=False)]
     widths[1] = min(widths[1], 58)
     out = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
     for cells in body:
         out.append("  ".join(str(c)[:w].ljust(w) for c, w in zip(cells, widths, strict=True)))
-    out += [f"  {r.scenario}. {r.note}" for r in rows if r.note]
+    out += [f"  {r.scenario}. {note}" for r in rows if (note := row_note(r))]
     return "\n".join(out)
+
+
+def row_note(row: Row) -> str:
+    parts = []
+    if row.error:
+        parts.append(f"ERROR: {row.error}")
+    failed = [c.describe() for c in row.checks if c.ok is False]
+    if failed:
+        parts.append("missed: " + "; ".join(failed))
+    if row.note:
+        parts.append(row.note)
+    return " | ".join(parts)
+
+
+def summary(rows: list[Row]) -> str:
+    """The verdicts in a few lines: counts, then each MISSED and error row by name."""
+    counts = {status: sum(r.status == status for r in rows) for status in ("met", "MISSED", "error", "n/a")}
+    lines = [
+        "summary: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n),
+    ]
+    for r in rows:
+        if r.status in ("MISSED", "error"):
+            lines.append(f"  {r.status:6} {r.scenario}. {r.metric}: {row_note(r)[:300]}")
+    return "\n".join(lines)
 
 
 def update_docs(report: dict[str, Any], rows: list[Row]) -> None:
@@ -140,9 +192,14 @@ def update_docs(report: dict[str, Any], rows: list[Row]) -> None:
             f"(medians of {report['config']['runs']} runs).",
             "",
             f"Machine: {m['nproc']} CPU ({m['cpu']}), {m['os']}, Python {m['python']}, mcp {m['mcp']}, "
-            f"SQLite {m['sqlite']}.",
+            f"SQLite {m['sqlite']}. The load column is the 1-minute load average while each scenario ran: median "
+            "(min-max) of /proc/loadavg sampled every second.",
             "",
             table(rows, markdown=True),
+            "",
+            "```",
+            summary(rows),
+            "```",
             END,
         ]
     )
@@ -156,6 +213,8 @@ def update_docs(report: dict[str, Any], rows: list[Row]) -> None:
 async def main(args: argparse.Namespace) -> int:
     quiet_logging()
     cfg = Config.make(args.quick, args.runs)
+    if args.work_dir:
+        cfg.work_dir = Path(args.work_dir)
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
     chosen = [s.strip() for s in args.only.split(",")] if args.only else list(scenarios())
     started = time.monotonic()
@@ -173,14 +232,12 @@ async def main(args: argparse.Namespace) -> int:
         run = scenarios()[key]
         print(f"scenario {key} ...", flush=True)
         t = time.monotonic()
-        try:
-            got = await run(cfg, ctx)
-        except Exception as exc:  # one broken scenario must not hide the others' figures
-            crashed = True
-            traceback.print_exc()
-            got = [Row(scenario=key, metric="(failed to run)", note=f"{type(exc).__name__}: {str(exc)[:200]}")]
+        with LoadSampler() as load:
+            got = await run_one(key, run, cfg, ctx)
         for row in got:
             row.extra["scenario_seconds"] = round(time.monotonic() - t, 1)
+            row.load = load.result
+        crashed = crashed or any(r.status == "error" for r in got)
         rows += got
         print(table(got), flush=True)
     duration = time.monotonic() - started
@@ -196,17 +253,49 @@ async def main(args: argparse.Namespace) -> int:
         "store_build_s": ctx.get("store_build_s"),
         "rows": [r.as_dict() for r in rows],
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    for path in (RESULTS / f"bench-{stamp}.json", RESULTS / "latest.json"):
+    report["summary"] = {status: sum(r.status == status for r in rows) for status in ("met", "MISSED", "error", "n/a")}
+    if args.out:
+        paths = [Path(args.out)]
+    else:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        paths = [RESULTS / f"bench-{stamp}.json", RESULTS / "latest.json"]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2, default=str))
     print()
     print(table(rows))
-    print(f"\n{len(rows)} figures in {duration / 60:.1f} min; JSON: {RESULTS / 'latest.json'}")
+    print()
+    print(summary(rows))
+    print(f"\n{len(rows)} figures in {duration / 60:.1f} min; JSON: {paths[-1]}")
     if not args.quick and not args.only and not args.no_docs:
         update_docs(report, rows)
         print(f"updated {DOCS.relative_to(ROOT)}")
     return 1 if crashed else 0
+
+
+def rows_of(report: dict[str, Any]) -> list[Row]:
+    """The rows of a saved JSON report (``--docs-from``)."""
+    fields = set(Row.__dataclass_fields__)
+    rows = []
+    for data in report["rows"]:
+        row = Row(**{k: v for k, v in data.items() if k in fields and k != "checks"})
+        row.checks = [Check(**{k: c[k] for k in ("name", "value", "op", "bound")}) for c in data.get("checks", [])]
+        rows.append(row)
+    return rows
+
+
+async def run_one(
+    key: str, run: Callable[[Config, dict], Awaitable[list[Row]]], cfg: Config, ctx: dict[str, Any]
+) -> list[Row]:
+    """One scenario's rows; a scenario that raises (its floor included) gives an error row, never a pass."""
+    try:
+        got = await run(cfg, ctx)
+    except Exception as exc:  # one broken scenario must not hide the others' figures
+        traceback.print_exc()
+        return [Row(scenario=key, metric="(failed to run)", error=error_text(exc))]
+    if not got:
+        return [Row(scenario=key, metric="(no figures)", error="the scenario returned no rows")]
+    return got
 
 
 if __name__ == "__main__":
@@ -220,6 +309,19 @@ if __name__ == "__main__":
     parser.add_argument("--only", help="comma-separated scenario numbers, e.g. 1,2")
     parser.add_argument("--runs", type=int, help="repetitions of each latency measurement (default 3, quick 2)")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
-    code = asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--out", help="write the JSON report to this file only (not bench/results/)")
+    parser.add_argument("--work-dir", help="scratch directory for stores and logs (default bench/results/work)")
+    parser.add_argument(
+        "--docs-from", help="rewrite docs/BENCHMARKS.md's measured section from a saved JSON report, run nothing"
+    )
+    parsed = parser.parse_args()
+    if parsed.docs_from:
+        saved = json.loads(Path(parsed.docs_from).read_text())
+        update_docs(saved, rows_of(saved))
+        sys.exit(0)
+    # Absolute before any scenario runs: servers and workers start with the repository as their directory.
+    parsed.out = parsed.out and os.path.abspath(parsed.out)
+    parsed.work_dir = parsed.work_dir and os.path.abspath(parsed.work_dir)
+    code = asyncio.run(main(parsed))
     sys.stdout.flush()
     sys.exit(code)

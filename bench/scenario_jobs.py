@@ -5,9 +5,10 @@ without code changes. For one and then two worker processes (``universe-mcp work
 each): ``start_bulk_validation`` (force_refresh, fresh symbols, so no cached verdict helps) through the product's
 stdio server, timed until the job's live counters in Redis say completed, and checked to have every symbol valid.
 
-Ideal (concurrency-bound, as docs/BENCHMARKS.md defines it) = symbols x latency / (processes x threads). Each
-worker thread in fact validates a batch with up to 8 provider calls in flight (ValidationConfig.concurrency): the
-fraction of that stricter bound (processes x threads x 8) is reported too. Redis: the machine's on 127.0.0.1:6379
+The floor (issue 17) is the in-flight bound: symbols x latency / (processes x threads x in-flight calls per
+thread). Each worker thread validates a batch with up to 8 provider calls in flight (ValidationConfig.concurrency),
+so threads alone understate what the workers could reach by 8x. Target: >= 80 % of the in-flight bound. The
+fraction of the older, threads-only ideal is reported in the notes. Redis: the machine's on 127.0.0.1:6379
 (database 12, a private key namespace, removed afterwards), else a throwaway redis-server.
 """
 
@@ -27,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from bench.common import ROOT, Config, Row, child_env, free_port, fresh_dir, stdio_client
+from bench.common import ROOT, Check, Config, Row, child_env, free_port, fresh_dir, spread, stdio_client
 
 if TYPE_CHECKING:
     from mcp import Client
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 THREADS = 8
 IN_FLIGHT_PER_THREAD = 8  # services/validation.py ValidationConfig.concurrency
+TARGET_FRACTION = 0.8
 
 
 @contextlib.contextmanager
@@ -123,8 +125,7 @@ async def run(cfg: Config, _ctx: dict) -> list[Row]:
             Row(
                 scenario="4",
                 metric="bulk validation job",
-                target=">= 80 % of ideal",
-                met=None,
+                target=f">= {TARGET_FRACTION:.0%} of the in-flight bound",
                 note=f"PENDING: {missing}",
             )
         ]
@@ -200,28 +201,31 @@ async def run(cfg: Config, _ctx: dict) -> list[Row]:
 
 
 def job_row(processes: int, symbols: int, latency_s: float, times: list[float]) -> Row:
-    """The target's ideal is symbols x latency / (processes x threads) (docs/BENCHMARKS.md). Each thread in
-    fact keeps up to 8 provider calls in flight, so the stricter in-flight bound is reported next to it."""
+    """The fraction of the in-flight bound (symbols x latency / (processes x threads x in-flight per thread))
+    reached, median of the runs, with their spread; the threads-only ideal is in the notes."""
     median = statistics.median(times)
-    ideal = symbols * latency_s / (processes * THREADS)
+    threads_ideal = symbols * latency_s / (processes * THREADS)
     in_flight = processes * THREADS * IN_FLIGHT_PER_THREAD
-    ideal_in_flight = symbols * latency_s / in_flight
-    fraction = ideal / median
+    bound = symbols * latency_s / in_flight
+    fractions = [bound / t for t in times]
+    fraction = statistics.median(fractions)
     return Row(
         scenario="4",
         metric=f"bulk validation, {symbols:,} symbols, 20 ms provider, {processes} worker process(es)",
         value=round(fraction * 100, 1),
-        unit="% of ideal",
-        target=">= 80 % of ideal",
-        met=fraction >= 0.8,
-        note=f"median {median:.2f} s = {symbols / median:,.0f} symbols/s; ideal {ideal:.2f} s "
-        f"({processes} x {THREADS} threads); {ideal_in_flight / median:.0%} of the in-flight bound "
-        f"({ideal_in_flight:.2f} s, {in_flight} calls in flight)",
+        unit="% of the in-flight bound",
+        target=f">= {TARGET_FRACTION:.0%} of the in-flight bound",
+        checks=[Check("fraction of the in-flight bound", fraction, ">=", TARGET_FRACTION)],
+        floor=f"in-flight bound ({processes} x {THREADS} threads x {IN_FLIGHT_PER_THREAD} calls)",
+        note=f"median {median:.2f} s = {symbols / median:,.0f} symbols/s; in-flight bound {bound:.2f} s "
+        f"({in_flight} calls in flight); {threads_ideal / median:.0%} of the threads-only ideal "
+        f"({threads_ideal:.2f} s)",
         extra={
             "seconds": [round(t, 3) for t in times],
             "median_s": round(median, 3),
-            "ideal_s": round(ideal, 3),
-            "ideal_in_flight_s": round(ideal_in_flight, 3),
+            "fraction_spread": spread(fractions),
+            "in_flight_bound_s": round(bound, 3),
+            "threads_only_ideal_s": round(threads_ideal, 3),
             "processes": processes,
             "threads": THREADS,
             "in_flight_per_thread": IN_FLIGHT_PER_THREAD,

@@ -18,44 +18,17 @@ from bench.common import (
     child_env,
     fresh_dir,
     interleaved,
+    latency_row,
     percentile,
     stdio_client,
     timed_calls,
 )
 
+# Targets (issue 17): ratios to the SDK's trivial tool on the same transport, measured in the same run.
+P50_MAX = 1.25
+P99_MAX = 2.0
 SYMBOL = "SYM00001"
 ARGS = {"symbols": [SYMBOL]}
-
-
-def floor_and_ours_rows(
-    name: str,
-    floor: Latency,
-    ours: Latency,
-    server_ms: list[list[float]] | None,
-    target_ratio: float | None,
-    target_p99: float | None,
-) -> Row:
-    ratio = ours.p50 / floor.p50
-    met = None
-    if target_ratio is not None:
-        met = ratio <= target_ratio and (target_p99 is None or ours.p99 <= target_p99)
-    extra = {"floor": floor.as_dict(), "ours": ours.as_dict()}
-    if server_ms:
-        extra["server_ms"] = Latency.of(server_ms).as_dict()
-    target = ""
-    if target_ratio is not None:
-        target = f"p50 <= {target_ratio}x floor" + (f", p99 <= {target_p99:g} ms" if target_p99 else "")
-    return Row(
-        scenario="1",
-        metric=name,
-        p50_ms=ours.p50,
-        p99_ms=ours.p99,
-        floor_p50_ms=floor.p50,
-        floor_p99_ms=floor.p99,
-        target=target,
-        met=met,
-        extra=extra,
-    )
 
 
 async def run_stdio(cfg: Config) -> list[Row]:
@@ -91,8 +64,15 @@ async def run_stdio(cfg: Config) -> list[Row]:
             our_runs.append(got["ours"])
             server_runs.append(list(server_ms))
     return [
-        floor_and_ours_rows(
-            "cached validate_symbols, stdio", Latency.of(floor_runs), Latency.of(our_runs), server_runs, 1.5, 5.0
+        latency_row(
+            "1",
+            "cached validate_symbols, stdio",
+            our_runs,
+            floor_runs,
+            floor="SDK ping, stdio",
+            p50_max=P50_MAX,
+            p99_max=P99_MAX,
+            extra={"server_ms": Latency.of(server_runs).as_dict()},
         )
     ]
 
@@ -121,14 +101,19 @@ async def run_in_memory(cfg: Config) -> list[Row]:
         await timed_calls(ping, 0, cfg.warmup)
         await timed_calls(validate, 0, cfg.warmup)
         for _ in range(cfg.runs):
-            got = await interleaved({"floor": ping, "ours": validate}, cfg.calls)
+            got = await interleaved({"floor": ping, "ours": validate}, cfg.calls // 2)  # a reference: half the calls
             floor_runs.append(got["floor"])
             our_runs.append(got["ours"])
-    row = floor_and_ours_rows(
-        "cached validate_symbols, in-memory (reference)", Latency.of(floor_runs), Latency.of(our_runs), None, None, None
-    )
-    row.note = "no target; shows the transport's share"
-    return [row]
+    return [
+        latency_row(
+            "1",
+            "cached validate_symbols, in-memory (reference)",
+            our_runs,
+            floor_runs,
+            floor="SDK ping, in-memory",
+            note="no target; shows the transport's share",
+        )
+    ]
 
 
 async def run(cfg: Config, _ctx: dict) -> list[Row]:
