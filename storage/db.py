@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -19,6 +20,7 @@ from typing import Any, ClassVar, TypeVar
 from sqlalchemy import DateTime, Engine, MetaData, Table, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import CursorResult, Dialect, Result, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
@@ -166,7 +168,37 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20)
+    event.listen(engine.sync_engine, "checkin", _stamp_checkin)
+    event.listen(engine.sync_engine, "checkout", _ping_if_idle)
+    return engine
+
+
+# A pooled connection is pinged at checkout only when it sat idle this long. SQLAlchemy's pre-ping pinged every
+# checkout: BEGIN, ";", ROLLBACK — three round trips before each call's own, on a machine where each costs ~0.6 ms
+# under load (docs/BENCHMARKS.md, scenario 5). A connection used moments ago is as alive as a ping would show; one
+# that a restarted server dropped in that moment fails its call once (a retryable error) and leaves the pool.
+IDLE_PING_S = 10.0
+
+
+def _stamp_checkin(_dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+    record.info["checked_in_at"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _proxy: Any) -> None:
+    checked_in = record.info.get("checked_in_at")
+    if checked_in is None or time.monotonic() - checked_in < IDLE_PING_S:
+        return  # new (just connected) or used moments ago
+    try:
+        ping(dbapi_connection)
+    except Exception as exc:
+        # The pool discards this connection and checks out another (a new one if need be), as pre-ping does.
+        raise DisconnectionError("a pooled connection did not answer its ping") from exc
+
+
+def ping(dbapi_connection: DBAPIConnection) -> None:
+    """SQLAlchemy's ping of a pooled (adapted asyncpg) connection; raises when the server is gone."""
+    dbapi_connection.ping()
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
