@@ -30,7 +30,7 @@ def more_rows(n: int) -> list[dict[str, Any]]:
     rng = random.Random(11)
     checked = datetime(2026, 1, 2, tzinfo=UTC)
     names = ["Bank", "Banks", "Gold", "Golden", "Solar", "Holdings", "Kalo", "Bank of Kalo", "Goldbank"]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i in range(n):
         words = rng.sample(names, rng.choice((1, 2)))
         rows.append(

@@ -30,9 +30,9 @@ INDEX = "ix_asset_name_words_word_market_cap"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("asset_name_words", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("market_cap", sa.Float(), nullable=True))
-        batch_op.add_column(sa.Column("starts_name", sa.Boolean(), server_default=sa.false(), nullable=False))
+    # Plain ADD COLUMN on both stores (no batch: SQLite adds a column without rebuilding the table).
+    op.add_column("asset_name_words", sa.Column("market_cap", sa.Float(), nullable=True))
+    op.add_column("asset_name_words", sa.Column("starts_name", sa.Boolean(), server_default=sa.false(), nullable=False))
 
     bind = op.get_bind()
     assets = sa.table("assets", sa.column("id", sa.Uuid()), sa.column("name", sa.String()), sa.column("market_cap"))
