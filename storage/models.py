@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     text,
     true,
 )
@@ -168,9 +169,9 @@ class AssetNameWord(Base):
     """Search index of asset names: each word of a name (what follows its start or a space), lower-cased.
 
     Maintained by storage/repositories/assets.py wherever names are written. Candidates only: search re-checks every
-    match with its exact predicate, so words may over-approximate (several lower-casings are indexed). ``sector``
-    and ``symbol`` are copied from the asset, so that a search can count a sector's candidates and rank them from
-    the index alone.
+    match with its exact predicate, so words may over-approximate (several lower-casings are indexed). ``sector``,
+    ``symbol`` and ``market_cap`` are copied from the asset, so that a search can count a sector's candidates and
+    rank them from the index alone; ``starts_name`` marks the word a name starts with (in any of its lower-casings).
     """
 
     __tablename__ = "asset_name_words"
@@ -183,6 +184,22 @@ class AssetNameWord(Base):
     asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
     sector: Mapped[str | None] = mapped_column(String(64))
     symbol: Mapped[str] = mapped_column(String(32))
+    market_cap: Mapped[float | None] = mapped_column(Float)
+    starts_name: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+# A filtered search (storage/repositories/screening.py, migration 0014) reads a word's assets largest first, the order
+# it ranks them in, and stops once a page passes the filters: a word one asset in 60 carries is 1,700 assets to read
+# and sort otherwise. sector, market_cap and starts_name ride along so that the walk tests them without the asset row.
+Index(
+    "ix_asset_name_words_word_market_cap",
+    AssetNameWord.word,
+    AssetNameWord.market_cap.desc().nulls_last(),
+    AssetNameWord.symbol,
+    AssetNameWord.asset_id,
+    AssetNameWord.sector,
+    AssetNameWord.starts_name,
+)
 
 
 class AssetSymbol(Base):

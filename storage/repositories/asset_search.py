@@ -39,12 +39,21 @@ from sqlalchemy import (
     or_,
     select,
     union_all,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Asset, AssetNameWord
 
-__all__ = ["IndexedAsset", "indexed", "name_word_rows", "name_words", "replace_name_words", "search_assets"]
+__all__ = [
+    "IndexedAsset",
+    "copy_market_cap",
+    "indexed",
+    "name_word_rows",
+    "name_words",
+    "replace_name_words",
+    "search_assets",
+]
 
 # Name candidates: up to this many are all read and checked; more, the best-ranked few are picked from the index;
 # beyond WALK_ABOVE (or CANDIDATES_PER_ROW per row a deep page needs), assets are walked in ranking order instead.
@@ -69,25 +78,47 @@ def name_words(name: str | None) -> set[str]:
     A superset across lower-casings: SQLite's lower() folds ASCII only, PostgreSQL's follows the locale, and accents
     may decompose; every variant's words are indexed, and the search re-checks candidates exactly.
     """
+    return _words(name)[0]
+
+
+def _words(name: str | None) -> tuple[set[str], set[str]]:
+    """(every word of ``name``, the words it starts with): name_words, and the first word of each lower-casing."""
     if not name:
-        return set()
+        return set(), set()
     lowered = name.lower()
     decomposed = "".join(c for c in unicodedata.normalize("NFKD", lowered) if not unicodedata.combining(c))
     words: set[str] = set()
+    first: set[str] = set()
     for variant in {name.translate(_ASCII_LOWER), lowered, decomposed}:
-        words.update(w[:WORD_MAX] for w in variant.split(" ") if w)
-    return words
+        pieces = [w[:WORD_MAX] for w in variant.split(" ") if w]
+        words.update(pieces)
+        first.update(pieces[:1])
+    return words, first
 
 
-def name_word_rows(asset_id: uuid.UUID, name: str | None, sector: str | None, symbol: str) -> list[dict[str, Any]]:
-    return [{"word": w, "asset_id": asset_id, "sector": sector, "symbol": symbol} for w in sorted(name_words(name))]
+def name_word_rows(
+    asset_id: uuid.UUID, name: str | None, sector: str | None, symbol: str, market_cap: float | None = None
+) -> list[dict[str, Any]]:
+    words, first = _words(name)
+    return [
+        {
+            "word": w,
+            "asset_id": asset_id,
+            "sector": sector,
+            "symbol": symbol,
+            "market_cap": market_cap,
+            "starts_name": w in first,
+        }
+        for w in sorted(words)
+    ]
 
 
-IndexedAsset = tuple[uuid.UUID, str | None, str | None, str]  # id, name, sector, symbol: what the index copies
+# id, name, sector, symbol, market_cap: what the index copies
+IndexedAsset = tuple[uuid.UUID, str | None, str | None, str, float | None]
 
 
 def indexed(asset: Asset) -> IndexedAsset:
-    return (asset.id, asset.name, asset.sector, asset.symbol)
+    return (asset.id, asset.name, asset.sector, asset.symbol, asset.market_cap)
 
 
 async def replace_name_words(session: AsyncSession, assets: Iterable[IndexedAsset], *, new: bool = False) -> None:
@@ -100,6 +131,11 @@ async def replace_name_words(session: AsyncSession, assets: Iterable[IndexedAsse
     rows = [row for item in items for row in name_word_rows(*item)]
     for start in range(0, len(rows), 5_000):
         await session.execute(insert(AssetNameWord), rows[start : start + 5_000])
+
+
+async def copy_market_cap(session: AsyncSession, asset_id: uuid.UUID, market_cap: float | None) -> None:
+    """Keep the index's copy of an asset's market cap (the order a filtered search walks a word in) current."""
+    await session.execute(update(AssetNameWord).where(AssetNameWord.asset_id == asset_id).values(market_cap=market_cap))
 
 
 # --- the query ----------------------------------------------------------------------------------------------------

@@ -13,7 +13,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Asset, AssetSymbol, UniverseAsset
-from storage.repositories.asset_search import indexed, name_word_rows, replace_name_words, search_assets
+from storage.repositories.asset_search import (
+    copy_market_cap,
+    indexed,
+    name_word_rows,
+    replace_name_words,
+    search_assets,
+)
 
 # search_assets lives in asset_search.py with the name-word index it reads; it is re-exported here, where the
 # services look for asset queries.
@@ -154,7 +160,11 @@ async def create_assets(
     assets = await get_assets_by_symbols(session, [v["symbol"] for v in values])
     await replace_name_words(
         session,
-        [(v["id"], v["name"], v.get("sector"), v["symbol"]) for v in values if v["id"] in inserted and v.get("name")],
+        [
+            (v["id"], v["name"], v.get("sector"), v["symbol"], v.get("market_cap"))
+            for v in values
+            if v["id"] in inserted and v.get("name")
+        ],
         new=True,
     )
     return [assets[v["symbol"]] for v in values if v["symbol"] in assets]
@@ -168,8 +178,11 @@ async def update_asset(session: AsyncSession, asset: Asset, values: Mapping[str,
     for key, value in fit(values).items():
         setattr(asset, key, value)
     await session.flush()
-    if indexed(asset) != before:  # the search index copies name, sector and symbol
-        await replace_name_words(session, [indexed(asset)])
+    after = indexed(asset)
+    if after[:4] != before[:4]:  # the search index copies name, sector and symbol: its words are written anew
+        await replace_name_words(session, [after])
+    elif after[4] != before[4]:  # ... and the market cap, the order a filtered search reads a word's assets in
+        await copy_market_cap(session, asset.id, asset.market_cap)
     return asset
 
 
@@ -208,7 +221,9 @@ async def insert_assets_bulk(session: AsyncSession, rows: Sequence[Mapping[str, 
         values = [{**fit(r), "id": uuid.uuid4()} for r in rows]
         await session.execute(Asset.__table__.insert(), values)
         await replace_name_words(
-            session, [(v["id"], v["name"], v.get("sector"), v["symbol"]) for v in values if v.get("name")], new=True
+            session,
+            [(v["id"], v["name"], v.get("sector"), v["symbol"], v.get("market_cap")) for v in values if v.get("name")],
+            new=True,
         )
 
 

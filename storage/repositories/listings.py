@@ -213,7 +213,8 @@ async def _insert_many(session: AsyncSession, table: Any, rows: Sequence[Mapping
 
 
 async def _index_names(session: AsyncSession, rows: Sequence[Mapping[str, Any]], *, new: bool) -> None:
-    """The name-search index (storage/models.py AssetNameWord) of assets whose name, sector or symbol was written."""
+    """The name-search index (storage/models.py AssetNameWord) of assets whose name, sector, symbol or market cap was
+    written (``rows`` hold every master field, _asset_values in services/security_master/store.py)."""
     if not new:
         ids = [r["id"] for r in rows]
         for start in range(0, len(ids), _CHUNK):
@@ -224,7 +225,7 @@ async def _index_names(session: AsyncSession, rows: Sequence[Mapping[str, Any]],
         w
         for r in rows
         if r.get("name") and r.get("listing_status", "listed") == "listed"
-        for w in name_word_rows(r["id"], r["name"], r.get("sector"), r["symbol"])
+        for w in name_word_rows(r["id"], r["name"], r.get("sector"), r["symbol"], r.get("market_cap"))
     ]
     words.sort(key=lambda w: (w["word"], w["asset_id"].bytes))
     await _insert_many(session, AssetNameWord.__table__, words)

@@ -68,7 +68,11 @@ def upgrade() -> None:
     batch: list[dict] = []
     query = sa.select(assets.c.id, assets.c.name, assets.c.sector, assets.c.symbol).where(assets.c.name.is_not(None))
     for asset_id, name, sector, symbol in bind.execute(query).all():
-        batch.extend(name_word_rows(asset_id, name, sector, symbol))
+        # The four columns the table has at this revision (migration 0014 adds market_cap and starts_name).
+        batch.extend(
+            {k: row[k] for k in ("word", "asset_id", "sector", "symbol")}
+            for row in name_word_rows(asset_id, name, sector, symbol)
+        )
         if len(batch) >= 5_000:
             bind.execute(words.insert(), batch)
             batch = []
