@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from services import quotas
 from services import screening as screening_rules
@@ -273,6 +274,7 @@ class DynamicUniverses:
         now = utcnow()
         for k, v in values.items():
             setattr(universe, k, v)
+        universe.rebalance_failure = None  # about the definition it replaces: the next rebalance runs this one
         universe.rules_version += 1
         universe.updated_at = now
         change = "frozen as a static list" if freeze else "changed " + ", ".join(changed)
@@ -435,6 +437,10 @@ class DynamicUniverses:
             universe.next_rebalance_at = next_period_start(schedule, scheduled_at or now)
         if added or removed:
             universe.updated_at = now
+        if universe.rebalance_failure is not None:  # a rebalance succeeded: the last failure is no longer news
+            universe.rebalance_failure = None
+            if not (added or removed):
+                flag_modified(universe, "updated_at")  # written as it is: dropping the note changes no universe
         session.flush()
         return self._result(universe, plan, data_as_of=data_as_of, run=run)
 

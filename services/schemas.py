@@ -204,6 +204,16 @@ class RebalanceRunInfo(_Model):
         return str(value) if isinstance(value, UUID) else value
 
 
+class RebalanceFailure(BaseModel):
+    """A scheduled or after-sync rebalance that could not be applied; the universe kept its members."""
+
+    at: datetime
+    trigger: Literal["scheduled", "listings_sync"]
+    period: str | None = Field(None, description="The slot it was for (2026-W49, sync:42).")
+    code: str = Field(description="The error's code (limit_exceeded, conflict, ...).")
+    message: str
+
+
 class DynamicDefinition(BaseModel):
     """What makes a universe dynamic: the rules it is rebalanced to, its pins and its schedule."""
 
@@ -216,6 +226,9 @@ class DynamicDefinition(BaseModel):
     exclude: list[str] = Field(default_factory=list, description="Pinned out.")
     next_rebalance_at: datetime | None = None
     last_run: RebalanceRunInfo | None = None
+    last_failure: RebalanceFailure | None = Field(
+        None, description="The last scheduled rebalance that failed, until one succeeds."
+    )
 
 
 class RebalanceChange(BaseModel):

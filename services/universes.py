@@ -30,6 +30,7 @@ from services.schemas import (
     Caller,
     DynamicDefinition,
     MembershipReport,
+    RebalanceFailure,
     RebalanceRunInfo,
     SymbolOutcome,
     UniverseDetail,
@@ -141,6 +142,9 @@ def definition_of(universe: Universe, last: RebalanceRun | None) -> DynamicDefin
         exclude=list(universe.exclude_symbols or []),
         next_rebalance_at=universe.next_rebalance_at,
         last_run=RebalanceRunInfo.model_validate(last) if last else None,
+        last_failure=RebalanceFailure.model_validate(universe.rebalance_failure)
+        if universe.rebalance_failure
+        else None,
     )
 
 

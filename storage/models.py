@@ -284,6 +284,9 @@ class Universe(Base):
     exclude_symbols: Mapped[list[str] | None] = mapped_column(JSON)
     rebalance: Mapped[str | None] = mapped_column(String(16))
     next_rebalance_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # The last scheduled or after-sync rebalance that could not be applied (when, which slot, the error's code and
+    # message), until a rebalance succeeds (migration 0015): get_universe shows it, where a log line reaches no one.
+    rebalance_failure: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class UniverseAsset(Base):

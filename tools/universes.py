@@ -365,6 +365,16 @@ async def get_universe(
                     "those you no longer want",
                 )
             )
+    failure = detail.definition.last_failure if detail.definition is not None else None
+    if failure is not None and not any(a.tool == "rebalance_universe" for a in actions):
+        actions.append(
+            NextAction(
+                tool="rebalance_universe",
+                arguments={"universe_id": universe_id, "dry_run": True},
+                reason=f"its {failure.trigger.replace('_', ' ')} rebalance of {failure.at.date().isoformat()} failed "
+                f"({failure.code}): preview one to see why, then change the rules with update_universe",
+            )
+        )
     if job_id:
         actions.append(
             NextAction(

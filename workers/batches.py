@@ -544,8 +544,15 @@ async def _rebalance_one(
         logger.warning(
             "rebalance (%s, %s) of universe %s not applied (%s): %s", trigger, period, universe_id, then, error.message
         )
-        if postpone and schedule is not None:
-            await _postpone(env, universe_id, owner_id, now=now, until=next_period_start(schedule, now))
+        failure = {
+            "at": now.isoformat(),
+            "trigger": trigger,
+            "period": period,
+            "code": error.code,
+            "message": error.message[:500],
+        }
+        until = next_period_start(schedule, now) if postpone and schedule is not None else None
+        await _note_failure(env, universe_id, owner_id, failure, now=now, postpone_until=until)
         return
     except Exception as error:  # the store or a bug: the universe stays due, the others go on
         report.failed += 1
@@ -572,6 +579,30 @@ async def _postpone(
             await run_write(session, rebalancing_repo.postpone_rebalance, universe_id, now, until)
     except Exception:  # it stays due: tried again (and logged again) at the next pass
         logger.exception("could not postpone the rebalance of universe %s", universe_id)
+
+
+async def _note_failure(
+    env: StoreEnv,
+    universe_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    failure: dict[str, Any],
+    *,
+    now: datetime,
+    postpone_until: datetime | None,
+) -> None:
+    """Keep the failure on the universe for its owner to see (get_universe) and, for one that cannot succeed as it
+    stands, move its next try to its next period; one unit of work."""
+
+    def write(session: Any) -> None:
+        rebalancing_repo.note_rebalance_failure(session, universe_id, failure)
+        if postpone_until is not None:
+            rebalancing_repo.postpone_rebalance(session, universe_id, now, postpone_until)
+
+    try:
+        async with env.uow(owner_id) as session:
+            await run_write(session, write)
+    except Exception:  # the store is unavailable: it stays due, and the next pass tries (and logs) again
+        logger.exception("could not record the failed rebalance of universe %s", universe_id)
 
 
 def _log_pass(report: RebalanceReport, candidates: int) -> None:

@@ -166,6 +166,15 @@ def scheduled_universes(session: Session) -> list[tuple[uuid.UUID, uuid.UUID]]:
     return [(universe_id, owner_id) for universe_id, owner_id in rows.all()]
 
 
+def note_rebalance_failure(session: Session, universe_id: uuid.UUID, failure: dict[str, Any]) -> None:
+    """Keep ``failure`` as the universe's last failed rebalance (shown by get_universe until one succeeds)."""
+    session.execute(
+        update(Universe)
+        .where(Universe.id == universe_id)
+        .values(rebalance_failure=failure, updated_at=Universe.updated_at)  # the universe itself did not change
+    )
+
+
 def postpone_rebalance(session: Session, universe_id: uuid.UUID, due_by: datetime, until: datetime) -> bool:
     """Move a universe's next scheduled rebalance to ``until`` if it is still due by ``due_by`` (a scheduled run
     that cannot succeed as the universe stands is not tried again within its period); False when it was not."""

@@ -223,3 +223,36 @@ async def test_a_screen_offers_a_dynamic_universe_of_its_rules_that_can_be_creat
     assert created["universe"]["kind"] == "dynamic"
     assert created["universe"]["asset_count"] == envelope["data"]["total"]
     assert sorted(await members(call, created["universe"]["id"])) == sorted(await screened(call, rules))
+
+
+async def test_a_failed_scheduled_rebalance_is_shown_with_a_preview_to_run(call, whole_master: Settings):
+    """What the scheduler keeps on the universe (tests/workers/test_rebalance_schedule.py) as get_universe shows it."""
+    import uuid
+
+    from sqlalchemy.orm import Session
+
+    from storage.db import make_engine
+    from storage.repositories import rebalancing as rebalancing_repo
+
+    uid = (await call.ok("create_universe", name="Tech", rules=BIG_TECH, rebalance="weekly"))["universe"]["id"]
+    assert (await call.ok("get_universe", universe_id=uid))["definition"]["last_failure"] is None
+    failure = {
+        "at": "2026-11-30T00:00:00+00:00",
+        "trigger": "scheduled",
+        "period": "2026-W49",
+        "code": "limit_exceeded",
+        "message": "The rules select 6,012 securities; a universe holds at most 5,000.",
+    }
+    engine = make_engine(whole_master.sqlalchemy_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: rebalancing_repo.note_rebalance_failure(Session(c), uuid.UUID(uid), failure))
+    finally:
+        await engine.dispose()
+
+    envelope = await call("get_universe", universe_id=uid)
+    shown = envelope["data"]["definition"]["last_failure"]
+    assert {**shown, "at": shown["at"].replace("Z", "+00:00")} == failure
+    preview = [a for a in envelope["next_actions"] if a["tool"] == "rebalance_universe"]
+    assert preview and preview[0]["arguments"] == {"universe_id": uid, "dry_run": True}
+    assert "scheduled rebalance of 2026-11-30 failed (limit_exceeded)" in preview[0]["reason"]

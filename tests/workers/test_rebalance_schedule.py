@@ -279,3 +279,46 @@ async def test_a_failing_universe_is_counted_and_postponed_while_the_others_are_
         messages = [r.getMessage() for r in caplog.records]
         assert any(broken in m and "no longer check" in m and "before its next period" in m for m in messages)
         assert any(big in m and "500" in m for m in messages)
+
+
+async def test_a_failed_scheduled_rebalance_shows_on_its_universe_until_a_rebalance_succeeds(store: Settings) -> None:
+    """A log line reaches no owner: get_universe shows the failure (when, which slot, why) and points at a preview;
+    the next rebalance that succeeds, or a new definition, clears it, without touching the universe's updated_at."""
+    from services.universes import UniverseService
+
+    async with open_app_state(store) as state:
+        s = Store(state)
+        owner = await s.owner("erin")
+        big = await s.dynamic(owner, "Big", sectors("Industrials"))  # 658 members: more than the quota below
+        twin = await s.dynamic(owner, "Big twin", sectors("Industrials"))
+
+        async def definition(uid: str) -> Any:
+            async with state.unit_of_work(owner) as session:
+                detail = await UniverseService(session, Caller(owner_id=owner, name="test")).get(uid)
+            assert detail.definition is not None
+            return detail.universe, detail.definition
+
+        now = await s.next_due(big)
+        s.env.limits = Limits(quotas=Quotas(members_per_universe=500))
+        report = await batches.rebalance_due(s.env, now)
+        assert (report.failed, {code for _, code in report.failures}) == (2, {"limit_exceeded"})
+        for uid in (big, twin):
+            universe, shown = await definition(uid)
+            failure = shown.last_failure
+            assert failure is not None and (failure.trigger, failure.code) == ("scheduled", "limit_exceeded")
+            assert failure.period == period_key("daily", now) and failure.at == now
+            assert "500" in failure.message
+            assert shown.next_rebalance_at == next_period_start("daily", now)  # postponed, as before
+
+        # A rebalance that succeeds clears it; the universe's updated_at stays (nothing of it changed).
+        s.env.limits = Limits()
+        before, _ = await definition(big)
+        async with state.unit_of_work(owner) as session:
+            await DynamicUniverses(session, Caller(owner_id=owner, name="test")).rebalance(big, dry_run=False)
+        after, shown = await definition(big)
+        assert shown.last_failure is None and after.updated_at == before.updated_at
+
+        # So does a new definition: the failure was about the rules it replaces.
+        await s.redefine(owner, twin, sectors("Energy"))
+        _, shown = await definition(twin)
+        assert shown.last_failure is None
