@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.memory import release_freed_memory
 from core.settings import Settings
 from services import telemetry
 from services.errors import UniverseMCPError
@@ -421,6 +422,8 @@ async def sync_listings(env: JobEnv, settings: Settings) -> SyncReport:
     from services.security_master.live import sync_live
 
     report = await sync_live(env.uow, settings)
+    if report.applied is not None:
+        release_freed_memory()  # the merge's securities and row dicts are garbage now (core/memory.py)
     async with env.uow() as session:
         # The sync may have added or changed thousands of rows (as the server's role: on PostgreSQL with a role of
         # its own, autovacuum keeps the statistics instead, storage/db.py).
