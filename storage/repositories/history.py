@@ -112,8 +112,7 @@ _SYMBOL_THEN = (
         AssetSymbol.valid_to > E.effective_at,
         or_(AssetSymbol.valid_from.is_(None), AssetSymbol.valid_from <= E.effective_at),
     )
-    .order_by(AssetSymbol.valid_to)
-    .limit(1)
+    .limit(1)  # an asset's spans do not overlap: at most one holds the time (no ORDER BY, so no sort per row)
     .scalar_subquery()
 )
 _COLUMNS = (E.id, E.effective_at, E.recorded_at, Asset.symbol, E.action, E.reason, E.run_id, _SYMBOL_THEN)

@@ -183,3 +183,73 @@ async def test_a_filtered_search_with_delisted_securities_reads_through_indexes(
         [plan] = await _plans(state, run)
         assert plan[0].startswith("SEARCH assets USING INDEX"), plan
         assert not [step for step in plan if step.startswith("SCAN assets")], plan
+
+
+async def test_the_planner_has_statistics_once_the_server_started(
+    store: Store,  # noqa: F811
+    request: pytest.FixtureRequest,
+):
+    """Statistics about the loaded store (storage/db.py, refresh_planner_statistics): SQLite's sqlite_stat1 rows for
+    the asset indexes; on PostgreSQL an ANALYZE by the tables' owner, whether or not autovacuum runs."""
+    async with open_app_state(store()) as state:
+        if store.kind == "sqlite":
+            async with state.engine.connect() as conn:
+                indexes = {
+                    row[0] for row in await conn.exec_driver_sql("SELECT idx FROM sqlite_stat1 WHERE tbl = 'assets'")
+                }
+            assert "ix_assets_sector_market_cap" in indexes, indexes
+            return
+    import asyncpg
+
+    from tests.support.stores import PgStore
+
+    pg: PgStore = request.getfixturevalue("pg_store")
+    conn = await asyncpg.connect(pg.owner_dsn)
+    try:
+        analyzed = await conn.fetchval("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'assets'")
+    finally:
+        await conn.close()
+    assert analyzed is not None
+
+
+async def test_a_history_page_is_a_backward_range_of_the_event_index(make_settings):
+    """get_universe_history's page, first and later ones, reads (universe_id, effective_at, id) backwards off
+    ix_universe_asset_events_universe_id_effective_at_id (migration 0013) and stops after the page: no sort of the
+    universe's events, however many share one time (every member of a creation does)."""
+    from services.history import HistoryService
+    from services.universes import UniverseService
+    from storage.repositories import history
+
+    async with open_app_state(make_settings()) as state:
+        async with state.unit_of_work() as session:
+            await repo.insert_assets_bulk(session, synthetic_rows(300))
+        async with state.unit_of_work() as session:
+            symbols = [row["symbol"] for row in synthetic_rows(300)]
+            universe, _ = await UniverseService(session, state.local_caller).create(
+                "Planned", symbols=symbols, validate=False
+            )
+        async with state.unit_of_work() as session:
+            page = await HistoryService(session, state.local_caller).history(universe.id, limit=20)
+        assert page.next_cursor
+        last = page.events[-1]
+
+        async def run(session: Any) -> None:
+            import uuid
+
+            uid = uuid.UUID(universe.id)
+            owner = state.local_caller.owner_id
+            await history.event_page(session, uid, owner_id=owner, since=None, until=None, after=None, limit=21)
+            await history.event_page(
+                session, uid, owner_id=owner, since=None, until=None, after=(last.effective_at, 10**6), limit=21
+            )
+
+        first, later = await _plans(state, run)
+        # A later page starts its range at the cursor instead of walking the newer events again.
+        # (The universe's own row, read by its key for the owner check, may come first.)
+        assert any(
+            "universe_asset_events" in step and "(universe_id=? AND effective_at<?)" in step for step in later
+        ), later
+        for plan in (first, later):
+            events = [step for step in plan if "universe_asset_events" in step]
+            assert events and "USING INDEX ix_universe_asset_events_universe_id_effective_at_id" in events[0], plan
+            assert not any("TEMP B-TREE" in step for step in plan), plan
