@@ -15,7 +15,7 @@ after the current members) or leaves accordingly. Runs inside the import's write
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -26,9 +26,10 @@ from services import quotas
 from services.quotas import Quotas
 from services.validation_api import SymbolCheck
 from storage.db import utcnow
-from storage.models import Asset, Universe
+from storage.models import Universe
 from storage.repositories import history as history_repo
 from storage.repositories import universes as repo
+from storage.repositories.assets import AssetRef
 
 __all__ = ["REASON_DATED", "DatedChange", "DatedOutcome", "apply_dated"]
 
@@ -85,7 +86,7 @@ def apply_dated(
     owner_id: uuid.UUID,
     changes: Sequence[DatedChange],
     checks: dict[str, SymbolCheck],
-    assets: dict[str, Asset],
+    assets: Mapping[str, AssetRef],
     limits: Quotas,
 ) -> dict[int, DatedOutcome]:
     """Write the dated changes that keep the rule, and the membership that follows; each line's outcome."""

@@ -46,6 +46,7 @@ from storage.models import Asset, RebalanceRun, Universe
 from storage.repositories import assets as asset_repo
 from storage.repositories import rebalancing as rebalancing_repo
 from storage.repositories import universes as repo
+from storage.repositories.assets import AssetRef
 
 __all__ = ["Limits", "UniverseService", "name_key", "parse_universe_id"]
 
@@ -449,7 +450,7 @@ class UniverseService:
         universe_id: uuid.UUID,
         symbols: builtins.list[str],
         checks: dict[str, SymbolCheck],
-        assets: dict[str, Asset],
+        assets: dict[str, AssetRef],
         reason: str,
         at: datetime | None,
     ) -> tuple[Universe, MembershipReport]:
@@ -518,7 +519,7 @@ class UniverseService:
         symbols: builtins.list[str],
         replace: bool,
         checks: dict[str, SymbolCheck],
-        assets: dict[str, Asset],
+        assets: dict[str, AssetRef],
         dated: builtins.list[DatedChange],
     ) -> tuple[Universe, MembershipReport, builtins.list[str], dict[int, DatedOutcome]]:
         universe = self._locked(session, universe_id)
@@ -567,10 +568,10 @@ class UniverseService:
             new -= len(await self.session.run_sync(repo.members_by_symbol, universe.id, symbols))
         quotas.check_members(current, new, self.limits.quotas, universe_id=str(universe.id))
 
-    async def _assets_for(self, symbols: builtins.list[str], checks: dict[str, SymbolCheck]) -> dict[str, Asset]:
+    async def _assets_for(self, symbols: builtins.list[str], checks: dict[str, SymbolCheck]) -> dict[str, AssetRef]:
         """The asset of each symbol that is not rejected, created where missing (before any lock: creating an asset
         is safe to race, see asset_repo.create_assets, and keeps the locked part of an add short)."""
-        existing = await asset_repo.get_assets_by_symbols(self.session, symbols)
+        existing = await asset_repo.asset_refs_by_symbols(self.session, symbols)
         missing = [
             s for s in symbols if s not in existing and checks.get(s, SymbolCheck.unknown(s)).status != "invalid"
         ]
@@ -581,7 +582,7 @@ class UniverseService:
                 owner_id=self.caller.owner_id,
                 quotas=self.limits.quotas,
             )
-            existing.update({a.symbol: a for a in created})
+            existing.update({a.symbol: AssetRef.of(a) for a in created})
         return existing
 
     def _locked(self, session: Session, universe_id: uuid.UUID) -> Universe:
@@ -597,7 +598,7 @@ class UniverseService:
         universe: Universe,
         symbols: builtins.list[str],
         checks: dict[str, SymbolCheck],
-        existing: dict[str, Asset],
+        existing: dict[str, AssetRef],
         *,
         event_reason: str,
         at: datetime | None = None,
@@ -608,14 +609,16 @@ class UniverseService:
         first, last, count = repo.membership_state(session, universe.id)
         if not symbols:
             return MembershipReport.build([], count)
-        present = repo.member_asset_ids(session, universe.id, [a.id for a in existing.values()])
+        # An empty universe (a fresh one filled by its first add) has no member to look for.
+        present = repo.member_asset_ids(session, universe.id, [a.id for a in existing.values()]) if count else set()
+        outcome = SymbolOutcome  # (not model_construct: pydantic's is ~50x slower for a model with a default_factory)
         results: list[SymbolOutcome] = []
-        to_add: list[Asset] = []
+        to_add: list[uuid.UUID] = []
         for symbol in symbols:
             check = checks.get(symbol)
             if check is not None and check.status == "invalid":
                 results.append(
-                    SymbolOutcome(
+                    outcome(
                         symbol=symbol,
                         outcome="rejected",
                         validation_status="invalid",
@@ -627,18 +630,14 @@ class UniverseService:
                 continue
             asset = existing[symbol]
             status = asset.validation_status
+            source = check.source if check else asset.validation_source
             if asset.id in present:
                 results.append(
-                    SymbolOutcome(
-                        symbol=symbol,
-                        outcome="already_present",
-                        validation_status=status,
-                        source=check.source if check else asset.validation_source,
-                    )
+                    outcome(symbol=symbol, outcome="already_present", validation_status=status, source=source)
                 )
                 continue
             present.add(asset.id)
-            to_add.append(asset)
+            to_add.append(asset.id)
             reason = None
             if status == "unknown":
                 reason = "added without validation"
@@ -649,33 +648,31 @@ class UniverseService:
                     else "no provider could answer yet; re-checked in the background"
                 )
             results.append(
-                SymbolOutcome(
-                    symbol=symbol,
-                    outcome="added",
-                    validation_status=status,
-                    source=check.source if check else asset.validation_source,
-                    reason=reason,
-                )
+                outcome(symbol=symbol, outcome="added", validation_status=status, source=source, reason=reason)
             )
         if not to_add:
             return MembershipReport.build(results, count)
         # Exact under the lock: the members now, and the rows this add really inserts.
         quotas.check_members(count, len(to_add), self.limits.quotas, universe_id=str(universe.id))
         now = at or _event_time(last)
-        ids = [a.id for a in to_add]
         repo.add_members(
-            session, universe_id=universe.id, owner_id=self.caller.owner_id, asset_ids=ids, first_position=first, at=now
-        )
-        repo.record_events(
             session,
             universe_id=universe.id,
             owner_id=self.caller.owner_id,
-            asset_ids=ids,
-            action="added",
+            asset_ids=to_add,
+            first_position=first,
+            at=now,
+        )
+        # The members from ``first`` on are the rows just inserted (the lock keeps every other writer out).
+        repo.record_added_events(
+            session,
+            universe_id=universe.id,
+            owner_id=self.caller.owner_id,
+            first_position=first,
             at=now,
             reason=event_reason,
         )
-        return MembershipReport.build(results, count + len(ids))
+        return MembershipReport.build(results, count + len(to_add))
 
     def _remove(
         self, session: Session, universe: Universe, asset_ids: builtins.list[uuid.UUID], *, reason: str

@@ -122,7 +122,7 @@ async def _listed(deps: Deps, universe: UniverseSummary, report: MembershipRepor
             "universe_id": universe.id,
             "counts": report.counts,
             "asset_count": report.asset_count,
-            "results": [r.model_dump(mode="json") for r in report.results],
+            "results": report.results,
         },
     )
     return report.model_copy(update={"results": listed, "truncated": True, "report_uri": uri})

@@ -318,3 +318,92 @@ async def test_simultaneous_events_are_ordered_by_when_they_were_recorded(store)
         async with state.unit_of_work(alice.id) as session:
             assert [a.symbol for a, _ in await repo.list_members_as_of(session, uid, at)] == ["MSFT"]
             assert await repo.turnover_counts(session, uid, None, at) == (3, 2, 0, 1)
+
+
+async def test_an_add_writes_its_members_in_order_and_an_event_for_each_row_it_inserted(store):  # noqa: F811
+    # add_members unrolls the ids in the database (json_each / unnest) and record_added_events copies the rows from
+    # the first new position on: the positions follow the ids' order, the events follow the positions, and the
+    # members (and history) the universe had before are left as they were.
+    from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
+
+    from storage.models import UniverseAssetEvent
+    from storage.repositories.assets import asset_refs_by_symbols
+
+    async with opened(store) as state:
+        alice = await owner(state, store, "alice")
+        uid = await create(state, alice, "Growing", ["AAPL", "MSFT"])
+        at = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)
+        async with state.unit_of_work(alice.id) as session:
+            refs = await asset_refs_by_symbols(session, ["PEP", "NVDA", "KO", "NOSUCH1"])
+            assert sorted(refs) == ["KO", "NVDA", "PEP"]
+            new = [refs[s].id for s in ["PEP", "NVDA", "KO"]]
+            first, _, count = await session.run_sync(repo.membership_state, uid)
+            assert (first, count) == (2, 2)
+            await session.run_sync(
+                repo.add_members, universe_id=uid, owner_id=alice.id, asset_ids=new, first_position=first, at=at
+            )
+            await session.run_sync(
+                repo.record_added_events,
+                universe_id=uid,
+                owner_id=alice.id,
+                first_position=first,
+                at=at,
+                reason="added by hand",
+            )
+        async with state.unit_of_work(alice.id) as session:
+            rows = await repo.list_members(session, uid, limit=10)
+            assert [(m.position, a.symbol, m.added_at == at) for m, a in rows] == [
+                (0, "AAPL", False),
+                (1, "MSFT", False),
+                (2, "PEP", True),
+                (3, "NVDA", True),
+                (4, "KO", True),
+            ]
+            assert all(m.owner_id == alice.id for m, _ in rows)
+            events = (
+                await session.scalars(
+                    select(UniverseAssetEvent)
+                    .where(UniverseAssetEvent.universe_id == uid)
+                    .order_by(UniverseAssetEvent.id)
+                )
+            ).all()
+            symbols = {a.id: a.symbol for _, a in rows}
+            assert [(symbols[e.asset_id], e.reason) for e in events] == [
+                ("AAPL", "created with the universe"),
+                ("MSFT", "created with the universe"),
+                ("PEP", "added by hand"),
+                ("NVDA", "added by hand"),
+                ("KO", "added by hand"),
+            ]
+            assert all(e.action == "added" and e.owner_id == alice.id and e.run_id is None for e in events)
+            assert [(e.effective_at, e.recorded_at) for e in events[2:]] == [(at, at)] * 3
+        # A member added again is refused by the key, and nothing of that statement is written.
+        with pytest.raises(IntegrityError):
+            async with state.unit_of_work(alice.id) as session:
+                await session.run_sync(
+                    repo.add_members,
+                    universe_id=uid,
+                    owner_id=alice.id,
+                    asset_ids=[refs["KO"].id, refs["PEP"].id],
+                    first_position=5,
+                    at=at,
+                )
+        async with state.unit_of_work(alice.id) as session:
+            assert await session.run_sync(repo.membership_state, uid) == (5, at, 5)
+
+
+async def test_asset_refs_are_the_listed_assets_of_any_number_of_symbols(store):  # noqa: F811
+    # One statement with the symbols as one parameter, past SQLite's limit of bound parameters; the same assets
+    # (id, status, source) as the ORM lookup finds, unknown symbols left out.
+    from storage.repositories.assets import AssetRef, asset_refs_by_symbols, listed_symbols
+
+    async with opened(store) as state:
+        async with state.unit_of_work() as session:
+            listed = await listed_symbols(session)
+            wanted = listed[:600] + [f"NOSUCH{i}" for i in range(700)]
+            refs = await asset_refs_by_symbols(session, wanted)
+            assets = await get_assets_by_symbols(session, wanted)
+            assert refs == {s: AssetRef.of(a) for s, a in assets.items()}
+            assert len(refs) == min(600, len(listed))
+            assert await asset_refs_by_symbols(session, []) == {}
