@@ -113,6 +113,17 @@ def capture(*targets: str) -> Iterator[Captured]:
             setattr(owner, name, raw)
 
 
+def floor_engine(url: str) -> tuple[Any, str | None]:
+    """``bare_engine(url)`` and no error, or no engine and why: a floor that cannot open its database makes its
+    row an error (never a pass), and the product's side is still measured."""
+    from bench.common import error_text
+
+    try:
+        return bare_engine(url), None
+    except Exception as exc:
+        return None, error_text(exc)
+
+
 def bare_engine(url: str) -> Engine | AsyncEngine:
     """A plain engine on the database ``url`` names (the product's async URL)."""
     parsed = make_url(url)

@@ -29,7 +29,7 @@ from bench.common import (
     stdio_client,
     timed_calls,
 )
-from bench.floors import bare_engine, dispose
+from bench.floors import dispose, floor_engine
 
 RATIO_MAX = 2.0  # ours / the storage floor, at p50 and at p99
 SYMBOLS = [f"SYM{i:05d}" for i in range(1, 1001)]  # known to bench.serve's fake provider
@@ -74,12 +74,7 @@ async def run(cfg: Config, _ctx: dict) -> list[Row]:
     server_runs: list[list[float]] = []
     floor_runs: list[list[float]] = []
     storage_runs: list[list[float]] = []
-    storage_error: str | None = None
-    engine: Any = None
-    try:
-        engine = bare_engine(bench_settings(work / "data").sqlalchemy_url)
-    except Exception as exc:
-        storage_error = error_text(exc)
+    engine, storage_error = floor_engine(bench_settings(work / "data").sqlalchemy_url)
     async with (
         stdio_client(["-m", "bench.serve", "--transport", "stdio", "--floor"], env, work / "floor.log") as floor,
         stdio_client(["-m", "bench.serve", "--transport", "stdio"], env, work / "server.log") as ours,

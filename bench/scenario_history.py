@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bench.common import Check, Config, Row, bench_settings, error_text, fresh_dir, latency_row, percentile
-from bench.floors import bare_engine, capture, dispose, replay
+from bench.floors import capture, dispose, floor_engine, replay
 
 MEMBERS = 1_000
 ROUNDS = 40
@@ -47,12 +47,7 @@ async def _measure(cfg: Config, settings: Any) -> dict[str, Any]:
     times: dict[str, list[float]] = {"history page": [], "history window": [], "turnover": []}
     ours_runs: list[list[float]] = []  # pages and windows, one list per pass
     floor_runs: list[list[float]] = []
-    floor_error: str | None = None
-    engine: Any = None
-    try:
-        engine = bare_engine(settings.sqlalchemy_url)
-    except Exception as exc:
-        floor_error = error_text(exc)
+    engine, floor_error = floor_engine(settings.sqlalchemy_url)
     with capture(HISTORY_CALL) as captured:
         async with Client(build_server(settings)) as client:
 

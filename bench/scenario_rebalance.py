@@ -22,7 +22,7 @@ import uuid
 from typing import Any
 
 from bench.common import Check, Config, Row, bench_settings, error_text, fresh_dir, latency_row, percentile
-from bench.floors import bare_engine, dispose
+from bench.floors import dispose, floor_engine
 from bench.store import copy_store
 
 MEMBERS = 1_000
@@ -74,12 +74,7 @@ async def _rebalance(cfg: Config, data_dir: Any) -> Row:
     times: list[float] = []
     changes: list[int] = []
     floors: list[float] = []
-    floor_error: str | None = None
-    engine: Any = None
-    try:
-        engine = bare_engine(settings.sqlalchemy_url)
-    except Exception as exc:
-        floor_error = error_text(exc)
+    engine, floor_error = floor_engine(settings.sqlalchemy_url)
     async with Client(build_server(settings)) as client:
 
         async def call(tool: str, **arguments: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import statistics
 from typing import Any
 
 from bench.common import Config, Row, bench_settings, error_text, fresh_dir, latency_row, percentile
-from bench.floors import bare_engine, capture, dispose, replay
+from bench.floors import capture, dispose, floor_engine, replay
 from bench.scenario_http import postgres_store
 from bench.store import BENCH_INDEX, copy_store
 
@@ -94,12 +94,7 @@ async def _measure(cfg: Config, settings: Any) -> tuple[Times, Times, str | None
     # Each call is followed by its floor: a third fewer rounds than before the floors keeps the scenario's time.
     rounds = max(10, cfg.calls // (3 * len(calls)))
     per_run = max(1, -(-rounds // cfg.runs))
-    error: str | None = None
-    engine: Any = None
-    try:
-        engine = bare_engine(settings.sqlalchemy_url)
-    except Exception as exc:
-        error = error_text(exc)
+    engine, error = floor_engine(settings.sqlalchemy_url)
     with capture(*REPOSITORY_CALLS) as captured:
         async with Client(build_server(settings)) as client:
             for i in range(rounds + 3):
