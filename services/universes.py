@@ -492,7 +492,7 @@ class UniverseService:
             self.session, self._import_unit, unlocked.id, normalised, replace, checks, assets, list(dated)
         )
         for line, note in notes.items():
-            if outcomes[line].verdict != "invalid":
+            if line in outcomes and outcomes[line].verdict != "invalid":
                 outcomes[line] = dataclasses.replace(outcomes[line], reason=note)
         return _summary(universe, report.asset_count), report, removed, outcomes
 
